@@ -1,0 +1,69 @@
+import { fail, ok, type Result } from '../errors/registry.js';
+import type { Clock } from '../lib/clock.js';
+import { newId } from '../lib/ids.js';
+import type { SecurityEvents } from '../security/events/index.js';
+import { sessionStateKeys } from '../security/identity/revocation.js';
+import type { Role } from '../security/rbac/roles.js';
+import type { Store } from '../store/db.js';
+import type { SharedState } from '../state/port.js';
+import { canonicalWallet, chainOf, type Chain } from './wallets.js';
+
+export interface Account {
+  id: string;
+  wallet: string;
+  chain: Chain;
+  role: Role;
+  createdAt: number;
+}
+
+function toAccount(row: { id: string; wallet: string; chain: string; role: string; created_at: number }): Account {
+  return { id: row.id, wallet: row.wallet, chain: row.chain as Chain, role: row.role as Role, createdAt: Number(row.created_at) };
+}
+
+/** Accounts are identified by wallet address; the first sign-in creates one. */
+export class Accounts {
+  constructor(
+    private readonly deps: { store: Store; state: SharedState; clock: Clock; events: SecurityEvents; bootstrapAdmin: string | undefined; roleTtlMs: number },
+  ) {}
+
+  async byWallet(address: string): Promise<Account | undefined> {
+    const row = await this.deps.store.db.selectFrom('accounts').selectAll().where('wallet', '=', canonicalWallet(address)).executeTakeFirst();
+    return row ? toAccount(row) : undefined;
+  }
+
+  async byId(id: string): Promise<Account | undefined> {
+    const row = await this.deps.store.db.selectFrom('accounts').selectAll().where('id', '=', id).executeTakeFirst();
+    return row ? toAccount(row) : undefined;
+  }
+
+  /** The account of a wallet, created on first use (admin when it is MOONDRAFT_BOOTSTRAP_ADMIN). */
+  async findOrCreate(address: string): Promise<Result<Account, 'validation_failed'>> {
+    const chain = chainOf(address);
+    if (!chain) return fail('validation_failed', 'Not a wallet address');
+    const wallet = canonicalWallet(address);
+    const existing = await this.byWallet(wallet);
+    if (existing) return ok(existing);
+    const now = this.deps.clock.now();
+    const isBootstrap = this.deps.bootstrapAdmin !== undefined && canonicalWallet(this.deps.bootstrapAdmin) === wallet;
+    const row = { id: newId('acc', now), wallet, chain, role: isBootstrap ? 'admin' : 'trader', created_at: now, updated_at: now };
+    await this.deps.store.db.insertInto('accounts').values(row).onConflict((oc) => oc.column('wallet').doNothing()).execute();
+    const created = await this.byWallet(wallet);
+    return created ? ok(created) : fail('validation_failed', 'Account could not be created');
+  }
+
+  /**
+   * Sets an account's role (creating the account if needed). The new role is also written to
+   * shared state so that every process applies it to the account's very next request, including
+   * requests carrying access tokens issued under the old role.
+   */
+  async setRole(address: string, role: Role, by: string): Promise<Result<Account, 'validation_failed'>> {
+    const found = await this.findOrCreate(address);
+    if (!found.ok) return found;
+    const before = found.value;
+    const now = this.deps.clock.now();
+    await this.deps.store.db.updateTable('accounts').set({ role, updated_at: now }).where('id', '=', before.id).execute();
+    await this.deps.state.set(sessionStateKeys('', before.id).role, role, this.deps.roleTtlMs);
+    if (before.role !== role) this.deps.events.emit({ type: 'role.changed', at: now, accountId: before.id, from: before.role, to: role, by });
+    return ok({ ...before, role });
+  }
+}

@@ -1,0 +1,32 @@
+import type { Config } from './config/index.js';
+import { buildServer } from './http/server.js';
+import type { App } from './http/types.js';
+import { createServices, type ServiceOverrides, type Services } from './services.js';
+
+export interface Moondraft {
+  app: App;
+  services: Services;
+  /** Stops accepting, finishes in-flight requests, flushes buffers, closes store and state. */
+  close(): Promise<void>;
+}
+
+/** The whole server, ready to `listen` or to `inject` requests in tests. */
+export async function createMoondraft(config: Config, overrides: ServiceOverrides = {}): Promise<Moondraft> {
+  const services = await createServices(config, overrides);
+  let app: App;
+  try {
+    app = await buildServer(services);
+    await app.ready();
+  } catch (err) {
+    await services.close();
+    throw err;
+  }
+  return {
+    app,
+    services,
+    async close() {
+      await app.close();
+      await services.close();
+    },
+  };
+}

@@ -1,0 +1,102 @@
+import { Argument, Command } from 'commander';
+import { createMoondraft } from '../app.js';
+import { ConfigError, loadConfig, type Config } from '../config/index.js';
+import { listen } from '../http/listen.js';
+import { isRole, ROLES } from '../security/rbac/roles.js';
+import { createServices, type Services } from '../services.js';
+import { writeDevCert } from './dev-cert.js';
+import { registerCommands } from './commands.js';
+
+/** Runs `fn` with the server's services (store migrated, secrets resolved), then closes them. */
+export async function withServices<T>(fn: (services: Services) => Promise<T>, config: Config = loadConfig()): Promise<T> {
+  const services = await createServices({ ...config, logLevel: 'warn' }, { processMetrics: false });
+  try {
+    return await fn(services);
+  } finally {
+    await services.close();
+  }
+}
+
+async function serve(): Promise<void> {
+  const config = loadConfig();
+  const moondraft = await createMoondraft(config);
+  const server = await listen(moondraft);
+  moondraft.services.log.info({ url: server.url, env: config.env, store: moondraft.services.store.dialect, state: moondraft.services.state.kind }, 'moondraft listening');
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    moondraft.services.log.info({ signal }, 'shutting down: finishing in-flight requests');
+    const force = setTimeout(() => process.exit(1), 15_000);
+    force.unref();
+    server.stop().then(
+      () => process.exit(0),
+      (err) => {
+        moondraft.services.log.error({ err }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.once('SIGTERM', () => stop('SIGTERM'));
+  process.once('SIGINT', () => stop('SIGINT'));
+}
+
+export function buildProgram(): Command {
+  const program = new Command('moondraft')
+    .description('Moondraft: a self-hostable trading API server. Configuration comes from environment variables (see README).')
+    .showHelpAfterError();
+
+  program.command('serve').description('run the API server (what `npm start` does)').action(serve);
+
+  program
+    .command('migrate')
+    .description('bring the database schema to the latest version (serve does this too)')
+    .action(async () => {
+      await withServices(async (s) => {
+        console.log(`schema up to date on ${s.store.dialect}`);
+      });
+    });
+
+  program
+    .command('dev-cert')
+    .description('write a self-signed TLS certificate and key for local HTTPS trials (not for production)')
+    .option('--dir <dir>', 'where to write dev-cert.pem and dev-key.pem (default: the data dir)')
+    .option('--host <host...>', 'host names and addresses the certificate covers', ['localhost', '127.0.0.1', '::1'])
+    .option('--force', 'replace existing files', false)
+    .action(async (opts: { dir?: string; host: string[]; force: boolean }) => {
+      const dir = opts.dir ?? loadConfig().dataDir;
+      const { certFile, keyFile } = await writeDevCert(dir, opts.host, opts.force);
+      console.log(`wrote ${certFile} and ${keyFile}\nserve HTTPS with: MOONDRAFT_TLS_CERT=${certFile} MOONDRAFT_TLS_KEY=${keyFile} npm start`);
+    });
+
+  program
+    .command('role')
+    .description('set the role of the account of a wallet (creating the account if needed)')
+    .argument('<address>', 'wallet address (0x… or Solana base58)')
+    .addArgument(new Argument('<role>', `one of ${ROLES.join(', ')}`).choices(ROLES))
+    .action(async (address: string, role: string) => {
+      if (!isRole(role)) throw new Error(`role must be one of ${ROLES.join(', ')}`);
+      await withServices(async (s) => {
+        const r = await s.accounts.setRole(address, role, 'cli');
+        if (!r.ok) throw new Error(r.detail);
+        console.log(`${r.value.wallet} is now ${r.value.role}`);
+      });
+    });
+
+  registerCommands(program);
+  return program;
+}
+
+/** Entry point of the `moondraft` binary; prints one clear line and exits 1 on bad configuration. */
+export async function main(argv: string[] = process.argv): Promise<void> {
+  try {
+    await buildProgram().parseAsync(argv);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      console.error(`moondraft: invalid configuration: ${err.message}`);
+    } else {
+      console.error(`moondraft: ${(err as Error).message}`);
+    }
+    process.exitCode = 1;
+  }
+}

@@ -1,0 +1,236 @@
+import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
+import path from 'node:path';
+
+/**
+ * One typed, validated configuration, read from environment variables and, when
+ * MOONDRAFT_CONFIG names a JSON file, from that file (environment wins). A bad value throws a
+ * ConfigError whose message is one line naming the variable; `moondraft serve` prints it and exits 1.
+ */
+export interface Config {
+  env: 'sandbox' | 'live';
+  host: string;
+  port: number;
+  /** Public origin clients use (`https://api.example.com`); sign-in messages are bound to its host. */
+  publicUrl: string;
+  /** `host[:port]` of publicUrl: the EIP-4361 domain. */
+  domain: string;
+  dataDir: string;
+  databaseUrl: string | undefined;
+  /** PostgreSQL schema to use (tests isolate themselves with their own). */
+  pgSchema: string;
+  redisUrl: string | undefined;
+  /** Prefix of every shared-state key (tests isolate themselves with their own). */
+  statePrefix: string;
+  /** Raw MOONDRAFT_MASTER_KEY, if supplied (parsed by security/crypto/keyring). */
+  masterKey: string | undefined;
+  /** The signing keyset file; in sandbox defaults to `<dataDir>/jwt-signing-keys.json`. */
+  jwtKeysFile: string;
+  jwtKeysFileSupplied: boolean;
+  jwt: {
+    issuer: string;
+    audience: string;
+    accessTtlSec: number;
+    clockToleranceSec: number;
+    refreshAbsoluteSec: number;
+    refreshIdleSec: number;
+  };
+  tls: { certFile: string; keyFile: string } | undefined;
+  /** Optional plain-HTTP port that only redirects to HTTPS. */
+  httpRedirectPort: number | undefined;
+  /** Peers whose X-Forwarded-For is believed (addresses or CIDR ranges). */
+  trustedProxies: string[];
+  bootstrapAdmin: string | undefined;
+  bodyLimit: number;
+  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  /** Serve /metrics on this separate port instead of the API port (recommended in live). */
+  metricsPort: number | undefined;
+  timeouts: { requestMs: number; headersMs: number; keepAliveMs: number; connectionMs: number };
+}
+
+export class ConfigError extends Error {
+  constructor(
+    readonly variable: string,
+    message: string,
+  ) {
+    super(`${variable}: ${message}`);
+    this.name = 'ConfigError';
+  }
+}
+
+type Source = Record<string, string | undefined>;
+
+/** Variables whose values are secrets: their values never appear in a ConfigError. */
+const SECRET_VARIABLES = new Set(['MOONDRAFT_MASTER_KEY', 'DATABASE_URL', 'REDIS_URL']);
+
+class Reader {
+  constructor(private readonly source: Source) {}
+
+  raw(name: string): string | undefined {
+    const v = this.source[name];
+    return v === undefined || v.trim() === '' ? undefined : v.trim();
+  }
+
+  private shown(name: string, value: string): string {
+    return SECRET_VARIABLES.has(name) ? '(value hidden)' : JSON.stringify(value);
+  }
+
+  str(name: string, fallback: string): string {
+    return this.raw(name) ?? fallback;
+  }
+
+  int(name: string, fallback: number, min: number, max: number): number {
+    const v = this.raw(name);
+    if (v === undefined) return fallback;
+    if (!/^\d+$/.test(v) || Number(v) < min || Number(v) > max) {
+      throw new ConfigError(name, `must be a whole number from ${min} to ${max} (got ${this.shown(name, v)})`);
+    }
+    return Number(v);
+  }
+
+  optionalInt(name: string, min: number, max: number): number | undefined {
+    return this.raw(name) === undefined ? undefined : this.int(name, 0, min, max);
+  }
+
+  oneOf<T extends string>(name: string, values: readonly T[], fallback: T): T {
+    const v = this.raw(name);
+    if (v === undefined) return fallback;
+    if (!(values as readonly string[]).includes(v)) {
+      throw new ConfigError(name, `must be one of ${values.join(', ')} (got ${this.shown(name, v)})`);
+    }
+    return v as T;
+  }
+
+  url(name: string, protocols: string[]): string | undefined {
+    const v = this.raw(name);
+    if (v === undefined) return undefined;
+    let parsed: URL;
+    try {
+      parsed = new URL(v);
+    } catch {
+      throw new ConfigError(name, `must be a URL (got ${this.shown(name, v)})`);
+    }
+    if (!protocols.includes(parsed.protocol)) {
+      throw new ConfigError(name, `must start with ${protocols.map((p) => `${p}//`).join(' or ')}`);
+    }
+    return v;
+  }
+
+  list(name: string): string[] {
+    const v = this.raw(name);
+    return v === undefined ? [] : v.split(',').map((s) => s.trim()).filter(Boolean);
+  }
+}
+
+function readConfigFile(file: string): Source {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw new ConfigError('MOONDRAFT_CONFIG', `cannot read ${file} as JSON (${(err as Error).message})`);
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new ConfigError('MOONDRAFT_CONFIG', `${file} must hold a JSON object of VARIABLE: value`);
+  }
+  const out: Source = {};
+  for (const [k, v] of Object.entries(parsed)) {
+    if (typeof v === 'object' && v !== null) throw new ConfigError(k, `in ${file} must be a string or number`);
+    out[k] = String(v);
+  }
+  return out;
+}
+
+function isAddressOrCidr(entry: string): boolean {
+  const [addr, bits, ...rest] = entry.split('/');
+  if (rest.length > 0 || addr === undefined) return false;
+  const family = isIP(addr);
+  if (family === 0) return false;
+  if (bits === undefined) return true;
+  return /^\d+$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128);
+}
+
+export function loadConfig(environment: Source = process.env): Config {
+  const fileName = environment.MOONDRAFT_CONFIG?.trim();
+  const source: Source = fileName ? { ...readConfigFile(fileName), ...environment } : environment;
+  const r = new Reader(source);
+
+  const env = r.oneOf('MOONDRAFT_ENV', ['sandbox', 'live'] as const, 'sandbox');
+  const host = r.str('HOST', '127.0.0.1');
+  if (host !== 'localhost' && isIP(host) === 0) throw new ConfigError('HOST', `must be an IP address or localhost (got ${JSON.stringify(host)})`);
+  const port = r.int('PORT', 8080, 0, 65535);
+  const dataDir = path.resolve(r.str('MOONDRAFT_DATA_DIR', './data'));
+
+  const certFile = r.raw('MOONDRAFT_TLS_CERT');
+  const keyFile = r.raw('MOONDRAFT_TLS_KEY');
+  if ((certFile === undefined) !== (keyFile === undefined)) {
+    throw new ConfigError(certFile ? 'MOONDRAFT_TLS_KEY' : 'MOONDRAFT_TLS_CERT', 'TLS needs both MOONDRAFT_TLS_CERT and MOONDRAFT_TLS_KEY');
+  }
+  const tls = certFile && keyFile ? { certFile: path.resolve(certFile), keyFile: path.resolve(keyFile) } : undefined;
+
+  const defaultOrigin = `${tls ? 'https' : 'http'}://${host === '0.0.0.0' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host}:${port}`;
+  const publicUrl = (r.url('MOONDRAFT_PUBLIC_URL', ['http:', 'https:']) ?? defaultOrigin).replace(/\/+$/, '');
+  const domain = new URL(publicUrl).host;
+
+  const trustedProxies = r.list('MOONDRAFT_TRUSTED_PROXIES');
+  for (const p of trustedProxies) {
+    if (!isAddressOrCidr(p)) throw new ConfigError('MOONDRAFT_TRUSTED_PROXIES', `${JSON.stringify(p)} is not an IP address or CIDR range`);
+  }
+
+  const pgSchema = r.str('MOONDRAFT_PG_SCHEMA', 'public');
+  if (!/^[a-z_][a-z0-9_]{0,62}$/.test(pgSchema)) throw new ConfigError('MOONDRAFT_PG_SCHEMA', 'must be a lowercase SQL identifier');
+
+  const jwtKeysFileRaw = r.raw('MOONDRAFT_JWT_KEYS_FILE');
+  const bootstrapAdmin = r.raw('MOONDRAFT_BOOTSTRAP_ADMIN');
+  if (bootstrapAdmin !== undefined && !/^(0x[0-9a-fA-F]{40}|[1-9A-HJ-NP-Za-km-z]{32,44})$/.test(bootstrapAdmin)) {
+    throw new ConfigError('MOONDRAFT_BOOTSTRAP_ADMIN', 'must be an Ethereum (0x…) or Solana (base58) wallet address');
+  }
+
+  const config: Config = {
+    env,
+    host,
+    port,
+    publicUrl,
+    domain,
+    dataDir,
+    databaseUrl: r.url('DATABASE_URL', ['postgres:', 'postgresql:']),
+    pgSchema,
+    redisUrl: r.url('REDIS_URL', ['redis:', 'rediss:']),
+    statePrefix: r.str('MOONDRAFT_STATE_PREFIX', 'md:'),
+    masterKey: r.raw('MOONDRAFT_MASTER_KEY'),
+    jwtKeysFile: jwtKeysFileRaw ? path.resolve(jwtKeysFileRaw) : path.join(dataDir, 'jwt-signing-keys.json'),
+    jwtKeysFileSupplied: jwtKeysFileRaw !== undefined,
+    jwt: {
+      issuer: r.str('MOONDRAFT_JWT_ISSUER', publicUrl),
+      audience: r.str('MOONDRAFT_JWT_AUDIENCE', 'moondraft-api'),
+      accessTtlSec: 3600,
+      clockToleranceSec: r.int('MOONDRAFT_JWT_CLOCK_TOLERANCE_SEC', 30, 0, 30),
+      refreshAbsoluteSec: r.int('MOONDRAFT_REFRESH_ABSOLUTE_DAYS', 30, 1, 365) * 86400,
+      refreshIdleSec: r.int('MOONDRAFT_REFRESH_IDLE_DAYS', 7, 1, 365) * 86400,
+    },
+    tls,
+    httpRedirectPort: r.optionalInt('MOONDRAFT_HTTP_REDIRECT_PORT', 1, 65535),
+    trustedProxies,
+    bootstrapAdmin,
+    bodyLimit: r.int('MOONDRAFT_BODY_LIMIT', 64 * 1024, 1024, 10 * 1024 * 1024),
+    logLevel: r.oneOf('MOONDRAFT_LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const, 'info'),
+    metricsPort: r.optionalInt('MOONDRAFT_METRICS_PORT', 1, 65535),
+    timeouts: {
+      requestMs: r.int('MOONDRAFT_REQUEST_TIMEOUT_MS', 30_000, 1000, 600_000),
+      headersMs: r.int('MOONDRAFT_HEADERS_TIMEOUT_MS', 10_000, 1000, 120_000),
+      keepAliveMs: r.int('MOONDRAFT_KEEPALIVE_TIMEOUT_MS', 5_000, 1000, 120_000),
+      connectionMs: r.int('MOONDRAFT_CONNECTION_TIMEOUT_MS', 60_000, 1000, 600_000),
+    },
+  };
+  if (config.jwt.refreshIdleSec > config.jwt.refreshAbsoluteSec) {
+    throw new ConfigError('MOONDRAFT_REFRESH_IDLE_DAYS', 'must not exceed MOONDRAFT_REFRESH_ABSOLUTE_DAYS');
+  }
+
+  if (env === 'live') {
+    if (!config.masterKey) throw new ConfigError('MOONDRAFT_MASTER_KEY', 'is required in live (MOONDRAFT_ENV=live); generate one with `openssl rand -base64 32`');
+    if (!config.jwtKeysFileSupplied) throw new ConfigError('MOONDRAFT_JWT_KEYS_FILE', 'is required in live: the JWT signing keyset (`moondraft keys rotate-signing --file FILE` creates one)');
+    if (!config.tls && trustedProxies.length === 0) {
+      throw new ConfigError('MOONDRAFT_TLS_CERT', 'live needs TLS (MOONDRAFT_TLS_CERT and MOONDRAFT_TLS_KEY) or a trusted TLS-terminating proxy (MOONDRAFT_TRUSTED_PROXIES)');
+    }
+  }
+  return config;
+}

@@ -1,0 +1,50 @@
+import { createServer, type Server } from 'node:http';
+import type { Moondraft } from '../app.js';
+
+export interface Listening {
+  url: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * Listens on the configured address; with TLS configured and MOONDRAFT_HTTP_REDIRECT_PORT set,
+ * also serves a plain-HTTP port that only redirects to the public HTTPS URL (never to whatever
+ * Host the client sent). Metrics go to their own port when MOONDRAFT_METRICS_PORT is set.
+ */
+export async function listen(moondraft: Moondraft): Promise<Listening> {
+  const { app, services } = moondraft;
+  const { config } = services;
+  const url = await app.listen({ host: config.host, port: config.port });
+  const extra: Server[] = [];
+  if (config.tls && config.httpRedirectPort !== undefined) {
+    const target = config.publicUrl.startsWith('https://') ? config.publicUrl : `https://${new URL(config.publicUrl).hostname}:${config.port}`;
+    const redirect = createServer((req, res) => {
+      const path = (req.url ?? '/').startsWith('/') ? req.url ?? '/' : '/';
+      res.writeHead(308, { Location: `${target}${path}`, 'Cache-Control': 'no-store' });
+      res.end();
+    });
+    await new Promise<void>((resolve) => redirect.listen(config.httpRedirectPort, config.host, resolve));
+    extra.push(redirect);
+  }
+  if (config.metricsPort !== undefined) {
+    const metrics = createServer((req, res) => {
+      if (req.url !== '/metrics') {
+        res.writeHead(404).end();
+        return;
+      }
+      services.metrics.text().then(
+        (text) => res.writeHead(200, { 'Content-Type': services.metrics.registry.contentType }).end(text),
+        () => res.writeHead(500).end(),
+      );
+    });
+    await new Promise<void>((resolve) => metrics.listen(config.metricsPort, config.host, resolve));
+    extra.push(metrics);
+  }
+  return {
+    url,
+    async stop() {
+      await Promise.all(extra.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+      await moondraft.close();
+    },
+  };
+}

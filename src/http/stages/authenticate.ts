@@ -1,0 +1,66 @@
+import type { FastifyRequest } from 'fastify';
+import { ApiError } from '../../errors/registry.js';
+import type { Services } from '../../services.js';
+import { ANONYMOUS, type Principal } from '../../security/principal.js';
+import { isRole } from '../../security/rbac/roles.js';
+import { sessionStateKeys } from '../../security/identity/revocation.js';
+import type { Stage } from './types.js';
+
+const BEARER = /^Bearer ([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+)$/;
+
+/**
+ * Establishes `request.principal`: a session (Bearer access token) or an API key (X-API-Key,
+ * verified by the API-key authenticator), or anonymous. Public routes skip it entirely.
+ */
+export function authenticateStage(services: Services): Stage {
+  return {
+    name: 'authenticate',
+    async run(request) {
+      const permission = request.routeOptions.config.permission;
+      if (permission === 'public' || permission === undefined) return;
+      const authorization = request.headers.authorization;
+      const apiKey = request.headers['x-api-key'];
+      if (authorization !== undefined && apiKey !== undefined) {
+        throw new ApiError('validation_failed', 'Send either Authorization or X-API-Key, not both');
+      }
+      if (authorization !== undefined) {
+        request.principal = await authenticateSession(services, request, authorization);
+        return;
+      }
+      if (apiKey !== undefined) {
+        if (!services.apiKeyAuthenticator) throw new ApiError('invalid_api_key', 'API keys are not accepted by this server');
+        request.principal = await services.apiKeyAuthenticator.authenticate(request, Array.isArray(apiKey) ? apiKey.join(',') : apiKey);
+        return;
+      }
+      request.principal = ANONYMOUS;
+    },
+  };
+}
+
+async function authenticateSession(services: Services, request: FastifyRequest, authorization: string): Promise<Principal> {
+  const m = BEARER.exec(authorization);
+  if (!m) throw new ApiError('invalid_token', 'Authorization must be "Bearer <access token>"');
+  const verified = await services.accessTokens.verify(m[1]!);
+  if (!verified.ok) {
+    services.events.emit({ type: 'auth.failed', code: verified.code, at: services.clock.now(), ip: request.clientIp, requestId: request.id });
+    throw new ApiError(verified.code, verified.detail);
+  }
+  const claims = verified.value;
+  // Revocation and role changes live in shared state, so they reach every process at once
+  // without a database read on this path.
+  const keys = sessionStateKeys(claims.sid, claims.sub);
+  const [revoked, roleOverride] = await services.state.getMany([keys.revoked, keys.role]);
+  if (revoked !== null) throw new ApiError('token_revoked', 'This session was revoked; sign in again');
+  const role = roleOverride !== null && isRole(roleOverride) ? roleOverride : claims.role;
+  if (!isRole(role)) throw new ApiError('invalid_token', 'The token carries an unknown role');
+  return {
+    kind: 'session',
+    accountId: claims.sub,
+    wallet: claims.wallet,
+    role,
+    sessionId: claims.sid,
+    tokenId: claims.jti,
+    authTime: claims.auth_time,
+    tokenExpiresAt: claims.exp,
+  };
+}

@@ -1,0 +1,46 @@
+import pino, { type DestinationStream, type Logger } from 'pino';
+
+/** Field names whose values are never logged, at any depth. */
+const SECRET_FIELD = /secret|passw(or)?d|private.?key|refresh.?token|access.?token|signature|authorization|cookie|api.?key|mnemonic|seed|master.?key|credential/i;
+export const REDACTED = '[redacted]';
+
+/** Deep copy with every secret-named field replaced; bounded depth so hostile shapes stay cheap. */
+export function redactDeep(value: unknown, depth = 0): unknown {
+  if (depth > 8 || value === null || typeof value !== 'object') return value;
+  if (value instanceof Error) return value;
+  if (Array.isArray(value)) return value.map((v) => redactDeep(v, depth + 1));
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value)) out[k] = SECRET_FIELD.test(k) ? REDACTED : redactDeep(v, depth + 1);
+  return out;
+}
+
+/**
+ * pino JSON logs. Header secrets are censored by path (fast); every other field named like a
+ * secret is censored by a deep walk of the log object. Request logs carry the route pattern, never
+ * the raw URL, so nothing a client put in a path or query string reaches the log.
+ */
+export function createLogger(level: string, destination?: DestinationStream): Logger {
+  return pino(
+    {
+      level,
+      base: { service: 'moondraft' },
+      redact: {
+        paths: [
+          'req.headers.authorization',
+          'req.headers.cookie',
+          'req.headers["x-api-signature"]',
+          'req.headers["x-api-key"]',
+          'res.headers["set-cookie"]',
+        ],
+        censor: REDACTED,
+      },
+      formatters: {
+        log: (obj) => redactDeep(obj) as Record<string, unknown>,
+      },
+      serializers: {
+        err: pino.stdSerializers.err,
+      },
+    },
+    destination,
+  );
+}

@@ -1,0 +1,98 @@
+import { randomUUID } from 'node:crypto';
+import { errors as joseErrors, jwtVerify, SignJWT, type JWTHeaderParameters, type FlattenedJWSInput } from 'jose';
+import { fail, ok, type Result } from '../../errors/registry.js';
+import type { Clock } from '../../lib/clock.js';
+import type { Role } from '../rbac/roles.js';
+import type { SigningKeys } from './signing-keys.js';
+
+/** The claims API.md promises on every access token. */
+export interface AccessClaims {
+  iss: string;
+  aud: string;
+  sub: string; // account id
+  wallet: string;
+  role: Role;
+  sid: string; // session id
+  jti: string;
+  iat: number;
+  exp: number;
+  auth_time: number;
+}
+
+export interface AccessTokenOptions {
+  issuer: string;
+  audience: string;
+  ttlSec: number;
+  clockToleranceSec: number;
+}
+
+const TYP = 'at+jwt';
+
+/**
+ * RS256 access tokens (RFC 9068 `typ: at+jwt`, `kid` in the header). Verification pins the
+ * algorithm and type, checks issuer, audience and expiry with bounded clock tolerance, and needs no
+ * database: revocation is checked separately against shared state by the authenticate stage.
+ */
+export class AccessTokens {
+  constructor(
+    private readonly keys: SigningKeys,
+    private readonly options: AccessTokenOptions,
+    private readonly clock: Clock,
+  ) {}
+
+  async issue(input: { accountId: string; wallet: string; role: Role; sessionId: string; authTime: number }): Promise<{ token: string; claims: AccessClaims }> {
+    const iat = Math.floor(this.clock.now() / 1000);
+    const claims: AccessClaims = {
+      iss: this.options.issuer,
+      aud: this.options.audience,
+      sub: input.accountId,
+      wallet: input.wallet,
+      role: input.role,
+      sid: input.sessionId,
+      jti: randomUUID(),
+      iat,
+      exp: iat + this.options.ttlSec,
+      auth_time: input.authTime,
+    };
+    const { kid, privateKey } = this.keys.active();
+    const { iss, aud, sub, jti, iat: _iat, exp, ...rest } = claims;
+    const token = await new SignJWT(rest)
+      .setProtectedHeader({ alg: 'RS256', typ: TYP, kid })
+      .setIssuer(iss)
+      .setAudience(aud)
+      .setSubject(sub)
+      .setJti(jti)
+      .setIssuedAt(_iat)
+      .setExpirationTime(exp)
+      .sign(privateKey);
+    return { token, claims };
+  }
+
+  async verify(token: string): Promise<Result<AccessClaims, 'invalid_token' | 'token_expired'>> {
+    const now = this.clock.now();
+    const keyFor = (header: JWTHeaderParameters, _input: FlattenedJWSInput) => {
+      const key = header.kid ? this.keys.verificationKey(header.kid, now) : undefined;
+      if (!key) throw new joseErrors.JWKSNoMatchingKey();
+      return key;
+    };
+    try {
+      const { payload } = await jwtVerify(token, keyFor, {
+        algorithms: ['RS256'],
+        typ: TYP,
+        issuer: this.options.issuer,
+        audience: this.options.audience,
+        requiredClaims: ['exp', 'iat', 'jti', 'sub', 'sid', 'wallet', 'role', 'auth_time'],
+        clockTolerance: this.options.clockToleranceSec,
+        currentDate: new Date(now),
+        maxTokenAge: this.options.ttlSec + this.options.clockToleranceSec,
+      });
+      if (typeof payload.sid !== 'string' || typeof payload.wallet !== 'string' || typeof payload.role !== 'string' || typeof payload.auth_time !== 'number') {
+        return fail('invalid_token', 'The token is missing required claims');
+      }
+      return ok(payload as unknown as AccessClaims);
+    } catch (err) {
+      if (err instanceof joseErrors.JWTExpired) return fail('token_expired', 'The access token has expired; refresh it');
+      return fail('invalid_token', 'The access token is not valid');
+    }
+  }
+}

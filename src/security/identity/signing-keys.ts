@@ -1,0 +1,124 @@
+import { createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { exportJWK, type JWK } from 'jose';
+import { writeSecretFile } from '../../config/secrets.js';
+
+/**
+ * The JWT signing keyset: a JSON file (mode 0600) of RS256 keys, newest active.
+ *
+ * Rotation without downtime: a new key is appended and signs new tokens at once; the previous key
+ * gets `retiredAt` and keeps verifying (and stays in JWKS) until `retiredAt + maxTokenLifetime`,
+ * after which it is dropped. Several processes share the file the way they share a TLS key.
+ */
+export interface StoredSigningKey {
+  kid: string;
+  createdAt: number;
+  retiredAt: number | null;
+  privateKeyPem: string;
+}
+
+interface LoadedKey {
+  kid: string;
+  createdAt: number;
+  retiredAt: number | null;
+  privateKey: KeyObject;
+  publicKey: KeyObject;
+  publicJwk: JWK;
+}
+
+export function generateSigningKey(now: number): StoredSigningKey {
+  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  return {
+    kid: `k${now.toString(36)}${randomBytes(4).toString('hex')}`,
+    createdAt: now,
+    retiredAt: null,
+    privateKeyPem: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
+  };
+}
+
+export function readKeysetFile(file: string): StoredSigningKey[] {
+  const parsed = JSON.parse(readFileSync(file, 'utf8')) as { keys?: StoredSigningKey[] };
+  if (!Array.isArray(parsed.keys) || parsed.keys.length === 0) throw new Error(`${file} holds no signing keys`);
+  return parsed.keys;
+}
+
+export function writeKeysetFile(file: string, keys: StoredSigningKey[]): void {
+  const body = `${JSON.stringify({ keys }, null, 2)}\n`;
+  if (!existsSync(file)) return writeSecretFile(file, body);
+  const tmp = `${file}.${process.pid}.tmp`;
+  writeFileSync(tmp, body, { mode: 0o600 });
+  renameSync(tmp, file); // atomic replace: readers never see half a file
+}
+
+/** Creates the keyset with one key when missing (sandbox); returns whether it did. */
+export function ensureKeysetFile(file: string, now: number): boolean {
+  if (existsSync(file)) return false;
+  writeKeysetFile(file, [generateSigningKey(now)]);
+  return true;
+}
+
+/**
+ * Adds a new active key and retires the current one; drops keys retired longer than
+ * `maxTokenLifetimeMs` ago (no token they signed can still be valid).
+ */
+export function rotateKeysetFile(file: string, now: number, maxTokenLifetimeMs: number): StoredSigningKey {
+  const keys = existsSync(file) ? readKeysetFile(file) : [];
+  const kept = keys
+    .map((k) => (k.retiredAt === null ? { ...k, retiredAt: now } : k))
+    .filter((k) => k.retiredAt === null || k.retiredAt + maxTokenLifetimeMs > now);
+  const fresh = generateSigningKey(now);
+  writeKeysetFile(file, [...kept, fresh]);
+  return fresh;
+}
+
+export class SigningKeys {
+  private keys: LoadedKey[] = [];
+  private loadedFrom = '';
+
+  private constructor(
+    private readonly file: string,
+    private readonly maxTokenLifetimeMs: number,
+  ) {}
+
+  static async load(file: string, maxTokenLifetimeMs: number): Promise<SigningKeys> {
+    const s = new SigningKeys(file, maxTokenLifetimeMs);
+    await s.reload();
+    return s;
+  }
+
+  /** Re-reads the file (cheap when unchanged); called periodically so rotations reach every process. */
+  async reload(): Promise<void> {
+    const text = readFileSync(this.file, 'utf8');
+    if (text === this.loadedFrom) return;
+    const stored = readKeysetFile(this.file);
+    const loaded: LoadedKey[] = [];
+    for (const k of stored) {
+      const privateKey = createPrivateKey(k.privateKeyPem);
+      const publicKey = createPublicKey(privateKey);
+      const jwk = await exportJWK(publicKey);
+      loaded.push({ kid: k.kid, createdAt: k.createdAt, retiredAt: k.retiredAt, privateKey, publicKey, publicJwk: { ...jwk, kid: k.kid, alg: 'RS256', use: 'sig' } });
+    }
+    if (!loaded.some((k) => k.retiredAt === null)) throw new Error(`${this.file} has no active (unretired) signing key`);
+    this.keys = loaded.sort((a, b) => a.createdAt - b.createdAt);
+    this.loadedFrom = text;
+  }
+
+  /** The key that signs new tokens: the newest unretired one. */
+  active(): { kid: string; privateKey: KeyObject } {
+    const k = [...this.keys].reverse().find((key) => key.retiredAt === null)!;
+    return { kid: k.kid, privateKey: k.privateKey };
+  }
+
+  /** Public key for `kid` if it may still verify tokens at `now`. */
+  verificationKey(kid: string, now: number): KeyObject | undefined {
+    const k = this.keys.find((key) => key.kid === kid);
+    if (!k) return undefined;
+    if (k.retiredAt !== null && k.retiredAt + this.maxTokenLifetimeMs <= now) return undefined;
+    return k.publicKey;
+  }
+
+  /** JWKS document: every key that may still verify a token. */
+  jwks(now: number): { keys: JWK[] } {
+    return { keys: this.keys.filter((k) => this.verificationKey(k.kid, now)).map((k) => k.publicJwk) };
+  }
+}

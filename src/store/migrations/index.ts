@@ -1,0 +1,21 @@
+import type { Kysely, Migration } from 'kysely';
+import type { Dialect } from '../db.js';
+import * as m0001 from './0001_accounts.js';
+
+type Step = { up: (dialect: Dialect) => (db: Kysely<any>) => Promise<void>; down?: (dialect: Dialect) => (db: Kysely<any>) => Promise<void> };
+
+/**
+ * Every migration, in order. Names are permanent once released: add new ones at the end with the
+ * next number (one file per feature change), never edit an applied one.
+ */
+const STEPS: Record<string, Step> = {
+  '0001_accounts': m0001,
+};
+
+export function migrations(dialect: Dialect): Record<string, Migration> {
+  const out: Record<string, Migration> = {};
+  for (const [name, step] of Object.entries(STEPS)) {
+    out[name] = { up: step.up(dialect), ...(step.down ? { down: step.down(dialect) } : {}) };
+  }
+  return out;
+}

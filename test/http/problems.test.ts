@@ -1,0 +1,135 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Type } from '@sinclair/typebox';
+import { loadConfig } from '../../src/config/index.js';
+import { ERRORS } from '../../src/errors/registry.js';
+import { buildServer } from '../../src/http/server.js';
+import { createServices, type Services } from '../../src/services.js';
+import { startTestServer, type TestServer } from '../support/server.js';
+
+let server: TestServer;
+beforeAll(async () => {
+  server = await startTestServer();
+});
+afterAll(() => server.close());
+
+function expectProblem(res: { statusCode: number; headers: Record<string, unknown>; json(): any }, code: keyof typeof ERRORS) {
+  expect(res.statusCode).toBe(ERRORS[code].status);
+  expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
+  const body = res.json();
+  expect(body).toMatchObject({ code, status: ERRORS[code].status, title: ERRORS[code].title });
+  expect(body.type).toMatch(new RegExp(`/${code}$`));
+  expect(body.requestId).toBe(res.headers['x-request-id']);
+  expect(JSON.stringify(body)).not.toMatch(/stack|node_modules|\.ts:|SELECT|sqlite/i);
+  return body;
+}
+
+describe('conventions on every response', () => {
+  it('carries X-Request-Id, X-API-Server-Time and security headers', async () => {
+    const before = Date.now();
+    const res = await server.app.inject({ method: 'GET', url: '/api/v1/time' });
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['x-request-id']).toMatch(/^req_[0-9a-f]{32}$/);
+    const serverTime = Number(res.headers['x-api-server-time']);
+    expect(serverTime).toBeGreaterThanOrEqual(before);
+    expect(res.json().serverTime).toBeGreaterThanOrEqual(before);
+    expect(res.headers['x-content-type-options']).toBe('nosniff');
+    expect(res.headers['x-frame-options']).toBe('DENY');
+    expect(res.headers['cache-control']).toBe('no-store');
+    expect(res.headers['strict-transport-security']).toBeUndefined(); // plain HTTP: no HSTS
+  });
+
+  it('serves /health when store and state answer', async () => {
+    const res = await server.app.inject({ method: 'GET', url: '/health' });
+    expect(res.statusCode).toBe(200);
+    expect(res.json()).toEqual({ status: 'ok', store: true, state: true });
+  });
+
+  it('answers 503 service_unavailable on /health when the store is gone', async () => {
+    const other = await startTestServer();
+    await other.services.store.close();
+    const res = await other.app.inject({ method: 'GET', url: '/health' });
+    expectProblem(res, 'service_unavailable');
+    await other.app.close();
+    await other.services.state.close();
+  });
+});
+
+describe('every error path is problem+json with a registered code', () => {
+  it('404 for an unknown route', async () => {
+    expectProblem(await server.app.inject({ method: 'GET', url: '/api/v1/nope' }), 'not_found');
+  });
+
+  it('404 for a known path with an unknown method', async () => {
+    expectProblem(await server.app.inject({ method: 'DELETE', url: '/api/v1/time' }), 'not_found');
+  });
+
+});
+
+describe('Fastify errors and unexpected exceptions are mapped too', () => {
+  let built: { app: Awaited<ReturnType<typeof buildServer>>; services: Services };
+  beforeAll(async () => {
+    const services = await createServices(loadConfig({ MOONDRAFT_DATA_DIR: server.dataDir, MOONDRAFT_LOG_LEVEL: 'silent', MOONDRAFT_BODY_LIMIT: '2048' }), { sqliteFile: ':memory:', processMetrics: false });
+    const app = await buildServer(services);
+    const Body = Type.Object({ amount: Type.String({ pattern: '^[0-9]+(\\.[0-9]+)?$' }) }, { additionalProperties: false });
+    app.post('/__test/echo', { config: { permission: 'public' }, schema: { body: Body } }, async (request) => request.body);
+    app.get('/__test/boom', { config: { permission: 'public' } }, async () => {
+      throw new Error('SELECT secret FROM internals at /work/src/x.ts:1');
+    });
+    await app.ready();
+    built = { app, services };
+  });
+  afterAll(async () => {
+    await built.app.close();
+    await built.services.close();
+  });
+
+  it('accepts a valid body', async () => {
+    const res = await built.app.inject({ method: 'POST', url: '/__test/echo', payload: { amount: '1.5' } });
+    expect(res.statusCode).toBe(200);
+    expect(res.json()).toEqual({ amount: '1.5' });
+  });
+
+  it('400 validation_failed for an unknown field, without echoing input', async () => {
+    const res = await built.app.inject({ method: 'POST', url: '/__test/echo', payload: { amount: '1', evil: '<script>' } });
+    const body = expectProblem(res, 'validation_failed');
+    expect(JSON.stringify(body)).not.toContain('<script>');
+  });
+
+  it('400 validation_failed for a JSON number where a decimal string is required (no coercion)', async () => {
+    expectProblem(await built.app.inject({ method: 'POST', url: '/__test/echo', payload: { amount: 1.5 } }), 'validation_failed');
+  });
+
+  it('400 validation_failed for malformed JSON and for an empty body', async () => {
+    expectProblem(await built.app.inject({ method: 'POST', url: '/__test/echo', headers: { 'content-type': 'application/json' }, payload: '{"amount":' }), 'validation_failed');
+    expectProblem(await built.app.inject({ method: 'POST', url: '/__test/echo', headers: { 'content-type': 'application/json' }, payload: '' }), 'validation_failed');
+  });
+
+  it('400 for prototype-poisoning JSON', async () => {
+    expectProblem(await built.app.inject({ method: 'POST', url: '/__test/echo', headers: { 'content-type': 'application/json' }, payload: '{"amount":"1","__proto__":{"admin":true}}' }), 'validation_failed');
+  });
+
+  it('413 payload_too_large beyond the body limit', async () => {
+    expectProblem(await built.app.inject({ method: 'POST', url: '/__test/echo', payload: { amount: '1'.repeat(4000) } }), 'payload_too_large');
+  });
+
+  it('415 unsupported_media_type for a non-JSON body', async () => {
+    expectProblem(await built.app.inject({ method: 'POST', url: '/__test/echo', headers: { 'content-type': 'text/plain' }, payload: 'amount=1' }), 'unsupported_media_type');
+    expectProblem(await built.app.inject({ method: 'POST', url: '/__test/echo', headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: 'amount=1' }), 'unsupported_media_type');
+  });
+
+  it('500 internal_error carries only the request id; the detail goes to the log', async () => {
+    const res = await built.app.inject({ method: 'GET', url: '/__test/boom' });
+    const body = expectProblem(res, 'internal_error');
+    expect(JSON.stringify(body)).not.toContain('secret');
+  });
+});
+
+describe('every /api route declares a permission', () => {
+  it('refuses to start with a route that does not', async () => {
+    const services = await createServices(loadConfig({ MOONDRAFT_DATA_DIR: server.dataDir, MOONDRAFT_LOG_LEVEL: 'silent' }), { sqliteFile: ':memory:', processMetrics: false });
+    const app = await buildServer(services);
+    expect(() => app.get('/api/v1/forgotten', async () => 'x')).toThrow(/declares no permission/);
+    await app.close();
+    await services.close();
+  });
+});
