@@ -42,7 +42,7 @@ export class RedisState implements SharedState {
   private readonly client: Redis;
   private subscriber: Redis | undefined;
   private readonly handlers = new Map<string, Set<(m: string) => void>>();
-  private readonly prefix: string;
+  readonly prefix: string;
   private seq = 0;
 
   constructor(private readonly options: RedisStateOptions) {

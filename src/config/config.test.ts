@@ -1,0 +1,114 @@
+import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { Keyring } from '../security/crypto/keyring.js';
+import { ConfigError, loadConfig } from './index.js';
+import { resolveKeyring } from './secrets.js';
+
+const tmp = () => mkdtempSync(path.join(tmpdir(), 'md-config-'));
+
+describe('loadConfig', () => {
+  it('has working defaults: sandbox on 127.0.0.1:8080 with ./data', () => {
+    const c = loadConfig({});
+    expect(c).toMatchObject({ env: 'sandbox', host: '127.0.0.1', port: 8080, bodyLimit: 65536, databaseUrl: undefined, redisUrl: undefined });
+    expect(c.dataDir).toBe(path.resolve('./data'));
+    expect(c.publicUrl).toBe('http://127.0.0.1:8080');
+    expect(c.domain).toBe('127.0.0.1:8080');
+    expect(c.jwt).toMatchObject({ accessTtlSec: 3600, refreshAbsoluteSec: 30 * 86400, refreshIdleSec: 7 * 86400 });
+  });
+
+  it.each([
+    [{ PORT: 'abc' }, 'PORT'],
+    [{ PORT: '70000' }, 'PORT'],
+    [{ MOONDRAFT_ENV: 'prod' }, 'MOONDRAFT_ENV'],
+    [{ HOST: 'not a host' }, 'HOST'],
+    [{ DATABASE_URL: 'mysql://x' }, 'DATABASE_URL'],
+    [{ REDIS_URL: 'not a url' }, 'REDIS_URL'],
+    [{ MOONDRAFT_TRUSTED_PROXIES: '10.0.0.0/99' }, 'MOONDRAFT_TRUSTED_PROXIES'],
+    [{ MOONDRAFT_TLS_CERT: '/x.pem' }, 'MOONDRAFT_TLS_KEY'],
+    [{ MOONDRAFT_BOOTSTRAP_ADMIN: 'bob' }, 'MOONDRAFT_BOOTSTRAP_ADMIN'],
+    [{ MOONDRAFT_BODY_LIMIT: '10' }, 'MOONDRAFT_BODY_LIMIT'],
+    [{ MOONDRAFT_PUBLIC_URL: 'ftp://x' }, 'MOONDRAFT_PUBLIC_URL'],
+    [{ MOONDRAFT_REFRESH_IDLE_DAYS: '40' }, 'MOONDRAFT_REFRESH_IDLE_DAYS'],
+  ])('refuses %o naming %s in one line', (env, variable) => {
+    let err: unknown;
+    try {
+      loadConfig(env);
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as ConfigError).variable).toBe(variable);
+    expect((err as Error).message.startsWith(`${variable}:`)).toBe(true);
+    expect((err as Error).message).not.toContain('\n');
+  });
+
+  it('never echoes a secret value in an error', () => {
+    expect(() => loadConfig({ DATABASE_URL: 'mysql://user:hunter2@db' })).toThrow(/DATABASE_URL/);
+    try {
+      loadConfig({ DATABASE_URL: 'mysql://user:hunter2@db' });
+    } catch (e) {
+      expect((e as Error).message).not.toContain('hunter2');
+    }
+  });
+
+  it('derives the sign-in domain from MOONDRAFT_PUBLIC_URL', () => {
+    const c = loadConfig({ MOONDRAFT_PUBLIC_URL: 'https://api.example.com/' });
+    expect(c.publicUrl).toBe('https://api.example.com');
+    expect(c.domain).toBe('api.example.com');
+    expect(c.jwt.issuer).toBe('https://api.example.com');
+  });
+
+  it('reads an optional JSON file, with the environment winning', () => {
+    const file = path.join(tmp(), 'moondraft.json');
+    writeFileSync(file, JSON.stringify({ PORT: 9000, HOST: '0.0.0.0', MOONDRAFT_LOG_LEVEL: 'warn' }));
+    const c = loadConfig({ MOONDRAFT_CONFIG: file, PORT: '9100' });
+    expect(c.port).toBe(9100);
+    expect(c.host).toBe('0.0.0.0');
+    expect(c.logLevel).toBe('warn');
+    writeFileSync(file, '{not json');
+    expect(() => loadConfig({ MOONDRAFT_CONFIG: file })).toThrow(/MOONDRAFT_CONFIG/);
+  });
+
+  describe('live refuses to start without its secrets and transport security', () => {
+    const keysFile = path.join(tmp(), 'jwt.json');
+    const base = { MOONDRAFT_ENV: 'live', MOONDRAFT_MASTER_KEY: Keyring.generateSpec(), MOONDRAFT_JWT_KEYS_FILE: keysFile, MOONDRAFT_TRUSTED_PROXIES: '10.0.0.1' };
+    it('starts with everything supplied', () => {
+      expect(loadConfig(base).env).toBe('live');
+    });
+    it.each([
+      ['MOONDRAFT_MASTER_KEY', 'MOONDRAFT_MASTER_KEY'],
+      ['MOONDRAFT_JWT_KEYS_FILE', 'MOONDRAFT_JWT_KEYS_FILE'],
+      ['MOONDRAFT_TRUSTED_PROXIES', 'MOONDRAFT_TLS_CERT'],
+    ])('without %s', (missing, named) => {
+      const env: Record<string, string> = { ...base };
+      delete env[missing];
+      expect(() => loadConfig(env)).toThrow(new RegExp(`^${named}:`));
+    });
+  });
+});
+
+describe('sandbox secrets', () => {
+  it('generates the master key once, mode 0600, and reuses it', () => {
+    const dataDir = tmp();
+    const config = loadConfig({ MOONDRAFT_DATA_DIR: dataDir });
+    const a = resolveKeyring(config);
+    const file = path.join(dataDir, 'master.key');
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    const before = readFileSync(file, 'utf8');
+    const b = resolveKeyring(config);
+    expect(readFileSync(file, 'utf8')).toBe(before);
+    expect(b.decrypt(a.encrypt('x', 'id'), 'id')).toBe('x');
+  });
+
+  it('refuses a malformed MOONDRAFT_MASTER_KEY without printing it', () => {
+    const config = loadConfig({ MOONDRAFT_DATA_DIR: tmp(), MOONDRAFT_MASTER_KEY: 'c2hvcnQ=' });
+    expect(() => resolveKeyring(config)).toThrow(/^MOONDRAFT_MASTER_KEY: .*32 bytes/);
+    try {
+      resolveKeyring(config);
+    } catch (e) {
+      expect((e as Error).message).not.toContain('c2hvcnQ');
+    }
+  });
+});

@@ -1,0 +1,117 @@
+import { randomBytes } from 'node:crypto';
+import { afterAll, describe, expect, it } from 'vitest';
+import { REDIS_URL, serviceAvailable } from '../../test/support/services.js';
+import { MemoryState } from './memory.js';
+import type { SharedState } from './port.js';
+import { RedisState } from './redis.js';
+
+const redisUp = await serviceAvailable('redis');
+const opened: SharedState[] = [];
+afterAll(async () => {
+  for (const s of opened) await s.close();
+});
+
+function open(kind: 'memory' | 'redis', prefix = `t:${randomBytes(6).toString('hex')}:`): SharedState {
+  const s = kind === 'memory' ? new MemoryState() : new RedisState({ url: REDIS_URL, prefix });
+  opened.push(s);
+  return s;
+}
+
+const kinds = [{ kind: 'memory' as const }, ...(redisUp ? [{ kind: 'redis' as const }] : [])];
+
+/** One contract, both implementations: the scale-out must behave exactly like the embedded default. */
+describe.each(kinds)('shared-state contract: $kind', ({ kind }) => {
+  const s = open(kind);
+
+  it('get/set/del, with and without expiry', async () => {
+    expect(await s.get('a')).toBeNull();
+    await s.set('a', '1');
+    await s.set('b', '2', 60_000);
+    expect(await s.get('a')).toBe('1');
+    expect(await s.getMany(['a', 'b', 'c'])).toEqual(['1', '2', null]);
+    expect(await s.ttl('a')).toBe(-1);
+    const ttl = await s.ttl('b');
+    expect(ttl).toBeGreaterThan(50_000);
+    expect(ttl).toBeLessThanOrEqual(60_000);
+    await s.del('a');
+    expect(await s.get('a')).toBeNull();
+    expect(await s.ttl('a')).toBeNull();
+  });
+
+  it('values expire', async () => {
+    await s.set('short', 'x', 30);
+    await s.setIfAbsent('short-nx', 'x', 30);
+    await new Promise((r) => setTimeout(r, 80));
+    expect(await s.get('short')).toBeNull();
+    expect(await s.get('short-nx')).toBeNull();
+  });
+
+  it('setIfAbsent admits exactly one of many concurrent callers', async () => {
+    const results = await Promise.all(Array.from({ length: 50 }, (_, i) => s.setIfAbsent('once', String(i), 10_000)));
+    expect(results.filter(Boolean)).toHaveLength(1);
+    const winner = results.indexOf(true);
+    expect(await s.get('once')).toBe(String(winner));
+  });
+
+  it('take returns a value once', async () => {
+    await s.set('nonce', 'addr', 10_000);
+    const taken = await Promise.all([s.take('nonce'), s.take('nonce'), s.take('nonce')]);
+    expect(taken.filter((v) => v === 'addr')).toHaveLength(1);
+    expect(await s.get('nonce')).toBeNull();
+  });
+
+  it('incr is atomic and sets the expiry once, at creation', async () => {
+    const values = await Promise.all(Array.from({ length: 40 }, () => s.incr('ctr', 1, 60_000)));
+    expect(new Set(values).size).toBe(40);
+    expect(Math.max(...values)).toBe(40);
+    expect(await s.incr('ctr', 5, 1)).toBe(45); // a later ttl does not shorten the first
+    expect(await s.ttl('ctr')).toBeGreaterThan(50_000);
+  });
+
+  it('keys lists by prefix', async () => {
+    await s.set('blk:1.2.3.4', 'x', 60_000);
+    await s.set('blk:5.6.7.8', 'y', 60_000);
+    await s.set('other', 'z', 60_000);
+    expect((await s.keys('blk:')).sort()).toEqual(['blk:1.2.3.4', 'blk:5.6.7.8']);
+  });
+
+  it('publish reaches every subscriber; unsubscribe stops delivery', async () => {
+    const got: string[] = [];
+    const other = open(kind, (s as unknown as { prefix?: string }).prefix);
+    const stop = await s.subscribe('chan', (m) => got.push(`a:${m}`));
+    const stop2 = await other.subscribe('chan', (m) => got.push(`b:${m}`));
+    await s.publish('chan', 'hello');
+    await waitFor(() => got.length === (kind === 'memory' ? 1 : 2));
+    expect(got).toContain('a:hello');
+    if (kind === 'redis') expect(got).toContain('b:hello'); // across connections, as across processes
+    await stop();
+    await stop2();
+    await s.publish('chan', 'after');
+    await new Promise((r) => setTimeout(r, 50));
+    expect(got.some((g) => g.endsWith('after'))).toBe(false);
+  });
+
+  it('answers ping', async () => {
+    expect(await s.ping()).toBe(true);
+  });
+});
+
+describe.runIf(redisUp)('redis state when Redis is unreachable', () => {
+  it('rejects at once with StateUnavailableError instead of queueing, and ping says false', async () => {
+    const dead = new RedisState({ url: 'redis://127.0.0.1:1', prefix: 'dead:' });
+    opened.push(dead);
+    const started = Date.now();
+    await expect(dead.get('x')).rejects.toMatchObject({ name: 'StateUnavailableError' });
+    await expect(dead.setIfAbsent('x', '1', 1000)).rejects.toMatchObject({ name: 'StateUnavailableError' });
+    expect(await dead.ping()).toBe(false);
+    expect(Date.now() - started).toBeLessThan(1000);
+  });
+});
+
+async function waitFor(cond: () => boolean, ms = 2000): Promise<void> {
+  const until = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > until) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}

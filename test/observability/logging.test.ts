@@ -1,0 +1,51 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { redactDeep, REDACTED } from '../../src/observability/logger.js';
+import { sessionFor } from '../support/auth.js';
+import { startTestServer, type TestServer } from '../support/server.js';
+
+const SECRET = 'mds_TOPSECRET_8f3kQ2v9ZyX1pL0aWc7nRt5uHe4b';
+
+let server: TestServer;
+beforeAll(async () => {
+  server = await startTestServer({ env: { MOONDRAFT_LOG_LEVEL: 'trace' } });
+});
+afterAll(() => server.close());
+
+describe('no secret reaches a log line', () => {
+  it('wherever a client puts it: headers, cookies, query, path, body', async () => {
+    const s = await sessionFor(server);
+    const requests = [
+      { method: 'GET', url: '/api/v1/account', headers: { authorization: `Bearer ${SECRET}` } },
+      { method: 'GET', url: '/api/v1/account', headers: { authorization: s.headers.authorization, cookie: `session=${SECRET}` } },
+      { method: 'GET', url: '/api/v1/account', headers: { 'x-api-key': SECRET, 'x-api-signature': SECRET, 'x-api-timestamp': SECRET } },
+      { method: 'GET', url: `/api/v1/time?apiSecret=${SECRET}&password=${SECRET}` },
+      { method: 'GET', url: `/api/v1/keys/${SECRET}` },
+      { method: 'GET', url: `/api/v1/${SECRET}?x=${SECRET}` },
+      { method: 'POST', url: '/api/v1/account', headers: { 'content-type': 'application/json' }, payload: JSON.stringify({ apiSecret: SECRET, privateKey: SECRET, nested: { refreshToken: SECRET } }) },
+      { method: 'POST', url: '/api/v1/time', headers: { 'content-type': 'application/json' }, payload: `{"broken": "${SECRET}` },
+      { method: 'GET', url: '/api/v1/time', headers: { 'x-custom-secret': SECRET, 'user-agent': 'curl' } },
+    ] as const;
+    for (const r of requests) {
+      const res = await server.app.inject(r as never);
+      expect(res.statusCode).toBeGreaterThanOrEqual(200);
+      expect(res.body).not.toContain(SECRET);
+    }
+    // The server did log these requests (so the check below is meaningful)…
+    expect(server.logs.filter((l) => l.msg === 'request').length).toBeGreaterThanOrEqual(requests.length);
+    // …and the secret, and the real access token, appear in none of them.
+    expect(server.logText()).not.toContain(SECRET);
+    expect(server.logText()).not.toContain(s.accessToken);
+    expect(server.logText()).not.toContain(s.accessToken.split('.')[2]!);
+  });
+
+  it('redacts secret-named fields at any depth when code logs objects', () => {
+    server.services.log.info({ user: { apiSecret: SECRET, profile: { privateKey: SECRET, password: SECRET, name: 'ok' } }, list: [{ signature: SECRET }] }, 'diagnostic');
+    const line = server.logs.find((l) => l.msg === 'diagnostic')!;
+    expect(JSON.stringify(line)).not.toContain(SECRET);
+    expect(line).toMatchObject({ user: { apiSecret: REDACTED, profile: { privateKey: REDACTED, password: REDACTED, name: 'ok' } }, list: [{ signature: REDACTED }] });
+  });
+
+  it('redactDeep leaves ordinary data alone', () => {
+    expect(redactDeep({ a: 1, b: { c: 'x' }, d: [1, 2] })).toEqual({ a: 1, b: { c: 'x' }, d: [1, 2] });
+  });
+});
