@@ -1,0 +1,44 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestServer, type TestServer } from '../support/server.js';
+
+let server: TestServer;
+beforeAll(async () => {
+  server = await startTestServer();
+});
+afterAll(() => server.close());
+
+describe('system endpoints', () => {
+  it('/metrics counts requests by route pattern and status, with latency', async () => {
+    await server.app.inject({ method: 'GET', url: '/api/v1/time' });
+    await server.app.inject({ method: 'GET', url: '/api/v1/account' });
+    const res = await server.app.inject({ method: 'GET', url: '/metrics' });
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['content-type']).toMatch(/^text\/plain/);
+    expect(res.body).toMatch(/moondraft_http_requests_total\{method="GET",route="\/api\/v1\/time",status="200"\} [1-9]/);
+    expect(res.body).toMatch(/moondraft_http_requests_total\{method="GET",route="\/api\/v1\/account",status="401"\} [1-9]/);
+    expect(res.body).toContain('moondraft_http_request_duration_seconds_bucket');
+  });
+
+  it('/openapi.json is OpenAPI 3.1 generated from the route schemas', async () => {
+    const doc = (await server.app.inject({ method: 'GET', url: '/openapi.json' })).json();
+    expect(doc.openapi).toBe('3.1.0');
+    expect(doc.paths['/api/v1/time'].get).toBeDefined();
+    expect(doc.paths['/api/v1/account'].get.security).toEqual([{ bearer: [] }, { apiKey: [] }]);
+    expect(doc.components.securitySchemes.apiKey).toMatchObject({ type: 'apiKey', in: 'header', name: 'X-API-Key' });
+  });
+
+  it('/docs renders the reference', async () => {
+    const res = await server.app.inject({ method: 'GET', url: '/docs/' });
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['content-type']).toMatch(/text\/html/);
+    expect(res.body).toMatch(/swagger/i);
+  });
+
+  it('/.well-known/jwks.json publishes the RS256 public key with its kid and no private part', async () => {
+    const jwks = (await server.app.inject({ method: 'GET', url: '/.well-known/jwks.json' })).json();
+    expect(jwks.keys).toHaveLength(1);
+    expect(jwks.keys[0]).toMatchObject({ kty: 'RSA', alg: 'RS256', use: 'sig' });
+    expect(jwks.keys[0].kid).toEqual(expect.any(String));
+    expect(jwks.keys[0].d).toBeUndefined();
+  });
+});
