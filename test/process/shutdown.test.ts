@@ -1,0 +1,41 @@
+import { mkdtempSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { startServerProcess } from '../support/process.js';
+
+describe('graceful shutdown', () => {
+  it('on SIGTERM stops accepting, finishes the in-flight request, then exits 0', async () => {
+    const server = await startServerProcess({ MOONDRAFT_DATA_DIR: mkdtempSync(path.join(tmpdir(), 'md-shutdown-')) });
+    const { port } = new URL(server.url);
+    const body = JSON.stringify({ probe: 'x'.repeat(200) });
+    const socket = net.connect(Number(port), '127.0.0.1');
+    await new Promise<void>((r) => socket.once('connect', () => r()));
+    let response = '';
+    socket.on('data', (d) => (response += d));
+    const closed = new Promise<void>((r) => socket.once('close', () => r()));
+    // Headers and half the body: the request is in flight when the signal arrives.
+    socket.write(`POST /api/v1/in-flight HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: ${body.length}\r\n\r\n${body.slice(0, 100)}`);
+    await new Promise((r) => setTimeout(r, 200));
+    const exit = server.stop('SIGTERM');
+    await new Promise((r) => setTimeout(r, 300));
+    // New connections are refused while the old request is still being served.
+    await expect(
+      new Promise((resolve, reject) => {
+        const probe = net.connect(Number(port), '127.0.0.1');
+        probe.once('connect', () => {
+          probe.destroy();
+          resolve('connected');
+        });
+        probe.once('error', reject);
+      }),
+    ).rejects.toThrow(/ECONNREFUSED/);
+    socket.write(body.slice(100));
+    await closed;
+    expect(response).toMatch(/^HTTP\/1\.1 404 /);
+    expect(response).toContain('"code":"not_found"');
+    expect(await exit).toBe(0);
+    expect(server.output()).toContain('shutting down');
+  });
+});
