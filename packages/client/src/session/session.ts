@@ -105,8 +105,10 @@ export class SessionStore {
         }),
       );
     }
-    // Taken out of the store before the call: whatever happens, this token is never presented twice.
+    // Taken out of the store before the call, and listeners told so (a session persisted now cannot
+    // present this token again after a crash): whatever happens, it is never presented twice.
     this.#session = { ...this.#session!, refreshToken: null };
+    this.listener?.(this.current);
     const generation = this.#generation;
     const run = (async () => {
       try {

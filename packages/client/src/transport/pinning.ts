@@ -42,8 +42,10 @@ export function pinnedIdentityCheck(pins: ReadonlySet<string>) {
     const seen: string[] = [];
     let current: PeerCertificate | undefined = cert;
     for (let depth = 0; current && depth < 10; depth++) {
-      if (current.pubkey) {
-        const pin = createHash('sha256').update(current.pubkey).digest('base64');
+      // From the certificate's DER, not `cert.pubkey`: for EC keys Node gives the bare curve point there,
+      // whose hash is not the SPKI pin that operators compute.
+      if (current.raw) {
+        const pin = spkiPin(current.raw);
         if (pins.has(pin)) return undefined;
         seen.push(pin);
       }
