@@ -53,9 +53,11 @@ export function nodeTransport(tls: TlsOptions = {}): Transport {
             const chunks: Buffer[] = [];
             res.on('data', (chunk: Buffer) => chunks.push(chunk));
             res.on('error', reject);
-            res.on('aborted', () => reject(new Error('the response was cut off')));
+            // A connection lost mid-body ends in 'close' without 'end' (a promise settles only once).
+            res.on('close', () => {
+              if (!res.complete) reject(new Error('the response was cut off'));
+            });
             res.on('end', () => {
-              if (!res.complete) return reject(new Error('the response was cut off'));
               const headers = res.headers;
               resolve({
                 status: res.statusCode ?? 0,
