@@ -1,0 +1,383 @@
+import { MoondraftError, type SignedParts } from '../errors.js';
+import type { SessionStore, TokenPair } from '../session/session.js';
+import { signRequest, signedParts, type RequestSigner } from '../signing/sign.js';
+import type { Clock, ServerClock } from '../time/server-clock.js';
+import { classifyFailure, type Transport, type TransportFailureKind, type TransportResponse } from '../transport/types.js';
+import { parseRateLimit, type RateLimitState } from './rate-limit.js';
+import { backoffDelay, parseRetryAfter, type ResolvedRetry } from './retry.js';
+
+export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+
+/**
+ * Which credentials a route takes:
+ * - `none`: public (time, sign-in, refresh);
+ * - `session`: a signed-in session only (keys, sessions, logout, admin);
+ * - `any`: the API key when the client has one, else the session.
+ */
+export type AuthMode = 'none' | 'session' | 'any';
+
+/** Per-call options every method accepts as its last argument. */
+export interface CallOptions {
+  /** Cancels the call, including waits between retries. */
+  signal?: AbortSignal;
+  /** Per-attempt timeout (defaults to the client's `timeoutMs`). */
+  timeoutMs?: number;
+}
+
+export type QueryValue = string | number | boolean | undefined | null;
+
+export interface RouteCall {
+  method: HttpMethod;
+  /** Path below the base URL, params already encoded with `pathParam`. */
+  path: string;
+  /** Query parameters in order; undefined and null are left out. */
+  query?: object | undefined;
+  /** A JSON value (serialised once), or a string sent byte for byte. */
+  body?: unknown;
+  auth: AuthMode;
+  /** Safe to send twice. Defaults to true for GET, PUT and DELETE. */
+  idempotent?: boolean;
+  options?: CallOptions | undefined;
+}
+
+export type RetryReason = 'rate_limited' | 'server_error' | 'network_error' | 'clock_skew' | 'token_expired';
+
+export interface RetryEvent {
+  method: string;
+  path: string;
+  reason: RetryReason;
+  /** The attempt that just failed (1-based). */
+  attempt: number;
+  /** Wait before the next attempt. */
+  delayMs: number;
+  error: MoondraftError;
+}
+
+export interface ResponseEvent {
+  method: string;
+  path: string;
+  status: number;
+  requestId: string | undefined;
+  attempt: number;
+  durationMs: number;
+  rateLimit: RateLimitState[];
+}
+
+export interface Hooks {
+  /** Called before each automatic retry (e.g. to log a 429 and its recovery). */
+  onRetry?: (event: RetryEvent) => void;
+  /** Called for every response received, success or not. */
+  onResponse?: (event: ResponseEvent) => void;
+}
+
+export interface RequesterConfig {
+  baseUrl: URL;
+  transport: Transport;
+  clock: Clock;
+  serverClock: ServerClock;
+  session: SessionStore;
+  apiKey: string | undefined;
+  signer: RequestSigner | undefined;
+  recvWindowMs: number | undefined;
+  retry: ResolvedRetry;
+  timeoutMs: number;
+  autoSyncTime: boolean;
+  refreshMarginMs: number;
+  sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
+  random: () => number;
+  userAgent: string;
+  hooks: Hooks;
+}
+
+const IDEMPOTENT = new Set<HttpMethod>(['GET', 'PUT', 'DELETE']);
+/** 5xx answers that are business outcomes, not failures: retrying changes nothing. */
+const NOT_TRANSIENT = new Set(['trading_halted']);
+const utf8 = new TextEncoder();
+
+/** Encodes one path parameter; refuses values that would change which route is addressed. */
+export function pathParam(value: string): string {
+  if (typeof value !== 'string' || value === '' || value === '.' || value === '..') {
+    throw new TypeError(`not a valid path parameter: ${JSON.stringify(value)}`);
+  }
+  return encodeURIComponent(value);
+}
+
+interface Prepared {
+  headers: Record<string, string>;
+  sent: SignedParts | undefined;
+  bearer: string | undefined;
+}
+
+/**
+ * The request layer: credentials, signing, clock-skew correction, retries, token refresh and error
+ * mapping. Each attempt is prepared from scratch, so every retry carries a fresh timestamp and signature.
+ */
+export class Requester {
+  #syncing: Promise<void> | null = null;
+  readonly #config: RequesterConfig;
+
+  constructor(config: RequesterConfig) {
+    this.#config = config;
+  }
+
+  /** The normalised URL of a call: `pathname + search` is both what is signed and what is sent. */
+  url(path: string, query?: object): URL {
+    const base = this.#config.baseUrl;
+    const prefix = base.pathname.replace(/\/+$/, '');
+    const search = Object.entries(query ?? {})
+      .filter((entry): entry is [string, QueryValue] => entry[1] !== undefined && entry[1] !== null)
+      .map(([k, v]) => {
+        if (!['string', 'number', 'boolean'].includes(typeof v)) throw new TypeError(`query parameter ${k} must be a string, number or boolean`);
+        return `${encodeURIComponent(k)}=${encodeURIComponent(String(v))}`;
+      })
+      .join('&');
+    return new URL(`${prefix}${path}${search ? `?${search}` : ''}`, base.origin);
+  }
+
+  async call<T>(route: RouteCall): Promise<T> {
+    const config = this.#config;
+    const url = this.url(route.path, route.query);
+    const target = url.pathname + url.search;
+    const body =
+      route.body === undefined ? undefined : utf8.encode(typeof route.body === 'string' ? route.body : JSON.stringify(route.body));
+    const idempotent = route.idempotent ?? IDEMPOTENT.has(route.method);
+    const callerSignal = route.options?.signal;
+    const context = { method: route.method, path: target };
+
+    let retries = 0;
+    let skewRetried = false;
+    let tokenRetried = false;
+    for (let attempt = 1; ; attempt++) {
+      if (callerSignal?.aborted) throw this.clientError('aborted', 'The call was aborted', context, attempt, callerSignal.reason);
+      const prepared = await this.prepare(route, target, body);
+      const timeout = AbortSignal.timeout(route.options?.timeoutMs ?? config.timeoutMs);
+      const signal = callerSignal ? AbortSignal.any([callerSignal, timeout]) : timeout;
+
+      const sentAt = config.clock.now();
+      let response: TransportResponse;
+      try {
+        response = await config.transport.send({ method: route.method, url, headers: prepared.headers, body, signal });
+      } catch (cause) {
+        const failure = classifyFailure(cause, timeout, callerSignal);
+        const error = this.clientError(CLIENT_CODE[failure.kind], failure.message, context, attempt, failure);
+        if ((failure.kind === 'network' || failure.kind === 'timeout') && idempotent && retries < config.retry.maxRetries) {
+          await this.wait('network_error', backoffDelay(config.retry, retries++, config.random), error, attempt, callerSignal);
+          continue;
+        }
+        throw error;
+      }
+      const receivedAt = config.clock.now();
+
+      const requestId = response.headers.get('x-request-id') ?? undefined;
+      config.hooks.onResponse?.({
+        ...context,
+        status: response.status,
+        requestId,
+        attempt,
+        durationMs: receivedAt - sentAt,
+        rateLimit: parseRateLimit(response.headers.get('ratelimit'), response.headers.get('ratelimit-policy')),
+      });
+
+      if (response.status >= 200 && response.status < 300) {
+        this.recordTime(response, sentAt, receivedAt);
+        return this.parseSuccess<T>(response, context, attempt);
+      }
+
+      const error = this.toError(response, context, prepared.sent, attempt);
+      if (error.code === 'timestamp_out_of_window') {
+        // The estimate was wrong (or there was none): this answer's own server time is the best evidence.
+        config.serverClock.reset();
+      }
+      this.recordTime(response, sentAt, receivedAt);
+
+      if (response.status === 429) {
+        const waitMs = error.retryAfterMs ?? backoffDelay(config.retry, retries, config.random);
+        if (retries < config.retry.maxRetries && waitMs <= config.retry.maxRetryAfterMs) {
+          retries++;
+          await this.wait('rate_limited', waitMs + Math.round(config.random() * config.retry.jitterMs), error, attempt, callerSignal);
+          continue;
+        }
+        throw error;
+      }
+      if (error.code === 'timestamp_out_of_window' && prepared.sent && !skewRetried) {
+        // Refused before anything ran, so even a non-idempotent request is safe to send again.
+        skewRetried = true;
+        config.hooks.onRetry?.({ ...context, reason: 'clock_skew', attempt, delayMs: 0, error });
+        continue;
+      }
+      if (error.code === 'token_expired' && prepared.bearer && !tokenRetried) {
+        tokenRetried = true;
+        // Another call may have refreshed already; refresh only if the rejected token is still current.
+        if (config.session.current?.accessToken === prepared.bearer) await config.session.refresh((t) => this.exchangeRefreshToken(t), context);
+        config.hooks.onRetry?.({ ...context, reason: 'token_expired', attempt, delayMs: 0, error });
+        continue;
+      }
+      if (response.status >= 500 && idempotent && !NOT_TRANSIENT.has(error.code) && retries < config.retry.maxRetries) {
+        const backoff = backoffDelay(config.retry, retries, config.random);
+        const waitMs = Math.max(backoff, Math.min(error.retryAfterMs ?? 0, config.retry.maxRetryAfterMs));
+        retries++;
+        await this.wait('server_error', waitMs, error, attempt, callerSignal);
+        continue;
+      }
+      throw error;
+    }
+  }
+
+  /** Measures the server clock from `/api/v1/time` (`samples` round trips; the shortest wins). */
+  async syncTime(samples = 1, options?: CallOptions): Promise<void> {
+    for (let i = 0; i < Math.max(1, samples); i++) {
+      const sentAt = this.#config.clock.now();
+      const { serverTime } = await this.call<{ serverTime: number }>({ method: 'GET', path: '/api/v1/time', auth: 'none', options });
+      // The header was recorded by `call`; the body is the same reading, used when a proxy strips headers.
+      if (!this.#config.serverClock.synced) this.#config.serverClock.record({ serverTime, sentAt, receivedAt: this.#config.clock.now() });
+    }
+  }
+
+  /** `POST /api/v1/auth/refresh`: not idempotent, so never retried on 5xx or network errors (429 only). */
+  exchangeRefreshToken(refreshToken: string): Promise<TokenPair> {
+    return this.call<TokenPair>({ method: 'POST', path: '/api/v1/auth/refresh', body: { refreshToken }, auth: 'none', idempotent: false });
+  }
+
+  private async prepare(route: RouteCall, target: string, body: Uint8Array | undefined): Promise<Prepared> {
+    const config = this.#config;
+    const headers: Record<string, string> = { Accept: 'application/json, application/problem+json', 'User-Agent': config.userAgent };
+    if (body !== undefined) headers['Content-Type'] = 'application/json';
+    const context = { method: route.method, path: target };
+
+    const useKey = route.auth === 'any' && config.apiKey !== undefined;
+    const useSession = route.auth === 'session' || (route.auth === 'any' && !useKey && config.session.current !== null);
+    if (useSession) {
+      await config.session.ensureFresh(config.refreshMarginMs, (t) => this.exchangeRefreshToken(t), context);
+      const session = config.session.current;
+      if (!session) throw this.clientError('session_unavailable', 'This call needs a signed-in session: call signIn() first', context, 1);
+      headers.Authorization = `Bearer ${session.accessToken}`;
+      return { headers, sent: undefined, bearer: session.accessToken };
+    }
+    if (!useKey) return { headers, sent: undefined, bearer: undefined };
+
+    headers['X-API-Key'] = config.apiKey!;
+    if (!config.signer) return { headers, sent: undefined, bearer: undefined }; // a key without secret: market data only
+    if (config.autoSyncTime && !config.serverClock.synced) await this.syncOnce(route.options);
+    const toSign = { timestamp: String(config.serverClock.nextTimestamp()), method: route.method, path: target, body: body ?? '' };
+    headers['X-API-Timestamp'] = toSign.timestamp;
+    headers['X-API-Signature'] = signRequest(config.signer, toSign);
+    if (config.recvWindowMs !== undefined) headers['X-API-Recv-Window'] = String(config.recvWindowMs);
+    return { headers, sent: signedParts(toSign), bearer: undefined };
+  }
+
+  /** One time sync shared by concurrent first calls; a failure here is left to the real call to report. */
+  private syncOnce(options: CallOptions | undefined): Promise<void> {
+    this.#syncing ??= this.syncTime(1, options?.signal ? { signal: options.signal } : undefined)
+      .catch(() => undefined)
+      .finally(() => {
+        this.#syncing = null;
+      });
+    return this.#syncing;
+  }
+
+  private recordTime(response: TransportResponse, sentAt: number, receivedAt: number): void {
+    const header = response.headers.get('x-api-server-time');
+    if (header === null || !/^\d+$/.test(header.trim())) return;
+    this.#config.serverClock.record({ serverTime: Number(header.trim()), sentAt, receivedAt });
+  }
+
+  private async wait(reason: RetryReason, delayMs: number, error: MoondraftError, attempt: number, signal: AbortSignal | undefined): Promise<void> {
+    this.#config.hooks.onRetry?.({ method: error.method, path: error.path, reason, attempt, delayMs, error });
+    try {
+      await this.#config.sleep(delayMs, signal);
+    } catch (cause) {
+      throw this.clientError('aborted', 'The call was aborted while waiting to retry', error, attempt, cause);
+    }
+  }
+
+  private parseSuccess<T>(response: TransportResponse, context: { method: string; path: string }, attempt: number): T {
+    if (response.status === 204 || response.body.trim() === '') return undefined as T;
+    try {
+      return JSON.parse(response.body) as T;
+    } catch (cause) {
+      throw new MoondraftError({
+        code: 'unexpected_response',
+        status: response.status,
+        detail: 'The response body is not JSON',
+        requestId: response.headers.get('x-request-id') ?? undefined,
+        ...context,
+        attempts: attempt,
+        cause,
+      });
+    }
+  }
+
+  private toError(response: TransportResponse, context: { method: string; path: string }, sent: SignedParts | undefined, attempt: number): MoondraftError {
+    const retryAfterMs = parseRetryAfter(response.headers.get('retry-after'), this.#config.clock.now());
+    const headerRequestId = response.headers.get('x-request-id') ?? undefined;
+    let problem: Record<string, unknown> | undefined;
+    try {
+      const parsed: unknown = JSON.parse(response.body);
+      if (parsed && typeof parsed === 'object' && !Array.isArray(parsed)) problem = parsed as Record<string, unknown>;
+    } catch {
+      problem = undefined;
+    }
+    if (!problem || typeof problem.code !== 'string') {
+      const location = response.headers.get('location');
+      return new MoondraftError({
+        code: 'unexpected_response',
+        status: response.status,
+        detail:
+          response.status >= 300 && response.status < 400
+            ? `Redirected${location ? ` to ${location}` : ''}; redirects are not followed (check baseUrl)`
+            : `HTTP ${response.status} without a problem body`,
+        requestId: headerRequestId,
+        retryAfterMs,
+        sent,
+        ...context,
+        attempts: attempt,
+      });
+    }
+    return new MoondraftError({
+      code: problem.code,
+      status: typeof problem.status === 'number' ? problem.status : response.status,
+      detail: typeof problem.detail === 'string' ? problem.detail : typeof problem.title === 'string' ? problem.title : problem.code,
+      title: typeof problem.title === 'string' ? problem.title : undefined,
+      type: typeof problem.type === 'string' ? problem.type : undefined,
+      requestId: typeof problem.requestId === 'string' ? problem.requestId : headerRequestId,
+      problem,
+      retryAfterMs,
+      signed: readSignedParts(problem.signed),
+      sent,
+      ...context,
+      attempts: attempt,
+    });
+  }
+
+  private clientError(
+    code: 'network_error' | 'timeout' | 'tls_error' | 'certificate_pin_mismatch' | 'aborted' | 'session_unavailable',
+    detail: string,
+    context: { method: string; path: string },
+    attempt: number,
+    cause?: unknown,
+  ): MoondraftError {
+    return new MoondraftError({ code, status: 0, detail, method: context.method, path: context.path, attempts: attempt, cause });
+  }
+}
+
+const CLIENT_CODE: Record<TransportFailureKind, 'network_error' | 'timeout' | 'tls_error' | 'certificate_pin_mismatch' | 'aborted'> = {
+  network: 'network_error',
+  timeout: 'timeout',
+  aborted: 'aborted',
+  tls: 'tls_error',
+  pin: 'certificate_pin_mismatch',
+};
+
+/** The server's view of what it signed, from an `invalid_signature` problem. */
+function readSignedParts(value: unknown): SignedParts | undefined {
+  if (!value || typeof value !== 'object') return undefined;
+  const v = value as Record<string, unknown>;
+  const bodySha256 = v.bodySha256 ?? v.bodySHA256 ?? v.bodyHash ?? v.sha256;
+  return {
+    timestamp: String(v.timestamp ?? ''),
+    method: String(v.method ?? ''),
+    path: String(v.path ?? v.pathWithQuery ?? ''),
+    bodyLength: Number(v.bodyLength ?? v.length ?? NaN),
+    bodySha256: String(bodySha256 ?? ''),
+  };
+}

@@ -1,0 +1,143 @@
+import { MoondraftError } from '../errors.js';
+import type { Clock } from '../time/server-clock.js';
+
+/** What `POST /api/v1/auth/login` and `/auth/refresh` answer. */
+export interface TokenPair {
+  accessToken: string;
+  refreshToken: string;
+  tokenType: 'Bearer';
+  /** Access-token lifetime in seconds (3600). */
+  expiresIn: number;
+}
+
+/** The session a client holds. `expiresAt` is on the local clock (receipt time + `expiresIn`). */
+export interface Session {
+  accessToken: string;
+  /** Null once the refresh token is spent or its fate is unknown: sign in again when the access token expires. */
+  refreshToken: string | null;
+  expiresAt: number;
+}
+
+export type SessionListener = (session: Session | null) => void;
+
+/**
+ * Holds the access and refresh tokens and refreshes them. Refresh tokens rotate on every use and the
+ * server revokes the whole session when a spent one is presented again, so:
+ * - one refresh at a time: concurrent callers share the refresh in flight;
+ * - only the newest refresh token is kept;
+ * - a refresh whose outcome is unknown (no answer, or a 5xx) never re-presents its token: the server may
+ *   have rotated it already, and presenting it again would revoke the session. The access token stays
+ *   usable until it expires; after that the caller signs in again.
+ */
+export class SessionStore {
+  // #private: tokens never show up in console.log / util.inspect of a client.
+  #session: Session | null = null;
+  #inflight: Promise<Session> | null = null;
+  /** Bumped whenever the session is replaced, so a late refresh answer never overwrites a newer session. */
+  #generation = 0;
+
+  constructor(
+    private readonly clock: Clock,
+    private readonly listener?: SessionListener,
+  ) {}
+
+  get current(): Session | null {
+    return this.#session ? { ...this.#session } : null;
+  }
+
+  /** Adopts a token pair from login or refresh. */
+  adopt(pair: TokenPair): Session {
+    this.#generation++;
+    this.#session = {
+      accessToken: pair.accessToken,
+      refreshToken: pair.refreshToken,
+      expiresAt: this.clock.now() + pair.expiresIn * 1000,
+    };
+    this.listener?.(this.current);
+    return this.current!;
+  }
+
+  /** Restores a stored session (e.g. after a restart), or forgets it with `null`. */
+  restore(session: Session | null): void {
+    this.#generation++;
+    this.#session = session ? { ...session } : null;
+    this.listener?.(this.current);
+  }
+
+  clear(): void {
+    if (this.#session === null) return;
+    this.restore(null);
+  }
+
+  /** Whether the access token expires within `marginMs` and a refresh token is there to renew it. */
+  needsRefresh(marginMs: number): boolean {
+    return this.#session !== null && this.#session.refreshToken !== null && this.#session.expiresAt - this.clock.now() <= marginMs;
+  }
+
+  /**
+   * Before a Bearer request: waits for a refresh in flight, or starts one when the access token expires
+   * within `marginMs`. A failed refresh is not fatal while the access token is still valid.
+   */
+  async ensureFresh(marginMs: number, exchange: (refreshToken: string) => Promise<TokenPair>, context: { method: string; path: string }): Promise<void> {
+    if (!this.#inflight && !this.needsRefresh(marginMs)) return;
+    try {
+      await this.refresh(exchange, context);
+    } catch (error) {
+      if (this.#session && this.#session.expiresAt > this.clock.now()) return;
+      throw error;
+    }
+  }
+
+  /**
+   * Exchanges the current refresh token for a new pair, once even when called concurrently.
+   * `exchange` performs `POST /auth/refresh` and must not retry on 5xx or network errors.
+   */
+  refresh(exchange: (refreshToken: string) => Promise<TokenPair>, context: { method: string; path: string }): Promise<Session> {
+    if (this.#inflight) return this.#inflight;
+    const spending = this.#session?.refreshToken ?? null;
+    if (spending === null) {
+      return Promise.reject(
+        new MoondraftError({
+          code: 'session_unavailable',
+          status: 0,
+          detail: this.#session ? 'The session cannot be renewed (its refresh token is spent or unknown); sign in again' : 'Not signed in',
+          ...context,
+        }),
+      );
+    }
+    // Taken out of the store before the call, and listeners told so (a session persisted now cannot
+    // present this token again after a crash): whatever happens, it is never presented twice.
+    this.#session = { ...this.#session!, refreshToken: null };
+    this.listener?.(this.current);
+    const generation = this.#generation;
+    const run = (async () => {
+      try {
+        const pair = await exchange(spending);
+        if (generation !== this.#generation) {
+          const current = this.current;
+          if (current) return current;
+          throw new MoondraftError({ code: 'session_unavailable', status: 0, detail: 'The session ended while it was being refreshed', ...context });
+        }
+        return this.adopt(pair);
+      } catch (error) {
+        if (generation !== this.#generation) throw error;
+        const status = error instanceof MoondraftError ? error.status : 0;
+        if (status === 429 && this.#session) {
+          // Refused by the rate limiter before the handler ran: the token was not spent.
+          this.#session = { ...this.#session, refreshToken: spending };
+        } else if (status >= 400 && status < 500) {
+          // A definite refusal (reused, revoked, expired, invalid): the session is over.
+          this.#session = null;
+          this.#generation++;
+        }
+        // 5xx or no answer: the outcome is unknown, so the token stays dropped.
+        this.listener?.(this.current);
+        throw error;
+      } finally {
+        this.#inflight = null;
+      }
+    })();
+    this.#inflight = run;
+    return run;
+  }
+}

@@ -1,0 +1,84 @@
+import http from 'node:http';
+import https from 'node:https';
+import { normalizePins, pinnedIdentityCheck } from './pinning.js';
+import type { Transport, TransportRequest, TransportResponse } from './types.js';
+
+export interface TlsOptions {
+  /**
+   * SPKI SHA-256 pins (base64). The connection is refused unless a certificate of the server's chain
+   * has one of these public keys. Give at least two (the current key and the next one) to rotate safely.
+   */
+  pins?: readonly string[];
+  /** Extra trust anchors (PEM), e.g. a private CA or a sandbox server's self-signed certificate. */
+  ca?: string | Buffer | Array<string | Buffer>;
+}
+
+/**
+ * node:http / node:https transport, used when TLS options are set: the platform fetch offers no hook
+ * into certificate verification, node:https does (`checkServerIdentity` on the agent). Keep-alive
+ * connections are pooled; TLS session resumption is off so that every new connection runs the pin check
+ * on a full handshake.
+ */
+export function nodeTransport(tls: TlsOptions = {}): Transport {
+  const pins = tls.pins ? normalizePins(tls.pins) : undefined;
+  const httpAgent = new http.Agent({ keepAlive: true });
+  const httpsAgent = new https.Agent({
+    keepAlive: true,
+    maxCachedSessions: 0,
+    minVersion: 'TLSv1.2',
+    ...(tls.ca !== undefined ? { ca: tls.ca } : {}),
+    ...(pins ? { checkServerIdentity: pinnedIdentityCheck(pins) } : {}),
+  });
+
+  return {
+    send(request: TransportRequest): Promise<TransportResponse> {
+      const { url } = request;
+      const secure = url.protocol === 'https:';
+      if (!secure && pins) return Promise.reject(new TypeError('certificate pins are set but the URL is not https'));
+      const module = secure ? https : http;
+      return new Promise<TransportResponse>((resolve, reject) => {
+        const req = module.request(
+          {
+            protocol: url.protocol,
+            hostname: url.hostname.replace(/^\[(.*)\]$/, '$1'),
+            port: url.port || (secure ? 443 : 80),
+            // Exactly the signed request target.
+            path: url.pathname + url.search,
+            method: request.method,
+            headers: request.body ? { ...request.headers, 'Content-Length': String(request.body.length) } : request.headers,
+            agent: secure ? httpsAgent : httpAgent,
+            signal: request.signal,
+          },
+          (res) => {
+            const chunks: Buffer[] = [];
+            res.on('data', (chunk: Buffer) => chunks.push(chunk));
+            res.on('error', reject);
+            // A connection lost mid-body ends in 'close' without 'end' (a promise settles only once).
+            res.on('close', () => {
+              if (!res.complete) reject(new Error('the response was cut off'));
+            });
+            res.on('end', () => {
+              const headers = res.headers;
+              resolve({
+                status: res.statusCode ?? 0,
+                headers: {
+                  get(name) {
+                    const v = headers[name.toLowerCase()];
+                    return v === undefined ? null : Array.isArray(v) ? v.join(', ') : v;
+                  },
+                },
+                body: Buffer.concat(chunks).toString('utf8'),
+              });
+            });
+          },
+        );
+        req.on('error', reject);
+        req.end(request.body ? Buffer.from(request.body.buffer, request.body.byteOffset, request.body.byteLength) : undefined);
+      });
+    },
+    close() {
+      httpAgent.destroy();
+      httpsAgent.destroy();
+    },
+  };
+}

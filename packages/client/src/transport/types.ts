@@ -1,0 +1,76 @@
+/** One HTTP exchange as the request layer sees it: the transport sends exactly these bytes. */
+export interface TransportRequest {
+  method: string;
+  /** Already normalised: `url.pathname + url.search` is the signed request target. */
+  url: URL;
+  headers: Record<string, string>;
+  /** Exact body bytes, or undefined for a bodiless request (no Content-Type is sent then). */
+  body: Uint8Array | undefined;
+  signal: AbortSignal;
+}
+
+export interface TransportResponse {
+  status: number;
+  headers: { get(name: string): string | null };
+  /** The whole body, decoded as UTF-8. */
+  body: string;
+}
+
+export type TransportFailureKind = 'network' | 'timeout' | 'aborted' | 'tls' | 'pin';
+
+/** A request that got no response; `kind` decides whether the request layer may retry. */
+export class TransportError extends Error {
+  override readonly name = 'TransportError';
+  constructor(
+    readonly kind: TransportFailureKind,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+export interface Transport {
+  send(request: TransportRequest): Promise<TransportResponse>;
+  /** Releases pooled connections. */
+  close(): void;
+}
+
+const TLS_ERROR_CODES = new Set([
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'CERT_UNTRUSTED',
+  'CERT_REVOKED',
+  'CERT_SIGNATURE_FAILURE',
+  'ERR_SSL_WRONG_VERSION_NUMBER',
+]);
+
+/** Maps a low-level failure (node:http error, fetch TypeError with a cause) to a TransportError. */
+export function classifyFailure(error: unknown, timeoutSignal: AbortSignal, callerSignal: AbortSignal | undefined): TransportError {
+  if (error instanceof TransportError) return error;
+  if (callerSignal?.aborted) return new TransportError('aborted', 'the request was aborted by the caller', { cause: error });
+  if (timeoutSignal.aborted) return new TransportError('timeout', 'no complete response before the timeout', { cause: error });
+  // fetch wraps the socket error in `cause`; node:http gives it directly.
+  for (let e: unknown = error, depth = 0; e && depth < 4; e = (e as { cause?: unknown }).cause, depth++) {
+    if (e instanceof TransportError) return e;
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && (TLS_ERROR_CODES.has(code) || code.startsWith('ERR_TLS_') || code.startsWith('ERR_SSL_'))) {
+      return new TransportError('tls', `TLS verification failed (${code})`, { cause: error });
+    }
+  }
+  const message = error instanceof Error ? (describeCause(error) ?? error.message) : String(error);
+  return new TransportError('network', message, { cause: error });
+}
+
+function describeCause(error: Error): string | undefined {
+  const cause = (error as { cause?: unknown }).cause;
+  if (cause instanceof Error) return `${error.message}: ${(cause as { code?: string }).code ?? cause.message}`;
+  const code = (error as { code?: string }).code;
+  return code ? `${error.message} (${code})` : undefined;
+}

@@ -1,0 +1,151 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { MoondraftClient, type RetryEvent } from '../src/index.js';
+import { ServerClock } from '../src/time/server-clock.js';
+import { hmacValid, sendJson, sendProblem, startWireServer, timestampInWindow, type WireServer } from './support/wire-server.js';
+
+const SECRET = 'mds_clock_secret';
+const SERVER_NOW = Date.UTC(2026, 5, 1, 12, 0, 0);
+const TEN_MINUTES = 10 * 60_000;
+
+/** A clock tests move by hand. */
+class ManualClock {
+  constructor(public t: number) {}
+  now(): number {
+    return this.t;
+  }
+}
+
+let server: WireServer | undefined;
+afterEach(async () => {
+  await server?.close();
+  server = undefined;
+});
+
+/**
+ * A server whose clock reads SERVER_NOW. Signed requests are checked like the contract says: the
+ * timestamp within 5 s behind / 1 s ahead, the signature, and no signature accepted twice.
+ */
+async function strictServer(): Promise<WireServer> {
+  const accepted = new Set<string>();
+  server = await startWireServer((req, res) => {
+    const serverTime = SERVER_NOW;
+    if (req.target === '/api/v1/time') return sendJson(res, 200, { serverTime }, { serverTime });
+    if (!timestampInWindow(req, serverTime)) return sendProblem(res, 401, 'timestamp_out_of_window', 'The timestamp is outside the receive window', { serverTime });
+    if (!hmacValid(SECRET, req)) return sendProblem(res, 401, 'invalid_signature', 'bad signature', { serverTime });
+    const signature = String(req.headers['x-api-signature']);
+    if (accepted.has(signature)) return sendProblem(res, 401, 'replayed_request', 'already accepted', { serverTime });
+    accepted.add(signature);
+    sendJson(res, 200, { id: 'acc_1' }, { serverTime });
+  });
+  return server;
+}
+
+const apiRequests = (s: WireServer) => s.requests.filter((r) => r.target !== '/api/v1/time');
+
+describe('clock-skew correction', () => {
+  it('measures the server clock before the first signed request and signs in server time', async () => {
+    const s = await strictServer();
+    const local = new ManualClock(SERVER_NOW - TEN_MINUTES); // the local clock is 10 minutes behind
+    const client = new MoondraftClient({ baseUrl: s.url, env: false, apiKey: 'md_test_c', apiSecret: SECRET, clock: local });
+    expect(client.clockOffsetMs).toBeUndefined();
+
+    await expect(client.account.get()).resolves.toEqual({ id: 'acc_1' });
+    expect(s.requests.map((r) => r.target)).toEqual(['/api/v1/time', '/api/v1/account']);
+    // The local clock did not move during the round trip, so the estimate is exact.
+    expect(client.clockOffsetMs).toBe(TEN_MINUTES);
+    expect(client.clockEstimate).toMatchObject({ offsetMs: TEN_MINUTES, uncertaintyMs: 0 });
+    expect(client.serverNow()).toBe(SERVER_NOW);
+    expect(s.requests[1]!.headers['x-api-timestamp']).toBe(String(SERVER_NOW));
+  });
+
+  it('recovers from timestamp_out_of_window by re-signing once with the server time it was told', async () => {
+    const s = await strictServer();
+    const local = new ManualClock(SERVER_NOW + 90_000); // 90 s ahead
+    const retries: RetryEvent[] = [];
+    const client = new MoondraftClient({
+      baseUrl: s.url,
+      env: false,
+      apiKey: 'md_test_c',
+      apiSecret: SECRET,
+      clock: local,
+      autoSyncTime: false,
+      hooks: { onRetry: (e) => retries.push(e) },
+    });
+    // A POST: safe to send again because the refusal came before anything ran.
+    await expect(client.request('POST', '/api/v1/account/withdrawals', { body: { asset: 'USDC', amount: '1', address: 'x' } })).resolves.toEqual({ id: 'acc_1' });
+    const [refused, accepted] = apiRequests(s);
+    expect(apiRequests(s)).toHaveLength(2);
+    expect(Number(refused!.headers['x-api-timestamp'])).toBe(SERVER_NOW + 90_000);
+    expect(Number(accepted!.headers['x-api-timestamp'])).toBe(SERVER_NOW);
+    expect(retries.map((r) => r.reason)).toEqual(['clock_skew']);
+    expect(client.clockOffsetMs).toBe(-90_000);
+  });
+
+  it('re-signs only once: a server that keeps refusing gets the error', async () => {
+    server = await startWireServer((req, res) => sendProblem(res, 401, 'timestamp_out_of_window', 'never', { serverTime: SERVER_NOW }));
+    const client = new MoondraftClient({ baseUrl: server.url, env: false, apiKey: 'k', apiSecret: SECRET, clock: new ManualClock(SERVER_NOW), autoSyncTime: false });
+    await expect(client.account.get()).rejects.toMatchObject({ code: 'timestamp_out_of_window', attempts: 2 });
+    expect(server.requests).toHaveLength(2);
+  });
+
+  it('gives identical requests signed in the same millisecond distinct timestamps, so neither is a replay', async () => {
+    const s = await strictServer();
+    const client = new MoondraftClient({ baseUrl: s.url, env: false, apiKey: 'md_test_c', apiSecret: SECRET, clock: new ManualClock(SERVER_NOW) });
+    const results = await Promise.all([client.account.get(), client.account.get(), client.account.get()]);
+    expect(results).toEqual([{ id: 'acc_1' }, { id: 'acc_1' }, { id: 'acc_1' }]);
+    const stamps = apiRequests(s).map((r) => r.headers['x-api-timestamp']);
+    expect(new Set(stamps).size).toBe(3);
+    // Concurrent first calls share one time sync.
+    expect(s.requests.filter((r) => r.target === '/api/v1/time')).toHaveLength(1);
+  });
+
+  it('syncTime() measures on demand and returns the offset', async () => {
+    const s = await strictServer();
+    const client = new MoondraftClient({ baseUrl: s.url, env: false, clock: new ManualClock(SERVER_NOW + 1234) });
+    await expect(client.syncTime(3)).resolves.toBe(-1234);
+    expect(s.requests.filter((r) => r.target === '/api/v1/time')).toHaveLength(3);
+  });
+});
+
+describe('ServerClock estimate', () => {
+  it('takes the offset from the sample with the shortest round trip, at its midpoint', () => {
+    const local = new ManualClock(1_000_000);
+    const clock = new ServerClock(local);
+    clock.record({ serverTime: 1_000_400, sentAt: 999_000, receivedAt: 1_000_000 }); // rtt 1000 → offset 900
+    clock.record({ serverTime: 1_000_150, sentAt: 999_900, receivedAt: 1_000_000 }); // rtt 100 → offset 200
+    clock.record({ serverTime: 1_009_000, sentAt: 997_000, receivedAt: 1_000_000 }); // rtt 3000 (a slow handler)
+    expect(clock.estimate()).toEqual({ offsetMs: 200, uncertaintyMs: 50, sampledAt: 1_000_000 });
+  });
+
+  it('leans timestamps back by the uncertainty (never ahead of the server) and keeps them increasing', () => {
+    const local = new ManualClock(1_000_000);
+    const clock = new ServerClock(local);
+    clock.record({ serverTime: 1_005_000, sentAt: 999_000, receivedAt: 1_001_000 }); // offset 5000 ± 1000
+    local.t = 1_001_000;
+    expect(clock.nextTimestamp()).toBe(1_005_000); // server now 1_006_000, minus 1000 of uncertainty
+    expect(clock.nextTimestamp()).toBe(1_005_001);
+    expect(clock.nextTimestamp()).toBe(1_005_002);
+  });
+
+  it('follows a corrected estimate back in time instead of staying ahead', () => {
+    const local = new ManualClock(1_000_000);
+    const clock = new ServerClock(local);
+    clock.record({ serverTime: 2_000_000, sentAt: 1_000_000, receivedAt: 1_000_000 });
+    expect(clock.nextTimestamp()).toBe(2_000_000);
+    clock.reset();
+    clock.record({ serverTime: 1_000_000, sentAt: 1_000_000, receivedAt: 1_000_000 });
+    expect(clock.nextTimestamp()).toBe(1_000_000);
+  });
+
+  it('forgets samples older than ten minutes and ignores malformed server times', () => {
+    const local = new ManualClock(1_000_000);
+    const clock = new ServerClock(local);
+    clock.record({ serverTime: Number.NaN, sentAt: 1, receivedAt: 1 });
+    expect(clock.synced).toBe(false);
+    clock.record({ serverTime: 1_000_500, sentAt: 1_000_000, receivedAt: 1_000_000 });
+    expect(clock.estimate()?.offsetMs).toBe(500);
+    local.t += 10 * 60_000 + 1;
+    expect(clock.synced).toBe(false);
+    expect(clock.now()).toBe(local.t);
+  });
+});

@@ -1,0 +1,207 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { MoondraftClient, MoondraftError, type RetryEvent } from '../src/index.js';
+import { hmacValid, recordingSleep, sendJson, sendProblem, startWireServer, type WireHandler, type WireRequest, type WireServer } from './support/wire-server.js';
+
+const SECRET = 'mds_retry_secret';
+let server: WireServer | undefined;
+afterEach(async () => {
+  await server?.close();
+  server = undefined;
+});
+
+/** Answers /api/v1/time itself; every other request goes to `handler` with its 1-based number. */
+async function serve(handler: (req: WireRequest, n: number, res: Parameters<WireHandler>[1]) => void): Promise<WireServer> {
+  let n = 0;
+  server = await startWireServer((req, res) => {
+    if (req.target === '/api/v1/time') return sendJson(res, 200, { serverTime: Date.now() }, { serverTime: Date.now() });
+    handler(req, ++n, res);
+  });
+  return server;
+}
+
+function clientFor(s: WireServer, extra: Partial<ConstructorParameters<typeof MoondraftClient>[0]> = {}) {
+  const { sleep, delays } = recordingSleep();
+  const retries: RetryEvent[] = [];
+  const client = new MoondraftClient({
+    baseUrl: s.url,
+    env: false,
+    apiKey: 'md_test_retry',
+    apiSecret: SECRET,
+    sleep,
+    random: () => 0.5,
+    hooks: { onRetry: (e) => retries.push(e) },
+    ...extra,
+  });
+  return { client, delays, retries };
+}
+
+const apiRequests = (s: WireServer) => s.requests.filter((r) => r.target !== '/api/v1/time');
+
+describe('429 Too Many Requests', () => {
+  it('waits for Retry-After plus jitter, then succeeds with a freshly signed request', async () => {
+    const s = await serve((_req, n, res) => {
+      if (n === 1) return sendProblem(res, 429, 'rate_limited', 'Too many requests', { headers: { 'Retry-After': '1', RateLimit: '"trading";r=0;t=1' } });
+      sendJson(res, 200, [{ id: 'ord_1' }]);
+    });
+    const { client, delays, retries } = clientFor(s);
+    await expect(client.trading.orders()).resolves.toEqual([{ id: 'ord_1' }]);
+
+    const [first, second] = apiRequests(s);
+    expect(apiRequests(s)).toHaveLength(2);
+    // Retry-After 1 s, plus half of the 250 ms jitter (random() = 0.5).
+    expect(delays).toEqual([1125]);
+    expect(retries.map((r) => [r.reason, r.attempt, r.error.code])).toEqual([['rate_limited', 1, 'rate_limited']]);
+    expect(hmacValid(SECRET, first!)).toBe(true);
+    expect(hmacValid(SECRET, second!)).toBe(true);
+    expect(second!.headers['x-api-timestamp']).not.toBe(first!.headers['x-api-timestamp']);
+    expect(second!.headers['x-api-signature']).not.toBe(first!.headers['x-api-signature']);
+  });
+
+  it('retries even a non-idempotent request (the limiter refused it before anything ran)', async () => {
+    const s = await serve((_req, n, res) => {
+      if (n === 1) return sendProblem(res, 429, 'rate_limited', 'Too many requests', { headers: { 'Retry-After': '2' } });
+      sendJson(res, 201, { id: 'wd_1' });
+    });
+    const { client, delays } = clientFor(s, { random: () => 0 });
+    await expect(client.withdrawals.create({ asset: 'USDC', amount: '250.00', address: '0x52908400098527886E0F7030069857D2E4169EE7' })).resolves.toEqual({ id: 'wd_1' });
+    expect(delays).toEqual([2000]);
+    expect(apiRequests(s)).toHaveLength(2);
+  });
+
+  it('does not wait out a Retry-After beyond maxRetryAfterMs: it throws with retryAfterMs', async () => {
+    const s = await serve((_req, _n, res) => sendProblem(res, 429, 'temporarily_suspended', 'Suspended for abuse', { headers: { 'Retry-After': '300' } }));
+    const { client, delays } = clientFor(s);
+    const error = await client.market.tickers().catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(MoondraftError);
+    expect(error).toMatchObject({ code: 'temporarily_suspended', status: 429, retryAfterMs: 300_000, attempts: 1 });
+    expect(delays).toEqual([]);
+    expect(apiRequests(s)).toHaveLength(1);
+  });
+
+  it('gives up after maxRetries', async () => {
+    const s = await serve((_req, _n, res) => sendProblem(res, 429, 'rate_limited', 'Too many requests', { headers: { 'Retry-After': '1' } }));
+    const { client, delays } = clientFor(s, { retry: { maxRetries: 2 } });
+    await expect(client.market.tickers()).rejects.toMatchObject({ code: 'rate_limited', attempts: 3 });
+    expect(delays).toHaveLength(2);
+    expect(apiRequests(s)).toHaveLength(3);
+  });
+});
+
+describe('5xx and network failures', () => {
+  it('retries an order placement after a 503 with the same clientOrderId, re-signed', async () => {
+    const s = await serve((req, n, res) => {
+      if (n === 1) return sendProblem(res, 503, 'service_unavailable', 'A shared service is unavailable', { headers: { 'Retry-After': '1' } });
+      sendJson(res, 201, { id: 'ord_9', ...JSON.parse(req.body.toString('utf8')) });
+    });
+    const { client, delays, retries } = clientFor(s);
+    const order = await client.trading.placeOrder({ market: 'MOON-USDC', side: 'buy', type: 'limit', price: '0.0125', quantity: '1000' });
+
+    const [first, second] = apiRequests(s);
+    expect(apiRequests(s)).toHaveLength(2);
+    const firstBody = JSON.parse(first!.body.toString('utf8'));
+    expect(firstBody.clientOrderId).toMatch(/^[0-9a-f-]{36}$/);
+    expect(second!.body.equals(first!.body)).toBe(true); // the same bytes, so the same clientOrderId
+    expect(order.clientOrderId).toBe(firstBody.clientOrderId);
+    expect(hmacValid(SECRET, first!) && hmacValid(SECRET, second!)).toBe(true);
+    expect(second!.headers['x-api-timestamp']).not.toBe(first!.headers['x-api-timestamp']);
+    // Backoff (250 ms with equal jitter at 0.5 → 188) but no less than the server's Retry-After.
+    expect(delays).toEqual([1000]);
+    expect(retries[0]).toMatchObject({ reason: 'server_error', attempt: 1 });
+  });
+
+  it('keeps a clientOrderId the caller gave, and generates a different one for each new order', async () => {
+    const s = await serve((req, _n, res) => sendJson(res, 201, JSON.parse(req.body.toString('utf8'))));
+    const { client } = clientFor(s);
+    await client.trading.placeOrder({ market: 'MOON-USDC', side: 'buy', type: 'market', quantity: '1', clientOrderId: 'mine-1' });
+    await client.trading.placeOrder({ market: 'MOON-USDC', side: 'buy', type: 'market', quantity: '1' });
+    await client.trading.placeOrder({ market: 'MOON-USDC', side: 'buy', type: 'market', quantity: '1' });
+    const ids = apiRequests(s).map((r) => JSON.parse(r.body.toString('utf8')).clientOrderId);
+    expect(ids[0]).toBe('mine-1');
+    expect(new Set(ids).size).toBe(3);
+  });
+
+  it('retries an order placement whose connection dropped, with the same clientOrderId', async () => {
+    const s = await serve((req, n, res) => {
+      if (n === 1) return void res.socket?.destroy();
+      sendJson(res, 201, JSON.parse(req.body.toString('utf8')));
+    });
+    const { client, retries } = clientFor(s);
+    await client.trading.placeOrder({ market: 'MOON-USDC', side: 'sell', type: 'market', quantity: '3' });
+    const [first, second] = apiRequests(s);
+    expect(apiRequests(s)).toHaveLength(2);
+    expect(second!.body.equals(first!.body)).toBe(true);
+    expect(retries.map((r) => [r.reason, r.error.code])).toEqual([['network_error', 'network_error']]);
+  });
+
+  it('retries GET and DELETE with growing backoff, bounded by maxRetries', async () => {
+    const s = await serve((_req, _n, res) => sendProblem(res, 500, 'internal_error', 'An internal error occurred'));
+    const { client, delays } = clientFor(s, { retry: { maxRetries: 3, baseDelayMs: 100, maxDelayMs: 300 } });
+    await expect(client.account.balances()).rejects.toMatchObject({ code: 'internal_error', status: 500, attempts: 4 });
+    // steps 100, 200, 300 (capped); equal jitter at 0.5 → 75 %.
+    expect(delays).toEqual([75, 150, 225]);
+    expect(apiRequests(s)).toHaveLength(4);
+
+    s.requests.length = 0;
+    delays.length = 0;
+    await expect(client.trading.cancelOrder('ord_1')).rejects.toMatchObject({ code: 'internal_error' });
+    expect(apiRequests(s)).toHaveLength(4);
+  });
+
+  it('does not retry non-idempotent requests on 5xx', async () => {
+    const s = await serve((_req, _n, res) => sendProblem(res, 503, 'service_unavailable', 'down'));
+    const { client, delays } = clientFor(s);
+    await expect(client.withdrawals.create({ asset: 'USDC', amount: '1', address: '0x52908400098527886E0F7030069857D2E4169EE7' })).rejects.toMatchObject({
+      code: 'service_unavailable',
+      attempts: 1,
+    });
+    await expect(client.tokens.create({ name: 'Moon', symbol: 'MOON', decimals: 6, supply: '1000' })).rejects.toMatchObject({ code: 'service_unavailable' });
+    await expect(client.sandbox.faucet({ asset: 'USDC', amount: '100' })).rejects.toMatchObject({ code: 'service_unavailable' });
+    await expect(client.trading.closePosition('MOON')).rejects.toMatchObject({ code: 'service_unavailable' });
+    expect(apiRequests(s)).toHaveLength(4);
+    expect(delays).toEqual([]);
+  });
+
+  it('does not retry non-idempotent requests whose connection dropped', async () => {
+    const s = await serve((_req, _n, res) => void res.socket?.destroy());
+    const { client } = clientFor(s);
+    const error = await client.tokens.create({ name: 'Moon', symbol: 'MOON', decimals: 6, supply: '1000' }).catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: 'network_error', status: 0, attempts: 1 });
+    expect(apiRequests(s)).toHaveLength(1);
+  });
+
+  it('does not retry a 503 that is a business outcome (trading_halted)', async () => {
+    const s = await serve((_req, _n, res) => sendProblem(res, 503, 'trading_halted', 'Trading is halted'));
+    const { client } = clientFor(s);
+    await expect(client.trading.placeOrder({ market: 'MOON-USDC', side: 'buy', type: 'market', quantity: '1' })).rejects.toMatchObject({ code: 'trading_halted' });
+    expect(apiRequests(s)).toHaveLength(1);
+  });
+
+  it('never retries 4xx refusals', async () => {
+    const s = await serve((_req, _n, res) => sendProblem(res, 422, 'insufficient_funds', 'The available balance is not enough'));
+    const { client } = clientFor(s);
+    await expect(client.trading.placeOrder({ market: 'MOON-USDC', side: 'buy', type: 'market', quantity: '1' })).rejects.toMatchObject({ code: 'insufficient_funds' });
+    expect(apiRequests(s)).toHaveLength(1);
+  });
+
+  it('times out a request that gets no answer and retries it when idempotent', async () => {
+    const s = await serve((_req, n, res) => {
+      if (n === 1) return; // never answers
+      sendJson(res, 200, { ok: true });
+    });
+    const { client, retries } = clientFor(s, { timeoutMs: 200 });
+    await expect(client.account.get()).resolves.toEqual({ ok: true });
+    expect(retries.map((r) => r.error.code)).toEqual(['timeout']);
+  });
+
+  it('stops when the caller aborts, also while waiting to retry', async () => {
+    const s = await serve((_req, _n, res) => sendProblem(res, 503, 'service_unavailable', 'down'));
+    const controller = new AbortController();
+    const client = new MoondraftClient({
+      baseUrl: s.url,
+      env: false,
+      sleep: async () => controller.abort(new Error('stop')),
+    });
+    await expect(client.market.markets({ signal: controller.signal })).rejects.toMatchObject({ code: 'aborted' });
+    expect(apiRequests(s)).toHaveLength(1);
+  });
+});
