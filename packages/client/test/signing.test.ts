@@ -72,9 +72,7 @@ describe.skipIf(!vectors)('shared request-signing vectors (../shared/vectors/req
   });
 });
 
-describe.runIf(!vectors)('shared request-signing vectors', () => {
-  it.skip(`skipped: ${vectorsFile} is absent`, () => {});
-});
+if (!vectors) console.warn(`\n  ⚠ SKIPPED: shared request-signing vectors: ${vectorsFile} is absent\n`);
 
 describe('canonical message and signers', () => {
   it('appends the body as raw bytes after timestamp + METHOD + path', () => {
