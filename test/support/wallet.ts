@@ -12,14 +12,20 @@ export interface SignedIn {
   headers: { authorization: string };
 }
 
-async function challenge(server: TestServer, address: string, chain: 'ethereum' | 'solana', headers: Record<string, string> = {}): Promise<string> {
+/** POST /auth/challenge; throws unless 200. */
+export async function requestChallenge(server: TestServer, address: string, chain: 'ethereum' | 'solana', headers: Record<string, string> = {}): Promise<{ message: string; nonce: string; expiresAt: number }> {
   const res = await server.app.inject({ method: 'POST', url: '/api/v1/auth/challenge', payload: { address, chain }, headers });
   if (res.statusCode !== 200) throw new Error(`challenge failed: ${res.statusCode} ${res.body}`);
-  return (res.json() as { message: string }).message;
+  return res.json();
+}
+
+/** POST /auth/login, returning the raw response (for tests of refusals). */
+export function postLogin(server: TestServer, message: string, signature: string, headers: Record<string, string> = {}) {
+  return server.app.inject({ method: 'POST', url: '/api/v1/auth/login', payload: { message, signature }, headers });
 }
 
 async function login(server: TestServer, message: string, signature: string, headers: Record<string, string> = {}): Promise<SignedIn> {
-  const res = await server.app.inject({ method: 'POST', url: '/api/v1/auth/login', payload: { message, signature }, headers });
+  const res = await postLogin(server, message, signature, headers);
   if (res.statusCode !== 200) throw new Error(`login failed: ${res.statusCode} ${res.body}`);
   const body = res.json() as Omit<SignedIn, 'headers'>;
   return { ...body, headers: { authorization: `Bearer ${body.accessToken}` } };
@@ -40,13 +46,13 @@ export function solanaWallet(secretKey: Uint8Array = ed25519.utils.randomSecretK
 /** Signs in with an Ethereum wallet through the real challenge → sign → login flow. */
 export async function signInEthereum(server: TestServer, privateKey?: `0x${string}`, options: { headers?: Record<string, string> } = {}): Promise<SignedIn & { wallet: ReturnType<typeof ethereumWallet> }> {
   const wallet = ethereumWallet(privateKey);
-  const message = await challenge(server, wallet.address, 'ethereum', options.headers);
+  const { message } = await requestChallenge(server, wallet.address, 'ethereum', options.headers);
   return { ...(await login(server, message, await wallet.sign(message), options.headers)), wallet };
 }
 
 /** Signs in with a Solana wallet through the real challenge → sign → login flow. */
 export async function signInSolana(server: TestServer, secretKey?: Uint8Array, options: { headers?: Record<string, string> } = {}): Promise<SignedIn & { wallet: ReturnType<typeof solanaWallet> }> {
   const wallet = solanaWallet(secretKey);
-  const message = await challenge(server, wallet.address, 'solana', options.headers);
+  const { message } = await requestChallenge(server, wallet.address, 'solana', options.headers);
   return { ...(await login(server, message, wallet.sign(message), options.headers)), wallet };
 }

@@ -9,8 +9,8 @@ import type { AccessTokens } from './access-tokens.js';
 import { NONCE_TTL_MS, type SignInNonces } from './nonces.js';
 import type { ClientContext, SessionRow, Sessions } from './sessions.js';
 import { MAX_MESSAGE_LENGTH, messageChain, PRINTABLE_ASCII_LINES, refuse, type Parsed, type SignInFields, type SignInRefusal } from './sign-in-message.js';
-import { createEthereumChallenge, parseEthereumMessage, passesSiweValidation, verifyEthereumSignature } from './siwe.js';
-import { createSolanaMessage, parseSolanaMessage, solanaPublicKey, verifySolanaSignature } from './siws.js';
+import { checkEthereumSignatureShape, createEthereumChallenge, parseEthereumMessage, passesSiweValidation, verifyEthereumSignature } from './siwe.js';
+import { createSolanaMessage, decodeSolanaSignature, parseSolanaMessage, solanaPublicKey, verifySolanaSignature } from './siws.js';
 
 export interface Challenge {
   message: string;
@@ -41,7 +41,9 @@ const SOLANA_STATEMENT = 'Sign in to Moondraft. This request does not move funds
  *
  *   shape (printable ASCII, bounded) → format (canonical EIP-4361 / SIWS) → this server's domain,
  *   URI and chain id → issued within the nonce lifetime, not expired, not before its time →
- *   the nonce, taken once, issued for this very wallet → the signature by that wallet.
+ *   the signature's shape → the nonce, taken once, issued for this very wallet → the signature
+ *   verified against that wallet. A message that reaches the nonce spends it, even if the
+ *   signature then fails: one nonce, one verification.
  */
 export class SignIn {
   constructor(
@@ -145,6 +147,9 @@ export class SignIn {
     const wallet = canonicalWallet(fields.address);
     const bound = this.checkBinding(fields);
     if (!bound.ok) return { ...bound, wallet };
+
+    const shape = chain === 'ethereum' ? checkEthereumSignatureShape(signature) : decodeSolanaSignature(signature);
+    if (!shape.ok) return { ...shape, wallet };
 
     const binding = await this.deps.nonces.take(fields.nonce);
     if (!binding) return { ...refuse('nonce_unknown', 'The nonce is unknown, expired or already used; request a new challenge'), wallet };

@@ -110,10 +110,17 @@ const HEX = /^0x(?:[0-9a-fA-F]{2})*$/;
 const CONTRACT_WALLET =
   'contract wallets (EIP-1271 / ERC-6492 signatures) cannot sign in: verifying them needs an Ethereum RPC endpoint this server does not have; sign in with an externally owned account';
 
-/** Verifies an EOA signature (EIP-191 personal_sign) of `message` by `address`, offline. */
-export async function verifyEthereumSignature(message: string, address: string, signature: string): Promise<Parsed<true>> {
+/** Whether the signature can be an EOA's at all (checked before the nonce is spent). */
+export function checkEthereumSignatureShape(signature: string): Parsed<true> {
   if (!HEX.test(signature)) return refuse('signature_malformed', 'The signature must be 0x-prefixed hex');
   if (!EOA_SIGNATURE.test(signature)) return refuse('contract_wallet', `The signature is not a 65-byte ECDSA signature: ${CONTRACT_WALLET}`);
+  return { ok: true, value: true };
+}
+
+/** Verifies an EOA signature (EIP-191 personal_sign) of `message` by `address`, offline. */
+export async function verifyEthereumSignature(message: string, address: string, signature: string): Promise<Parsed<true>> {
+  const shape = checkEthereumSignatureShape(signature);
+  if (!shape.ok) return shape;
   let recovered: string;
   try {
     recovered = await recoverMessageAddress({ message, signature: signature as `0x${string}` });

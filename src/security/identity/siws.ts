@@ -43,6 +43,18 @@ const HEADER = ' wants you to sign in with your Solana account:';
 const DATE_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;
 const NONCE = /^[a-zA-Z0-9]{8,64}$/;
 const DOMAIN = /^[a-zA-Z0-9.-]+(:\d{1,5})?$/;
+/** RFC 3986 pchar, as EIP-4361 defines request-id. */
+const REQUEST_ID = /^[A-Za-z0-9\-._~!$&'()*+,;=:@%]+$/;
+
+function isUri(value: string): boolean {
+  if (!/^[a-zA-Z][a-zA-Z0-9+.-]*:[\x21-\x7e]*$/.test(value)) return false;
+  try {
+    new URL(value);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 export function createSolanaMessage(f: SolanaMessageFields): string {
   let message = `${f.domain}${HEADER}\n${f.address}`;
@@ -115,6 +127,8 @@ export function parseSolanaMessage(message: string): Parsed<SignInFields> {
   if (!DOMAIN.test(domain)) return refuse('message_invalid', 'The SIWS domain is not a host[:port]');
   if (!solanaPublicKey(address)) return refuse('message_invalid', 'The SIWS address is not a base58 ed25519 public key');
   if (!NONCE.test(nonce)) return refuse('message_invalid', 'The SIWS nonce must be 8 to 64 letters and digits');
+  if (!isUri(uri) || (f.resources && !f.resources.every(isUri))) return refuse('message_invalid', 'The SIWS URI and resources must be URIs');
+  if (f.requestId !== undefined && !REQUEST_ID.test(f.requestId)) return refuse('message_invalid', 'The SIWS request id must be URI path characters');
   const issued = date(issuedAt);
   const expires = date(f.expirationTime);
   const notBefore = date(f.notBefore);
@@ -128,17 +142,27 @@ export function parseSolanaMessage(message: string): Parsed<SignInFields> {
   };
 }
 
-/** Verifies a base58 ed25519 signature of the message's UTF-8 bytes by the address's key (RFC 8032 strict). */
-export function verifySolanaSignature(message: string, address: string, signature: string): Parsed<true> {
-  const publicKey = solanaPublicKey(address);
-  if (!publicKey) return refuse('message_invalid', 'The SIWS address is not a base58 ed25519 public key');
+const SIGNATURE_SHAPE = 'The signature must be the base58 encoding of a 64-byte ed25519 signature';
+
+/** The 64 signature bytes, or a refusal (checked before the nonce is spent). */
+export function decodeSolanaSignature(signature: string): Parsed<Uint8Array> {
+  if (!/^[1-9A-HJ-NP-Za-km-z]{64,90}$/.test(signature)) return refuse('signature_malformed', SIGNATURE_SHAPE);
   let sig: Uint8Array;
   try {
     sig = base58.decode(signature);
   } catch {
-    return refuse('signature_malformed', 'The signature must be the base58 encoding of a 64-byte ed25519 signature');
+    return refuse('signature_malformed', SIGNATURE_SHAPE);
   }
-  if (sig.length !== 64) return refuse('signature_malformed', 'The signature must be the base58 encoding of a 64-byte ed25519 signature');
+  return sig.length === 64 ? { ok: true, value: sig } : refuse('signature_malformed', SIGNATURE_SHAPE);
+}
+
+/** Verifies a base58 ed25519 signature of the message's UTF-8 bytes by the address's key (RFC 8032 strict). */
+export function verifySolanaSignature(message: string, address: string, signature: string): Parsed<true> {
+  const publicKey = solanaPublicKey(address);
+  if (!publicKey) return refuse('message_invalid', 'The SIWS address is not a base58 ed25519 public key');
+  const decoded = decodeSolanaSignature(signature);
+  if (!decoded.ok) return decoded;
+  const sig = decoded.value;
   let valid = false;
   try {
     valid = ed25519.verify(sig, new TextEncoder().encode(message), publicKey, { zip215: false });
