@@ -12,20 +12,26 @@ export interface SignedIn {
   headers: { authorization: string };
 }
 
+/** How the simulated client appears to the server. */
+export interface ClientOptions {
+  headers?: Record<string, string>;
+  remoteAddress?: string;
+}
+
 /** POST /auth/challenge; throws unless 200. */
-export async function requestChallenge(server: TestServer, address: string, chain: 'ethereum' | 'solana', headers: Record<string, string> = {}): Promise<{ message: string; nonce: string; expiresAt: number }> {
-  const res = await server.app.inject({ method: 'POST', url: '/api/v1/auth/challenge', payload: { address, chain }, headers });
+export async function requestChallenge(server: TestServer, address: string, chain: 'ethereum' | 'solana', client: ClientOptions = {}): Promise<{ message: string; nonce: string; expiresAt: number }> {
+  const res = await server.app.inject({ method: 'POST', url: '/api/v1/auth/challenge', payload: { address, chain }, ...client });
   if (res.statusCode !== 200) throw new Error(`challenge failed: ${res.statusCode} ${res.body}`);
   return res.json();
 }
 
 /** POST /auth/login, returning the raw response (for tests of refusals). */
-export function postLogin(server: TestServer, message: string, signature: string, headers: Record<string, string> = {}) {
-  return server.app.inject({ method: 'POST', url: '/api/v1/auth/login', payload: { message, signature }, headers });
+export function postLogin(server: TestServer, message: string, signature: string, client: ClientOptions = {}) {
+  return server.app.inject({ method: 'POST', url: '/api/v1/auth/login', payload: { message, signature }, ...client });
 }
 
-async function login(server: TestServer, message: string, signature: string, headers: Record<string, string> = {}): Promise<SignedIn> {
-  const res = await postLogin(server, message, signature, headers);
+async function login(server: TestServer, message: string, signature: string, client: ClientOptions = {}): Promise<SignedIn> {
+  const res = await postLogin(server, message, signature, client);
   if (res.statusCode !== 200) throw new Error(`login failed: ${res.statusCode} ${res.body}`);
   const body = res.json() as Omit<SignedIn, 'headers'>;
   return { ...body, headers: { authorization: `Bearer ${body.accessToken}` } };
@@ -44,15 +50,15 @@ export function solanaWallet(secretKey: Uint8Array = ed25519.utils.randomSecretK
 }
 
 /** Signs in with an Ethereum wallet through the real challenge → sign → login flow. */
-export async function signInEthereum(server: TestServer, privateKey?: `0x${string}`, options: { headers?: Record<string, string> } = {}): Promise<SignedIn & { wallet: ReturnType<typeof ethereumWallet> }> {
+export async function signInEthereum(server: TestServer, privateKey?: `0x${string}`, client: ClientOptions = {}): Promise<SignedIn & { wallet: ReturnType<typeof ethereumWallet> }> {
   const wallet = ethereumWallet(privateKey);
-  const { message } = await requestChallenge(server, wallet.address, 'ethereum', options.headers);
-  return { ...(await login(server, message, await wallet.sign(message), options.headers)), wallet };
+  const { message } = await requestChallenge(server, wallet.address, 'ethereum', client);
+  return { ...(await login(server, message, await wallet.sign(message), client)), wallet };
 }
 
 /** Signs in with a Solana wallet through the real challenge → sign → login flow. */
-export async function signInSolana(server: TestServer, secretKey?: Uint8Array, options: { headers?: Record<string, string> } = {}): Promise<SignedIn & { wallet: ReturnType<typeof solanaWallet> }> {
+export async function signInSolana(server: TestServer, secretKey?: Uint8Array, client: ClientOptions = {}): Promise<SignedIn & { wallet: ReturnType<typeof solanaWallet> }> {
   const wallet = solanaWallet(secretKey);
-  const { message } = await requestChallenge(server, wallet.address, 'solana', options.headers);
-  return { ...(await login(server, message, wallet.sign(message), options.headers)), wallet };
+  const { message } = await requestChallenge(server, wallet.address, 'solana', client);
+  return { ...(await login(server, message, wallet.sign(message), client)), wallet };
 }
