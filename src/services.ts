@@ -84,6 +84,9 @@ export async function createServices(config: Config, overrides: ServiceOverrides
 
   const state = overrides.state ?? (config.redisUrl ? new RedisState({ url: config.redisUrl, prefix: config.statePrefix }) : new MemoryState(clock));
   closers.push(() => state.close());
+  // Redis refuses commands until its connection is up (no offline queue): give it a moment at
+  // start-up so the first requests (and the security sync below) do not fail for nothing.
+  for (let i = 0; i < 40 && state.kind === 'redis' && !(await state.ping()); i++) await new Promise((r) => setTimeout(r, 50));
 
   const events = new SecurityEvents();
   const metrics = new Metrics({ processMetrics: overrides.processMetrics ?? true });
