@@ -8,7 +8,7 @@ import type { SecurityEvents } from '../events/index.js';
 import type { AccessTokens } from './access-tokens.js';
 import { NONCE_TTL_MS, type SignInNonces } from './nonces.js';
 import type { ClientContext, SessionRow, Sessions } from './sessions.js';
-import { MAX_MESSAGE_LENGTH, messageChain, PRINTABLE_ASCII_LINES, refuse, type Parsed, type SignInFields, type SignInRefusal } from './sign-in-message.js';
+import { MAX_MESSAGE_LENGTH, messageChain, PRINTABLE_ASCII_LINES, refuse, SIGN_IN_STATEMENT, type Parsed, type SignInFields, type SignInRefusal } from './sign-in-message.js';
 import { checkEthereumSignatureShape, createEthereumChallenge, parseEthereumMessage, passesSiweValidation, verifyEthereumSignature } from './siwe.js';
 import { createSolanaMessage, decodeSolanaSignature, parseSolanaMessage, solanaPublicKey, verifySolanaSignature } from './siws.js';
 
@@ -31,8 +31,6 @@ export interface TokenPair {
 
 /** A login's verdict; a refusal names the wallet when the message got far enough to say. */
 type Checked = { ok: true; value: { chain: Chain; address: string } } | ({ ok: false; wallet?: string } & SignInRefusal);
-
-const SOLANA_STATEMENT = 'Sign in to Moondraft. This request does not move funds or trigger a blockchain transaction.';
 
 /**
  * Wallet sign-in: challenge → the wallet signs → login, and refresh. Every refusal of a login is
@@ -75,7 +73,7 @@ export class SignIn {
           : createSolanaMessage({
               domain: config.domain,
               address,
-              statement: SOLANA_STATEMENT,
+              statement: SIGN_IN_STATEMENT,
               uri: config.publicUrl,
               version: '1',
               chainId: config.signIn.solanaChainId,

@@ -1,6 +1,6 @@
 import { getAddress, recoverMessageAddress } from 'viem';
 import { createSiweMessage, parseSiweMessage, validateSiweMessage, type SiweMessage } from 'viem/siwe';
-import { refuse, type Parsed, type SignInFields } from './sign-in-message.js';
+import { refuse, SIGN_IN_STATEMENT, type Parsed, type SignInFields } from './sign-in-message.js';
 
 /**
  * Sign-In with Ethereum (EIP-4361) through viem's SIWE helpers. Only externally owned accounts
@@ -8,8 +8,6 @@ import { refuse, type Parsed, type SignInFields } from './sign-in-message.js';
  * ERC-6492 for undeployed ones) are verified by calling the contract, which needs an Ethereum RPC
  * endpoint this server does not have, so they are refused with a message that says so.
  */
-
-const STATEMENT = 'Sign in to Moondraft. This request does not move funds or trigger a blockchain transaction.';
 
 export function createEthereumChallenge(input: {
   address: string;
@@ -26,7 +24,7 @@ export function createEthereumChallenge(input: {
     domain: input.domain,
     // EIP-4361: no scheme means https; say so explicitly when the server is reached otherwise.
     ...(scheme === 'https' ? {} : { scheme }),
-    statement: STATEMENT,
+    statement: SIGN_IN_STATEMENT,
     uri: input.uri,
     version: '1',
     chainId: input.chainId,
