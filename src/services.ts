@@ -11,6 +11,10 @@ import type { Keyring } from './security/crypto/keyring.js';
 import { SecurityEvents } from './security/events/index.js';
 import { AccessTokens } from './security/identity/access-tokens.js';
 import { ensureKeysetFile, SigningKeys } from './security/identity/signing-keys.js';
+import { SecuritySync } from './security/identity/security-sync.js';
+import { Sessions } from './security/identity/sessions.js';
+import { SignInNonces } from './security/identity/nonces.js';
+import { SignIn } from './security/identity/sign-in.js';
 import type { Principal } from './security/principal.js';
 import { openStore, type Store } from './store/db.js';
 import { migrateToLatest } from './store/migrate.js';
@@ -39,6 +43,12 @@ export interface Services {
   events: SecurityEvents;
   metrics: Metrics;
   accounts: Accounts;
+  /** Sign-in sessions and rotating refresh tokens; revocation (identity). */
+  sessions: Sessions;
+  /** Wallet sign-in (challenge, login) and refresh (identity). */
+  signIn: SignIn;
+  /** Loads recent revocations and role changes from the database into shared state (identity). */
+  securitySync: SecuritySync;
   apiKeyAuthenticator?: ApiKeyAuthenticator;
   /** Registers work for graceful shutdown (flush buffers, stop timers); run in reverse order. */
   onClose(fn: () => Promise<void> | void): void;
@@ -74,6 +84,9 @@ export async function createServices(config: Config, overrides: ServiceOverrides
 
   const state = overrides.state ?? (config.redisUrl ? new RedisState({ url: config.redisUrl, prefix: config.statePrefix }) : new MemoryState(clock));
   closers.push(() => state.close());
+  // Redis refuses commands until its connection is up (no offline queue): give it a moment at
+  // start-up so the first requests (and the security sync below) do not fail for nothing.
+  for (let i = 0; i < 40 && state.kind === 'redis' && !(await state.ping()); i++) await new Promise((r) => setTimeout(r, 50));
 
   const events = new SecurityEvents();
   const metrics = new Metrics({ processMetrics: overrides.processMetrics ?? true });
@@ -82,10 +95,24 @@ export async function createServices(config: Config, overrides: ServiceOverrides
 
   const accessTokens = new AccessTokens(
     signingKeys,
-    { issuer: config.jwt.issuer, audience: config.jwt.audience, ttlSec: config.jwt.accessTtlSec, clockToleranceSec: config.jwt.clockToleranceSec },
+    { issuer: config.jwt.issuer, audience: config.jwt.audience, ttlSec: config.jwt.accessTtlSec, clockToleranceSec: config.jwt.clockToleranceSec, cacheSize: config.tokenCacheSize },
     clock,
   );
   const accounts = new Accounts({ store, state, clock, events, bootstrapAdmin: config.bootstrapAdmin, roleTtlMs: maxTokenLifetimeMs });
+
+  const sessions = new Sessions({
+    store,
+    state,
+    clock,
+    events,
+    options: { refreshAbsoluteMs: config.jwt.refreshAbsoluteSec * 1000, refreshIdleMs: config.jwt.refreshIdleSec * 1000, accessTokenLifetimeMs: maxTokenLifetimeMs },
+    onError: (err) => log.error({ err }, 'session activity write failed'),
+  });
+  closers.push(() => sessions.close());
+  const signIn = new SignIn({ config, clock, nonces: new SignInNonces(state), accounts, sessions, accessTokens, events });
+  const securitySync = new SecuritySync({ store, state, clock, sessions, log, windowMs: maxTokenLifetimeMs, intervalMs: config.securitySyncMs });
+  await securitySync.start(); // before the first request: in-process state starts empty
+  closers.push(() => securitySync.stop());
 
   let closed = false;
   return {
@@ -100,6 +127,9 @@ export async function createServices(config: Config, overrides: ServiceOverrides
     events,
     metrics,
     accounts,
+    sessions,
+    signIn,
+    securitySync,
     onClose: (fn) => closers.push(fn),
     async close() {
       if (closed) return;

@@ -46,6 +46,17 @@ export interface Config {
   /** Serve /metrics on this separate port instead of the API port (recommended in live). */
   metricsPort: number | undefined;
   timeouts: { requestMs: number; headersMs: number; keepAliveMs: number; connectionMs: number };
+  /** Wallet sign-in (identity): the chain ids sign-in messages must name. */
+  signIn: {
+    /** EIP-155 chain id of EIP-4361 messages (MOONDRAFT_SIWE_CHAIN_ID, default 1). */
+    ethereumChainId: number;
+    /** Solana cluster named by Sign-In-With-Solana messages (MOONDRAFT_SIWS_CHAIN_ID, default mainnet). */
+    solanaChainId: 'mainnet' | 'devnet' | 'testnet' | 'localnet';
+  };
+  /** Verified access tokens kept in memory (by token hash, until exp); 0 disables the cache. */
+  tokenCacheSize: number;
+  /** How often each process loads recent revocations and role changes from the database. */
+  securitySyncMs: number;
 }
 
 export class ConfigError extends Error {
@@ -220,6 +231,12 @@ export function loadConfig(environment: Source = process.env): Config {
       keepAliveMs: r.int('MOONDRAFT_KEEPALIVE_TIMEOUT_MS', 5_000, 1000, 120_000),
       connectionMs: r.int('MOONDRAFT_CONNECTION_TIMEOUT_MS', 60_000, 1000, 600_000),
     },
+    signIn: {
+      ethereumChainId: r.int('MOONDRAFT_SIWE_CHAIN_ID', 1, 1, Number.MAX_SAFE_INTEGER),
+      solanaChainId: r.oneOf('MOONDRAFT_SIWS_CHAIN_ID', ['mainnet', 'devnet', 'testnet', 'localnet'] as const, 'mainnet'),
+    },
+    tokenCacheSize: r.int('MOONDRAFT_TOKEN_CACHE_SIZE', 10_000, 0, 1_000_000),
+    securitySyncMs: r.int('MOONDRAFT_SECURITY_SYNC_MS', 5_000, 500, 60_000),
   };
   if (config.jwt.refreshIdleSec > config.jwt.refreshAbsoluteSec) {
     throw new ConfigError('MOONDRAFT_REFRESH_IDLE_DAYS', 'must not exceed MOONDRAFT_REFRESH_ABSOLUTE_DAYS');

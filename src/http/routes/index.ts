@@ -1,10 +1,16 @@
 import type { Services } from '../../services.js';
 import type { App } from '../types.js';
 import { accountRoutes } from './account.js';
+import { adminAccountRoutes } from './admin-accounts.js';
+import { authRoutes } from './auth.js';
+import { sessionRoutes } from './sessions.js';
 import { systemRoutes } from './system.js';
 
 /** Every route module, one per feature. Each registers its routes with a declared permission. */
 export async function registerRoutes(app: App, services: Services): Promise<void> {
   systemRoutes(app, services);
   accountRoutes(app, services);
+  authRoutes(app, services);
+  sessionRoutes(app, services);
+  adminAccountRoutes(app, services);
 }

@@ -53,6 +53,8 @@ async function authenticateSession(services: Services, request: FastifyRequest, 
   if (revoked !== null) throw new ApiError('token_revoked', 'This session was revoked; sign in again');
   const role = roleOverride !== null && isRole(roleOverride) ? roleOverride : claims.role;
   if (!isRole(role)) throw new ApiError('invalid_token', 'The token carries an unknown role');
+  // "Last used" for the sessions list: recorded in memory now, written later in a batch.
+  services.sessions.touch(claims.sid);
   return {
     kind: 'session',
     accountId: claims.sub,

@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { errors as joseErrors, jwtVerify, SignJWT, type JWTHeaderParameters, type FlattenedJWSInput } from 'jose';
 import { fail, ok, type Result } from '../../errors/registry.js';
 import type { Clock } from '../../lib/clock.js';
@@ -24,6 +24,17 @@ export interface AccessTokenOptions {
   audience: string;
   ttlSec: number;
   clockToleranceSec: number;
+  /**
+   * Verified tokens kept in memory (0 or absent: none). Entries are keyed by the SHA-256 of the
+   * whole token, so a changed byte misses; they last until the token's `exp` and while its key may
+   * still verify. Revocation is not cached here: the authenticate stage checks it on every request.
+   */
+  cacheSize?: number;
+}
+
+interface CachedToken {
+  claims: AccessClaims;
+  kid: string;
 }
 
 const TYP = 'at+jwt';
@@ -34,11 +45,15 @@ const TYP = 'at+jwt';
  * database: revocation is checked separately against shared state by the authenticate stage.
  */
 export class AccessTokens {
+  private readonly cache: Map<string, CachedToken> | undefined;
+
   constructor(
     private readonly keys: SigningKeys,
     private readonly options: AccessTokenOptions,
     private readonly clock: Clock,
-  ) {}
+  ) {
+    this.cache = options.cacheSize ? new Map() : undefined;
+  }
 
   async issue(input: { accountId: string; wallet: string; role: Role; sessionId: string; authTime: number }): Promise<{ token: string; claims: AccessClaims }> {
     const iat = Math.floor(this.clock.now() / 1000);
@@ -70,13 +85,29 @@ export class AccessTokens {
 
   async verify(token: string): Promise<Result<AccessClaims, 'invalid_token' | 'token_expired'>> {
     const now = this.clock.now();
+    const cacheKey = this.cache ? createHash('sha256').update(token).digest('base64') : undefined;
+    if (this.cache && cacheKey) {
+      const hit = this.cache.get(cacheKey);
+      if (hit && hit.claims.exp * 1000 > now && this.keys.verificationKey(hit.kid, now)) return ok(hit.claims);
+      if (hit) this.cache.delete(cacheKey);
+    }
+    const verified = await this.verifySignedToken(token, now);
+    if (verified.ok && this.cache && cacheKey) {
+      this.cache.set(cacheKey, { claims: verified.value, kid: verified.kid });
+      // Bounded: the oldest entry goes first (Map keeps insertion order).
+      if (this.cache.size > this.options.cacheSize!) this.cache.delete(this.cache.keys().next().value!);
+    }
+    return verified.ok ? ok(verified.value) : verified;
+  }
+
+  private async verifySignedToken(token: string, now: number): Promise<{ ok: true; value: AccessClaims; kid: string } | { ok: false; code: 'invalid_token' | 'token_expired'; detail: string }> {
     const keyFor = (header: JWTHeaderParameters, _input: FlattenedJWSInput) => {
       const key = header.kid ? this.keys.verificationKey(header.kid, now) : undefined;
       if (!key) throw new joseErrors.JWKSNoMatchingKey();
       return key;
     };
     try {
-      const { payload } = await jwtVerify(token, keyFor, {
+      const { payload, protectedHeader } = await jwtVerify(token, keyFor, {
         algorithms: ['RS256'],
         typ: TYP,
         issuer: this.options.issuer,
@@ -89,7 +120,7 @@ export class AccessTokens {
       if (typeof payload.sid !== 'string' || typeof payload.wallet !== 'string' || typeof payload.role !== 'string' || typeof payload.auth_time !== 'number') {
         return fail('invalid_token', 'The token is missing required claims');
       }
-      return ok(payload as unknown as AccessClaims);
+      return { ok: true, value: Object.freeze(payload) as unknown as AccessClaims, kid: protectedHeader.kid! };
     } catch (err) {
       if (err instanceof joseErrors.JWTExpired) return fail('token_expired', 'The access token has expired; refresh it');
       return fail('invalid_token', 'The access token is not valid');

@@ -1,0 +1,76 @@
+import type { Logger } from 'pino';
+import type { Clock } from '../../lib/clock.js';
+import type { Store } from '../../store/db.js';
+import type { SharedState } from '../../state/port.js';
+import { sessionStateKeys } from './revocation.js';
+import type { Sessions } from './sessions.js';
+
+/** Rows written by another process may carry a slightly older timestamp than our last run. */
+const OVERLAP_MS = 60_000;
+const PRUNE_EVERY_MS = 3_600_000;
+/** Ended sessions are kept this long (spent refresh tokens still read as reuse meanwhile). */
+const SESSION_RETENTION_MS = 7 * 86_400_000;
+
+/**
+ * Carries durable security decisions from the database into shared state: sessions revoked and
+ * roles changed within the last access-token lifetime. It runs at start-up (in-process state is
+ * empty after a restart) and every few seconds off the request path (the offline CLI, `moondraft
+ * role`, writes only the database). Each run is two indexed range queries over recent rows.
+ */
+export class SecuritySync {
+  private lastRunAt: number | undefined;
+  private lastPruneAt = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<unknown> | undefined;
+
+  constructor(
+    private readonly deps: { store: Store; state: SharedState; clock: Clock; sessions: Sessions; log: Logger; windowMs: number; intervalMs: number },
+  ) {}
+
+  /** One pass; the first looks back a whole token lifetime, later ones only since the previous pass. */
+  async runOnce(): Promise<{ revocations: number; roles: number }> {
+    const { store, state, clock, windowMs } = this.deps;
+    const now = clock.now();
+    const since = this.lastRunAt === undefined ? now - windowMs : Math.max(now - windowMs, this.lastRunAt - OVERLAP_MS);
+
+    const revoked = await store.db.selectFrom('sessions').select(['id', 'revoked_at']).where('revoked_at', '>=', since).execute();
+    for (const row of revoked) await this.deps.sessions.publishRevocation(row.id, Number(row.revoked_at));
+
+    const roles = await store.db.selectFrom('accounts').select(['id', 'role', 'updated_at']).where('updated_at', '>=', since).execute();
+    for (const row of roles) {
+      const ttl = Number(row.updated_at) + windowMs - now;
+      if (ttl > 0) await state.set(sessionStateKeys('', row.id).role, row.role, ttl);
+    }
+
+    this.lastRunAt = now;
+    if (now - this.lastPruneAt >= PRUNE_EVERY_MS) {
+      this.lastPruneAt = now;
+      const pruned = await this.deps.sessions.prune(SESSION_RETENTION_MS);
+      if (pruned > 0) this.deps.log.info({ pruned }, 'pruned ended sessions');
+    }
+    return { revocations: revoked.length, roles: roles.length };
+  }
+
+  /** Runs once now (start-up), then every interval; a failed pass is logged and retried next time. */
+  async start(): Promise<void> {
+    await this.tick();
+    this.timer = setInterval(() => void this.tick(), this.deps.intervalMs);
+    this.timer.unref();
+  }
+
+  private async tick(): Promise<void> {
+    if (this.running) return; // a slow pass is never overlapped by the next
+    this.running = this.runOnce().catch((err) => this.deps.log.error({ err }, 'security sync failed'));
+    try {
+      await this.running;
+    } finally {
+      this.running = undefined;
+    }
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    await this.running;
+  }
+}

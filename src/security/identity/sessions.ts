@@ -1,0 +1,289 @@
+import { createHash, randomBytes } from 'node:crypto';
+import type { Chain } from '../../accounts/wallets.js';
+import { fail, ok, type Result } from '../../errors/registry.js';
+import type { Clock } from '../../lib/clock.js';
+import { newId } from '../../lib/ids.js';
+import type { Store } from '../../store/db.js';
+import type { SessionsTable } from '../../store/schema.js';
+import type { SharedState } from '../../state/port.js';
+import type { SecurityEvents } from '../events/index.js';
+import { networkPrefix } from './network-prefix.js';
+import { sessionStateKeys } from './revocation.js';
+
+/** Where a request came from, as sessions and security events record it. */
+export interface ClientContext {
+  ip: string;
+  userAgent: string | undefined;
+  requestId: string;
+}
+
+export interface SessionView {
+  id: string;
+  chain: Chain;
+  createdAt: number;
+  lastUsedAt: number;
+  /** The client's /24 (IPv4) or /48 (IPv6) network at sign-in. */
+  ip: string;
+  userAgent: string;
+  /** When the session ends at the latest (its refresh tokens' absolute expiry). */
+  expiresAt: number;
+}
+
+export type SessionRow = SessionsTable;
+export type RevokedBy = 'logout' | 'user' | 'admin' | 'reuse';
+
+export interface SessionOptions {
+  refreshAbsoluteMs: number;
+  refreshIdleMs: number;
+  /** How long an access token can outlive the moment its session is revoked (lifetime + tolerance). */
+  accessTokenLifetimeMs: number;
+}
+
+/** `mdr_` + 256 random bits, base64url. Only its SHA-256 is ever stored. */
+const REFRESH_TOKEN = /^mdr_[A-Za-z0-9_-]{43}$/;
+const ACTIVITY_INTERVAL_MS = 60_000;
+const USER_AGENT_MAX = 256;
+
+export function newRefreshToken(): string {
+  return `mdr_${randomBytes(32).toString('base64url')}`;
+}
+
+export function hashRefreshToken(token: string): string {
+  return createHash('sha256').update(token, 'utf8').digest('hex');
+}
+
+function cleanUserAgent(ua: string | undefined): string {
+  // Shown back to the person in the sessions list: printable characters only, bounded.
+  return (ua ?? '').replace(/[^\x20-\x7e]/g, '').slice(0, USER_AGENT_MAX);
+}
+
+function toView(row: SessionRow): SessionView {
+  return {
+    id: row.id,
+    chain: row.chain,
+    createdAt: Number(row.created_at),
+    lastUsedAt: Number(row.last_used_at),
+    ip: row.ip,
+    userAgent: row.user_agent,
+    expiresAt: Number(row.refresh_expires_at),
+  };
+}
+
+/**
+ * Sign-in sessions and their rotating refresh tokens.
+ *
+ * Rotation is one conditional write (`spent_at` set only where it is still null, on a live
+ * session), so two refreshes racing with the same token cannot both win on SQLite or PostgreSQL:
+ * the loser finds the token spent and is treated as reuse, which revokes the session.
+ * Revocation is written to the database (durable, read back by the security sync) and to the
+ * shared-state revocation set that the authenticate stage consults on every request.
+ */
+export class Sessions {
+  /** Sessions touched since the last flush, and when each was last written (at most once a minute). */
+  private readonly pendingActivity = new Map<string, number>();
+  private readonly lastActivityWrite = new Map<string, number>();
+  private activityTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly deps: { store: Store; state: SharedState; clock: Clock; events: SecurityEvents; options: SessionOptions; onError: (err: unknown) => void },
+  ) {}
+
+  /** Opens a session after a successful sign-in; returns it with its first refresh token. */
+  async start(input: { accountId: string; chain: Chain; authTimeMs: number; client: ClientContext }): Promise<{ session: SessionRow; refreshToken: string }> {
+    const now = this.deps.clock.now();
+    const { refreshAbsoluteMs, refreshIdleMs } = this.deps.options;
+    const session: SessionRow = {
+      id: newId('ses', now),
+      account_id: input.accountId,
+      chain: input.chain,
+      auth_time: input.authTimeMs,
+      created_at: now,
+      last_used_at: now,
+      ip: networkPrefix(input.client.ip),
+      user_agent: cleanUserAgent(input.client.userAgent),
+      refresh_expires_at: now + refreshAbsoluteMs,
+      idle_expires_at: now + Math.min(refreshIdleMs, refreshAbsoluteMs),
+      revoked_at: null,
+      revoked_reason: null,
+    };
+    const refreshToken = newRefreshToken();
+    await this.deps.store.transaction(async (trx) => {
+      await trx.insertInto('sessions').values(session).execute();
+      await trx.insertInto('refresh_tokens').values({ token_hash: hashRefreshToken(refreshToken), session_id: session.id, created_at: now, spent_at: null }).execute();
+    });
+    return { session, refreshToken };
+  }
+
+  /**
+   * Spends a refresh token and returns its session with the next one. A token already spent
+   * revokes the whole session (`refresh_token_reused`): either it was stolen, or the thief used
+   * it first.
+   */
+  async rotate(refreshToken: string, client: ClientContext): Promise<Result<{ session: SessionRow; refreshToken: string }, 'invalid_token' | 'token_expired' | 'token_revoked' | 'refresh_token_reused'>> {
+    if (!REFRESH_TOKEN.test(refreshToken)) return fail('invalid_token', 'The refresh token is not valid');
+    const now = this.deps.clock.now();
+    const hash = hashRefreshToken(refreshToken);
+    const next = newRefreshToken();
+    const { refreshIdleMs } = this.deps.options;
+
+    const outcome = await this.deps.store.transaction(async (trx) => {
+      // The write comes first: it takes the row (PostgreSQL) or the database (SQLite) write lock,
+      // so a concurrent rotation of the same token waits and then matches nothing.
+      const spent = await trx
+        .updateTable('refresh_tokens')
+        .set({ spent_at: now })
+        .where('token_hash', '=', hash)
+        .where('spent_at', 'is', null)
+        .where('session_id', 'in', (qb) =>
+          qb.selectFrom('sessions').select('id').where('revoked_at', 'is', null).where('refresh_expires_at', '>', now).where('idle_expires_at', '>', now),
+        )
+        .executeTakeFirst();
+      const row = await trx
+        .selectFrom('refresh_tokens')
+        .innerJoin('sessions', 'sessions.id', 'refresh_tokens.session_id')
+        .selectAll('sessions')
+        .select('refresh_tokens.spent_at')
+        .where('refresh_tokens.token_hash', '=', hash)
+        .executeTakeFirst();
+      if (!row) return { kind: 'unknown' as const };
+      const { spent_at: spentAt, ...session } = row;
+      if (Number(spent.numUpdatedRows) === 1) {
+        const idle = Math.min(now + refreshIdleMs, Number(session.refresh_expires_at));
+        await trx.insertInto('refresh_tokens').values({ token_hash: hashRefreshToken(next), session_id: session.id, created_at: now, spent_at: null }).execute();
+        await trx.updateTable('sessions').set({ idle_expires_at: idle, last_used_at: now }).where('id', '=', session.id).execute();
+        return { kind: 'rotated' as const, session: { ...session, idle_expires_at: idle, last_used_at: now } };
+      }
+      if (spentAt !== null) {
+        await trx.updateTable('sessions').set({ revoked_at: now, revoked_reason: 'refresh_token_reused' }).where('id', '=', session.id).where('revoked_at', 'is', null).execute();
+        return { kind: 'reused' as const, session };
+      }
+      if (session.revoked_at !== null) return { kind: 'revoked' as const };
+      return { kind: 'expired' as const };
+    });
+
+    switch (outcome.kind) {
+      case 'rotated':
+        return ok({ session: outcome.session, refreshToken: next });
+      case 'reused': {
+        const { session } = outcome;
+        await this.publishRevocation(session.id, now);
+        const base = { at: now, accountId: session.account_id, ip: client.ip, userAgent: client.userAgent, requestId: client.requestId };
+        this.deps.events.emit({ type: 'refresh_token_reused', sessionId: session.id, ...base });
+        this.deps.events.emit({ type: 'session.revoked', sessionId: session.id, by: 'reuse', ...base });
+        return fail('refresh_token_reused', 'This refresh token was already used; the session is revoked. Sign in again');
+      }
+      case 'revoked':
+        return fail('token_revoked', 'This session was revoked; sign in again');
+      case 'expired':
+        return fail('token_expired', 'The session has expired; sign in again');
+      case 'unknown':
+        return fail('invalid_token', 'The refresh token is not valid');
+    }
+  }
+
+  /** Revokes one session of an account; not_found when the account has no such session. */
+  async revoke(accountId: string, sessionId: string, by: RevokedBy, client: ClientContext): Promise<Result<void, 'not_found'>> {
+    const now = this.deps.clock.now();
+    const row = await this.deps.store.db.selectFrom('sessions').select(['id', 'revoked_at']).where('id', '=', sessionId).where('account_id', '=', accountId).executeTakeFirst();
+    if (!row) return fail('not_found', 'No such session');
+    if (row.revoked_at !== null) return ok(undefined); // already revoked: revoking again changes nothing
+    const updated = await this.deps.store.db.updateTable('sessions').set({ revoked_at: now, revoked_reason: by }).where('id', '=', sessionId).where('revoked_at', 'is', null).executeTakeFirst();
+    await this.publishRevocation(sessionId, now);
+    if (Number(updated.numUpdatedRows) === 1) {
+      this.deps.events.emit({ type: 'session.revoked', sessionId, by, at: now, accountId, ip: client.ip, userAgent: client.userAgent, requestId: client.requestId });
+    }
+    return ok(undefined);
+  }
+
+  /** Revokes every session of an account whose tokens may still be in use; returns how many. */
+  async revokeAll(accountId: string, by: RevokedBy, client: ClientContext): Promise<number> {
+    const now = this.deps.clock.now();
+    const horizon = now - this.deps.options.accessTokenLifetimeMs;
+    const revoked = await this.deps.store.db
+      .updateTable('sessions')
+      .set({ revoked_at: now, revoked_reason: by })
+      .where('account_id', '=', accountId)
+      .where('revoked_at', 'is', null)
+      .where('refresh_expires_at', '>', horizon)
+      .where('idle_expires_at', '>', horizon)
+      .returning('id')
+      .execute();
+    for (const { id } of revoked) {
+      await this.publishRevocation(id, now);
+      this.deps.events.emit({ type: 'session.revoked', sessionId: id, by, at: now, accountId, ip: client.ip, userAgent: client.userAgent, requestId: client.requestId });
+    }
+    return revoked.length;
+  }
+
+  /** The account's live sessions, newest first. */
+  async list(accountId: string): Promise<SessionView[]> {
+    const now = this.deps.clock.now();
+    const rows = await this.deps.store.db
+      .selectFrom('sessions')
+      .selectAll()
+      .where('account_id', '=', accountId)
+      .where('revoked_at', 'is', null)
+      .where('refresh_expires_at', '>', now)
+      .where('idle_expires_at', '>', now)
+      .orderBy('created_at', 'desc')
+      .limit(200)
+      .execute();
+    return rows.map(toView);
+  }
+
+  /**
+   * Records that a session was used. Cheap and synchronous on the request path: the database is
+   * written later, in a batch, at most once a minute per session (and, through shared state, at
+   * most once a minute per session across all processes).
+   */
+  touch(sessionId: string): void {
+    const now = this.deps.clock.now();
+    const last = this.lastActivityWrite.get(sessionId);
+    if (last !== undefined && now - last < ACTIVITY_INTERVAL_MS) return;
+    this.lastActivityWrite.set(sessionId, now);
+    this.pendingActivity.set(sessionId, now);
+    if (!this.activityTimer) {
+      this.activityTimer = setTimeout(() => {
+        this.activityTimer = undefined;
+        this.flushActivity().catch(this.deps.onError);
+      }, 1_000);
+      this.activityTimer.unref();
+    }
+  }
+
+  /** Writes pending last-used times (called by the timer, at shutdown, and by tests). */
+  async flushActivity(): Promise<void> {
+    const now = this.deps.clock.now();
+    const batch = [...this.pendingActivity];
+    this.pendingActivity.clear();
+    for (const [sid, at] of this.lastActivityWrite) if (now - at >= ACTIVITY_INTERVAL_MS) this.lastActivityWrite.delete(sid);
+    for (const [sessionId, at] of batch) {
+      const first = await this.deps.state.setIfAbsent(`sess:touched:${sessionId}`, '1', ACTIVITY_INTERVAL_MS);
+      if (!first) continue;
+      await this.deps.store.db.updateTable('sessions').set({ last_used_at: at }).where('id', '=', sessionId).where('last_used_at', '<', at).execute();
+    }
+  }
+
+  /** Stops the activity timer and writes what is pending. */
+  async close(): Promise<void> {
+    if (this.activityTimer) clearTimeout(this.activityTimer);
+    this.activityTimer = undefined;
+    await this.flushActivity();
+  }
+
+  /** Puts the session into the shared revocation set for as long as any of its tokens can live. */
+  async publishRevocation(sessionId: string, revokedAt: number): Promise<void> {
+    const ttl = revokedAt + this.deps.options.accessTokenLifetimeMs - this.deps.clock.now();
+    if (ttl > 0) await this.deps.state.set(sessionStateKeys(sessionId, '').revoked, String(revokedAt), ttl);
+  }
+
+  /** Deletes sessions (and their refresh tokens) that ended long enough ago to matter to no token. */
+  async prune(retentionMs: number): Promise<number> {
+    const cutoff = this.deps.clock.now() - retentionMs;
+    const r = await this.deps.store.db
+      .deleteFrom('sessions')
+      .where((eb) => eb.or([eb('refresh_expires_at', '<', cutoff), eb('idle_expires_at', '<', cutoff), eb('revoked_at', '<', cutoff)]))
+      .executeTakeFirst();
+    return Number(r.numDeletedRows);
+  }
+}

@@ -1,0 +1,126 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config/index.js';
+import { buildServer } from '../../src/http/server.js';
+import type { App } from '../../src/http/types.js';
+import type { SecurityEvent } from '../../src/security/events/index.js';
+import { ROLES, type Permission } from '../../src/security/rbac/roles.js';
+import { createServices, type Services } from '../../src/services.js';
+import { sessionFor } from '../support/auth.js';
+import { startTestServer, type TestServer } from '../support/server.js';
+import { signInEthereum, signInSolana } from '../support/wallet.js';
+
+/**
+ * The permission matrix, exercised through routes declaring permissions. Trading routes belong to
+ * a later issue, so this suite builds its own server with one test route per permission it needs
+ * (the way test/http/problems.test.ts adds routes), rather than registering fake routes in production.
+ */
+describe('the permission matrix through declared route permissions', () => {
+  let server: TestServer;
+  let built: { app: App; services: Services };
+  beforeAll(async () => {
+    server = await startTestServer();
+    const services = await createServices(loadConfig({ MOONDRAFT_DATA_DIR: server.dataDir, MOONDRAFT_LOG_LEVEL: 'silent' }), { sqliteFile: ':memory:', processMetrics: false });
+    const app = await buildServer(services);
+    const permissions: Permission[] = ['orders:write', 'withdrawals:write', 'tokens:write', 'market:read', 'webhooks:write', 'audit:read'];
+    for (const permission of permissions) {
+      app.post(`/api/v1/__test/${permission.replace(':', '-')}`, { config: { permission } }, async () => ({ done: true }));
+    }
+    await app.ready();
+    built = { app, services };
+  });
+  afterAll(async () => {
+    await built.app.close();
+    await built.services.close();
+    await server.close();
+  });
+
+  async function attempt(permission: string, role: (typeof ROLES)[number]) {
+    const s = await sessionFor({ ...server, services: built.services } as TestServer, { role });
+    const res = await built.app.inject({ method: 'POST', url: `/api/v1/__test/${permission.replace(':', '-')}`, headers: s.headers });
+    return { status: res.statusCode, code: res.json().code as string | undefined };
+  }
+
+  it('a developer calling a trading route gets 403 forbidden_role', async () => {
+    for (const permission of ['orders:write', 'withdrawals:write', 'tokens:write']) {
+      expect(await attempt(permission, 'developer'), permission).toEqual({ status: 403, code: 'forbidden_role' });
+    }
+  });
+
+  it('traders and admins may trade; auditors may not', async () => {
+    expect((await attempt('orders:write', 'trader')).status).toBe(200);
+    expect((await attempt('orders:write', 'admin')).status).toBe(200);
+    expect(await attempt('orders:write', 'auditor')).toEqual({ status: 403, code: 'forbidden_role' });
+  });
+
+  it('developers read market data and configure webhooks; only auditors read audit logs', async () => {
+    expect((await attempt('market:read', 'developer')).status).toBe(200);
+    expect((await attempt('webhooks:write', 'developer')).status).toBe(200);
+    expect((await attempt('audit:read', 'auditor')).status).toBe(200);
+    for (const role of ['trader', 'developer', 'admin'] as const) expect(await attempt('audit:read', role)).toEqual({ status: 403, code: 'forbidden_role' });
+  });
+});
+
+describe('admin role management', () => {
+  let server: TestServer;
+  const events: SecurityEvent[] = [];
+  beforeAll(async () => {
+    server = await startTestServer();
+    server.services.events.subscribe((e) => void events.push(e));
+  });
+  afterAll(() => server.close());
+
+  const setRole = (headers: Record<string, string>, address: string, payload: unknown) =>
+    server.app.inject({ method: 'PUT', url: `/api/v1/admin/accounts/${address}/role`, headers, payload: payload as object });
+
+  it('a non-admin calling an admin route gets 403 forbidden_role (anonymous 401)', async () => {
+    const target = await signInEthereum(server);
+    for (const role of ['trader', 'developer', 'auditor'] as const) {
+      const caller = await sessionFor(server, { role });
+      const res = await setRole(caller.headers, target.wallet.address, { role: 'admin' });
+      expect(res.statusCode, role).toBe(403);
+      expect(res.json().code).toBe('forbidden_role');
+    }
+    const own = await setRole(target.headers, target.wallet.address, { role: 'admin' });
+    expect(own.json().code).toBe('forbidden_role');
+    const anonymous = await setRole({}, target.wallet.address, { role: 'admin' });
+    expect(anonymous.statusCode).toBe(401);
+    expect((await server.services.accounts.byId(target.account.id))?.role).toBe('trader');
+  });
+
+  it('an admin sets a role; it applies to the account’s very next request', async () => {
+    const admin = await sessionFor(server, { role: 'admin' });
+    const target = await signInSolana(server);
+    const res = await setRole(admin.headers, target.wallet.address, { role: 'developer' });
+    expect(res.statusCode).toBe(200);
+    expect(res.json()).toMatchObject({ id: target.account.id, wallet: target.wallet.address, role: 'developer' });
+    const me = await server.app.inject({ method: 'GET', url: '/api/v1/account', headers: target.headers });
+    expect(me.json().role).toBe('developer');
+    expect(events.find((e) => e.type === 'role.changed' && e.accountId === target.account.id)).toMatchObject({ from: 'trader', to: 'developer', by: admin.account.id });
+    // and the next sign-in or refresh carries it in the token
+    const refreshed = await server.app.inject({ method: 'POST', url: '/api/v1/auth/refresh', payload: { refreshToken: target.refreshToken } });
+    expect(refreshed.json().account.role).toBe('developer');
+  });
+
+  it('an admin demoted loses the admin routes at the next request', async () => {
+    const root = await sessionFor(server, { role: 'admin' });
+    const deputy = await signInEthereum(server);
+    await setRole(root.headers, deputy.wallet.address, { role: 'admin' });
+    const other = await signInEthereum(server);
+    expect((await setRole(deputy.headers, other.wallet.address, { role: 'auditor' })).statusCode).toBe(200);
+    await setRole(root.headers, deputy.wallet.address, { role: 'trader' });
+    expect((await setRole(deputy.headers, other.wallet.address, { role: 'admin' })).json().code).toBe('forbidden_role');
+  });
+
+  it('refuses unknown roles and malformed addresses with 400', async () => {
+    const admin = await sessionFor(server, { role: 'admin' });
+    const target = await signInEthereum(server);
+    for (const payload of [{ role: 'superuser' }, { role: 'Admin' }, { role: ['admin'] }, {}, { role: 'admin', extra: 1 }]) {
+      const res = await setRole(admin.headers, target.wallet.address, payload);
+      expect(res.statusCode, JSON.stringify(payload)).toBe(400);
+      expect(res.json().code).toBe('validation_failed');
+    }
+    for (const address of ['0x12', "0x'%20OR%201=1", 'not-a-wallet']) {
+      expect((await setRole(admin.headers, address, { role: 'trader' })).statusCode).toBe(400);
+    }
+  });
+});

@@ -1,0 +1,118 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { buildProgram } from '../../src/cli/index.js';
+import { ManualClock } from '../../src/lib/clock.js';
+import { SecuritySync } from '../../src/security/identity/security-sync.js';
+import { startTestServer, type TestServer } from '../support/server.js';
+import { signInEthereum } from '../support/wallet.js';
+
+async function account(server: TestServer, s: { headers: { authorization: string } }) {
+  const res = await server.app.inject({ method: 'GET', url: '/api/v1/account', headers: s.headers });
+  return { status: res.statusCode, code: res.json().code as string | undefined, role: res.json().role as string | undefined };
+}
+
+/** Runs the `moondraft` CLI in-process against a data dir, as an operator would on the host. */
+async function cli(dataDir: string, ...args: string[]) {
+  const saved = process.env.MOONDRAFT_DATA_DIR;
+  process.env.MOONDRAFT_DATA_DIR = dataDir;
+  const log = vi.spyOn(console, 'log').mockImplementation(() => {});
+  try {
+    await buildProgram().exitOverride().parseAsync(['node', 'moondraft', ...args]);
+    return log.mock.calls.map((c) => c.join(' ')).join('\n');
+  } finally {
+    log.mockRestore();
+    if (saved === undefined) delete process.env.MOONDRAFT_DATA_DIR;
+    else process.env.MOONDRAFT_DATA_DIR = saved;
+  }
+}
+
+describe('revocations and role changes survive restarts and reach every process (embedded, SQLite file)', () => {
+  let dataDir: string;
+  beforeAll(() => {
+    dataDir = mkdtempSync(path.join(tmpdir(), 'moondraft-sync-'));
+  });
+  afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
+
+  it('a revoked token stays refused after the server restarts on the same data dir', async () => {
+    const first = await startTestServer({ sqliteFile: true, dataDir });
+    const revoked = await signInEthereum(first);
+    const kept = await signInEthereum(first);
+    await first.app.inject({ method: 'POST', url: '/api/v1/auth/logout', headers: revoked.headers });
+    expect((await account(first, revoked)).code).toBe('token_revoked');
+    await first.close();
+
+    const second = await startTestServer({ sqliteFile: true, dataDir });
+    try {
+      // The in-process revocation set started empty; the start-up sync refilled it from the database.
+      expect(await second.services.state.get(`sess:revoked:${revoked.sessionId}`)).not.toBeNull();
+      expect((await account(second, revoked)).code).toBe('token_revoked');
+      expect((await account(second, kept)).status).toBe(200);
+    } finally {
+      await second.close();
+    }
+  });
+
+  it('a role set by the offline CLI (database only) applies once the sync has run', async () => {
+    const server = await startTestServer({ sqliteFile: true, dataDir });
+    try {
+      const s = await signInEthereum(server);
+      expect((await account(server, s)).role).toBe('trader');
+      const out = await cli(dataDir, 'role', s.wallet.address, 'auditor');
+      expect(out).toContain('is now auditor');
+      await server.services.securitySync.runOnce();
+      expect((await account(server, s)).role).toBe('auditor');
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('a session revoked by another process on the same database is refused here after the sync', async () => {
+    const a = await startTestServer({ sqliteFile: true, dataDir });
+    const b = await startTestServer({ sqliteFile: true, dataDir });
+    try {
+      const s = await signInEthereum(a);
+      expect((await account(b, s)).status).toBe(200);
+      await a.app.inject({ method: 'POST', url: '/api/v1/auth/logout', headers: s.headers });
+      const found = await b.services.securitySync.runOnce();
+      expect(found.revocations).toBeGreaterThanOrEqual(1);
+      expect((await account(b, s)).code).toBe('token_revoked');
+    } finally {
+      await b.close();
+      await a.close();
+    }
+  });
+});
+
+describe('security sync window', () => {
+  const clock = new ManualClock(Date.UTC(2026, 8, 1));
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startTestServer({ clock });
+  });
+  afterAll(() => server.close());
+
+  const freshSync = () => {
+    const { store, state, sessions, log } = server.services;
+    return new SecuritySync({ store, state, clock, sessions, log, windowMs: 3_630_000, intervalMs: 5_000 });
+  };
+
+  it('passes after the first read only recent rows; a start-up pass reads one token lifetime back', async () => {
+    const s = await signInEthereum(server);
+    clock.advance(1_000);
+    await server.app.inject({ method: 'POST', url: '/api/v1/auth/logout', headers: s.headers });
+    expect((await server.services.securitySync.runOnce()).revocations).toBe(1);
+    // Each pass re-reads a one-minute overlap (rows stamped by another process's clock), then no more.
+    clock.advance(30_000);
+    expect((await server.services.securitySync.runOnce()).revocations).toBe(1);
+    clock.advance(120_000);
+    await server.services.securitySync.runOnce();
+    expect((await server.services.securitySync.runOnce()).revocations).toBe(0);
+    // A restarted process looks back a whole token lifetime…
+    expect((await freshSync().runOnce()).revocations).toBe(1);
+    // …and no further: past it, every token of the session has expired anyway.
+    clock.advance(3_630_000);
+    expect((await freshSync().runOnce()).revocations).toBe(0);
+  });
+});

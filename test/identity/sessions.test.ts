@@ -1,0 +1,277 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ManualClock } from '../../src/lib/clock.js';
+import type { SecurityEvent } from '../../src/security/events/index.js';
+import { hashRefreshToken } from '../../src/security/identity/sessions.js';
+import { sessionFor } from '../support/auth.js';
+import { serviceAvailable } from '../support/services.js';
+import { newIsolation, startTestServer, type TestServer } from '../support/server.js';
+import { signInEthereum, signInSolana, type SignedIn } from '../support/wallet.js';
+
+const backends = [
+  { backend: 'embedded' as const, available: async () => true },
+  { backend: 'scaleout' as const, available: async () => (await serviceAvailable('postgres')) && (await serviceAvailable('redis')) },
+];
+
+function refresh(server: TestServer, refreshToken: string) {
+  return server.app.inject({ method: 'POST', url: '/api/v1/auth/refresh', payload: { refreshToken } });
+}
+
+async function account(server: TestServer, s: { headers: { authorization: string } }) {
+  const res = await server.app.inject({ method: 'GET', url: '/api/v1/account', headers: s.headers });
+  return { status: res.statusCode, code: res.json().code as string | undefined };
+}
+
+function collect(server: TestServer): SecurityEvent[] {
+  const events: SecurityEvent[] = [];
+  server.services.events.subscribe((e) => void events.push(e));
+  return events;
+}
+
+describe.each(backends)('refresh tokens and revocation on $backend', ({ backend, available }) => {
+  let server: TestServer;
+  let events: SecurityEvent[];
+  let skip = false;
+  beforeAll(async () => {
+    skip = !(await available());
+    if (skip) return;
+    server = await startTestServer({ backend });
+    events = collect(server);
+  });
+  afterAll(async () => {
+    if (!skip) await server.close();
+  });
+
+  it('refresh rotates: a new pair for the same session; only the hash is stored', async ({ skip: skipTest }) => {
+    if (skip) return skipTest();
+    const s = await signInEthereum(server);
+    const res = await refresh(server, s.refreshToken);
+    expect(res.statusCode).toBe(200);
+    const next = res.json();
+    expect(next).toMatchObject({ tokenType: 'Bearer', expiresIn: 3600, sessionId: s.sessionId, account: { id: s.account.id } });
+    expect(next.refreshToken).not.toBe(s.refreshToken);
+    expect(next.accessToken).not.toBe(s.accessToken);
+    expect((await account(server, { headers: { authorization: `Bearer ${next.accessToken}` } })).status).toBe(200);
+    const rows = await server.services.store.db.selectFrom('refresh_tokens').selectAll().where('session_id', '=', s.sessionId).orderBy('created_at').execute();
+    expect(rows).toHaveLength(2);
+    expect(rows.map((r) => r.token_hash).sort()).toEqual([hashRefreshToken(s.refreshToken), hashRefreshToken(next.refreshToken)].sort());
+    expect(JSON.stringify(rows)).not.toContain(s.refreshToken.slice(4));
+    expect(events.some((e) => e.type === 'token.refreshed' && e.sessionId === s.sessionId)).toBe(true);
+  });
+
+  it('presenting a spent refresh token revokes the whole session (refresh_token_reused)', async ({ skip: skipTest }) => {
+    if (skip) return skipTest();
+    const s = await signInSolana(server);
+    const second = (await refresh(server, s.refreshToken)).json();
+    const reuse = await refresh(server, s.refreshToken);
+    expect(reuse.statusCode).toBe(401);
+    expect(reuse.json().code).toBe('refresh_token_reused');
+    expect(events.find((e) => e.type === 'refresh_token_reused' && e.sessionId === s.sessionId)).toMatchObject({ accountId: s.account.id });
+    expect(events.find((e) => e.type === 'session.revoked' && e.sessionId === s.sessionId)).toMatchObject({ by: 'reuse' });
+    // Everything of that session stops at once: the thief's pair and the owner's.
+    expect(await account(server, { headers: { authorization: `Bearer ${second.accessToken}` } })).toEqual({ status: 401, code: 'token_revoked' });
+    expect(await account(server, s)).toEqual({ status: 401, code: 'token_revoked' });
+    expect((await refresh(server, second.refreshToken)).json().code).toBe('token_revoked');
+    const ttl = await server.services.state.ttl(`sess:revoked:${s.sessionId}`);
+    expect(ttl).toBeGreaterThan(3_600_000);
+    expect(ttl).toBeLessThanOrEqual(3_630_000);
+    const row = await server.services.store.db.selectFrom('sessions').select(['revoked_at', 'revoked_reason']).where('id', '=', s.sessionId).executeTakeFirstOrThrow();
+    expect(row.revoked_reason).toBe('refresh_token_reused');
+  });
+
+  it('two concurrent refreshes with the same token: exactly one wins, the other is reuse', async ({ skip: skipTest }) => {
+    if (skip) return skipTest();
+    for (let round = 0; round < 4; round++) {
+      const s = await signInEthereum(server);
+      const results = await Promise.all([refresh(server, s.refreshToken), refresh(server, s.refreshToken), refresh(server, s.refreshToken)]);
+      const statuses = results.map((r) => r.statusCode).sort();
+      expect(statuses).toEqual([200, 401, 401]);
+      for (const r of results.filter((x) => x.statusCode === 401)) expect(r.json().code).toBe('refresh_token_reused');
+      const issued = await server.services.store.db.selectFrom('refresh_tokens').select('token_hash').where('session_id', '=', s.sessionId).execute();
+      expect(issued).toHaveLength(2); // the original and exactly one successor
+    }
+  });
+
+  it('logout refuses the session token at once, even one the verifier has cached', async ({ skip: skipTest }) => {
+    if (skip) return skipTest();
+    const s = await signInEthereum(server);
+    expect((await account(server, s)).status).toBe(200);
+    const out = await server.app.inject({ method: 'POST', url: '/api/v1/auth/logout', headers: s.headers });
+    expect(out.statusCode).toBe(204);
+    expect(await account(server, s)).toEqual({ status: 401, code: 'token_revoked' });
+    expect((await refresh(server, s.refreshToken)).json().code).toBe('token_revoked');
+    expect(events.find((e) => e.type === 'session.revoked' && e.sessionId === s.sessionId)).toMatchObject({ by: 'logout', accountId: s.account.id });
+  });
+
+  it('logout needs a session: anonymous is 401, an API key cannot do it', async ({ skip: skipTest }) => {
+    if (skip) return skipTest();
+    expect((await server.app.inject({ method: 'POST', url: '/api/v1/auth/logout' })).json().code).toBe('unauthenticated');
+  });
+
+  it('lists sessions with created, last used, truncated IP and user agent', async ({ skip: skipTest }) => {
+    if (skip) return skipTest();
+    const phone = await signInEthereum(server, undefined, { remoteAddress: '203.0.113.77', headers: { 'user-agent': 'Phone/1.0 \u0007bell' } });
+    const laptop = await signInEthereum(server, phone.wallet.privateKey, { remoteAddress: '2001:db8:abcd:12::9', headers: { 'user-agent': 'Laptop/2.0' } });
+    const res = await server.app.inject({ method: 'GET', url: '/api/v1/security/sessions', headers: laptop.headers });
+    expect(res.statusCode).toBe(200);
+    const { sessions } = res.json();
+    expect(sessions).toHaveLength(2);
+    const [newest, older] = sessions;
+    expect(newest).toMatchObject({ id: laptop.sessionId, ip: '2001:db8:abcd::/48', userAgent: 'Laptop/2.0', current: true, chain: 'ethereum' });
+    expect(older).toMatchObject({ id: phone.sessionId, ip: '203.0.113.0/24', userAgent: 'Phone/1.0 bell', current: false });
+    for (const s of sessions) {
+      expect(s.createdAt).toBeTypeOf('number');
+      expect(s.lastUsedAt).toBeGreaterThanOrEqual(s.createdAt);
+      expect(s.expiresAt).toBe(s.createdAt + 30 * 86_400_000);
+    }
+    expect(res.body).not.toContain('203.0.113.77');
+  });
+
+  it('deletes one of your own sessions; another account’s session is not found', async ({ skip: skipTest }) => {
+    if (skip) return skipTest();
+    const a = await signInEthereum(server);
+    const a2 = await signInEthereum(server, a.wallet.privateKey);
+    const stranger = await signInEthereum(server);
+    const del = (who: SignedIn, id: string) => server.app.inject({ method: 'DELETE', url: `/api/v1/security/sessions/${id}`, headers: who.headers });
+
+    const theft = await del(stranger, a2.sessionId);
+    expect(theft.statusCode).toBe(404);
+    expect(theft.json().code).toBe('not_found');
+    expect((await account(server, a2)).status).toBe(200);
+
+    expect((await del(a, a2.sessionId)).statusCode).toBe(204);
+    expect(await account(server, a2)).toEqual({ status: 401, code: 'token_revoked' });
+    expect((await account(server, a)).status).toBe(200);
+    expect((await del(a, a2.sessionId)).statusCode).toBe(204); // idempotent
+    expect((await del(a, 'ses_01NOSUCHSESSION000000000000')).statusCode).toBe(404);
+    expect((await del(a, "1' OR '1'='1")).statusCode).toBe(400);
+    const list = (await server.app.inject({ method: 'GET', url: '/api/v1/security/sessions', headers: a.headers })).json().sessions;
+    expect(list.map((s: { id: string }) => s.id)).toEqual([a.sessionId]);
+  });
+
+  it('an admin revokes every session of an account at once', async ({ skip: skipTest }) => {
+    if (skip) return skipTest();
+    const victim = await signInEthereum(server);
+    const victim2 = await signInEthereum(server, victim.wallet.privateKey);
+    const admin = await sessionFor(server, { role: 'admin' });
+    const url = `/api/v1/admin/accounts/${victim.wallet.address}/revoke-sessions`;
+
+    const trader = await signInEthereum(server);
+    const refused = await server.app.inject({ method: 'POST', url, headers: trader.headers });
+    expect(refused.statusCode).toBe(403);
+    expect(refused.json().code).toBe('forbidden_role');
+    expect((await account(server, victim)).status).toBe(200);
+
+    const res = await server.app.inject({ method: 'POST', url, headers: admin.headers });
+    expect(res.statusCode).toBe(200);
+    expect(res.json()).toEqual({ revoked: 2 });
+    for (const s of [victim, victim2]) {
+      expect(await account(server, s)).toEqual({ status: 401, code: 'token_revoked' });
+      expect((await refresh(server, s.refreshToken)).json().code).toBe('token_revoked');
+    }
+    expect(events.filter((e) => e.type === 'session.revoked' && e.accountId === victim.account.id && e.by === 'admin')).toHaveLength(2);
+    expect((await server.app.inject({ method: 'POST', url, headers: admin.headers })).json()).toEqual({ revoked: 0 });
+    const unknown = await server.app.inject({ method: 'POST', url: '/api/v1/admin/accounts/0x0000000000000000000000000000000000000001/revoke-sessions', headers: admin.headers });
+    expect(unknown.statusCode).toBe(404);
+  });
+});
+
+describe('scale-out: a revocation on one process is refused by another at once', () => {
+  let a: TestServer;
+  let b: TestServer;
+  let skip = false;
+  beforeAll(async () => {
+    skip = !((await serviceAvailable('postgres')) && (await serviceAvailable('redis')));
+    if (skip) return;
+    const isolation = newIsolation();
+    a = await startTestServer({ backend: 'scaleout', isolation });
+    b = await startTestServer({ backend: 'scaleout', isolation, dataDir: a.dataDir });
+  });
+  afterAll(async () => {
+    if (skip) return;
+    await b.close();
+    await a.close();
+    const { dropSchema } = await import('../support/server.js');
+    await dropSchema(a.config.pgSchema);
+  });
+
+  it('logout on A, refused on B; concurrent refresh on A and B: one wins', async ({ skip: skipTest }) => {
+    if (skip) return skipTest();
+    const s = await signInEthereum(a);
+    expect((await account(b, s)).status).toBe(200);
+    await a.app.inject({ method: 'POST', url: '/api/v1/auth/logout', headers: s.headers });
+    expect(await account(b, s)).toEqual({ status: 401, code: 'token_revoked' });
+
+    const t = await signInEthereum(b);
+    const [ra, rb] = await Promise.all([refresh(a, t.refreshToken), refresh(b, t.refreshToken)]);
+    expect([ra.statusCode, rb.statusCode].sort()).toEqual([200, 401]);
+    expect([ra, rb].find((r) => r.statusCode === 401)!.json().code).toBe('refresh_token_reused');
+  });
+});
+
+describe('session lifetimes and last-used (embedded, manual clock)', () => {
+  const clock = new ManualClock(Date.UTC(2026, 6, 1));
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startTestServer({ clock });
+  });
+  afterAll(() => server.close());
+
+  it('idle expiry: no refresh for 7 days ends the session', async () => {
+    const s = await signInEthereum(server);
+    clock.advance(7 * 86_400_000 - 1000);
+    const ok = await refresh(server, s.refreshToken);
+    expect(ok.statusCode).toBe(200);
+    clock.advance(7 * 86_400_000);
+    const late = await refresh(server, ok.json().refreshToken);
+    expect(late.statusCode).toBe(401);
+    expect(late.json().code).toBe('token_expired');
+  });
+
+  it('absolute expiry: refreshing every 6 days still ends at 30 days', async () => {
+    const s = await signInEthereum(server);
+    let token = s.refreshToken;
+    for (let day = 6; day < 30; day += 6) {
+      clock.advance(6 * 86_400_000);
+      const r = await refresh(server, token);
+      expect(r.statusCode, `day ${day}`).toBe(200);
+      token = r.json().refreshToken;
+    }
+    clock.advance(6 * 86_400_000); // day 30
+    expect((await refresh(server, token)).json().code).toBe('token_expired');
+  });
+
+  it('last used is written at most once a minute, after the response', async () => {
+    const s = await signInEthereum(server);
+    const lastUsed = async () =>
+      Number((await server.services.store.db.selectFrom('sessions').select('last_used_at').where('id', '=', s.sessionId).executeTakeFirstOrThrow()).last_used_at);
+    const start = await lastUsed();
+    let writes = 0;
+    const db = server.services.store.db;
+    const spy = db.updateTable.bind(db);
+    (db as { updateTable: typeof db.updateTable }).updateTable = ((table: never) => {
+      if (table === 'sessions') writes++;
+      return spy(table);
+    }) as typeof db.updateTable;
+    try {
+      clock.advance(10_000);
+      await account(server, s);
+      expect(await lastUsed()).toBe(start); // not written on the request path
+      await server.services.sessions.flushActivity();
+      expect(await lastUsed()).toBe(start + 10_000);
+      for (let i = 0; i < 5; i++) {
+        clock.advance(5_000);
+        await account(server, s);
+      }
+      await server.services.sessions.flushActivity();
+      expect(await lastUsed()).toBe(start + 10_000);
+      expect(writes).toBe(1);
+      clock.advance(40_000);
+      await account(server, s);
+      await server.services.sessions.flushActivity();
+      expect(await lastUsed()).toBe(start + 75_000);
+      expect(writes).toBe(2);
+    } finally {
+      (db as { updateTable: typeof db.updateTable }).updateTable = spy;
+    }
+  });
+});

@@ -1,0 +1,124 @@
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { decodeProtectedHeader, SignJWT } from 'jose';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { buildProgram } from '../../src/cli/index.js';
+import { ManualClock } from '../../src/lib/clock.js';
+import { AccessTokens } from '../../src/security/identity/access-tokens.js';
+import { ensureKeysetFile, readKeysetFile, rotateKeysetFile, SigningKeys } from '../../src/security/identity/signing-keys.js';
+import { startTestServer, type TestServer } from '../support/server.js';
+import { signInEthereum } from '../support/wallet.js';
+
+const LIFETIME_MS = (3600 + 30) * 1000;
+const OPTIONS = { issuer: 'https://api.example', audience: 'moondraft-api', ttlSec: 3600, clockToleranceSec: 30 };
+
+async function rotateWithCli(file: string): Promise<string> {
+  const log = vi.spyOn(console, 'log').mockImplementation(() => {});
+  try {
+    await buildProgram().exitOverride().parseAsync(['node', 'moondraft', 'keys', 'rotate-signing', '--file', file]);
+    return log.mock.calls.map((c) => c.join(' ')).join('\n');
+  } finally {
+    log.mockRestore();
+  }
+}
+
+describe('signing-key rotation without downtime', () => {
+  let dir: string;
+  beforeAll(() => {
+    dir = mkdtempSync(path.join(tmpdir(), 'moondraft-keys-'));
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('old tokens keep verifying, new ones use the new kid, JWKS lists both, then the retired key leaves', async () => {
+    const clock = new ManualClock(Date.UTC(2026, 1, 1));
+    const file = path.join(dir, 'keys.json');
+    ensureKeysetFile(file, clock.now());
+    const keys = await SigningKeys.load(file, LIFETIME_MS);
+    const tokens = new AccessTokens(keys, { ...OPTIONS, cacheSize: 100 }, clock);
+    const subject = { accountId: 'acc_1', wallet: '0xabc', role: 'trader' as const, sessionId: 'ses_1', authTime: 0 };
+
+    const oldKid = keys.active().kid;
+    const oldPrivate = keys.active().privateKey;
+    const before = await tokens.issue(subject);
+    expect(decodeProtectedHeader(before.token).kid).toBe(oldKid);
+    expect((await tokens.verify(before.token)).ok).toBe(true);
+
+    clock.advance(60_000);
+    const rotatedAt = clock.now();
+    const fresh = rotateKeysetFile(file, rotatedAt, LIFETIME_MS);
+    await keys.reload();
+
+    const after = await tokens.issue(subject);
+    expect(decodeProtectedHeader(after.token).kid).toBe(fresh.kid);
+    expect(fresh.kid).not.toBe(oldKid);
+    expect((await tokens.verify(before.token)).ok).toBe(true);
+    expect((await tokens.verify(after.token)).ok).toBe(true);
+    expect(keys.jwks(clock.now()).keys.map((k) => k.kid).sort()).toEqual([oldKid, fresh.kid].sort());
+
+    // A token the old key signs now (a stolen key, say) would still be good until the window closes…
+    const forge = () =>
+      new SignJWT({ wallet: '0xabc', role: 'admin', sid: 'ses_x', auth_time: 0 })
+        .setProtectedHeader({ alg: 'RS256', typ: 'at+jwt', kid: oldKid })
+        .setIssuer(OPTIONS.issuer)
+        .setAudience(OPTIONS.audience)
+        .setSubject('acc_x')
+        .setJti('j')
+        .setIssuedAt(Math.floor(clock.now() / 1000))
+        .setExpirationTime(Math.floor(clock.now() / 1000) + 3600)
+        .sign(oldPrivate);
+    clock.set(rotatedAt + LIFETIME_MS - 1);
+    expect(keys.jwks(clock.now()).keys).toHaveLength(2);
+    expect((await tokens.verify(await forge())).ok).toBe(true);
+
+    // …and not one millisecond after: the longest token lifetime has passed since retirement.
+    clock.set(rotatedAt + LIFETIME_MS);
+    expect(keys.jwks(clock.now()).keys.map((k) => k.kid)).toEqual([fresh.kid]);
+    expect(await tokens.verify(await forge())).toMatchObject({ ok: false, code: 'invalid_token' });
+    expect((await tokens.verify(before.token)).ok).toBe(false);
+
+    // The next rotation drops it from the file too.
+    rotateKeysetFile(file, clock.now(), LIFETIME_MS);
+    expect(readKeysetFile(file).map((k) => k.kid)).not.toContain(oldKid);
+  });
+
+  it('`moondraft keys rotate-signing --file` creates a keyset (0600) and rotates it', async () => {
+    const file = path.join(dir, 'live-keys.json');
+    expect(await rotateWithCli(file)).toMatch(/new signing key k\w+/);
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    const [first] = readKeysetFile(file);
+    await rotateWithCli(file);
+    const keys = readKeysetFile(file);
+    expect(keys).toHaveLength(2);
+    expect(keys[0]).toMatchObject({ kid: first!.kid });
+    expect(keys[0]!.retiredAt).toBeTypeOf('number');
+    expect(keys[1]!.retiredAt).toBeNull();
+  });
+});
+
+describe('rotation on a running server', () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startTestServer();
+  });
+  afterAll(() => server.close());
+
+  it('JWKS serves both keys, old sessions keep working and new sign-ins use the new kid', async () => {
+    const before = await signInEthereum(server);
+    const oldKid = decodeProtectedHeader(before.accessToken).kid;
+    await rotateWithCli(server.config.jwtKeysFile);
+    await server.services.signingKeys.reload(); // what the 5-second reload timer does
+
+    const jwks = (await server.app.inject({ method: 'GET', url: '/.well-known/jwks.json' })).json();
+    expect(jwks.keys).toHaveLength(2);
+    for (const k of jwks.keys) {
+      expect(k).toMatchObject({ kty: 'RSA', alg: 'RS256', use: 'sig' });
+      expect(k.d).toBeUndefined(); // public parts only
+    }
+    expect((await server.app.inject({ method: 'GET', url: '/api/v1/account', headers: before.headers })).statusCode).toBe(200);
+    const after = await signInEthereum(server);
+    const newKid = decodeProtectedHeader(after.accessToken).kid;
+    expect(newKid).not.toBe(oldKid);
+    expect(jwks.keys.map((k: { kid: string }) => k.kid).sort()).toEqual([oldKid, newKid].sort());
+  });
+});
