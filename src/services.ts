@@ -17,6 +17,9 @@ import { migrateToLatest } from './store/migrate.js';
 import { MemoryState } from './state/memory.js';
 import type { SharedState } from './state/port.js';
 import { RedisState } from './state/redis.js';
+import { KeyAuthenticator } from './security/keys/authenticator.js';
+import { ApiKeys } from './security/keys/service.js';
+import { openCountryLookup, type CountryLookup } from './security/network/countries.js';
 
 /** Verifies an `X-API-Key` request (issue: API keys) and returns its principal or throws ApiError. */
 export interface ApiKeyAuthenticator {
@@ -40,6 +43,10 @@ export interface Services {
   metrics: Metrics;
   accounts: Accounts;
   apiKeyAuthenticator?: ApiKeyAuthenticator;
+  /** API keys: management and the request-path lookups (issue 4). */
+  apiKeys: ApiKeys;
+  /** The geo-lookup port: country of an address (bundled MMDB, opened once per process). */
+  countries: CountryLookup;
   /** Registers work for graceful shutdown (flush buffers, stop timers); run in reverse order. */
   onClose(fn: () => Promise<void> | void): void;
   close(): Promise<void>;
@@ -87,6 +94,21 @@ export async function createServices(config: Config, overrides: ServiceOverrides
   );
   const accounts = new Accounts({ store, state, clock, events, bootstrapAdmin: config.bootstrapAdmin, roleTtlMs: maxTokenLifetimeMs });
 
+  const countries = await openCountryLookup(config.keys.geoipFile);
+  const apiKeys = new ApiKeys({ store, state, clock, keyring, events, accounts, log, env: config.env });
+  await apiKeys.start();
+  closers.push(() => apiKeys.stop());
+  const apiKeyAuthenticator = new KeyAuthenticator({ keys: apiKeys, countries, state, env: config.env, clock, events });
+  const sweepReminders = () => void apiKeys.sweepRotationReminders().catch((err) => log.error({ err }, 'API key rotation-reminder sweep failed'));
+  const firstSweep = setTimeout(sweepReminders, Math.min(30_000, config.keys.rotationSweepMs));
+  const sweeps = setInterval(sweepReminders, config.keys.rotationSweepMs);
+  firstSweep.unref();
+  sweeps.unref();
+  closers.push(() => {
+    clearTimeout(firstSweep);
+    clearInterval(sweeps);
+  });
+
   let closed = false;
   return {
     config,
@@ -100,6 +122,9 @@ export async function createServices(config: Config, overrides: ServiceOverrides
     events,
     metrics,
     accounts,
+    apiKeys,
+    countries,
+    apiKeyAuthenticator,
     onClose: (fn) => closers.push(fn),
     async close() {
       if (closed) return;

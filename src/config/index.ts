@@ -46,6 +46,8 @@ export interface Config {
   /** Serve /metrics on this separate port instead of the API port (recommended in live). */
   metricsPort: number | undefined;
   timeouts: { requestMs: number; headersMs: number; keepAliveMs: number; connectionMs: number };
+  /** API keys: the country database (MMDB; default the bundled one) and the rotation-reminder sweep. */
+  keys: { geoipFile: string | undefined; rotationSweepMs: number };
 }
 
 export class ConfigError extends Error {
@@ -219,6 +221,10 @@ export function loadConfig(environment: Source = process.env): Config {
       headersMs: r.int('MOONDRAFT_HEADERS_TIMEOUT_MS', 10_000, 1000, 120_000),
       keepAliveMs: r.int('MOONDRAFT_KEEPALIVE_TIMEOUT_MS', 5_000, 1000, 120_000),
       connectionMs: r.int('MOONDRAFT_CONNECTION_TIMEOUT_MS', 60_000, 1000, 600_000),
+    },
+    keys: {
+      geoipFile: r.raw('MOONDRAFT_GEOIP_DB') === undefined ? undefined : path.resolve(r.raw('MOONDRAFT_GEOIP_DB')!),
+      rotationSweepMs: r.int('MOONDRAFT_KEY_SWEEP_INTERVAL_MS', 3_600_000, 1000, 86_400_000),
     },
   };
   if (config.jwt.refreshIdleSec > config.jwt.refreshAbsoluteSec) {
