@@ -1,12 +1,16 @@
-import { Migrator } from 'kysely';
+import { Migrator, sql } from 'kysely';
 import type { Store } from './db.js';
 import { migrations } from './migrations/index.js';
 
 /** Brings the schema to the latest version; throws naming the migration that failed. */
 export async function migrateToLatest(store: Store): Promise<string[]> {
+  // On PostgreSQL, name the schema: Kysely otherwise looks for its migration tables in every
+  // schema of the database and, finding another schema's, never creates its own.
+  const schema = store.dialect === 'postgres' ? (await sql<{ schema: string }>`select current_schema() as schema`.execute(store.db)).rows[0]?.schema : undefined;
   const migrator = new Migrator({
     db: store.db,
     provider: { getMigrations: async () => migrations(store.dialect) },
+    ...(schema ? { migrationTableSchema: schema } : {}),
   });
   const { error, results } = await migrator.migrateToLatest();
   const failed = results?.find((r) => r.status === 'Error');
