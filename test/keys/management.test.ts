@@ -241,7 +241,8 @@ describe('GET /api/v1/security/checklist', () => {
     const open = await createKey(ks, me.headers, { label: 'everything', scopes: ['orders:read'] });
     let list = await get();
     expect(list).toMatchObject({ environment: 'sandbox', total: 5 });
-    const byId = (l: { items: { id: string }[] }) => Object.fromEntries(l.items.map((i) => [i.id, i])) as Record<string, { result: string; keyIds: string[]; advice: string }>;
+    type Item = { id: string; result: string; keyIds: string[]; advice: string };
+    const byId = (l: { items: Item[] }) => Object.fromEntries(l.items.map((i) => [i.id, i])) as Record<string, Item>;
     let items = byId(list);
     expect(Object.keys(items)).toEqual(['ip_whitelisting', 'separate_keys', 'least_scopes', 'revocation_tested', 'request_signing']);
     expect(items.ip_whitelisting).toMatchObject({ result: 'fail', keyIds: [open.id] });

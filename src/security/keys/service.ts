@@ -201,7 +201,13 @@ export class ApiKeys {
     const cacheKey = `${record.id}:${record.version}:${slot}`;
     let secret = this.secrets.get(cacheKey);
     if (!secret) {
-      secret = this.deps.keyring.decryptBuffer(enc, record.id);
+      try {
+        secret = this.deps.keyring.decryptBuffer(enc, record.id);
+      } catch (err) {
+        // A keyring without the version this row was encrypted under (a server not restarted
+        // after `keys rotate-master`) or a tampered row: an operator problem, reported as such.
+        throw new Error(`cannot decrypt the secret of API key ${record.id}: ${(err as Error).message}`, { cause: err });
+      }
       this.secrets.set(cacheKey, secret);
     }
     return secret;
