@@ -491,8 +491,7 @@ export class ApiKeys {
 
   /**
    * Read-modify-write of one key with optimistic concurrency on `version`. `change` returns the
-   * columns to set, or null for "nothing to change" (the current state is re-announced, so a retried
-   * revoke still reaches every process).
+   * columns to set, or null for "nothing to change".
    */
   private async mutate(
     id: string,
@@ -506,7 +505,9 @@ export class ApiKeys {
       const decided = change(rec, now);
       if (!decided.ok) return decided;
       if (decided.value === null) {
-        await this.announce(rec);
+        // A repeated revoke re-announces (its first announcement may have failed); revocation is
+        // final, so this can never set the flag back below a later change.
+        if (rec.revokedAt !== null) await this.announce(rec);
         return ok({ record: rec, changed: false });
       }
       const row = await this.deps.store.db
