@@ -1,8 +1,10 @@
+import { request as httpRequest } from 'node:http';
 import { ed25519 } from '@noble/curves/ed25519.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/lib/clock.js';
 import { sessionFor } from '../support/auth.js';
-import { code, createKey, credentialOf, session, signed, signedInject, startKeysServer, type CreatedKey, type Credential, type KeysTestServer } from './support.js';
+import type { SecurityEvent } from '../../src/security/events/index.js';
+import { code, createKey, credentialOf, session, signatureFor, signed, signedInject, startKeysServer, type CreatedKey, type Credential, type KeysTestServer } from './support.js';
 
 const clock = new ManualClock(Date.UTC(2026, 2, 1));
 let ks: KeysTestServer;
@@ -34,6 +36,38 @@ describe('a valid signed request', () => {
   it('signs the query string exactly as sent', async () => {
     const res = await signed(ks, cred, { url: '/api/v1/trading/probe?market=MOON-USDC&status=open&x=%2Fa' });
     expect(res.statusCode).toBe(200);
+  });
+
+  it('over a real socket: the request target and body bytes exactly as sent', async () => {
+    const address = await ks.app.listen({ host: '127.0.0.1', port: 0 });
+    try {
+      const { port } = new URL(address);
+      const send = (target: string, body: string, signedTarget = target) =>
+        new Promise<{ status: number; body: string }>((resolve, reject) => {
+          const timestamp = String(clock.now());
+          const req = httpRequest(
+            {
+              host: '127.0.0.1',
+              port,
+              method: 'POST',
+              path: target,
+              headers: { 'content-type': 'application/json', 'x-api-key': cred.apiKey, 'x-api-timestamp': timestamp, 'x-api-signature': signatureFor(cred, timestamp, 'POST', signedTarget, body) },
+            },
+            (res) => {
+              let data = '';
+              res.on('data', (c) => (data += c));
+              res.on('end', () => resolve({ status: res.statusCode ?? 0, body: data }));
+            },
+          );
+          req.on('error', reject);
+          req.end(body);
+        });
+      expect((await send('/api/v1/trading/probe?z=1&a=%2f&e=%C3%A9', '{ "note" : "Rêve" }')).status).toBe(200);
+      const r = await send('/api/v1/trading/probe?z=1&a=%2F', '{"note":"x"}', '/api/v1/trading/probe?z=1&a=%2f');
+      expect(JSON.parse(r.body).code).toBe('invalid_signature');
+    } finally {
+      await ks.app.server.close();
+    }
   });
 });
 
@@ -143,6 +177,12 @@ describe('refusal codes', () => {
     expect(code(await signed(ks, cred, { url: '/api/v1/trading/probe', timestamp: 'yesterday' }))).toBe('validation_failed');
   });
 
+  it('validation_failed: a signature without its timestamp', async () => {
+    const opts = signedInject(ks, cred, { url: '/api/v1/trading/probe' });
+    const { ['x-api-timestamp']: _dropped, ...headers } = opts.headers as Record<string, string>;
+    expect(code(await ks.app.inject({ ...opts, headers }))).toBe('validation_failed');
+  });
+
   it('replayed_request: the same signed request twice', async () => {
     const opts = signedInject(ks, cred, { method: 'POST', url: '/api/v1/trading/probe', body: '{"n":1}' });
     expect((await ks.app.inject(opts)).statusCode).toBe(200);
@@ -181,6 +221,24 @@ describe('refusal codes', () => {
     // The key is unchanged.
     const after = await ks.app.inject({ method: 'GET', url: `/api/v1/keys/${key.id}`, headers: owner.headers });
     expect(after.json()).toMatchObject({ status: 'active', scopes: key.scopes });
+  });
+});
+
+describe('refusals are security events', () => {
+  it('emits auth.failed with the code and key id, and no credential', async () => {
+    const seen: SecurityEvent[] = [];
+    const stop = ks.server.services.events.subscribe((e) => void seen.push(e));
+    try {
+      const opts = signedInject(ks, cred, { url: '/api/v1/trading/probe', sign: { url: '/elsewhere' } });
+      await ks.app.inject(opts);
+      const event = seen.find((e) => e.type === 'auth.failed');
+      expect(event).toMatchObject({ type: 'auth.failed', code: 'invalid_signature', keyId: key.id, accountId: owner.account.id, ip: '127.0.0.1' });
+      const text = JSON.stringify(seen);
+      expect(text).not.toContain(cred.apiKey);
+      expect(text).not.toContain((opts.headers as Record<string, string>)['x-api-signature']);
+    } finally {
+      stop();
+    }
   });
 });
 

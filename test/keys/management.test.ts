@@ -262,3 +262,13 @@ describe('GET /api/v1/security/checklist', () => {
     for (const i of Object.values(items)) expect(i.result).toBe('pass');
   });
 });
+
+describe('OpenAPI', () => {
+  it('documents the key routes, the admin routes and the checklist', async () => {
+    const doc = (await ks.server.app.inject({ method: 'GET', url: '/openapi.json' })).json();
+    for (const p of ['/api/v1/keys', '/api/v1/keys/{id}', '/api/v1/keys/{id}/regenerate', '/api/v1/admin/keys/{id}/suspend', '/api/v1/admin/keys/{id}/unsuspend', '/api/v1/security/checklist']) {
+      expect(doc.paths, p).toHaveProperty([p]);
+    }
+    expect(doc.paths['/api/v1/keys'].post.requestBody.content['application/json'].schema.additionalProperties).toBe(false);
+  });
+});
