@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs';
 import type { FastifyRequest } from 'fastify';
 import type { DestinationStream, Logger } from 'pino';
 import { Accounts } from './accounts/accounts.js';
-import type { Config } from './config/index.js';
+import { ConfigError, type Config } from './config/index.js';
 import { resolveKeyring } from './config/secrets.js';
 import { systemClock, type Clock } from './lib/clock.js';
 import { createLogger } from './observability/logger.js';
@@ -94,7 +94,9 @@ export async function createServices(config: Config, overrides: ServiceOverrides
   );
   const accounts = new Accounts({ store, state, clock, events, bootstrapAdmin: config.bootstrapAdmin, roleTtlMs: maxTokenLifetimeMs });
 
-  const countries = await openCountryLookup(config.keys.geoipFile);
+  const countries = await openCountryLookup(config.keys.geoipFile).catch((err: Error) => {
+    throw new ConfigError('MOONDRAFT_GEOIP_DB', `cannot open the country database: ${err.message}`);
+  });
   const apiKeys = new ApiKeys({ store, state, clock, keyring, events, accounts, log, env: config.env });
   await apiKeys.start();
   closers.push(() => apiKeys.stop());

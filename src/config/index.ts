@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import path from 'node:path';
 
@@ -151,6 +151,12 @@ function isAddressOrCidr(entry: string): boolean {
   return /^\d+$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128);
 }
 
+function existingFile(variable: string, file: string): string {
+  const resolved = path.resolve(file);
+  if (!existsSync(resolved)) throw new ConfigError(variable, `no such file: ${resolved}`);
+  return resolved;
+}
+
 export function loadConfig(environment: Source = process.env): Config {
   const fileName = environment.MOONDRAFT_CONFIG?.trim();
   const source: Source = fileName ? { ...readConfigFile(fileName), ...environment } : environment;
@@ -223,7 +229,7 @@ export function loadConfig(environment: Source = process.env): Config {
       connectionMs: r.int('MOONDRAFT_CONNECTION_TIMEOUT_MS', 60_000, 1000, 600_000),
     },
     keys: {
-      geoipFile: r.raw('MOONDRAFT_GEOIP_DB') === undefined ? undefined : path.resolve(r.raw('MOONDRAFT_GEOIP_DB')!),
+      geoipFile: r.raw('MOONDRAFT_GEOIP_DB') === undefined ? undefined : existingFile('MOONDRAFT_GEOIP_DB', r.raw('MOONDRAFT_GEOIP_DB')!),
       rotationSweepMs: r.int('MOONDRAFT_KEY_SWEEP_INTERVAL_MS', 3_600_000, 1000, 86_400_000),
     },
   };

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from '../../config/index.js';
 import { canonicalAllowlistEntry, IpAllowlist } from './allowlist.js';
-import { canonicalCountryCode, openCountryLookup } from './countries.js';
+import { bundledCountryDatabase, canonicalCountryCode, openCountryLookup } from './countries.js';
 
 describe('allowlist entries', () => {
   it.each([
@@ -71,5 +72,18 @@ describe('country lookup over the bundled database', async () => {
     expect(canonicalCountryCode('gb')).toBe('GB');
     expect(canonicalCountryCode('GBR')).toBeUndefined();
     expect(canonicalCountryCode('1A')).toBeUndefined();
+  });
+});
+
+describe('MOONDRAFT_GEOIP_DB', () => {
+  it('names the variable when the file does not exist', () => {
+    expect(() => loadConfig({ MOONDRAFT_GEOIP_DB: '/nonexistent/geo.mmdb' })).toThrow(ConfigError);
+    expect(() => loadConfig({ MOONDRAFT_GEOIP_DB: '/nonexistent/geo.mmdb' })).toThrow(/^MOONDRAFT_GEOIP_DB: no such file/);
+  });
+
+  it('opens another MMDB file of the same format when given', async () => {
+    const c = loadConfig({ MOONDRAFT_GEOIP_DB: bundledCountryDatabase().replace('.mmdb', '-ipv4.mmdb') });
+    const lookup = await openCountryLookup(c.keys.geoipFile);
+    expect(lookup.countryOf('81.2.69.142')).toBe('GB');
   });
 });
