@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs';
 import type { FastifyRequest } from 'fastify';
 import type { DestinationStream, Logger } from 'pino';
 import { Accounts } from './accounts/accounts.js';
-import type { Config } from './config/index.js';
+import { ConfigError, type Config } from './config/index.js';
 import { resolveKeyring } from './config/secrets.js';
 import { systemClock, type Clock } from './lib/clock.js';
 import { createLogger } from './observability/logger.js';
@@ -21,6 +21,9 @@ import { migrateToLatest } from './store/migrate.js';
 import { MemoryState } from './state/memory.js';
 import type { SharedState } from './state/port.js';
 import { RedisState } from './state/redis.js';
+import { KeyAuthenticator } from './security/keys/authenticator.js';
+import { ApiKeys } from './security/keys/service.js';
+import { openCountryLookup, type CountryLookup } from './security/network/countries.js';
 
 /** Verifies an `X-API-Key` request (issue: API keys) and returns its principal or throws ApiError. */
 export interface ApiKeyAuthenticator {
@@ -50,6 +53,10 @@ export interface Services {
   /** Loads recent revocations and role changes from the database into shared state (identity). */
   securitySync: SecuritySync;
   apiKeyAuthenticator?: ApiKeyAuthenticator;
+  /** API keys: management and the request-path lookups (issue 4). */
+  apiKeys: ApiKeys;
+  /** The geo-lookup port: country of an address (bundled MMDB, opened once per process). */
+  countries: CountryLookup;
   /** Registers work for graceful shutdown (flush buffers, stop timers); run in reverse order. */
   onClose(fn: () => Promise<void> | void): void;
   close(): Promise<void>;
@@ -113,6 +120,22 @@ export async function createServices(config: Config, overrides: ServiceOverrides
   const securitySync = new SecuritySync({ store, state, clock, sessions, log, windowMs: maxTokenLifetimeMs, intervalMs: config.securitySyncMs });
   await securitySync.start(); // before the first request: in-process state starts empty
   closers.push(() => securitySync.stop());
+  const countries = await openCountryLookup(config.keys.geoipFile).catch((err: Error) => {
+    throw new ConfigError('MOONDRAFT_GEOIP_DB', `cannot open the country database: ${err.message}`);
+  });
+  const apiKeys = new ApiKeys({ store, state, clock, keyring, events, accounts, log, env: config.env });
+  await apiKeys.start();
+  closers.push(() => apiKeys.stop());
+  const apiKeyAuthenticator = new KeyAuthenticator({ keys: apiKeys, countries, state, env: config.env, clock, events });
+  const sweepReminders = () => void apiKeys.sweepRotationReminders().catch((err) => log.error({ err }, 'API key rotation-reminder sweep failed'));
+  const firstSweep = setTimeout(sweepReminders, Math.min(30_000, config.keys.rotationSweepMs));
+  const sweeps = setInterval(sweepReminders, config.keys.rotationSweepMs);
+  firstSweep.unref();
+  sweeps.unref();
+  closers.push(() => {
+    clearTimeout(firstSweep);
+    clearInterval(sweeps);
+  });
 
   let closed = false;
   return {
@@ -130,6 +153,9 @@ export async function createServices(config: Config, overrides: ServiceOverrides
     sessions,
     signIn,
     securitySync,
+    apiKeys,
+    countries,
+    apiKeyAuthenticator,
     onClose: (fn) => closers.push(fn),
     async close() {
       if (closed) return;

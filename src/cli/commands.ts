@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { registerIdentityCommands } from '../security/identity/cli.js';
+import { registerKeysCommands } from '../security/keys/cli.js';
 
 /**
  * Commands contributed by features (keys, ledger, audit, …). Each feature adds one line here that
@@ -7,4 +8,5 @@ import { registerIdentityCommands } from '../security/identity/cli.js';
  */
 export function registerCommands(program: Command): void {
   registerIdentityCommands(program);
+  registerKeysCommands(program);
 }

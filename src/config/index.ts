@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import path from 'node:path';
 
@@ -57,6 +57,8 @@ export interface Config {
   tokenCacheSize: number;
   /** How often each process loads recent revocations and role changes from the database. */
   securitySyncMs: number;
+  /** API keys: the country database (MMDB; default the bundled one) and the rotation-reminder sweep. */
+  keys: { geoipFile: string | undefined; rotationSweepMs: number };
 }
 
 export class ConfigError extends Error {
@@ -160,6 +162,12 @@ function isAddressOrCidr(entry: string): boolean {
   return /^\d+$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128);
 }
 
+function existingFile(variable: string, file: string): string {
+  const resolved = path.resolve(file);
+  if (!existsSync(resolved)) throw new ConfigError(variable, `no such file: ${resolved}`);
+  return resolved;
+}
+
 export function loadConfig(environment: Source = process.env): Config {
   const fileName = environment.MOONDRAFT_CONFIG?.trim();
   const source: Source = fileName ? { ...readConfigFile(fileName), ...environment } : environment;
@@ -237,6 +245,10 @@ export function loadConfig(environment: Source = process.env): Config {
     },
     tokenCacheSize: r.int('MOONDRAFT_TOKEN_CACHE_SIZE', 10_000, 0, 1_000_000),
     securitySyncMs: r.int('MOONDRAFT_SECURITY_SYNC_MS', 5_000, 500, 60_000),
+    keys: {
+      geoipFile: r.raw('MOONDRAFT_GEOIP_DB') === undefined ? undefined : existingFile('MOONDRAFT_GEOIP_DB', r.raw('MOONDRAFT_GEOIP_DB')!),
+      rotationSweepMs: r.int('MOONDRAFT_KEY_SWEEP_INTERVAL_MS', 3_600_000, 1000, 86_400_000),
+    },
   };
   if (config.jwt.refreshIdleSec > config.jwt.refreshAbsoluteSec) {
     throw new ConfigError('MOONDRAFT_REFRESH_IDLE_DAYS', 'must not exceed MOONDRAFT_REFRESH_ABSOLUTE_DAYS');

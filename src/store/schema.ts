@@ -17,8 +17,45 @@ export interface AccountsTable {
   updated_at: number;
 }
 
+export interface ApiKeysTable {
+  id: string;
+  account_id: string;
+  label: string;
+  type: 'hmac' | 'ed25519';
+  environment: 'sandbox' | 'live';
+  /** SHA-256 hex of the API key: the only stored form of the key. */
+  key_hash: string;
+  key_prefix: string;
+  /** Keyring ciphertext of the hmac secret (AAD = key id); null for ed25519 and once revoked. */
+  secret_enc: string | null;
+  /** ed25519 public key, 32 bytes as hex. */
+  public_key: string | null;
+  /** The credential replaced by the last regeneration, valid until prev_valid_until. */
+  prev_secret_enc: string | null;
+  prev_public_key: string | null;
+  prev_valid_until: number | null;
+  /** JSON arrays. */
+  scopes: string;
+  ip_whitelist: string;
+  allowed_countries: string;
+  lifetime_days: number;
+  expires_at: number;
+  /** Bumped on every change; processes compare it with shared state to drop stale cached copies. */
+  version: number;
+  revoked_at: number | null;
+  suspended_at: number | null;
+  suspended_reason: string | null;
+  rotation_reminded_at: number | null;
+  regenerated_at: number | null;
+  last_used_at: number | null;
+  last_signed_at: number | null;
+  created_at: number;
+  updated_at: number;
+}
+
 export interface Database {
   accounts: AccountsTable;
+  api_keys: ApiKeysTable;
 }
 
 // Identity (0010): interface declaration merging adds the tables without editing the block above.

@@ -4,6 +4,7 @@ import { accountRoutes } from './account.js';
 import { adminAccountRoutes } from './admin-accounts.js';
 import { authRoutes } from './auth.js';
 import { sessionRoutes } from './sessions.js';
+import { keyRoutes } from './keys.js';
 import { systemRoutes } from './system.js';
 
 /** Every route module, one per feature. Each registers its routes with a declared permission. */
@@ -13,4 +14,5 @@ export async function registerRoutes(app: App, services: Services): Promise<void
   authRoutes(app, services);
   sessionRoutes(app, services);
   adminAccountRoutes(app, services);
+  keyRoutes(app, services);
 }

@@ -2,6 +2,7 @@ import type { Kysely, Migration } from 'kysely';
 import type { Dialect } from '../db.js';
 import * as m0001 from './0001_accounts.js';
 import * as m0010 from './0010_identity.js';
+import * as m0030 from './0030_api_keys.js';
 
 type Step = { up: (dialect: Dialect) => (db: Kysely<any>) => Promise<void>; down?: (dialect: Dialect) => (db: Kysely<any>) => Promise<void> };
 
@@ -12,6 +13,7 @@ type Step = { up: (dialect: Dialect) => (db: Kysely<any>) => Promise<void>; down
 const STEPS: Record<string, Step> = {
   '0001_accounts': m0001,
   '0010_identity': m0010,
+  '0030_api_keys': m0030,
 };
 
 export function migrations(dialect: Dialect): Record<string, Migration> {

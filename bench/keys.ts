@@ -1,0 +1,136 @@
+/**
+ * API keys (issue 4): signature verifications per second (HMAC-SHA256 and ed25519), and signed
+ * API-key requests per second through the whole security chain next to the same route with no
+ * security at all, both measured in this run on one server (app.inject, in process).
+ */
+import { generateKeyPairSync, sign as nodeSign } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { loadConfig } from '../src/config/index.js';
+import { buildServer } from '../src/http/server.js';
+import { ManualClock } from '../src/lib/clock.js';
+import { canonicalMessage, hmacSignatureHex, verifyEd25519, verifyHmac, type CanonicalParts } from '../src/security/signing/index.js';
+import { createServices } from '../src/services.js';
+
+export interface BenchRow {
+  name: string;
+  value: number;
+  unit: string;
+  baseline?: { name: string; value: number };
+}
+
+function perSecond(count: number, run: () => void): number {
+  const start = process.hrtime.bigint();
+  run();
+  const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+  return Math.round(count / seconds);
+}
+
+async function perSecondAsync(count: number, concurrency: number, one: (i: number) => Promise<void>): Promise<number> {
+  let next = 0;
+  const worker = async () => {
+    while (next < count) await one(next++);
+  };
+  const start = process.hrtime.bigint();
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+  return Math.round(count / seconds);
+}
+
+function verificationRows(): BenchRow[] {
+  const parts: CanonicalParts = {
+    timestamp: '1764345600000',
+    method: 'POST',
+    pathWithQuery: '/api/v1/trading/orders',
+    body: '{"market":"MOON-USDC","side":"buy","type":"limit","price":"0.0125","quantity":"1000"}',
+  };
+  const secret = 'mds_8f3kQ2v9ZyX1pL0aWc7nRt5uHe4bJd6gMs';
+  const hmacSig = hmacSignatureHex(secret, parts);
+  const { publicKey, privateKey } = generateKeyPairSync('ed25519');
+  const edSig = nodeSign(null, canonicalMessage(parts), privateKey).toString('hex');
+
+  const hmacN = 50_000;
+  const edN = 10_000;
+  for (let i = 0; i < 1000; i++) verifyHmac(secret, parts, hmacSig) && verifyEd25519(publicKey, parts, edSig); // warm-up
+  const hmac = perSecond(hmacN, () => {
+    for (let i = 0; i < hmacN; i++) if (!verifyHmac(secret, parts, hmacSig)) throw new Error('hmac verification failed');
+  });
+  const ed = perSecond(edN, () => {
+    for (let i = 0; i < edN; i++) if (!verifyEd25519(publicKey, parts, edSig)) throw new Error('ed25519 verification failed');
+  });
+  return [
+    { name: 'keys: HMAC-SHA256 request-signature verifications', value: hmac, unit: 'verifications/s' },
+    { name: 'keys: ed25519 request-signature verifications', value: ed, unit: 'verifications/s', baseline: { name: 'HMAC-SHA256 verifications', value: hmac } },
+  ];
+}
+
+async function chainRows(): Promise<BenchRow[]> {
+  const dataDir = mkdtempSync(path.join(tmpdir(), 'moondraft-bench-keys-'));
+  const clock = new ManualClock(Date.UTC(2026, 0, 1));
+  const services = await createServices(loadConfig({ MOONDRAFT_DATA_DIR: dataDir, MOONDRAFT_LOG_LEVEL: 'silent' }), { clock, sqliteFile: ':memory:', processMetrics: false });
+  try {
+    const app = await buildServer(services);
+    const handler = async () => ({ ok: true });
+    app.get('/api/v1/bench/secured', { config: { permission: 'orders:read' }, schema: { hide: true } }, handler);
+    app.get('/api/v1/bench/open', { config: { permission: 'public' }, schema: { hide: true } }, handler);
+    await app.ready();
+
+    const account = await services.accounts.findOrCreate(`0x${'ab'.repeat(20)}`);
+    if (!account.ok) throw new Error(account.detail);
+    const created = await services.apiKeys.create({ accountId: account.value.id, role: 'trader' }, { label: 'bench', scopes: ['orders:read'] });
+    if (!created.ok) throw new Error(created.detail);
+    const { apiKey, apiSecret } = created.value;
+
+    const n = 2000;
+    const rounds = 3;
+    const concurrency = 16;
+    const timestamp = String(clock.now());
+    // Signed ahead of time so that only the server's work is measured; each request is distinct.
+    const signedRequests = Array.from({ length: n * (rounds + 1) }, (_, i) => {
+      const url = `/api/v1/bench/secured?n=${i}`;
+      return {
+        url,
+        headers: { 'x-api-key': apiKey, 'x-api-timestamp': timestamp, 'x-api-signature': hmacSignatureHex(apiSecret!, { timestamp, method: 'GET', pathWithQuery: url, body: '' }) },
+      };
+    });
+    const secured = async (i: number) => {
+      const r = await app.inject({ method: 'GET', ...signedRequests[i]! });
+      if (r.statusCode !== 200) throw new Error(`secured request refused: ${r.statusCode} ${r.body}`);
+    };
+    const open = async (i: number) => {
+      const r = await app.inject({ method: 'GET', url: `/api/v1/bench/open?n=${i}` });
+      if (r.statusCode !== 200) throw new Error(`open request failed: ${r.statusCode}`);
+    };
+    // Warm-up both paths (JIT, caches), then alternate rounds on the same server and keep each
+    // path's best round, so a burst of load from elsewhere on the machine hits neither unfairly.
+    await perSecondAsync(500, concurrency, (i) => secured(rounds * n + i));
+    await perSecondAsync(500, concurrency, open);
+    let openRate = 0;
+    let securedRate = 0;
+    for (let round = 0; round < rounds; round++) {
+      openRate = Math.max(openRate, await perSecondAsync(n, concurrency, open));
+      securedRate = Math.max(securedRate, await perSecondAsync(n, concurrency, (i) => secured(round * n + i)));
+    }
+    await app.close();
+    return [
+      {
+        name: 'keys: signed API-key requests through the whole security chain (key → environment → network → timestamp → signature → replay → authorize)',
+        value: securedRate,
+        unit: 'requests/s',
+        baseline: { name: 'the same route with no security (public)', value: openRate },
+      },
+    ];
+  } finally {
+    await services.close();
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+export async function run(): Promise<BenchRow[]> {
+  return [...verificationRows(), ...(await chainRows())];
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  for (const row of await run()) console.log(JSON.stringify(row));
+}

@@ -1,0 +1,59 @@
+import type { Clock } from '../../lib/clock.js';
+
+/**
+ * A small LRU with a maximum age: at most `maxEntries` values, none older than `maxAgeMs`.
+ * `onEvict` sees every value that leaves (so plaintext secrets can be wiped).
+ */
+export class BoundedCache<K, V> {
+  private readonly entries = new Map<K, { value: V; at: number }>();
+
+  constructor(
+    private readonly options: { maxEntries: number; maxAgeMs: number; clock: Clock; onEvict?: (value: V) => void },
+  ) {}
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  get(key: K): V | undefined {
+    const e = this.entries.get(key);
+    if (!e) return undefined;
+    if (this.options.clock.now() - e.at >= this.options.maxAgeMs) {
+      this.delete(key);
+      return undefined;
+    }
+    // Refresh recency (Map keeps insertion order) without extending the age.
+    this.entries.delete(key);
+    this.entries.set(key, e);
+    return e.value;
+  }
+
+  set(key: K, value: V): void {
+    const old = this.entries.get(key);
+    if (old) {
+      this.entries.delete(key);
+      if (old.value !== value) this.options.onEvict?.(old.value);
+    }
+    this.entries.set(key, { value, at: this.options.clock.now() });
+    while (this.entries.size > this.options.maxEntries) {
+      const oldest = this.entries.keys().next().value as K;
+      this.delete(oldest);
+    }
+  }
+
+  delete(key: K): void {
+    const e = this.entries.get(key);
+    if (!e) return;
+    this.entries.delete(key);
+    this.options.onEvict?.(e.value);
+  }
+
+  /** Deletes every entry whose value matches. */
+  deleteWhere(match: (value: V, key: K) => boolean): void {
+    for (const [k, e] of [...this.entries]) if (match(e.value, k)) this.delete(k);
+  }
+
+  clear(): void {
+    for (const k of [...this.entries.keys()]) this.delete(k);
+  }
+}

@@ -1,0 +1,31 @@
+import path from 'node:path';
+import type { Command } from 'commander';
+import { withServices } from '../../cli/index.js';
+import { rotateMasterKey } from './master-rotation.js';
+
+/** `moondraft keys …` commands of the API-key feature. */
+export function registerKeysCommands(program: Command): void {
+  // Other features (JWT signing keys) may add to the same `keys` group.
+  const keys = program.commands.find((c) => c.name() === 'keys') ?? program.command('keys').description('key management');
+  keys
+    .command('rotate-master')
+    .description('add a new master encryption key version and re-encrypt every stored secret under it')
+    .action(async () => {
+      await withServices(async (s) => {
+        const keyFile = s.config.masterKey === undefined ? path.join(s.config.dataDir, 'master.key') : undefined;
+        const result = await rotateMasterKey({
+          store: s.store,
+          keyring: s.keyring,
+          keyFile,
+          // stdout carries only the spec, so `NEW=$(moondraft keys rotate-master)` captures it.
+          announce: (spec) => console.log(spec),
+        });
+        const counts = Object.entries(result.reencrypted).map(([name, n]) => `${n} ${name}`).join(', ');
+        console.error(
+          keyFile
+            ? `master key version ${result.version} written to ${keyFile}; re-encrypted ${counts}. Restart the server to use it.`
+            : `master key version ${result.version} created; re-encrypted ${counts}. Set MOONDRAFT_MASTER_KEY to the line above on every server and restart them.`,
+        );
+      });
+    });
+}

@@ -1,0 +1,73 @@
+import { renameSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { Keyring } from '../crypto/keyring.js';
+import type { Store } from '../../store/db.js';
+
+/** Re-encrypts one feature's keyring ciphertexts from one keyring to another; returns how many. */
+export interface Reencrypter {
+  name: string;
+  run(store: Store, from: Keyring, to: Keyring): Promise<number>;
+}
+
+/**
+ * API-key secrets (current and grace-period ones), AAD = key id. Each row is rewritten only if it
+ * still holds the ciphertext that was read, so a regeneration running at the same time wins.
+ */
+export const apiKeySecrets: Reencrypter = {
+  name: 'api key secrets',
+  async run(store, from, to) {
+    return store.transaction(async (trx) => {
+      const rows = await trx
+        .selectFrom('api_keys')
+        .select(['id', 'secret_enc', 'prev_secret_enc'])
+        .where((eb) => eb.or([eb('secret_enc', 'is not', null), eb('prev_secret_enc', 'is not', null)]))
+        .execute();
+      let count = 0;
+      const again = (blob: string, id: string) => (Keyring.versionOf(blob) === to.activeVersion ? blob : to.encrypt(from.decryptBuffer(blob, id), id));
+      for (const row of rows) {
+        for (const column of ['secret_enc', 'prev_secret_enc'] as const) {
+          const blob = row[column];
+          if (blob === null) continue;
+          const next = again(blob, row.id);
+          if (next === blob) continue;
+          const r = await trx.updateTable('api_keys').set({ [column]: next }).where('id', '=', row.id).where(column, '=', blob).executeTakeFirst();
+          count += Number(r.numUpdatedRows);
+        }
+      }
+      return count;
+    });
+  },
+};
+
+/** Every feature's re-encrypter; features storing keyring ciphertexts add theirs here. */
+export const REENCRYPTERS: Reencrypter[] = [apiKeySecrets];
+
+/** Writes a secret file atomically (temp file 0600, then rename), replacing the old one. */
+function replaceSecretFile(file: string, contents: string): void {
+  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`);
+  writeFileSync(tmp, contents, { mode: 0o600, flag: 'w' });
+  renameSync(tmp, file);
+}
+
+/**
+ * `moondraft keys rotate-master`: adds a new master-key version and re-encrypts every secret under
+ * it. The new keyring spec (every old version plus the new one) is saved or handed to the operator
+ * BEFORE any row changes, so no ciphertext ever exists under a key nobody holds: in sandbox without
+ * MOONDRAFT_MASTER_KEY it replaces `<dataDir>/master.key`; otherwise `announce` prints it.
+ */
+export async function rotateMasterKey(input: {
+  store: Store;
+  keyring: Keyring;
+  /** The master.key file to replace (sandbox without MOONDRAFT_MASTER_KEY), else undefined. */
+  keyFile: string | undefined;
+  announce: (spec: string) => void;
+  reencrypters?: readonly Reencrypter[];
+}): Promise<{ spec: string; version: number; reencrypted: Record<string, number> }> {
+  const spec = input.keyring.specWithNewKey();
+  const next = Keyring.parse(spec);
+  if (input.keyFile) replaceSecretFile(input.keyFile, `${spec}\n`);
+  input.announce(spec);
+  const reencrypted: Record<string, number> = {};
+  for (const r of input.reencrypters ?? REENCRYPTERS) reencrypted[r.name] = await r.run(input.store, input.keyring, next);
+  return { spec, version: next.activeVersion, reencrypted };
+}

@@ -1,0 +1,71 @@
+import { BlockList, isIP } from 'node:net';
+import { normalizeIp } from '../../http/client-address.js';
+
+/** The most entries an IP allowlist may hold (API.md). */
+export const MAX_ALLOWLIST_ENTRIES = 10;
+
+/** Canonical IPv6 text (lowercase, zeros compressed) as the WHATWG URL parser writes it. */
+function canonicalIpv6(address: string): string {
+  return new URL(`http://[${address}]/`).hostname.slice(1, -1);
+}
+
+/**
+ * One allowlist entry in canonical spelling, or undefined when it is not an IPv4/IPv6 address or
+ * CIDR range. IPv4-mapped IPv6 (`::ffff:1.2.3.4`, also as a /96+ range) becomes plain IPv4, so an
+ * entry and a client address always meet in the same spelling.
+ */
+export function canonicalAllowlistEntry(entry: string): string | undefined {
+  if (entry.includes('%')) return undefined; // zone ids name an interface of one host, not an address
+  const [rawAddress, bits, ...rest] = entry.trim().split('/');
+  if (rest.length > 0 || rawAddress === undefined || rawAddress === '') return undefined;
+  if (bits !== undefined && !/^\d{1,3}$/.test(bits)) return undefined;
+  const family = isIP(rawAddress);
+  if (family === 0) return undefined;
+  if (family === 4) {
+    if (bits !== undefined && Number(bits) > 32) return undefined;
+    return bits === undefined ? rawAddress : `${rawAddress}/${Number(bits)}`;
+  }
+  if (bits !== undefined && Number(bits) > 128) return undefined;
+  const canonical = canonicalIpv6(rawAddress);
+  // ::ffff:a.b.c.d in any spelling: the URL parser writes it as ::ffff:XXXX:XXXX.
+  const mapped = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(canonical);
+  if (mapped && (bits === undefined || Number(bits) >= 96)) {
+    const hi = parseInt(mapped[1]!, 16);
+    const lo = parseInt(mapped[2]!, 16);
+    const v4 = `${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`;
+    return bits === undefined ? v4 : `${v4}/${Number(bits) - 96}`;
+  }
+  return bits === undefined ? canonical : `${canonical}/${Number(bits)}`;
+}
+
+/**
+ * Matches client addresses against an allowlist of addresses and CIDR ranges (node:net BlockList
+ * does the prefix arithmetic). An empty list allows every address.
+ */
+export class IpAllowlist {
+  private readonly list = new BlockList();
+  readonly size: number;
+
+  /** `entries` must already be canonical (see canonicalAllowlistEntry); others are ignored. */
+  constructor(entries: readonly string[]) {
+    let size = 0;
+    for (const entry of entries) {
+      const canonical = canonicalAllowlistEntry(entry);
+      if (!canonical) continue;
+      const [address, bits] = canonical.split('/') as [string, string | undefined];
+      const type = isIP(address) === 4 ? 'ipv4' : 'ipv6';
+      if (bits === undefined) this.list.addAddress(address, type);
+      else this.list.addSubnet(address, Number(bits), type);
+      size++;
+    }
+    this.size = size;
+  }
+
+  allows(clientIp: string): boolean {
+    if (this.size === 0) return true;
+    const ip = normalizeIp(clientIp);
+    const family = isIP(ip);
+    if (family === 0) return false;
+    return this.list.check(ip, family === 4 ? 'ipv4' : 'ipv6');
+  }
+}

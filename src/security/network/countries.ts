@@ -1,0 +1,81 @@
+import { createRequire } from 'node:module';
+import { BlockList, isIP } from 'node:net';
+import path from 'node:path';
+import maxmind, { type Reader, type Response } from 'maxmind';
+import { normalizeIp } from '../../http/client-address.js';
+
+/** The geo-lookup port: the ISO 3166-1 alpha-2 country of an address, or undefined when unknown. */
+export interface CountryLookup {
+  countryOf(ip: string): string | undefined;
+}
+
+/** The ip-location-db MMDB format: a flat `{ country_code }` (not MaxMind's own layout). */
+interface CountryRecord {
+  country_code?: unknown;
+}
+
+/** The bundled CC0/CC-BY country database (IPv4 and IPv6 in one file). */
+export function bundledCountryDatabase(): string {
+  const require = createRequire(import.meta.url);
+  const dir = path.dirname(require.resolve('@ip-location-db/geo-whois-asn-country-mmdb/package.json'));
+  return path.join(dir, 'geo-whois-asn-country.mmdb');
+}
+
+/**
+ * Special-purpose ranges (RFC 6890 and successors): private, loopback, link-local, shared, test and
+ * multicast addresses have no country. The bundled database wrongly places some of them (it puts
+ * 192.168.0.0/16 in AU), and a country rule must never be met by an address anyone can claim.
+ */
+const NO_COUNTRY = new BlockList();
+for (const [net, bits] of [
+  ['0.0.0.0', 8], ['10.0.0.0', 8], ['100.64.0.0', 10], ['127.0.0.0', 8], ['169.254.0.0', 16], ['172.16.0.0', 12],
+  ['192.0.0.0', 24], ['192.0.2.0', 24], ['192.88.99.0', 24], ['192.168.0.0', 16], ['198.18.0.0', 15], ['198.51.100.0', 24],
+  ['203.0.113.0', 24], ['224.0.0.0', 4], ['240.0.0.0', 4],
+] as const) NO_COUNTRY.addSubnet(net, bits, 'ipv4');
+for (const [net, bits] of [
+  ['::', 127], ['64:ff9b::', 96], ['64:ff9b:1::', 48], ['100::', 64], ['2001::', 23], ['2001:db8::', 32], ['2002::', 16], ['fc00::', 7], ['fe80::', 10], ['ff00::', 8],
+] as const) NO_COUNTRY.addSubnet(net, bits, 'ipv6');
+
+/** Whether an address is special-purpose (never located in a country). */
+export function isSpecialPurpose(ip: string): boolean {
+  const family = isIP(ip);
+  return family === 0 || NO_COUNTRY.check(ip, family === 4 ? 'ipv4' : 'ipv6');
+}
+
+/** Country lookup over an MMDB file with the `maxmind` reader (its lookups are synchronous and cached). */
+export class MaxmindCountryLookup implements CountryLookup {
+  constructor(private readonly reader: Reader<Response>) {}
+
+  countryOf(ip: string): string | undefined {
+    const address = normalizeIp(ip);
+    if (isSpecialPurpose(address)) return undefined;
+    try {
+      const code = (this.reader.get(address) as CountryRecord | null)?.country_code;
+      return typeof code === 'string' && /^[A-Z]{2}$/.test(code) ? code : undefined;
+    } catch {
+      return undefined; // not an IP address
+    }
+  }
+}
+
+// The database is immutable for the life of the process: open each file once, however many
+// server instances (tests start several) ask for it.
+const opened = new Map<string, Promise<MaxmindCountryLookup>>();
+
+/** Opens (once per process) the MMDB file; the bundled database unless `file` names another. */
+export function openCountryLookup(file: string = bundledCountryDatabase()): Promise<CountryLookup> {
+  const resolved = path.resolve(file);
+  let lookup = opened.get(resolved);
+  if (!lookup) {
+    lookup = maxmind.open<Response>(resolved, { cache: { max: 10_000 } }).then((reader) => new MaxmindCountryLookup(reader));
+    lookup.catch(() => opened.delete(resolved));
+    opened.set(resolved, lookup);
+  }
+  return lookup;
+}
+
+/** An upper-case ISO 3166-1 alpha-2 code, or undefined when `code` is not one in shape. */
+export function canonicalCountryCode(code: string): string | undefined {
+  const upper = code.trim().toUpperCase();
+  return /^[A-Z]{2}$/.test(upper) ? upper : undefined;
+}

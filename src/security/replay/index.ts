@@ -1,0 +1,27 @@
+import { RECV_WINDOW } from '../signing/canonical.js';
+import type { SharedState } from '../../state/port.js';
+
+/**
+ * How long an accepted request is remembered. A signed request can be accepted from 1 s before its
+ * timestamp until the largest receive window after it (the window header is not signed, so an
+ * attacker may ask for the largest one); remembering it at least that long from acceptance means a
+ * copy is refused by the replay memory for as long as the timestamp check would let it through.
+ */
+export const REPLAY_TTL_MS = RECV_WINDOW.maxMs + RECV_WINDOW.futureToleranceMs + 1_000;
+
+/**
+ * Replay memory in the shared-state port: set-if-absent with a fixed TTL, atomic across every
+ * process sharing the state. Never an evicting cache: an entry leaves only when its TTL ends.
+ */
+export class ReplayGuard {
+  constructor(private readonly state: SharedState) {}
+
+  /**
+   * Records one accepted request; true the first time, false for every copy. `digest` identifies
+   * the signed message (see signing/messageDigest), so it is the same for every copy however the
+   * signature is spelled or whichever of a key's valid secrets signed it.
+   */
+  async firstUse(keyId: string, digest: string): Promise<boolean> {
+    return this.state.setIfAbsent(`replay:${keyId}:${digest}`, '1', REPLAY_TTL_MS);
+  }
+}

@@ -1,0 +1,62 @@
+import { randomBytes } from 'node:crypto';
+import { afterAll, describe, expect, it } from 'vitest';
+import { ManualClock } from '../../lib/clock.js';
+import { MemoryState } from '../../state/memory.js';
+import type { SharedState } from '../../state/port.js';
+import { RedisState } from '../../state/redis.js';
+import { REDIS_URL, serviceAvailable } from '../../../test/support/services.js';
+import { RECV_WINDOW } from '../signing/canonical.js';
+import { REPLAY_TTL_MS, ReplayGuard } from './index.js';
+
+const redisUp = await serviceAvailable('redis');
+const opened: SharedState[] = [];
+afterAll(async () => {
+  for (const s of opened) await s.close();
+});
+
+describe('replay memory TTL', () => {
+  it('outlives the largest receive window plus the future tolerance', () => {
+    expect(REPLAY_TTL_MS).toBeGreaterThanOrEqual(RECV_WINDOW.maxMs + RECV_WINDOW.futureToleranceMs);
+  });
+
+  it('remembers an accepted request for as long as its timestamp could still pass', async () => {
+    const clock = new ManualClock();
+    const state = new MemoryState(clock);
+    opened.push(state);
+    const guard = new ReplayGuard(state);
+    expect(await guard.firstUse('key_1', 'digest')).toBe(true);
+    clock.advance(RECV_WINDOW.maxMs + RECV_WINDOW.futureToleranceMs);
+    expect(await guard.firstUse('key_1', 'digest')).toBe(false);
+    clock.advance(REPLAY_TTL_MS);
+    expect(await guard.firstUse('key_1', 'digest')).toBe(true);
+  });
+});
+
+async function connectedRedis(): Promise<SharedState> {
+  const state = new RedisState({ url: REDIS_URL, prefix: `t:${randomBytes(6).toString('hex')}:` });
+  for (let i = 0; i < 100 && !(await state.ping()); i++) await new Promise((r) => setTimeout(r, 20));
+  return state;
+}
+
+describe.each([
+  ['memory', async (): Promise<SharedState> => new MemoryState()],
+  ...(redisUp ? [['redis', connectedRedis] as const] : []),
+] as const)('ReplayGuard on %s', (_name, make) => {
+  it('accepts the first use only', async () => {
+    const state = await make();
+    opened.push(state);
+    const guard = new ReplayGuard(state);
+    expect(await guard.firstUse('key_a', 'd1')).toBe(true);
+    expect(await guard.firstUse('key_a', 'd1')).toBe(false);
+    expect(await guard.firstUse('key_a', 'd2')).toBe(true);
+    expect(await guard.firstUse('key_b', 'd1')).toBe(true);
+  });
+
+  it('accepts exactly one of 50 concurrent copies', async () => {
+    const state = await make();
+    opened.push(state);
+    const guard = new ReplayGuard(state);
+    const results = await Promise.all(Array.from({ length: 50 }, () => guard.firstUse('key_c', 'same')));
+    expect(results.filter(Boolean)).toHaveLength(1);
+  });
+});

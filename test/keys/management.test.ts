@@ -1,0 +1,274 @@
+import { ed25519 } from '@noble/curves/ed25519.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ManualClock } from '../../src/lib/clock.js';
+import type { SecurityEvent } from '../../src/security/events/index.js';
+import { sessionFor } from '../support/auth.js';
+import { code, createKey, credentialOf, session, signed, startKeysServer, type KeysTestServer } from './support.js';
+
+const DAY = 86_400_000;
+const clock = new ManualClock(Date.UTC(2026, 3, 1));
+let ks: KeysTestServer;
+let owner: Awaited<ReturnType<typeof session>>;
+const events: SecurityEvent[] = [];
+
+beforeAll(async () => {
+  ks = await startKeysServer({ clock });
+  ks.server.services.events.subscribe((e) => {
+    events.push(e);
+  });
+  owner = await session(ks);
+});
+afterAll(() => ks.close());
+
+const post = (url: string, headers: Record<string, string>, payload: unknown) => ks.app.inject({ method: 'POST', url, headers, payload: payload as Record<string, unknown> });
+
+describe('POST /api/v1/keys', () => {
+  it('creates an hmac key: md_test_ key, mds_ secret shown once, 90-day expiry by default', async () => {
+    const res = await post('/api/v1/keys', owner.headers, { label: 'reader', scopes: ['market:read', 'account:read'] });
+    expect(res.statusCode).toBe(201);
+    const k = res.json();
+    expect(k.apiKey).toMatch(/^md_test_[1-9A-HJ-NP-Za-km-z]{30,}$/);
+    expect(k.apiSecret).toMatch(/^mds_[1-9A-HJ-NP-Za-km-z]{40,}$/);
+    expect(k).toMatchObject({ label: 'reader', type: 'hmac', environment: 'sandbox', status: 'active', scopes: ['market:read', 'account:read'], ipWhitelist: [], allowedCountries: [], publicKey: null });
+    expect(k.prefix).toBe(k.apiKey.slice(0, 12));
+    expect(k.expiresAt).toBe(clock.now() + 90 * DAY);
+    expect(events.some((e) => e.type === 'key.created' && 'keyId' in e && e.keyId === k.id)).toBe(true);
+
+    const got = await ks.app.inject({ method: 'GET', url: `/api/v1/keys/${k.id}`, headers: owner.headers });
+    expect(got.statusCode).toBe(200);
+    expect(got.body).not.toContain(k.apiSecret);
+    expect(got.body).not.toContain(k.apiKey);
+    expect(got.json()).not.toHaveProperty('apiSecret');
+    const list = await ks.app.inject({ method: 'GET', url: '/api/v1/keys', headers: owner.headers });
+    expect(list.json().keys.map((x: { id: string }) => x.id)).toContain(k.id);
+    expect(list.body).not.toContain(k.apiSecret);
+  });
+
+  it('stores the key as a hash and the secret encrypted with the key id as AAD', async () => {
+    const k = (await post('/api/v1/keys', owner.headers, { label: 'stored', scopes: ['market:read'] })).json();
+    const row = await ks.server.services.store.db.selectFrom('api_keys').selectAll().where('id', '=', k.id).executeTakeFirstOrThrow();
+    expect(JSON.stringify(row)).not.toContain(k.apiKey);
+    expect(JSON.stringify(row)).not.toContain(k.apiSecret);
+    expect(row.secret_enc).toMatch(/^v1\./);
+    expect(ks.server.services.keyring.decrypt(row.secret_enc!, k.id)).toBe(k.apiSecret);
+    // A ciphertext copied to another row does not decrypt there.
+    expect(() => ks.server.services.keyring.decrypt(row.secret_enc!, 'key_OTHER')).toThrow();
+  });
+
+  it('refuses scopes beyond the role (forbidden_role) and unknown scopes (validation_failed)', async () => {
+    const dev = await session(ks, { role: 'developer' });
+    const res = await post('/api/v1/keys', dev.headers, { label: 'dev', scopes: ['market:read', 'orders:write'] });
+    expect(code(res)).toBe('forbidden_role');
+    expect(res.json().detail).toContain('orders:write');
+    expect(code(await post('/api/v1/keys', dev.headers, { label: 'dev', scopes: ['market:read', 'god:mode'] }))).toBe('validation_failed');
+    const auditor = await session(ks, { role: 'auditor' });
+    expect(code(await post('/api/v1/keys', auditor.headers, { label: 'aud', scopes: ['webhooks:write'] }))).toBe('forbidden_role');
+    expect((await post('/api/v1/keys', auditor.headers, { label: 'aud', scopes: ['account:read'] })).statusCode).toBe(201);
+  });
+
+  it('accepts 10 whitelist entries and refuses an 11th (validation_failed)', async () => {
+    const ten = Array.from({ length: 10 }, (_, i) => `198.51.100.${i + 1}`);
+    expect((await post('/api/v1/keys', owner.headers, { label: 'ten', scopes: ['market:read'], ipWhitelist: ten })).statusCode).toBe(201);
+    const res = await post('/api/v1/keys', owner.headers, { label: 'eleven', scopes: ['market:read'], ipWhitelist: [...ten, '198.51.100.11'] });
+    expect(code(res)).toBe('validation_failed');
+    expect(res.json().detail).toContain('at most 10');
+  });
+
+  it('refuses malformed whitelist entries and country codes', async () => {
+    expect(code(await post('/api/v1/keys', owner.headers, { label: 'x', scopes: ['market:read'], ipWhitelist: ['10.0.0.0/33'] }))).toBe('validation_failed');
+    expect(code(await post('/api/v1/keys', owner.headers, { label: 'x', scopes: ['market:read'], ipWhitelist: ['example.com'] }))).toBe('validation_failed');
+    expect(code(await post('/api/v1/keys', owner.headers, { label: 'x', scopes: ['market:read'], allowedCountries: ['GBR'] }))).toBe('validation_failed');
+  });
+
+  it('normalises whitelist entries (IPv4-mapped, IPv6 case)', async () => {
+    const k = (await post('/api/v1/keys', owner.headers, { label: 'norm', scopes: ['market:read'], ipWhitelist: ['::ffff:192.0.2.1', '2001:DB8::/32'] })).json();
+    expect(k.ipWhitelist).toEqual(['192.0.2.1', '2001:db8::/32']);
+  });
+
+  it('requires an IP whitelist for withdrawals:write', async () => {
+    const res = await post('/api/v1/keys', owner.headers, { label: 'w', scopes: ['withdrawals:write'] });
+    expect(code(res)).toBe('validation_failed');
+    expect(res.json().detail).toContain('ipWhitelist');
+    expect((await post('/api/v1/keys', owner.headers, { label: 'w', scopes: ['withdrawals:write'], ipWhitelist: ['198.51.100.1'] })).statusCode).toBe(201);
+  });
+
+  it('bounds expiresInDays and refuses unknown fields and number-typed strings', async () => {
+    expect((await post('/api/v1/keys', owner.headers, { label: 'long', scopes: ['market:read'], expiresInDays: 3650 })).statusCode).toBe(201);
+    expect(code(await post('/api/v1/keys', owner.headers, { label: 'x', scopes: ['market:read'], expiresInDays: 0 }))).toBe('validation_failed');
+    expect(code(await post('/api/v1/keys', owner.headers, { label: 'x', scopes: ['market:read'], expiresInDays: 3651 }))).toBe('validation_failed');
+    expect(code(await post('/api/v1/keys', owner.headers, { label: 'x', scopes: ['market:read'], admin: true }))).toBe('validation_failed');
+    expect(code(await post('/api/v1/keys', owner.headers, { label: 'x', scopes: [] }))).toBe('validation_failed');
+  });
+
+  it('ed25519: needs a valid public key, refuses small-order points and secrets', async () => {
+    const { publicKey } = ed25519.keygen();
+    const hex = Buffer.from(publicKey).toString('hex');
+    expect(code(await post('/api/v1/keys', owner.headers, { label: 'ed', type: 'ed25519', scopes: ['market:read'] }))).toBe('validation_failed');
+    expect(code(await post('/api/v1/keys', owner.headers, { label: 'ed', type: 'ed25519', scopes: ['market:read'], publicKey: `01${'0'.repeat(62)}` }))).toBe('validation_failed');
+    expect(code(await post('/api/v1/keys', owner.headers, { label: 'ed', type: 'ed25519', scopes: ['market:read'], publicKey: 'zz' }))).toBe('validation_failed');
+    expect(code(await post('/api/v1/keys', owner.headers, { label: 'hm', scopes: ['market:read'], publicKey: hex }))).toBe('validation_failed');
+    const pem = `-----BEGIN PUBLIC KEY-----\n${Buffer.concat([Buffer.from('302a300506032b6570032100', 'hex'), Buffer.from(publicKey)]).toString('base64')}\n-----END PUBLIC KEY-----\n`;
+    const k = (await post('/api/v1/keys', owner.headers, { label: 'ed pem', type: 'ed25519', scopes: ['market:read'], publicKey: pem })).json();
+    expect(k.publicKey).toBe(hex);
+  });
+});
+
+describe('GET, PATCH, DELETE /api/v1/keys/:id', () => {
+  it("another account's key is not found, for every operation", async () => {
+    const k = await createKey(ks, owner.headers, { label: 'mine', scopes: ['market:read'] });
+    const other = await session(ks);
+    const id = k.id;
+    const tries = [
+      ks.app.inject({ method: 'GET', url: `/api/v1/keys/${id}`, headers: other.headers }),
+      ks.app.inject({ method: 'PATCH', url: `/api/v1/keys/${id}`, headers: other.headers, payload: { label: 'stolen' } }),
+      post(`/api/v1/keys/${id}/regenerate`, other.headers, {}),
+      ks.app.inject({ method: 'DELETE', url: `/api/v1/keys/${id}`, headers: other.headers }),
+    ];
+    for (const res of await Promise.all(tries)) expect(code(res)).toBe('not_found');
+    const still = await ks.app.inject({ method: 'GET', url: `/api/v1/keys/${id}`, headers: owner.headers });
+    expect(still.json()).toMatchObject({ label: 'mine', status: 'active' });
+  });
+
+  it('PATCH narrows scopes and never widens them', async () => {
+    const k = await createKey(ks, owner.headers, { label: 'narrow', scopes: ['market:read', 'orders:read', 'orders:write'] });
+    const narrowed = await ks.app.inject({ method: 'PATCH', url: `/api/v1/keys/${k.id}`, headers: owner.headers, payload: { scopes: ['market:read', 'orders:read'] } });
+    expect(narrowed.statusCode).toBe(200);
+    expect(narrowed.json().scopes).toEqual(['market:read', 'orders:read']);
+    expect(code(await signed(ks, credentialOf(k), { method: 'POST', url: '/api/v1/trading/probe', body: '{}' }))).toBe('insufficient_scope');
+    const widen = await ks.app.inject({ method: 'PATCH', url: `/api/v1/keys/${k.id}`, headers: owner.headers, payload: { scopes: ['market:read', 'orders:read', 'orders:write'] } });
+    expect(code(widen)).toBe('validation_failed');
+    expect(widen.json().detail).toContain('orders:write');
+    const after = await ks.app.inject({ method: 'GET', url: `/api/v1/keys/${k.id}`, headers: owner.headers });
+    expect(after.json().scopes).toEqual(['market:read', 'orders:read']);
+  });
+
+  it('PATCH changes label, whitelist and countries, keeping the withdrawal rule', async () => {
+    const k = await createKey(ks, owner.headers, { label: 'w', scopes: ['withdrawals:write'], ipWhitelist: ['198.51.100.1'] });
+    expect(code(await ks.app.inject({ method: 'PATCH', url: `/api/v1/keys/${k.id}`, headers: owner.headers, payload: { ipWhitelist: [] } }))).toBe('validation_failed');
+    const eleven = Array.from({ length: 11 }, (_, i) => `198.51.100.${i + 1}`);
+    expect(code(await ks.app.inject({ method: 'PATCH', url: `/api/v1/keys/${k.id}`, headers: owner.headers, payload: { ipWhitelist: eleven } }))).toBe('validation_failed');
+    const res = await ks.app.inject({ method: 'PATCH', url: `/api/v1/keys/${k.id}`, headers: owner.headers, payload: { label: 'payouts', ipWhitelist: ['198.51.100.0/24'], allowedCountries: ['NL'] } });
+    expect(res.json()).toMatchObject({ label: 'payouts', ipWhitelist: ['198.51.100.0/24'], allowedCountries: ['NL'] });
+    expect(events.some((e) => e.type === 'key.updated' && 'keyId' in e && e.keyId === k.id)).toBe(true);
+  });
+
+  it('DELETE revokes: status revoked, secret erased, further changes refused, idempotent', async () => {
+    const k = await createKey(ks, owner.headers, { label: 'gone', scopes: ['orders:read'] });
+    const res = await ks.app.inject({ method: 'DELETE', url: `/api/v1/keys/${k.id}`, headers: owner.headers });
+    expect(res.json()).toMatchObject({ status: 'revoked', revokedAt: clock.now(), effectiveScopes: [] });
+    const row = await ks.server.services.store.db.selectFrom('api_keys').selectAll().where('id', '=', k.id).executeTakeFirstOrThrow();
+    expect(row.secret_enc).toBeNull();
+    expect(code(await post(`/api/v1/keys/${k.id}/regenerate`, owner.headers, {}))).toBe('conflict');
+    expect(code(await ks.app.inject({ method: 'PATCH', url: `/api/v1/keys/${k.id}`, headers: owner.headers, payload: { label: 'back' } }))).toBe('conflict');
+    expect((await ks.app.inject({ method: 'DELETE', url: `/api/v1/keys/${k.id}`, headers: owner.headers })).statusCode).toBe(200);
+    expect(events.filter((e) => e.type === 'key.revoked' && 'keyId' in e && e.keyId === k.id)).toHaveLength(1);
+  });
+
+  it('regenerate: refuses a grace period over 24 h, renews the expiry', async () => {
+    const k = await createKey(ks, owner.headers, { label: 'regen', scopes: ['orders:read'], expiresInDays: 30 });
+    expect(code(await post(`/api/v1/keys/${k.id}/regenerate`, owner.headers, { gracePeriodSeconds: 86_401 }))).toBe('validation_failed');
+    const start = clock.now();
+    clock.advance(20 * DAY);
+    try {
+      const later = await session(ks, { wallet: owner.account.wallet }); // the first access token has expired
+      const res = await post(`/api/v1/keys/${k.id}/regenerate`, later.headers, { gracePeriodSeconds: 86_400 });
+      expect(res.statusCode).toBe(200);
+      expect(res.json()).toMatchObject({ expiresAt: clock.now() + 30 * DAY, regeneratedAt: clock.now(), previousCredentialValidUntil: clock.now() + DAY });
+    } finally {
+      clock.set(start);
+    }
+  });
+
+  it('regenerate of an ed25519 key takes the new public key', async () => {
+    const first = ed25519.keygen();
+    const second = ed25519.keygen();
+    const k = await createKey(ks, owner.headers, { label: 'ed', type: 'ed25519', scopes: ['orders:read'], publicKey: Buffer.from(first.publicKey).toString('hex') });
+    expect(code(await post(`/api/v1/keys/${k.id}/regenerate`, owner.headers, {}))).toBe('validation_failed');
+    const res = await post(`/api/v1/keys/${k.id}/regenerate`, owner.headers, { publicKey: Buffer.from(second.publicKey).toString('hex') });
+    expect(res.json()).not.toHaveProperty('apiSecret');
+    expect(code(await signed(ks, { apiKey: k.apiKey, edSecretKey: first.secretKey }, { url: '/api/v1/trading/probe' }))).toBe('invalid_signature');
+    expect((await signed(ks, { apiKey: k.apiKey, edSecretKey: second.secretKey }, { url: '/api/v1/trading/probe' })).statusCode).toBe(200);
+  });
+});
+
+describe('admin suspend and unsuspend', () => {
+  it('are admin-only (forbidden_role for others) and refuse unknown keys', async () => {
+    const k = await createKey(ks, owner.headers, { label: 'susp', scopes: ['orders:read'] });
+    expect(code(await post(`/api/v1/admin/keys/${k.id}/suspend`, owner.headers, {}))).toBe('forbidden_role');
+    const admin = await sessionFor(ks.server, { role: 'admin' });
+    expect(code(await post(`/api/v1/admin/keys/key_00000000000000000000000000/suspend`, admin.headers, {}))).toBe('not_found');
+    expect((await post(`/api/v1/admin/keys/${k.id}/suspend`, admin.headers, {})).json().status).toBe('suspended');
+    expect(events.some((e) => e.type === 'key.suspended' && 'keyId' in e && e.keyId === k.id && e.by === admin.account.id)).toBe(true);
+    // The owner sees the suspension and cannot lift it by regenerating.
+    const regen = await post(`/api/v1/keys/${k.id}/regenerate`, owner.headers, {});
+    expect(regen.json().status).toBe('suspended');
+    expect(code(await signed(ks, { apiKey: k.apiKey, secret: regen.json().apiSecret }, { url: '/api/v1/trading/probe' }))).toBe('key_suspended');
+  });
+});
+
+describe('rotation reminders', () => {
+  it('emits key.rotation_due once, 14 days before expiry', async () => {
+    const start = clock.now();
+    const k = await createKey(ks, owner.headers, { label: 'remind', scopes: ['market:read'], expiresInDays: 30 });
+    const due = () => events.filter((e) => e.type === 'key.rotation_due' && 'keyId' in e && e.keyId === k.id);
+    try {
+      clock.advance(16 * DAY - 1);
+      await ks.server.services.apiKeys.sweepRotationReminders();
+      expect(due()).toHaveLength(0);
+      clock.advance(1);
+      await ks.server.services.apiKeys.sweepRotationReminders();
+      expect(due()).toHaveLength(1);
+      expect(due()[0]).toMatchObject({ accountId: owner.account.id, at: clock.now() });
+      await ks.server.services.apiKeys.sweepRotationReminders();
+      expect(due()).toHaveLength(1);
+      // Regenerating starts a new period: a new reminder 14 days before the new expiry.
+      const later = await session(ks, { wallet: owner.account.wallet });
+      expect((await post(`/api/v1/keys/${k.id}/regenerate`, later.headers, {})).statusCode).toBe(200);
+      clock.advance(16 * DAY);
+      await ks.server.services.apiKeys.sweepRotationReminders();
+      expect(due()).toHaveLength(2);
+    } finally {
+      clock.set(start);
+    }
+  });
+});
+
+describe('GET /api/v1/security/checklist', () => {
+  it('evaluates the Before Going Live list on the caller\'s keys, with advice', async () => {
+    const me = await session(ks);
+    const get = async () => (await ks.app.inject({ method: 'GET', url: '/api/v1/security/checklist', headers: me.headers })).json();
+    const broad = await createKey(ks, me.headers, { label: 'everything', scopes: ['market:read', 'account:read', 'orders:read', 'portfolio:read', 'orders:write', 'positions:write', 'tokens:write', 'webhooks:write', 'withdrawals:write'], ipWhitelist: ['127.0.0.1'] });
+    const open = await createKey(ks, me.headers, { label: 'everything', scopes: ['orders:read'] });
+    let list = await get();
+    expect(list).toMatchObject({ environment: 'sandbox', total: 5 });
+    type Item = { id: string; result: string; keyIds: string[]; advice: string };
+    const byId = (l: { items: Item[] }) => Object.fromEntries(l.items.map((i) => [i.id, i])) as Record<string, Item>;
+    let items = byId(list);
+    expect(Object.keys(items)).toEqual(['ip_whitelisting', 'separate_keys', 'least_scopes', 'revocation_tested', 'request_signing']);
+    expect(items.ip_whitelisting).toMatchObject({ result: 'fail', keyIds: [open.id] });
+    expect(items.separate_keys).toMatchObject({ result: 'fail' });
+    expect(items.least_scopes).toMatchObject({ result: 'fail', keyIds: [broad.id] });
+    expect(items.revocation_tested!.result).toBe('fail');
+    expect(items.request_signing).toMatchObject({ result: 'fail' });
+    for (const i of list.items) expect(i.advice.length).toBeGreaterThan(20);
+
+    // Fix everything.
+    await ks.app.inject({ method: 'DELETE', url: `/api/v1/keys/${broad.id}`, headers: me.headers });
+    await ks.app.inject({ method: 'PATCH', url: `/api/v1/keys/${open.id}`, headers: me.headers, payload: { label: 'order reader', ipWhitelist: ['127.0.0.1'] } });
+    expect((await signed(ks, credentialOf(open), { url: '/api/v1/trading/probe' })).statusCode).toBe(200);
+    list = await get();
+    items = byId(list);
+    expect(list.passed).toBe(5);
+    for (const i of Object.values(items)) expect(i.result).toBe('pass');
+  });
+});
+
+describe('OpenAPI', () => {
+  it('documents the key routes, the admin routes and the checklist', async () => {
+    const doc = (await ks.server.app.inject({ method: 'GET', url: '/openapi.json' })).json();
+    for (const p of ['/api/v1/keys', '/api/v1/keys/{id}', '/api/v1/keys/{id}/regenerate', '/api/v1/admin/keys/{id}/suspend', '/api/v1/admin/keys/{id}/unsuspend', '/api/v1/security/checklist']) {
+      expect(doc.paths, p).toHaveProperty([p]);
+    }
+    expect(doc.paths['/api/v1/keys'].post.requestBody.content['application/json'].schema.additionalProperties).toBe(false);
+  });
+});

@@ -1,0 +1,139 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ManualClock } from '../../src/lib/clock.js';
+import { sessionFor } from '../support/auth.js';
+import { dropSchema, newIsolation } from '../support/server.js';
+import { serviceAvailable } from '../support/services.js';
+import { code, createKey, credentialOf, session, signed, signedInject, startKeysServer, type KeysTestServer } from './support.js';
+
+const scaleoutUp = (await serviceAvailable('postgres')) && (await serviceAvailable('redis'));
+const backends = scaleoutUp ? (['embedded', 'scaleout'] as const) : (['embedded'] as const);
+
+describe.each(backends)('replay protection and role capping on %s', (backend) => {
+  const clock = new ManualClock(Date.UTC(2026, 4, 1));
+  let ks: KeysTestServer;
+  beforeAll(async () => {
+    ks = await startKeysServer({ backend, clock });
+  });
+  afterAll(() => ks.close());
+
+  it('accepts exactly one of 50 concurrent copies of one signed request', async () => {
+    const owner = await session(ks);
+    const key = await createKey(ks, owner.headers, { label: 'race', scopes: ['orders:write'] });
+    const opts = signedInject(ks, credentialOf(key), { method: 'POST', url: '/api/v1/trading/probe', body: '{"note":"once"}' });
+    const results = await Promise.all(Array.from({ length: 50 }, () => ks.app.inject(opts)));
+    expect(results.filter((r) => r.statusCode === 200)).toHaveLength(1);
+    expect(results.filter((r) => code(r) === 'replayed_request')).toHaveLength(49);
+  });
+
+  it('still refuses a replay after the key is revoked, and after a suspension is lifted', async () => {
+    const owner = await session(ks);
+    const admin = await sessionFor(ks.server, { role: 'admin' });
+    const key = await createKey(ks, owner.headers, { label: 'replay', scopes: ['orders:write'] });
+    const accepted = signedInject(ks, credentialOf(key), { method: 'POST', url: '/api/v1/trading/probe', body: '{"n":7}' });
+    expect((await ks.app.inject(accepted)).statusCode).toBe(200);
+
+    await ks.app.inject({ method: 'POST', url: `/api/v1/admin/keys/${key.id}/suspend`, headers: admin.headers, payload: {} });
+    expect(code(await ks.app.inject(accepted))).toBe('key_suspended');
+    await ks.app.inject({ method: 'POST', url: `/api/v1/admin/keys/${key.id}/unsuspend`, headers: admin.headers, payload: {} });
+    expect(code(await ks.app.inject(accepted))).toBe('replayed_request');
+
+    await ks.app.inject({ method: 'DELETE', url: `/api/v1/keys/${key.id}`, headers: owner.headers });
+    expect(code(await ks.app.inject(accepted))).toBe('key_revoked');
+  });
+
+  it("a demoted owner's key loses its trading scopes at once", async () => {
+    const owner = await session(ks);
+    const key = await createKey(ks, owner.headers, { label: 'trader bot', scopes: ['market:read', 'orders:read', 'orders:write'] });
+    const cred = credentialOf(key);
+    expect((await signed(ks, cred, { method: 'POST', url: '/api/v1/trading/probe', body: '{}' })).statusCode).toBe(200);
+
+    await ks.server.services.accounts.setRole(owner.account.wallet, 'developer', 'test');
+
+    expect(code(await signed(ks, cred, { method: 'POST', url: '/api/v1/trading/probe', body: '{}' }))).toBe('forbidden_role');
+    const market = await signed(ks, cred, { url: '/api/v1/market/probe', unsigned: true });
+    expect(market.json()).toMatchObject({ role: 'developer', scopes: ['market:read', 'orders:read'] });
+    const later = await session(ks, { wallet: owner.account.wallet });
+    const view = await ks.app.inject({ method: 'GET', url: `/api/v1/keys/${key.id}`, headers: later.headers });
+    expect(view.json()).toMatchObject({ scopes: ['market:read', 'orders:read', 'orders:write'], effectiveScopes: ['market:read', 'orders:read'] });
+
+    // Promoted back, the key trades again: the cap is the role in force, not a rewrite of the key.
+    await ks.server.services.accounts.setRole(owner.account.wallet, 'trader', 'test');
+    expect((await signed(ks, cred, { method: 'POST', url: '/api/v1/trading/probe', body: '{}' })).statusCode).toBe(200);
+  });
+});
+
+describe.skipIf(!scaleoutUp)('two scale-out servers sharing one database and one Redis', () => {
+  const clock = new ManualClock(Date.UTC(2026, 4, 2));
+  const isolation = newIsolation();
+  const dataDir = mkdtempSync(path.join(tmpdir(), 'moondraft-keys-'));
+  let a: KeysTestServer;
+  let b: KeysTestServer;
+  beforeAll(async () => {
+    a = await startKeysServer({ backend: 'scaleout', clock, isolation, dataDir });
+    b = await startKeysServer({ backend: 'scaleout', clock, isolation, dataDir });
+  });
+  afterAll(async () => {
+    await a?.close();
+    await b?.close();
+    await dropSchema(isolation.pgSchema);
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it('a revocation on one server refuses the key on the other at once, though it cached the key', async () => {
+    const owner = await session(a);
+    const key = await createKey(a, owner.headers, { label: 'shared', scopes: ['orders:read'] });
+    const cred = credentialOf(key);
+    expect((await signed(b, cred, { url: '/api/v1/trading/probe' })).statusCode).toBe(200);
+    expect((await signed(b, cred, { url: '/api/v1/trading/probe' })).statusCode).toBe(200);
+    expect((await a.app.inject({ method: 'DELETE', url: `/api/v1/keys/${key.id}`, headers: owner.headers })).statusCode).toBe(200);
+    expect(code(await signed(b, cred, { url: '/api/v1/trading/probe' }))).toBe('key_revoked');
+  });
+
+  it('suspension, unsuspension and narrowed scopes reach the other server at once', async () => {
+    const owner = await session(a);
+    const admin = await sessionFor(a.server, { role: 'admin' });
+    const key = await createKey(a, owner.headers, { label: 'shared2', scopes: ['orders:read', 'orders:write'] });
+    const cred = credentialOf(key);
+    expect((await signed(b, cred, { method: 'POST', url: '/api/v1/trading/probe', body: '{}' })).statusCode).toBe(200);
+    await a.app.inject({ method: 'POST', url: `/api/v1/admin/keys/${key.id}/suspend`, headers: admin.headers, payload: {} });
+    expect(code(await signed(b, cred, { url: '/api/v1/trading/probe' }))).toBe('key_suspended');
+    await a.app.inject({ method: 'POST', url: `/api/v1/admin/keys/${key.id}/unsuspend`, headers: admin.headers, payload: {} });
+    expect((await signed(b, cred, { url: '/api/v1/trading/probe' })).statusCode).toBe(200);
+    await a.app.inject({ method: 'PATCH', url: `/api/v1/keys/${key.id}`, headers: owner.headers, payload: { scopes: ['orders:read'] } });
+    expect(code(await signed(b, cred, { method: 'POST', url: '/api/v1/trading/probe', body: '{}' }))).toBe('insufficient_scope');
+  });
+
+  it('a request accepted by one server is a replay on the other; 50 copies split across both → one accepted', async () => {
+    const owner = await session(a);
+    const key = await createKey(a, owner.headers, { label: 'shared3', scopes: ['orders:write'] });
+    const once = signedInject(a, credentialOf(key), { method: 'POST', url: '/api/v1/trading/probe', body: '{"n":1}' });
+    expect((await a.app.inject(once)).statusCode).toBe(200);
+    expect(code(await b.app.inject(once))).toBe('replayed_request');
+
+    const race = signedInject(a, credentialOf(key), { method: 'POST', url: '/api/v1/trading/probe', body: '{"n":2}' });
+    const results = await Promise.all(Array.from({ length: 50 }, (_, i) => (i % 2 ? a : b).app.inject(race)));
+    expect(results.filter((r) => r.statusCode === 200)).toHaveLength(1);
+  });
+
+  it('a rotation reminder is emitted by exactly one of two servers sweeping at once', async () => {
+    const owner = await session(a);
+    const key = await createKey(a, owner.headers, { label: 'expiring', scopes: ['market:read'], expiresInDays: 10 });
+    const seen: string[] = [];
+    for (const s of [a, b]) s.server.services.events.subscribe((e) => void (e.type === 'key.rotation_due' && 'keyId' in e && e.keyId === key.id && seen.push(e.keyId)));
+    await Promise.all([a.server.services.apiKeys.sweepRotationReminders(), b.server.services.apiKeys.sweepRotationReminders()]);
+    expect(seen).toEqual([key.id]);
+  });
+
+  it('a demotion on one server caps the key on the other', async () => {
+    const owner = await session(a);
+    const key = await createKey(a, owner.headers, { label: 'shared4', scopes: ['market:read', 'orders:write'] });
+    const cred = credentialOf(key);
+    expect((await signed(b, cred, { method: 'POST', url: '/api/v1/trading/probe', body: '{}' })).statusCode).toBe(200);
+    await a.server.services.accounts.setRole(owner.account.wallet, 'developer', 'test');
+    expect(code(await signed(b, cred, { method: 'POST', url: '/api/v1/trading/probe', body: '{}' }))).toBe('forbidden_role');
+    expect((await signed(b, cred, { url: '/api/v1/market/probe', unsigned: true })).json().scopes).toEqual(['market:read']);
+  });
+});

@@ -1,0 +1,110 @@
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { buildProgram } from '../../src/cli/index.js';
+import { ManualClock } from '../../src/lib/clock.js';
+import { Keyring } from '../../src/security/crypto/keyring.js';
+import { code, createKey, credentialOf, session, signed, startKeysServer, type CreatedKey } from './support.js';
+
+const clock = new ManualClock(Date.UTC(2026, 7, 1));
+const dirs: string[] = [];
+const savedEnv = { ...process.env };
+afterEach(() => {
+  process.env = { ...savedEnv };
+  vi.restoreAllMocks();
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+/** A sandbox data dir holding one hmac key with a current and a grace-period secret. */
+async function seed(env: Record<string, string> = {}): Promise<{ dataDir: string; key: CreatedKey; oldSecret: string }> {
+  const dataDir = mkdtempSync(path.join(tmpdir(), 'moondraft-keys-rotate-'));
+  dirs.push(dataDir);
+  const ks = await startKeysServer({ clock, dataDir, sqliteFile: true, env });
+  try {
+    const owner = await session(ks);
+    const key = await createKey(ks, owner.headers, { label: 'rotate', scopes: ['orders:read'] });
+    const regen = await ks.app.inject({ method: 'POST', url: `/api/v1/keys/${key.id}/regenerate`, headers: owner.headers, payload: { gracePeriodSeconds: 3600 } });
+    expect((await signed(ks, credentialOf(key), { url: '/api/v1/trading/probe' })).statusCode).toBe(200);
+    return { dataDir, key: { ...key, apiSecret: regen.json().apiSecret }, oldSecret: key.apiSecret! };
+  } finally {
+    await ks.close();
+  }
+}
+
+async function runCli(env: Record<string, string>): Promise<{ stdout: string[]; stderr: string[] }> {
+  Object.assign(process.env, { MOONDRAFT_LOG_LEVEL: 'silent', ...env });
+  const stdout: string[] = [];
+  const stderr: string[] = [];
+  vi.spyOn(console, 'log').mockImplementation((...a: unknown[]) => void stdout.push(a.join(' ')));
+  vi.spyOn(console, 'error').mockImplementation((...a: unknown[]) => void stderr.push(a.join(' ')));
+  await buildProgram().parseAsync(['node', 'moondraft', 'keys', 'rotate-master']);
+  vi.restoreAllMocks();
+  return { stdout, stderr };
+}
+
+async function secretsIn(dataDir: string, env: Record<string, string> = {}) {
+  const ks = await startKeysServer({ clock, dataDir, sqliteFile: true, env });
+  const rows = await ks.server.services.store.db.selectFrom('api_keys').select(['id', 'secret_enc', 'prev_secret_enc']).execute();
+  return { ks, rows };
+}
+
+describe('moondraft keys rotate-master', () => {
+  it('sandbox: writes the new spec to <dataDir>/master.key, prints it, re-encrypts every secret under it', async () => {
+    const { dataDir, key, oldSecret } = await seed();
+    const before = Keyring.parse(readFileSync(path.join(dataDir, 'master.key'), 'utf8').trim());
+    const { stdout, stderr } = await runCli({ MOONDRAFT_DATA_DIR: dataDir });
+
+    const file = path.join(dataDir, 'master.key');
+    const spec = readFileSync(file, 'utf8').trim();
+    expect(stdout).toEqual([spec]);
+    expect(stderr.join('\n')).toContain('version 2');
+    expect(stderr.join('\n')).toContain('2 api key secrets'); // current and grace-period secret
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    const next = Keyring.parse(spec);
+    expect(next.activeVersion).toBe(2);
+
+    const { ks, rows } = await secretsIn(dataDir);
+    try {
+      const row = rows.find((r) => r.id === key.id)!;
+      expect(Keyring.versionOf(row.secret_enc!)).toBe(2);
+      expect(Keyring.versionOf(row.prev_secret_enc!)).toBe(2);
+      // The old keyring alone can no longer read them: they really were re-encrypted.
+      expect(() => before.decrypt(row.secret_enc!, key.id)).toThrow();
+      // Both the new secret and the grace-period one still verify on a restarted server.
+      expect((await signed(ks, { apiKey: key.apiKey, secret: key.apiSecret! }, { url: '/api/v1/trading/probe' })).statusCode).toBe(200);
+      expect((await signed(ks, { apiKey: key.apiKey, secret: oldSecret }, { url: '/api/v1/trading/probe' })).statusCode).toBe(200);
+    } finally {
+      await ks.close();
+    }
+  });
+
+  it('with MOONDRAFT_MASTER_KEY: prints the new spec for the operator and writes no file', async () => {
+    const original = Keyring.generateSpec(1);
+    const { dataDir, key } = await seed({ MOONDRAFT_MASTER_KEY: original });
+    const { stdout, stderr } = await runCli({ MOONDRAFT_DATA_DIR: dataDir, MOONDRAFT_MASTER_KEY: original });
+    expect(stdout).toHaveLength(1);
+    const spec = stdout[0]!;
+    expect(spec.startsWith(`${original},2:`)).toBe(true);
+    expect(stderr.join('\n')).toContain('MOONDRAFT_MASTER_KEY');
+    expect(() => statSync(path.join(dataDir, 'master.key'))).toThrow();
+
+    const { ks, rows } = await secretsIn(dataDir, { MOONDRAFT_MASTER_KEY: spec });
+    try {
+      expect(rows.every((r) => r.secret_enc === null || Keyring.versionOf(r.secret_enc) === 2)).toBe(true);
+      expect((await signed(ks, { apiKey: key.apiKey, secret: key.apiSecret! }, { url: '/api/v1/trading/probe' })).statusCode).toBe(200);
+    } finally {
+      await ks.close();
+    }
+    // A server still on the old spec cannot read the re-encrypted secret (restart it with the new one).
+    const stale = await startKeysServer({ clock, dataDir, sqliteFile: true, env: { MOONDRAFT_MASTER_KEY: original } });
+    try {
+      const res = await signed(stale, { apiKey: key.apiKey, secret: key.apiSecret! }, { url: '/api/v1/trading/probe' });
+      expect(res.statusCode).toBe(500);
+      expect(code(res)).toBe('internal_error');
+      expect(res.body).not.toContain('master key');
+    } finally {
+      await stale.close();
+    }
+  });
+});
