@@ -2,6 +2,7 @@ import { mkdirSync } from 'node:fs';
 import type { FastifyRequest } from 'fastify';
 import type { DestinationStream, Logger } from 'pino';
 import { Accounts } from './accounts/accounts.js';
+import { AuditLog } from './audit/audit-log.js';
 import type { Config } from './config/index.js';
 import { resolveKeyring } from './config/secrets.js';
 import { systemClock, type Clock } from './lib/clock.js';
@@ -40,6 +41,8 @@ export interface Services {
   metrics: Metrics;
   accounts: Accounts;
   apiKeyAuthenticator?: ApiKeyAuthenticator;
+  /** The audit log every feature writes through (recordIn / record / enqueue; see audit/audit-log.ts). */
+  audit: AuditLog;
   /** Registers work for graceful shutdown (flush buffers, stop timers); run in reverse order. */
   onClose(fn: () => Promise<void> | void): void;
   close(): Promise<void>;
@@ -87,6 +90,12 @@ export async function createServices(config: Config, overrides: ServiceOverrides
   );
   const accounts = new Accounts({ store, state, clock, events, bootstrapAdmin: config.bootstrapAdmin, roleTtlMs: maxTokenLifetimeMs });
 
+  // Registered after the store and state, so it closes (flushing buffered events) before them.
+  const audit = new AuditLog({ store, keyring, signingKeys, clock, log, registry: metrics.registry, options: config.audit });
+  audit.subscribeTo(events);
+  audit.start();
+  closers.push(() => audit.close());
+
   let closed = false;
   return {
     config,
@@ -100,6 +109,7 @@ export async function createServices(config: Config, overrides: ServiceOverrides
     events,
     metrics,
     accounts,
+    audit,
     onClose: (fn) => closers.push(fn),
     async close() {
       if (closed) return;

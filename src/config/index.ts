@@ -46,6 +46,8 @@ export interface Config {
   /** Serve /metrics on this separate port instead of the API port (recommended in live). */
   metricsPort: number | undefined;
   timeouts: { requestMs: number; headersMs: number; keepAliveMs: number; connectionMs: number };
+  /** The audit log (src/audit): retention, signed-checkpoint cadence, access-event batching. */
+  audit: { retentionDays: number; checkpointIntervalSec: number; flushIntervalMs: number; batchSize: number; bufferCapacity: number };
 }
 
 export class ConfigError extends Error {
@@ -220,9 +222,19 @@ export function loadConfig(environment: Source = process.env): Config {
       keepAliveMs: r.int('MOONDRAFT_KEEPALIVE_TIMEOUT_MS', 5_000, 1000, 120_000),
       connectionMs: r.int('MOONDRAFT_CONNECTION_TIMEOUT_MS', 60_000, 1000, 600_000),
     },
+    audit: {
+      retentionDays: r.int('MOONDRAFT_AUDIT_RETENTION_DAYS', 730, 1, 36_500),
+      checkpointIntervalSec: r.int('MOONDRAFT_AUDIT_CHECKPOINT_SECONDS', 300, 1, 86_400),
+      flushIntervalMs: r.int('MOONDRAFT_AUDIT_FLUSH_MS', 1000, 10, 600_000),
+      batchSize: r.int('MOONDRAFT_AUDIT_BATCH_SIZE', 500, 1, 10_000),
+      bufferCapacity: r.int('MOONDRAFT_AUDIT_BUFFER_CAPACITY', 20_000, 1, 1_000_000),
+    },
   };
   if (config.jwt.refreshIdleSec > config.jwt.refreshAbsoluteSec) {
     throw new ConfigError('MOONDRAFT_REFRESH_IDLE_DAYS', 'must not exceed MOONDRAFT_REFRESH_ABSOLUTE_DAYS');
+  }
+  if (config.audit.bufferCapacity < config.audit.batchSize) {
+    throw new ConfigError('MOONDRAFT_AUDIT_BUFFER_CAPACITY', 'must be at least MOONDRAFT_AUDIT_BATCH_SIZE');
   }
 
   if (env === 'live') {

@@ -1,6 +1,7 @@
 import type { Kysely, Migration } from 'kysely';
 import type { Dialect } from '../db.js';
 import * as m0001 from './0001_accounts.js';
+import * as m0050 from './0050_audit.js';
 
 type Step = { up: (dialect: Dialect) => (db: Kysely<any>) => Promise<void>; down?: (dialect: Dialect) => (db: Kysely<any>) => Promise<void> };
 
@@ -10,6 +11,7 @@ type Step = { up: (dialect: Dialect) => (db: Kysely<any>) => Promise<void>; down
  */
 const STEPS: Record<string, Step> = {
   '0001_accounts': m0001,
+  '0050_audit': m0050,
 };
 
 export function migrations(dialect: Dialect): Record<string, Migration> {
