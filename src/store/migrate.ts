@@ -1,12 +1,17 @@
-import { Migrator } from 'kysely';
+import { Migrator, sql } from 'kysely';
 import type { Store } from './db.js';
 import { migrations } from './migrations/index.js';
 
 /** Brings the schema to the latest version; throws naming the migration that failed. */
 export async function migrateToLatest(store: Store): Promise<string[]> {
+  // On PostgreSQL, pin Kysely's own bookkeeping tables to our schema: otherwise its "does the
+  // migration table exist" check looks at every schema of the database and, when another schema
+  // (another deployment, a parallel test) already has one, never creates ours.
+  const schema = store.dialect === 'postgres' ? (await sql<{ s: string }>`select current_schema() as s`.execute(store.db)).rows[0]?.s : undefined;
   const migrator = new Migrator({
     db: store.db,
     provider: { getMigrations: async () => migrations(store.dialect) },
+    ...(schema ? { migrationTableSchema: schema } : {}),
   });
   const { error, results } = await migrator.migrateToLatest();
   const failed = results?.find((r) => r.status === 'Error');
