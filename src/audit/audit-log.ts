@@ -81,6 +81,7 @@ export class AuditLog {
   private readonly timers: NodeJS.Timeout[] = [];
   private exclusiveChain: Promise<unknown> = Promise.resolve();
   private unsubscribe: (() => void) | undefined;
+  private readonly inflight = new Set<Promise<unknown>>();
   private closed = false;
   private readonly written: Counter<'category'> | undefined;
   private readonly droppedCounter: Counter | undefined;
@@ -170,10 +171,22 @@ export class AuditLog {
     this.unsubscribe?.();
     this.unsubscribe = events.subscribe(async (e) => {
       const mapped = auditEventFor(e);
-      if (!mapped || this.closed) return;
-      if (mapped.buffered) this.enqueue(mapped.event);
-      else await this.record(mapped.event);
+      if (!mapped) return;
+      if (mapped.buffered) return this.enqueue(mapped.event);
+      const write = this.record(mapped.event);
+      this.inflight.add(write);
+      try {
+        await write;
+      } finally {
+        this.inflight.delete(write);
+      }
     });
+  }
+
+  /** Resolves when every security event received so far is stored (buffered ones included). */
+  async settle(): Promise<void> {
+    await Promise.allSettled([...this.inflight]);
+    while (this.buffer.size > 0 || this.buffer.droppedSinceLastWrite > 0) await this.buffer.flush();
   }
 
   /** Runs `fn` after every verification or purge started before it (in this process). */
@@ -288,6 +301,7 @@ export class AuditLog {
     this.closed = true;
     this.unsubscribe?.();
     for (const t of this.timers) clearTimeout(t);
+    await Promise.allSettled([...this.inflight]);
     const { unwritten } = await this.buffer.close();
     if (unwritten > 0) this.deps.log.error({ unwritten }, 'audit: buffered events could not be written before shutdown');
     await this.exclusiveChain;

@@ -1,4 +1,4 @@
-import { recordHash } from '../../src/audit/chain.js';
+import { lockHead, recordHash } from '../../src/audit/chain.js';
 import type { AuditEvent } from '../../src/audit/events.js';
 import type { TestServer } from '../support/server.js';
 import { serviceAvailable } from '../support/services.js';
@@ -38,11 +38,13 @@ export async function rehashFrom(server: TestServer, fromSeq: number): Promise<v
   await db.updateTable('audit_chain_head').set({ hash: prev }).where('id', '=', 1).execute();
 }
 
-/** Empties the audit log of a shared test server (tests tamper with it). */
+/** Empties the audit log of a shared test server (tests tamper with it), ordered with in-flight appends. */
 export async function resetAuditLog(server: TestServer): Promise<void> {
-  const db = server.services.store.db;
-  await server.services.audit.flush();
-  await db.deleteFrom('audit_events').execute();
-  await db.deleteFrom('audit_checkpoints').execute();
-  await db.updateTable('audit_chain_head').set({ seq: 0, hash: '0'.repeat(64) }).where('id', '=', 1).execute();
+  await server.services.audit.settle();
+  await server.services.store.transaction(async (trx) => {
+    await lockHead(trx, server.services.store.dialect);
+    await trx.deleteFrom('audit_events').execute();
+    await trx.deleteFrom('audit_checkpoints').execute();
+    await trx.updateTable('audit_chain_head').set({ seq: 0, hash: '0'.repeat(64) }).where('id', '=', 1).execute();
+  });
 }
