@@ -77,7 +77,7 @@ const EXPORT_PAGE = 500;
  */
 export class AuditLog {
   readonly checkpoints: Checkpoints;
-  private readonly buffer: BatchBuffer<SealedRecord>;
+  private readonly buffer: BatchBuffer<AuditEvent>;
   private readonly timers: NodeJS.Timeout[] = [];
   private exclusiveChain: Promise<unknown> = Promise.resolve();
   private unsubscribe: (() => void) | undefined;
@@ -89,7 +89,7 @@ export class AuditLog {
   constructor(private readonly deps: AuditDeps) {
     this.checkpoints = new Checkpoints(deps.signingKeys);
     const { options } = deps;
-    this.buffer = new BatchBuffer<SealedRecord>({
+    this.buffer = new BatchBuffer<AuditEvent>({
       batchSize: options.batchSize,
       capacity: options.bufferCapacity,
       flushIntervalMs: options.flushIntervalMs,
@@ -135,16 +135,13 @@ export class AuditLog {
     return ref!;
   }
 
-  /** Buffers `event` for the next batch (API access and other high-volume events). */
+  /**
+   * Buffers `event` for the next batch (API access and other high-volume events). Only the time is
+   * taken here; redaction, encryption and hashing happen when the batch is written, off the request.
+   */
   enqueue(event: AuditEvent): void {
-    let sealed: SealedRecord;
-    try {
-      sealed = this.seal(event);
-    } catch (err) {
-      this.deps.log.error({ err, type: event.type }, 'audit: could not seal an event');
-      return;
-    }
-    if (!this.buffer.push(sealed)) this.droppedCounter?.inc();
+    const timed = event.at === undefined ? { ...event, at: this.deps.clock.now() } : event;
+    if (!this.buffer.push(timed)) this.droppedCounter?.inc();
   }
 
   /** Events waiting in the buffer. */
@@ -157,10 +154,16 @@ export class AuditLog {
     return this.buffer.flush();
   }
 
-  private async writeBatch(batch: SealedRecord[], dropped: number): Promise<void> {
-    const records = [...batch];
-    if (dropped > 0) {
-      records.unshift(this.seal({ type: 'audit.events_dropped', outcome: 'failure', details: { dropped, since: this.deps.clock.now() } }));
+  private async writeBatch(batch: AuditEvent[], dropped: number): Promise<void> {
+    const records: SealedRecord[] = [];
+    if (dropped > 0) records.push(this.seal({ type: 'audit.events_dropped', outcome: 'failure', details: { dropped } }));
+    for (const e of batch) {
+      try {
+        records.push(this.seal(e));
+      } catch (err) {
+        // One malformed event must not block the batch behind it forever.
+        this.deps.log.error({ err, type: e.type }, 'audit: could not seal a buffered event; skipped');
+      }
     }
     await this.deps.store.transaction((trx) => appendIn(trx, this.deps.store.dialect, records, this.deps.clock.now()));
     this.counted(records);

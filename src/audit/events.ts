@@ -73,7 +73,8 @@ export interface AuditEventDetails {
   // The audit log about itself
   'audit.read': { view: 'events' | 'export' | 'verify'; via: 'api' | 'cli'; filters?: { readonly [k: string]: AuditValue | undefined } | undefined; returned?: number | undefined; result?: string | undefined };
   'audit.purged': { cutoff: number; removed: number; throughSeq: number };
-  'audit.events_dropped': { dropped: number; since: number };
+  /** Buffered events lost because the buffer was full (written ahead of the next batch). */
+  'audit.events_dropped': { dropped: number };
 }
 
 export type AuditEventType = keyof AuditEventDetails;

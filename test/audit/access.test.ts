@@ -52,6 +52,20 @@ describe('access events', () => {
     expect(last).toMatchObject({ outcome: 'denied', accountId: developer.account.id, details: { route: '/api/v1/audit/events', status: 403 } });
   });
 
+  it('bounds the buffer and records how many events it had to drop', async () => {
+    const tiny = await startTestServer({ env: { MOONDRAFT_AUDIT_FLUSH_MS: '600000', MOONDRAFT_AUDIT_BATCH_SIZE: '2', MOONDRAFT_AUDIT_BUFFER_CAPACITY: '2' } });
+    try {
+      for (let i = 0; i < 5; i++) tiny.services.audit.enqueue({ type: 'auth.failed', outcome: 'denied', details: { code: 'invalid_token' } });
+      await tiny.services.audit.settle();
+      const view = (await tiny.services.audit.list({ category: 'audit' }, { limit: 10 })).records;
+      expect(view.filter((r) => r.type === 'audit.events_dropped').map((r) => r.details)).toEqual([{ dropped: 3 }]);
+      expect((await rows(tiny)).filter((r) => r.type === 'auth.failed')).toHaveLength(2);
+      expect(await tiny.services.audit.verify()).toMatchObject({ ok: true });
+    } finally {
+      await tiny.close();
+    }
+  });
+
   it('writes a full batch without waiting for the timer', async () => {
     const small = await startTestServer({ env: { MOONDRAFT_AUDIT_FLUSH_MS: '600000', MOONDRAFT_AUDIT_BATCH_SIZE: '3' } });
     try {
