@@ -51,6 +51,8 @@ export interface AuditFilter {
 
 const DAY_MS = 86_400_000;
 const EXPORT_PAGE = 500;
+/** Most records one group-commit transaction of record() carries. */
+const GROUP_MAX = 500;
 
 /**
  * The audit log: the one module every feature writes through (`services.audit`).
@@ -82,6 +84,8 @@ export class AuditLog {
   private exclusiveChain: Promise<unknown> = Promise.resolve();
   private unsubscribe: (() => void) | undefined;
   private readonly inflight = new Set<Promise<unknown>>();
+  private readonly groupQueue: { sealed: SealedRecord; resolve: (ref: AuditRef) => void; reject: (err: unknown) => void }[] = [];
+  private groupWriting = false;
   private closed = false;
   private readonly written: Counter<'category'> | undefined;
   private readonly droppedCounter: Counter | undefined;
@@ -127,12 +131,40 @@ export class AuditLog {
     return refs;
   }
 
-  /** Appends `event` in its own transaction; resolves once it is stored. */
-  async record(event: AuditEvent): Promise<AuditRef> {
-    const sealed = this.seal(event);
-    const [ref] = await this.deps.store.transaction((trx) => appendIn(trx, this.deps.store.dialect, [sealed], this.deps.clock.now()));
-    this.counted([sealed]);
-    return ref!;
+  /**
+   * Appends `event` outside any caller transaction; resolves once it is stored. Concurrent calls
+   * share one transaction (group commit): one connection and one head lock for the lot.
+   */
+  record(event: AuditEvent): Promise<AuditRef> {
+    let sealed: SealedRecord;
+    try {
+      sealed = this.seal(event);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return new Promise<AuditRef>((resolve, reject) => {
+      this.groupQueue.push({ sealed, resolve, reject });
+      if (!this.groupWriting) void this.writeGroups();
+    });
+  }
+
+  private async writeGroups(): Promise<void> {
+    this.groupWriting = true;
+    try {
+      while (this.groupQueue.length > 0) {
+        const group = this.groupQueue.splice(0, GROUP_MAX);
+        const records = group.map((g) => g.sealed);
+        try {
+          const refs = await this.deps.store.transaction((trx) => appendIn(trx, this.deps.store.dialect, records, this.deps.clock.now()));
+          this.counted(records);
+          group.forEach((g, i) => g.resolve(refs[i]!));
+        } catch (err) {
+          for (const g of group) g.reject(err);
+        }
+      }
+    } finally {
+      this.groupWriting = false;
+    }
   }
 
   /**
