@@ -91,7 +91,7 @@ export class AuditLog {
   private readonly droppedCounter: Counter | undefined;
 
   constructor(private readonly deps: AuditDeps) {
-    this.checkpoints = new Checkpoints(deps.signingKeys);
+    this.checkpoints = new Checkpoints(deps.signingKeys, (c) => deps.log.info({ auditCheckpoint: c }, 'audit checkpoint signed'));
     const { options } = deps;
     this.buffer = new BatchBuffer<AuditEvent>({
       batchSize: options.batchSize,

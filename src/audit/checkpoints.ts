@@ -35,6 +35,7 @@ export interface CheckpointPayload {
 
 export interface VerifiedCheckpoint {
   id: string;
+  kid: string;
   kind: CheckpointKind;
   seq: number;
   hash: string;
@@ -57,7 +58,15 @@ interface KnownKey {
 const PAGE = 500;
 
 export class Checkpoints {
-  constructor(private readonly signingKeys: SigningKeys) {}
+  /**
+   * @param onSigned called with each new checkpoint; the server logs it, so a copy of every signed
+   *   statement also lives outside the database (an attacker who deletes checkpoints from the store
+   *   cannot delete them from the log pipeline).
+   */
+  constructor(
+    private readonly signingKeys: SigningKeys,
+    private readonly onSigned: (checkpoint: VerifiedCheckpoint) => void = () => {},
+  ) {}
 
   /** Keys of the current keyset that may verify at `now`, with their thumbprints. */
   private async keysetKeys(now: number): Promise<Map<string, KnownKey & { jwk: JWK }>> {
@@ -121,7 +130,9 @@ export class Checkpoints {
     const jws = await new CompactSign(new TextEncoder().encode(JSON.stringify(payload))).setProtectedHeader({ alg: 'RS256', kid, typ: CHECKPOINT_TYP }).sign(privateKey);
     const id = newId('ackp', now);
     await trx.insertInto('audit_checkpoints').values({ id, seq: input.seq, hash: input.hash, at: now, kind: input.kind, kid, jws }).execute();
-    return { id, kind: input.kind, seq: input.seq, hash: input.hash, at: now };
+    const checkpoint = { id, kid, kind: input.kind, seq: input.seq, hash: input.hash, at: now };
+    this.onSigned(checkpoint);
+    return checkpoint;
   }
 
   private async *all(db: Db, kids?: string[]): AsyncGenerator<AuditCheckpointsTable> {
@@ -177,7 +188,7 @@ export class Checkpoints {
         problems.push({ id: row.id, seq: Number(row.seq), why: opened });
         continue;
       }
-      valid.push({ id: row.id, kind: opened.kind, seq: opened.seq, hash: opened.hash, at: opened.at });
+      valid.push({ id: row.id, kid: row.kid, kind: opened.kind, seq: opened.seq, hash: opened.hash, at: opened.at });
     }
     return { valid, problems };
   }

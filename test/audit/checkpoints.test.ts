@@ -33,6 +33,8 @@ describe('signed checkpoints', () => {
     expect(stored.kid).toBe(server.services.signingKeys.active().kid);
     const header = JSON.parse(Buffer.from(stored.jws.split('.')[0]!, 'base64url').toString());
     expect(header).toEqual({ alg: 'RS256', kid: stored.kid, typ: CHECKPOINT_TYP });
+    // A copy of each signed statement goes to the log pipeline, outside the database.
+    expect(server.logs.filter((l) => l.msg === 'audit checkpoint signed').map((l) => l.auditCheckpoint)).toEqual([expect.objectContaining({ id: cp!.id, seq: 3, hash: cp!.hash, kid: stored.kid })]);
     expect(await audit.checkpoint()).toBeNull(); // nothing new
     await rotate();
     expect(await audit.checkpoint()).toMatchObject({ seq: 3 }); // same head, new key
