@@ -3,6 +3,7 @@ import type { FastifyRequest } from 'fastify';
 import type { DestinationStream, Logger } from 'pino';
 import { Accounts } from './accounts/accounts.js';
 import { ConfigError, type Config } from './config/index.js';
+import { AuditLog } from './audit/audit-log.js';
 import { resolveKeyring } from './config/secrets.js';
 import { systemClock, type Clock } from './lib/clock.js';
 import { createLogger } from './observability/logger.js';
@@ -57,6 +58,8 @@ export interface Services {
   apiKeys: ApiKeys;
   /** The geo-lookup port: country of an address (bundled MMDB, opened once per process). */
   countries: CountryLookup;
+  /** The audit log every feature writes through (recordIn / record / enqueue; see audit/audit-log.ts). */
+  audit: AuditLog;
   /** Registers work for graceful shutdown (flush buffers, stop timers); run in reverse order. */
   onClose(fn: () => Promise<void> | void): void;
   close(): Promise<void>;
@@ -136,6 +139,11 @@ export async function createServices(config: Config, overrides: ServiceOverrides
     clearTimeout(firstSweep);
     clearInterval(sweeps);
   });
+  // Registered after the store and state, so it closes (flushing buffered events) before them.
+  const audit = new AuditLog({ store, keyring, signingKeys, clock, log, registry: metrics.registry, options: config.audit });
+  audit.subscribeTo(events);
+  audit.start();
+  closers.push(() => audit.close());
 
   let closed = false;
   return {
@@ -156,6 +164,7 @@ export async function createServices(config: Config, overrides: ServiceOverrides
     apiKeys,
     countries,
     apiKeyAuthenticator,
+    audit,
     onClose: (fn) => closers.push(fn),
     async close() {
       if (closed) return;

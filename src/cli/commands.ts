@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { registerIdentityCommands } from '../security/identity/cli.js';
 import { registerKeysCommands } from '../security/keys/cli.js';
+import { registerAuditCommand } from '../audit/cli.js';
 
 /**
  * Commands contributed by features (keys, ledger, audit, …). Each feature adds one line here that
@@ -9,4 +10,5 @@ import { registerKeysCommands } from '../security/keys/cli.js';
 export function registerCommands(program: Command): void {
   registerIdentityCommands(program);
   registerKeysCommands(program);
+  registerAuditCommand(program);
 }

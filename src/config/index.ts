@@ -59,6 +59,8 @@ export interface Config {
   securitySyncMs: number;
   /** API keys: the country database (MMDB; default the bundled one) and the rotation-reminder sweep. */
   keys: { geoipFile: string | undefined; rotationSweepMs: number };
+  /** The audit log (src/audit): retention, signed-checkpoint cadence, access-event batching. */
+  audit: { retentionDays: number; checkpointIntervalSec: number; flushIntervalMs: number; batchSize: number; bufferCapacity: number };
 }
 
 export class ConfigError extends Error {
@@ -249,9 +251,19 @@ export function loadConfig(environment: Source = process.env): Config {
       geoipFile: r.raw('MOONDRAFT_GEOIP_DB') === undefined ? undefined : existingFile('MOONDRAFT_GEOIP_DB', r.raw('MOONDRAFT_GEOIP_DB')!),
       rotationSweepMs: r.int('MOONDRAFT_KEY_SWEEP_INTERVAL_MS', 3_600_000, 1000, 86_400_000),
     },
+    audit: {
+      retentionDays: r.int('MOONDRAFT_AUDIT_RETENTION_DAYS', 730, 1, 36_500),
+      checkpointIntervalSec: r.int('MOONDRAFT_AUDIT_CHECKPOINT_SECONDS', 300, 1, 86_400),
+      flushIntervalMs: r.int('MOONDRAFT_AUDIT_FLUSH_MS', 1000, 10, 600_000),
+      batchSize: r.int('MOONDRAFT_AUDIT_BATCH_SIZE', 500, 1, 10_000),
+      bufferCapacity: r.int('MOONDRAFT_AUDIT_BUFFER_CAPACITY', 20_000, 1, 1_000_000),
+    },
   };
   if (config.jwt.refreshIdleSec > config.jwt.refreshAbsoluteSec) {
     throw new ConfigError('MOONDRAFT_REFRESH_IDLE_DAYS', 'must not exceed MOONDRAFT_REFRESH_ABSOLUTE_DAYS');
+  }
+  if (config.audit.bufferCapacity < config.audit.batchSize) {
+    throw new ConfigError('MOONDRAFT_AUDIT_BUFFER_CAPACITY', 'must be at least MOONDRAFT_AUDIT_BATCH_SIZE');
   }
 
   if (env === 'live') {

@@ -13,7 +13,7 @@ import type { Stage } from './stages/types.js';
  *   validation     TypeBox schema of the route (unknown fields refused)
  *   handler        domain code, which returns results; the route turns refusals into problems
  *   onSend         X-API-Server-Time
- *   onResponse     metrics and the access log
+ *   onResponse     metrics, the access log, and the audit log's access event
  */
 export function securityStages(services: Services): Stage[] {
   return [

@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import Fastify, { LogController, type FastifyServerOptions } from 'fastify';
+import { accessAuditHook } from '../audit/access.js';
 import type { Services } from '../services.js';
 import { ANONYMOUS } from '../security/principal.js';
 import { normalizeIp } from './client-address.js';
@@ -95,6 +96,8 @@ export async function buildServer(services: Services): Promise<App> {
     services.metrics.httpDuration.observe(labels, seconds);
     request.log.info({ method: request.method, route, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 100) / 100 }, 'request');
   });
+  // The audit trail's access event (anonymized, buffered, written in batches): see audit/access.ts.
+  app.addHook('onResponse', accessAuditHook(services.audit, services.clock));
 
   await app.register(swagger, {
     openapi: {

@@ -5,6 +5,7 @@ import { adminAccountRoutes } from './admin-accounts.js';
 import { authRoutes } from './auth.js';
 import { sessionRoutes } from './sessions.js';
 import { keyRoutes } from './keys.js';
+import { auditRoutes } from './audit.js';
 import { systemRoutes } from './system.js';
 
 /** Every route module, one per feature. Each registers its routes with a declared permission. */
@@ -15,4 +16,5 @@ export async function registerRoutes(app: App, services: Services): Promise<void
   sessionRoutes(app, services);
   adminAccountRoutes(app, services);
   keyRoutes(app, services);
+  auditRoutes(app, services);
 }

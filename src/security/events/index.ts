@@ -12,6 +12,8 @@ export interface SecurityEventBase {
   ip?: string | undefined;
   userAgent?: string | undefined;
   requestId?: string | undefined;
+  /** True when the emitter already wrote this event to the audit log in its own transaction (services.audit.recordIn); the audit subscriber then skips it. */
+  audited?: boolean | undefined;
 }
 
 export type SecurityEvent = SecurityEventBase &

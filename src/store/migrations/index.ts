@@ -3,6 +3,7 @@ import type { Dialect } from '../db.js';
 import * as m0001 from './0001_accounts.js';
 import * as m0010 from './0010_identity.js';
 import * as m0030 from './0030_api_keys.js';
+import * as m0050 from './0050_audit.js';
 
 type Step = { up: (dialect: Dialect) => (db: Kysely<any>) => Promise<void>; down?: (dialect: Dialect) => (db: Kysely<any>) => Promise<void> };
 
@@ -14,6 +15,7 @@ const STEPS: Record<string, Step> = {
   '0001_accounts': m0001,
   '0010_identity': m0010,
   '0030_api_keys': m0030,
+  '0050_audit': m0050,
 };
 
 export function migrations(dialect: Dialect): Record<string, Migration> {

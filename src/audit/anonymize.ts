@@ -1,0 +1,41 @@
+import { isIP } from 'node:net';
+
+/**
+ * The network an address belongs to, coarse enough not to identify a person: `/24` for IPv4
+ * (`203.0.113.77` → `203.0.113.0/24`) and `/48` for IPv6 (`2001:db8:abcd:12::1` →
+ * `2001:db8:abcd::/48`). IPv4-mapped IPv6 addresses are treated as IPv4. Anything that is not an
+ * IP address gives `null`: an access record never carries an unparsed client-supplied string.
+ */
+export function anonymizeIp(address: string | null | undefined): string | null {
+  if (!address) return null;
+  let ip = address.trim().toLowerCase();
+  const zone = ip.indexOf('%');
+  if (zone >= 0) ip = ip.slice(0, zone);
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(ip);
+  if (mapped) ip = mapped[1]!;
+  const family = isIP(ip);
+  if (family === 4) {
+    const [a, b, c] = ip.split('.');
+    return `${Number(a)}.${Number(b)}.${Number(c)}.0/24`;
+  }
+  if (family === 6) {
+    const groups = expandIpv6(ip);
+    return `${groups.slice(0, 3).map((g) => g.toString(16)).join(':')}::/48`;
+  }
+  return null;
+}
+
+/** The eight 16-bit groups of a valid IPv6 address (handles `::` and a trailing dotted quad). */
+function expandIpv6(ip: string): number[] {
+  let text = ip;
+  const quad = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(text);
+  if (quad) {
+    const [a, b, c, d] = quad.slice(1).map(Number) as [number, number, number, number];
+    text = `${text.slice(0, quad.index)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
+  }
+  const [head, tail] = text.includes('::') ? text.split('::') : [text, undefined];
+  const left = head ? head.split(':') : [];
+  const right = tail === undefined ? [] : tail ? tail.split(':') : [];
+  const fill = tail === undefined ? [] : new Array<string>(8 - left.length - right.length).fill('0');
+  return [...left, ...fill, ...right].map((g) => parseInt(g, 16));
+}

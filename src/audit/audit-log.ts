@@ -1,0 +1,349 @@
+import type { Transaction } from 'kysely';
+import type { Logger } from 'pino';
+import { Counter, Gauge, type Registry } from 'prom-client';
+import type { Clock } from '../lib/clock.js';
+import type { Keyring } from '../security/crypto/keyring.js';
+import type { SecurityEvents } from '../security/events/index.js';
+import type { SigningKeys } from '../security/identity/signing-keys.js';
+import type { Store } from '../store/db.js';
+import type { Database } from '../store/schema.js';
+import { BatchBuffer } from './buffer.js';
+import { appendIn, lockHead, type SealedRecord } from './chain.js';
+import { Checkpoints, type VerifiedCheckpoint } from './checkpoints.js';
+import type { AuditCategory, AuditEvent, AuditRef } from './events.js';
+import { purgeBefore, type PurgeResult } from './retention.js';
+import { openRecord, sealEvent, type AuditRecordView } from './seal.js';
+import { auditEventFor } from './security-events.js';
+import { verifyChain, type VerifyReport } from './verify.js';
+
+export interface AuditOptions {
+  retentionDays: number;
+  checkpointIntervalSec: number;
+  flushIntervalMs: number;
+  batchSize: number;
+  bufferCapacity: number;
+  /** How often the retention purge runs (default hourly; it also runs shortly after start). */
+  purgeIntervalMs?: number;
+}
+
+export interface AuditDeps {
+  store: Store;
+  keyring: Keyring;
+  signingKeys: SigningKeys;
+  clock: Clock;
+  log: Logger;
+  /** Where the audit metrics go (the server's Prometheus registry). */
+  registry?: Registry;
+  options: AuditOptions;
+}
+
+/** Filters of the auditor's views; every one matches clear columns. */
+export interface AuditFilter {
+  type?: string | undefined;
+  category?: AuditCategory | undefined;
+  /** Matches the account an event concerns or the account that performed it. */
+  accountId?: string | undefined;
+  /** Epoch ms, inclusive. */
+  from?: number | undefined;
+  /** Epoch ms, exclusive. */
+  to?: number | undefined;
+}
+
+const DAY_MS = 86_400_000;
+const EXPORT_PAGE = 500;
+/** Most records one group-commit transaction of record() carries. */
+const GROUP_MAX = 500;
+
+/**
+ * The audit log: the one module every feature writes through (`services.audit`).
+ *
+ * - `recordIn(trx, event)`: trading and admin events, in the transaction of the change they
+ *   record (committed or rolled back with it). Call it last in the transaction: it holds the chain
+ *   head lock until the transaction ends.
+ * - `record(event)`: an event that belongs to no transaction; resolves once it is stored.
+ * - `enqueue(event)`: high-volume events (API access, attacker-triggerable failures): buffered and
+ *   written in batches, and on graceful shutdown; never blocks or throws.
+ *
+ * Every record is hash-chained and its sensitive fields are encrypted; periodic checkpoints are
+ * signed with the server's signing key; `verify()` reports the first broken record; a scheduled
+ * purge applies the retention period.
+ *
+ * @example
+ *   await services.store.transaction(async (trx) => {
+ *     const order = await insertOrder(trx, input);
+ *     await services.audit.recordIn(trx, {
+ *       type: 'trading.order.placed', accountId: order.accountId, requestId: request.id,
+ *       details: { orderId: order.id, market: order.market, side: order.side, orderType: order.type, quantity: order.quantity },
+ *     });
+ *   });
+ */
+export class AuditLog {
+  readonly checkpoints: Checkpoints;
+  private readonly buffer: BatchBuffer<AuditEvent>;
+  private readonly timers: NodeJS.Timeout[] = [];
+  private exclusiveChain: Promise<unknown> = Promise.resolve();
+  private unsubscribe: (() => void) | undefined;
+  private readonly inflight = new Set<Promise<unknown>>();
+  private readonly groupQueue: { sealed: SealedRecord; resolve: (ref: AuditRef) => void; reject: (err: unknown) => void }[] = [];
+  private groupWriting = false;
+  private closed = false;
+  private readonly written: Counter<'category'> | undefined;
+  private readonly droppedCounter: Counter | undefined;
+
+  constructor(private readonly deps: AuditDeps) {
+    this.checkpoints = new Checkpoints(deps.signingKeys, (c) => deps.log.info({ auditCheckpoint: c }, 'audit checkpoint signed'));
+    const { options } = deps;
+    this.buffer = new BatchBuffer<AuditEvent>({
+      batchSize: options.batchSize,
+      capacity: options.bufferCapacity,
+      flushIntervalMs: options.flushIntervalMs,
+      write: (batch, dropped) => this.writeBatch(batch, dropped),
+      onError: (err) => deps.log.error({ err, buffered: this.buffer.size }, 'audit: writing buffered events failed (kept for the next attempt)'),
+    });
+    if (deps.registry) {
+      this.written = new Counter({ name: 'moondraft_audit_records_total', help: 'Audit records written, by category', labelNames: ['category'] as const, registers: [deps.registry] });
+      this.droppedCounter = new Counter({ name: 'moondraft_audit_dropped_total', help: 'Buffered audit events dropped because the buffer was full', registers: [deps.registry] });
+      const buffer = this.buffer;
+      new Gauge({ name: 'moondraft_audit_buffered', help: 'Audit events waiting in the buffer', registers: [deps.registry], collect() { this.set(buffer.size); } });
+    }
+  }
+
+  private seal(event: AuditEvent): SealedRecord {
+    return sealEvent(event, this.deps.keyring, this.deps.clock.now());
+  }
+
+  private counted(records: readonly SealedRecord[]): void {
+    if (!this.written) return;
+    for (const r of records) this.written.inc({ category: r.category });
+  }
+
+  /** Appends `event` inside the caller's transaction (the same one as the change it records). */
+  async recordIn(trx: Transaction<Database>, event: AuditEvent): Promise<AuditRef> {
+    const [ref] = await this.recordManyIn(trx, [event]);
+    return ref!;
+  }
+
+  /** Appends several events, in order, inside the caller's transaction. */
+  async recordManyIn(trx: Transaction<Database>, events: readonly AuditEvent[]): Promise<AuditRef[]> {
+    const sealed = events.map((e) => this.seal(e));
+    const refs = await appendIn(trx, this.deps.store.dialect, sealed, this.deps.clock.now());
+    this.counted(sealed);
+    return refs;
+  }
+
+  /**
+   * Appends `event` outside any caller transaction; resolves once it is stored. Concurrent calls
+   * share one transaction (group commit): one connection and one head lock for the lot.
+   */
+  record(event: AuditEvent): Promise<AuditRef> {
+    let sealed: SealedRecord;
+    try {
+      sealed = this.seal(event);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return new Promise<AuditRef>((resolve, reject) => {
+      this.groupQueue.push({ sealed, resolve, reject });
+      if (!this.groupWriting) void this.writeGroups();
+    });
+  }
+
+  private async writeGroups(): Promise<void> {
+    this.groupWriting = true;
+    try {
+      while (this.groupQueue.length > 0) {
+        const group = this.groupQueue.splice(0, GROUP_MAX);
+        const records = group.map((g) => g.sealed);
+        try {
+          const refs = await this.deps.store.transaction((trx) => appendIn(trx, this.deps.store.dialect, records, this.deps.clock.now()));
+          this.counted(records);
+          group.forEach((g, i) => g.resolve(refs[i]!));
+        } catch (err) {
+          for (const g of group) g.reject(err);
+        }
+      }
+    } finally {
+      this.groupWriting = false;
+    }
+  }
+
+  /**
+   * Buffers `event` for the next batch (API access and other high-volume events). Only the time is
+   * taken here; redaction, encryption and hashing happen when the batch is written, off the request.
+   */
+  enqueue(event: AuditEvent): void {
+    const timed = event.at === undefined ? { ...event, at: this.deps.clock.now() } : event;
+    if (!this.buffer.push(timed)) this.droppedCounter?.inc();
+  }
+
+  /** Events waiting in the buffer. */
+  get buffered(): number {
+    return this.buffer.size;
+  }
+
+  /** Writes one batch of buffered events now. */
+  flush(): Promise<void> {
+    return this.buffer.flush();
+  }
+
+  private async writeBatch(batch: AuditEvent[], dropped: number): Promise<void> {
+    const records: SealedRecord[] = [];
+    if (dropped > 0) records.push(this.seal({ type: 'audit.events_dropped', outcome: 'failure', details: { dropped } }));
+    for (const e of batch) {
+      try {
+        records.push(this.seal(e));
+      } catch (err) {
+        // One malformed event must not block the batch behind it forever.
+        this.deps.log.error({ err, type: e.type }, 'audit: could not seal a buffered event; skipped');
+      }
+    }
+    await this.deps.store.transaction((trx) => appendIn(trx, this.deps.store.dialect, records, this.deps.clock.now()));
+    this.counted(records);
+  }
+
+  /** Records every security event (sign-in, refresh, revocation, role change, keys, blocks…). */
+  subscribeTo(events: SecurityEvents): void {
+    this.unsubscribe?.();
+    this.unsubscribe = events.subscribe(async (e) => {
+      const mapped = auditEventFor(e);
+      if (!mapped) return;
+      if (mapped.buffered) return this.enqueue(mapped.event);
+      const write = this.record(mapped.event);
+      this.inflight.add(write);
+      try {
+        await write;
+      } finally {
+        this.inflight.delete(write);
+      }
+    });
+  }
+
+  /** Resolves when every security event received so far is stored (buffered ones included). */
+  async settle(): Promise<void> {
+    await Promise.allSettled([...this.inflight]);
+    while (this.buffer.size > 0 || this.buffer.droppedSinceLastWrite > 0) await this.buffer.flush();
+  }
+
+  /** Runs `fn` after every verification or purge started before it (in this process). */
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.exclusiveChain.then(fn, fn);
+    this.exclusiveChain = run.catch(() => undefined);
+    return run;
+  }
+
+  /**
+   * Signs a checkpoint of the chain head, unless the last checkpoint already covers it with the
+   * active key. Returns the new checkpoint, or null when none was needed.
+   */
+  async checkpoint(): Promise<VerifiedCheckpoint | null> {
+    const now = this.deps.clock.now();
+    return this.deps.store.transaction(async (trx) => {
+      const head = await lockHead(trx, this.deps.store.dialect);
+      if (head.seq === 0) return null;
+      const lastCp = await trx.selectFrom('audit_checkpoints').select(['seq', 'kid']).where('kind', '=', 'periodic').orderBy('seq', 'desc').orderBy('at', 'desc').limit(1).executeTakeFirst();
+      if (lastCp && Number(lastCp.seq) >= head.seq && lastCp.kid === this.deps.signingKeys.active().kid) return null;
+      return this.checkpoints.signIn(trx, { kind: 'periodic', seq: head.seq, hash: head.hash }, now);
+    });
+  }
+
+  /** Verifies the whole chain and its checkpoints (on PostgreSQL inside one snapshot). */
+  verify(): Promise<VerifyReport> {
+    return this.exclusive(async () => {
+      const now = this.deps.clock.now();
+      if (this.deps.store.dialect === 'postgres') {
+        return this.deps.store.db
+          .transaction()
+          .setIsolationLevel('repeatable read')
+          .setAccessMode('read only')
+          .execute((trx) => verifyChain(trx, this.checkpoints, now));
+      }
+      return verifyChain(this.deps.store.db, this.checkpoints, now);
+    });
+  }
+
+  /** Removes records older than the retention period, leaving a signed anchor; records the purge. */
+  purge(): Promise<PurgeResult> {
+    return this.exclusive(async () => {
+      const now = this.deps.clock.now();
+      const cutoff = now - this.deps.options.retentionDays * DAY_MS;
+      const result = await purgeBefore(this.deps.store, this.checkpoints, cutoff, now);
+      if (result.throughSeq !== null) {
+        await this.record({ type: 'audit.purged', details: { cutoff, removed: result.removed, throughSeq: result.throughSeq } });
+        this.deps.log.info({ removed: result.removed, throughSeq: result.throughSeq }, 'audit: retention purge');
+      }
+      return result;
+    });
+  }
+
+  private filtered(filter: AuditFilter) {
+    let q = this.deps.store.db.selectFrom('audit_events').selectAll();
+    if (filter.type !== undefined) q = q.where('type', '=', filter.type);
+    if (filter.category !== undefined) q = q.where('category', '=', filter.category);
+    if (filter.accountId !== undefined) {
+      const account = filter.accountId;
+      q = q.where((eb) => eb.or([eb('account_id', '=', account), eb('actor_id', '=', account)]));
+    }
+    if (filter.from !== undefined) q = q.where('at', '>=', filter.from);
+    if (filter.to !== undefined) q = q.where('at', '<', filter.to);
+    return q;
+  }
+
+  /** One page of matching records, newest first; `before` is the seq to continue below. */
+  async list(filter: AuditFilter, page: { before?: number | undefined; limit: number }): Promise<{ records: AuditRecordView[]; nextBefore: number | null }> {
+    let q = this.filtered(filter);
+    if (page.before !== undefined) q = q.where('seq', '<', page.before);
+    const rows = await q.orderBy('seq', 'desc').limit(page.limit + 1).execute();
+    const more = rows.length > page.limit;
+    const records = rows.slice(0, page.limit).map((r) => openRecord(r, this.deps.keyring));
+    return { records, nextBefore: more ? records[records.length - 1]!.seq : null };
+  }
+
+  /** Every matching record, oldest first, decrypted (for the NDJSON export). */
+  async *export(filter: AuditFilter): AsyncGenerator<AuditRecordView> {
+    let after = 0;
+    for (;;) {
+      const rows = await this.filtered(filter).where('seq', '>', after).orderBy('seq').limit(EXPORT_PAGE).execute();
+      for (const r of rows) yield openRecord(r, this.deps.keyring);
+      if (rows.length < EXPORT_PAGE) return;
+      after = Number(rows[rows.length - 1]!.seq);
+    }
+  }
+
+  /** Starts the batch timer, the checkpoint job and the retention job (all unref'd). */
+  start(): void {
+    if (this.closed) return;
+    this.buffer.start();
+    const job = (name: string, fn: () => Promise<unknown>) => () => {
+      fn().catch((err) => this.deps.log.error({ err }, `audit: ${name} failed`));
+    };
+    const every = (ms: number, fn: () => void) => {
+      const t = setInterval(fn, ms);
+      t.unref();
+      this.timers.push(t);
+    };
+    every(this.deps.options.checkpointIntervalSec * 1000, job('checkpoint', () => this.checkpoint()));
+    const purgeMs = this.deps.options.purgeIntervalMs ?? 3_600_000;
+    every(purgeMs, job('retention purge', () => this.purge()));
+    // Also soon after start, so a server restarted more often than hourly still purges.
+    const first = setTimeout(job('retention purge', () => this.purge()), Math.min(purgeMs, 10_000));
+    first.unref();
+    this.timers.push(first);
+  }
+
+  /** Graceful shutdown: stops the jobs, writes every buffered event, signs a last checkpoint. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.unsubscribe?.();
+    for (const t of this.timers) clearTimeout(t);
+    await Promise.allSettled([...this.inflight]);
+    const { unwritten } = await this.buffer.close();
+    if (unwritten > 0) this.deps.log.error({ unwritten }, 'audit: buffered events could not be written before shutdown');
+    await this.exclusiveChain;
+    try {
+      await this.checkpoint();
+    } catch (err) {
+      this.deps.log.error({ err }, 'audit: final checkpoint failed');
+    }
+  }
+}

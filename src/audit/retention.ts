@@ -1,0 +1,45 @@
+import type { Store } from '../store/db.js';
+import { lockHead } from './chain.js';
+import type { Checkpoints } from './checkpoints.js';
+
+export interface PurgeResult {
+  removed: number;
+  /** Seq of the last record removed (the new anchor), or null when nothing was old enough. */
+  throughSeq: number | null;
+}
+
+const CHUNK = 2000;
+
+/**
+ * Removes the records older than `cutoff`, oldest first, in chunks of one transaction each. Only a
+ * prefix of the chain is ever removed (up to the first record that is still young, even if later
+ * records carry older times), and each chunk leaves a signed `anchor` checkpoint naming the last
+ * record it removed, which the first remaining record links to: the chain still verifies from there.
+ * Checkpoints about removed records go with them.
+ */
+export async function purgeBefore(store: Store, checkpoints: Checkpoints, cutoff: number, now: number): Promise<PurgeResult> {
+  let removed = 0;
+  let throughSeq: number | null = null;
+  for (;;) {
+    const chunk = await store.transaction(async (trx) => {
+      // Head lock first: anchors are ordered with appends and other purging processes.
+      await lockHead(trx, store.dialect);
+      const rows = await trx.selectFrom('audit_events').select(['seq', 'at', 'hash']).orderBy('seq').limit(CHUNK).execute();
+      let last: { seq: number; hash: string } | undefined;
+      for (const r of rows) {
+        if (Number(r.at) >= cutoff) break;
+        last = { seq: Number(r.seq), hash: r.hash };
+      }
+      if (!last) return null;
+      const deleted = await trx.deleteFrom('audit_events').where('seq', '<=', last.seq).executeTakeFirst();
+      const anchor = await checkpoints.signIn(trx, { kind: 'anchor', seq: last.seq, hash: last.hash }, now);
+      await trx.deleteFrom('audit_checkpoints').where('seq', '<=', last.seq).where('id', '!=', anchor.id).execute();
+      return { removed: Number(deleted.numDeletedRows), seq: last.seq, full: rows.length === CHUNK && last.seq === Number(rows[rows.length - 1]!.seq) };
+    });
+    if (!chunk) break;
+    removed += chunk.removed;
+    throughSeq = chunk.seq;
+    if (!chunk.full) break;
+  }
+  return { removed, throughSeq };
+}

@@ -1,0 +1,107 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sessionFor } from '../support/auth.js';
+import { dropSchema, newIsolation, startTestServer, type TestServer } from '../support/server.js';
+import { rows, scaleoutAvailable } from './support.js';
+
+const scaleout = await scaleoutAvailable();
+const BACKENDS = scaleout ? (['embedded', 'scaleout'] as const) : (['embedded'] as const);
+
+describe('access events', () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startTestServer({ env: { MOONDRAFT_AUDIT_FLUSH_MS: '600000' } });
+  });
+  afterAll(() => server.close());
+
+  const accessRecords = async () => (await server.services.audit.list({ type: 'access.request' }, { limit: 100 })).records.reverse();
+
+  it('records every API request with its route pattern, status, account and anonymized network', async () => {
+    const s = await sessionFor(server);
+    await server.app.inject({ method: 'GET', url: '/api/v1/account?verbose=1', headers: { ...s.headers, 'user-agent': 'probe/1.0' }, remoteAddress: '203.0.113.77' });
+    await server.app.inject({ method: 'GET', url: '/api/v1/time', remoteAddress: '2001:db8:abcd:12::1' });
+    await server.app.inject({ method: 'GET', url: '/api/v1/does-not-exist/secret-path?x=1' });
+    await server.app.inject({ method: 'GET', url: '/health' });
+    expect(server.services.audit.buffered).toBeGreaterThanOrEqual(3);
+    await server.services.audit.settle();
+
+    const [account, time, unmatched, ...rest] = await accessRecords();
+    expect(rest).toEqual([]); // /health is not an API request
+    expect(account).toMatchObject({
+      category: 'access',
+      accountId: s.account.id,
+      outcome: 'success',
+      ip: '203.0.113.0/24',
+      userAgent: 'probe/1.0',
+      details: { method: 'GET', route: '/api/v1/account', status: 200, sessionId: s.sessionId },
+    });
+    expect(typeof account!.details!.latencyMs).toBe('number');
+    expect(typeof account!.details!.requestId).toBe('string');
+    expect(time).toMatchObject({ accountId: null, ip: '2001:db8:abcd::/48', details: { route: '/api/v1/time', status: 200 } });
+    expect(unmatched).toMatchObject({ outcome: 'failure', details: { route: 'unmatched', status: 404 } });
+    expect(JSON.stringify(unmatched)).not.toContain('secret-path');
+  });
+
+  it('records refusals as denied', async () => {
+    const developer = await sessionFor(server, { role: 'developer' });
+    await server.app.inject({ method: 'GET', url: '/api/v1/audit/events', headers: developer.headers });
+    await server.services.audit.settle();
+    const last = (await accessRecords()).at(-1)!;
+    expect(last).toMatchObject({ outcome: 'denied', accountId: developer.account.id, details: { route: '/api/v1/audit/events', status: 403 } });
+  });
+
+  it('bounds the buffer and records how many events it had to drop', async () => {
+    const tiny = await startTestServer({ env: { MOONDRAFT_AUDIT_FLUSH_MS: '600000', MOONDRAFT_AUDIT_BATCH_SIZE: '2', MOONDRAFT_AUDIT_BUFFER_CAPACITY: '2' } });
+    try {
+      for (let i = 0; i < 5; i++) tiny.services.audit.enqueue({ type: 'auth.failed', outcome: 'denied', details: { code: 'invalid_token' } });
+      await tiny.services.audit.settle();
+      const view = (await tiny.services.audit.list({ category: 'audit' }, { limit: 10 })).records;
+      expect(view.filter((r) => r.type === 'audit.events_dropped').map((r) => r.details)).toEqual([{ dropped: 3 }]);
+      expect((await rows(tiny)).filter((r) => r.type === 'auth.failed')).toHaveLength(2);
+      expect(await tiny.services.audit.verify()).toMatchObject({ ok: true });
+    } finally {
+      await tiny.close();
+    }
+  });
+
+  it('writes a full batch without waiting for the timer', async () => {
+    const small = await startTestServer({ env: { MOONDRAFT_AUDIT_FLUSH_MS: '600000', MOONDRAFT_AUDIT_BATCH_SIZE: '3' } });
+    try {
+      for (let i = 0; i < 3; i++) await small.app.inject({ method: 'GET', url: '/api/v1/time' });
+      await expect.poll(async () => (await rows(small)).filter((r) => r.type === 'access.request').length).toBe(3);
+    } finally {
+      await small.close();
+    }
+  });
+});
+
+describe.each(BACKENDS)('buffered access events on %s', (backend) => {
+  it('survive a graceful shutdown', async () => {
+    const dataDir = mkdtempSync(path.join(tmpdir(), 'moondraft-audit-'));
+    const isolation = newIsolation();
+    const options = { backend, dataDir, sqliteFile: true, isolation } as const;
+    try {
+      const first = await startTestServer({ ...options, env: { MOONDRAFT_AUDIT_FLUSH_MS: '600000', MOONDRAFT_AUDIT_BATCH_SIZE: '1000' } });
+      for (let i = 0; i < 5; i++) await first.app.inject({ method: 'GET', url: '/api/v1/time' });
+      expect(first.services.audit.buffered).toBe(5);
+      expect((await rows(first)).filter((r) => r.type === 'access.request')).toHaveLength(0);
+      await first.close();
+
+      const second = await startTestServer(options);
+      try {
+        const stored = (await rows(second)).filter((r) => r.type === 'access.request');
+        expect(stored).toHaveLength(5);
+        const view = (await second.services.audit.list({ type: 'access.request' }, { limit: 10 })).records;
+        expect(view.every((r) => r.details?.route === '/api/v1/time' && r.readable)).toBe(true);
+        expect(await second.services.audit.verify()).toMatchObject({ ok: true });
+      } finally {
+        await second.close();
+      }
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+      if (backend === 'scaleout') await dropSchema(isolation.pgSchema);
+    }
+  });
+});

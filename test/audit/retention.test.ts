@@ -1,0 +1,119 @@
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import { AuditLog } from '../../src/audit/audit-log.js';
+import { loadConfig } from '../../src/config/index.js';
+import { ManualClock } from '../../src/lib/clock.js';
+import { startTestServer, type TestServer } from '../support/server.js';
+import { resetAuditLog, rows, scaleoutAvailable, seedEvents } from './support.js';
+
+const DAY = 86_400_000;
+const scaleout = await scaleoutAvailable();
+const BACKENDS = scaleout ? (['embedded', 'scaleout'] as const) : (['embedded'] as const);
+
+describe('retention configuration', () => {
+  it('keeps two years by default and names the variable when invalid', () => {
+    expect(loadConfig({}).audit.retentionDays).toBe(730);
+    expect(loadConfig({ MOONDRAFT_AUDIT_RETENTION_DAYS: '90' }).audit.retentionDays).toBe(90);
+    expect(() => loadConfig({ MOONDRAFT_AUDIT_RETENTION_DAYS: '0' })).toThrow(/^MOONDRAFT_AUDIT_RETENTION_DAYS: /);
+    expect(() => loadConfig({ MOONDRAFT_AUDIT_BATCH_SIZE: '100', MOONDRAFT_AUDIT_BUFFER_CAPACITY: '10' })).toThrow(/^MOONDRAFT_AUDIT_BUFFER_CAPACITY: /);
+  });
+});
+
+describe.each(BACKENDS)('retention purge on %s', (backend) => {
+  let server: TestServer;
+  const clock = new ManualClock();
+  beforeAll(async () => {
+    server = await startTestServer({ backend, clock });
+  });
+  afterAll(() => server.close());
+  beforeEach(async () => {
+    clock.set(Date.UTC(2026, 0, 1));
+    await resetAuditLog(server);
+  });
+
+  it('removes records older than the retention period and the chain still verifies', async () => {
+    await seedEvents(server, 5, 'acc_old');
+    await server.services.audit.checkpoint();
+    clock.advance(400 * DAY);
+    await seedEvents(server, 3, 'acc_young');
+    clock.advance(331 * DAY); // the first five are now 731 days old, the last three 331
+
+    const result = await server.services.audit.purge();
+    expect(result).toEqual({ removed: 5, throughSeq: 5 });
+    const left = await rows(server);
+    expect(left.map((r) => Number(r.seq))).toEqual([6, 7, 8, 9]);
+    expect(left.at(-1)!.type).toBe('audit.purged');
+    const anchors = await server.services.store.db.selectFrom('audit_checkpoints').selectAll().where('kind', '=', 'anchor').execute();
+    expect(anchors.map((a) => Number(a.seq))).toEqual([5]);
+    expect(left[0]!.prev_hash).toBe(anchors[0]!.hash);
+    expect(await server.services.audit.verify()).toMatchObject({ ok: true, checked: 4 });
+
+    expect(await server.services.audit.purge()).toEqual({ removed: 0, throughSeq: null }); // nothing more is old
+  });
+
+  it('still detects tampering after a purge, including removal of the first remaining record', async () => {
+    await seedEvents(server, 3, 'acc_old');
+    clock.advance(731 * DAY);
+    await seedEvents(server, 3, 'acc_new');
+    await server.services.audit.purge();
+    await server.services.store.db.deleteFrom('audit_events').where('seq', '=', 4).execute();
+    expect((await server.services.audit.verify()).firstBroken).toMatchObject({ seq: 4, reason: 'removed' });
+  });
+
+  it('detects records removed by hand as if purged (there is no signed anchor for them)', async () => {
+    await seedEvents(server, 4);
+    await server.services.store.db.deleteFrom('audit_events').where('seq', '<=', 2).execute();
+    expect((await server.services.audit.verify()).firstBroken).toMatchObject({ seq: 1, reason: 'removed' });
+  });
+
+  it('removes only a prefix of the chain, so it stays contiguous', async () => {
+    await seedEvents(server, 2, 'acc_old');
+    await server.services.audit.record({ type: 'trading.faucet', at: clock.now() + 800 * DAY, details: { asset: 'USD', amount: '1' } });
+    await seedEvents(server, 2, 'acc_old_again'); // old, but after a young record
+    clock.advance(731 * DAY);
+    expect(await server.services.audit.purge()).toEqual({ removed: 2, throughSeq: 2 });
+    expect((await rows(server)).slice(0, 3).map((r) => Number(r.seq))).toEqual([3, 4, 5]);
+    expect(await server.services.audit.verify()).toMatchObject({ ok: true });
+  });
+
+  it('purges everything when all is old, and the next record continues the chain', async () => {
+    await seedEvents(server, 3);
+    clock.advance(731 * DAY);
+    await server.services.audit.purge(); // leaves only its own audit.purged record
+    clock.advance(731 * DAY);
+    await server.services.audit.purge();
+    expect((await rows(server)).map((r) => r.type)).toEqual(['audit.purged']);
+    await seedEvents(server, 1, 'acc_after');
+    expect(await server.services.audit.verify()).toMatchObject({ ok: true, checked: 2 });
+  });
+});
+
+describe('the scheduled retention job', () => {
+  let server: TestServer;
+  afterEach(async () => {
+    vi.useRealTimers();
+    await server?.close();
+  });
+
+  it('runs on its timer and purges by the clock', async () => {
+    const clock = new ManualClock();
+    server = await startTestServer({ clock });
+    await seedEvents(server, 3);
+    clock.advance(731 * DAY);
+    await seedEvents(server, 1, 'acc_young');
+
+    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval', 'setTimeout', 'clearTimeout'] });
+    const s = server.services;
+    const audit = new AuditLog({ store: s.store, keyring: s.keyring, signingKeys: s.signingKeys, clock, log: s.log, options: { ...s.config.audit, purgeIntervalMs: 60_000 } });
+    audit.start();
+    await vi.advanceTimersByTimeAsync(9_999);
+    expect((await rows(server)).filter((r) => r.type === 'admin.limits.changed')).toHaveLength(4); // not yet
+    await vi.advanceTimersByTimeAsync(1);
+    await vi.waitFor(async () => expect((await rows(server)).map((r) => r.type)).toEqual(['admin.limits.changed', 'audit.purged']));
+
+    clock.advance(731 * DAY);
+    await vi.advanceTimersByTimeAsync(60_000); // the hourly run (here: every minute)
+    await vi.waitFor(async () => expect((await rows(server)).map((r) => r.type)).toEqual(['audit.purged']));
+    await audit.close();
+    expect(await s.audit.verify()).toMatchObject({ ok: true });
+  });
+});
