@@ -108,7 +108,12 @@ export async function createServices(config: Config, overrides: ServiceOverrides
     { issuer: config.jwt.issuer, audience: config.jwt.audience, ttlSec: config.jwt.accessTtlSec, clockToleranceSec: config.jwt.clockToleranceSec, cacheSize: config.tokenCacheSize },
     clock,
   );
-  const accounts = new Accounts({ store, state, clock, events, bootstrapAdmin: config.bootstrapAdmin, roleTtlMs: maxTokenLifetimeMs });
+  // Registered after the store and state, so it closes (flushing buffered events) before them.
+  const audit = new AuditLog({ store, keyring, signingKeys, clock, log, registry: metrics.registry, options: config.audit });
+  audit.subscribeTo(events);
+  audit.start();
+  closers.push(() => audit.close());
+  const accounts = new Accounts({ store, state, clock, events, bootstrapAdmin: config.bootstrapAdmin, roleTtlMs: maxTokenLifetimeMs, audit });
 
   const sessions = new Sessions({
     store,
@@ -139,11 +144,6 @@ export async function createServices(config: Config, overrides: ServiceOverrides
     clearTimeout(firstSweep);
     clearInterval(sweeps);
   });
-  // Registered after the store and state, so it closes (flushing buffered events) before them.
-  const audit = new AuditLog({ store, keyring, signingKeys, clock, log, registry: metrics.registry, options: config.audit });
-  audit.subscribeTo(events);
-  audit.start();
-  closers.push(() => audit.close());
 
   let closed = false;
   return {

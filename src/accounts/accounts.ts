@@ -1,3 +1,4 @@
+import type { AuditLog } from '../audit/audit-log.js';
 import { fail, ok, type Result } from '../errors/registry.js';
 import type { Clock } from '../lib/clock.js';
 import { newId } from '../lib/ids.js';
@@ -23,7 +24,7 @@ function toAccount(row: { id: string; wallet: string; chain: string; role: strin
 /** Accounts are identified by wallet address; the first sign-in creates one. */
 export class Accounts {
   constructor(
-    private readonly deps: { store: Store; state: SharedState; clock: Clock; events: SecurityEvents; bootstrapAdmin: string | undefined; roleTtlMs: number },
+    private readonly deps: { store: Store; state: SharedState; clock: Clock; events: SecurityEvents; bootstrapAdmin: string | undefined; roleTtlMs: number; audit?: AuditLog },
   ) {}
 
   async byWallet(address: string): Promise<Account | undefined> {
@@ -61,9 +62,16 @@ export class Accounts {
     if (!found.ok) return found;
     const before = found.value;
     const now = this.deps.clock.now();
-    await this.deps.store.db.updateTable('accounts').set({ role, updated_at: now }).where('id', '=', before.id).execute();
+    const changed = before.role !== role;
+    // The change and its audit record commit together (admin actions are audited in their transaction).
+    await this.deps.store.transaction(async (trx) => {
+      await trx.updateTable('accounts').set({ role, updated_at: now }).where('id', '=', before.id).execute();
+      if (changed && this.deps.audit) {
+        await this.deps.audit.recordIn(trx, { type: 'admin.role.changed', accountId: before.id, actorId: by, details: { from: before.role, to: role, by } });
+      }
+    });
     await this.deps.state.set(sessionStateKeys('', before.id).role, role, this.deps.roleTtlMs);
-    if (before.role !== role) this.deps.events.emit({ type: 'role.changed', at: now, accountId: before.id, from: before.role, to: role, by });
+    if (changed) this.deps.events.emit({ type: 'role.changed', at: now, accountId: before.id, from: before.role, to: role, by, audited: this.deps.audit !== undefined });
     return ok({ ...before, role });
   }
 }
