@@ -1,28 +1,72 @@
 import { randomBytes } from 'node:crypto';
 import { Redis, type RedisOptions } from 'ioredis';
-import { windowDecision } from './memory.js';
-import { StateUnavailableError, type SharedState, type WindowDecision } from './port.js';
+import { StateUnavailableError, type SharedState, type WindowDecision, type WindowOptions } from './port.js';
 
 const INCR_WITH_TTL = `
 local v = redis.call('INCRBY', KEYS[1], ARGV[1])
 if redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return v`;
 
-// One round trip, atomic: drop hits that left the window, admit if room, report oldest/newest.
+/**
+ * One sliding-window decision in one round trip, atomic across processes. KEYS[1] is the hit log
+ * (a sorted set scored by ms), KEYS[2..] are hold keys. ARGV: limit, window ms, decision time ms
+ * ('' = Redis TIME, one clock for all processes), a unique member. Time never runs backwards for a
+ * key: a decision earlier than the newest hit counts at the newest hit.
+ */
 const SLIDING_WINDOW = `
-local key, limit, window, now, member = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
-redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+local key, limit, window = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2])
+local at
+if ARGV[3] == '' then
+  local t = redis.call('TIME')
+  at = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+else
+  at = tonumber(ARGV[3])
+end
+local newest = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
+if newest[2] and tonumber(newest[2]) > at then at = tonumber(newest[2]) end
+redis.call('ZREMRANGEBYSCORE', key, '-inf', at - window)
 local count = redis.call('ZCARD', key)
+local heldKey, heldValue, heldTtl = '', '', 0
+for i = 2, #KEYS do
+  local v = redis.call('GET', KEYS[i])
+  if v then
+    heldKey, heldValue, heldTtl = KEYS[i], v, redis.call('PTTL', KEYS[i])
+    break
+  end
+end
 local allowed = 0
-if count < limit then
-  redis.call('ZADD', key, now, member)
+if heldKey == '' and count < limit then
+  redis.call('ZADD', key, at, ARGV[4])
   count = count + 1
   allowed = 1
 end
-redis.call('PEXPIRE', key, window)
-local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
-local newest = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
-return {allowed, count, oldest[2] or '', newest[2] or ''}`;
+local retry, nextFree, reset = 0, 0, 0
+if count > 0 then
+  redis.call('PEXPIRE', key, window)
+  local o = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+  local n = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
+  nextFree = math.max(1, tonumber(o[2]) + window - at)
+  reset = math.max(1, tonumber(n[2]) + window - at)
+end
+if count >= limit then
+  if limit > 0 then
+    local b = redis.call('ZRANGE', key, count - limit, count - limit, 'WITHSCORES')
+    retry = math.max(1, tonumber(b[2]) + window - at)
+  else
+    retry = window
+  end
+end
+if heldKey ~= '' then
+  if heldTtl > 0 then retry = heldTtl else retry = window end
+end
+return {allowed, count, retry, nextFree, reset, at, heldKey, heldValue}`;
+
+type WindowReply = [number, number, number, number, number, number, string, string];
+
+interface ScriptedRedis extends Redis {
+  mdSlidingWindow(numKeys: number, ...args: string[]): Promise<WindowReply>;
+  mdIncrWithTtl(key: string, by: string, ttlMs: string): Promise<number>;
+}
 
 export interface RedisStateOptions {
   url: string;
@@ -39,7 +83,7 @@ export interface RedisStateOptions {
  */
 export class RedisState implements SharedState {
   readonly kind = 'redis' as const;
-  private readonly client: Redis;
+  private readonly client: ScriptedRedis;
   private subscriber: Redis | undefined;
   private readonly handlers = new Map<string, Set<(m: string) => void>>();
   private readonly prefix: string;
@@ -47,8 +91,11 @@ export class RedisState implements SharedState {
 
   constructor(private readonly options: RedisStateOptions) {
     this.prefix = options.prefix;
-    this.client = new Redis(options.url, this.clientOptions());
+    this.client = new Redis(options.url, this.clientOptions()) as ScriptedRedis;
     this.client.on('error', () => {}); // surfaced per command; reconnects by itself
+    // EVALSHA with a transparent reload on NOSCRIPT: the script body is not resent on every call.
+    this.client.defineCommand('mdSlidingWindow', { lua: SLIDING_WINDOW });
+    this.client.defineCommand('mdIncrWithTtl', { lua: INCR_WITH_TTL, numberOfKeys: 1 });
   }
 
   private clientOptions(): RedisOptions {
@@ -95,7 +142,7 @@ export class RedisState implements SharedState {
     await this.run('del', () => this.client.del(this.k(key)));
   }
   async incr(key: string, by: number, ttlMs: number) {
-    const v = await this.run('incr', () => this.client.eval(INCR_WITH_TTL, 1, this.k(key), String(by), String(Math.max(1, Math.ceil(ttlMs)))));
+    const v = await this.run('incr', () => this.client.mdIncrWithTtl(this.k(key), String(by), String(Math.max(1, Math.ceil(ttlMs)))));
     return Number(v);
   }
   async ttl(key: string) {
@@ -112,16 +159,14 @@ export class RedisState implements SharedState {
     } while (cursor !== '0');
     return out;
   }
-  async slidingWindowHit(key: string, limit: number, windowMs: number, now: number): Promise<WindowDecision> {
-    const member = `${now}:${process.pid}:${++this.seq}:${randomBytes(4).toString('hex')}`;
-    const r = (await this.run('sliding window', () => this.client.eval(SLIDING_WINDOW, 1, this.k(key), String(limit), String(windowMs), String(now), member))) as [number, number, string, string];
-    const [allowed, count, oldest, newest] = r;
-    // Only oldest/newest matter to the shared decision shape; rebuild a minimal sorted list.
-    const hits: number[] = [];
-    if (oldest !== '') hits.push(Number(oldest));
-    for (let i = 1; i < count - 1; i++) hits.push(Number(oldest));
-    if (newest !== '' && count > 1) hits.push(Number(newest));
-    return windowDecision(allowed === 1, hits, limit, windowMs, now);
+  async slidingWindowHit(key: string, limit: number, windowMs: number, now?: number, options: WindowOptions = {}): Promise<WindowDecision> {
+    const member = `${process.pid}:${++this.seq}:${randomBytes(6).toString('hex')}`;
+    const keys = [this.k(key), ...(options.holdKeys ?? []).map((h) => this.k(h))];
+    const args = [String(limit), String(windowMs), now === undefined ? '' : String(now), member];
+    const [allowed, count, retryAfterMs, nextFreeMs, resetMs, at, heldKey, heldValue] = await this.run('sliding window', () => this.client.mdSlidingWindow(keys.length, ...keys, ...args));
+    const decision: WindowDecision = { allowed: allowed === 1, count, retryAfterMs, nextFreeMs, resetMs, at };
+    if (heldKey !== '') decision.held = { key: heldKey.slice(this.prefix.length), value: heldValue };
+    return decision;
   }
   async publish(channel: string, message: string) {
     await this.run('publish', () => this.client.publish(this.k(channel), message));
@@ -150,6 +195,24 @@ export class RedisState implements SharedState {
         await this.subscriber?.unsubscribe(this.k(channel)).catch(() => {});
       }
     };
+  }
+  /**
+   * Resolves once connected (commands issued before that are refused, not queued), or rejects with
+   * StateUnavailableError after `timeoutMs`.
+   */
+  whenReady(timeoutMs = 2000): Promise<void> {
+    if (this.client.status === 'ready') return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const onReady = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        this.client.off('ready', onReady);
+        reject(new StateUnavailableError(`shared state (redis) not ready after ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.client.once('ready', onReady);
+    });
   }
   async ping() {
     try {
