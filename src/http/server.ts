@@ -6,7 +6,7 @@ import Fastify, { LogController, type FastifyServerOptions } from 'fastify';
 import type { Services } from '../services.js';
 import { ANONYMOUS } from '../security/principal.js';
 import { normalizeIp } from './client-address.js';
-import { runStages, securityStages } from './pipeline.js';
+import { arrivalStages, responseObservers, runStages, securityStages } from './pipeline.js';
 import { errorHandler, notFoundHandler } from './problem.js';
 import { registerRoutes } from './routes/index.js';
 import type { App } from './types.js';
@@ -82,6 +82,7 @@ export async function buildServer(services: Services): Promise<App> {
       reply.header('Strict-Transport-Security', 'max-age=63072000; includeSubDomains');
     }
   });
+  app.addHook('onRequest', runStages(arrivalStages(services)));
   app.addHook('preValidation', runStages(securityStages(services)));
   app.addHook('onSend', async (_request, reply, payload) => {
     reply.header('X-API-Server-Time', String(services.clock.now()));
@@ -95,6 +96,8 @@ export async function buildServer(services: Services): Promise<App> {
     services.metrics.httpDuration.observe(labels, seconds);
     request.log.info({ method: request.method, route, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 100) / 100 }, 'request');
   });
+
+  for (const observe of responseObservers(services)) app.addHook('onResponse', observe);
 
   await app.register(swagger, {
     openapi: {

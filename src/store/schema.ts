@@ -17,6 +17,28 @@ export interface AccountsTable {
   updated_at: number;
 }
 
+/** Partner rate limits per account (requests per second; null = the API.md default). */
+export interface RateLimitOverridesTable {
+  account_id: string;
+  market: number | null;
+  trading: number | null;
+  account: number | null;
+  tokens: number | null;
+  updated_at: number;
+  updated_by: string;
+}
+
+/** Administrator IP blocks (automatic blocks live in shared state only). */
+export interface IpBlocksTable {
+  target: string;
+  reason: string;
+  created_at: number;
+  expires_at: number | null;
+  created_by: string;
+}
+
 export interface Database {
   accounts: AccountsTable;
+  rate_limit_overrides: RateLimitOverridesTable;
+  ip_blocks: IpBlocksTable;
 }

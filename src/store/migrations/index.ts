@@ -1,6 +1,8 @@
 import type { Kysely, Migration } from 'kysely';
 import type { Dialect } from '../db.js';
 import * as m0001 from './0001_accounts.js';
+import * as m0040 from './0040_rate_limits.js';
+import * as m0041 from './0041_ip_blocks.js';
 
 type Step = { up: (dialect: Dialect) => (db: Kysely<any>) => Promise<void>; down?: (dialect: Dialect) => (db: Kysely<any>) => Promise<void> };
 
@@ -10,6 +12,8 @@ type Step = { up: (dialect: Dialect) => (db: Kysely<any>) => Promise<void>; down
  */
 const STEPS: Record<string, Step> = {
   '0001_accounts': m0001,
+  '0040_rate_limits': m0040,
+  '0041_ip_blocks': m0041,
 };
 
 export function migrations(dialect: Dialect): Record<string, Migration> {
