@@ -85,6 +85,8 @@ export class RedisState implements SharedState {
   readonly kind = 'redis' as const;
   private readonly client: ScriptedRedis;
   private subscriber: Redis | undefined;
+  private subscriberReady: Promise<void> | undefined;
+  private readonly channels = new Map<string, Promise<void>>();
   private readonly handlers = new Map<string, Set<(m: string) => void>>();
   private readonly prefix: string;
   private seq = 0;
@@ -171,27 +173,50 @@ export class RedisState implements SharedState {
   async publish(channel: string, message: string) {
     await this.run('publish', () => this.client.publish(this.k(channel), message));
   }
-  async subscribe(channel: string, handler: (message: string) => void) {
+  /**
+   * The subscriber connection, created on first use. SUBSCRIBE is sent only once it is ready:
+   * ioredis fails its own ready check (INFO) on a connection that entered subscriber mode first,
+   * which used to lose early subscriptions. ioredis re-subscribes by itself after a reconnect.
+   */
+  private subscriberConnection(): { sub: Redis; ready: Promise<void> } {
     if (!this.subscriber) {
-      const sub = new Redis(this.options.url, { ...this.clientOptions(), enableOfflineQueue: true, commandTimeout: undefined });
+      const sub = new Redis(this.options.url, { ...this.clientOptions(), enableOfflineQueue: true, commandTimeout: undefined, maxRetriesPerRequest: null });
       sub.on('error', () => {});
       sub.on('message', (ch: string, message: string) => {
         for (const h of this.handlers.get(ch.slice(this.prefix.length)) ?? []) h(message);
       });
       this.subscriber = sub;
+      this.subscriberReady = new Promise<void>((resolve) => sub.once('ready', () => resolve()));
     }
+    return { sub: this.subscriber, ready: this.subscriberReady! };
+  }
+
+  /** Resolves once `channel` is subscribed (waits while Redis is unreachable). */
+  async subscribe(channel: string, handler: (message: string) => void) {
+    const { sub, ready } = this.subscriberConnection();
     let set = this.handlers.get(channel);
     if (!set) {
       set = new Set();
       this.handlers.set(channel, set);
-      const sub = this.subscriber;
-      await this.run('subscribe', () => sub.subscribe(this.k(channel)));
     }
     set.add(handler);
+    let active = this.channels.get(channel);
+    if (!active) {
+      active = ready.then(() => sub.subscribe(this.k(channel))).then(() => undefined);
+      this.channels.set(channel, active);
+    }
+    try {
+      await active;
+    } catch (err) {
+      this.channels.delete(channel);
+      set.delete(handler);
+      throw new StateUnavailableError('shared state (redis) failed on subscribe', { cause: err });
+    }
     return async () => {
       set!.delete(handler);
-      if (set!.size === 0) {
+      if (set!.size === 0 && this.handlers.get(channel) === set) {
         this.handlers.delete(channel);
+        this.channels.delete(channel);
         await this.subscriber?.unsubscribe(this.k(channel)).catch(() => {});
       }
     };
