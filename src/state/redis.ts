@@ -23,41 +23,41 @@ else
   at = tonumber(ARGV[3])
 end
 local newest = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
-if newest[2] and tonumber(newest[2]) > at then at = tonumber(newest[2]) end
+local newestAt = newest[2] and tonumber(newest[2])
+if newestAt and newestAt > at then at = newestAt end
 redis.call('ZREMRANGEBYSCORE', key, '-inf', at - window)
 local count = redis.call('ZCARD', key)
-local heldKey, heldValue, heldTtl = '', '', 0
-for i = 2, #KEYS do
-  local v = redis.call('GET', KEYS[i])
-  if v then
-    heldKey, heldValue, heldTtl = KEYS[i], v, redis.call('PTTL', KEYS[i])
-    break
+local heldKey, heldValue, retry = '', '', 0
+if #KEYS > 1 then
+  local held = redis.call('MGET', unpack(KEYS, 2))
+  for i = 1, #KEYS - 1 do
+    if held[i] then
+      heldKey, heldValue = KEYS[i + 1], held[i]
+      retry = redis.call('PTTL', heldKey)
+      if retry <= 0 then retry = window end
+      break
+    end
   end
 end
 local allowed = 0
 if heldKey == '' and count < limit then
   redis.call('ZADD', key, at, ARGV[4])
-  count = count + 1
-  allowed = 1
-end
-local retry, nextFree, reset = 0, 0, 0
-if count > 0 then
   redis.call('PEXPIRE', key, window)
-  local o = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
-  local n = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
-  nextFree = math.max(1, tonumber(o[2]) + window - at)
-  reset = math.max(1, tonumber(n[2]) + window - at)
+  count, allowed, newestAt = count + 1, 1, at
 end
-if count >= limit then
+local nextFree, reset = 0, 0
+if count > 0 then
+  local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+  nextFree = math.max(1, tonumber(oldest[2]) + window - at)
+  reset = math.max(1, newestAt + window - at)
+end
+if heldKey == '' and count >= limit then
   if limit > 0 then
     local b = redis.call('ZRANGE', key, count - limit, count - limit, 'WITHSCORES')
     retry = math.max(1, tonumber(b[2]) + window - at)
   else
     retry = window
   end
-end
-if heldKey ~= '' then
-  if heldTtl > 0 then retry = heldTtl else retry = window end
 end
 return {allowed, count, retry, nextFree, reset, at, heldKey, heldValue}`;
 
@@ -90,6 +90,8 @@ export class RedisState implements SharedState {
   private readonly handlers = new Map<string, Set<(m: string) => void>>();
   private readonly prefix: string;
   private seq = 0;
+  /** Makes hit-log members unique across processes (pids repeat across containers). */
+  private readonly instance = randomBytes(8).toString('base64url');
 
   constructor(private readonly options: RedisStateOptions) {
     this.prefix = options.prefix;
@@ -162,7 +164,7 @@ export class RedisState implements SharedState {
     return out;
   }
   async slidingWindowHit(key: string, limit: number, windowMs: number, now?: number, options: WindowOptions = {}): Promise<WindowDecision> {
-    const member = `${process.pid}:${++this.seq}:${randomBytes(6).toString('hex')}`;
+    const member = `${this.instance}:${++this.seq}`;
     const keys = [this.k(key), ...(options.holdKeys ?? []).map((h) => this.k(h))];
     const args = [String(limit), String(windowMs), now === undefined ? '' : String(now), member];
     const [allowed, count, retryAfterMs, nextFreeMs, resetMs, at, heldKey, heldValue] = await this.run('sliding window', () => this.client.mdSlidingWindow(keys.length, ...keys, ...args));
