@@ -155,3 +155,17 @@ describe('administrator blocks survive a restart (embedded, SQLite file)', () =>
     }
   });
 });
+
+describe('the DDoS guard counts guessing, not stale credentials', () => {
+  it('does not block an address whose failures are expired or revoked credentials', async () => {
+    const server = await startTestServer();
+    try {
+      for (let i = 0; i < 25; i++) server.services.events.emit({ type: 'auth.failed', code: i % 2 ? 'token_expired' : 'token_revoked', at: Date.now(), ip: '203.0.113.90' });
+      for (let i = 0; i < 25; i++) server.services.events.emit({ type: 'auth.failed', code: 'invalid_signature', at: Date.now(), ip: '203.0.113.91' });
+      await vi.waitFor(() => expect(server.services.ipBlocks.check('203.0.113.91')).toMatchObject({ reason: 'auth_failures' }));
+      expect(server.services.ipBlocks.check('203.0.113.90')).toBeUndefined();
+    } finally {
+      await server.close();
+    }
+  });
+});

@@ -7,6 +7,8 @@ import type { SecurityEvents } from '../events/index.js';
 import type { IpBlocks } from './blocks.js';
 import { blockListOf, canonicalAddress, clientGroup, familyOf } from './ip.js';
 
+const GUESSING: ReadonlySet<string> = new Set(['invalid_token', 'invalid_api_key', 'invalid_signature', 'invalid_credentials']);
+
 export interface DdosGuardDeps {
   state: SharedState;
   /** In-process counters while shared state is unavailable. */
@@ -33,10 +35,17 @@ export class DdosGuard {
     this.exempt = blockListOf(deps.config.exempt);
   }
 
-  /** Counts failed authentications reported as security events (`auth.failed`, `signin.failed`). */
+  /**
+   * Counts failed authentications reported as security events: every failed sign-in, and the
+   * credential failures that guessing produces (a forged or garbled token, an unknown key, a wrong
+   * signature). Expired or revoked credentials, a skewed clock or a replay are left out: they come
+   * from a stale browser tab or one misconfigured bot, and blocking its address would block every
+   * other client behind it.
+   */
   watch(events: SecurityEvents): void {
     this.unwatch = events.subscribe((e) => {
-      if ((e.type === 'auth.failed' || e.type === 'signin.failed') && e.ip) return this.authFailure(e.ip);
+      if (!e.ip) return;
+      if (e.type === 'signin.failed' || (e.type === 'auth.failed' && GUESSING.has(e.code))) return this.authFailure(e.ip);
     });
   }
 
