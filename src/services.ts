@@ -25,6 +25,12 @@ import { RedisState } from './state/redis.js';
 import { KeyAuthenticator } from './security/keys/authenticator.js';
 import { ApiKeys } from './security/keys/service.js';
 import { openCountryLookup, type CountryLookup } from './security/network/countries.js';
+import { IpBlocks } from './security/ddos/blocks.js';
+import { DdosGuard } from './security/ddos/guard.js';
+import { DdosMetrics } from './security/ddos/metrics.js';
+import { RateLimiter } from './security/ratelimit/limiter.js';
+import { RateLimitMetrics } from './security/ratelimit/metrics.js';
+import { PartnerLimits } from './security/ratelimit/partner-limits.js';
 
 /** Verifies an `X-API-Key` request (issue: API keys) and returns its principal or throws ApiError. */
 export interface ApiKeyAuthenticator {
@@ -60,6 +66,14 @@ export interface Services {
   countries: CountryLookup;
   /** The audit log every feature writes through (recordIn / record / enqueue; see audit/audit-log.ts). */
   audit: AuditLog;
+  /** Sliding-window limits with backoff and suspension (security/ratelimit). */
+  rateLimiter: RateLimiter;
+  /** Per-account partner limits, cached in every process. */
+  partnerLimits: PartnerLimits;
+  /** The IP block list every process enforces before any other work (security/ddos). */
+  ipBlocks: IpBlocks;
+  /** Automatic blocking of addresses that fail too much. */
+  ddosGuard: DdosGuard;
   /** Registers work for graceful shutdown (flush buffers, stop timers); run in reverse order. */
   onClose(fn: () => Promise<void> | void): void;
   close(): Promise<void>;
@@ -145,6 +159,20 @@ export async function createServices(config: Config, overrides: ServiceOverrides
     clearInterval(sweeps);
   });
 
+  // Rate limits and DDoS guards. With a test clock, windows run on it instead of the state's clock.
+  const timeSource = overrides.clock ? 'caller' : 'state';
+  const localLimiter = new MemoryState(clock);
+  closers.push(() => localLimiter.close());
+  const rateLimiter = new RateLimiter({ state, fallback: localLimiter, clock, rules: config.rateLimit, events, metrics: new RateLimitMetrics(metrics.registry), log, timeSource });
+  const partnerLimits = new PartnerLimits({ store, state, clock, log });
+  closers.push(() => partnerLimits.close());
+  const ipBlocks = new IpBlocks({ store, state, clock, events, log, metrics: new DdosMetrics(metrics.registry) });
+  closers.push(() => ipBlocks.close());
+  await ipBlocks.initialized;
+  const ddosGuard = new DdosGuard({ state, fallback: localLimiter, blocks: ipBlocks, config: config.ddos, clock, log, timeSource });
+  ddosGuard.watch(events);
+  closers.push(() => ddosGuard.close());
+
   let closed = false;
   return {
     config,
@@ -165,6 +193,10 @@ export async function createServices(config: Config, overrides: ServiceOverrides
     countries,
     apiKeyAuthenticator,
     audit,
+    rateLimiter,
+    partnerLimits,
+    ipBlocks,
+    ddosGuard,
     onClose: (fn) => closers.push(fn),
     async close() {
       if (closed) return;

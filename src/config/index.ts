@@ -61,6 +61,43 @@ export interface Config {
   keys: { geoipFile: string | undefined; rotationSweepMs: number };
   /** The audit log (src/audit): retention, signed-checkpoint cadence, access-event batching. */
   audit: { retentionDays: number; checkpointIntervalSec: number; flushIntervalMs: number; batchSize: number; bufferCapacity: number };
+  /** Rate-limit backoff, suspension and unauthenticated per-IP ceilings (issue: rate limits). */
+  rateLimit: RateLimitConfig;
+  /** Automatic IP blocking (issue: DDoS guards). */
+  ddos: DdosConfig;
+}
+
+export interface RateLimitConfig {
+  /** Cool-down after the second strike; each further strike doubles it. */
+  penaltyBaseMs: number;
+  penaltyMaxMs: number;
+  /** Refusals closer together than this count as one strike (requests already in flight). */
+  penaltyGraceMs: number;
+  /** Strikes and refusals are counted over this period. */
+  strikeWindowMs: number;
+  suspendAfterStrikes: number;
+  /** Refusals within the strike window reaching this many times the limit also suspend. */
+  abuseFactor: number;
+  suspensionMs: number;
+  /** Per client address, per second: sign-in routes (/api/v1/auth/*) and other unauthenticated requests. */
+  signinPerIp: number;
+  publicPerIp: number;
+}
+
+export interface DdosConfig {
+  /** Failed authentications from one address within authFailureWindowMs that trigger a block. */
+  authFailures: number;
+  authFailureWindowMs: number;
+  /** Unauthenticated 4xx responses per second from one address that trigger a block. */
+  clientErrorsPerSec: number;
+  blockMs: number;
+  /**
+   * Addresses and ranges never blocked automatically and not held to the unauthenticated
+   * per-address ceilings (health checkers, office, proxies). Default: loopback, because a local
+   * reverse proxy not declared in MOONDRAFT_TRUSTED_PROXIES makes every client appear as
+   * 127.0.0.1, and blocking it would block everyone. Trusted proxies are always exempt.
+   */
+  exempt: string[];
 }
 
 export class ConfigError extends Error {
@@ -206,6 +243,32 @@ export function loadConfig(environment: Source = process.env): Config {
     throw new ConfigError('MOONDRAFT_BOOTSTRAP_ADMIN', 'must be an Ethereum (0x…) or Solana (base58) wallet address');
   }
 
+  const rateLimit: RateLimitConfig = {
+    penaltyBaseMs: r.int('MOONDRAFT_RL_PENALTY_BASE_MS', 1000, 1, 600_000),
+    penaltyMaxMs: r.int('MOONDRAFT_RL_PENALTY_MAX_MS', 60_000, 1, 3_600_000),
+    penaltyGraceMs: r.int('MOONDRAFT_RL_PENALTY_GRACE_MS', 250, 0, 10_000),
+    strikeWindowMs: r.int('MOONDRAFT_RL_STRIKE_WINDOW_SEC', 60, 1, 86_400) * 1000,
+    suspendAfterStrikes: r.int('MOONDRAFT_RL_SUSPEND_AFTER_STRIKES', 10, 2, 10_000),
+    abuseFactor: r.int('MOONDRAFT_RL_ABUSE_FACTOR', 10, 2, 10_000),
+    suspensionMs: r.int('MOONDRAFT_RL_SUSPENSION_SEC', 300, 1, 86_400) * 1000,
+    signinPerIp: r.int('MOONDRAFT_RL_SIGNIN_PER_IP', 10, 1, 100_000),
+    publicPerIp: r.int('MOONDRAFT_RL_PUBLIC_PER_IP', 50, 1, 100_000),
+  };
+  if (rateLimit.penaltyMaxMs < rateLimit.penaltyBaseMs) {
+    throw new ConfigError('MOONDRAFT_RL_PENALTY_MAX_MS', 'must not be below MOONDRAFT_RL_PENALTY_BASE_MS');
+  }
+  const exemptRaw = r.raw('MOONDRAFT_DDOS_EXEMPT');
+  const ddosExempt = exemptRaw === undefined ? ['127.0.0.0/8', '::1'] : exemptRaw === 'none' ? [] : r.list('MOONDRAFT_DDOS_EXEMPT');
+  for (const p of ddosExempt) {
+    if (!isAddressOrCidr(p)) throw new ConfigError('MOONDRAFT_DDOS_EXEMPT', `${JSON.stringify(p)} is not an IP address or CIDR range (or "none")`);
+  }
+  const ddos: DdosConfig = {
+    authFailures: r.int('MOONDRAFT_DDOS_AUTH_FAILURES', 20, 1, 100_000),
+    authFailureWindowMs: r.int('MOONDRAFT_DDOS_AUTH_FAILURE_WINDOW_SEC', 60, 1, 86_400) * 1000,
+    clientErrorsPerSec: r.int('MOONDRAFT_DDOS_CLIENT_ERRORS_PER_SEC', 30, 1, 100_000),
+    blockMs: r.int('MOONDRAFT_DDOS_BLOCK_SEC', 900, 1, 30 * 86_400) * 1000,
+    exempt: [...ddosExempt, ...trustedProxies],
+  };
   const config: Config = {
     env,
     host,
@@ -258,6 +321,8 @@ export function loadConfig(environment: Source = process.env): Config {
       batchSize: r.int('MOONDRAFT_AUDIT_BATCH_SIZE', 500, 1, 10_000),
       bufferCapacity: r.int('MOONDRAFT_AUDIT_BUFFER_CAPACITY', 20_000, 1, 1_000_000),
     },
+    rateLimit,
+    ddos,
   };
   if (config.jwt.refreshIdleSec > config.jwt.refreshAbsoluteSec) {
     throw new ConfigError('MOONDRAFT_REFRESH_IDLE_DAYS', 'must not exceed MOONDRAFT_REFRESH_ABSOLUTE_DAYS');

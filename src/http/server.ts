@@ -7,7 +7,7 @@ import { accessAuditHook } from '../audit/access.js';
 import type { Services } from '../services.js';
 import { ANONYMOUS } from '../security/principal.js';
 import { normalizeIp } from './client-address.js';
-import { runStages, securityStages } from './pipeline.js';
+import { arrivalStages, responseObservers, runStages, securityStages } from './pipeline.js';
 import { errorHandler, notFoundHandler } from './problem.js';
 import { registerRoutes } from './routes/index.js';
 import type { App } from './types.js';
@@ -83,6 +83,7 @@ export async function buildServer(services: Services): Promise<App> {
       reply.header('Strict-Transport-Security', 'max-age=63072000; includeSubDomains');
     }
   });
+  app.addHook('onRequest', runStages(arrivalStages(services)));
   app.addHook('preValidation', runStages(securityStages(services)));
   app.addHook('onSend', async (_request, reply, payload) => {
     reply.header('X-API-Server-Time', String(services.clock.now()));
@@ -98,6 +99,8 @@ export async function buildServer(services: Services): Promise<App> {
   });
   // The audit trail's access event (anonymized, buffered, written in batches): see audit/access.ts.
   app.addHook('onResponse', accessAuditHook(services.audit, services.clock));
+
+  for (const observe of responseObservers(services)) app.addHook('onResponse', observe);
 
   await app.register(swagger, {
     openapi: {

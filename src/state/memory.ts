@@ -1,18 +1,25 @@
 import { EventEmitter } from 'node:events';
 import type { Clock } from '../lib/clock.js';
 import { systemClock } from '../lib/clock.js';
-import type { SharedState, WindowDecision } from './port.js';
+import type { SharedState, WindowDecision, WindowOptions } from './port.js';
 
 interface Entry {
   value: string;
   expiresAt: number | null;
 }
 
+/** One key's sliding-window log: admitted hit times, ascending, live from `start`. */
+interface HitLog {
+  hits: number[];
+  start: number;
+  windowMs: number;
+}
+
 /** In-process shared state for the embedded default (one server process). */
 export class MemoryState implements SharedState {
   readonly kind = 'memory' as const;
   private readonly entries = new Map<string, Entry>();
-  private readonly windows = new Map<string, number[]>();
+  private readonly windows = new Map<string, HitLog>();
   private readonly bus = new EventEmitter();
   private readonly sweeper: NodeJS.Timeout;
 
@@ -34,7 +41,7 @@ export class MemoryState implements SharedState {
   private sweep(): void {
     const now = this.clock.now();
     for (const [k, e] of this.entries) if (e.expiresAt !== null && e.expiresAt <= now) this.entries.delete(k);
-    for (const [k, hits] of this.windows) if (hits.length === 0 || hits[hits.length - 1]! <= now - 3_600_000) this.windows.delete(k);
+    for (const [k, log] of this.windows) if (log.hits.length === log.start || log.hits[log.hits.length - 1]! <= now - log.windowMs) this.windows.delete(k);
   }
 
   async get(key: string) {
@@ -74,15 +81,32 @@ export class MemoryState implements SharedState {
   async keys(prefix: string) {
     return [...this.entries.keys()].filter((k) => k.startsWith(prefix) && this.live(k));
   }
-  async slidingWindowHit(key: string, limit: number, windowMs: number, now: number): Promise<WindowDecision> {
-    const hits = (this.windows.get(key) ?? []).filter((t) => t > now - windowMs);
-    let allowed = false;
-    if (hits.length < limit) {
-      hits.push(now);
-      allowed = true;
+  async slidingWindowHit(key: string, limit: number, windowMs: number, now?: number, options: WindowOptions = {}): Promise<WindowDecision> {
+    let log = this.windows.get(key);
+    if (!log) {
+      log = { hits: [], start: 0, windowMs };
+      this.windows.set(key, log);
     }
-    this.windows.set(key, hits);
-    return windowDecision(allowed, hits, limit, windowMs, now);
+    log.windowMs = windowMs;
+    const { hits } = log;
+    // Time never runs backwards for a key (see the port): a late caller counts at the newest hit.
+    const newest = hits[hits.length - 1];
+    const at = newest !== undefined && newest > (now ?? this.clock.now()) ? newest : (now ?? this.clock.now());
+    while (log.start < hits.length && hits[log.start]! <= at - windowMs) log.start++;
+    if (log.start > 64 && log.start * 2 > hits.length) {
+      hits.splice(0, log.start);
+      log.start = 0;
+    }
+    for (const holdKey of options.holdKeys ?? []) {
+      const e = this.live(holdKey);
+      if (e) {
+        const left = e.expiresAt === null ? windowMs : Math.max(1, e.expiresAt - this.clock.now());
+        return { ...logDecision(log, limit, at), allowed: false, retryAfterMs: left, held: { key: holdKey, value: e.value } };
+      }
+    }
+    const allowed = hits.length - log.start < limit;
+    if (allowed) hits.push(at);
+    return { ...logDecision(log, limit, at), allowed };
   }
   async publish(channel: string, message: string) {
     // Delivered asynchronously, as Redis does, so publishers never run subscribers inline.
@@ -103,12 +127,13 @@ export class MemoryState implements SharedState {
   }
 }
 
-/** Shared by both implementations so they report identically. `hits` is sorted ascending. */
-export function windowDecision(allowed: boolean, hits: readonly number[], limit: number, windowMs: number, now: number): WindowDecision {
-  const count = hits.length;
-  const oldest = hits[0];
-  const newest = hits[count - 1];
-  const retryAfterMs = count < limit || oldest === undefined ? 0 : Math.max(1, oldest + windowMs - now);
-  const resetMs = newest === undefined ? 0 : Math.max(0, newest + windowMs - now);
-  return { allowed, count, retryAfterMs, resetMs };
+function logDecision(log: HitLog, limit: number, at: number): Omit<WindowDecision, 'allowed'> {
+  const { hits, start, windowMs } = log;
+  const count = hits.length - start;
+  // One more hit is admitted once the (count - limit + 1) oldest hits have left the window.
+  const blocking = count >= limit ? hits[start + count - Math.max(limit, 0)] : undefined;
+  const retryAfterMs = blocking === undefined ? (count >= limit ? windowMs : 0) : Math.max(1, blocking + windowMs - at);
+  const nextFreeMs = count === 0 ? 0 : Math.max(1, hits[start]! + windowMs - at);
+  const resetMs = count === 0 ? 0 : Math.max(1, hits[hits.length - 1]! + windowMs - at);
+  return { count, retryAfterMs, nextFreeMs, resetMs, at };
 }

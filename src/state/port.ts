@@ -24,11 +24,21 @@ export interface SharedState {
   /** Keys (without the instance prefix) starting with `prefix`; for small admin listings only. */
   keys(prefix: string): Promise<string[]>;
   /**
-   * Sliding-window log admission, atomic across processes: admits when fewer than `limit` hits lie
-   * in (now - windowMs, now], recording the hit; otherwise refuses and tells when the oldest hit in
-   * the window leaves it.
+   * Sliding-window log admission, atomic across processes. A hit at time t is admitted when fewer
+   * than `limit` admitted hits lie in (t - windowMs, t]; only admitted hits are recorded. Hence no
+   * half-open interval of `windowMs` ever holds more than `limit` admitted hits, and a caller that
+   * never sends more than `limit` per window is never refused (GCRA and fixed windows give up one
+   * of the two). Time never runs backwards for a key: a decision time earlier than the key's newest
+   * hit counts as that newest hit's time.
+   *
+   * `now` (epoch ms) is the decision time; omit it to use the state's own clock. RedisState then
+   * reads Redis's TIME inside the script: one clock for every process, so process clock skew
+   * cannot widen a window. Pass `now` only with a test clock.
+   *
+   * `holdKeys`: while any of these keys exists the hit is refused without being recorded, and the
+   * decision names the key and its value (penalties and suspensions use this, in the same round trip).
    */
-  slidingWindowHit(key: string, limit: number, windowMs: number, now: number): Promise<WindowDecision>;
+  slidingWindowHit(key: string, limit: number, windowMs: number, now?: number, options?: WindowOptions): Promise<WindowDecision>;
   publish(channel: string, message: string): Promise<void>;
   /** Handler called for each message on `channel`; returns an unsubscribe function. */
   subscribe(channel: string, handler: (message: string) => void): Promise<() => Promise<void>>;
@@ -36,14 +46,24 @@ export interface SharedState {
   close(): Promise<void>;
 }
 
+export interface WindowOptions {
+  holdKeys?: readonly string[];
+}
+
 export interface WindowDecision {
   allowed: boolean;
-  /** Hits in the window after this decision. */
+  /** Admitted hits in the window after this decision. */
   count: number;
-  /** Ms until one more hit would be admitted (0 when allowed now and room remains). */
+  /** Ms until one more hit would be admitted: 0 when room remains; when held, the hold's remaining time. */
   retryAfterMs: number;
+  /** Ms until the oldest hit in the window leaves it, freeing quota (0 when the window is empty). */
+  nextFreeMs: number;
   /** Ms until the window holds no hit. */
   resetMs: number;
+  /** The decision time used (epoch ms, on the clock that decided). */
+  at: number;
+  /** Set when refused because a hold key exists. */
+  held?: { key: string; value: string };
 }
 
 export class StateUnavailableError extends Error {

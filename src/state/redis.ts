@@ -1,28 +1,72 @@
 import { randomBytes } from 'node:crypto';
 import { Redis, type RedisOptions } from 'ioredis';
-import { windowDecision } from './memory.js';
-import { StateUnavailableError, type SharedState, type WindowDecision } from './port.js';
+import { StateUnavailableError, type SharedState, type WindowDecision, type WindowOptions } from './port.js';
 
 const INCR_WITH_TTL = `
 local v = redis.call('INCRBY', KEYS[1], ARGV[1])
 if redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return v`;
 
-// One round trip, atomic: drop hits that left the window, admit if room, report oldest/newest.
+/**
+ * One sliding-window decision in one round trip, atomic across processes. KEYS[1] is the hit log
+ * (a sorted set scored by ms), KEYS[2..] are hold keys. ARGV: limit, window ms, decision time ms
+ * ('' = Redis TIME, one clock for all processes), a unique member. Time never runs backwards for a
+ * key: a decision earlier than the newest hit counts at the newest hit.
+ */
 const SLIDING_WINDOW = `
-local key, limit, window, now, member = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
-redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
-local count = redis.call('ZCARD', key)
-local allowed = 0
-if count < limit then
-  redis.call('ZADD', key, now, member)
-  count = count + 1
-  allowed = 1
+local key, limit, window = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2])
+local at
+if ARGV[3] == '' then
+  local t = redis.call('TIME')
+  at = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+else
+  at = tonumber(ARGV[3])
 end
-redis.call('PEXPIRE', key, window)
-local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
 local newest = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
-return {allowed, count, oldest[2] or '', newest[2] or ''}`;
+local newestAt = newest[2] and tonumber(newest[2])
+if newestAt and newestAt > at then at = newestAt end
+redis.call('ZREMRANGEBYSCORE', key, '-inf', at - window)
+local count = redis.call('ZCARD', key)
+local heldKey, heldValue, retry = '', '', 0
+if #KEYS > 1 then
+  local held = redis.call('MGET', unpack(KEYS, 2))
+  for i = 1, #KEYS - 1 do
+    if held[i] then
+      heldKey, heldValue = KEYS[i + 1], held[i]
+      retry = redis.call('PTTL', heldKey)
+      if retry <= 0 then retry = window end
+      break
+    end
+  end
+end
+local allowed = 0
+if heldKey == '' and count < limit then
+  redis.call('ZADD', key, at, ARGV[4])
+  redis.call('PEXPIRE', key, window)
+  count, allowed, newestAt = count + 1, 1, at
+end
+local nextFree, reset = 0, 0
+if count > 0 then
+  local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+  nextFree = math.max(1, tonumber(oldest[2]) + window - at)
+  reset = math.max(1, newestAt + window - at)
+end
+if heldKey == '' and count >= limit then
+  if limit > 0 then
+    local b = redis.call('ZRANGE', key, count - limit, count - limit, 'WITHSCORES')
+    retry = math.max(1, tonumber(b[2]) + window - at)
+  else
+    retry = window
+  end
+end
+return {allowed, count, retry, nextFree, reset, at, heldKey, heldValue}`;
+
+type WindowReply = [number, number, number, number, number, number, string, string];
+
+interface ScriptedRedis extends Redis {
+  mdSlidingWindow(numKeys: number, ...args: string[]): Promise<WindowReply>;
+  mdIncrWithTtl(key: string, by: string, ttlMs: string): Promise<number>;
+}
 
 export interface RedisStateOptions {
   url: string;
@@ -39,16 +83,23 @@ export interface RedisStateOptions {
  */
 export class RedisState implements SharedState {
   readonly kind = 'redis' as const;
-  private readonly client: Redis;
+  private readonly client: ScriptedRedis;
   private subscriber: Redis | undefined;
+  private subscriberReady: Promise<void> | undefined;
+  private readonly channels = new Map<string, Promise<void>>();
   private readonly handlers = new Map<string, Set<(m: string) => void>>();
   readonly prefix: string;
   private seq = 0;
+  /** Makes hit-log members unique across processes (pids repeat across containers). */
+  private readonly instance = randomBytes(8).toString('base64url');
 
   constructor(private readonly options: RedisStateOptions) {
     this.prefix = options.prefix;
-    this.client = new Redis(options.url, this.clientOptions());
+    this.client = new Redis(options.url, this.clientOptions()) as ScriptedRedis;
     this.client.on('error', () => {}); // surfaced per command; reconnects by itself
+    // EVALSHA with a transparent reload on NOSCRIPT: the script body is not resent on every call.
+    this.client.defineCommand('mdSlidingWindow', { lua: SLIDING_WINDOW });
+    this.client.defineCommand('mdIncrWithTtl', { lua: INCR_WITH_TTL, numberOfKeys: 1 });
   }
 
   private clientOptions(): RedisOptions {
@@ -95,7 +146,7 @@ export class RedisState implements SharedState {
     await this.run('del', () => this.client.del(this.k(key)));
   }
   async incr(key: string, by: number, ttlMs: number) {
-    const v = await this.run('incr', () => this.client.eval(INCR_WITH_TTL, 1, this.k(key), String(by), String(Math.max(1, Math.ceil(ttlMs)))));
+    const v = await this.run('incr', () => this.client.mdIncrWithTtl(this.k(key), String(by), String(Math.max(1, Math.ceil(ttlMs)))));
     return Number(v);
   }
   async ttl(key: string) {
@@ -112,44 +163,83 @@ export class RedisState implements SharedState {
     } while (cursor !== '0');
     return out;
   }
-  async slidingWindowHit(key: string, limit: number, windowMs: number, now: number): Promise<WindowDecision> {
-    const member = `${now}:${process.pid}:${++this.seq}:${randomBytes(4).toString('hex')}`;
-    const r = (await this.run('sliding window', () => this.client.eval(SLIDING_WINDOW, 1, this.k(key), String(limit), String(windowMs), String(now), member))) as [number, number, string, string];
-    const [allowed, count, oldest, newest] = r;
-    // Only oldest/newest matter to the shared decision shape; rebuild a minimal sorted list.
-    const hits: number[] = [];
-    if (oldest !== '') hits.push(Number(oldest));
-    for (let i = 1; i < count - 1; i++) hits.push(Number(oldest));
-    if (newest !== '' && count > 1) hits.push(Number(newest));
-    return windowDecision(allowed === 1, hits, limit, windowMs, now);
+  async slidingWindowHit(key: string, limit: number, windowMs: number, now?: number, options: WindowOptions = {}): Promise<WindowDecision> {
+    const member = `${this.instance}:${++this.seq}`;
+    const keys = [this.k(key), ...(options.holdKeys ?? []).map((h) => this.k(h))];
+    const args = [String(limit), String(windowMs), now === undefined ? '' : String(now), member];
+    const [allowed, count, retryAfterMs, nextFreeMs, resetMs, at, heldKey, heldValue] = await this.run('sliding window', () => this.client.mdSlidingWindow(keys.length, ...keys, ...args));
+    const decision: WindowDecision = { allowed: allowed === 1, count, retryAfterMs, nextFreeMs, resetMs, at };
+    if (heldKey !== '') decision.held = { key: heldKey.slice(this.prefix.length), value: heldValue };
+    return decision;
   }
   async publish(channel: string, message: string) {
     await this.run('publish', () => this.client.publish(this.k(channel), message));
   }
-  async subscribe(channel: string, handler: (message: string) => void) {
+  /**
+   * The subscriber connection, created on first use. SUBSCRIBE is sent only once it is ready:
+   * ioredis fails its own ready check (INFO) on a connection that entered subscriber mode first,
+   * which used to lose early subscriptions. ioredis re-subscribes by itself after a reconnect.
+   */
+  private subscriberConnection(): { sub: Redis; ready: Promise<void> } {
     if (!this.subscriber) {
-      const sub = new Redis(this.options.url, { ...this.clientOptions(), enableOfflineQueue: true, commandTimeout: undefined });
+      const sub = new Redis(this.options.url, { ...this.clientOptions(), enableOfflineQueue: true, commandTimeout: undefined, maxRetriesPerRequest: null });
       sub.on('error', () => {});
       sub.on('message', (ch: string, message: string) => {
         for (const h of this.handlers.get(ch.slice(this.prefix.length)) ?? []) h(message);
       });
       this.subscriber = sub;
+      this.subscriberReady = new Promise<void>((resolve) => sub.once('ready', () => resolve()));
     }
+    return { sub: this.subscriber, ready: this.subscriberReady! };
+  }
+
+  /** Resolves once `channel` is subscribed (waits while Redis is unreachable). */
+  async subscribe(channel: string, handler: (message: string) => void) {
+    const { sub, ready } = this.subscriberConnection();
     let set = this.handlers.get(channel);
     if (!set) {
       set = new Set();
       this.handlers.set(channel, set);
-      const sub = this.subscriber;
-      await this.run('subscribe', () => sub.subscribe(this.k(channel)));
     }
     set.add(handler);
+    let active = this.channels.get(channel);
+    if (!active) {
+      active = ready.then(() => sub.subscribe(this.k(channel))).then(() => undefined);
+      this.channels.set(channel, active);
+    }
+    try {
+      await active;
+    } catch (err) {
+      this.channels.delete(channel);
+      set.delete(handler);
+      throw new StateUnavailableError('shared state (redis) failed on subscribe', { cause: err });
+    }
     return async () => {
       set!.delete(handler);
-      if (set!.size === 0) {
+      if (set!.size === 0 && this.handlers.get(channel) === set) {
         this.handlers.delete(channel);
+        this.channels.delete(channel);
         await this.subscriber?.unsubscribe(this.k(channel)).catch(() => {});
       }
     };
+  }
+  /**
+   * Resolves once connected (commands issued before that are refused, not queued), or rejects with
+   * StateUnavailableError after `timeoutMs`.
+   */
+  whenReady(timeoutMs = 2000): Promise<void> {
+    if (this.client.status === 'ready') return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const onReady = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        this.client.off('ready', onReady);
+        reject(new StateUnavailableError(`shared state (redis) not ready after ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.client.once('ready', onReady);
+    });
   }
   async ping() {
     try {

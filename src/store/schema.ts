@@ -53,6 +53,26 @@ export interface ApiKeysTable {
   updated_at: number;
 }
 
+/** Partner rate limits per account (requests per second; null = the API.md default). */
+export interface RateLimitOverridesTable {
+  account_id: string;
+  market: number | null;
+  trading: number | null;
+  account: number | null;
+  tokens: number | null;
+  updated_at: number;
+  updated_by: string;
+}
+
+/** Administrator IP blocks (automatic blocks live in shared state only). */
+export interface IpBlocksTable {
+  target: string;
+  reason: string;
+  created_at: number;
+  expires_at: number | null;
+  created_by: string;
+}
+
 export interface Database {
   accounts: AccountsTable;
   api_keys: ApiKeysTable;
@@ -147,4 +167,6 @@ export interface Database {
   audit_chain_head: AuditChainHeadTable;
   audit_checkpoints: AuditCheckpointsTable;
   audit_signing_keys: AuditSigningKeysTable;
+  rate_limit_overrides: RateLimitOverridesTable;
+  ip_blocks: IpBlocksTable;
 }

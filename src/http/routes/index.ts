@@ -6,6 +6,7 @@ import { authRoutes } from './auth.js';
 import { sessionRoutes } from './sessions.js';
 import { keyRoutes } from './keys.js';
 import { auditRoutes } from './audit.js';
+import { rateLimitRoutes } from './ratelimit.js';
 import { systemRoutes } from './system.js';
 
 /** Every route module, one per feature. Each registers its routes with a declared permission. */
@@ -17,4 +18,5 @@ export async function registerRoutes(app: App, services: Services): Promise<void
   adminAccountRoutes(app, services);
   keyRoutes(app, services);
   auditRoutes(app, services);
+  rateLimitRoutes(app, services);
 }

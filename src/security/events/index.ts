@@ -29,6 +29,7 @@ export type SecurityEvent = SecurityEventBase &
     | { type: 'ratelimit.suspended'; category: string; subject: string; untilMs: number }
     | { type: 'ip.blocked' | 'ip.unblocked'; target: string; reason: string; by?: string | undefined }
     | { type: 'signing_keys.rotated'; kid: string }
+    | { type: 'ratelimit.limits_changed'; limits: Record<string, number>; by: string }
   );
 
 export type SecurityEventType = SecurityEvent['type'];

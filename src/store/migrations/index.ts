@@ -4,6 +4,8 @@ import * as m0001 from './0001_accounts.js';
 import * as m0010 from './0010_identity.js';
 import * as m0030 from './0030_api_keys.js';
 import * as m0050 from './0050_audit.js';
+import * as m0040 from './0040_rate_limits.js';
+import * as m0041 from './0041_ip_blocks.js';
 
 type Step = { up: (dialect: Dialect) => (db: Kysely<any>) => Promise<void>; down?: (dialect: Dialect) => (db: Kysely<any>) => Promise<void> };
 
@@ -16,6 +18,8 @@ const STEPS: Record<string, Step> = {
   '0010_identity': m0010,
   '0030_api_keys': m0030,
   '0050_audit': m0050,
+  '0040_rate_limits': m0040,
+  '0041_ip_blocks': m0041,
 };
 
 export function migrations(dialect: Dialect): Record<string, Migration> {

@@ -1,0 +1,44 @@
+import { ApiError } from '../../errors/registry.js';
+import { clientGroup } from '../../security/ddos/ip.js';
+import { rateLimitHeaders, wholeSeconds } from '../../security/ratelimit/headers.js';
+import { categoryOf, DEFAULT_LIMITS, targetFor, type Caller } from '../../security/ratelimit/policies.js';
+import type { Services } from '../../services.js';
+import type { Stage } from './types.js';
+
+/**
+ * Applies the rate limit the request falls under (security/ratelimit/policies.ts) and reports it
+ * in `RateLimit-Policy` and `RateLimit` on every limited response, refusals included. A refusal is
+ * 429 `rate_limited` or `temporarily_suspended` with Retry-After in whole seconds, rounded up.
+ * Shared state unavailable: trading, account and token requests fail closed (503), others are
+ * limited per process.
+ */
+export function rateLimitStage(services: Services): Stage {
+  return {
+    name: 'rateLimit',
+    async run(request, reply) {
+      const path = request.routeOptions.url ?? request.url.split('?', 1)[0]!;
+      const p = request.principal;
+      let caller: Caller;
+      if (p.kind === 'anonymous') caller = { kind: 'anonymous', clientGroup: clientGroup(request.clientIp), exempt: services.ddosGuard.isExempt(request.clientIp) };
+      else if (categoryOf(path) === null) return; // authenticated, uncategorised: not limited here
+      else caller = p.kind === 'apiKey' ? { kind: 'apiKey', keyId: p.keyId, accountId: p.accountId } : { kind: 'session', accountId: p.accountId };
+      const limits = caller.kind === 'anonymous' ? DEFAULT_LIMITS : await services.partnerLimits.limitsFor(caller.accountId);
+      const target = targetFor(path, caller, limits, services.config.rateLimit);
+      if (!target) return;
+
+      const d = await services.rateLimiter.hit(target, { ip: request.clientIp, requestId: request.id });
+      const headers = rateLimitHeaders(target.policy.name, target.policy.limit, target.policy.windowMs, d.remaining, d.nextQuotaMs);
+      reply.headers(headers);
+      if (d.outcome === 'allowed') return;
+      const retryAfter = Math.max(1, wholeSeconds(d.retryAfterMs));
+      const detail =
+        d.outcome === 'suspended'
+          ? `Requests in the ${target.policy.name} category are suspended after sustained excess; retry after ${retryAfter} s`
+          : `More than ${target.policy.limit} ${target.policy.name} requests per second; retry after ${retryAfter} s`;
+      throw new ApiError(d.outcome === 'suspended' ? 'temporarily_suspended' : 'rate_limited', detail, {
+        headers: { ...headers, 'Retry-After': String(retryAfter) },
+        extra: { retryAfter },
+      });
+    },
+  };
+}

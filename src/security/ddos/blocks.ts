@@ -1,0 +1,294 @@
+import { randomBytes } from 'node:crypto';
+import type { BlockList } from 'node:net';
+import type { Logger } from 'pino';
+import { fail, ok, type Result } from '../../errors/registry.js';
+import type { Clock } from '../../lib/clock.js';
+import type { Store } from '../../store/db.js';
+import { StateUnavailableError, type SharedState } from '../../state/port.js';
+import type { SecurityEvents } from '../events/index.js';
+import { blockListOf, canonicalAddress, clientGroup, familyOf, parseTarget } from './ip.js';
+import type { DdosMetrics } from './metrics.js';
+
+export interface IpBlock {
+  /** An address, or a range in CIDR notation (canonical spelling). */
+  target: string;
+  reason: string;
+  source: 'manual' | 'auto';
+  createdAt: number;
+  /** Epoch ms; null for a block that lasts until removed. */
+  expiresAt: number | null;
+  createdBy: string | null;
+}
+
+const KEY_PREFIX = 'ipblock:';
+/** Changes on every add or remove, so a process that missed a message notices on its next poll. */
+const VERSION_KEY = 'ipblocks:version';
+export const BLOCKS_CHANNEL = 'ipblocks';
+
+type Message = { op: 'add'; block: IpBlock } | { op: 'remove'; target: string };
+
+export interface IpBlocksDeps {
+  store: Store;
+  state: SharedState;
+  clock: Clock;
+  events: SecurityEvents;
+  log: Logger;
+  metrics: DdosMetrics;
+  /** How often each process checks the version key (a safety net behind pub/sub). */
+  syncMs?: number;
+}
+
+/**
+ * The IP block list. Blocks live in shared state (every process enforces them) and, when made by
+ * an administrator, in the store too (they survive restarts). Each process keeps a mirror that it
+ * checks with no I/O, so a blocked address is refused before any expensive work and a flood from
+ * it costs nothing; the mirror follows changes by pub/sub at once and by polling a version key.
+ * While shared state is unavailable the mirror stays in force, and automatic blocks are applied
+ * locally.
+ */
+export class IpBlocks {
+  /** Single addresses and IPv6 /64s (the unit automatic blocks use), by canonical target. */
+  private readonly exact = new Map<string, IpBlock>();
+  /** Other ranges (administrator blocks; few). */
+  private readonly ranges = new Map<string, { block: IpBlock; list: BlockList }>();
+  /** Blocks this process applied while shared state was unavailable; pushed there when it returns. */
+  private readonly localOnly = new Map<string, IpBlock>();
+  private seenVersion: string | null | undefined;
+  private unsubscribe: (() => Promise<void>) | undefined;
+  private readonly timer: NodeJS.Timeout;
+  /** The first load (store, then shared state) has been attempted. */
+  readonly initialized: Promise<void>;
+  /** Also listening for changes from other processes. */
+  readonly ready: Promise<void>;
+
+  constructor(private readonly deps: IpBlocksDeps) {
+    this.initialized = this.seed().then(() => this.sync());
+    this.ready = this.initialized.then(() =>
+      deps.state.subscribe(BLOCKS_CHANNEL, (m) => this.onMessage(m)).then(
+        (off) => {
+          this.unsubscribe = off;
+        },
+        (err) => deps.log.warn({ err }, 'ip blocks: cannot subscribe to changes; relying on polling'),
+      ),
+    );
+    this.timer = setInterval(() => void this.sync(), deps.syncMs ?? 2000);
+    this.timer.unref();
+  }
+
+  /** The block covering this address, if any. Synchronous, no I/O: runs first on every request. */
+  check(ip: string): IpBlock | undefined {
+    if (this.exact.size === 0 && this.ranges.size === 0) return undefined;
+    const address = canonicalAddress(ip);
+    if (!address) return undefined;
+    const now = this.deps.clock.now();
+    const family = familyOf(address);
+    for (const key of family === 'ipv6' ? [address, clientGroup(address)] : [address]) {
+      const b = this.exact.get(key);
+      if (b && this.live(b, now)) return b;
+    }
+    for (const { block, list } of this.ranges.values()) {
+      if (this.live(block, now) && list.check(address, family)) return block;
+    }
+    return undefined;
+  }
+
+  private live(b: IpBlock, now: number): boolean {
+    if (b.expiresAt === null || b.expiresAt > now) return true;
+    this.forget(b.target);
+    this.localOnly.delete(b.target);
+    return false;
+  }
+
+  /** Counts a request refused because of a block (metrics). */
+  countRefusal(): void {
+    this.deps.metrics.blockedRequests.inc();
+  }
+
+  /** Every block in force, fresh from shared state when it answers. */
+  async list(): Promise<IpBlock[]> {
+    await this.sync(true);
+    const now = this.deps.clock.now();
+    return [...this.exact.values(), ...[...this.ranges.values()].map((r) => r.block)].filter((b) => this.live(b, now)).sort((a, b) => a.createdAt - b.createdAt || a.target.localeCompare(b.target));
+  }
+
+  /** An administrator's block: stored, shared with every process, announced. */
+  async add(target: string, options: { reason: string; ttlMs?: number | undefined; by: string }): Promise<Result<IpBlock, 'validation_failed'>> {
+    const t = parseTarget(target);
+    if (!t) return fail('validation_failed', 'target must be an IP address or a CIDR range (at least /8 for IPv4, /16 for IPv6)');
+    const now = this.deps.clock.now();
+    const block: IpBlock = {
+      target: t.canonical,
+      reason: options.reason,
+      source: 'manual',
+      createdAt: now,
+      expiresAt: options.ttlMs === undefined ? null : now + options.ttlMs,
+      createdBy: options.by,
+    };
+    await this.deps.state.set(KEY_PREFIX + block.target, JSON.stringify(block), options.ttlMs);
+    const row = { target: block.target, reason: block.reason, created_at: now, expires_at: block.expiresAt, created_by: options.by };
+    const { target: _t, ...update } = row;
+    await this.deps.store.db.insertInto('ip_blocks').values(row).onConflict((oc) => oc.column('target').doUpdateSet(update)).execute();
+    await this.announce({ op: 'add', block });
+    this.apply(block);
+    this.deps.metrics.blocksCreated.inc({ source: 'manual', reason: 'admin' });
+    this.deps.events.emit({ type: 'ip.blocked', at: now, target: block.target, reason: block.reason, by: options.by });
+    return ok(block);
+  }
+
+  /**
+   * A temporary block decided by the DDoS guard. Only the first process to block a target
+   * announces it; with shared state unavailable the block applies to this process alone.
+   */
+  async autoBlock(target: string, reason: string, ttlMs: number): Promise<IpBlock | undefined> {
+    const t = parseTarget(target);
+    if (!t) return undefined;
+    const now = this.deps.clock.now();
+    const block: IpBlock = { target: t.canonical, reason, source: 'auto', createdAt: now, expiresAt: now + ttlMs, createdBy: null };
+    let first: boolean;
+    try {
+      first = await this.deps.state.setIfAbsent(KEY_PREFIX + block.target, JSON.stringify(block), ttlMs);
+    } catch (err) {
+      if (!(err instanceof StateUnavailableError)) throw err;
+      this.localOnly.set(block.target, block);
+      first = true;
+    }
+    if (!first) {
+      const existing = parseBlock(await this.deps.state.get(KEY_PREFIX + block.target).catch(() => null));
+      if (existing) this.apply(existing);
+      return existing ?? undefined;
+    }
+    if (!this.localOnly.has(block.target)) await this.announce({ op: 'add', block }).catch(() => {});
+    this.apply(block);
+    this.deps.metrics.blocksCreated.inc({ source: 'auto', reason });
+    this.deps.events.emit({ type: 'ip.blocked', at: now, target: block.target, reason, by: 'auto' });
+    this.deps.log.warn({ target: block.target, reason, seconds: ttlMs / 1000 }, 'ddos guard: address blocked');
+    return block;
+  }
+
+  /** Lifts a block; false when there was none. */
+  async remove(target: string, by: string): Promise<Result<boolean, 'validation_failed'>> {
+    const t = parseTarget(target);
+    if (!t) return fail('validation_failed', 'target must be an IP address or a CIDR range');
+    const key = KEY_PREFIX + t.canonical;
+    const inState = (await this.deps.state.get(key)) !== null;
+    const known = this.exact.has(t.canonical) || this.ranges.has(t.canonical);
+    await this.deps.state.del(key);
+    const removed = await this.deps.store.db.deleteFrom('ip_blocks').where('target', '=', t.canonical).executeTakeFirst();
+    const existed = inState || known || Number(removed.numDeletedRows) > 0;
+    await this.announce({ op: 'remove', target: t.canonical });
+    this.forget(t.canonical);
+    this.localOnly.delete(t.canonical);
+    if (existed) this.deps.events.emit({ type: 'ip.unblocked', at: this.deps.clock.now(), target: t.canonical, reason: 'admin', by });
+    return ok(existed);
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.timer);
+    await this.unsubscribe?.().catch(() => {});
+  }
+
+  private apply(block: IpBlock): void {
+    const t = parseTarget(block.target);
+    if (!t) return;
+    this.forget(t.canonical);
+    const single = t.prefix === (t.family === 'ipv4' ? 32 : 128) || (t.family === 'ipv6' && t.prefix === 64);
+    if (single) this.exact.set(t.canonical, block);
+    else this.ranges.set(t.canonical, { block, list: blockListOf([t.canonical]) });
+  }
+
+  private forget(target: string): void {
+    this.exact.delete(target);
+    this.ranges.delete(target);
+  }
+
+  private async announce(message: Message): Promise<void> {
+    await this.deps.state.set(VERSION_KEY, randomBytes(8).toString('hex'));
+    await this.deps.state.publish(BLOCKS_CHANNEL, JSON.stringify(message));
+  }
+
+  private onMessage(raw: string): void {
+    try {
+      const m = JSON.parse(raw) as Message;
+      if (m.op === 'add') {
+        const block = parseBlock(JSON.stringify(m.block));
+        if (block) this.apply(block);
+      } else if (m.op === 'remove' && typeof m.target === 'string') {
+        this.forget(m.target);
+        this.localOnly.delete(m.target);
+      }
+    } catch (err) {
+      this.deps.log.warn({ err }, 'ip blocks: unreadable change message ignored');
+    }
+  }
+
+  /** Administrator blocks from the store: in force at once, and put back into shared state if missing. */
+  private async seed(): Promise<void> {
+    const now = this.deps.clock.now();
+    let rows;
+    try {
+      rows = await this.deps.store.db.selectFrom('ip_blocks').selectAll().execute();
+    } catch (err) {
+      this.deps.log.error({ err }, 'ip blocks: cannot read stored blocks');
+      return;
+    }
+    for (const r of rows) {
+      const expiresAt = r.expires_at === null ? null : Number(r.expires_at);
+      if (expiresAt !== null && expiresAt <= now) {
+        await this.deps.store.db.deleteFrom('ip_blocks').where('target', '=', r.target).execute();
+        continue;
+      }
+      const block: IpBlock = { target: r.target, reason: r.reason, source: 'manual', createdAt: Number(r.created_at), expiresAt, createdBy: r.created_by };
+      this.apply(block);
+      this.localOnly.set(block.target, block); // until written to shared state by the next sync
+    }
+  }
+
+  /**
+   * Reloads the mirror from shared state when the version changed (or `force`). Blocks applied
+   * while shared state was down are written back first.
+   */
+  private async sync(force = false): Promise<void> {
+    try {
+      for (const block of [...this.localOnly.values()]) {
+        const ttl = block.expiresAt === null ? undefined : block.expiresAt - this.deps.clock.now();
+        if (ttl !== undefined && ttl <= 0) {
+          this.localOnly.delete(block.target);
+          continue;
+        }
+        // A permanent block gets a ten-year expiry here (setIfAbsent always takes one).
+        const added = await this.deps.state.setIfAbsent(KEY_PREFIX + block.target, JSON.stringify(block), ttl ?? 10 * 365 * 86_400_000);
+        if (added) await this.announce({ op: 'add', block });
+        this.localOnly.delete(block.target);
+      }
+      const version = await this.deps.state.get(VERSION_KEY);
+      if (!force && this.seenVersion !== undefined && version === this.seenVersion) return;
+      const keys = await this.deps.state.keys(KEY_PREFIX);
+      const values = await this.deps.state.getMany(keys);
+      const fresh = values.map(parseBlock).filter((b): b is IpBlock => b !== null);
+      this.exact.clear();
+      this.ranges.clear();
+      for (const b of [...fresh, ...this.localOnly.values()]) this.apply(b);
+      this.seenVersion = version;
+    } catch (err) {
+      if (!(err instanceof StateUnavailableError)) this.deps.log.error({ err }, 'ip blocks: sync failed');
+    }
+  }
+}
+
+function parseBlock(raw: string | null): IpBlock | null {
+  if (raw === null) return null;
+  try {
+    const b = JSON.parse(raw) as Partial<IpBlock>;
+    if (typeof b.target !== 'string' || !parseTarget(b.target) || typeof b.reason !== 'string' || typeof b.createdAt !== 'number') return null;
+    return {
+      target: b.target,
+      reason: b.reason,
+      source: b.source === 'auto' ? 'auto' : 'manual',
+      createdAt: b.createdAt,
+      expiresAt: typeof b.expiresAt === 'number' ? b.expiresAt : null,
+      createdBy: typeof b.createdBy === 'string' ? b.createdBy : null,
+    };
+  } catch {
+    return null;
+  }
+}

@@ -1,0 +1,35 @@
+import { describe, expect, it } from 'vitest';
+import { blockListOf, canonicalAddress, clientGroup, parseTarget } from './ip.js';
+
+describe('client addresses', () => {
+  it('canonicalises spellings of one address', () => {
+    expect(canonicalAddress('::ffff:10.1.2.3')).toBe('10.1.2.3');
+    expect(canonicalAddress('2001:DB8:0:0::1')).toBe('2001:db8::1');
+    expect(canonicalAddress('not an ip')).toBeUndefined();
+  });
+
+  it('groups IPv6 clients by /64 and IPv4 by address', () => {
+    expect(clientGroup('2001:db8:1:2:aaaa::1')).toBe('2001:db8:1:2::/64');
+    expect(clientGroup('2001:db8:1:2:ffff:ffff:ffff:ffff')).toBe('2001:db8:1:2::/64');
+    expect(clientGroup('203.0.113.7')).toBe('203.0.113.7');
+  });
+
+  it('parses block targets, normalising ranges to their network address', () => {
+    expect(parseTarget('10.1.2.3/8')).toMatchObject({ canonical: '10.0.0.0/8', prefix: 8, family: 'ipv4' });
+    expect(parseTarget('2001:db8::5/32')).toMatchObject({ canonical: '2001:db8::/32' });
+    expect(parseTarget('203.0.113.7')).toMatchObject({ canonical: '203.0.113.7', prefix: 32 });
+    expect(parseTarget('2001:db8::1/64')?.canonical).toBe(clientGroup('2001:db8::1'));
+  });
+
+  it('refuses targets that are not addresses or that would block nearly everyone', () => {
+    for (const bad of ['', 'example.com', '10.0.0.0/33', '0.0.0.0/0', '10.0.0.0/7', '::/0', '2001:db8::/15', '1.2.3.4/x', '1.2.3.4/24/1']) expect(parseTarget(bad)).toBeUndefined();
+  });
+
+  it('matches addresses against ranges', () => {
+    const list = blockListOf(['10.0.0.0/8', '2001:db8::/32', '203.0.113.7']);
+    expect(list.check('10.200.1.1', 'ipv4')).toBe(true);
+    expect(list.check('11.0.0.1', 'ipv4')).toBe(false);
+    expect(list.check('2001:db8:ffff::1', 'ipv6')).toBe(true);
+    expect(list.check('203.0.113.7', 'ipv4')).toBe(true);
+  });
+});

@@ -1,0 +1,182 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ManualClock } from '../../src/lib/clock.js';
+import type { SecurityEvent } from '../../src/security/events/index.js';
+import { sessionFor } from '../support/auth.js';
+import { startTestServer, type TestServer } from '../support/server.js';
+import { serviceAvailable } from '../support/services.js';
+
+const scaleout = (await serviceAvailable('redis')) && (await serviceAvailable('postgres'));
+const backends = (['embedded', 'scaleout'] as const).filter((b) => b === 'embedded' || scaleout);
+
+type Res = { statusCode: number; headers: Record<string, unknown>; json(): any };
+
+function expectProblem(res: Res, code: string, status: number) {
+  expect(res.statusCode).toBe(status);
+  expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
+  expect(res.json()).toMatchObject({ code, status });
+}
+
+describe.each(backends)('rate limits over HTTP (%s)', (backend) => {
+  let server: TestServer;
+  const events: SecurityEvent[] = [];
+  beforeAll(async () => {
+    // Grace 0: every refusal is a strike, so escalation shows request by request.
+    server = await startTestServer({ backend, env: { MOONDRAFT_RL_PENALTY_GRACE_MS: '0' } });
+    server.services.events.subscribe((e) => {
+      events.push(e);
+    });
+  });
+  afterAll(() => server.close());
+
+  const account = (headers: Record<string, string>) => server.app.inject({ method: 'GET', url: '/api/v1/account', headers });
+
+  it('every limited response carries RateLimit-Policy and RateLimit; unlimited routes do not', async () => {
+    const s = await sessionFor(server);
+    const first = await account(s.headers);
+    expect(first.statusCode).toBe(200);
+    expect(first.headers['ratelimit-policy']).toBe('"account";q=25;w=1');
+    expect(first.headers['ratelimit']).toBe('"account";r=24;t=1');
+    expect((await account(s.headers)).headers['ratelimit']).toBe('"account";r=23;t=1');
+    const admin = await sessionFor(server, { role: 'admin' });
+    const unlimited = await server.app.inject({ method: 'GET', url: '/api/v1/admin/ip-blocks', headers: admin.headers });
+    expect(unlimited.statusCode).toBe(200);
+    expect(unlimited.headers['ratelimit-policy']).toBeUndefined();
+    expect((await server.app.inject({ method: 'GET', url: '/health' })).headers['ratelimit']).toBeUndefined();
+  });
+
+  it('refuses beyond the limit with 429 rate_limited, Retry-After in whole seconds, and the headers', async () => {
+    const s = await sessionFor(server);
+    for (let i = 0; i < 25; i++) expect((await account(s.headers)).statusCode).toBe(200);
+    const res = await account(s.headers);
+    expectProblem(res, 'rate_limited', 429);
+    expect(res.headers['retry-after']).toMatch(/^[1-9]\d*$/);
+    expect(res.headers['ratelimit-policy']).toBe('"account";q=25;w=1');
+    expect(res.headers['ratelimit']).toMatch(/^"account";r=0;t=[1-9]\d*$/);
+    expect(res.json().retryAfter).toBe(Number(res.headers['retry-after']));
+    // Another account is not affected: limits are per account for sessions.
+    expect((await account((await sessionFor(server)).headers)).statusCode).toBe(200);
+  });
+
+  it('escalates the cool-down while the client keeps sending, then suspends it, once, as a security event', async () => {
+    const s = await sessionFor(server);
+    for (let i = 0; i < 25; i++) await account(s.headers);
+    const retryAfter: string[] = [];
+    for (let i = 0; i < 9; i++) {
+      const res = await account(s.headers);
+      expectProblem(res, 'rate_limited', 429);
+      retryAfter.push(res.headers['retry-after'] as string);
+    }
+    expect(retryAfter).toEqual(['1', '1', '2', '4', '8', '16', '32', '60', '60']);
+    const suspended = await account(s.headers);
+    expectProblem(suspended, 'temporarily_suspended', 429);
+    expect(suspended.headers['retry-after']).toBe('300');
+    expect(suspended.headers['ratelimit']).toBe('"account";r=0;t=300');
+    expectProblem(await account(s.headers), 'temporarily_suspended', 429);
+    const recorded = events.filter((e) => e.type === 'ratelimit.suspended' && e.accountId === s.account.id);
+    expect(recorded).toHaveLength(1);
+    expect(recorded[0]).toMatchObject({ category: 'account', subject: `a:${s.account.id}` });
+    expect(await server.services.metrics.text()).toMatch(/moondraft_ratelimit_suspensions_total\{category="account"\} [1-9]/);
+  });
+
+  it('partner limits: an admin raises or lowers an account’s limits for all its sessions', async () => {
+    const admin = await sessionFor(server, { role: 'admin' });
+    const partner = await sessionFor(server);
+    const put = (body: unknown) => server.app.inject({ method: 'PUT', url: `/api/v1/admin/accounts/${partner.account.wallet}/limits`, headers: admin.headers, payload: body as object });
+
+    const raised = await put({ account: 60, market: 1000 });
+    expect(raised.statusCode).toBe(200);
+    expect(raised.json()).toMatchObject({ accountId: partner.account.id, overrides: { account: 60, market: 1000 }, limits: { account: 60, market: 1000, trading: 50, tokens: 10 } });
+    expect((await account(partner.headers)).headers['ratelimit-policy']).toBe('"account";q=60;w=1');
+    const second = await sessionFor(server, { wallet: partner.account.wallet }); // another session, same account
+    expect((await account(second.headers)).headers['ratelimit']).toBe('"account";r=58;t=1');
+
+    expect((await put({ account: 3 })).statusCode).toBe(200);
+    const statuses = [];
+    for (let i = 0; i < 3; i++) statuses.push((await account(partner.headers)).statusCode);
+    expect(statuses).toEqual([200, 429, 429]); // the window already held two of this account's hits
+
+    const read = await server.app.inject({ method: 'GET', url: `/api/v1/admin/accounts/${partner.account.wallet.toUpperCase().replace('0X', '0x')}/limits`, headers: admin.headers });
+    expect(read.json()).toMatchObject({ overrides: { account: 3 }, limits: { account: 3, market: 100 }, updatedBy: admin.account.id });
+
+    expect((await put({})).json()).toMatchObject({ overrides: {}, limits: { account: 25 }, updatedAt: null });
+    expect(events.some((e) => e.type === 'ratelimit.limits_changed' && e.accountId === partner.account.id)).toBe(true);
+  });
+
+  it('partner limits: validated, admin only, known accounts only', async () => {
+    const admin = await sessionFor(server, { role: 'admin' });
+    const trader = await sessionFor(server);
+    const url = `/api/v1/admin/accounts/${trader.account.wallet}/limits`;
+    for (const body of [{ account: 0 }, { account: 1.5 }, { account: '10' }, { account: 10, extra: 1 }, { account: 100_001 }]) {
+      expectProblem(await server.app.inject({ method: 'PUT', url, headers: admin.headers, payload: body }), 'validation_failed', 400);
+    }
+    expectProblem(await server.app.inject({ method: 'PUT', url, headers: trader.headers, payload: { account: 99 } }), 'forbidden_role', 403);
+    expectProblem(await server.app.inject({ method: 'PUT', url, payload: { account: 99 } }), 'unauthenticated', 401);
+    expectProblem(await server.app.inject({ method: 'PUT', url: '/api/v1/admin/accounts/0x0000000000000000000000000000000000000001/limits', headers: admin.headers, payload: { account: 99 } }), 'not_found', 404);
+    expectProblem(await server.app.inject({ method: 'PUT', url: '/api/v1/admin/accounts/nope/limits', headers: admin.headers, payload: { account: 99 } }), 'validation_failed', 400);
+  });
+
+  it('holds unauthenticated traffic to per-address ceilings, tighter on sign-in; IPv6 per /64', async () => {
+    const get = (url: string, remoteAddress: string) => server.app.inject({ method: 'GET', url, remoteAddress });
+    const statuses: number[] = [];
+    for (let i = 0; i < 51; i++) statuses.push((await get('/api/v1/time', '203.0.113.10')).statusCode);
+    expect(statuses.filter((s) => s === 200)).toHaveLength(50);
+    const refused = await get('/api/v1/time', '203.0.113.10');
+    expectProblem(refused, 'rate_limited', 429);
+    expect(refused.headers['ratelimit-policy']).toBe('"public";q=50;w=1');
+    expect((await get('/api/v1/time', '203.0.113.11')).statusCode).toBe(200);
+
+    // Sign-in routes: 10 per second per address (the identity routes answer behind this ceiling).
+    const signin: number[] = [];
+    for (let i = 0; i < 11; i++) signin.push((await get('/api/v1/auth/challenge', i % 2 ? '2001:db8:7::1' : '2001:db8:7::2')).statusCode);
+    expect(signin.slice(0, 10).every((s) => s !== 429)).toBe(true);
+    expect(signin[10]).toBe(429);
+    expect((await get('/api/v1/auth/challenge', '2001:db8:7:1::1')).statusCode).not.toBe(429); // another /64
+  });
+
+  it('does not hold loopback (an undeclared local proxy) to the unauthenticated ceilings', async () => {
+    for (let i = 0; i < 60; i++) expect((await server.app.inject({ method: 'GET', url: '/api/v1/time' })).statusCode).toBe(200);
+  });
+
+  it('exports allowed, limited and suspended counts by category', async () => {
+    const text = await server.services.metrics.text();
+    expect(text).toMatch(/moondraft_ratelimit_decisions_total\{category="account",outcome="allowed"\} [1-9]/);
+    expect(text).toMatch(/moondraft_ratelimit_decisions_total\{category="account",outcome="limited"\} [1-9]/);
+    expect(text).toMatch(/moondraft_ratelimit_decisions_total\{category="account",outcome="suspended"\} [1-9]/);
+    expect(text).toMatch(/moondraft_ratelimit_decisions_total\{category="public",outcome="limited"\} [1-9]/);
+  });
+});
+
+describe('penalties expire (embedded, manual clock)', () => {
+  let server: TestServer;
+  const clock = new ManualClock();
+  beforeAll(async () => {
+    server = await startTestServer({ clock });
+  });
+  afterAll(() => server.close());
+
+  it('a client that waits out its cool-down is admitted again; a suspension ends after its period', async () => {
+    const s = await sessionFor(server);
+    const get = () => server.app.inject({ method: 'GET', url: '/api/v1/account', headers: s.headers });
+    for (let i = 0; i < 25; i++) await get();
+    expect((await get()).statusCode).toBe(429); // strike 1
+    clock.advance(300); // past the grace period
+    const second = await get(); // strike 2: 1 s cool-down
+    expect(second.headers['retry-after']).toBe('1');
+    clock.advance(1000);
+    expect((await get()).statusCode).toBe(200);
+
+    // Hammering through penalties: suspended for the configured 5 minutes.
+    let last = await get();
+    for (let i = 0; i < 40 && last.json().code !== 'temporarily_suspended'; i++) {
+      clock.advance(300);
+      for (let j = 0; j < 30 && last.json().code !== 'temporarily_suspended'; j++) last = await get();
+    }
+    expect(last.json().code).toBe('temporarily_suspended');
+    const retryAfter = Number(last.headers['retry-after']);
+    expect(retryAfter).toBe(300);
+    clock.advance(retryAfter * 1000 - 1000);
+    expect((await get()).json().code).toBe('temporarily_suspended');
+    clock.advance(61_000);
+    expect((await get()).statusCode).toBe(200);
+  });
+});

@@ -1,0 +1,171 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import type { SecurityEvent } from '../../src/security/events/index.js';
+import { sessionFor } from '../support/auth.js';
+import { newIsolation, startTestServer, type TestServer } from '../support/server.js';
+import { serviceAvailable } from '../support/services.js';
+
+const scaleout = (await serviceAvailable('redis')) && (await serviceAvailable('postgres'));
+const backends = (['embedded', 'scaleout'] as const).filter((b) => b === 'embedded' || scaleout);
+
+type Res = { statusCode: number; headers: Record<string, unknown>; json(): any };
+
+function expectProblem(res: Res, code: string, status: number) {
+  expect(res.statusCode).toBe(status);
+  expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
+  expect(res.json()).toMatchObject({ code, status });
+}
+
+describe.each(backends)('IP blocks and the DDoS guard (%s)', (backend) => {
+  let server: TestServer;
+  let admin: Awaited<ReturnType<typeof sessionFor>>;
+  const events: SecurityEvent[] = [];
+  beforeAll(async () => {
+    server = await startTestServer({ backend });
+    server.services.events.subscribe((e) => {
+      events.push(e);
+    });
+    admin = await sessionFor(server, { role: 'admin' });
+  });
+  afterAll(() => server.close());
+
+  const blocks = {
+    add: (payload: object) => server.app.inject({ method: 'POST', url: '/api/v1/admin/ip-blocks', headers: admin.headers, payload }),
+    list: async () => (await server.app.inject({ method: 'GET', url: '/api/v1/admin/ip-blocks', headers: admin.headers })).json().blocks as { target: string; source: string; reason: string; expiresAt: number | null }[],
+    remove: (target: string) => server.app.inject({ method: 'DELETE', url: `/api/v1/admin/ip-blocks?target=${encodeURIComponent(target)}`, headers: admin.headers }),
+  };
+  const from = (remoteAddress: string, extra: Record<string, unknown> = {}) => server.app.inject({ method: 'GET', url: '/api/v1/time', remoteAddress, ...extra });
+
+  it('an administrator blocks an address: 403 ip_blocked before anything else runs', async () => {
+    const made = await blocks.add({ target: '198.51.100.7', reason: 'abuse report', durationSec: 60 });
+    expect(made.statusCode).toBe(201);
+    expect(made.json()).toMatchObject({ target: '198.51.100.7', reason: 'abuse report', source: 'manual', createdBy: admin.account.id });
+    const refused = await from('198.51.100.7');
+    expectProblem(refused, 'ip_blocked', 403);
+    expect(Number(refused.headers['retry-after'])).toBeGreaterThan(0);
+    expect(Number(refused.headers['retry-after'])).toBeLessThanOrEqual(60);
+    expect((await from('198.51.100.8')).statusCode).toBe(200);
+
+    // Before authentication (no token check, no auth.failed event) and before the body is read.
+    const before = events.length;
+    expectProblem(await server.app.inject({ method: 'GET', url: '/api/v1/account', remoteAddress: '198.51.100.7', headers: { authorization: 'Bearer a.b.c' } }), 'ip_blocked', 403);
+    expectProblem(
+      await server.app.inject({ method: 'PUT', url: '/api/v1/admin/accounts/x/limits', remoteAddress: '198.51.100.7', headers: { 'content-type': 'application/json' }, payload: '{not json' }),
+      'ip_blocked',
+      403,
+    );
+    expect(events.slice(before).filter((e) => e.type === 'auth.failed')).toHaveLength(0);
+    expect(events.some((e) => e.type === 'ip.blocked' && e.target === '198.51.100.7' && e.by === admin.account.id)).toBe(true);
+    expect(await server.services.metrics.text()).toMatch(/moondraft_ip_blocked_requests_total [1-9]/);
+  });
+
+  it('blocks ranges, lists them canonically, and lifts them', async () => {
+    expect((await blocks.add({ target: '192.0.2.99/24' })).json().target).toBe('192.0.2.0/24');
+    expectProblem(await from('192.0.2.200'), 'ip_blocked', 403);
+    expect((await blocks.list()).find((b) => b.target === '192.0.2.0/24')).toMatchObject({ source: 'manual', expiresAt: null });
+    expect((await blocks.remove('192.0.2.0/24')).statusCode).toBe(204);
+    expect((await from('192.0.2.200')).statusCode).toBe(200);
+    expectProblem(await blocks.remove('192.0.2.0/24'), 'not_found', 404);
+    expect(events.some((e) => e.type === 'ip.unblocked' && e.target === '192.0.2.0/24')).toBe(true);
+  });
+
+  it('validates block requests and keeps them to administrators', async () => {
+    for (const payload of [{ target: 'example.com' }, { target: '0.0.0.0/0' }, { target: '10.0.0.1', durationSec: 0 }, { target: '10.0.0.1', extra: true }, {}]) {
+      expectProblem(await blocks.add(payload), 'validation_failed', 400);
+    }
+    const trader = await sessionFor(server);
+    expectProblem(await server.app.inject({ method: 'POST', url: '/api/v1/admin/ip-blocks', headers: trader.headers, payload: { target: '10.0.0.1' } }), 'forbidden_role', 403);
+    expectProblem(await server.app.inject({ method: 'GET', url: '/api/v1/admin/ip-blocks' }), 'unauthenticated', 401);
+  });
+
+  it('blocks an address automatically after many failed authentications', async () => {
+    const ip = '203.0.113.50';
+    const statuses: number[] = [];
+    for (let i = 0; i < 20; i++) statuses.push((await server.app.inject({ method: 'GET', url: '/api/v1/account', remoteAddress: ip, headers: { authorization: 'Bearer aaa.bbb.ccc' } })).statusCode);
+    expect(statuses.every((s) => s === 401)).toBe(true);
+    await vi.waitFor(async () => expectProblem(await from(ip), 'ip_blocked', 403));
+    const auto = (await blocks.list()).find((b) => b.target === ip);
+    expect(auto).toMatchObject({ source: 'auto', reason: 'auth_failures' });
+    expect(auto!.expiresAt! - Date.now()).toBeGreaterThan(800_000); // MOONDRAFT_DDOS_BLOCK_SEC, 15 minutes
+    expect(events.some((e) => e.type === 'ip.blocked' && e.target === ip && e.by === 'auto')).toBe(true);
+  });
+
+  it('blocks an address automatically after many unauthenticated 4xx in a second (IPv6: its /64)', async () => {
+    for (let i = 0; i < 30; i++) await server.app.inject({ method: 'GET', url: `/api/v1/nope/${i}`, remoteAddress: `2001:db8:42::${(i % 5) + 1}` });
+    await vi.waitFor(async () => expectProblem(await from('2001:db8:42::ffff'), 'ip_blocked', 403));
+    expect((await blocks.list()).find((b) => b.target === '2001:db8:42::/64')).toMatchObject({ source: 'auto', reason: 'client_errors' });
+    expect((await from('2001:db8:43::1')).statusCode).toBe(200);
+  });
+
+  it('does not block an address for its authenticated traffic, however many keys or accounts share it', async () => {
+    const ip = '203.0.113.60';
+    const trader = await sessionFor(server);
+    for (let i = 0; i < 40; i++) {
+      // Authenticated refusals (here: not an admin) are the principal's, not the address's.
+      expectProblem(await server.app.inject({ method: 'GET', url: '/api/v1/admin/ip-blocks', remoteAddress: ip, headers: trader.headers }), 'forbidden_role', 403);
+    }
+    const many = await Promise.all(Array.from({ length: 30 }, () => sessionFor(server)));
+    for (const s of many) expect((await server.app.inject({ method: 'GET', url: '/api/v1/account', remoteAddress: ip, headers: s.headers })).statusCode).toBe(200);
+    expect((await from(ip)).statusCode).toBe(200);
+  });
+
+  it('never blocks loopback automatically (an undeclared local proxy would take everyone down)', async () => {
+    for (let i = 0; i < 40; i++) await server.app.inject({ method: 'GET', url: '/api/v1/account', headers: { authorization: 'Bearer aaa.bbb.ccc' } });
+    expect((await server.app.inject({ method: 'GET', url: '/api/v1/time' })).statusCode).toBe(200);
+  });
+});
+
+describe.runIf(scaleout)('IP blocks across processes (two in-test servers, one Redis and schema)', () => {
+  let a: TestServer;
+  let b: TestServer;
+  beforeAll(async () => {
+    const isolation = newIsolation();
+    a = await startTestServer({ backend: 'scaleout', isolation });
+    b = await startTestServer({ backend: 'scaleout', isolation, dataDir: a.dataDir });
+    await Promise.all([a.services.ipBlocks.ready, b.services.ipBlocks.ready]);
+  });
+  afterAll(async () => {
+    await b.close();
+    await a.close();
+  });
+
+  it('an automatic block on one process is enforced by the other at once', async () => {
+    for (let i = 0; i < 20; i++) await a.app.inject({ method: 'GET', url: '/api/v1/account', remoteAddress: '198.51.100.70', headers: { authorization: 'Bearer aaa.bbb.ccc' } });
+    await vi.waitFor(() => expect(b.services.ipBlocks.check('198.51.100.70')).toMatchObject({ source: 'auto' }), { timeout: 1000, interval: 5 });
+    expect((await b.app.inject({ method: 'GET', url: '/api/v1/time', remoteAddress: '198.51.100.70' })).statusCode).toBe(403);
+  });
+});
+
+describe('administrator blocks survive a restart (embedded, SQLite file)', () => {
+  it('is still in force when the server starts again', async () => {
+    const dataDir = mkdtempSync(path.join(tmpdir(), 'moondraft-ipb-'));
+    try {
+      const first = await startTestServer({ sqliteFile: true, dataDir });
+      const admin = await sessionFor(first, { role: 'admin' });
+      expect((await first.app.inject({ method: 'POST', url: '/api/v1/admin/ip-blocks', headers: admin.headers, payload: { target: '198.51.100.0/28' } })).statusCode).toBe(201);
+      await first.close();
+      const second = await startTestServer({ sqliteFile: true, dataDir });
+      expect((await second.app.inject({ method: 'GET', url: '/api/v1/time', remoteAddress: '198.51.100.3' })).statusCode).toBe(403);
+      expect((await second.app.inject({ method: 'GET', url: '/api/v1/time', remoteAddress: '198.51.100.16' })).statusCode).toBe(200);
+      await second.close();
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('the DDoS guard counts guessing, not stale credentials', () => {
+  it('does not block an address whose failures are expired or revoked credentials', async () => {
+    const server = await startTestServer();
+    try {
+      for (let i = 0; i < 25; i++) server.services.events.emit({ type: 'auth.failed', code: i % 2 ? 'token_expired' : 'token_revoked', at: Date.now(), ip: '203.0.113.90' });
+      for (let i = 0; i < 25; i++) server.services.events.emit({ type: 'auth.failed', code: 'invalid_signature', at: Date.now(), ip: '203.0.113.91' });
+      await vi.waitFor(() => expect(server.services.ipBlocks.check('203.0.113.91')).toMatchObject({ reason: 'auth_failures' }));
+      expect(server.services.ipBlocks.check('203.0.113.90')).toBeUndefined();
+    } finally {
+      await server.close();
+    }
+  });
+});
