@@ -68,6 +68,9 @@ interface ScriptedRedis extends Redis {
   mdIncrWithTtl(key: string, by: string, ttlMs: string): Promise<number>;
 }
 
+/** Longest a subscribe call waits for an unreachable Redis before returning (the subscription stays queued). */
+const SUBSCRIBE_WAIT_MS = 500;
+
 export interface RedisStateOptions {
   url: string;
   prefix: string;
@@ -193,7 +196,7 @@ export class RedisState implements SharedState {
     return { sub: this.subscriber, ready: this.subscriberReady! };
   }
 
-  /** Resolves once `channel` is subscribed (waits while Redis is unreachable). */
+  /** Resolves once `channel` is subscribed, or after a bounded wait while Redis is unreachable. */
   async subscribe(channel: string, handler: (message: string) => void) {
     const { sub, ready } = this.subscriberConnection();
     let set = this.handlers.get(channel);
@@ -204,22 +207,34 @@ export class RedisState implements SharedState {
     set.add(handler);
     let active = this.channels.get(channel);
     if (!active) {
-      active = ready.then(() => sub.subscribe(this.k(channel))).then(() => undefined);
+      const pending = ready.then(() => sub.subscribe(this.k(channel))).then(() => undefined);
+      pending.catch(() => this.channels.delete(channel));
+      active = pending;
       this.channels.set(channel, active);
     }
+    // Wait for the subscription while Redis answers; when it does not, return after a bounded wait
+    // so start-up never hangs: the subscriber connection keeps the SUBSCRIBE queued, sends it when
+    // Redis comes back, and re-subscribes after every reconnect.
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<'waiting'>((resolve) => {
+      timer = setTimeout(() => resolve('waiting'), SUBSCRIBE_WAIT_MS);
+      timer.unref();
+    });
     try {
-      await active;
+      await Promise.race([active, deadline]);
     } catch (err) {
-      this.channels.delete(channel);
       set.delete(handler);
       throw new StateUnavailableError('shared state (redis) failed on subscribe', { cause: err });
+    } finally {
+      clearTimeout(timer);
     }
     return async () => {
       set!.delete(handler);
       if (set!.size === 0 && this.handlers.get(channel) === set) {
         this.handlers.delete(channel);
         this.channels.delete(channel);
-        await this.subscriber?.unsubscribe(this.k(channel)).catch(() => {});
+        // Only while connected: with Redis away an UNSUBSCRIBE would wait in the queue forever.
+        if (this.subscriber?.status === 'ready') await this.subscriber.unsubscribe(this.k(channel)).catch(() => {});
       }
     };
   }

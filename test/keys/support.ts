@@ -53,8 +53,14 @@ export interface CreatedKey {
   [k: string]: unknown;
 }
 
+/**
+ * A session whose account has partner limits far above the defaults: these suites test keys, not
+ * rate limits, and send more than 25 account requests per second (test/ratelimit tests limits).
+ */
 export async function session(ks: KeysTestServer, options: { role?: Role; wallet?: string } = {}) {
-  return sessionFor(ks.server, options);
+  const s = await sessionFor(ks.server, options);
+  await ks.server.services.partnerLimits.set(s.account.id, { market: 100_000, trading: 100_000, account: 100_000, tokens: 100_000 }, 'test');
+  return s;
 }
 
 export async function createKey(ks: KeysTestServer, headers: Record<string, string>, body: Record<string, unknown>): Promise<CreatedKey> {
