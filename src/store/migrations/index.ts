@@ -1,6 +1,7 @@
 import type { Kysely, Migration } from 'kysely';
 import type { Dialect } from '../db.js';
 import * as m0001 from './0001_accounts.js';
+import * as m0020 from './0020_trading.js';
 
 type Step = { up: (dialect: Dialect) => (db: Kysely<any>) => Promise<void>; down?: (dialect: Dialect) => (db: Kysely<any>) => Promise<void> };
 
@@ -10,6 +11,7 @@ type Step = { up: (dialect: Dialect) => (db: Kysely<any>) => Promise<void>; down
  */
 const STEPS: Record<string, Step> = {
   '0001_accounts': m0001,
+  '0020_trading': m0020,
 };
 
 export function migrations(dialect: Dialect): Record<string, Migration> {
