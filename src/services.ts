@@ -17,6 +17,7 @@ import { migrateToLatest } from './store/migrate.js';
 import { MemoryState } from './state/memory.js';
 import type { SharedState } from './state/port.js';
 import { RedisState } from './state/redis.js';
+import { createTrading, type Trading } from './trading/index.js';
 
 /** Verifies an `X-API-Key` request (issue: API keys) and returns its principal or throws ApiError. */
 export interface ApiKeyAuthenticator {
@@ -40,6 +41,8 @@ export interface Services {
   metrics: Metrics;
   accounts: Accounts;
   apiKeyAuthenticator?: ApiKeyAuthenticator;
+  /** Assets and markets, ledger, order books, market data, portfolios (src/trading). */
+  trading: Trading;
   /** Registers work for graceful shutdown (flush buffers, stop timers); run in reverse order. */
   onClose(fn: () => Promise<void> | void): void;
   close(): Promise<void>;
@@ -86,6 +89,8 @@ export async function createServices(config: Config, overrides: ServiceOverrides
     clock,
   );
   const accounts = new Accounts({ store, state, clock, events, bootstrapAdmin: config.bootstrapAdmin, roleTtlMs: maxTokenLifetimeMs });
+  const trading = await createTrading({ store, state, clock, log, config: config.trading, metrics: metrics.registry });
+  closers.push(() => trading.close());
 
   let closed = false;
   return {
@@ -100,6 +105,7 @@ export async function createServices(config: Config, overrides: ServiceOverrides
     events,
     metrics,
     accounts,
+    trading,
     onClose: (fn) => closers.push(fn),
     async close() {
       if (closed) return;

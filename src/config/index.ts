@@ -46,6 +46,20 @@ export interface Config {
   /** Serve /metrics on this separate port instead of the API port (recommended in live). */
   metricsPort: number | undefined;
   timeouts: { requestMs: number; headersMs: number; keepAliveMs: number; connectionMs: number };
+  trading: TradingConfig;
+}
+
+/** Trading defaults. Amounts are decimal strings (USDC for limits, whole asset units for the faucet). */
+export interface TradingConfig {
+  /** Fees of newly listed markets, in basis points. */
+  makerFeeBps: number;
+  takerFeeBps: number;
+  /** Rolling-24 h traded notional per role, in USDC; admins override per account. */
+  dailyLimitUsdc: { trader: string; admin: string };
+  /** Sandbox faucet bounds per account and asset, in whole units of the asset. */
+  faucet: { maxPerCall: string; maxPerDay: string };
+  /** Most order commands committed in one transaction (group commit). */
+  batchMax: number;
 }
 
 export class ConfigError extends Error {
@@ -149,6 +163,14 @@ function isAddressOrCidr(entry: string): boolean {
   return /^\d+$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128);
 }
 
+/** A non-negative decimal amount with at most `decimals` places and at most 18 whole digits. */
+function decimal(r: Reader, name: string, fallback: string, decimals: number): string {
+  const v = r.raw(name) ?? fallback;
+  const pattern = decimals > 0 ? new RegExp(`^(0|[1-9][0-9]{0,17})(\\.[0-9]{1,${decimals}})?$`) : /^(0|[1-9][0-9]{0,17})$/;
+  if (!pattern.test(v)) throw new ConfigError(name, `must be a decimal amount with at most ${decimals} decimal places (got ${JSON.stringify(v)})`);
+  return v;
+}
+
 export function loadConfig(environment: Source = process.env): Config {
   const fileName = environment.MOONDRAFT_CONFIG?.trim();
   const source: Source = fileName ? { ...readConfigFile(fileName), ...environment } : environment;
@@ -219,6 +241,19 @@ export function loadConfig(environment: Source = process.env): Config {
       headersMs: r.int('MOONDRAFT_HEADERS_TIMEOUT_MS', 10_000, 1000, 120_000),
       keepAliveMs: r.int('MOONDRAFT_KEEPALIVE_TIMEOUT_MS', 5_000, 1000, 120_000),
       connectionMs: r.int('MOONDRAFT_CONNECTION_TIMEOUT_MS', 60_000, 1000, 600_000),
+    },
+    trading: {
+      makerFeeBps: r.int('MOONDRAFT_MAKER_FEE_BPS', 10, 0, 1000),
+      takerFeeBps: r.int('MOONDRAFT_TAKER_FEE_BPS', 20, 0, 1000),
+      dailyLimitUsdc: {
+        trader: decimal(r, 'MOONDRAFT_DAILY_LIMIT_TRADER', '1000000', 6),
+        admin: decimal(r, 'MOONDRAFT_DAILY_LIMIT_ADMIN', '10000000', 6),
+      },
+      faucet: {
+        maxPerCall: decimal(r, 'MOONDRAFT_FAUCET_MAX_PER_CALL', '10000', 0),
+        maxPerDay: decimal(r, 'MOONDRAFT_FAUCET_MAX_PER_DAY', '100000', 0),
+      },
+      batchMax: r.int('MOONDRAFT_ORDER_BATCH_MAX', 512, 1, 4096),
     },
   };
   if (config.jwt.refreshIdleSec > config.jwt.refreshAbsoluteSec) {
