@@ -78,6 +78,8 @@ export interface BalancesTable {
   available: Money;
   held: Money;
   updated_at: number;
+  /** Optimistic-concurrency version, +1 on every write. */
+  version: number;
 }
 
 export interface HoldsTable {
@@ -90,6 +92,8 @@ export interface HoldsTable {
   status: 'active' | 'closed';
   created_at: number;
   updated_at: number;
+  /** Optimistic-concurrency version, +1 on every write. */
+  version: number;
 }
 
 export interface OrdersTable {
@@ -147,6 +151,8 @@ export interface PositionsTable {
   cost_basis: Money;
   realized_pnl: Money;
   updated_at: number;
+  /** Optimistic-concurrency version, +1 on every write. */
+  version: number;
 }
 
 export interface TradingUsageTable {
@@ -154,6 +160,8 @@ export interface TradingUsageTable {
   /** Epoch minute. */
   minute: number;
   notional: Money;
+  /** Optimistic-concurrency version, +1 on every write. */
+  version: number;
 }
 
 export interface TradingExposureTable {
@@ -161,6 +169,8 @@ export interface TradingExposureTable {
   /** Notional of the account's resting orders (they may still trade). */
   open_notional: Money;
   updated_at: number;
+  /** Optimistic-concurrency version, +1 on every write. */
+  version: number;
 }
 
 export interface TradingLimitsTable {

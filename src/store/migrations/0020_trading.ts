@@ -2,6 +2,10 @@ import type { Kysely } from 'kysely';
 import { moneyType, type Dialect } from '../db.js';
 
 /**
+ * Rows that concurrent order transactions may both touch (balances, holds, positions, usage,
+ * exposure) carry a `version`: writes are multi-row upserts that only apply when the version is
+ * the one read, so a lost race is detected without row-by-row updates.
+ *
  * Trading core: assets and markets, the double-entry ledger (entries, postings, balances, holds),
  * orders and fills, positions, daily-limit usage, candles and faucet grants. USDC is seeded.
  */
@@ -65,6 +69,7 @@ export function up(dialect: Dialect) {
       .addColumn('available', money, (c) => c.notNull())
       .addColumn('held', money, (c) => c.notNull())
       .addColumn('updated_at', 'bigint', (c) => c.notNull())
+      .addColumn('version', 'bigint', (c) => c.notNull().defaultTo(0))
       .addPrimaryKeyConstraint('balances_pk', ['owner', 'asset'])
       .execute();
 
@@ -78,6 +83,7 @@ export function up(dialect: Dialect) {
       .addColumn('status', 'text', (c) => c.notNull())
       .addColumn('created_at', 'bigint', (c) => c.notNull())
       .addColumn('updated_at', 'bigint', (c) => c.notNull())
+      .addColumn('version', 'bigint', (c) => c.notNull().defaultTo(0))
       .execute();
     await db.schema.createIndex('holds_owner').on('holds').columns(['owner', 'asset', 'status']).execute();
 
@@ -144,6 +150,7 @@ export function up(dialect: Dialect) {
       .addColumn('cost_basis', money, (c) => c.notNull())
       .addColumn('realized_pnl', money, (c) => c.notNull())
       .addColumn('updated_at', 'bigint', (c) => c.notNull())
+      .addColumn('version', 'bigint', (c) => c.notNull().defaultTo(0))
       .addPrimaryKeyConstraint('positions_pk', ['account_id', 'asset'])
       .execute();
 
@@ -152,6 +159,7 @@ export function up(dialect: Dialect) {
       .addColumn('account_id', 'text', (c) => c.notNull())
       .addColumn('minute', 'bigint', (c) => c.notNull())
       .addColumn('notional', money, (c) => c.notNull())
+      .addColumn('version', 'bigint', (c) => c.notNull().defaultTo(0))
       .addPrimaryKeyConstraint('trading_usage_pk', ['account_id', 'minute'])
       .execute();
 
@@ -160,6 +168,7 @@ export function up(dialect: Dialect) {
       .addColumn('account_id', 'text', (c) => c.primaryKey())
       .addColumn('open_notional', money, (c) => c.notNull())
       .addColumn('updated_at', 'bigint', (c) => c.notNull())
+      .addColumn('version', 'bigint', (c) => c.notNull().defaultTo(0))
       .execute();
 
     await db.schema

@@ -3,7 +3,8 @@ import { fail, ok, type Result } from '../../errors/registry.js';
 import { newId } from '../../lib/ids.js';
 import type { Database } from '../../store/schema.js';
 import { readMinor } from '../money.js';
-import { chunks, ConcurrentUpdateError } from '../retry.js';
+import { chunks } from '../retry.js';
+import { upsertRows } from '../upsert.js';
 import { mayGoNegative } from './owners.js';
 
 /**
@@ -35,12 +36,15 @@ export interface HoldView {
 interface BalanceState extends Balance {
   owner: string;
   asset: string;
+  /** As read (null: no row yet). */
   orig: Balance | null;
+  version: number;
 }
 
 interface HoldState extends HoldView {
   createdAt: number;
   orig: { amount: bigint; status: 'active' | 'closed' } | null;
+  version: number;
 }
 
 const keyOf = (owner: string, asset: string) => `${owner}\u0001${asset}`;
@@ -73,12 +77,12 @@ export class LedgerTx {
     const missing = [...new Set(owners)].filter((o) => !this.loadedOwners.has(o));
     if (missing.length === 0) return;
     for (const part of chunks(missing, 500)) {
-      const rows = await this.trx.selectFrom('balances').select(['owner', 'asset', 'available', 'held']).where('owner', 'in', part).execute();
+      const rows = await this.trx.selectFrom('balances').select(['owner', 'asset', 'available', 'held', 'version']).where('owner', 'in', part).execute();
       for (const r of rows) {
         const available = readMinor(r.available);
         const held = readMinor(r.held);
         const k = keyOf(r.owner, r.asset);
-        if (!this.balances.has(k)) this.balances.set(k, { owner: r.owner, asset: r.asset, available, held, orig: { available, held } });
+        if (!this.balances.has(k)) this.balances.set(k, { owner: r.owner, asset: r.asset, available, held, orig: { available, held }, version: Number(r.version) });
       }
       for (const o of part) this.loadedOwners.add(o);
     }
@@ -92,7 +96,7 @@ export class LedgerTx {
       const rows = await this.trx.selectFrom('holds').selectAll().where('id', 'in', part).execute();
       for (const r of rows) {
         const amount = readMinor(r.amount);
-        this.holds.set(r.id, { id: r.id, owner: r.owner, asset: r.asset, amount, kind: r.kind, status: r.status, createdAt: Number(r.created_at), orig: { amount, status: r.status } });
+        this.holds.set(r.id, { id: r.id, owner: r.owner, asset: r.asset, amount, kind: r.kind, status: r.status, createdAt: Number(r.created_at), orig: { amount, status: r.status }, version: Number(r.version) });
       }
       for (const id of part) if (!this.holds.has(id)) this.missingHolds.add(id);
     }
@@ -103,7 +107,7 @@ export class LedgerTx {
     let s = this.balances.get(k);
     if (!s) {
       if (!this.loadedOwners.has(owner)) throw new Error(`ledger: balances of ${owner} used before loading`);
-      s = { owner, asset, available: 0n, held: 0n, orig: null };
+      s = { owner, asset, available: 0n, held: 0n, orig: null, version: 0 };
       this.balances.set(k, s);
     }
     return s;
@@ -181,7 +185,7 @@ export class LedgerTx {
     if (this.holds.has(input.id)) throw new Error(`ledger: hold ${input.id} already exists`);
     const b = await this.balance(input.owner, input.asset);
     if (b.available < input.amount && !mayGoNegative(input.owner)) return fail('insufficient_funds', `The available ${input.asset} balance is not enough`, { asset: input.asset });
-    const h: HoldState = { id: input.id, owner: input.owner, asset: input.asset, amount: 0n, kind: input.kind, status: 'active', createdAt: this.now, orig: null };
+    const h: HoldState = { id: input.id, owner: input.owner, asset: input.asset, amount: 0n, kind: input.kind, status: 'active', createdAt: this.now, orig: null, version: 0 };
     this.holds.set(input.id, h);
     this.missingHolds.delete(input.id);
     const posted = await this.post('hold', input.id, [
@@ -230,45 +234,18 @@ export class LedgerTx {
     for (const part of chunks(this.entries, 500)) await trx.insertInto('ledger_entries').values(part).execute();
     for (const part of chunks(this.postings, 400)) await trx.insertInto('ledger_postings').values(part).execute();
 
-    const holds = [...this.holds.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-    const newHolds = holds.filter((h) => h.orig === null);
-    for (const part of chunks(newHolds, 400)) {
-      await trx
-        .insertInto('holds')
-        .values(part.map((h) => ({ id: h.id, owner: h.owner, asset: h.asset, amount: h.amount.toString(), kind: h.kind, status: h.status, created_at: h.createdAt, updated_at: this.now })))
-        .execute();
-    }
-    for (const h of holds) {
-      if (h.orig === null || (h.orig.amount === h.amount && h.orig.status === h.status)) continue;
-      const r = await trx
-        .updateTable('holds')
-        .set({ amount: h.amount.toString(), status: h.status, updated_at: this.now })
-        .where('id', '=', h.id)
-        .where('amount', '=', h.orig.amount.toString())
-        .where('status', '=', h.orig.status)
-        .executeTakeFirst();
-      if (Number(r.numUpdatedRows) !== 1) throw new ConcurrentUpdateError(`hold ${h.id}`);
-    }
+    // Holds, then balances, each sorted by key, each one versioned multi-row upsert.
+    const holds = [...this.holds.values()]
+      .filter((h) => h.orig === null || h.orig.amount !== h.amount || h.orig.status !== h.status)
+      .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+      .map((h) => ({ id: h.id, owner: h.owner, asset: h.asset, amount: h.amount.toString(), kind: h.kind, status: h.status, created_at: h.createdAt, updated_at: this.now, version: h.version + 1 }));
+    await upsertRows(trx, 'holds', ['id'], holds, ['amount', 'status', 'updated_at', 'version'], { versioned: true });
 
-    const balances = [...this.balances.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, s]) => s);
-    const fresh = balances.filter((s) => s.orig === null && (s.available !== 0n || s.held !== 0n));
-    for (const part of chunks(fresh, 400)) {
-      await trx
-        .insertInto('balances')
-        .values(part.map((s) => ({ owner: s.owner, asset: s.asset, available: s.available.toString(), held: s.held.toString(), updated_at: this.now })))
-        .execute();
-    }
-    for (const s of balances) {
-      if (s.orig === null || (s.orig.available === s.available && s.orig.held === s.held)) continue;
-      const r = await trx
-        .updateTable('balances')
-        .set({ available: s.available.toString(), held: s.held.toString(), updated_at: this.now })
-        .where('owner', '=', s.owner)
-        .where('asset', '=', s.asset)
-        .where('available', '=', s.orig.available.toString())
-        .where('held', '=', s.orig.held.toString())
-        .executeTakeFirst();
-      if (Number(r.numUpdatedRows) !== 1) throw new ConcurrentUpdateError(`balance ${s.owner}/${s.asset}`);
-    }
+    const balances = [...this.balances.entries()]
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+      .map(([, s]) => s)
+      .filter((s) => (s.orig === null ? s.available !== 0n || s.held !== 0n : s.orig.available !== s.available || s.orig.held !== s.held))
+      .map((s) => ({ owner: s.owner, asset: s.asset, available: s.available.toString(), held: s.held.toString(), updated_at: this.now, version: s.version + 1 }));
+    await upsertRows(trx, 'balances', ['owner', 'asset'], balances, ['available', 'held', 'updated_at', 'version'], { versioned: true });
   }
 }

@@ -132,7 +132,7 @@ describe.each(await storeBackends())('ledger on %s', (backend) => {
             { entry_id: 'jrn_neg', line: 0, owner: 'acc_neg', asset: 'USDC', bucket: 'available', amount: '-3' },
             { entry_id: 'jrn_neg', line: 1, owner: 'acc_a', asset: 'USDC', bucket: 'available', amount: '3' },
           ]).execute();
-          await store.db.insertInto('balances').values({ owner: 'acc_neg', asset: 'USDC', available: '-3', held: '0', updated_at: 0 }).execute();
+          await store.db.insertInto('balances').values({ owner: 'acc_neg', asset: 'USDC', available: '-3', held: '0', updated_at: 0, version: 1 }).execute();
           await store.db.updateTable('balances').set({ available: '903' }).where('owner', '=', 'acc_a').where('asset', '=', 'USDC').execute();
         },
         async () => {

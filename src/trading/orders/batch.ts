@@ -6,7 +6,8 @@ import { SYSTEM_OWNERS } from '../ledger/owners.js';
 import { foldTrades, PERIOD_NAMES, periodStart, type Candle } from '../marketdata/candles.js';
 import { readMinor } from '../money.js';
 import type { CostState } from '../portfolio/average-cost.js';
-import { chunks, ConcurrentUpdateError } from '../retry.js';
+import { chunks } from '../retry.js';
+import { upsertRows } from '../upsert.js';
 import { fillToRow, orderFromRow, orderToRow } from './records.js';
 import { OPEN_STATUSES, type FillRecord, type OrderRecord, type TradingEvent } from './types.js';
 
@@ -32,7 +33,9 @@ interface OrderState {
 
 interface Keyed<T> {
   value: T;
+  /** As read (null: no row yet). */
   orig: T | null;
+  version: number;
 }
 
 const byKey = <T>(m: Map<string, T>) => [...m.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
@@ -96,30 +99,30 @@ export class Batch {
     if (fresh.length === 0) return;
     for (const part of chunks(fresh, 300)) {
       const [positions, usage, exposure, limits] = await Promise.all([
-        this.trx.selectFrom('positions').select(['account_id', 'asset', 'cost_basis', 'realized_pnl']).where('account_id', 'in', part).execute(),
-        this.trx.selectFrom('trading_usage').select(['account_id', 'minute', 'notional']).where('account_id', 'in', part).where('minute', '>', this.minute - LIMIT_WINDOW_MINUTES).execute(),
-        this.trx.selectFrom('trading_exposure').select(['account_id', 'open_notional']).where('account_id', 'in', part).execute(),
+        this.trx.selectFrom('positions').select(['account_id', 'asset', 'cost_basis', 'realized_pnl', 'version']).where('account_id', 'in', part).execute(),
+        this.trx.selectFrom('trading_usage').select(['account_id', 'minute', 'notional', 'version']).where('account_id', 'in', part).where('minute', '>', this.minute - LIMIT_WINDOW_MINUTES).execute(),
+        this.trx.selectFrom('trading_exposure').select(['account_id', 'open_notional', 'version']).where('account_id', 'in', part).execute(),
         this.trx.selectFrom('trading_limits').select(['account_id', 'daily_notional']).where('account_id', 'in', part).execute(),
       ]);
       for (const p of positions) {
         const state = { cost: readMinor(p.cost_basis), realized: readMinor(p.realized_pnl) };
-        this.positions.set(`${p.account_id}\u0001${p.asset}`, { value: state, orig: { ...state } });
+        this.positions.set(`${p.account_id}\u0001${p.asset}`, { value: state, orig: { ...state }, version: Number(p.version) });
       }
       for (const id of part) {
         this.positionsLoaded.add(id);
-        this.usage.set(id, { window: 0n, minute: { value: 0n, orig: null } });
-        this.exposure.set(id, { value: 0n, orig: null });
+        this.usage.set(id, { window: 0n, minute: { value: 0n, orig: null, version: 0 } });
+        this.exposure.set(id, { value: 0n, orig: null, version: 0 });
         this.limits.set(id, null);
       }
       for (const u of usage) {
         const entry = this.usage.get(u.account_id)!;
         const n = readMinor(u.notional);
         entry.window += n;
-        if (Number(u.minute) === this.minute) entry.minute = { value: n, orig: n };
+        if (Number(u.minute) === this.minute) entry.minute = { value: n, orig: n, version: Number(u.version) };
       }
       for (const e of exposure) {
         const n = readMinor(e.open_notional);
-        this.exposure.set(e.account_id, { value: n, orig: n });
+        this.exposure.set(e.account_id, { value: n, orig: n, version: Number(e.version) });
       }
       for (const l of limits) this.limits.set(l.account_id, readMinor(l.daily_notional));
     }
@@ -163,6 +166,14 @@ export class Batch {
     return this.orders.get(id)?.rec;
   }
 
+  /**
+   * Takes an order record the service keeps in memory beside its book (a resting maker) into the
+   * batch, so that it need not be read; it is written back in flush.
+   */
+  adoptOrder(rec: OrderRecord): void {
+    if (!this.orders.has(rec.id)) this.orders.set(rec.id, { rec, isNew: false, dirty: false });
+  }
+
   addOrder(rec: OrderRecord): void {
     this.orders.set(rec.id, { rec, isNew: true, dirty: true });
     if (rec.clientOrderId !== null) this.clientIds.set(`${rec.accountId}\u0001${rec.clientOrderId}`, rec.id);
@@ -193,7 +204,7 @@ export class Batch {
     if (!this.positionsLoaded.has(accountId)) throw new Error(`batch: positions of ${accountId} not loaded`);
     const k = `${accountId}\u0001${asset}`;
     let p = this.positions.get(k);
-    if (!p) this.positions.set(k, (p = { value: { cost: 0n, realized: 0n }, orig: null }));
+    if (!p) this.positions.set(k, (p = { value: { cost: 0n, realized: 0n }, orig: null, version: 0 }));
     return p.value;
   }
 
@@ -222,87 +233,38 @@ export class Batch {
     return this.limits.get(accountId) ?? null;
   }
 
-  /** Writes everything, in the fixed order. */
+  /** Writes everything, in the fixed order, one multi-row statement per table where it can. */
   async flush(): Promise<void> {
     const trx = this.trx;
     const now = this.now;
 
-    const orders = byKey(this.orders).map(([, s]) => s);
-    const inserts = orders.filter((s) => s.isNew).map((s) => orderToRow(s.rec));
-    for (const part of chunks(inserts, 150)) await trx.insertInto('orders').values(part).execute();
-    for (const s of orders) {
-      if (s.isNew || !s.dirty) continue;
-      const o = s.rec;
-      await trx
-        .updateTable('orders')
-        .set({
-          filled: o.filled.toString(),
-          remaining: o.remaining.toString(),
-          notional: o.notional.toString(),
-          fees: o.fees.toString(),
-          status: o.status,
-          reason: o.reason,
-          cancel_actor_kind: o.cancelActor?.kind ?? null,
-          cancel_actor_id: o.cancelActor?.id ?? null,
-          updated_at: o.updatedAt,
-        })
-        .where('id', '=', o.id)
-        .execute();
-    }
+    // Orders: new ones and changed makers in one upsert (market rows are locked: no version needed).
+    const orders = byKey(this.orders)
+      .map(([, s]) => s)
+      .filter((s) => s.isNew || s.dirty)
+      .map((s) => orderToRow(s.rec));
+    await upsertRows(trx, 'orders', ['id'], orders, ['filled', 'remaining', 'notional', 'fees', 'status', 'reason', 'cancel_actor_kind', 'cancel_actor_id', 'updated_at'], { versioned: false });
     for (const part of chunks(this.fills.map(fillToRow), 150)) await trx.insertInto('fills').values(part).execute();
 
     await this.ledger.flush();
 
-    for (const [k, p] of byKey(this.positions)) {
-      const [accountId, asset] = k.split('\u0001') as [string, string];
-      const v = p.value;
-      if (p.orig === null) {
-        if (v.cost === 0n && v.realized === 0n) continue;
-        await trx.insertInto('positions').values({ account_id: accountId, asset, cost_basis: v.cost.toString(), realized_pnl: v.realized.toString(), updated_at: now }).execute();
-      } else if (p.orig.cost !== v.cost || p.orig.realized !== v.realized) {
-        const r = await trx
-          .updateTable('positions')
-          .set({ cost_basis: v.cost.toString(), realized_pnl: v.realized.toString(), updated_at: now })
-          .where('account_id', '=', accountId)
-          .where('asset', '=', asset)
-          .where('cost_basis', '=', p.orig.cost.toString())
-          .where('realized_pnl', '=', p.orig.realized.toString())
-          .executeTakeFirst();
-        if (Number(r.numUpdatedRows) !== 1) throw new ConcurrentUpdateError(`position ${accountId}/${asset}`);
-      }
-    }
+    const positions = byKey(this.positions)
+      .filter(([, p]) => (p.orig === null ? p.value.cost !== 0n || p.value.realized !== 0n : p.orig.cost !== p.value.cost || p.orig.realized !== p.value.realized))
+      .map(([k, p]) => {
+        const [accountId, asset] = k.split('\u0001') as [string, string];
+        return { account_id: accountId, asset, cost_basis: p.value.cost.toString(), realized_pnl: p.value.realized.toString(), updated_at: now, version: p.version + 1 };
+      });
+    await upsertRows(trx, 'positions', ['account_id', 'asset'], positions, ['cost_basis', 'realized_pnl', 'updated_at', 'version'], { versioned: true });
 
-    for (const [accountId, u] of byKey(this.usage)) {
-      const m = u.minute;
-      if (m.orig === null) {
-        if (m.value === 0n) continue;
-        await trx.insertInto('trading_usage').values({ account_id: accountId, minute: this.minute, notional: m.value.toString() }).execute();
-      } else if (m.orig !== m.value) {
-        const r = await trx
-          .updateTable('trading_usage')
-          .set({ notional: m.value.toString() })
-          .where('account_id', '=', accountId)
-          .where('minute', '=', this.minute)
-          .where('notional', '=', m.orig.toString())
-          .executeTakeFirst();
-        if (Number(r.numUpdatedRows) !== 1) throw new ConcurrentUpdateError(`usage ${accountId}`);
-      }
-    }
+    const usage = byKey(this.usage)
+      .filter(([, u]) => u.minute.value !== (u.minute.orig ?? 0n))
+      .map(([accountId, u]) => ({ account_id: accountId, minute: this.minute, notional: u.minute.value.toString(), version: u.minute.version + 1 }));
+    await upsertRows(trx, 'trading_usage', ['account_id', 'minute'], usage, ['notional', 'version'], { versioned: true });
 
-    for (const [accountId, e] of byKey(this.exposure)) {
-      if (e.orig === null) {
-        if (e.value === 0n) continue;
-        await trx.insertInto('trading_exposure').values({ account_id: accountId, open_notional: e.value.toString(), updated_at: now }).execute();
-      } else if (e.orig !== e.value) {
-        const r = await trx
-          .updateTable('trading_exposure')
-          .set({ open_notional: e.value.toString(), updated_at: now })
-          .where('account_id', '=', accountId)
-          .where('open_notional', '=', e.orig.toString())
-          .executeTakeFirst();
-        if (Number(r.numUpdatedRows) !== 1) throw new ConcurrentUpdateError(`exposure ${accountId}`);
-      }
-    }
+    const exposure = byKey(this.exposure)
+      .filter(([, e]) => e.value !== (e.orig ?? 0n))
+      .map(([accountId, e]) => ({ account_id: accountId, open_notional: e.value.toString(), updated_at: now, version: e.version + 1 }));
+    await upsertRows(trx, 'trading_exposure', ['account_id'], exposure, ['open_notional', 'updated_at', 'version'], { versioned: true });
 
     for (const [symbol, m] of byKey(this.markets)) {
       if (m.trades.length > 0) await this.writeCandles(symbol, m.trades);
@@ -325,16 +287,15 @@ export class Batch {
       .where('market', '=', market)
       .where((eb) => eb.or(keys.map((k) => eb.and([eb('period', '=', k.period), eb('start', '=', k.start)]))))
       .execute();
-    for (const { period, start } of keys) {
+    const out = keys.map(({ period, start }) => {
       const row = rows.find((r) => r.period === period && Number(r.start) === start);
       const existing: Candle | undefined = row
         ? { start, open: readMinor(row.open), high: readMinor(row.high), low: readMinor(row.low), close: readMinor(row.close), volume: readMinor(row.volume), quoteVolume: readMinor(row.quote_volume), trades: Number(row.trades) }
         : undefined;
       const c = foldTrades(existing, start, trades)!;
-      const values = { open: c.open.toString(), high: c.high.toString(), low: c.low.toString(), close: c.close.toString(), volume: c.volume.toString(), quote_volume: c.quoteVolume.toString(), trades: c.trades };
-      if (row) await this.trx.updateTable('candles').set(values).where('market', '=', market).where('period', '=', period).where('start', '=', start).execute();
-      else await this.trx.insertInto('candles').values({ market, period, start, ...values }).execute();
-    }
+      return { market, period, start, open: c.open.toString(), high: c.high.toString(), low: c.low.toString(), close: c.close.toString(), volume: c.volume.toString(), quote_volume: c.quoteVolume.toString(), trades: c.trades };
+    });
+    await upsertRows(this.trx, 'candles', ['market', 'period', 'start'], out, ['open', 'high', 'low', 'close', 'volume', 'quote_volume', 'trades'], { versioned: false });
   }
 }
 

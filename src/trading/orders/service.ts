@@ -70,10 +70,12 @@ type Command = CommandBody & {
   reject: (err: unknown) => void;
 };
 
+/** A market's book in memory, with the records of its resting orders (so makers need no read). */
 interface LiveBook {
   book: OrderBook;
   seq: number;
   market: Market;
+  records: Map<string, OrderRecord>;
 }
 
 const SNAPSHOT_LEVELS = 100;
@@ -357,16 +359,14 @@ export class OrdersService {
     if (live && live.seq === m.seq) return;
     const market = await this.deps.assets.fromRow(m.row, batch.trx);
     const book = new OrderBook(termsOf(market));
-    const rows = await batch.trx
-      .selectFrom('orders')
-      .select(['id', 'account_id', 'side', 'price', 'remaining', 'seq'])
-      .where('market', '=', symbol)
-      .where('status', 'in', ['open', 'partially_filled'])
-      .orderBy('seq')
-      .orderBy('id')
-      .execute();
-    for (const r of rows) book.insert({ id: r.id, accountId: r.account_id, side: r.side, price: readMinor(r.price), remaining: readMinor(r.remaining), seq: Number(r.seq) });
-    this.books.set(symbol, { book, seq: m.seq, market });
+    const rows = await batch.trx.selectFrom('orders').selectAll().where('market', '=', symbol).where('status', 'in', ['open', 'partially_filled']).orderBy('seq').orderBy('id').execute();
+    const records = new Map<string, OrderRecord>();
+    for (const r of rows) {
+      const rec = orderFromRow(r);
+      records.set(rec.id, rec);
+      book.insert({ id: rec.id, accountId: rec.accountId, side: rec.side, price: rec.price!, remaining: rec.remaining, seq: rec.seq });
+    }
+    this.books.set(symbol, { book, seq: m.seq, market, records });
     touched.add(symbol);
     this.m?.rebuilds.inc();
   }
@@ -378,7 +378,7 @@ export class OrdersService {
       case 'close':
         return this.execClose(batch, c, touched);
       case 'cancel':
-        return this.execCancel(batch, c.caller, c.orderId, touched);
+        return this.execCancel(batch, c.caller, c.orderId, c.markets[0]!, touched);
       case 'cancelAll':
         return this.execCancelAll(batch, c.caller, c.markets, touched);
       case 'delist':
@@ -474,16 +474,12 @@ export class OrdersService {
       updatedAt: now,
     };
     batch.addOrder(rec);
-    batch.events.push({ type: 'order.placed', at: now, order: rec, actor: caller.actor });
+    batch.events.push({ type: 'order.placed', at: now, order: { ...rec }, actor: caller.actor });
 
-    if (result.selfTradeCancels.length > 0) {
-      await batch.loadOrders(result.selfTradeCancels.map((c) => c.id));
-      for (const c of result.selfTradeCancels) await this.closeResting(batch, c.id, 'self_trade', SYSTEM_STP, market);
-    }
+    for (const c of result.selfTradeCancels) await this.closeResting(batch, live, c.id, 'self_trade', SYSTEM_STP);
 
     const fills: FillRecord[] = [];
     if (result.fills.length > 0) {
-      await batch.loadOrders(result.fills.map((f) => f.makerOrderId));
       await batch.loadAccounts(result.fills.map((f) => f.makerAccountId));
       const assets = { base: market.base, quote: market.quote, feeOwner: SYSTEM_OWNERS.fees };
       for (const f of result.fills) {
@@ -514,15 +510,19 @@ export class OrdersService {
         applyBuy(batch.position(buyer, market.base), f.notional + buyerFee);
         applySell(batch.position(seller, market.base), f.quantity, f.notional - sellerFee, sellerHolding.available + sellerHolding.held);
 
-        const maker = batch.order(f.makerOrderId);
-        if (!maker) throw new Error(`maker order ${f.makerOrderId} missing from the store`);
+        const maker = live.records.get(f.makerOrderId);
+        if (!maker) throw new Error(`maker order ${f.makerOrderId} is on the book without its record`);
+        batch.adoptOrder(maker);
         maker.filled += f.quantity;
         maker.remaining = f.makerRemaining;
         maker.notional += f.notional;
         maker.fees += f.makerFee;
         maker.status = f.makerRemaining === 0n ? 'filled' : 'partially_filled';
         batch.touchOrder(maker.id);
-        if (f.makerRemaining === 0n) await batch.ledger.releaseHold(maker.id);
+        if (f.makerRemaining === 0n) {
+          await batch.ledger.releaseHold(maker.id);
+          live.records.delete(maker.id);
+        }
 
         batch.addTraded(caller.accountId, f.notional);
         batch.addTraded(f.makerAccountId, f.notional);
@@ -538,8 +538,10 @@ export class OrdersService {
       const held = await batch.ledger.openHold({ id, owner: caller.accountId, asset: payAsset, amount, kind: 'order' });
       if (!held.ok) throw new Error(`hold for ${id} refused after the funds check: ${held.detail}`);
       batch.addExposure(caller.accountId, notionalOf(market, o.price!, result.remaining));
+      live.records.set(id, rec);
     }
-    return ok({ order: rec, fills, replayed: false });
+    // A snapshot: later commands of this batch may still fill the resting remainder.
+    return ok({ order: { ...rec }, fills, replayed: false });
   }
 
   private async execClose(batch: Batch, c: Extract<Command, { kind: 'close' }>, touched: Set<string>): Promise<Result<unknown>> {
@@ -562,20 +564,26 @@ export class OrdersService {
     );
   }
 
-  private async execCancel(batch: Batch, caller: Caller, orderId: string, touched: Set<string>): Promise<Result<OrderRecord, ErrorCode>> {
-    await batch.loadOrders([orderId]);
-    const rec = batch.order(orderId);
-    if (!rec || rec.accountId !== caller.accountId) return fail('not_found', 'No such order');
-    if (!isOpen(rec.status)) return fail('conflict', `The order is already ${rec.status}`);
-    const live = this.books.get(rec.market);
-    const locked = batch.markets.get(rec.market);
-    if (!live || !locked) throw new Error(`book of ${rec.market} not loaded`);
-    if (!live.book.cancel(orderId)) throw new Error(`open order ${orderId} is not on the rebuilt book of ${rec.market}`);
-    touched.add(rec.market);
+  private async execCancel(batch: Batch, caller: Caller, orderId: string, market: string, touched: Set<string>): Promise<Result<OrderRecord, ErrorCode>> {
+    const live = this.books.get(market);
+    const locked = batch.markets.get(market);
+    if (!live || !locked) throw new Error(`book of ${market} not loaded`);
+    const rec = live.records.get(orderId);
+    if (!rec) {
+      // Not resting (any more): say why.
+      await batch.loadOrders([orderId]);
+      const stored = batch.order(orderId);
+      if (!stored || stored.accountId !== caller.accountId) return fail('not_found', 'No such order');
+      if (isOpen(stored.status)) throw new Error(`open order ${orderId} is not on the rebuilt book of ${market}`);
+      return fail('conflict', `The order is already ${stored.status}`);
+    }
+    if (rec.accountId !== caller.accountId) return fail('not_found', 'No such order');
+    live.book.cancel(orderId);
+    touched.add(market);
     locked.seq += 1;
     await batch.loadAccounts([rec.accountId]);
-    await this.closeResting(batch, orderId, 'user', caller.actor, live.market);
-    return ok(rec);
+    await this.closeResting(batch, live, orderId, 'user', caller.actor);
+    return ok({ ...rec });
   }
 
   private async execCancelAll(batch: Batch, caller: Caller, markets: string[], touched: Set<string>): Promise<Result<OrderRecord[]>> {
@@ -587,12 +595,10 @@ export class OrdersService {
       if (!live || !locked) continue;
       const mine = live.book.ordersOf(caller.accountId);
       if (mine.length === 0) continue;
-      await batch.loadOrders(mine.map((o) => o.id));
       for (const o of mine) {
         live.book.cancel(o.id);
         touched.add(symbol);
-        await this.closeResting(batch, o.id, 'user', caller.actor, live.market);
-        out.push(batch.order(o.id)!);
+        out.push(await this.closeResting(batch, live, o.id, 'user', caller.actor));
       }
       locked.seq += 1;
     }
@@ -606,26 +612,29 @@ export class OrdersService {
     if (locked.status !== 'active') return fail('conflict', `Market ${symbol} is already delisted`);
     const resting = live.book.cancelAll();
     touched.add(symbol);
-    await batch.loadOrders(resting.map((o) => o.id));
     await batch.loadAccounts(resting.map((o) => o.accountId));
-    for (const o of resting) await this.closeResting(batch, o.id, 'delisted', actor, live.market);
+    for (const o of resting) await this.closeResting(batch, live, o.id, 'delisted', actor);
     locked.seq += 1;
     locked.status = 'delisted';
     return ok({ market: symbol, cancelled: resting.length });
   }
 
   /** Closes a resting order already removed from the book: releases its hold and exposure. */
-  private async closeResting(batch: Batch, orderId: string, reason: 'user' | 'self_trade' | 'delisted', actor: Actor, market: Market): Promise<void> {
-    const rec = batch.order(orderId);
-    if (!rec) throw new Error(`order ${orderId} not loaded`);
+  private async closeResting(batch: Batch, live: LiveBook, orderId: string, reason: 'user' | 'self_trade' | 'delisted', actor: Actor): Promise<OrderRecord> {
+    const rec = live.records.get(orderId);
+    if (!rec) throw new Error(`resting order ${orderId} has no record`);
+    batch.adoptOrder(rec);
     await batch.ledger.releaseHold(orderId);
-    if (rec.price !== null) batch.addExposure(rec.accountId, -notionalOf(market, rec.price, rec.remaining));
+    if (rec.price !== null) batch.addExposure(rec.accountId, -notionalOf(live.market, rec.price, rec.remaining));
     rec.status = 'cancelled';
     rec.reason = reason;
     rec.remaining = 0n;
     rec.cancelActor = actor;
     batch.touchOrder(orderId);
-    batch.events.push({ type: 'order.cancelled', at: batch.now, order: rec, actor, reason });
+    live.records.delete(orderId);
+    const snapshot = { ...rec };
+    batch.events.push({ type: 'order.cancelled', at: batch.now, order: snapshot, actor, reason });
+    return snapshot;
   }
 
   private async replay(batch: Batch, existing: OrderRecord): Promise<PlaceOutcome> {
