@@ -179,9 +179,9 @@ export class LedgerTx {
    * Moves `amount` of the owner's available balance into a new hold named `id` (the id of what it
    * is for: an order, a withdrawal). `insufficient_funds` when the available balance is short.
    */
-  async openHold(input: { id: string; owner: string; asset: string; amount: bigint; kind: string }): Promise<Result<HoldView, 'insufficient_funds'>> {
+  async openHold(input: { id: string; owner: string; asset: string; amount: bigint; kind: string; /** The id was just generated: skip looking for an existing hold. */ fresh?: boolean }): Promise<Result<HoldView, 'insufficient_funds'>> {
     if (input.amount <= 0n) throw new Error('ledger: a hold must be positive');
-    await this.loadHolds([input.id]);
+    if (!input.fresh) await this.loadHolds([input.id]);
     if (this.holds.has(input.id)) throw new Error(`ledger: hold ${input.id} already exists`);
     const b = await this.balance(input.owner, input.asset);
     if (b.available < input.amount && !mayGoNegative(input.owner)) return fail('insufficient_funds', `The available ${input.asset} balance is not enough`, { asset: input.asset });

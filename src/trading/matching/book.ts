@@ -37,15 +37,15 @@ class Level {
 }
 
 /**
- * One side of the book: price levels kept in a sorted array with the best price at the END (so
- * the common case, taking or emptying the best level, is a push/pop), and a Map from price to
- * level. Distinct price levels are few compared with orders, so the O(levels) splice on a new
- * level costs little; orders within a level never move.
+ * One side of the book: price levels kept in an array sorted worst → best (so the common case,
+ * taking or emptying the best level, is a push/pop at the end), and a Map from price to level.
+ * Distinct price levels are few compared with orders, so the O(levels) splice on a new level costs
+ * little; orders within a level never move.
  */
 class BookSide {
-  /** Bids ascending, asks descending: best last. */
-  private readonly prices: bigint[] = [];
-  private readonly levels = new Map<bigint, Level>();
+  /** Bids ascending by price, asks descending: best last. */
+  readonly sorted: Level[] = [];
+  private readonly byPrice = new Map<bigint, Level>();
 
   constructor(readonly side: Side) {}
 
@@ -54,57 +54,49 @@ class BookSide {
     return this.side === 'buy' ? a > b : a < b;
   }
 
-  /** Index of the first price that is not worse than `price` (binary search over worst→best). */
+  /** Index of the first level whose price is not worse than `price` (binary search). */
   private position(price: bigint): number {
     let lo = 0;
-    let hi = this.prices.length;
+    let hi = this.sorted.length;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
-      if (this.better(price, this.prices[mid]!)) lo = mid + 1;
+      if (this.better(price, this.sorted[mid]!.price)) lo = mid + 1;
       else hi = mid;
     }
     return lo;
   }
 
-  level(price: bigint): Level | undefined {
-    return this.levels.get(price);
-  }
-
   levelFor(price: bigint): Level {
-    let level = this.levels.get(price);
+    let level = this.byPrice.get(price);
     if (!level) {
       level = new Level(price);
-      this.levels.set(price, level);
-      const n = this.prices.length;
-      if (n === 0 || this.better(price, this.prices[n - 1]!)) this.prices.push(price);
-      else this.prices.splice(this.position(price), 0, price);
+      this.byPrice.set(price, level);
+      const n = this.sorted.length;
+      if (n === 0 || this.better(price, this.sorted[n - 1]!.price)) this.sorted.push(level);
+      else this.sorted.splice(this.position(price), 0, level);
     }
     return level;
   }
 
   dropIfEmpty(level: Level): void {
     if (level.count > 0) return;
-    this.levels.delete(level.price);
-    const n = this.prices.length;
-    if (this.prices[n - 1] === level.price) this.prices.pop();
-    else this.prices.splice(this.position(level.price), 1);
+    this.byPrice.delete(level.price);
+    const n = this.sorted.length;
+    if (this.sorted[n - 1] === level) this.sorted.pop();
+    else this.sorted.splice(this.position(level.price), 1);
   }
 
   best(): Level | undefined {
-    const p = this.prices[this.prices.length - 1];
-    return p === undefined ? undefined : this.levels.get(p);
+    return this.sorted[this.sorted.length - 1];
   }
 
   /** Levels from best to worst. */
   *fromBest(): Generator<Level> {
-    for (let i = this.prices.length - 1; i >= 0; i--) {
-      const level = this.levels.get(this.prices[i]!);
-      if (level) yield level;
-    }
+    for (let i = this.sorted.length - 1; i >= 0; i--) yield this.sorted[i]!;
   }
 
   get levelCount(): number {
-    return this.prices.length;
+    return this.sorted.length;
   }
 }
 
@@ -159,7 +151,9 @@ export class OrderBook {
     let takerFees = 0n;
     let stoppedBySelfTrade = false;
 
-    outer: for (const level of opposite.fromBest()) {
+    const levels = opposite.sorted;
+    outer: for (let i = levels.length - 1; i >= 0; i--) {
+      const level = levels[i]!;
       if (!isMarket && limit !== null && (order.side === 'buy' ? level.price > limit : level.price < limit)) break;
       for (let node = level.head; node; node = node.next) {
         const maker = node.order;

@@ -476,6 +476,8 @@ export class OrdersService {
     batch.addOrder(rec);
     batch.events.push({ type: 'order.placed', at: now, order: { ...rec }, actor: caller.actor });
 
+    // One read for every hold this order will release (self-trade cancels, makers it empties).
+    await batch.ledger.loadHolds([...result.selfTradeCancels.map((c) => c.id), ...result.fills.filter((f) => f.makerRemaining === 0n).map((f) => f.makerOrderId)]);
     for (const c of result.selfTradeCancels) await this.closeResting(batch, live, c.id, 'self_trade', SYSTEM_STP);
 
     const fills: FillRecord[] = [];
@@ -535,7 +537,7 @@ export class OrdersService {
 
     if (result.rests) {
       const amount = restingHold(o.side, o.price!, result.remaining, bookTerms);
-      const held = await batch.ledger.openHold({ id, owner: caller.accountId, asset: payAsset, amount, kind: 'order' });
+      const held = await batch.ledger.openHold({ id, owner: caller.accountId, asset: payAsset, amount, kind: 'order', fresh: true });
       if (!held.ok) throw new Error(`hold for ${id} refused after the funds check: ${held.detail}`);
       batch.addExposure(caller.accountId, notionalOf(market, o.price!, result.remaining));
       live.records.set(id, rec);
