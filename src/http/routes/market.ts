@@ -4,7 +4,7 @@ import type { Services } from '../../services.js';
 import { PERIOD_NAMES, type CandlePeriod } from '../../trading/marketdata/index.js';
 import { assetView, bookView, candleView, marketView, tickerView, tradeView } from '../../trading/views.js';
 import type { App } from '../types.js';
-import { AssetView, Limit, MarketSymbol, MarketView, Security } from './trading-schemas.js';
+import { AssetView, BookView, CandleView, Limit, MarketSymbol, MarketView, Security, TickerView, TradeView } from './trading-schemas.js';
 
 const MarketParams = Type.Object({ market: MarketSymbol }, { additionalProperties: false });
 
@@ -34,7 +34,7 @@ export function marketRoutes(app: App, services: Services): void {
 
   app.get(
     '/api/v1/market/tickers',
-    { config, schema: { tags, summary: 'Last price, 24 h change and volume, best bid and ask of every market', security: Security } },
+    { config, schema: { tags, summary: 'Last price, 24 h change and volume, best bid and ask of every market', security: Security, response: { 200: Type.Object({ tickers: Type.Array(TickerView) }) } } },
     async () => ({ tickers: (await trading.marketData.tickers()).map(tickerView) }),
   );
 
@@ -48,6 +48,7 @@ export function marketRoutes(app: App, services: Services): void {
         security: Security,
         params: MarketParams,
         querystring: Type.Object({ depth: Type.Optional(Limit(100, 20)) }, { additionalProperties: false }),
+        response: { 200: BookView },
       },
     },
     async (request) => {
@@ -62,7 +63,14 @@ export function marketRoutes(app: App, services: Services): void {
     '/api/v1/market/trades/:market',
     {
       config,
-      schema: { tags, summary: 'Recent trades, newest first', security: Security, params: MarketParams, querystring: Type.Object({ limit: Type.Optional(Limit(500, 50)) }, { additionalProperties: false }) },
+      schema: {
+        tags,
+        summary: 'Recent trades, newest first',
+        security: Security,
+        params: MarketParams,
+        querystring: Type.Object({ limit: Type.Optional(Limit(500, 50)) }, { additionalProperties: false }),
+        response: { 200: Type.Object({ market: Type.String(), trades: Type.Array(TradeView) }) },
+      },
     },
     async (request) => {
       const market = await marketOr404(request.params.market);
@@ -89,6 +97,7 @@ export function marketRoutes(app: App, services: Services): void {
           },
           { additionalProperties: false },
         ),
+        response: { 200: Type.Object({ market: Type.String(), interval: Type.String(), candles: Type.Array(CandleView) }) },
       },
     },
     async (request) => {

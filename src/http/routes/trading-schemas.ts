@@ -97,3 +97,32 @@ export const LimitView = Type.Object({
 });
 
 export const Security: { [label: string]: string[] }[] = [{ bearer: [] }, { apiKey: [] }];
+
+export const TickerView = Type.Object({
+  market: Type.String(),
+  last: Nullable(Type.String()),
+  open24h: Nullable(Type.String()),
+  high24h: Nullable(Type.String()),
+  low24h: Nullable(Type.String()),
+  change24h: SignedDecimal,
+  changePercent24h: Nullable(SignedDecimal),
+  volume24h: Type.String(),
+  quoteVolume24h: Type.String(),
+  trades24h: Type.Integer(),
+  bestBid: Nullable(Type.String()),
+  bestAsk: Nullable(Type.String()),
+});
+
+const Level = Type.Object({ price: Type.String(), quantity: Type.String(), orders: Type.Integer() });
+export const BookView = Type.Object({ market: Type.String(), seq: Type.Integer(), bids: Type.Array(Level), asks: Type.Array(Level), timestamp: Type.Integer() });
+export const TradeView = Type.Object({ id: Type.String(), seq: Type.Integer(), price: Type.String(), quantity: Type.String(), side: Type.String({ description: 'The taker side' }), time: Type.Integer() });
+export const CandleView = Type.Object({
+  start: Type.Integer(),
+  open: Type.String(),
+  high: Type.String(),
+  low: Type.String(),
+  close: Type.String(),
+  volume: Type.String(),
+  quoteVolume: Type.String(),
+  trades: Type.Integer(),
+});

@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../lib/clock.js';
 import type { Store } from '../../store/db.js';
@@ -5,7 +6,7 @@ import { openTestStore, storeBackends } from '../../../test/support/stores.js';
 import { callerFor, fund, listMoon, MOON, tradingOn, USDC } from '../../../test/support/trading.js';
 import { clearHalt, setHalt, type Trading } from '../index.js';
 import { SYSTEM_OWNERS } from '../ledger/index.js';
-import type { PlaceOrderInput } from './types.js';
+import type { PlaceOrderInput, TradingEvent } from './types.js';
 
 let n = 0;
 const uid = (p: string) => `acc_${p}_${++n}_${Math.random().toString(36).slice(2, 8)}`;
@@ -219,6 +220,51 @@ describe.each(await storeBackends())('order service on %s', (backend) => {
     expect(await trading.orders.closePosition(callerFor(holder), 'MOON')).toMatchObject({ ok: false, code: 'conflict' });
     expect(await trading.orders.closePosition(callerFor(holder), 'NOPE')).toMatchObject({ ok: false, code: 'not_found' });
     await verified();
+  });
+
+  it('hands every order, fill and cancel, with account and actor, to commit hooks inside the transaction', async () => {
+    await sql`create table audit_probe (event text not null, subject text not null, actor text not null)`.execute(store.db);
+    const seen: TradingEvent[] = [];
+    let armed = true;
+    let failOnce = false;
+    trading.orders.onCommitting(async (trx, events) => {
+      if (!armed) return;
+      seen.push(...events);
+      for (const e of events) {
+        const subject = e.type === 'fill' ? `${e.fill.takerAccountId}>${e.fill.makerAccountId}` : e.order.accountId;
+        const actor = e.type === 'fill' ? `${e.fill.takerActor.kind}:${e.fill.takerActor.id}` : `${e.actor.kind}:${e.actor.id}`;
+        await sql`insert into audit_probe (event, subject, actor) values (${e.type}, ${subject}, ${actor})`.execute(trx);
+      }
+      if (failOnce) {
+        failOnce = false;
+        throw new Error('audit store down');
+      }
+    });
+    try {
+      const maker = uid('m');
+      const taker = uid('t');
+      await fund(trading, maker, 'MOON', MOON(5));
+      await fund(trading, taker, 'USDC', USDC(100));
+      const ask = await place(maker, { side: 'sell', price: '2', quantity: '2' });
+      await place(taker, { side: 'buy', price: '2', quantity: '1' });
+      if (!ask.ok) throw new Error(ask.detail);
+      await trading.orders.cancel(callerFor(maker), ask.value.order.id);
+      expect(seen.map((e) => e.type)).toEqual(['order.placed', 'order.placed', 'fill', 'order.cancelled']);
+      expect(seen[0]).toMatchObject({ type: 'order.placed', order: { accountId: maker, status: 'open' }, actor: { kind: 'session', id: `ses_${maker}` } });
+      expect(seen[2]).toMatchObject({ type: 'fill', fill: { takerAccountId: taker, makerAccountId: maker, takerActor: { kind: 'session', id: `ses_${taker}` } } });
+      expect(seen[3]).toMatchObject({ type: 'order.cancelled', reason: 'user', order: { accountId: maker, status: 'cancelled' }, actor: { id: `ses_${maker}` } });
+      const rows = await sql<{ n: number }>`select count(*) as n from audit_probe`.execute(store.db);
+      expect(Number(rows.rows[0]!.n)).toBe(4);
+
+      // When the hook fails, its rows and the order's rows roll back together.
+      failOnce = true;
+      await expect(place(taker, { side: 'buy', price: '1', quantity: '1' })).rejects.toThrow('audit store down');
+      expect(Number((await sql<{ n: number }>`select count(*) as n from audit_probe`.execute(store.db)).rows[0]!.n)).toBe(4);
+      expect(await trading.queries.orders(taker, { limit: 10, status: 'open' })).toEqual([]);
+    } finally {
+      armed = false;
+      await sql`drop table audit_probe`.execute(store.db);
+    }
   });
 
   it('a failed transaction acknowledges nothing and the book is rebuilt from the store', async () => {
