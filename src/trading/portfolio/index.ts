@@ -1,4 +1,8 @@
+import type { Transaction } from 'kysely';
 import type { Store } from '../../store/db.js';
+import type { Database } from '../../store/schema.js';
+import { upsertRows } from '../upsert.js';
+import { applyOutflow } from './average-cost.js';
 import { USDC, type Assets } from '../assets/index.js';
 import type { Ledger } from '../ledger/index.js';
 import { pow10, readMinor } from '../money.js';
@@ -96,4 +100,33 @@ export class Portfolios {
     }
     return { cash, positionsValue, totalValue: cash + positionsValue, realizedPnl: realized, unrealizedPnl: unrealized, unpriced, positions };
   }
+}
+
+/**
+ * Removes the cost of `quantity` units leaving a holding without a sale (a withdrawal being sent),
+ * inside the caller's transaction, so the average cost of what remains is unchanged. Call it with
+ * the holding (available + held) as it was before the outflow. Throws ConcurrentUpdateError when
+ * an order transaction changed the position meanwhile (retry the transaction, as Ledger.run does).
+ *
+ * @example
+ * await ledger.run(async (l, trx) => {
+ *   const before = await l.balance(accountId, 'MOON');
+ *   await l.post('withdrawal.sent', id, [...]);
+ *   await recordOutflow(trx, accountId, 'MOON', amount, before.available + before.held);
+ *   return ok(undefined);
+ * });
+ */
+export async function recordOutflow(trx: Transaction<Database>, accountId: string, asset: string, quantity: bigint, holdingBefore: bigint): Promise<void> {
+  const row = await trx.selectFrom('positions').selectAll().where('account_id', '=', accountId).where('asset', '=', asset).executeTakeFirst();
+  if (!row) return;
+  const state = { cost: readMinor(row.cost_basis), realized: readMinor(row.realized_pnl) };
+  applyOutflow(state, quantity, holdingBefore);
+  await upsertRows(
+    trx,
+    'positions',
+    ['account_id', 'asset'],
+    [{ account_id: accountId, asset, cost_basis: state.cost.toString(), realized_pnl: state.realized.toString(), updated_at: Number(row.updated_at), version: Number(row.version) + 1 }],
+    ['cost_basis', 'realized_pnl', 'updated_at', 'version'],
+    { versioned: true },
+  );
 }
