@@ -3,7 +3,8 @@
  *
  * 1. The matching engine alone on a synthetic order stream, beside a naive book (one sorted array
  *    per side, linear insert, linear cancel) fed the same stream in the same run.
- * 2. Durable order placement end to end: the real server in its own process on SQLite, orders
+ * 2. The order service alone (below HTTP), to show what the HTTP layer costs.
+ * 3. Durable order placement end to end: the real server in its own process on SQLite, orders
  *    sent over HTTP by autocannon with session tokens; a 201 means the order, its fills and
  *    ledger entries are committed. Reports orders/s and p50/p99 latency.
  */
@@ -157,7 +158,46 @@ export function engineRows(): BenchRow[] {
   return [engineRow(syntheticStream(200_000), 'active top of book'), engineRow(syntheticStream(100_000, 50_000), 'deep book (50k resting)')];
 }
 
-// ---- 2. durable order placement over HTTP ------------------------------------------------------
+// ---- 2. the order service alone (no HTTP, no token checks) ------------------------------------
+
+/** The order path below HTTP: 64 closed-loop callers on the service over a SQLite file, 5 s. */
+export async function serviceRow(): Promise<BenchRow> {
+  const dataDir = mkdtempSync(path.join(tmpdir(), 'moondraft-bench-svc-'));
+  const services = await createServices(loadConfig({ MOONDRAFT_DATA_DIR: dataDir, MOONDRAFT_LOG_LEVEL: 'silent', MOONDRAFT_DAILY_LIMIT_TRADER: '999999999999' }), { processMetrics: false });
+  try {
+    const t = services.trading;
+    await t.assets.createAsset({ symbol: 'MOON', name: 'Moon', decimals: 6 }, 'bench');
+    const m = await t.assets.listMarket({ base: 'MOON', quote: 'USDC', tickSize: '0.0001', lotSize: '0.01', minNotional: '0.01' });
+    if (!m.ok) throw new Error(m.detail);
+    const accounts = Array.from({ length: 32 }, (_, i) => `acc_bench_${i}`);
+    await t.ledger.run(async (l) => {
+      for (const a of accounts) for (const asset of ['USDC', 'MOON']) await l.post('bench.credit', null, [{ owner: SYSTEM_OWNERS.issuance, asset, amount: -(10n ** 15n) }, { owner: a, asset, amount: 10n ** 15n }]);
+      return ok(undefined);
+    });
+    let n = 0;
+    let done = 0;
+    const until = Date.now() + 5_000;
+    const caller = async () => {
+      while (Date.now() < until) {
+        const i = ++n;
+        const side = i % 2 === 0 ? 'buy' : 'sell';
+        const price = (side === 'buy' ? 1.0 + ((i * 7) % 9) / 10_000 : 1.0004 - ((i * 7) % 9) / 10_000).toFixed(4);
+        const accountId = accounts[i % accounts.length]!;
+        const r = await t.orders.place({ accountId, role: 'trader', actor: { kind: 'session', id: 'bench', accountId } }, { market: 'MOON-USDC', side, type: 'limit', price, quantity: '1', timeInForce: i % 5 === 0 ? 'IOC' : 'GTC' });
+        if (!r.ok) throw new Error(r.detail);
+        done++;
+      }
+    };
+    const start = Date.now();
+    await Promise.all(Array.from({ length: 64 }, caller));
+    return { name: 'order service alone on SQLite (no HTTP, no token checks; 64 concurrent callers)', value: Math.round((done * 1000) / (Date.now() - start)), unit: 'orders/s' };
+  } finally {
+    await services.close();
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+// ---- 3. durable order placement over HTTP ------------------------------------------------------
 
 interface CannonResult {
   requests: { average: number; total: number };
@@ -230,7 +270,7 @@ async function httpRows(): Promise<BenchRow[]> {
 }
 
 export async function run(): Promise<BenchRow[]> {
-  return [...engineRows(), ...(await httpRows())];
+  return [...engineRows(), await serviceRow(), ...(await httpRows())];
 }
 
 // `node --import tsx bench/trading.ts` runs it alone.

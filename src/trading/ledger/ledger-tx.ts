@@ -66,11 +66,16 @@ export class LedgerTx {
   private readonly entries: { id: string; kind: string; ref_id: string | null; created_at: number }[] = [];
   private readonly postings: { entry_id: string; line: number; owner: string; asset: string; bucket: 'available' | 'held'; amount: string }[] = [];
   private flushed = false;
+  /** Entry ids are this unit's id plus a counter: one random draw per transaction, not per entry. */
+  private readonly idBase: string;
+  private entryCount = 0;
 
   constructor(
     readonly trx: Transaction<Database>,
     readonly now: number,
-  ) {}
+  ) {
+    this.idBase = newId('jrn', now);
+  }
 
   /** Loads every balance row of these owners that is not loaded yet (one query). */
   async loadOwners(owners: Iterable<string>): Promise<void> {
@@ -169,7 +174,7 @@ export class LedgerTx {
       h.amount = amount;
       if (amount === 0n) h.status = 'closed';
     }
-    const id = newId('jrn', this.now);
+    const id = `${this.idBase}.${(this.entryCount++).toString(36).padStart(4, '0')}`;
     this.entries.push({ id, kind, ref_id: refId, created_at: this.now });
     lines.forEach((l, i) => this.postings.push({ entry_id: id, line: i, owner: l.owner, asset: l.asset, bucket: l.hold === undefined ? 'available' : 'held', amount: l.amount.toString() }));
     return ok(id);

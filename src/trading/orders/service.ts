@@ -484,9 +484,11 @@ export class OrdersService {
     if (result.fills.length > 0) {
       await batch.loadAccounts(result.fills.map((f) => f.makerAccountId));
       const assets = { base: market.base, quote: market.quote, feeOwner: SYSTEM_OWNERS.fees };
-      for (const f of result.fills) {
+      // Fill ids derive from the taker order's id (one random draw per order, not per fill).
+      const fillBase = `fil_${id.slice(id.indexOf('_') + 1)}`;
+      for (const [k, f] of result.fills.entries()) {
         const fill: FillRecord = {
-          id: newId('fil', now),
+          id: `${fillBase}.${k.toString(36).padStart(3, '0')}`,
           market: o.market,
           tradeSeq: ++locked.tradeSeq,
           price: f.price,
