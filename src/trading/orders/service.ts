@@ -288,8 +288,10 @@ export class OrdersService {
   private async runBatch(commands: Command[]): Promise<void> {
     for (let attempt = 1; ; attempt++) {
       const touched = new Set<string>();
+      let committed: { results: Result<unknown>[]; batch: Batch };
+      let committing = false;
       try {
-        const { results, batch } = await this.deps.store.transaction(async (trx) => {
+        committed = await this.deps.store.transaction(async (trx) => {
           const batch = new Batch(trx, this.deps.clock.now(), this.deps.store.dialect);
           await batch.lockMarkets(commands.flatMap((c) => c.markets));
           for (const [symbol] of batch.markets) await this.ensureBook(batch, symbol, touched);
@@ -302,16 +304,20 @@ export class OrdersService {
           for (const c of commands) results.push(await this.execute(batch, c, touched));
           await batch.flush();
           for (const hook of this.hooks) await hook(trx, batch.events);
+          committing = true;
           return { results, batch };
         });
-        this.afterCommit(batch, touched);
-        this.m?.batchSize.observe(commands.length);
-        commands.forEach((c, i) => c.resolve(results[i]!));
-        return;
       } catch (err) {
         // Memory must never be ahead of the store: forget every book this attempt touched.
         for (const symbol of touched) {
           this.books.delete(symbol);
+        }
+        if (committing) {
+          // COMMIT itself failed: whether it took effect is unknown, so nothing is run again (a
+          // client retrying with its clientOrderId gets the original if it did).
+          this.deps.log.error({ err, commands: commands.length }, 'order transaction failed at commit; outcome unknown');
+          for (const c of commands) c.reject(err);
+          return;
         }
         if (isRetryable(err) && attempt < MAX_ATTEMPTS) {
           this.m?.retries.inc();
@@ -328,6 +334,16 @@ export class OrdersService {
         commands[0]!.reject(err);
         return;
       }
+      // Committed: from here nothing may run the commands again, whatever happens.
+      try {
+        this.afterCommit(committed.batch, touched);
+        this.m?.batchSize.observe(commands.length);
+      } catch (err) {
+        this.deps.log.error({ err }, 'after-commit bookkeeping failed; rebuilding the books it touched');
+        for (const symbol of touched) this.books.delete(symbol);
+      }
+      commands.forEach((c, i) => c.resolve(committed.results[i]!));
+      return;
     }
   }
 
