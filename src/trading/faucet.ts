@@ -19,7 +19,7 @@ export class Faucet {
 
   async grant(accountId: string, assetSymbol: string, amountText: string): Promise<Result<{ asset: string; amount: bigint; decimals: number; available: bigint }, 'validation_failed' | 'faucet_limit_exceeded'>> {
     const asset = await this.deps.assets.asset(assetSymbol);
-    if (!asset || !asset.faucet) return fail('validation_failed', `The faucet does not dispense ${JSON.stringify(assetSymbol).slice(0, 20)}`);
+    if (!asset || !asset.faucet) return fail('validation_failed', 'asset: the faucet does not dispense this asset');
     const amount = parseAmount(amountText, asset.decimals, 'amount');
     if (!amount.ok) return amount;
     const perCall = BigInt(this.deps.maxPerCall) * pow10(asset.decimals);

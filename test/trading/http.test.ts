@@ -260,6 +260,7 @@ describe('orders over HTTP', () => {
     expect(over.json()).toMatchObject({ code: 'daily_limit_exceeded', limit: '5', remaining: '0' });
     expect((await req('GET', '/api/v1/account/trading-limit', s)).json()).toMatchObject({ limit: '5', open: '5', traded24h: '0', remaining: '0' });
     expect((await req('GET', `/api/v1/admin/accounts/${s.account.wallet}/trading-limit`, admin)).json()).toMatchObject({ limit: '5' });
+    expect((await req('GET', `/api/v1/admin/accounts/0x${'ab'.repeat(20)}/trading-limit`, admin)).statusCode).toBe(404);
     // Non-admins cannot set limits.
     expect((await req('PUT', `/api/v1/admin/accounts/${s.account.wallet}/trading-limit`, s, { dailyNotional: '1000000' })).json().code).toBe('forbidden_role');
     expect((await req('PUT', `/api/v1/admin/accounts/${s.account.wallet}/trading-limit`, admin, { dailyNotional: 5 })).statusCode).toBe(400);

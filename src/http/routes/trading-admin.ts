@@ -24,7 +24,13 @@ export function tradingAdminRoutes(app: App, services: Services): void {
   const { trading, accounts } = services;
   const tags = ['admin'];
 
-  const accountOf = async (address: string) => {
+  /** The account of a wallet: created when an admin sets its limit first (as with roles), never by a read. */
+  const accountOf = async (address: string, create: boolean) => {
+    if (!create) {
+      const existing = await accounts.byWallet(address).catch(() => undefined);
+      if (!existing) throw new ApiError('not_found', 'No account with this wallet address');
+      return existing;
+    }
     const found = await accounts.findOrCreate(address);
     if (!found.ok) throw new ApiError('validation_failed', 'address must be an Ethereum (0x…) or Solana wallet address');
     return found.value;
@@ -106,7 +112,7 @@ export function tradingAdminRoutes(app: App, services: Services): void {
     '/api/v1/admin/accounts/:address/trading-limit',
     { config: { permission: 'admin:read' }, schema: { tags, summary: 'An account’s daily trading limit and usage', security: AdminSecurity, params: Address, response: { 200: LimitView } } },
     async (request) => {
-      const account = await accountOf(request.params.address);
+      const account = await accountOf(request.params.address, false);
       return limitView(await trading.limits.status(account.id, account.role));
     },
   );
@@ -126,7 +132,7 @@ export function tradingAdminRoutes(app: App, services: Services): void {
     },
     async (request) => {
       const actor = adminActor(request);
-      const account = await accountOf(request.params.address);
+      const account = await accountOf(request.params.address, true);
       unwrap(await trading.limits.setOverride(account.id, request.body.dailyNotional, actor.accountId ?? actor.id));
       return limitView(await trading.limits.status(account.id, account.role));
     },

@@ -4,7 +4,7 @@ import { ManualClock } from '../../lib/clock.js';
 import type { Store } from '../../store/db.js';
 import { openTestStore, storeBackends } from '../../../test/support/stores.js';
 import { callerFor, fund, listMoon, MOON, tradingOn, USDC } from '../../../test/support/trading.js';
-import { clearHalt, setHalt, type Trading } from '../index.js';
+import { clearHalt, setHalt } from '../index.js';
 import { SYSTEM_OWNERS } from '../ledger/index.js';
 import type { PlaceOrderInput, TradingEvent } from './types.js';
 

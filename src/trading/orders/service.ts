@@ -13,7 +13,7 @@ import { haltStatus } from '../halt.js';
 import { SYSTEM_OWNERS } from '../ledger/owners.js';
 import { OrderBook } from '../matching/book.js';
 import type { BookTerms, DepthLevel, OrderType, SelfTradePrevention, Side, TimeInForce } from '../matching/types.js';
-import { formatAmount, parseAmount, pow10, readMinor } from '../money.js';
+import { formatAmount, parseAmount, pow10 } from '../money.js';
 import { applyBuy, applySell } from '../portfolio/average-cost.js';
 import { backoff, isRetryable } from '../retry.js';
 import { Batch, isOpen, LIMIT_WINDOW_MINUTES } from './batch.js';
@@ -154,7 +154,8 @@ export class OrdersService {
   /** Parses an order against its market. Everything refused here is 400 validation_failed. */
   async parse(input: PlaceOrderInput): Promise<Result<{ order: ParsedOrder; market: Market }, 'validation_failed'>> {
     const market = await this.deps.assets.market(input.market);
-    if (!market) return fail('validation_failed', `Unknown market ${JSON.stringify(input.market).slice(0, 40)}`);
+    // Refusals name the field, never echo what was sent.
+    if (!market) return fail('validation_failed', 'market: no such market (see GET /api/v1/market/markets)');
     if (market.status !== 'active') return fail('validation_failed', `Market ${market.symbol} is not trading`);
     const order = parseOrder(market, input);
     return order.ok ? ok({ order: order.value, market }) : order;
@@ -208,7 +209,7 @@ export class OrdersService {
     let markets: string[];
     if (market !== undefined) {
       const m = await this.deps.assets.market(market);
-      if (!m) return fail('validation_failed', `Unknown market ${JSON.stringify(market).slice(0, 40)}`);
+      if (!m) return fail('validation_failed', 'market: no such market');
       markets = [m.symbol];
     } else {
       const rows = await this.deps.store.db
@@ -227,7 +228,7 @@ export class OrdersService {
   /** Delists a market: cancels every resting order (releasing holds) and stops trading in it. */
   async delist(actor: Actor, market: string): Promise<Result<{ market: string; cancelled: number }>> {
     const m = await this.deps.assets.market(market, { fresh: true });
-    if (!m) return fail('not_found', `No market ${JSON.stringify(market).slice(0, 40)}`);
+    if (!m) return fail('not_found', 'No such market');
     if (m.status !== 'active') return fail('conflict', `Market ${m.symbol} is already delisted`);
     return (await this.enqueue({ kind: 'delist', actor, markets: [m.symbol] })) as Result<{ market: string; cancelled: number }>;
   }
