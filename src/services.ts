@@ -31,6 +31,7 @@ import { DdosMetrics } from './security/ddos/metrics.js';
 import { RateLimiter } from './security/ratelimit/limiter.js';
 import { RateLimitMetrics } from './security/ratelimit/metrics.js';
 import { PartnerLimits } from './security/ratelimit/partner-limits.js';
+import { createTrading, type Trading } from './trading/index.js';
 
 /** Verifies an `X-API-Key` request (issue: API keys) and returns its principal or throws ApiError. */
 export interface ApiKeyAuthenticator {
@@ -74,6 +75,8 @@ export interface Services {
   ipBlocks: IpBlocks;
   /** Automatic blocking of addresses that fail too much. */
   ddosGuard: DdosGuard;
+  /** Assets and markets, ledger, order books, market data, portfolios (src/trading). */
+  trading: Trading;
   /** Registers work for graceful shutdown (flush buffers, stop timers); run in reverse order. */
   onClose(fn: () => Promise<void> | void): void;
   close(): Promise<void>;
@@ -172,6 +175,8 @@ export async function createServices(config: Config, overrides: ServiceOverrides
   const ddosGuard = new DdosGuard({ state, fallback: localLimiter, blocks: ipBlocks, config: config.ddos, clock, log, timeSource });
   ddosGuard.watch(events);
   closers.push(() => ddosGuard.close());
+  const trading = await createTrading({ store, state, clock, log, config: config.trading, metrics: metrics.registry });
+  closers.push(() => trading.close());
 
   let closed = false;
   return {
@@ -197,6 +202,7 @@ export async function createServices(config: Config, overrides: ServiceOverrides
     partnerLimits,
     ipBlocks,
     ddosGuard,
+    trading,
     onClose: (fn) => closers.push(fn),
     async close() {
       if (closed) return;

@@ -65,6 +65,7 @@ export interface Config {
   rateLimit: RateLimitConfig;
   /** Automatic IP blocking (issue: DDoS guards). */
   ddos: DdosConfig;
+  trading: TradingConfig;
 }
 
 export interface RateLimitConfig {
@@ -98,6 +99,19 @@ export interface DdosConfig {
    * 127.0.0.1, and blocking it would block everyone. Trusted proxies are always exempt.
    */
   exempt: string[];
+}
+
+/** Trading defaults. Amounts are decimal strings (USDC for limits, whole asset units for the faucet). */
+export interface TradingConfig {
+  /** Fees of newly listed markets, in basis points. */
+  makerFeeBps: number;
+  takerFeeBps: number;
+  /** Rolling-24 h traded notional per role, in USDC; admins override per account. */
+  dailyLimitUsdc: { trader: string; admin: string };
+  /** Sandbox faucet bounds per account and asset, in whole units of the asset. */
+  faucet: { maxPerCall: string; maxPerDay: string };
+  /** Most order commands committed in one transaction (group commit). */
+  batchMax: number;
 }
 
 export class ConfigError extends Error {
@@ -205,6 +219,14 @@ function existingFile(variable: string, file: string): string {
   const resolved = path.resolve(file);
   if (!existsSync(resolved)) throw new ConfigError(variable, `no such file: ${resolved}`);
   return resolved;
+}
+
+/** A non-negative decimal amount with at most `decimals` places and at most 18 whole digits. */
+function decimal(r: Reader, name: string, fallback: string, decimals: number): string {
+  const v = r.raw(name) ?? fallback;
+  const pattern = decimals > 0 ? new RegExp(`^(0|[1-9][0-9]{0,17})(\\.[0-9]{1,${decimals}})?$`) : /^(0|[1-9][0-9]{0,17})$/;
+  if (!pattern.test(v)) throw new ConfigError(name, `must be a decimal amount with at most ${decimals} decimal places (got ${JSON.stringify(v)})`);
+  return v;
 }
 
 export function loadConfig(environment: Source = process.env): Config {
@@ -323,6 +345,19 @@ export function loadConfig(environment: Source = process.env): Config {
     },
     rateLimit,
     ddos,
+    trading: {
+      makerFeeBps: r.int('MOONDRAFT_MAKER_FEE_BPS', 10, 0, 1000),
+      takerFeeBps: r.int('MOONDRAFT_TAKER_FEE_BPS', 20, 0, 1000),
+      dailyLimitUsdc: {
+        trader: decimal(r, 'MOONDRAFT_DAILY_LIMIT_TRADER', '1000000', 6),
+        admin: decimal(r, 'MOONDRAFT_DAILY_LIMIT_ADMIN', '10000000', 6),
+      },
+      faucet: {
+        maxPerCall: decimal(r, 'MOONDRAFT_FAUCET_MAX_PER_CALL', '10000', 0),
+        maxPerDay: decimal(r, 'MOONDRAFT_FAUCET_MAX_PER_DAY', '100000', 0),
+      },
+      batchMax: r.int('MOONDRAFT_ORDER_BATCH_MAX', 512, 1, 4096),
+    },
   };
   if (config.jwt.refreshIdleSec > config.jwt.refreshAbsoluteSec) {
     throw new ConfigError('MOONDRAFT_REFRESH_IDLE_DAYS', 'must not exceed MOONDRAFT_REFRESH_ABSOLUTE_DAYS');

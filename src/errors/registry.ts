@@ -43,6 +43,7 @@ export const ERRORS = {
   unsupported_media_type: { status: 415, title: 'The request body must be application/json' },
   service_unavailable: { status: 503, title: 'A service the request needs is unavailable' },
   internal_error: { status: 500, title: 'Internal error' },
+  faucet_limit_exceeded: { status: 403, title: 'The sandbox faucet limit would be exceeded' },
 } as const satisfies Record<string, { status: number; title: string }>;
 
 export type ErrorCode = keyof typeof ERRORS;

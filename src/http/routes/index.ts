@@ -8,6 +8,10 @@ import { keyRoutes } from './keys.js';
 import { auditRoutes } from './audit.js';
 import { rateLimitRoutes } from './ratelimit.js';
 import { systemRoutes } from './system.js';
+import { marketRoutes } from './market.js';
+import { tradingRoutes } from './trading.js';
+import { sandboxRoutes } from './sandbox.js';
+import { tradingAdminRoutes } from './trading-admin.js';
 
 /** Every route module, one per feature. Each registers its routes with a declared permission. */
 export async function registerRoutes(app: App, services: Services): Promise<void> {
@@ -19,4 +23,8 @@ export async function registerRoutes(app: App, services: Services): Promise<void
   keyRoutes(app, services);
   auditRoutes(app, services);
   rateLimitRoutes(app, services);
+  marketRoutes(app, services);
+  tradingRoutes(app, services);
+  sandboxRoutes(app, services);
+  tradingAdminRoutes(app, services);
 }

@@ -6,6 +6,7 @@ import * as m0030 from './0030_api_keys.js';
 import * as m0050 from './0050_audit.js';
 import * as m0040 from './0040_rate_limits.js';
 import * as m0041 from './0041_ip_blocks.js';
+import * as m0020 from './0020_trading.js';
 
 type Step = { up: (dialect: Dialect) => (db: Kysely<any>) => Promise<void>; down?: (dialect: Dialect) => (db: Kysely<any>) => Promise<void> };
 
@@ -20,6 +21,7 @@ const STEPS: Record<string, Step> = {
   '0050_audit': m0050,
   '0040_rate_limits': m0040,
   '0041_ip_blocks': m0041,
+  '0020_trading': m0020,
 };
 
 export function migrations(dialect: Dialect): Record<string, Migration> {

@@ -1,0 +1,279 @@
+/**
+ * Trading benchmarks (`npm run bench`).
+ *
+ * 1. The matching engine alone on a synthetic order stream, beside a naive book (one sorted array
+ *    per side, linear insert, linear cancel) fed the same stream in the same run.
+ * 2. The order service alone (below HTTP), to show what the HTTP layer costs.
+ * 3. Durable order placement end to end: the real server in its own process on SQLite, orders
+ *    sent over HTTP by autocannon with session tokens; a 201 means the order, its fills and
+ *    ledger entries are committed. Reports orders/s and p50/p99 latency.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { loadConfig } from '../src/config/index.js';
+import { ok } from '../src/errors/registry.js';
+import { createServices } from '../src/services.js';
+import { SYSTEM_OWNERS } from '../src/trading/ledger/index.js';
+import { OrderBook } from '../src/trading/matching/book.js';
+import type { IncomingOrder, Side } from '../src/trading/matching/types.js';
+import { startChildServer } from '../test/support/child-server.js';
+
+export interface BenchRow {
+  name: string;
+  value: number;
+  unit: string;
+  baseline?: { name: string; value: number };
+}
+
+// ---- 1. matching engine ------------------------------------------------------------------------
+
+type Op = { kind: 'order'; order: IncomingOrder } | { kind: 'cancel'; id: string };
+
+/**
+ * A deterministic stream: limit orders around a drifting mid, some market orders, some cancels.
+ * With `deep`, it starts by resting that many passive orders spread over ±2,000 ticks (a deep
+ * book, where a linear structure pays for every insert and cancel).
+ */
+function syntheticStream(n: number, deep = 0, seed = 42): Op[] {
+  let s = seed;
+  const rand = () => ((s = (s * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff);
+  const ops: Op[] = [];
+  const live: string[] = [];
+  let mid = 10_000;
+  for (let i = 0; i < deep; i++) {
+    const side: Side = i % 2 === 0 ? 'buy' : 'sell';
+    const away = 50 + Math.floor(rand() * 2000);
+    const id = `p${i}`;
+    ops.push({ kind: 'order', order: { id, accountId: `a${i % 50}`, side, type: 'limit', price: BigInt(side === 'buy' ? mid - away : mid + away), quantity: 5n, timeInForce: 'GTC', selfTradePrevention: 'cancel_maker', seq: -deep + i } });
+    live.push(id);
+  }
+  for (let i = 0; i < n; i++) {
+    const r = rand();
+    if (r < 0.15 && live.length > 0) {
+      const k = Math.floor(rand() * live.length);
+      ops.push({ kind: 'cancel', id: live[k]! });
+      live[k] = live[live.length - 1]!;
+      live.pop();
+      continue;
+    }
+    mid += Math.round((rand() - 0.5) * 4);
+    const side: Side = rand() < 0.5 ? 'buy' : 'sell';
+    const market = r > 0.95;
+    // Most limits rest a few ticks from the mid; a quarter cross it.
+    const offset = Math.floor(rand() * 40) - (rand() < 0.25 ? 30 : -1);
+    const price = BigInt(side === 'buy' ? mid - offset : mid + offset);
+    const id = `o${i}`;
+    ops.push({
+      kind: 'order',
+      order: { id, accountId: `a${Math.floor(rand() * 50)}`, side, type: market ? 'market' : 'limit', price: market ? null : price, quantity: BigInt(1 + Math.floor(rand() * 20)), timeInForce: market ? 'IOC' : 'GTC', selfTradePrevention: 'cancel_maker', seq: i },
+    });
+    if (!market) live.push(id);
+  }
+  return ops;
+}
+
+interface Resting {
+  id: string;
+  accountId: string;
+  price: bigint;
+  remaining: bigint;
+  seq: number;
+}
+
+/** The baseline: each side one array sorted best-first by (price, seq); everything linear. */
+class NaiveBook {
+  bids: Resting[] = [];
+  asks: Resting[] = [];
+  place(o: IncomingOrder): number {
+    const opposite = o.side === 'buy' ? this.asks : this.bids;
+    let remaining = o.quantity;
+    let fills = 0;
+    let i = 0;
+    while (remaining > 0n && i < opposite.length) {
+      const r = opposite[i]!;
+      if (o.type === 'limit' && (o.side === 'buy' ? r.price > o.price! : r.price < o.price!)) break;
+      if (r.accountId === o.accountId) {
+        opposite.splice(i, 1); // cancel_maker
+        continue;
+      }
+      const q = remaining < r.remaining ? remaining : r.remaining;
+      remaining -= q;
+      r.remaining -= q;
+      fills++;
+      if (r.remaining === 0n) opposite.splice(i, 1);
+      else i++;
+    }
+    if (remaining > 0n && o.type === 'limit' && o.timeInForce === 'GTC') {
+      const own = o.side === 'buy' ? this.bids : this.asks;
+      const better = (a: bigint, b: bigint) => (o.side === 'buy' ? a > b : a < b);
+      let at = own.findIndex((r) => better(o.price!, r.price));
+      if (at === -1) at = own.length;
+      own.splice(at, 0, { id: o.id, accountId: o.accountId, price: o.price!, remaining, seq: o.seq });
+    }
+    return fills;
+  }
+  cancel(id: string): void {
+    for (const side of [this.bids, this.asks]) {
+      const at = side.findIndex((r) => r.id === id);
+      if (at !== -1) {
+        side.splice(at, 1);
+        return;
+      }
+    }
+  }
+}
+
+function timeEngine(ops: Op[], run: (op: Op) => void): number {
+  const start = process.hrtime.bigint();
+  for (const op of ops) run(op);
+  const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+  return ops.length / seconds;
+}
+
+function engineRow(ops: Op[], label: string): BenchRow {
+  const terms = { baseScale: 1n, makerFeeBps: 10n, takerFeeBps: 20n };
+  // Warm both up on a prefix, then measure on fresh books (same stream, same run).
+  const warm = ops.slice(0, 20_000);
+  const wb = new OrderBook(terms);
+  const wn = new NaiveBook();
+  for (const op of warm) op.kind === 'order' ? wb.place({ ...op.order }) : wb.cancel(op.id);
+  for (const op of warm) op.kind === 'order' ? wn.place({ ...op.order }) : wn.cancel(op.id);
+
+  const book = new OrderBook(terms);
+  const engine = timeEngine(ops, (op) => (op.kind === 'order' ? book.place(op.order) : book.cancel(op.id)));
+  const naive = new NaiveBook();
+  const baseline = timeEngine(ops, (op) => (op.kind === 'order' ? naive.place(op.order) : naive.cancel(op.id)));
+  return {
+    name: `matching engine alone, ${label}: ${ops.length} ops (limit/market/cancel), ${book.size} resting at end`,
+    value: Math.round(engine),
+    unit: 'ops/s',
+    baseline: { name: 'naive sorted-array book, same stream', value: Math.round(baseline) },
+  };
+}
+
+export function engineRows(): BenchRow[] {
+  return [engineRow(syntheticStream(200_000), 'active top of book'), engineRow(syntheticStream(100_000, 50_000), 'deep book (50k resting)')];
+}
+
+// ---- 2. the order service alone (no HTTP, no token checks) ------------------------------------
+
+/** The order path below HTTP: 64 closed-loop callers on the service over a SQLite file, 5 s. */
+export async function serviceRow(): Promise<BenchRow> {
+  const dataDir = mkdtempSync(path.join(tmpdir(), 'moondraft-bench-svc-'));
+  const services = await createServices(loadConfig({ MOONDRAFT_DATA_DIR: dataDir, MOONDRAFT_LOG_LEVEL: 'silent', MOONDRAFT_DAILY_LIMIT_TRADER: '999999999999' }), { processMetrics: false });
+  try {
+    const t = services.trading;
+    await t.assets.createAsset({ symbol: 'MOON', name: 'Moon', decimals: 6 }, 'bench');
+    const m = await t.assets.listMarket({ base: 'MOON', quote: 'USDC', tickSize: '0.0001', lotSize: '0.01', minNotional: '0.01' });
+    if (!m.ok) throw new Error(m.detail);
+    const accounts = Array.from({ length: 32 }, (_, i) => `acc_bench_${i}`);
+    await t.ledger.run(async (l) => {
+      for (const a of accounts) for (const asset of ['USDC', 'MOON']) await l.post('bench.credit', null, [{ owner: SYSTEM_OWNERS.issuance, asset, amount: -(10n ** 15n) }, { owner: a, asset, amount: 10n ** 15n }]);
+      return ok(undefined);
+    });
+    let n = 0;
+    let done = 0;
+    const until = Date.now() + 5_000;
+    const caller = async () => {
+      while (Date.now() < until) {
+        const i = ++n;
+        const side = i % 2 === 0 ? 'buy' : 'sell';
+        const price = (side === 'buy' ? 1.0 + ((i * 7) % 9) / 10_000 : 1.0004 - ((i * 7) % 9) / 10_000).toFixed(4);
+        const accountId = accounts[i % accounts.length]!;
+        const r = await t.orders.place({ accountId, role: 'trader', actor: { kind: 'session', id: 'bench', accountId } }, { market: 'MOON-USDC', side, type: 'limit', price, quantity: '1', timeInForce: i % 5 === 0 ? 'IOC' : 'GTC' });
+        if (!r.ok) throw new Error(r.detail);
+        done++;
+      }
+    };
+    const start = Date.now();
+    await Promise.all(Array.from({ length: 64 }, caller));
+    return { name: 'order service alone on SQLite (no HTTP, no token checks; 64 concurrent callers)', value: Math.round((done * 1000) / (Date.now() - start)), unit: 'orders/s' };
+  } finally {
+    await services.close();
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+// ---- 3. durable order placement over HTTP ------------------------------------------------------
+
+interface CannonResult {
+  requests: { average: number; total: number };
+  latency: { p50: number; p99: number; average: number };
+  non2xx: number;
+  errors: number;
+  duration: number;
+  '2xx': number;
+}
+type Cannon = (opts: Record<string, unknown>) => Promise<CannonResult>;
+const autocannon = createRequire(import.meta.url)('autocannon') as Cannon;
+
+async function httpRows(): Promise<BenchRow[]> {
+  const dataDir = mkdtempSync(path.join(tmpdir(), 'moondraft-bench-'));
+  const env = { MOONDRAFT_DATA_DIR: dataDir, MOONDRAFT_PUBLIC_URL: 'http://127.0.0.1:8080', MOONDRAFT_LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'info', MOONDRAFT_DAILY_LIMIT_TRADER: '999999999999' };
+  const tokens: string[] = [];
+  const services = await createServices(loadConfig({ ...env, MOONDRAFT_LOG_LEVEL: 'silent' }), { processMetrics: false });
+  try {
+    const t = services.trading;
+    await t.assets.createAsset({ symbol: 'MOON', name: 'Moon', decimals: 6 }, 'bench');
+    const m = await t.assets.listMarket({ base: 'MOON', quote: 'USDC', tickSize: '0.0001', lotSize: '0.01', minNotional: '0.01' });
+    if (!m.ok) throw new Error(m.detail);
+    for (let i = 0; i < 32; i++) {
+      const account = await services.accounts.findOrCreate(`0x${randomBytes(20).toString('hex')}`);
+      if (!account.ok) throw new Error(account.detail);
+      await t.ledger.run(async (l) => {
+        for (const [asset, amount] of [['USDC', 10n ** 15n], ['MOON', 10n ** 15n]] as const) {
+          await l.post('bench.credit', null, [{ owner: SYSTEM_OWNERS.issuance, asset, amount: -amount }, { owner: account.value.id, asset, amount }]);
+        }
+        return ok(undefined);
+      });
+      const { token } = await services.accessTokens.issue({ accountId: account.value.id, wallet: account.value.wallet, role: 'trader', sessionId: `ses_bench_${i}`, authTime: Math.floor(Date.now() / 1000) });
+      tokens.push(token);
+    }
+  } finally {
+    await services.close();
+  }
+
+  const server = await startChildServer(env);
+  try {
+    let n = 0;
+    const setupRequest = (req: { headers: Record<string, string>; body: string }) => {
+      n++;
+      // Alternate crossing buys and sells a few ticks around 1.00: about half the orders trade.
+      const side = n % 2 === 0 ? 'buy' : 'sell';
+      const offset = (n * 7) % 9;
+      const price = (side === 'buy' ? 1.0 + offset / 10_000 : 1.0004 - offset / 10_000).toFixed(4);
+      req.headers = { 'content-type': 'application/json', authorization: `Bearer ${tokens[n % tokens.length]}` };
+      req.body = JSON.stringify({ market: 'MOON-USDC', side, type: 'limit', price, quantity: '1', timeInForce: n % 5 === 0 ? 'IOC' : 'GTC' });
+      return req;
+    };
+    const common = { url: server.url, connections: 64, pipelining: 1, requests: [{ method: 'POST', path: '/api/v1/trading/orders', setupRequest }] };
+    await autocannon({ ...common, duration: 3 }); // warm-up
+    const r = await autocannon({ ...common, duration: 10 });
+    const metrics = await (await fetch(`${server.url}/metrics`)).text();
+    const sum = Number(/moondraft_order_batch_size_sum (\S+)/.exec(metrics)?.[1] ?? NaN);
+    const count = Number(/moondraft_order_batch_size_count (\S+)/.exec(metrics)?.[1] ?? NaN);
+    if (r.non2xx > 0 || r.errors > 0) throw new Error(`order placement bench saw ${r.non2xx} non-2xx responses and ${r.errors} errors`);
+    return [
+      { name: 'durable order placement over HTTP on SQLite (session token, 64 connections)', value: Math.round(r.requests.average), unit: 'orders/s', baseline: { name: 'issue target', value: 5000 } },
+      { name: 'durable order placement latency p50', value: r.latency.p50, unit: 'ms' },
+      { name: 'durable order placement latency p99', value: r.latency.p99, unit: 'ms' },
+      { name: 'orders per group commit (mean, whole run)', value: Math.round((sum / count) * 10) / 10, unit: 'orders/commit' },
+    ];
+  } finally {
+    server.child.kill('SIGTERM');
+    await server.exited;
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+export async function run(): Promise<BenchRow[]> {
+  return [...engineRows(), await serviceRow(), ...(await httpRows())];
+}
+
+// `node --import tsx bench/trading.ts` runs it alone.
+if (import.meta.url === `file://${process.argv[1]}`) {
+  for (const row of await run()) console.log(JSON.stringify(row));
+}

@@ -1,0 +1,140 @@
+import { Type } from '@sinclair/typebox';
+import type { FastifyRequest } from 'fastify';
+import { ApiError, unwrap } from '../../errors/registry.js';
+import type { Services } from '../../services.js';
+import type { Actor } from '../../trading/orders/types.js';
+import { assetView, limitView, marketView } from '../../trading/views.js';
+import type { App } from '../types.js';
+import { AssetSymbol, AssetView, Decimal, LimitView, MarketSymbol, MarketView } from './trading-schemas.js';
+
+const Address = Type.Object({ address: Type.String({ maxLength: 64 }) }, { additionalProperties: false });
+const AdminSecurity = [{ bearer: [] as string[] }];
+
+function adminActor(request: FastifyRequest): Actor {
+  const p = request.principal;
+  if (p.kind !== 'session') throw new ApiError('session_required');
+  return { kind: 'admin', id: p.sessionId, accountId: p.accountId };
+}
+
+/**
+ * Admin controls of the trading core: create assets, list and delist markets, and override an
+ * account's daily trading limit. Session-only (`admin:write` / `admin:read` have no API-key scope).
+ */
+export function tradingAdminRoutes(app: App, services: Services): void {
+  const { trading, accounts } = services;
+  const tags = ['admin'];
+
+  /** The account of a wallet: created when an admin sets its limit first (as with roles), never by a read. */
+  const accountOf = async (address: string, create: boolean) => {
+    if (!create) {
+      const existing = await accounts.byWallet(address).catch(() => undefined);
+      if (!existing) throw new ApiError('not_found', 'No account with this wallet address');
+      return existing;
+    }
+    const found = await accounts.findOrCreate(address);
+    if (!found.ok) throw new ApiError('validation_failed', 'address must be an Ethereum (0x…) or Solana wallet address');
+    return found.value;
+  };
+
+  app.post(
+    '/api/v1/admin/assets',
+    {
+      config: { permission: 'admin:write' },
+      schema: {
+        tags,
+        summary: 'Create an asset',
+        security: AdminSecurity,
+        body: Type.Object(
+          { symbol: AssetSymbol, name: Type.String({ minLength: 1, maxLength: 64 }), decimals: Type.Integer({ minimum: 0, maximum: 18 }), faucet: Type.Optional(Type.Boolean()) },
+          { additionalProperties: false },
+        ),
+        response: { 201: AssetView },
+      },
+    },
+    async (request, reply) => {
+      const actor = adminActor(request);
+      const asset = unwrap(await trading.assets.createAsset(request.body, actor.accountId ?? actor.id));
+      reply.code(201);
+      return assetView(asset);
+    },
+  );
+
+  app.post(
+    '/api/v1/admin/markets',
+    {
+      config: { permission: 'admin:write' },
+      schema: {
+        tags,
+        summary: 'List (or relist) a market BASE-USDC',
+        description: 'tickSize × lotSize must settle in whole quote minor units; the error says which lot to use.',
+        security: AdminSecurity,
+        body: Type.Object(
+          {
+            base: AssetSymbol,
+            quote: AssetSymbol,
+            tickSize: Decimal,
+            lotSize: Decimal,
+            minNotional: Decimal,
+            makerFeeBps: Type.Optional(Type.Integer({ minimum: 0, maximum: 1000 })),
+            takerFeeBps: Type.Optional(Type.Integer({ minimum: 0, maximum: 1000 })),
+          },
+          { additionalProperties: false },
+        ),
+        response: { 201: MarketView },
+      },
+    },
+    async (request, reply) => {
+      adminActor(request);
+      const market = unwrap(await trading.assets.listMarket(request.body));
+      // Build the new market's book now so that it serves at once.
+      await trading.orders.snapshot(market.symbol);
+      reply.code(201);
+      return marketView(market);
+    },
+  );
+
+  app.delete(
+    '/api/v1/admin/markets/:market',
+    {
+      config: { permission: 'admin:write' },
+      schema: {
+        tags,
+        summary: 'Delist a market: cancel every resting order (releasing its funds) and stop trading',
+        security: AdminSecurity,
+        params: Type.Object({ market: MarketSymbol }, { additionalProperties: false }),
+        response: { 200: Type.Object({ market: Type.String(), cancelled: Type.Integer() }) },
+      },
+    },
+    async (request) => unwrap(await trading.orders.delist(adminActor(request), request.params.market)),
+  );
+
+  app.get(
+    '/api/v1/admin/accounts/:address/trading-limit',
+    { config: { permission: 'admin:read' }, schema: { tags, summary: 'An account’s daily trading limit and usage', security: AdminSecurity, params: Address, response: { 200: LimitView } } },
+    async (request) => {
+      const account = await accountOf(request.params.address, false);
+      return limitView(await trading.limits.status(account.id, account.role));
+    },
+  );
+
+  app.put(
+    '/api/v1/admin/accounts/:address/trading-limit',
+    {
+      config: { permission: 'admin:write' },
+      schema: {
+        tags,
+        summary: 'Override an account’s daily trading limit (USDC over a rolling 24 h); null restores the role default',
+        security: AdminSecurity,
+        params: Address,
+        body: Type.Object({ dailyNotional: Type.Union([Decimal, Type.Null()]) }, { additionalProperties: false }),
+        response: { 200: LimitView },
+      },
+    },
+    async (request) => {
+      const actor = adminActor(request);
+      const account = await accountOf(request.params.address, true);
+      unwrap(await trading.limits.setOverride(account.id, request.body.dailyNotional, actor.accountId ?? actor.id));
+      return limitView(await trading.limits.status(account.id, account.role));
+    },
+  );
+}

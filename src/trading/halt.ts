@@ -1,0 +1,54 @@
+import type { SharedState } from '../state/port.js';
+
+/**
+ * The emergency-halt switch, kept in shared state so that every server process sees it at once.
+ * A halt is global or per market; while one is set, new orders are refused with 503
+ * `trading_halted` (cancels still go through: they only reduce risk). The admin and automated
+ * controls that set these keys are built elsewhere; these helpers are their whole interface.
+ */
+export const haltKeys = {
+  global: 'trading:halt:global',
+  market: (market: string) => `trading:halt:market:${market}`,
+} as const;
+
+export interface HaltRecord {
+  reason: string;
+  by: string;
+  at: number;
+}
+
+export interface HaltStatus {
+  halted: boolean;
+  scope?: 'global' | 'market';
+  record?: HaltRecord;
+}
+
+function parse(value: string): HaltRecord {
+  try {
+    const v = JSON.parse(value) as Partial<HaltRecord>;
+    return { reason: String(v.reason ?? 'halted'), by: String(v.by ?? 'unknown'), at: Number(v.at ?? 0) };
+  } catch {
+    return { reason: 'halted', by: 'unknown', at: 0 };
+  }
+}
+
+/**
+ * Whether trading in `market` is halted (globally or for that market). One round trip. A shared
+ * state outage rejects (StateUnavailableError → 503): trading fails closed.
+ */
+export async function haltStatus(state: SharedState, market: string): Promise<HaltStatus> {
+  const [global, perMarket] = await state.getMany([haltKeys.global, haltKeys.market(market)]);
+  if (global != null) return { halted: true, scope: 'global', record: parse(global) };
+  if (perMarket != null) return { halted: true, scope: 'market', record: parse(perMarket) };
+  return { halted: false };
+}
+
+/** Sets a halt (no expiry unless `ttlMs`). `market` undefined halts everything. */
+export async function setHalt(state: SharedState, input: { market?: string; reason: string; by: string; at: number; ttlMs?: number }): Promise<void> {
+  const key = input.market === undefined ? haltKeys.global : haltKeys.market(input.market);
+  await state.set(key, JSON.stringify({ reason: input.reason, by: input.by, at: input.at }), input.ttlMs);
+}
+
+export async function clearHalt(state: SharedState, market?: string): Promise<void> {
+  await state.del(market === undefined ? haltKeys.global : haltKeys.market(market));
+}

@@ -1,0 +1,62 @@
+import { fail, ok, type Result } from '../errors/registry.js';
+import type { Clock } from '../lib/clock.js';
+import type { Role } from '../security/rbac/roles.js';
+import type { Store } from '../store/db.js';
+import { USDC_DECIMALS } from './assets/index.js';
+import { parseAmount, readMinor } from './money.js';
+import { LIMIT_WINDOW_MINUTES } from './orders/batch.js';
+import type { OrdersService } from './orders/service.js';
+
+export interface LimitStatus {
+  /** USDC minor units allowed over a rolling 24 h. */
+  limit: bigint;
+  /** Whether an admin override sets it (else the role default). */
+  overridden: boolean;
+  /** Notional traded in the window. */
+  traded: bigint;
+  /** Notional of resting orders (they may still trade). */
+  open: bigint;
+  remaining: bigint;
+}
+
+/**
+ * Daily trading limits: notional traded over a rolling 24 h plus what rests on the books, against
+ * the role's default or an admin's per-account override. Enforced inside the order transaction
+ * (orders/service.ts); this is the read side and the admin override.
+ */
+export class TradingLimits {
+  constructor(private readonly deps: { store: Store; clock: Clock; orders: OrdersService }) {}
+
+  async status(accountId: string, role: Role): Promise<LimitStatus> {
+    const minute = Math.floor(this.deps.clock.now() / 60_000);
+    const db = this.deps.store.db;
+    const [usage, exposure, override] = await Promise.all([
+      db.selectFrom('trading_usage').select('notional').where('account_id', '=', accountId).where('minute', '>', minute - LIMIT_WINDOW_MINUTES).execute(),
+      db.selectFrom('trading_exposure').select('open_notional').where('account_id', '=', accountId).executeTakeFirst(),
+      db.selectFrom('trading_limits').select('daily_notional').where('account_id', '=', accountId).executeTakeFirst(),
+    ]);
+    const traded = usage.reduce((sum, u) => sum + readMinor(u.notional), 0n);
+    const open = exposure ? readMinor(exposure.open_notional) : 0n;
+    const limit = override ? readMinor(override.daily_notional) : this.deps.orders.roleLimit(role);
+    const used = traded + open;
+    return { limit, overridden: !!override, traded, open, remaining: limit > used ? limit - used : 0n };
+  }
+
+  /** Sets (a USDC decimal string) or clears (null) an account's override. Applies to its next order. */
+  async setOverride(accountId: string, dailyNotional: string | null, by: string): Promise<Result<bigint | null, 'validation_failed'>> {
+    const db = this.deps.store.db;
+    if (dailyNotional === null) {
+      await db.deleteFrom('trading_limits').where('account_id', '=', accountId).execute();
+      return ok(null);
+    }
+    const amount = parseAmount(dailyNotional, USDC_DECIMALS, 'dailyNotional', { positive: false });
+    if (!amount.ok) return fail('validation_failed', amount.detail);
+    const now = this.deps.clock.now();
+    await db
+      .insertInto('trading_limits')
+      .values({ account_id: accountId, daily_notional: amount.value.toString(), updated_by: by, updated_at: now })
+      .onConflict((oc) => oc.column('account_id').doUpdateSet({ daily_notional: amount.value.toString(), updated_by: by, updated_at: now }))
+      .execute();
+    return ok(amount.value);
+  }
+}

@@ -1,0 +1,126 @@
+import type { Clock } from '../../lib/clock.js';
+import type { Store } from '../../store/db.js';
+import type { Assets, Market } from '../assets/index.js';
+import { readMinor } from '../money.js';
+import type { OrdersService } from '../orders/service.js';
+import { CANDLE_PERIODS, type Candle, type CandlePeriod } from './candles.js';
+
+export { CANDLE_PERIODS, PERIOD_NAMES, type Candle, type CandlePeriod } from './candles.js';
+
+export interface Ticker {
+  market: Market;
+  last: bigint | null;
+  /** Price 24 h ago (the first trade in the window), or the last price when nothing traded. */
+  open24h: bigint | null;
+  high24h: bigint | null;
+  low24h: bigint | null;
+  change24h: bigint;
+  /** Change in basis points of open24h (null when there is no open). */
+  changeBps: number | null;
+  volume24h: bigint;
+  quoteVolume24h: bigint;
+  trades24h: number;
+  bestBid: bigint | null;
+  bestAsk: bigint | null;
+}
+
+const DAY = 86_400_000;
+
+/**
+ * Market data built from what the order transactions commit: the book snapshot published after
+ * each commit (depth, best bid/ask), fills (recent trades) and candles (1m/5m/1h/1d, written with
+ * the fills). 24 h statistics come from 1-minute candles, so the window moves by whole minutes.
+ */
+export class MarketData {
+  constructor(
+    private readonly deps: { store: Store; clock: Clock; assets: Assets; orders: OrdersService },
+  ) {}
+
+  async tickers(): Promise<Ticker[]> {
+    const markets = await this.deps.assets.listMarkets();
+    if (markets.length === 0) return [];
+    const since = Math.floor((this.deps.clock.now() - DAY) / 60_000) * 60_000 + 60_000;
+    const rows = await this.deps.store.db
+      .selectFrom('candles')
+      .selectAll()
+      .where('period', '=', '1m')
+      .where('start', '>=', since)
+      .where(
+        'market',
+        'in',
+        markets.map((m) => m.symbol),
+      )
+      .orderBy('market')
+      .orderBy('start')
+      .execute();
+    const byMarket = new Map<string, typeof rows>();
+    for (const r of rows) {
+      const list = byMarket.get(r.market) ?? [];
+      list.push(r);
+      byMarket.set(r.market, list);
+    }
+    const out: Ticker[] = [];
+    for (const market of markets) {
+      const candles = byMarket.get(market.symbol) ?? [];
+      const snap = await this.deps.orders.snapshot(market.symbol);
+      let high: bigint | null = null;
+      let low: bigint | null = null;
+      let volume = 0n;
+      let quoteVolume = 0n;
+      let trades = 0;
+      for (const c of candles) {
+        const h = readMinor(c.high);
+        const l = readMinor(c.low);
+        if (high === null || h > high) high = h;
+        if (low === null || l < low) low = l;
+        volume += readMinor(c.volume);
+        quoteVolume += readMinor(c.quote_volume);
+        trades += Number(c.trades);
+      }
+      const last = market.lastPrice;
+      const open = candles.length > 0 ? readMinor(candles[0]!.open) : last;
+      const change = last !== null && open !== null ? last - open : 0n;
+      out.push({
+        market,
+        last,
+        open24h: open,
+        high24h: high,
+        low24h: low,
+        change24h: change,
+        changeBps: open !== null && open > 0n ? Number((change * 10_000n) / open) : null,
+        volume24h: volume,
+        quoteVolume24h: quoteVolume,
+        trades24h: trades,
+        bestBid: snap?.bids[0]?.price ?? null,
+        bestAsk: snap?.asks[0]?.price ?? null,
+      });
+    }
+    return out;
+  }
+
+  async candles(market: string, period: CandlePeriod, range: { from?: number | undefined; to?: number | undefined; limit: number }): Promise<Candle[]> {
+    const ms = CANDLE_PERIODS[period];
+    const to = range.to ?? this.deps.clock.now();
+    const from = range.from ?? to - ms * range.limit;
+    const rows = await this.deps.store.db
+      .selectFrom('candles')
+      .selectAll()
+      .where('market', '=', market)
+      .where('period', '=', period)
+      .where('start', '>=', Math.floor(from / ms) * ms)
+      .where('start', '<=', to)
+      .orderBy('start')
+      .limit(range.limit)
+      .execute();
+    return rows.map((r) => ({
+      start: Number(r.start),
+      open: readMinor(r.open),
+      high: readMinor(r.high),
+      low: readMinor(r.low),
+      close: readMinor(r.close),
+      volume: readMinor(r.volume),
+      quoteVolume: readMinor(r.quote_volume),
+      trades: Number(r.trades),
+    }));
+  }
+}

@@ -1,0 +1,2 @@
+export { OrderBook } from './book.js';
+export * from './types.js';
