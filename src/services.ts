@@ -31,6 +31,7 @@ import { DdosMetrics } from './security/ddos/metrics.js';
 import { RateLimiter } from './security/ratelimit/limiter.js';
 import { RateLimitMetrics } from './security/ratelimit/metrics.js';
 import { PartnerLimits } from './security/ratelimit/partner-limits.js';
+import { auditTrading } from './trading/audit.js';
 import { createTrading, type Trading } from './trading/index.js';
 
 /** Verifies an `X-API-Key` request (issue: API keys) and returns its principal or throws ApiError. */
@@ -177,6 +178,7 @@ export async function createServices(config: Config, overrides: ServiceOverrides
   closers.push(() => ddosGuard.close());
   const trading = await createTrading({ store, state, clock, log, config: config.trading, metrics: metrics.registry });
   closers.push(() => trading.close());
+  auditTrading(trading, audit);
 
   let closed = false;
   return {

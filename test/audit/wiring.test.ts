@@ -46,3 +46,39 @@ describe('admin actions are audited in the transaction of the change', () => {
     expect((await server.services.audit.list({ type: 'admin.role.changed' }, { limit: 100 })).records.length).toBe(before);
   });
 });
+
+describe('trading is audited in the order transaction', () => {
+  it('records each order, cancel and fill with the account and the session or key that did it', async () => {
+    const { listMoon, fund, USDC, MOON } = await import('../support/trading.js');
+    await listMoon(server.services.trading);
+    const maker = await sessionFor(server);
+    const taker = await sessionFor(server);
+    await fund(server.services.trading, maker.account.id, 'MOON', MOON(100));
+    await fund(server.services.trading, taker.account.id, 'USDC', USDC(1000));
+    const place = (s: typeof maker, body: Record<string, unknown>) =>
+      server.app.inject({ method: 'POST', url: '/api/v1/trading/orders', headers: s.headers, payload: body });
+    const resting = await place(maker, { market: 'MOON-USDC', side: 'sell', type: 'limit', price: '2.5', quantity: '10' });
+    expect(resting.statusCode).toBeLessThan(300);
+    const other = await place(maker, { market: 'MOON-USDC', side: 'sell', type: 'limit', price: '3', quantity: '5' });
+    const taken = await place(taker, { market: 'MOON-USDC', side: 'buy', type: 'limit', price: '2.5', quantity: '4', timeInForce: 'IOC' });
+    expect(taken.statusCode).toBeLessThan(300);
+    const cancel = await server.app.inject({ method: 'DELETE', url: `/api/v1/trading/orders/${other.json().id}`, headers: maker.headers });
+    expect(cancel.statusCode).toBe(200);
+    await settle();
+
+    const placed = (await server.services.audit.list({ type: 'trading.order.placed', accountId: maker.account.id }, { limit: 10 })).records;
+    expect(placed).toHaveLength(2);
+    expect(placed.find((r) => r.details?.orderId === resting.json().id)).toMatchObject({
+      accountId: maker.account.id,
+      actorId: maker.account.id,
+      details: { market: 'MOON-USDC', side: 'sell', orderType: 'limit', price: '2.5', quantity: '10', via: 'session', sessionId: maker.sessionId },
+    });
+    const fills = (await server.services.audit.list({ type: 'trading.fill', accountId: taker.account.id }, { limit: 10 })).records;
+    expect(fills).toHaveLength(1);
+    expect(fills[0]!.details).toMatchObject({ orderId: taken.json().id, makerOrderId: resting.json().id, makerAccountId: maker.account.id, price: '2.5', quantity: '4', side: 'buy' });
+    const cancelled = (await server.services.audit.list({ type: 'trading.order.cancelled', accountId: maker.account.id }, { limit: 10 })).records;
+    expect(cancelled).toHaveLength(1);
+    expect(cancelled[0]!.details).toMatchObject({ orderId: other.json().id, reason: 'user', cancelledQuantity: '5' });
+    expect((await server.services.audit.verify()).ok).toBe(true);
+  });
+});

@@ -36,6 +36,8 @@ async function prepare(traders: number): Promise<{ token: string; accountId: str
       if (!account.ok) throw new Error(account.detail);
       await fund(services.trading, account.value.id, 'USDC', USDC(100_000));
       await fund(services.trading, account.value.id, 'MOON', MOON(100_000));
+      // A partner limit: this test loads orders as fast as it can; rate limits are tested elsewhere.
+      await services.partnerLimits.set(account.value.id, { trading: 100_000, account: 100_000 }, 'test');
       const { token } = await services.accessTokens.issue({ accountId: account.value.id, wallet: account.value.wallet, role: 'trader', sessionId: `ses_kill_${i}`, authTime: Math.floor(Date.now() / 1000) });
       out.push({ token, accountId: account.value.id });
     }

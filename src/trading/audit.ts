@@ -1,0 +1,94 @@
+import type { AuditLog } from '../audit/audit-log.js';
+import type { AuditEvent } from '../audit/events.js';
+import type { Trading } from './index.js';
+import { formatAmount } from './money.js';
+import type { Actor, TradingEvent } from './orders/types.js';
+import type { Market } from './assets/index.js';
+
+/** Who acted, as the audit trail names it: the account, and the session or API key it used. */
+function actorFields(actor: Actor) {
+  return {
+    actorId: actor.accountId ?? `system:${actor.id}`,
+    via: { via: actor.kind, ...(actor.kind === 'apiKey' ? { keyId: actor.id } : actor.kind === 'session' ? { sessionId: actor.id } : { actor: actor.id }) },
+  };
+}
+
+function toAuditEvent(e: TradingEvent, m: Market): AuditEvent {
+  const qty = (v: bigint) => formatAmount(v, m.baseDecimals);
+  const price = (v: bigint) => formatAmount(v, m.quoteDecimals);
+  switch (e.type) {
+    case 'order.placed': {
+      const { actorId, via } = actorFields(e.actor);
+      const o = e.order;
+      return {
+        type: 'trading.order.placed',
+        accountId: o.accountId,
+        actorId,
+        details: {
+          orderId: o.id,
+          market: o.market,
+          side: o.side,
+          orderType: o.type,
+          quantity: qty(o.quantity),
+          price: o.price === null ? undefined : price(o.price),
+          clientOrderId: o.clientOrderId ?? undefined,
+          timeInForce: o.timeInForce,
+          status: o.status,
+          filled: qty(o.filled),
+          ...via,
+        },
+      };
+    }
+    case 'order.cancelled': {
+      const { actorId, via } = actorFields(e.actor);
+      return {
+        type: 'trading.order.cancelled',
+        accountId: e.order.accountId,
+        actorId,
+        details: { orderId: e.order.id, market: e.order.market, reason: e.reason, cancelledQuantity: qty(e.order.quantity - e.order.filled), ...via },
+      };
+    }
+    case 'fill': {
+      const f = e.fill;
+      const { actorId, via } = actorFields(f.takerActor);
+      return {
+        type: 'trading.fill',
+        accountId: f.takerAccountId,
+        actorId,
+        details: {
+          fillId: f.id,
+          orderId: f.takerOrderId,
+          market: f.market,
+          side: f.takerSide,
+          price: price(f.price),
+          quantity: qty(f.quantity),
+          makerOrderId: f.makerOrderId,
+          makerAccountId: f.makerAccountId,
+          takerFee: price(f.takerFee),
+          makerFee: price(f.makerFee),
+          ...via,
+        },
+      };
+    }
+  }
+}
+
+/**
+ * Every order, cancel and fill goes to the audit trail inside the order transaction that makes it
+ * (the trading core's commit hook): the trade and its record commit or roll back together.
+ */
+export function auditTrading(trading: Trading, audit: AuditLog): void {
+  trading.orders.onCommitting(async (trx, events) => {
+    if (events.length === 0) return;
+    const markets = new Map<string, Market>();
+    for (const e of events) {
+      const symbol = e.type === 'fill' ? e.fill.market : e.order.market;
+      if (markets.has(symbol)) continue;
+      // Read through the transaction: on SQLite a read outside it would wait for it forever.
+      const row = await trx.selectFrom('markets').selectAll().where('symbol', '=', symbol).executeTakeFirstOrThrow();
+      markets.set(symbol, await trading.assets.fromRow(row, trx));
+    }
+    const mapped = events.map((e) => toAuditEvent(e, markets.get(e.type === 'fill' ? e.fill.market : e.order.market)!));
+    await audit.recordManyIn(trx, mapped);
+  });
+}
