@@ -81,3 +81,64 @@ describe.each(backends)('300 requests as fast as possible on one session (%s)', 
     });
   });
 });
+
+/** The issue's own case: 300 requests as fast as possible on ONE API KEY to market data (100/s). */
+describe.each(backends)('300 requests on one API key to market data (%s)', (backend) => {
+  async function marketKey(server: TestServer): Promise<string> {
+    const owner = await sessionFor(server);
+    const res = await server.app.inject({ method: 'POST', url: '/api/v1/keys', headers: owner.headers, payload: { label: 'market bot', scopes: ['market:read'] } });
+    expect(res.statusCode).toBe(201);
+    return res.json().apiKey as string;
+  }
+
+  describe('manual clock: decision times exact', () => {
+    let server: TestServer;
+    const clock = new ManualClock(Date.now());
+    beforeAll(async () => {
+      server = await startTestServer({ backend, clock });
+    });
+    afterAll(() => server.close());
+
+    it('GET /api/v1/market/markets: never more than 100 in any second, all 100 in the first', async () => {
+      const apiKey = await marketKey(server);
+      const gap = gaps(11);
+      const v = await expectBurstRespectsLimit({
+        count: 300,
+        concurrency: 1,
+        limit: 100,
+        now: () => clock.now(),
+        send: async () => {
+          const res = await server.app.inject({ method: 'GET', url: '/api/v1/market/markets', headers: { 'x-api-key': apiKey } });
+          clock.advance(gap());
+          return { status: res.statusCode, headers: res.headers };
+        },
+      });
+      // 0–7 ms apart, 300 requests span about a second: the first window admits exactly 100.
+      expect(v.acceptedInFirstWindow).toBe(100);
+    });
+  });
+
+  describe('real clock, 20 requests in flight', () => {
+    let server: TestServer;
+    beforeAll(async () => {
+      server = await startTestServer({ backend });
+    });
+    afterAll(() => server.close());
+
+    it('GET /api/v1/market/markets: the limit holds in every second, with at least 95 in the first', async () => {
+      const apiKey = await marketKey(server);
+      await server.app.inject({ method: 'GET', url: '/api/v1/market/markets', headers: { 'x-api-key': apiKey } }); // warm up
+      const v = await expectBurstRespectsLimit({
+        count: 300,
+        concurrency: 20,
+        limit: 100,
+        now: Date.now,
+        send: async () => {
+          const res = await server.app.inject({ method: 'GET', url: '/api/v1/market/markets', headers: { 'x-api-key': apiKey } });
+          return { status: res.statusCode, headers: res.headers };
+        },
+      });
+      expect(v.refused).toBeGreaterThan(0);
+    });
+  });
+});

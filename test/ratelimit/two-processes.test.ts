@@ -66,6 +66,21 @@ describe.runIf(up)('two server processes on one Redis and one PostgreSQL schema'
     expect(v.accepted).toBeGreaterThanOrEqual(24);
   });
 
+  it('300 requests on one API key to market data, spread over both processes: at most 100 in any second', async () => {
+    const owner = await sessionFor(seed);
+    const created = await seed.app.inject({ method: 'POST', url: '/api/v1/keys', headers: owner.headers, payload: { label: 'bot', scopes: ['market:read'] } });
+    expect(created.statusCode).toBe(201);
+    const key = { 'x-api-key': created.json().apiKey as string };
+    const v = await expectBurstRespectsLimit({
+      count: 300,
+      concurrency: 6,
+      limit: 100,
+      now: Date.now,
+      send: (i) => call(i % 2 === 0 ? a : b, 'GET', '/api/v1/market/markets', key),
+    });
+    expect(v.refused).toBeGreaterThan(0);
+  });
+
   it('an IP block made on one process refuses the address on the other, and lifting it works everywhere', async () => {
     const admin = await sessionFor(seed, { role: 'admin' });
     const from = { 'x-forwarded-for': '203.0.113.77' };
