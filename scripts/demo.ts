@@ -1,0 +1,203 @@
+/**
+ * `npm run demo`: an end-to-end walk through Moondraft with the SDK, step by step.
+ *
+ * Starts a sandbox server on a free port (or uses MOONDRAFT_URL), signs two wallets in, creates
+ * scoped keys, funds them from the faucet, launches a token and trades it between the two, then
+ * shows the security controls refusing what they must: a 429 and its recovery, an unsigned
+ * request, a replayed request, and a key fenced by IP. Exits non-zero if any step misbehaves.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
+import { hmacSigner, MoondraftClient, MoondraftError, signRequest } from '@moondraft/client';
+import { createMoondraft } from '../src/app.js';
+import { loadConfig } from '../src/config/index.js';
+import { listen, type Listening } from '../src/http/listen.js';
+
+const bold = (s: string) => `\x1b[1m${s}\x1b[0m`;
+const green = (s: string) => `\x1b[32m${s}\x1b[0m`;
+const red = (s: string) => `\x1b[31m${s}\x1b[0m`;
+const dim = (s: string) => `\x1b[2m${s}\x1b[0m`;
+
+let stepNo = 0;
+async function step<T>(title: string, fn: () => Promise<T>): Promise<T> {
+  stepNo += 1;
+  process.stdout.write(`\n${bold(`${stepNo}. ${title}`)}\n`);
+  try {
+    const value = await fn();
+    process.stdout.write(`   ${green('✓ ok')}\n`);
+    return value;
+  } catch (err) {
+    process.stdout.write(`   ${red('✗ misbehaved:')} ${err instanceof Error ? err.message : String(err)}\n`);
+    throw err;
+  }
+}
+const say = (line: string) => process.stdout.write(`   ${line}\n`);
+
+function check(condition: unknown, message: string): asserts condition {
+  if (!condition) throw new Error(message);
+}
+
+/** Runs `fn` expecting a refusal with `code`; returns the error. */
+async function refused(code: string, fn: () => Promise<unknown>): Promise<MoondraftError> {
+  try {
+    await fn();
+  } catch (err) {
+    if (err instanceof MoondraftError && err.code === code) return err;
+    throw new Error(`expected ${code}, got ${err instanceof MoondraftError ? `${err.code} (${err.status})` : String(err)}`);
+  }
+  throw new Error(`expected ${code}, but the request succeeded`);
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+async function startServer(): Promise<{ url: string; stop(): Promise<void> }> {
+  if (process.env.MOONDRAFT_URL) return { url: process.env.MOONDRAFT_URL.replace(/\/+$/, ''), stop: async () => {} };
+  const port = await freePort();
+  const dataDir = mkdtempSync(path.join(tmpdir(), 'moondraft-demo-'));
+  const url = `http://127.0.0.1:${port}`;
+  const config = loadConfig({ PORT: String(port), HOST: '127.0.0.1', MOONDRAFT_DATA_DIR: dataDir, MOONDRAFT_PUBLIC_URL: url, MOONDRAFT_LOG_LEVEL: 'warn' });
+  const server: Listening = await listen(await createMoondraft(config));
+  return {
+    url,
+    async stop() {
+      await server.stop();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+async function main(): Promise<void> {
+  const server = await step('Start a sandbox server', async () => {
+    const s = await startServer();
+    say(`serving ${s.url} ${dim(process.env.MOONDRAFT_URL ? '(MOONDRAFT_URL)' : '(SQLite in a temporary data dir, in-process state)')}`);
+    return s;
+  });
+  const baseUrl = server.url;
+  const clients: MoondraftClient[] = [];
+  const client = (options: ConstructorParameters<typeof MoondraftClient>[0] = {}) => {
+    const c = new MoondraftClient({ baseUrl, env: false, ...options });
+    clients.push(c);
+    return c;
+  };
+
+  try {
+    const [alice, bob] = await step('Create two wallets and sign in with EIP-4361 (Sign-In with Ethereum)', async () => {
+      const people = [];
+      for (const name of ['alice', 'bob']) {
+        const wallet = privateKeyToAccount(generatePrivateKey());
+        const session = client();
+        await session.signIn(wallet);
+        const me = await session.account.get();
+        say(`${name}: ${wallet.address} → account ${me.id} (${me.role})`);
+        people.push({ name, wallet, session });
+      }
+      return people as [(typeof people)[0], (typeof people)[0]];
+    });
+
+    const scopes = ['market:read', 'account:read', 'orders:read', 'orders:write', 'portfolio:read', 'tokens:write'] as const;
+    const [aliceKey, bobKey] = await step('Create scoped API keys with the sessions (secrets shown once)', async () => {
+      const keys = [];
+      for (const p of [alice, bob]) {
+        const k = await p.session.keys.create({ label: `${p.name} bot`, scopes: [...scopes] });
+        check(k.apiSecret, 'an hmac key comes with its secret, once');
+        say(`${p.name}: ${k.apiKey.slice(0, 14)}… scopes ${k.scopes.join(', ')}`);
+        keys.push(k);
+      }
+      return keys as [(typeof keys)[0], (typeof keys)[0]];
+    });
+    const aliceBot = client({ apiKey: aliceKey.apiKey, apiSecret: aliceKey.apiSecret! });
+    const bobBot = client({ apiKey: bobKey.apiKey, apiSecret: bobKey.apiSecret! });
+
+    await step('Fund both from the sandbox faucet (signed requests)', async () => {
+      for (const [name, bot] of [['alice', aliceBot], ['bob', bobBot]] as const) {
+        await bot.sandbox.faucet({ asset: 'USDC', amount: '1000' });
+        const balances = await bot.account.balances();
+        say(`${name}: ${JSON.stringify(balances)}`);
+      }
+    });
+
+    const symbol = `DEMO${Math.floor(Math.random() * 900 + 100)}`;
+    await step(`Alice launches the ${symbol} token (listed as ${symbol}-USDC)`, async () => {
+      const token = await aliceBot.tokens.create({ name: 'Demo Moon', symbol, decimals: 6, supply: '1000000' });
+      say(`created ${JSON.stringify(token)}`);
+    });
+
+    await step(`Alice sells ${symbol}, Bob buys it`, async () => {
+      const market = `${symbol}-USDC`;
+      const ask = await aliceBot.trading.placeOrder({ market, side: 'sell', type: 'limit', price: '0.5', quantity: '100' });
+      say(`alice ask ${ask.id}: ${ask.status}`);
+      const bid = await bobBot.trading.placeOrder({ market, side: 'buy', type: 'limit', price: '0.5', quantity: '40' });
+      say(`bob bid ${bid.id}: ${bid.status}`);
+      check(bid.status === 'filled', `bob's order should fill against alice's ask, got ${bid.status}`);
+      const fills = await bobBot.trading.fills({ market });
+      say(`bob's fills: ${JSON.stringify(fills)}`);
+      const book = await bobBot.market.orderBook(market, { depth: 5 });
+      say(`book: ${JSON.stringify(book)}`);
+    });
+
+    await step('Hammer one key past its limit: 429 rate_limited, then recovery after Retry-After', async () => {
+      const impatient = client({ apiKey: bobKey.apiKey, apiSecret: bobKey.apiSecret!, retry: { maxRetries: 0 } });
+      const results = await Promise.allSettled(Array.from({ length: 40 }, () => impatient.account.get()));
+      const limited = results.filter((r) => r.status === 'rejected' && r.reason instanceof MoondraftError && r.reason.code === 'rate_limited');
+      check(limited.length > 0, 'no 429 after 40 account requests at once (limit 25/s)');
+      const first = (limited[0] as PromiseRejectedResult).reason as MoondraftError;
+      say(`${results.length - limited.length} accepted, ${limited.length} refused with rate_limited (Retry-After ${Math.ceil((first.retryAfterMs ?? 0) / 1000)} s)`);
+      const started = Date.now();
+      const me = await bobBot.account.get(); // the SDK waits out Retry-After (with jitter) and retries
+      say(`the SDK waited ${Date.now() - started} ms and got the account ${me.id}`);
+    });
+
+    await step('An unsigned trading request is refused (signature_required)', async () => {
+      const res = await fetch(`${baseUrl}/api/v1/trading/orders`, {
+        method: 'POST',
+        headers: { 'x-api-key': aliceKey.apiKey, 'content-type': 'application/json' },
+        body: JSON.stringify({ market: `${symbol}-USDC`, side: 'sell', type: 'limit', price: '1', quantity: '1' }),
+      });
+      const problem = (await res.json()) as { code: string; detail: string };
+      check(res.status === 401 && problem.code === 'signature_required', `expected 401 signature_required, got ${res.status} ${problem.code}`);
+      say(`${res.status} ${problem.code}: ${problem.detail}`);
+    });
+
+    await step('A replayed signed request is refused (replayed_request)', async () => {
+      const timestamp = String((await aliceBot.system.time()).serverTime);
+      const pathWithQuery = '/api/v1/account/balances';
+      const signature = signRequest(hmacSigner(aliceKey.apiSecret!), { timestamp, method: 'GET', path: pathWithQuery, body: '' });
+      const headers = { 'x-api-key': aliceKey.apiKey, 'x-api-timestamp': timestamp, 'x-api-signature': signature };
+      const once = await fetch(baseUrl + pathWithQuery, { headers });
+      check(once.status === 200, `the first copy should pass, got ${once.status}`);
+      const again = await fetch(baseUrl + pathWithQuery, { headers });
+      const problem = (await again.json()) as { code: string };
+      check(again.status === 401 && problem.code === 'replayed_request', `expected 401 replayed_request, got ${again.status} ${problem.code}`);
+      say(`first copy 200; the same bytes again → ${again.status} ${problem.code}`);
+    });
+
+    await step('A key fenced to another IP is refused (ip_not_allowed)', async () => {
+      const fenced = await alice.session.keys.create({ label: 'office only', scopes: ['account:read'], ipWhitelist: ['203.0.113.7/32'] });
+      const officeBot = client({ apiKey: fenced.apiKey, apiSecret: fenced.apiSecret! });
+      const err = await refused('ip_not_allowed', () => officeBot.account.get());
+      say(`${err.status} ${err.code}: ${err.detail}`);
+    });
+
+    process.stdout.write(`\n${green(bold('Demo complete: every step behaved.'))}\n`);
+  } finally {
+    for (const c of clients) c.close();
+    await server.stop();
+  }
+}
+
+main().catch(() => {
+  process.stdout.write(`\n${red(bold('Demo failed.'))}\n`);
+  process.exitCode = 1;
+});
