@@ -34,3 +34,15 @@ export class SandboxChainAdapter implements ChainAdapter {
     return { txHash: transfer.chain === 'evm' ? `0x${randomBytes(32).toString('hex')}` : base58.encode(randomBytes(64)) };
   }
 }
+
+/**
+ * Live without a real adapter: nothing is ever marked sent with an invented hash. Approved
+ * withdrawals stay approved, their funds held, until an operator wires a real adapter.
+ */
+export class UnconfiguredChainAdapter implements ChainAdapter {
+  readonly name = 'unconfigured';
+
+  async send(): Promise<{ txHash: string }> {
+    throw new Error('no chain adapter is configured for this environment');
+  }
+}
