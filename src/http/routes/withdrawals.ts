@@ -214,7 +214,7 @@ export function withdrawalRoutes(app: App, services: Services): void {
       config: { permission: 'admin:read' },
       schema: {
         tags: ['admin'],
-        summary: 'Withdrawals of every account (default: pending ones, oldest decisions first to act on)',
+        summary: 'Withdrawals of every account, newest first (default: the pending ones awaiting a decision)',
         security: AdminSecurity,
         querystring: Type.Object({ status: StatusQuery, before: Type.Optional(Type.String({ maxLength: 40 })), limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500, default: 100 })) }, { additionalProperties: false }),
         response: { 200: Type.Object({ withdrawals: Type.Array(Type.Object({ ...WithdrawalView.properties, accountId: Type.String() })) }) },
