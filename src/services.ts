@@ -33,6 +33,8 @@ import { RateLimitMetrics } from './security/ratelimit/metrics.js';
 import { PartnerLimits } from './security/ratelimit/partner-limits.js';
 import { auditTrading } from './trading/audit.js';
 import { createTrading, type Trading } from './trading/index.js';
+import { Tokens } from './trading/tokens/index.js';
+import { SandboxChainAdapter, UnconfiguredChainAdapter, Withdrawals } from './trading/withdrawals/index.js';
 
 /** Verifies an `X-API-Key` request (issue: API keys) and returns its principal or throws ApiError. */
 export interface ApiKeyAuthenticator {
@@ -78,6 +80,10 @@ export interface Services {
   ddosGuard: DdosGuard;
   /** Assets and markets, ledger, order books, market data, portfolios (src/trading). */
   trading: Trading;
+  /** Token launches and management (issue 7, src/trading/tokens). */
+  tokens: Tokens;
+  /** Withdrawals: tiers, address book, approvals, the chain adapter (issue 7, src/trading/withdrawals). */
+  withdrawals: Withdrawals;
   /** Registers work for graceful shutdown (flush buffers, stop timers); run in reverse order. */
   onClose(fn: () => Promise<void> | void): void;
   close(): Promise<void>;
@@ -179,6 +185,10 @@ export async function createServices(config: Config, overrides: ServiceOverrides
   const trading = await createTrading({ store, state, clock, log, config: config.trading, metrics: metrics.registry });
   closers.push(() => trading.close());
   auditTrading(trading, audit);
+  const tokens = new Tokens({ store, ledger: trading.ledger, assets: trading.assets, audit, config: config.tokens });
+  // Only the sandbox adapter exists so far: live never invents a transaction hash (see chain-adapter.ts).
+  const adapter = config.env === 'sandbox' ? new SandboxChainAdapter() : new UnconfiguredChainAdapter();
+  const withdrawals = new Withdrawals({ store, clock, ledger: trading.ledger, assets: trading.assets, tokens, audit, adapter, config: config.withdrawals, log });
 
   let closed = false;
   return {
@@ -205,6 +215,8 @@ export async function createServices(config: Config, overrides: ServiceOverrides
     ipBlocks,
     ddosGuard,
     trading,
+    tokens,
+    withdrawals,
     onClose: (fn) => closers.push(fn),
     async close() {
       if (closed) return;

@@ -43,6 +43,9 @@ export interface AuditEventDetails {
   'trading.token.created': { symbol: string; name: string; decimals: number; supply: string } & More;
   'trading.token.updated': { symbol: string; changed: readonly string[] } & More;
   'trading.faucet': { asset: string; amount: string } & More;
+  'trading.withdrawal.address_added': { addressId: string; chain: string; address: string; usableAt: number } & More;
+  'trading.withdrawal.address_removed': { addressId: string; chain: string; address: string } & More;
+  'trading.withdrawal.address_book': { enabled: boolean; effectiveAt: number } & More;
 
   // Admin actions (the actor is `actorId`, the account acted on is `accountId`)
   'admin.role.changed': { from: string; to: string; by: string } & More;
@@ -56,6 +59,9 @@ export interface AuditEventDetails {
   'admin.trading.halted': { market?: string | undefined; reason?: string | undefined } & More;
   'admin.trading.resumed': { market?: string | undefined } & More;
   'admin.reversal': { target: string; reason: string } & More;
+  'admin.withdrawal.approved': { withdrawalId: string } & More;
+  'admin.withdrawal.rejected': { withdrawalId: string; reason?: string | undefined } & More;
+  'admin.withdrawal_tier.changed': { from: number; to: number } & More;
   'admin.key.created': { keyId: string; by?: string | undefined } & More;
   'admin.key.updated': { keyId: string; by?: string | undefined } & More;
   'admin.key.regenerated': { keyId: string; by?: string | undefined } & More;

@@ -66,6 +66,9 @@ export interface Config {
   /** Automatic IP blocking (issue: DDoS guards). */
   ddos: DdosConfig;
   trading: TradingConfig;
+  /** Token launches and withdrawals (issue 7). */
+  tokens: TokensConfig;
+  withdrawals: WithdrawalsConfig;
 }
 
 export interface RateLimitConfig {
@@ -112,6 +115,20 @@ export interface TradingConfig {
   faucet: { maxPerCall: string; maxPerDay: string };
   /** Most order commands committed in one transaction (group commit). */
   batchMax: number;
+}
+
+export interface TokensConfig {
+  /** Tokens one account may launch per rolling 24 h. */
+  dailyCreations: number;
+}
+
+export interface WithdrawalsConfig {
+  /** Rolling-24 h withdrawal limit per verification tier 0, 1, 2, in USDC (decimal strings). */
+  tierLimitsUsdc: [string, string, string];
+  /** Withdrawals worth at most this (USDC) are approved automatically; larger ones wait for an admin. */
+  autoApproveUsdc: string;
+  /** How long a new address-book entry (or switching the address book off) waits before it applies. */
+  addressHoldMs: number;
 }
 
 export class ConfigError extends Error {
@@ -357,6 +374,18 @@ export function loadConfig(environment: Source = process.env): Config {
         maxPerDay: decimal(r, 'MOONDRAFT_FAUCET_MAX_PER_DAY', '100000', 0),
       },
       batchMax: r.int('MOONDRAFT_ORDER_BATCH_MAX', 512, 1, 4096),
+    },
+    tokens: {
+      dailyCreations: r.int('MOONDRAFT_TOKEN_DAILY_CREATIONS', 5, 0, 10_000),
+    },
+    withdrawals: {
+      tierLimitsUsdc: [
+        decimal(r, 'MOONDRAFT_WITHDRAWAL_LIMIT_TIER0', '1000', 6),
+        decimal(r, 'MOONDRAFT_WITHDRAWAL_LIMIT_TIER1', '50000', 6),
+        decimal(r, 'MOONDRAFT_WITHDRAWAL_LIMIT_TIER2', '1000000', 6),
+      ],
+      autoApproveUsdc: decimal(r, 'MOONDRAFT_WITHDRAWAL_AUTO_APPROVE', '1000', 6),
+      addressHoldMs: r.int('MOONDRAFT_WITHDRAWAL_ADDRESS_HOLD_SEC', 86_400, 0, 30 * 86_400) * 1000,
     },
   };
   if (config.jwt.refreshIdleSec > config.jwt.refreshAbsoluteSec) {

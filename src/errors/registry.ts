@@ -44,6 +44,10 @@ export const ERRORS = {
   service_unavailable: { status: 503, title: 'A service the request needs is unavailable' },
   internal_error: { status: 500, title: 'Internal error' },
   faucet_limit_exceeded: { status: 403, title: 'The sandbox faucet limit would be exceeded' },
+  token_creation_limit_exceeded: { status: 403, title: 'The daily token creation limit would be exceeded' },
+  not_token_creator: { status: 403, title: 'Only the token’s creator may change it' },
+  address_not_allowed: { status: 403, title: 'The address book does not allow this address yet' },
+  four_eyes_required: { status: 403, title: 'Another admin must decide on this' },
 } as const satisfies Record<string, { status: number; title: string }>;
 
 export type ErrorCode = keyof typeof ERRORS;

@@ -368,3 +368,69 @@ export interface Database {
   candles: CandlesTable;
   faucet_grants: FaucetGrantsTable;
 }
+
+// Token launches and withdrawals (issue 7) -------------------------------------------------------
+
+export interface TokensTable {
+  symbol: string;
+  name: string;
+  /** `evm` or `solana`: where withdrawals of the token go. */
+  chain: string;
+  /** Minor units credited at launch. */
+  supply: Money;
+  description: string | null;
+  website: string | null;
+  image_url: string | null;
+  created_by: string;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface WithdrawalSettingsTable {
+  account_id: string;
+  /** Verification tier 0, 1 or 2. */
+  tier: number;
+  tier_set_by: string | null;
+  /** 1: only saved addresses that are past their hold. */
+  address_book: number;
+  /** When a requested switch-off takes effect (it waits out the hold, as a new address does). */
+  address_book_off_at: number | null;
+  updated_at: number;
+}
+
+export interface WithdrawalAddressesTable {
+  id: string;
+  account_id: string;
+  chain: string;
+  address: string;
+  label: string | null;
+  usable_at: number;
+  created_at: number;
+}
+
+export interface WithdrawalsTable {
+  id: string;
+  account_id: string;
+  asset: string;
+  amount: Money;
+  /** USDC minor units counted against the rolling-24 h limit. */
+  usdc_value: Money;
+  chain: string;
+  address: string;
+  /** pending | approved | sent | rejected | cancelled */
+  status: string;
+  tx_hash: string | null;
+  reason: string | null;
+  decided_by: string | null;
+  /** Set by the one process that hands an approved withdrawal to the chain adapter. */
+  dispatching_at: number | null;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface Database {
+  tokens: TokensTable;
+  withdrawal_settings: WithdrawalSettingsTable;
+  withdrawal_addresses: WithdrawalAddressesTable;
+  withdrawals: WithdrawalsTable;
+}

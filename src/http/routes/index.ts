@@ -12,6 +12,8 @@ import { marketRoutes } from './market.js';
 import { tradingRoutes } from './trading.js';
 import { sandboxRoutes } from './sandbox.js';
 import { tradingAdminRoutes } from './trading-admin.js';
+import { tokenRoutes } from './tokens.js';
+import { withdrawalRoutes } from './withdrawals.js';
 
 /** Every route module, one per feature. Each registers its routes with a declared permission. */
 export async function registerRoutes(app: App, services: Services): Promise<void> {
@@ -27,4 +29,6 @@ export async function registerRoutes(app: App, services: Services): Promise<void
   tradingRoutes(app, services);
   sandboxRoutes(app, services);
   tradingAdminRoutes(app, services);
+  tokenRoutes(app, services);
+  withdrawalRoutes(app, services);
 }

@@ -7,6 +7,7 @@ import * as m0050 from './0050_audit.js';
 import * as m0040 from './0040_rate_limits.js';
 import * as m0041 from './0041_ip_blocks.js';
 import * as m0020 from './0020_trading.js';
+import * as m0060 from './0060_tokens_withdrawals.js';
 
 type Step = { up: (dialect: Dialect) => (db: Kysely<any>) => Promise<void>; down?: (dialect: Dialect) => (db: Kysely<any>) => Promise<void> };
 
@@ -22,6 +23,7 @@ const STEPS: Record<string, Step> = {
   '0040_rate_limits': m0040,
   '0041_ip_blocks': m0041,
   '0020_trading': m0020,
+  '0060_tokens_withdrawals': m0060,
 };
 
 export function migrations(dialect: Dialect): Record<string, Migration> {

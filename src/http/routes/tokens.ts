@@ -1,0 +1,129 @@
+import { Type } from '@sinclair/typebox';
+import { ApiError, unwrap } from '../../errors/registry.js';
+import type { Services } from '../../services.js';
+import { tokenView } from '../../trading/tokens/index.js';
+import { marketView } from '../../trading/views.js';
+import type { App } from '../types.js';
+import { callerOf } from './trading.js';
+import { AssetSymbol, MarketView, Security } from './trading-schemas.js';
+
+const Nullable = <T extends ReturnType<typeof Type.String>>(t: T) => Type.Union([t, Type.Null()]);
+
+export const TokenView = Type.Object({
+  symbol: Type.String(),
+  name: Type.String(),
+  decimals: Type.Integer(),
+  chain: Type.String({ description: 'evm | solana: where withdrawals of the token go' }),
+  supply: Type.String({ description: 'Issued at launch, in tokens' }),
+  description: Type.Union([Type.String(), Type.Null()]),
+  website: Type.Union([Type.String(), Type.Null()]),
+  imageUrl: Type.Union([Type.String(), Type.Null()]),
+  market: Type.String(),
+  createdAt: Type.Integer(),
+  updatedAt: Type.Integer(),
+});
+
+const HttpsUrl = (what: string) => Type.String({ minLength: 1, maxLength: 2048, description: `${what}: an absolute https URL` });
+const Name = Type.String({ minLength: 1, maxLength: 64 });
+const Description = Type.String({ maxLength: 1000 });
+
+/**
+ * Token launches and management (issue 7). Every path is the `tokens` rate category (10/s).
+ * Launching and editing need `tokens:write` (traders and admins); reading is market data.
+ */
+export function tokenRoutes(app: App, services: Services): void {
+  const tags = ['tokens'];
+  const { tokens } = services;
+
+  app.post(
+    '/api/v1/tokens',
+    {
+      config: { permission: 'tokens:write' },
+      schema: {
+        tags,
+        summary: 'Launch a token: create the asset, credit its whole supply to you and list SYMBOL-USDC',
+        description:
+          'name 1–64 characters; symbol 2–10 uppercase letters or digits, unused and not reserved; decimals 0–18; supply a whole number of tokens (a string), at most 10^15 unless you are an admin. At most MOONDRAFT_TOKEN_DAILY_CREATIONS (default 5) launches per account per 24 h.',
+        security: Security,
+        body: Type.Object(
+          {
+            name: Name,
+            symbol: AssetSymbol,
+            decimals: Type.Integer({ minimum: 0, maximum: 18 }),
+            supply: Type.String({ pattern: '^[1-9][0-9]*$', maxLength: 40, description: 'Whole tokens, e.g. "1000000"' }),
+            chain: Type.Optional(Type.Union([Type.Literal('evm'), Type.Literal('solana')], { description: 'Where withdrawals go (default evm)' })),
+            description: Type.Optional(Description),
+            website: Type.Optional(HttpsUrl('website')),
+            imageUrl: Type.Optional(HttpsUrl('imageUrl')),
+          },
+          { additionalProperties: false },
+        ),
+        response: { 201: Type.Object({ token: TokenView, market: MarketView }) },
+      },
+    },
+    async (request, reply) => {
+      const caller = callerOf(request);
+      const launched = unwrap(await tokens.launch(caller, request.body));
+      // Build the new market's book now so that it serves at once (orders would build it too).
+      await services.trading.orders.snapshot(launched.market.symbol);
+      reply.code(201);
+      return { token: tokenView(launched.token), market: marketView(launched.market) };
+    },
+  );
+
+  app.get(
+    '/api/v1/tokens',
+    {
+      config: { permission: 'market:read' },
+      schema: {
+        tags,
+        summary: 'Launched tokens, newest first',
+        security: Security,
+        querystring: Type.Object({ mine: Type.Optional(Type.Boolean()), limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500, default: 100 })) }, { additionalProperties: false }),
+        response: { 200: Type.Object({ tokens: Type.Array(TokenView) }) },
+      },
+    },
+    async (request) => {
+      const caller = callerOf(request);
+      const list = await tokens.list({ limit: request.query.limit ?? 100, ...(request.query.mine ? { createdBy: caller.accountId } : {}) });
+      return { tokens: list.map(tokenView) };
+    },
+  );
+
+  app.get(
+    '/api/v1/tokens/:symbol',
+    {
+      config: { permission: 'market:read' },
+      schema: { tags, summary: 'One launched token', security: Security, params: Type.Object({ symbol: AssetSymbol }, { additionalProperties: false }), response: { 200: TokenView } },
+    },
+    async (request) => {
+      const token = await tokens.get(request.params.symbol);
+      if (!token) throw new ApiError('not_found', 'No such token');
+      return tokenView(token);
+    },
+  );
+
+  app.patch(
+    '/api/v1/tokens/:symbol',
+    {
+      config: { permission: 'tokens:write' },
+      schema: {
+        tags,
+        summary: 'Change a token you launched: name, description, website, image URL (https only; null clears)',
+        security: Security,
+        params: Type.Object({ symbol: AssetSymbol }, { additionalProperties: false }),
+        body: Type.Object(
+          {
+            name: Type.Optional(Name),
+            description: Type.Optional(Type.Union([Description, Type.Null()])),
+            website: Type.Optional(Nullable(HttpsUrl('website'))),
+            imageUrl: Type.Optional(Nullable(HttpsUrl('imageUrl'))),
+          },
+          { additionalProperties: false, minProperties: 1 },
+        ),
+        response: { 200: TokenView },
+      },
+    },
+    async (request) => tokenView(unwrap(await tokens.update(callerOf(request), request.params.symbol, request.body))),
+  );
+}

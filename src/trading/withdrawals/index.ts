@@ -1,0 +1,458 @@
+import type { Transaction } from 'kysely';
+import type { Logger } from 'pino';
+import type { AuditLog } from '../../audit/audit-log.js';
+import type { AuditEvent } from '../../audit/events.js';
+import type { WithdrawalsConfig } from '../../config/index.js';
+import { fail, ok, type Result } from '../../errors/registry.js';
+import type { Clock } from '../../lib/clock.js';
+import { newId } from '../../lib/ids.js';
+import type { Store } from '../../store/db.js';
+import type { Database, WithdrawalsTable } from '../../store/schema.js';
+import { USDC, USDC_DECIMALS, type Assets } from '../assets/index.js';
+import { SYSTEM_OWNERS, type Ledger } from '../ledger/index.js';
+import { formatAmount, parseAmount, pow10, readMinor } from '../money.js';
+import type { Actor } from '../orders/types.js';
+import { recordOutflow } from '../portfolio/index.js';
+import { lockAccount, type Tokens } from '../tokens/index.js';
+import { isChain, normalizeAddress, type Chain } from './addresses.js';
+import type { ChainAdapter } from './chain-adapter.js';
+
+export { CHAINS, isChain, normalizeAddress, type Chain } from './addresses.js';
+export { SandboxChainAdapter, UnconfiguredChainAdapter, type ChainAdapter, type OutgoingTransfer } from './chain-adapter.js';
+
+const DAY = 86_400_000;
+
+export const WITHDRAWAL_STATUSES = ['pending', 'approved', 'sent', 'rejected', 'cancelled'] as const;
+export type WithdrawalStatus = (typeof WITHDRAWAL_STATUSES)[number];
+/** Statuses that count against the rolling-24 h limit (funds held or gone). */
+const COUNTED: WithdrawalStatus[] = ['pending', 'approved', 'sent'];
+export const TIERS = [0, 1, 2] as const;
+export type Tier = (typeof TIERS)[number];
+
+export interface Withdrawal {
+  id: string;
+  accountId: string;
+  asset: string;
+  decimals: number;
+  amount: bigint;
+  usdcValue: bigint;
+  chain: Chain;
+  address: string;
+  status: WithdrawalStatus;
+  txHash: string | null;
+  reason: string | null;
+  createdAt: number;
+  updatedAt: number;
+}
+
+export interface WithdrawalSettings {
+  tier: Tier;
+  /** Whether only saved addresses past their hold may be used now. */
+  addressBook: boolean;
+  /** When a requested switch-off takes effect (null when none is pending). */
+  addressBookOffAt: number | null;
+}
+
+export interface LimitStatus {
+  tier: Tier;
+  limit: bigint;
+  used: bigint;
+  remaining: bigint;
+  autoApproveUpTo: bigint;
+}
+
+export interface SavedAddress {
+  id: string;
+  chain: Chain;
+  address: string;
+  label: string | null;
+  usableAt: number;
+  createdAt: number;
+}
+
+function via(actor: Actor) {
+  return actor.kind === 'apiKey' ? { via: 'apiKey', keyId: actor.id } : { via: actor.kind, sessionId: actor.id };
+}
+
+function ceilDiv(a: bigint, b: bigint): bigint {
+  return (a + b - 1n) / b;
+}
+
+/**
+ * Withdrawals (issue 7). A request holds the funds in the ledger at once; it is approved
+ * automatically when worth at most the auto-approval threshold, else it waits for an admin.
+ * An approved withdrawal goes to the chain adapter; once it answers with a transaction hash the
+ * held funds leave to `sys:external` and the position's cost shrinks accordingly (recordOutflow).
+ * Rejection and cancellation release the hold.
+ *
+ *   pending ──approve──▶ approved ──adapter──▶ sent
+ *      │ └──reject──▶ rejected
+ *      └──cancel (owner)──▶ cancelled
+ *
+ * Limits: each account's verification tier (0, 1, 2; admins set it, default 0) caps the USDC value
+ * withdrawn over a rolling 24 h (pending, approved and sent withdrawals count). Non-USDC assets are
+ * valued at their last trade price in ASSET-USDC, rounded up; an asset that never traded has no
+ * value we can trust, so it cannot be withdrawn (fail closed: `withdrawal_limit_exceeded`).
+ *
+ * Every check and write of a request runs in one transaction (serialized per account), so racing
+ * requests neither overdraw the balance nor the limit; every refusal changes nothing; every state
+ * change is audited inside the transaction that makes it.
+ */
+export class Withdrawals {
+  private readonly limits: [bigint, bigint, bigint];
+  private readonly autoApprove: bigint;
+
+  constructor(
+    private readonly deps: { store: Store; clock: Clock; ledger: Ledger; assets: Assets; tokens: Tokens; audit: AuditLog; adapter: ChainAdapter; config: WithdrawalsConfig; log: Logger },
+  ) {
+    const usdc = (v: string) => {
+      const r = parseAmount(v, USDC_DECIMALS, 'limit', { positive: false });
+      if (!r.ok) throw new Error(r.detail);
+      return r.value;
+    };
+    this.limits = deps.config.tierLimitsUsdc.map(usdc) as [bigint, bigint, bigint];
+    this.autoApprove = usdc(deps.config.autoApproveUsdc);
+  }
+
+  tierLimit(tier: Tier): bigint {
+    return this.limits[tier];
+  }
+
+  async settings(accountId: string, db: Transaction<Database> | Store['db'], now: number): Promise<WithdrawalSettings> {
+    const row = await db.selectFrom('withdrawal_settings').selectAll().where('account_id', '=', accountId).executeTakeFirst();
+    if (!row) return { tier: 0, addressBook: false, addressBookOffAt: null };
+    const offAt = row.address_book_off_at === null ? null : Number(row.address_book_off_at);
+    const on = Number(row.address_book) === 1 && (offAt === null || now < offAt);
+    return { tier: Number(row.tier) as Tier, addressBook: on, addressBookOffAt: on ? offAt : null };
+  }
+
+  private async used(trx: Transaction<Database> | Store['db'], accountId: string, now: number): Promise<bigint> {
+    const rows = await trx.selectFrom('withdrawals').select('usdc_value').where('account_id', '=', accountId).where('created_at', '>', now - DAY).where('status', 'in', COUNTED).execute();
+    return rows.reduce((sum, r) => sum + readMinor(r.usdc_value), 0n);
+  }
+
+  async limitStatus(accountId: string, now: number): Promise<LimitStatus> {
+    const s = await this.settings(accountId, this.deps.store.db, now);
+    const used = await this.used(this.deps.store.db, accountId, now);
+    const limit = this.limits[s.tier];
+    return { tier: s.tier, limit, used, remaining: limit > used ? limit - used : 0n, autoApproveUpTo: this.autoApprove };
+  }
+
+  /** The USDC value of an amount (rounded up), or null when the asset has no last price. */
+  private async valueOf(trx: Transaction<Database>, asset: string, decimals: number, amount: bigint): Promise<bigint | null> {
+    if (asset === USDC) return amount;
+    const m = await trx.selectFrom('markets').select(['last_price', 'quote']).where('symbol', '=', `${asset}-${USDC}`).executeTakeFirst();
+    if (!m || m.last_price === null) return null;
+    return ceilDiv(readMinor(m.last_price) * amount, pow10(decimals));
+  }
+
+  async request(
+    accountId: string,
+    actor: Actor,
+    input: { asset: string; amount: string; address: string },
+  ): Promise<Result<Withdrawal, 'validation_failed' | 'insufficient_funds' | 'withdrawal_limit_exceeded' | 'address_not_allowed'>> {
+    const { ledger, assets, tokens, audit, store } = this.deps;
+    const asset = await assets.asset(input.asset);
+    if (!asset) return fail('validation_failed', 'asset: no such asset');
+    const amount = parseAmount(input.amount, asset.decimals, 'amount');
+    if (!amount.ok) return amount;
+    const chain = await tokens.chainOf(asset.symbol);
+    const address = normalizeAddress(chain, input.address);
+    if (!address.ok) return address;
+
+    const result = await ledger.run<WithdrawalsTable, 'insufficient_funds' | 'withdrawal_limit_exceeded' | 'address_not_allowed'>(async (l, trx) => {
+      const now = l.now;
+      await lockAccount(store, trx, accountId);
+      const settings = await this.settings(accountId, trx, now);
+      if (settings.addressBook) {
+        const saved = await trx.selectFrom('withdrawal_addresses').select('usable_at').where('account_id', '=', accountId).where('chain', '=', chain).where('address', '=', address.value).executeTakeFirst();
+        if (!saved) return fail('address_not_allowed', 'The address book is on and this address is not in it');
+        if (Number(saved.usable_at) > now) return fail('address_not_allowed', 'This address is still in its hold period', { usableAt: Number(saved.usable_at) });
+      }
+      const value = await this.valueOf(trx, asset.symbol, asset.decimals, amount.value);
+      if (value === null) return fail('withdrawal_limit_exceeded', `${asset.symbol} has no market price yet, so it cannot be valued against the withdrawal limit`);
+      const limit = this.limits[settings.tier];
+      const used = await this.used(trx, accountId, now);
+      if (used + value > limit) {
+        const remaining = limit > used ? limit - used : 0n;
+        return fail('withdrawal_limit_exceeded', `Tier ${settings.tier} allows ${formatAmount(limit, USDC_DECIMALS)} USDC per 24 h; ${formatAmount(remaining, USDC_DECIMALS)} USDC is left`, {
+          tier: settings.tier,
+          limit: formatAmount(limit, USDC_DECIMALS),
+          remaining: formatAmount(remaining, USDC_DECIMALS),
+        });
+      }
+      const id = newId('wdr', now);
+      const held = await l.openHold({ id, owner: accountId, asset: asset.symbol, amount: amount.value, kind: 'withdrawal', fresh: true });
+      if (!held.ok) return held;
+      const status: WithdrawalStatus = value <= this.autoApprove ? 'approved' : 'pending';
+      const row: WithdrawalsTable = {
+        id,
+        account_id: accountId,
+        asset: asset.symbol,
+        amount: amount.value.toString(),
+        usdc_value: value.toString(),
+        chain,
+        address: address.value,
+        status,
+        tx_hash: null,
+        reason: null,
+        decided_by: status === 'approved' ? 'auto' : null,
+        dispatching_at: null,
+        created_at: now,
+        updated_at: now,
+      };
+      await trx.insertInto('withdrawals').values(row).execute();
+      await audit.recordIn(trx, {
+        type: 'trading.withdrawal.requested',
+        accountId,
+        actorId: accountId,
+        details: { withdrawalId: id, asset: asset.symbol, amount: input.amount, usdcValue: formatAmount(value, USDC_DECIMALS), chain, address: address.value, status, ...via(actor) },
+      });
+      return ok(row);
+    });
+    if (!result.ok) return result;
+    if (result.value.status === 'approved') await this.dispatch(result.value.id);
+    return ok((await this.get(result.value.id))!);
+  }
+
+  /** The owner cancels a pending withdrawal: the hold is released. `conflict` once it is decided. */
+  async cancel(accountId: string, actor: Actor, id: string): Promise<Result<Withdrawal, 'not_found' | 'conflict' | 'four_eyes_required'>> {
+    const r = await this.transition(id, { owner: accountId }, 'cancelled', (w) => [
+      { type: 'trading.withdrawal.updated', accountId: w.account_id, actorId: accountId, details: { withdrawalId: id, status: 'cancelled', from: 'pending', ...via(actor) } },
+    ]);
+    return r.ok ? ok((await this.get(id))!) : r;
+  }
+
+  /** An admin rejects a pending withdrawal: the hold is released. */
+  async reject(admin: Actor & { accountId: string }, id: string, reason: string | undefined): Promise<Result<Withdrawal, 'not_found' | 'conflict' | 'four_eyes_required'>> {
+    const r = await this.transition(id, { admin: admin.accountId }, 'rejected', (w) => [
+      { type: 'trading.withdrawal.updated', accountId: w.account_id, actorId: admin.accountId, details: { withdrawalId: id, status: 'rejected', from: 'pending', ...via(admin) } },
+      { type: 'admin.withdrawal.rejected', accountId: w.account_id, actorId: admin.accountId, details: { withdrawalId: id, reason } },
+    ], reason);
+    return r.ok ? ok((await this.get(id))!) : r;
+  }
+
+  /**
+   * An admin approves a pending withdrawal, which then goes to the chain adapter. Approving an
+   * already approved one that is not sent (the adapter failed) tries sending again.
+   */
+  async approve(admin: Actor & { accountId: string }, id: string): Promise<Result<Withdrawal, 'not_found' | 'conflict' | 'four_eyes_required'>> {
+    const current = await this.get(id);
+    if (!current) return fail('not_found', 'No such withdrawal');
+    if (current.status !== 'approved') {
+      const r = await this.transition(id, { admin: admin.accountId }, 'approved', (w) => [
+        { type: 'trading.withdrawal.updated', accountId: w.account_id, actorId: admin.accountId, details: { withdrawalId: id, status: 'approved', from: 'pending', ...via(admin) } },
+        { type: 'admin.withdrawal.approved', accountId: w.account_id, actorId: admin.accountId, details: { withdrawalId: id } },
+      ]);
+      if (!r.ok) return r;
+    } else if (current.accountId === admin.accountId) {
+      return fail('four_eyes_required', 'An admin may not act on their own withdrawal');
+    }
+    await this.dispatch(id);
+    return ok((await this.get(id))!);
+  }
+
+  /** pending → approved | rejected | cancelled, in one transaction with its audit records. */
+  private async transition(
+    id: string,
+    by: { owner: string } | { admin: string },
+    to: 'approved' | 'rejected' | 'cancelled',
+    events: (w: WithdrawalsTable) => AuditEvent[],
+    reason?: string,
+  ): Promise<Result<void, 'not_found' | 'conflict' | 'four_eyes_required'>> {
+    const { ledger, audit, store } = this.deps;
+    return ledger.run<void, 'not_found' | 'conflict' | 'four_eyes_required'>(async (l, trx) => {
+      let q = trx.selectFrom('withdrawals').selectAll().where('id', '=', id);
+      if (store.dialect === 'postgres') q = q.forUpdate();
+      const w = await q.executeTakeFirst();
+      if (!w || ('owner' in by && w.account_id !== by.owner)) return fail('not_found', 'No such withdrawal');
+      if ('admin' in by && w.account_id === by.admin) return fail('four_eyes_required', 'An admin may not decide on their own withdrawal');
+      if (w.status !== 'pending') return fail('conflict', `The withdrawal is ${w.status}, not pending`);
+      if (to !== 'approved') await l.releaseHold(id);
+      const updated = await trx
+        .updateTable('withdrawals')
+        .set({ status: to, updated_at: l.now, decided_by: 'admin' in by ? by.admin : by.owner, ...(reason ? { reason } : {}) })
+        .where('id', '=', id)
+        .where('status', '=', 'pending')
+        .executeTakeFirst();
+      if (Number(updated.numUpdatedRows) !== 1) return fail('conflict', 'The withdrawal changed meanwhile');
+      await audit.recordManyIn(trx, events(w));
+      return ok(undefined);
+    });
+  }
+
+  /**
+   * Hands an approved withdrawal to the chain adapter, once: the process that claims it (sets
+   * `dispatching_at`) sends; on success the held funds leave to `sys:external` in one transaction
+   * with the status change and its audit record. On failure the claim is dropped (the withdrawal
+   * stays approved, its funds held) so an admin may retry.
+   */
+  async dispatch(id: string): Promise<void> {
+    const { store, ledger, audit, adapter, assets, log } = this.deps;
+    const now = this.deps.clock.now();
+    const claimed = await store.db.updateTable('withdrawals').set({ dispatching_at: now }).where('id', '=', id).where('status', '=', 'approved').where('dispatching_at', 'is', null).executeTakeFirst();
+    if (Number(claimed.numUpdatedRows) !== 1) return;
+    const w = await store.db.selectFrom('withdrawals').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
+    const asset = await assets.asset(w.asset);
+    const amount = readMinor(w.amount);
+    let txHash: string;
+    try {
+      ({ txHash } = await adapter.send({ id, chain: w.chain as Chain, asset: w.asset, amount, decimals: asset?.decimals ?? 0, address: w.address }));
+    } catch (err) {
+      log.error({ err, withdrawalId: id, adapter: adapter.name }, 'withdrawal: the chain adapter failed; it stays approved with its funds held');
+      await store.db.updateTable('withdrawals').set({ dispatching_at: null }).where('id', '=', id).where('status', '=', 'approved').execute();
+      return;
+    }
+    const done = await ledger.run<void, 'conflict'>(async (l, trx) => {
+      const cur = await trx.selectFrom('withdrawals').select('status').where('id', '=', id).executeTakeFirstOrThrow();
+      if (cur.status !== 'approved') return fail('conflict', 'not approved');
+      const before = await l.balance(w.account_id, w.asset);
+      const posted = await l.post('withdrawal.sent', id, [
+        { owner: w.account_id, asset: w.asset, amount: -amount, hold: id },
+        { owner: SYSTEM_OWNERS.external, asset: w.asset, amount },
+      ]);
+      if (!posted.ok) throw new Error(`withdrawal ${id}: ${posted.detail}`);
+      if (w.asset !== USDC) await recordOutflow(trx, w.account_id, w.asset, amount, before.available + before.held);
+      await trx.updateTable('withdrawals').set({ status: 'sent', tx_hash: txHash, updated_at: l.now }).where('id', '=', id).execute();
+      await audit.recordIn(trx, {
+        type: 'trading.withdrawal.updated',
+        accountId: w.account_id,
+        actorId: `system:${adapter.name}`,
+        details: { withdrawalId: id, status: 'sent', from: 'approved', txHash, adapter: adapter.name },
+      });
+      return ok(undefined);
+    });
+    if (!done.ok) log.warn({ withdrawalId: id }, 'withdrawal: sent by the adapter but no longer approved; left for reconciliation');
+  }
+
+  async get(id: string, accountId?: string): Promise<Withdrawal | undefined> {
+    let q = this.deps.store.db.selectFrom('withdrawals').selectAll().where('id', '=', id);
+    if (accountId) q = q.where('account_id', '=', accountId);
+    const row = await q.executeTakeFirst();
+    return row ? this.toWithdrawal(row) : undefined;
+  }
+
+  async list(filter: { accountId?: string; status?: WithdrawalStatus; before?: string; limit: number }): Promise<Withdrawal[]> {
+    let q = this.deps.store.db.selectFrom('withdrawals').selectAll().orderBy('id', 'desc').limit(filter.limit);
+    if (filter.accountId) q = q.where('account_id', '=', filter.accountId);
+    if (filter.status) q = q.where('status', '=', filter.status);
+    if (filter.before) q = q.where('id', '<', filter.before);
+    const rows = await q.execute();
+    const out: Withdrawal[] = [];
+    for (const r of rows) out.push(await this.toWithdrawal(r));
+    return out;
+  }
+
+  /** Sets an account's verification tier; it applies to the very next request. */
+  async setTier(admin: Actor & { accountId: string }, accountId: string, tier: Tier): Promise<Result<{ from: Tier; to: Tier }>> {
+    const { store, audit } = this.deps;
+    return store.transaction(async (trx) => {
+      const now = this.deps.clock.now();
+      const before = await trx.selectFrom('withdrawal_settings').select('tier').where('account_id', '=', accountId).executeTakeFirst();
+      const from = (before ? Number(before.tier) : 0) as Tier;
+      await trx
+        .insertInto('withdrawal_settings')
+        .values({ account_id: accountId, tier, tier_set_by: admin.accountId, address_book: 0, address_book_off_at: null, updated_at: now })
+        .onConflict((oc) => oc.column('account_id').doUpdateSet({ tier, tier_set_by: admin.accountId, updated_at: now }))
+        .execute();
+      await audit.recordIn(trx, { type: 'admin.withdrawal_tier.changed', accountId, actorId: admin.accountId, details: { from, to: tier, ...via(admin) } });
+      return ok({ from, to: tier });
+    });
+  }
+
+  // Address book ---------------------------------------------------------------------------------
+
+  async addresses(accountId: string): Promise<SavedAddress[]> {
+    const rows = await this.deps.store.db.selectFrom('withdrawal_addresses').selectAll().where('account_id', '=', accountId).orderBy('created_at').orderBy('id').execute();
+    return rows.map((r) => ({ id: r.id, chain: r.chain as Chain, address: r.address, label: r.label, usableAt: Number(r.usable_at), createdAt: Number(r.created_at) }));
+  }
+
+  /** Saves an address; it becomes usable after the hold. `conflict` when it is saved already. */
+  async addAddress(accountId: string, actor: Actor, input: { chain: string; address: string; label?: string }, now: number): Promise<Result<SavedAddress, 'validation_failed' | 'conflict'>> {
+    if (!isChain(input.chain)) return fail('validation_failed', 'chain must be evm or solana');
+    const address = normalizeAddress(input.chain, input.address);
+    if (!address.ok) return address;
+    const label = input.label?.trim() || null;
+    if (label && (label.length > 64 || /[\u0000-\u001f\u007f]/.test(label))) return fail('validation_failed', 'label must be at most 64 printable characters');
+    const saved: SavedAddress = { id: newId('wad', now), chain: input.chain, address: address.value, label, usableAt: now + this.deps.config.addressHoldMs, createdAt: now };
+    return this.deps.store.transaction(async (trx) => {
+      const inserted = await trx
+        .insertInto('withdrawal_addresses')
+        .values({ id: saved.id, account_id: accountId, chain: saved.chain, address: saved.address, label, usable_at: saved.usableAt, created_at: now })
+        .onConflict((oc) => oc.columns(['account_id', 'chain', 'address']).doNothing())
+        .executeTakeFirst();
+      if (Number(inserted.numInsertedOrUpdatedRows ?? 0n) !== 1) return fail('conflict', 'This address is already in the address book');
+      await this.deps.audit.recordIn(trx, {
+        type: 'trading.withdrawal.address_added',
+        accountId,
+        actorId: accountId,
+        details: { addressId: saved.id, chain: saved.chain, address: saved.address, usableAt: saved.usableAt, ...via(actor) },
+      });
+      return ok(saved);
+    });
+  }
+
+  async removeAddress(accountId: string, actor: Actor, id: string): Promise<Result<void, 'not_found'>> {
+    return this.deps.store.transaction(async (trx) => {
+      const row = await trx.selectFrom('withdrawal_addresses').selectAll().where('id', '=', id).where('account_id', '=', accountId).executeTakeFirst();
+      if (!row) return fail('not_found', 'No such saved address');
+      await trx.deleteFrom('withdrawal_addresses').where('id', '=', id).execute();
+      await this.deps.audit.recordIn(trx, { type: 'trading.withdrawal.address_removed', accountId, actorId: accountId, details: { addressId: id, chain: row.chain, address: row.address, ...via(actor) } });
+      return ok(undefined);
+    });
+  }
+
+  /**
+   * Turns the address book on (at once) or off. Switching it off waits out the same hold as a new
+   * address, so whoever takes over a session cannot simply switch it off and withdraw anywhere.
+   */
+  async setAddressBook(accountId: string, actor: Actor, enabled: boolean, now: number): Promise<WithdrawalSettings> {
+    return this.deps.store.transaction(async (trx) => {
+      const current = await this.settings(accountId, trx, now);
+      const offAt = enabled ? null : current.addressBook ? (current.addressBookOffAt ?? now + this.deps.config.addressHoldMs) : null;
+      const book = enabled || offAt !== null ? 1 : 0;
+      await trx
+        .insertInto('withdrawal_settings')
+        .values({ account_id: accountId, tier: 0, tier_set_by: null, address_book: book, address_book_off_at: offAt, updated_at: now })
+        .onConflict((oc) => oc.column('account_id').doUpdateSet({ address_book: book, address_book_off_at: offAt, updated_at: now }))
+        .execute();
+      await this.deps.audit.recordIn(trx, { type: 'trading.withdrawal.address_book', accountId, actorId: accountId, details: { enabled, effectiveAt: offAt ?? now, ...via(actor) } });
+      return this.settings(accountId, trx, now);
+    });
+  }
+
+  private async toWithdrawal(r: WithdrawalsTable): Promise<Withdrawal> {
+    const asset = await this.deps.assets.asset(r.asset);
+    return {
+      id: r.id,
+      accountId: r.account_id,
+      asset: r.asset,
+      decimals: asset?.decimals ?? 0,
+      amount: readMinor(r.amount),
+      usdcValue: readMinor(r.usdc_value),
+      chain: r.chain as Chain,
+      address: r.address,
+      status: r.status as WithdrawalStatus,
+      txHash: r.tx_hash,
+      reason: r.reason,
+      createdAt: Number(r.created_at),
+      updatedAt: Number(r.updated_at),
+    };
+  }
+}
+
+export function withdrawalView(w: Withdrawal) {
+  return {
+    id: w.id,
+    asset: w.asset,
+    amount: formatAmount(w.amount, w.decimals),
+    usdcValue: formatAmount(w.usdcValue, USDC_DECIMALS),
+    chain: w.chain,
+    address: w.address,
+    status: w.status,
+    txHash: w.txHash,
+    reason: w.reason,
+    createdAt: w.createdAt,
+    updatedAt: w.updatedAt,
+  };
+}

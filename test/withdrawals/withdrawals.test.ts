@@ -1,0 +1,244 @@
+import { base58 } from '@scure/base';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ManualClock } from '../../src/lib/clock.js';
+import { SYSTEM_OWNERS } from '../../src/trading/ledger/index.js';
+import { sessionFor } from '../support/auth.js';
+import { startTestServer, type TestServer } from '../support/server.js';
+import { serviceAvailable } from '../support/services.js';
+import { fund, USDC } from '../support/trading.js';
+
+type Session = Awaited<ReturnType<typeof sessionFor>>;
+
+const scaleout = (await serviceAvailable('postgres')) && (await serviceAvailable('redis'));
+const DEST = '0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed';
+const DEST2 = '0xfB6916095ca1df60bB79Ce92cE3Ea74c37c5d359';
+
+describe.each([
+  ['embedded', true],
+  ['scaleout', scaleout],
+] as const)('withdrawals (%s)', (backend, available) => {
+  let server: TestServer;
+  let admin: Session;
+  const clock = new ManualClock(Date.UTC(2026, 4, 1, 12, 0, 0));
+  const req = (method: string, url: string, s: Session | undefined, payload?: unknown) =>
+    server.app.inject({ method: method as 'GET', url, ...(s ? { headers: s.headers } : {}), ...(payload !== undefined ? { payload: payload as object } : {}) });
+  const withdraw = (s: Session, body: Record<string, unknown>) => req('POST', '/api/v1/account/withdrawals', s, { asset: 'USDC', address: DEST, ...body });
+  /** A trader with USDC, signed in just now, its rate limits out of the way. */
+  const trader = async (usdc = '0', wallet?: string) => {
+    const s = await sessionFor(server, wallet ? { wallet } : {});
+    await server.services.partnerLimits.set(s.account.id, { account: 10_000, tokens: 10_000, trading: 10_000 }, 'test');
+    if (usdc !== '0') await fund(server.services.trading, s.account.id, 'USDC', USDC(usdc));
+    return s;
+  };
+  const bal = async (s: Session, asset = 'USDC') => {
+    const b = (await req('GET', '/api/v1/account/balances', s)).json().balances.find((x: { asset: string }) => x.asset === asset);
+    return b ? { available: b.available as string, held: b.held as string } : { available: '0', held: '0' };
+  };
+  /** The admin signed in now (tests move the clock past token lifetimes). */
+  const adm = () => sessionFor(server, { wallet: admin.account.wallet });
+  const setTier = async (s: Session, tier: number) => req('PUT', `/api/v1/admin/accounts/${s.account.wallet}/withdrawal-tier`, await adm(), { tier });
+
+  beforeAll(async () => {
+    if (!available) return;
+    server = await startTestServer({ clock, backend });
+    admin = await sessionFor(server, { role: 'admin' });
+  });
+  afterAll(() => server?.close());
+
+  it.skipIf(!available)('tier 0: exactly the limit (1000 USDC) is auto-approved and sent; one minor unit more is refused and changes nothing', async () => {
+    const s = await trader('1500');
+    const ok = await withdraw(s, { amount: '1000', address: DEST.toLowerCase() });
+    expect(ok.statusCode).toBe(201);
+    expect(ok.json()).toMatchObject({ asset: 'USDC', amount: '1000', usdcValue: '1000', chain: 'evm', address: DEST, status: 'sent' });
+    expect(ok.json().txHash).toMatch(/^0x[0-9a-f]{64}$/);
+    expect(await bal(s)).toEqual({ available: '500', held: '0' });
+    const over = await withdraw(s, { amount: '0.000001' });
+    expect(over.statusCode).toBe(403);
+    expect(over.json()).toMatchObject({ code: 'withdrawal_limit_exceeded', tier: 0, remaining: '0' });
+    expect(await bal(s)).toEqual({ available: '500', held: '0' });
+    expect((await req('GET', '/api/v1/account/withdrawal-limit', s)).json()).toMatchObject({ tier: 0, limit: '1000', used: '1000', remaining: '0', autoApproveUpTo: '1000' });
+
+    const fresh = await trader('2000');
+    const justOver = await withdraw(fresh, { amount: '1000.000001' });
+    expect(justOver.json().code).toBe('withdrawal_limit_exceeded');
+    expect(await bal(fresh)).toEqual({ available: '2000', held: '0' });
+    expect((await req('GET', '/api/v1/account/withdrawals', fresh)).json().withdrawals).toEqual([]);
+
+    // The window rolls: 24 h after the first withdrawal its value no longer counts.
+    clock.advance(86_400_000);
+    const later = await sessionFor(server, { wallet: s.account.wallet });
+    expect((await withdraw(later, { amount: '500' })).json().status).toBe('sent');
+  });
+
+  it.skipIf(!available)('a tier change applies at once; above the auto-approval threshold waits for an admin who approves it', async () => {
+    const s = await trader('60000');
+    expect((await withdraw(s, { amount: '1000.000001' })).json().code).toBe('withdrawal_limit_exceeded');
+    expect((await setTier(s, 1)).json()).toMatchObject({ tier: 1, limit: '50000' });
+    const big = await withdraw(s, { amount: '50000' });
+    expect(big.statusCode).toBe(201);
+    expect(big.json()).toMatchObject({ status: 'pending', txHash: null });
+    expect(await bal(s)).toEqual({ available: '10000', held: '50000' });
+    expect((await withdraw(s, { amount: '0.000001' })).json().code).toBe('withdrawal_limit_exceeded');
+
+    const listed = (await req('GET', '/api/v1/admin/withdrawals', await adm())).json().withdrawals;
+    expect(listed.map((w: { id: string }) => w.id)).toContain(big.json().id);
+    // Not by the owner's own session, and not by a trader.
+    expect((await req('POST', `/api/v1/admin/withdrawals/${big.json().id}/approve`, s, {})).statusCode).toBe(403);
+    const approved = await req('POST', `/api/v1/admin/withdrawals/${big.json().id}/approve`, await adm(), {});
+    expect(approved.statusCode).toBe(200);
+    expect(approved.json()).toMatchObject({ status: 'sent' });
+    expect(await bal(s)).toEqual({ available: '10000', held: '0' });
+    expect((await req('POST', `/api/v1/admin/withdrawals/${big.json().id}/approve`, await adm(), {})).statusCode).toBe(409);
+
+    // Lowering the tier applies at once too.
+    await setTier(s, 0);
+    expect((await withdraw(s, { amount: '1' })).json().code).toBe('withdrawal_limit_exceeded');
+    const types = (await server.services.store.db.selectFrom('audit_events').select('type').where('account_id', '=', s.account.id).execute()).map((e) => e.type);
+    expect(types).toEqual(expect.arrayContaining(['admin.withdrawal_tier.changed', 'trading.withdrawal.requested', 'trading.withdrawal.updated', 'admin.withdrawal.approved']));
+  });
+
+  it.skipIf(!available)('cancel by the owner and reject by an admin release the hold; decided withdrawals cannot change; admins never decide their own', async () => {
+    const s = await trader('5000');
+    await setTier(s, 2);
+    const a = (await withdraw(s, { amount: '2000' })).json();
+    const b = (await withdraw(s, { amount: '1500' })).json();
+    expect([a.status, b.status]).toEqual(['pending', 'pending']);
+    expect(await bal(s)).toEqual({ available: '1500', held: '3500' });
+    const other = await trader();
+    expect((await req('POST', `/api/v1/account/withdrawals/${a.id}/cancel`, other)).statusCode).toBe(404);
+    const cancelled = await req('POST', `/api/v1/account/withdrawals/${a.id}/cancel`, s);
+    expect(cancelled.json()).toMatchObject({ status: 'cancelled' });
+    expect((await req('POST', `/api/v1/account/withdrawals/${a.id}/cancel`, s)).statusCode).toBe(409);
+    expect((await req('POST', `/api/v1/admin/withdrawals/${a.id}/approve`, await adm(), {})).statusCode).toBe(409);
+    const rejected = await req('POST', `/api/v1/admin/withdrawals/${b.id}/reject`, await adm(), { reason: 'unverified destination' });
+    expect(rejected.json()).toMatchObject({ status: 'rejected', reason: 'unverified destination' });
+    expect(await bal(s)).toEqual({ available: '5000', held: '0' });
+    // Cancelled and rejected withdrawals no longer count against the limit.
+    expect((await req('GET', '/api/v1/account/withdrawal-limit', s)).json().used).toBe('0');
+
+    await fund(server.services.trading, admin.account.id, 'USDC', USDC(5000));
+    await setTier(admin, 2);
+    const me = await adm();
+    const own = (await withdraw(me, { amount: '2000' })).json();
+    expect(own.status).toBe('pending');
+    const self = await req('POST', `/api/v1/admin/withdrawals/${own.id}/approve`, me, {});
+    expect(self.statusCode).toBe(403);
+    expect(self.json().code).toBe('four_eyes_required');
+    const admin2 = await sessionFor(server, { role: 'admin' });
+    expect((await req('POST', `/api/v1/admin/withdrawals/${own.id}/approve`, admin2, {})).json().status).toBe('sent');
+  });
+
+  it.skipIf(!available)('step-up: over a session, the sign-in must be at most 5 minutes old', async () => {
+    const s = await trader('100');
+    const nowSec = Math.floor(clock.now() / 1000);
+    const at = await sessionFor(server, { wallet: s.account.wallet, authTime: nowSec - 300 });
+    expect((await withdraw(at, { amount: '1' })).statusCode).toBe(201);
+    const stale = await sessionFor(server, { wallet: s.account.wallet, authTime: nowSec - 301 });
+    const refused = await withdraw(stale, { amount: '1' });
+    expect(refused.statusCode).toBe(401);
+    expect(refused.json().code).toBe('step_up_required');
+    expect((await req('POST', '/api/v1/account/withdrawal-addresses', stale, { chain: 'evm', address: DEST })).json().code).toBe('step_up_required');
+    expect((await req('PUT', '/api/v1/account/withdrawal-addresses/settings', stale, { enabled: false })).json().code).toBe('step_up_required');
+    expect(await bal(s)).toEqual({ available: '99', held: '0' });
+    // Reading needs no step-up.
+    expect((await req('GET', '/api/v1/account/withdrawals', stale)).statusCode).toBe(200);
+  });
+
+  it.skipIf(!available)('addresses are validated for the asset’s chain: EIP-55 for EVM assets, base58 keys for Solana tokens', async () => {
+    const s = await trader('100');
+    const badChecksum = DEST.replace('aA', 'Aa');
+    const r = await withdraw(s, { amount: '1', address: badChecksum });
+    expect(r.statusCode).toBe(400);
+    expect(r.json().detail).toContain('checksum');
+    const solKey = base58.encode(new Uint8Array(32).fill(9));
+    expect((await withdraw(s, { amount: '1', address: solKey })).statusCode).toBe(400);
+    expect((await withdraw(s, { amount: '1', asset: 'NOPE' })).statusCode).toBe(400);
+    expect((await withdraw(s, { amount: '1.0000001' })).statusCode).toBe(400);
+    expect((await withdraw(s, { amount: 1 })).statusCode).toBe(400);
+    expect(await bal(s)).toEqual({ available: '100', held: '0' });
+
+    // A Solana token: priced after one trade, withdrawable to a base58 key, valued at the last price.
+    const symbol = backend === 'embedded' ? 'SOLTE' : 'SOLTS';
+    expect((await req('POST', '/api/v1/tokens', s, { name: 'Sol token', symbol, decimals: 9, supply: '1000', chain: 'solana' })).statusCode).toBe(201);
+    const unpriced = await withdraw(s, { asset: symbol, amount: '1', address: solKey });
+    expect(unpriced.statusCode).toBe(403);
+    expect(unpriced.json().code).toBe('withdrawal_limit_exceeded');
+    const buyer = await trader('100');
+    expect((await req('POST', '/api/v1/trading/orders', s, { market: `${symbol}-USDC`, side: 'sell', type: 'limit', price: '2.5', quantity: '10' })).statusCode).toBe(201);
+    expect((await req('POST', '/api/v1/trading/orders', buyer, { market: `${symbol}-USDC`, side: 'buy', type: 'market', quantity: '4' })).json().status).toBe('filled');
+    expect((await withdraw(buyer, { asset: symbol, amount: '1', address: DEST })).statusCode).toBe(400);
+    const sent = await withdraw(buyer, { asset: symbol, amount: '1', address: solKey });
+    expect(sent.json()).toMatchObject({ status: 'sent', chain: 'solana', usdcValue: '2.5', address: solKey });
+    expect(base58.decode(sent.json().txHash)).toHaveLength(64);
+    // The position's cost shrank with the quantity: the average cost of what is left is unchanged.
+    const position = (await req('GET', '/api/v1/trading/positions', buyer)).json().positions.find((p: { asset: string }) => p.asset === symbol);
+    expect(position).toMatchObject({ quantity: '3' });
+    const before = (4n * 2_500_000n * 10020n) / 10000n; // what the 4 cost, taker fee included
+    expect(BigInt(Math.round(Number(position.costBasis) * 1e6))).toBe(before - before / 4n);
+  });
+
+  it.skipIf(!available)('address book: only saved addresses, each usable after the 24 h hold; switching it off waits out the hold too', async () => {
+    const s = await trader('100');
+    const on = await req('PUT', '/api/v1/account/withdrawal-addresses/settings', s, { enabled: true });
+    expect(on.json()).toMatchObject({ enabled: true, disablesAt: null, addresses: [] });
+    const notSaved = await withdraw(s, { amount: '1' });
+    expect(notSaved.statusCode).toBe(403);
+    expect(notSaved.json().code).toBe('address_not_allowed');
+    const added = await req('POST', '/api/v1/account/withdrawal-addresses', s, { chain: 'evm', address: DEST.toLowerCase(), label: 'cold wallet' });
+    expect(added.statusCode).toBe(201);
+    expect(added.json()).toMatchObject({ chain: 'evm', address: DEST, label: 'cold wallet', usableAt: clock.now() + 86_400_000 });
+    expect((await req('POST', '/api/v1/account/withdrawal-addresses', s, { chain: 'evm', address: DEST })).statusCode).toBe(409);
+    expect((await withdraw(s, { amount: '1' })).json()).toMatchObject({ code: 'address_not_allowed', usableAt: clock.now() + 86_400_000 });
+    const start = clock.now();
+    clock.set(start + 86_400_000 - 1);
+    let fresh = await sessionFor(server, { wallet: s.account.wallet });
+    expect((await withdraw(fresh, { amount: '1' })).json().code).toBe('address_not_allowed');
+    clock.set(start + 86_400_000);
+    fresh = await sessionFor(server, { wallet: s.account.wallet });
+    expect((await withdraw(fresh, { amount: '1' })).json().status).toBe('sent');
+    expect((await withdraw(fresh, { amount: '1', address: DEST2 })).json().code).toBe('address_not_allowed');
+
+    const off = await req('PUT', '/api/v1/account/withdrawal-addresses/settings', fresh, { enabled: false });
+    expect(off.json()).toMatchObject({ enabled: true, disablesAt: clock.now() + 86_400_000 });
+    expect((await withdraw(fresh, { amount: '1', address: DEST2 })).json().code).toBe('address_not_allowed');
+    clock.advance(86_400_000);
+    fresh = await sessionFor(server, { wallet: s.account.wallet });
+    expect((await req('GET', '/api/v1/account/withdrawal-addresses', fresh)).json()).toMatchObject({ enabled: false, disablesAt: null });
+    expect((await withdraw(fresh, { amount: '1', address: DEST2 })).json().status).toBe('sent');
+
+    const id = added.json().id;
+    expect((await req('DELETE', `/api/v1/account/withdrawal-addresses/${id}`, fresh)).statusCode).toBe(204);
+    expect((await req('DELETE', `/api/v1/account/withdrawal-addresses/${id}`, fresh)).statusCode).toBe(404);
+    expect(await bal(fresh)).toEqual({ available: '98', held: '0' });
+  });
+
+  it.skipIf(!available)('concurrent withdrawals racing for one balance never overdraw', async () => {
+    const s = await trader('100');
+    const results = await Promise.all(Array.from({ length: 10 }, () => withdraw(s, { amount: '15' })));
+    const okCount = results.filter((r) => r.statusCode === 201).length;
+    expect(okCount).toBe(6);
+    expect(results.filter((r) => r.statusCode !== 201).every((r) => r.json().code === 'insufficient_funds')).toBe(true);
+    expect(await bal(s)).toEqual({ available: '10', held: '0' });
+    expect((await req('GET', '/api/v1/account/withdrawals', s)).json().withdrawals).toHaveLength(6);
+  });
+
+  it.skipIf(!available)('concurrent withdrawals racing for one limit never pass it', async () => {
+    const s = await trader('5000');
+    const results = await Promise.all(Array.from({ length: 8 }, () => withdraw(s, { amount: '300' })));
+    expect(results.filter((r) => r.statusCode === 201)).toHaveLength(3);
+    expect(results.filter((r) => r.statusCode !== 201).every((r) => r.json().code === 'withdrawal_limit_exceeded')).toBe(true);
+    expect(await bal(s)).toEqual({ available: '4100', held: '0' });
+  });
+
+  it.skipIf(!available)('developers may not withdraw; the ledger verifies and the external account mirrors what was sent', async () => {
+    const dev = await sessionFor(server, { role: 'developer' });
+    expect((await withdraw(dev, { amount: '1' })).json().code).toBe('forbidden_role');
+    const report = await server.services.trading.ledger.verify();
+    expect(report).toMatchObject({ ok: true });
+    const sent = await server.services.store.db.selectFrom('withdrawals').select(['amount']).where('asset', '=', 'USDC').where('status', '=', 'sent').execute();
+    const total = sent.reduce((sum, w) => sum + BigInt(w.amount), 0n);
+    const external = (await server.services.trading.ledger.balances(SYSTEM_OWNERS.external)).find((b) => b.asset === 'USDC');
+    // Money that left is credited to the outside world (deposits would debit it).
+    expect(external?.available).toBe(total);
+  });
+});
