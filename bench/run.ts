@@ -37,7 +37,8 @@ for (const { module, rows } of results) {
   for (const r of rows) {
     const base = r.baseline ? `${fmt(r.baseline.value)} ${r.unit} (${r.baseline.name})` : '—';
     const ratio = r.baseline && r.baseline.value > 0 ? `${(r.value / r.baseline.value).toFixed(2)}×` : '—';
-    lines.push(`| ${module}: ${r.name} | ${fmt(r.value)} ${r.unit} | ${base} | ${ratio} |${r.note ? ` ${r.note}` : ''}`);
+    const label = r.name.startsWith(`${module}: `) ? r.name : `${module}: ${r.name}`;
+    lines.push(`| ${label} | ${fmt(r.value)} ${r.unit} | ${base} | ${ratio} |${r.note ? ` ${r.note}` : ''}`);
   }
 }
 console.log(lines.join('\n'));
