@@ -13,7 +13,7 @@ describe('SQLite prepared-statement reuse', () => {
     dir = mkdtempSync(path.join(tmpdir(), 'moondraft-stmt-'));
     store = await openStore({ dataDir: dir });
     await migrateToLatest(store);
-    const rows = Array.from({ length: 50 }, (_, i) => ({ id: `acc_${i}`, wallet: `0x${String(i).padStart(40, '0')}`, chain: 'ethereum', role: 'trader', created_at: i, updated_at: i }));
+    const rows = Array.from({ length: 50 }, (_, i) => ({ id: `acc_${i}`, wallet: `0x${String(i).padStart(40, '0')}`, chain: 'ethereum' as const, role: 'trader' as const, created_at: i, updated_at: i }));
     await store.db.insertInto('accounts').values(rows).execute();
   });
   afterAll(async () => {
