@@ -8,7 +8,7 @@ import type { SigningKeys } from '../security/identity/signing-keys.js';
 import type { Store } from '../store/db.js';
 import type { Database } from '../store/schema.js';
 import { BatchBuffer } from './buffer.js';
-import { appendIn, lockHead, type SealedRecord } from './chain.js';
+import { appendIn, breathe, lockHead, type SealedRecord } from './chain.js';
 import { Checkpoints, type VerifiedCheckpoint } from './checkpoints.js';
 import type { AuditCategory, AuditEvent, AuditRef } from './events.js';
 import { purgeBefore, type PurgeResult } from './retention.js';
@@ -51,6 +51,8 @@ export interface AuditFilter {
 
 const DAY_MS = 86_400_000;
 const EXPORT_PAGE = 500;
+/** Buffered events sealed between two yields to the event loop. */
+const SEAL_CHUNK = 64;
 /** Most records one group-commit transaction of record() carries. */
 const GROUP_MAX = 500;
 
@@ -189,7 +191,9 @@ export class AuditLog {
   private async writeBatch(batch: AuditEvent[], dropped: number): Promise<void> {
     const records: SealedRecord[] = [];
     if (dropped > 0) records.push(this.seal({ type: 'audit.events_dropped', outcome: 'failure', details: { dropped } }));
-    for (const e of batch) {
+    for (const [i, e] of batch.entries()) {
+      // Sealing (three encryptions each) a full batch at once would hold the event loop for ms.
+      if (i > 0 && i % SEAL_CHUNK === 0) await breathe();
       try {
         records.push(this.seal(e));
       } catch (err) {
