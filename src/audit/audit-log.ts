@@ -191,9 +191,13 @@ export class AuditLog {
   private async writeBatch(batch: AuditEvent[], dropped: number): Promise<void> {
     const records: SealedRecord[] = [];
     if (dropped > 0) records.push(this.seal({ type: 'audit.events_dropped', outcome: 'failure', details: { dropped } }));
+    // Sealing and appending a full batch at once holds the event loop for tens of ms, so the work
+    // gives way to requests every SEAL_CHUNK records, but only while the writer keeps up: with a
+    // backlog it runs straight through, and requests wait for it (they must never outrun the audit
+    // trail until the buffer is full and events are dropped).
+    const mayYield = () => this.buffer.size < this.deps.options.batchSize * 2;
     for (const [i, e] of batch.entries()) {
-      // Sealing (three encryptions each) a full batch at once would hold the event loop for ms.
-      if (i > 0 && i % SEAL_CHUNK === 0) await breathe();
+      if (i > 0 && i % SEAL_CHUNK === 0 && mayYield()) await breathe();
       try {
         records.push(this.seal(e));
       } catch (err) {
@@ -201,7 +205,7 @@ export class AuditLog {
         this.deps.log.error({ err, type: e.type }, 'audit: could not seal a buffered event; skipped');
       }
     }
-    await this.deps.store.transaction((trx) => appendIn(trx, this.deps.store.dialect, records, this.deps.clock.now()));
+    await this.deps.store.transaction((trx) => appendIn(trx, this.deps.store.dialect, records, this.deps.clock.now(), mayYield));
     this.counted(records);
   }
 

@@ -65,18 +65,18 @@ export const breathe = (): Promise<void> => new Promise((resolve) => setImmediat
 
 /**
  * Appends sealed records, in the given order, at the end of the chain inside `trx`. The head
- * lock is held until `trx` ends, so callers append as the last step of their transaction. A batch
- * of hundreds of buffered access events is written in chunks with the event loop free in between,
- * so requests keep being answered while it is written (instead of all waiting tens of ms).
+ * lock is held until `trx` ends, so callers append as the last step of their transaction.
+ * `mayYield` (asked between chunks of 64) lets a long append give the event loop back in between,
+ * so requests keep being answered while a batch of buffered events is written.
  */
-export async function appendIn(trx: Transaction<Database>, dialect: Dialect, records: readonly SealedRecord[], now: number): Promise<AuditRef[]> {
+export async function appendIn(trx: Transaction<Database>, dialect: Dialect, records: readonly SealedRecord[], now: number, mayYield?: () => boolean): Promise<AuditRef[]> {
   if (records.length === 0) return [];
   const head = await lockHead(trx, dialect);
   let seq = head.seq;
   let prev = head.hash;
   const refs: AuditRef[] = [];
   for (let i = 0; i < records.length; i += INSERT_CHUNK) {
-    if (i > 0) await breathe();
+    if (i > 0 && mayYield?.()) await breathe();
     const rows: AuditEventsTable[] = records.slice(i, i + INSERT_CHUNK).map((r) => {
       seq += 1;
       const unhashed = { ...r, seq, prev_hash: prev };
