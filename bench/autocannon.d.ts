@@ -31,6 +31,8 @@ declare module 'autocannon' {
     p50: number;
     p90: number;
     p99: number;
+    /** `requests` only: requests sent (completed ones are `total`). */
+    sent?: number;
   }
 
   export interface AutocannonResult {
