@@ -229,7 +229,9 @@ export class AuditLog {
   /** Resolves when every security event received so far is stored (buffered ones included). */
   async settle(): Promise<void> {
     await Promise.allSettled([...this.inflight]);
-    while (this.buffer.size > 0 || this.buffer.droppedSinceLastWrite > 0) await this.buffer.flush();
+    // A flush runs after the write in progress, so this also waits for a batch already taken out of the buffer.
+    do await this.buffer.flush();
+    while (this.buffer.size > 0 || this.buffer.droppedSinceLastWrite > 0);
   }
 
   /** Runs `fn` after every verification or purge started before it (in this process). */

@@ -55,4 +55,19 @@ describe('the audit writer under sustained load', () => {
       await audit.close();
     }
   });
+
+  it('settle() waits for a batch already being written, not only for what is still buffered', async () => {
+    const s = server.services;
+    const audit = new AuditLog({ store: s.store, keyring: s.keyring, signingKeys: s.signingKeys, clock: s.clock, log: s.log, options: { ...s.config.audit, batchSize: 300, flushIntervalMs: 600_000 } });
+    audit.start();
+    try {
+      // The 300th event starts a write (which gives way to other work as it goes); nothing stays buffered.
+      for (let i = 0; i < 300; i++) audit.enqueue({ ...access(i), accountId: 'acc_settle' });
+      await audit.settle();
+      const stored = await s.store.db.selectFrom('audit_events').select((eb) => eb.fn.countAll<number>().as('n')).where('account_id', '=', 'acc_settle').executeTakeFirstOrThrow();
+      expect(Number(stored.n)).toBe(300);
+    } finally {
+      await audit.close();
+    }
+  });
 });
