@@ -6,13 +6,7 @@ import type { AuditEvent } from '../src/audit/events.js';
 import { sealEvent } from '../src/audit/seal.js';
 import { loadConfig } from '../src/config/index.js';
 import { createServices } from '../src/services.js';
-
-export interface BenchRow {
-  name: string;
-  value: number;
-  unit: string;
-  baseline?: { name: string; value: number };
-}
+import type { BenchRow } from './types.js';
 
 const access = (i: number): AuditEvent => ({
   type: 'access.request',

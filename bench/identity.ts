@@ -6,14 +6,7 @@ import { pathToFileURL } from 'node:url';
 import { systemClock } from '../src/lib/clock.js';
 import { AccessTokens } from '../src/security/identity/access-tokens.js';
 import { ensureKeysetFile, SigningKeys } from '../src/security/identity/signing-keys.js';
-
-/** The row shape every bench file returns (see the briefing); the baseline is measured in the same run. */
-export interface BenchRow {
-  name: string;
-  value: number;
-  unit: string;
-  baseline?: { name: string; value: number };
-}
+import type { BenchRow } from './types.js';
 
 const DURATION_MS = Number(process.env.BENCH_DURATION_MS ?? 1500);
 const DISTINCT_TOKENS = 1000;

@@ -12,13 +12,7 @@ import { buildServer } from '../src/http/server.js';
 import { ManualClock } from '../src/lib/clock.js';
 import { canonicalMessage, hmacSignatureHex, verifyEd25519, verifyHmac, type CanonicalParts } from '../src/security/signing/index.js';
 import { createServices } from '../src/services.js';
-
-export interface BenchRow {
-  name: string;
-  value: number;
-  unit: string;
-  baseline?: { name: string; value: number };
-}
+import type { BenchRow } from './types.js';
 
 function perSecond(count: number, run: () => void): number {
   const start = process.hrtime.bigint();

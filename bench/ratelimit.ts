@@ -20,13 +20,7 @@ import { categoryPolicy, DEFAULT_LIMITS, type LimitTarget } from '../src/securit
 import { MemoryState } from '../src/state/memory.js';
 import type { SharedState } from '../src/state/port.js';
 import { RedisState } from '../src/state/redis.js';
-
-export interface BenchRow {
-  name: string;
-  value: number;
-  unit: string;
-  baseline?: { name: string; value: number };
-}
+import type { BenchRow } from './types.js';
 
 const REDIS_URL = process.env.MOONDRAFT_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const SUBJECTS = 10_000;

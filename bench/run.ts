@@ -9,7 +9,7 @@ import type { BenchModule, BenchRow } from './types.js';
  * measured in the same run; results also go to bench/results.json. `npm run bench -- NAME…` runs
  * only those modules.
  */
-const MODULES = ['identity', 'keys', 'ratelimit', 'trading', 'withdrawals', 'audit', 'pipeline'];
+const MODULES = ['identity', 'keys', 'ratelimit', 'audit', 'trading', 'withdrawals', 'pipeline'];
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const only = process.argv.slice(2);

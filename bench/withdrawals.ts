@@ -11,13 +11,8 @@ import { loadConfig } from '../src/config/index.js';
 import { ok } from '../src/errors/registry.js';
 import { createServices } from '../src/services.js';
 import { SYSTEM_OWNERS } from '../src/trading/ledger/index.js';
+import type { BenchRow } from './types.js';
 
-export interface BenchRow {
-  name: string;
-  value: number;
-  unit: string;
-  baseline?: { name: string; value: number };
-}
 
 const N = 400;
 

@@ -4,7 +4,7 @@ import Fastify from 'fastify';
 const app = Fastify({ logger: false });
 app.get('/api/v1/account', async (_request, reply) => {
   reply.header('Cache-Control', 'no-store');
-  return { id: 'acc_bench', wallet: '0x0', chain: 'ethereum', role: 'trader', createdAt: 0 };
+  return { id: 'acc_01JBENCH00000000000000000', wallet: '0x00000000000000000000000000000000000000b0', chain: 'ethereum', role: 'trader', createdAt: 1764345600000 };
 });
 const url = await app.listen({ host: '127.0.0.1', port: Number(process.env.BENCH_PORT ?? 0) });
 console.log(`listening ${url}`);

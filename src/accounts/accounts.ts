@@ -21,8 +21,16 @@ function toAccount(row: { id: string; wallet: string; chain: string; role: strin
   return { id: row.id, wallet: row.wallet, chain: row.chain as Chain, role: row.role as Role, createdAt: Number(row.created_at) };
 }
 
+/** What never changes about an account once it exists (its role does change: read it elsewhere). */
+export type AccountIdentity = Omit<Account, 'role'>;
+
+const IDENTITY_CACHE_SIZE = 10_000;
+
 /** Accounts are identified by wallet address; the first sign-in creates one. */
 export class Accounts {
+  /** id → identity; bounded, oldest first out. Accounts are never deleted or re-keyed, so entries never go stale. */
+  private readonly identities = new Map<string, AccountIdentity>();
+
   constructor(
     private readonly deps: { store: Store; state: SharedState; clock: Clock; events: SecurityEvents; bootstrapAdmin: string | undefined; roleTtlMs: number; audit?: AuditLog },
   ) {}
@@ -35,6 +43,22 @@ export class Accounts {
   async byId(id: string): Promise<Account | undefined> {
     const row = await this.deps.store.db.selectFrom('accounts').selectAll().where('id', '=', id).executeTakeFirst();
     return row ? toAccount(row) : undefined;
+  }
+
+  /**
+   * The immutable part of an account (id, wallet, chain, creation time), from memory after the first
+   * read: the request path of `GET /account` needs no database round trip. The role is left out on
+   * purpose: it changes, and the one in force comes from the request's principal.
+   */
+  async identity(id: string): Promise<AccountIdentity | undefined> {
+    const cached = this.identities.get(id);
+    if (cached) return cached;
+    const account = await this.byId(id);
+    if (!account) return undefined;
+    const identity: AccountIdentity = Object.freeze({ id: account.id, wallet: account.wallet, chain: account.chain, createdAt: account.createdAt });
+    if (this.identities.size >= IDENTITY_CACHE_SIZE) this.identities.delete(this.identities.keys().next().value!);
+    this.identities.set(id, identity);
+    return identity;
   }
 
   /** The account of a wallet, created on first use (admin when it is MOONDRAFT_BOOTSTRAP_ADMIN). */

@@ -8,7 +8,7 @@ import type { SigningKeys } from '../security/identity/signing-keys.js';
 import type { Store } from '../store/db.js';
 import type { Database } from '../store/schema.js';
 import { BatchBuffer } from './buffer.js';
-import { appendIn, lockHead, type SealedRecord } from './chain.js';
+import { appendIn, breathe, lockHead, type SealedRecord } from './chain.js';
 import { Checkpoints, type VerifiedCheckpoint } from './checkpoints.js';
 import type { AuditCategory, AuditEvent, AuditRef } from './events.js';
 import { purgeBefore, type PurgeResult } from './retention.js';
@@ -51,6 +51,8 @@ export interface AuditFilter {
 
 const DAY_MS = 86_400_000;
 const EXPORT_PAGE = 500;
+/** Buffered events sealed between two yields to the event loop. */
+const SEAL_CHUNK = 64;
 /** Most records one group-commit transaction of record() carries. */
 const GROUP_MAX = 500;
 
@@ -189,7 +191,13 @@ export class AuditLog {
   private async writeBatch(batch: AuditEvent[], dropped: number): Promise<void> {
     const records: SealedRecord[] = [];
     if (dropped > 0) records.push(this.seal({ type: 'audit.events_dropped', outcome: 'failure', details: { dropped } }));
-    for (const e of batch) {
+    // Sealing and appending a full batch at once holds the event loop for tens of ms, so the work
+    // gives way to requests every SEAL_CHUNK records, but only while the writer keeps up: with a
+    // backlog it runs straight through, and requests wait for it (they must never outrun the audit
+    // trail until the buffer is full and events are dropped).
+    const mayYield = () => this.buffer.size < this.deps.options.batchSize * 2;
+    for (const [i, e] of batch.entries()) {
+      if (i > 0 && i % SEAL_CHUNK === 0 && mayYield()) await breathe();
       try {
         records.push(this.seal(e));
       } catch (err) {
@@ -197,7 +205,7 @@ export class AuditLog {
         this.deps.log.error({ err, type: e.type }, 'audit: could not seal a buffered event; skipped');
       }
     }
-    await this.deps.store.transaction((trx) => appendIn(trx, this.deps.store.dialect, records, this.deps.clock.now()));
+    await this.deps.store.transaction((trx) => appendIn(trx, this.deps.store.dialect, records, this.deps.clock.now(), mayYield));
     this.counted(records);
   }
 
@@ -221,7 +229,9 @@ export class AuditLog {
   /** Resolves when every security event received so far is stored (buffered ones included). */
   async settle(): Promise<void> {
     await Promise.allSettled([...this.inflight]);
-    while (this.buffer.size > 0 || this.buffer.droppedSinceLastWrite > 0) await this.buffer.flush();
+    // A flush runs after the write in progress, so this also waits for a batch already taken out of the buffer.
+    do await this.buffer.flush();
+    while (this.buffer.size > 0 || this.buffer.droppedSinceLastWrite > 0);
   }
 
   /** Runs `fn` after every verification or purge started before it (in this process). */

@@ -57,27 +57,36 @@ export async function lockHead(trx: Transaction<Database>, dialect: Dialect): Pr
   return { seq: Number(head.seq), hash: head.hash };
 }
 
-const INSERT_CHUNK = 200;
+/** Records hashed and inserted per statement; a long append yields to the event loop between chunks. */
+const INSERT_CHUNK = 64;
+
+/** Lets other work run (requests, timers) in the middle of a long append; the transaction and its head lock stay held. */
+export const breathe = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 /**
  * Appends sealed records, in the given order, at the end of the chain inside `trx`. The head
  * lock is held until `trx` ends, so callers append as the last step of their transaction.
+ * `mayYield` (asked between chunks of 64) lets a long append give the event loop back in between,
+ * so requests keep being answered while a batch of buffered events is written.
  */
-export async function appendIn(trx: Transaction<Database>, dialect: Dialect, records: readonly SealedRecord[], now: number): Promise<AuditRef[]> {
+export async function appendIn(trx: Transaction<Database>, dialect: Dialect, records: readonly SealedRecord[], now: number, mayYield?: () => boolean): Promise<AuditRef[]> {
   if (records.length === 0) return [];
   const head = await lockHead(trx, dialect);
   let seq = head.seq;
   let prev = head.hash;
-  const rows: AuditEventsTable[] = records.map((r) => {
-    seq += 1;
-    const unhashed = { ...r, seq, prev_hash: prev };
-    const hash = recordHash(unhashed);
-    prev = hash;
-    return { ...unhashed, hash };
-  });
-  for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
-    await trx.insertInto('audit_events').values(rows.slice(i, i + INSERT_CHUNK)).execute();
+  const refs: AuditRef[] = [];
+  for (let i = 0; i < records.length; i += INSERT_CHUNK) {
+    if (i > 0 && mayYield?.()) await breathe();
+    const rows: AuditEventsTable[] = records.slice(i, i + INSERT_CHUNK).map((r) => {
+      seq += 1;
+      const unhashed = { ...r, seq, prev_hash: prev };
+      const hash = recordHash(unhashed);
+      prev = hash;
+      return { ...unhashed, hash };
+    });
+    await trx.insertInto('audit_events').values(rows).execute();
+    for (const r of rows) refs.push({ id: r.id, seq: r.seq });
   }
   await trx.updateTable('audit_chain_head').set({ seq, hash: prev, updated_at: now }).where('id', '=', 1).execute();
-  return rows.map((r) => ({ id: r.id, seq: r.seq }));
+  return refs;
 }

@@ -64,7 +64,7 @@ export type {
   WithdrawalsApi,
 } from './api/account.js';
 export type { CreateTokenRequest, UpdateTokenRequest, Token, TokensApi } from './api/tokens.js';
-export type { KeyType, KeyStatus, CreateKeyRequest, ApiKeyInfo, CreatedKey, UpdateKeyRequest, RegenerateKeyRequest, KeysApi } from './api/keys.js';
+export type { KeyType, KeyStatus, CreateKeyRequest, ApiKeyInfo, CreatedKey, RegeneratedKey, UpdateKeyRequest, RegenerateKeyRequest, Checklist, ChecklistItem, KeysApi } from './api/keys.js';
 export type { SessionInfo, SessionsApi } from './api/sessions.js';
 export type { FaucetRequest, FaucetResult, SandboxApi } from './api/sandbox.js';
 export type { ChallengeRequest, Challenge, LoginRequest, EthereumSigner, SignInOptions, AuthApi } from './api/auth.js';

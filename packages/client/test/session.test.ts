@@ -88,7 +88,7 @@ async function identityServer(options: { domain?: (port: number) => string; mess
       state.revoked = true;
       return void res.writeHead(204).end();
     }
-    return sendJson(res, 200, [{ id: 'key_1', bearer }]);
+    return sendJson(res, 200, { keys: [{ id: 'key_1', bearer }] });
   };
   const server = await startWireServer(handle);
   port = server.port;

@@ -18,7 +18,9 @@ import { ed25519Valid, expectedHmac, hmacValid, sendJson, startWireServer, type 
 // (MOONDRAFT_SHARED_DIR points elsewhere, e.g. from a git worktree whose parent holds no shared/).
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 const sharedDir = process.env.MOONDRAFT_SHARED_DIR ?? path.resolve(repoRoot, '../shared');
-const vectorsFile = path.join(sharedDir, 'vectors/request-signing.json');
+// Without that directory (a git worktree), the repository's own copy of the same vectors is used.
+const sharedVectors = path.join(sharedDir, 'vectors/request-signing.json');
+const vectorsFile = existsSync(sharedVectors) ? sharedVectors : path.join(repoRoot, 'test/keys/request-signing.vectors.json');
 interface VectorCase {
   name: string;
   timestamp: string;

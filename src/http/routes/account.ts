@@ -22,7 +22,7 @@ export function accountRoutes(app: App, services: Services): void {
     async (request) => {
       const principal = request.principal;
       if (principal.kind === 'anonymous') throw new ApiError('unauthenticated');
-      const account = await services.accounts.byId(principal.accountId);
+      const account = await services.accounts.identity(principal.accountId);
       if (!account) throw new ApiError('not_found', 'Account not found');
       // The role in force (it may have changed since the token was issued).
       return { id: account.id, wallet: account.wallet, chain: account.chain, role: principal.role, createdAt: account.createdAt };

@@ -1,4 +1,5 @@
 import { createCipheriv, createDecipheriv, randomBytes, timingSafeEqual as nodeTimingSafeEqual } from 'node:crypto';
+import { secureRandomBytes } from '../../lib/random.js';
 
 /**
  * Versioned AES-256-GCM encryption of secrets at rest.
@@ -52,7 +53,8 @@ export class Keyring {
   }
 
   encrypt(plaintext: string | Buffer, aad: string): string {
-    const iv = randomBytes(12);
+    // A fresh 96-bit nonce per encryption (from the CSPRNG, pooled: see secureRandomBytes).
+    const iv = secureRandomBytes(12);
     const cipher = createCipheriv('aes-256-gcm', this.keys.get(this.activeVersion)!, iv);
     cipher.setAAD(Buffer.from(`${this.activeVersion}|${aad}`, 'utf8'));
     const ct = Buffer.concat([cipher.update(typeof plaintext === 'string' ? Buffer.from(plaintext, 'utf8') : plaintext), cipher.final()]);

@@ -13,8 +13,8 @@ export interface Challenge {
   /** For ethereum, a complete EIP-4361 message bound to the server's domain: sign it as is. */
   message: string;
   nonce: string;
-  /** When the nonce expires (5 minutes after issue). */
-  expiresAt: EpochMs | string;
+  /** When the nonce expires (epoch ms, 5 minutes after issue). */
+  expiresAt: EpochMs;
 }
 
 export interface LoginRequest {

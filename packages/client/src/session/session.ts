@@ -8,6 +8,10 @@ export interface TokenPair {
   tokenType: 'Bearer';
   /** Access-token lifetime in seconds (3600). */
   expiresIn: number;
+  /** The sign-in session these tokens belong to (see `sessions.list()`). */
+  sessionId: string;
+  /** The account signed in (the first login creates it). */
+  account: { id: string; wallet: string; chain: string; role: string };
 }
 
 /** The session a client holds. `expiresAt` is on the local clock (receipt time + `expiresIn`). */
@@ -16,6 +20,8 @@ export interface Session {
   /** Null once the refresh token is spent or its fate is unknown: sign in again when the access token expires. */
   refreshToken: string | null;
   expiresAt: number;
+  /** The server's id of this sign-in session (`sessions.list()` marks it `current`). */
+  sessionId?: string;
 }
 
 export type SessionListener = (session: Session | null) => void;
@@ -52,6 +58,7 @@ export class SessionStore {
       accessToken: pair.accessToken,
       refreshToken: pair.refreshToken,
       expiresAt: this.clock.now() + pair.expiresIn * 1000,
+      ...(typeof pair.sessionId === 'string' ? { sessionId: pair.sessionId } : {}),
     };
     this.listener?.(this.current);
     return this.current!;

@@ -1,0 +1,73 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AuditLog } from '../../src/audit/audit-log.js';
+import type { AuditEvent } from '../../src/audit/events.js';
+import { startTestServer, type TestServer } from '../support/server.js';
+
+let server: TestServer;
+beforeAll(async () => {
+  server = await startTestServer();
+});
+afterAll(() => server.close());
+
+const access = (i: number): AuditEvent => ({
+  type: 'access.request',
+  accountId: 'acc_load',
+  outcome: 'success',
+  ip: '203.0.113.0/24',
+  userAgent: 'load/1.0',
+  requestId: `req_load_${i}`,
+  details: { method: 'GET', route: '/api/v1/account', status: 200, latencyMs: 0.4 },
+});
+
+/**
+ * A batch of buffered events is written in chunks that give the event loop back to requests, but
+ * never so that requests outrun the writer: with a backlog the write runs through and requests wait.
+ */
+describe('the audit writer under sustained load', () => {
+  it('requests producing events faster than a yielding writer stores them never overflow the buffer', async () => {
+    const s = server.services;
+    const audit = new AuditLog({
+      store: s.store,
+      keyring: s.keyring,
+      signingKeys: s.signingKeys,
+      clock: s.clock,
+      log: s.log,
+      options: { ...s.config.audit, batchSize: 500, bufferCapacity: 1500, flushIntervalMs: 600_000 },
+    });
+    audit.start();
+    try {
+      // 100 "requests" per turn of the event loop: more than one chunk of 64 records per turn.
+      let n = 0;
+      let peak = 0;
+      for (let turn = 0; turn < 40; turn++) {
+        for (let k = 0; k < 100; k++) audit.enqueue(access(n++));
+        peak = Math.max(peak, audit.buffered);
+        await new Promise<void>((resolve) => setImmediate(resolve));
+      }
+      await audit.settle();
+      expect(peak).toBeLessThan(1500);
+      const stored = await s.store.db.selectFrom('audit_events').select((eb) => eb.fn.countAll<number>().as('n')).where('type', '=', 'access.request').where('account_id', '=', 'acc_load').executeTakeFirstOrThrow();
+      expect(Number(stored.n)).toBe(n);
+      const dropped = await s.store.db.selectFrom('audit_events').select('id').where('type', '=', 'audit.events_dropped').execute();
+      expect(dropped).toHaveLength(0);
+      expect((await audit.verify()).ok).toBe(true);
+    } finally {
+      await audit.close();
+    }
+  });
+
+  it('settle() waits for a batch already being written, not only for what is still buffered', async () => {
+    const s = server.services;
+    const audit = new AuditLog({ store: s.store, keyring: s.keyring, signingKeys: s.signingKeys, clock: s.clock, log: s.log, options: { ...s.config.audit, batchSize: 300, flushIntervalMs: 600_000 } });
+    audit.start();
+    try {
+      // The 300th event starts a write (which gives way to other work as it goes); nothing stays buffered.
+      for (let i = 0; i < 300; i++) audit.enqueue({ ...access(i), accountId: 'acc_settle' });
+      await audit.settle();
+      const stored = await s.store.db.selectFrom('audit_events').select((eb) => eb.fn.countAll<number>().as('n')).where('account_id', '=', 'acc_settle').executeTakeFirstOrThrow();
+      expect(Number(stored.n)).toBe(300);
+    } finally {
+      await audit.close();
+    }
+  });
+});
