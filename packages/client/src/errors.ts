@@ -40,6 +40,11 @@ export const SERVER_ERROR_CODES = [
   'unsupported_media_type',
   'service_unavailable',
   'internal_error',
+  'faucet_limit_exceeded',
+  'token_creation_limit_exceeded',
+  'not_token_creator',
+  'address_not_allowed',
+  'four_eyes_required',
 ] as const;
 export type ServerErrorCode = (typeof SERVER_ERROR_CODES)[number];
 
