@@ -48,12 +48,12 @@ export async function run(): Promise<BenchRow[]> {
     const sink: AuditEvent[] = [];
     const pushMs = timedSync(N, (i) => void sink.push({ ...events[i]!, at: Date.now() }));
     const enqueueMs = timedSync(N, (i) => audit.enqueue(events[i]!));
-    rows.push({ name: 'audit enqueue (request hot path)', value: (enqueueMs * 1e6) / N, unit: 'ns/op', baseline: { name: 'array push', value: (pushMs * 1e6) / N } });
+    rows.push({ name: 'enqueue (request hot path)', value: (enqueueMs * 1e6) / N, unit: 'ns/op', baseline: { name: 'array push', value: (pushMs * 1e6) / N } });
 
     const flushStart = performance.now();
     await audit.settle();
     const flushMs = performance.now() - flushStart;
-    rows.push({ name: 'audit buffered batch write (10k in one transaction)', value: Math.round(N / (flushMs / 1000)), unit: 'records/s' });
+    rows.push({ name: 'buffered batch write (10k in one transaction)', value: Math.round(N / (flushMs / 1000)), unit: 'records/s' });
 
     const M = 2_000;
     const recordMs = await timed(M, (i) => audit.record(access(i)));
@@ -65,14 +65,14 @@ export async function run(): Promise<BenchRow[]> {
         await trx.insertInto('audit_events').values({ ...sealed, seq: fake, prev_hash: '0'.repeat(64), hash: '0'.repeat(64) }).execute();
       }),
     );
-    rows.push({ name: 'audit record (own transaction, chained)', value: Math.round(M / (recordMs / 1000)), unit: 'records/s', baseline: { name: 'sealed insert without chain', value: Math.round(M / (plainMs / 1000)) } });
+    rows.push({ name: 'record (own transaction, chained)', value: Math.round(M / (recordMs / 1000)), unit: 'records/s', baseline: { name: 'sealed insert without chain', value: Math.round(M / (plainMs / 1000)) } });
     await services.store.db.deleteFrom('audit_events').where('seq', '>=', 10_000_000).execute();
 
     const verifyStart = performance.now();
     const report = await audit.verify();
     const verifyMs = performance.now() - verifyStart;
     if (!report.ok) throw new Error(`bench chain does not verify: ${JSON.stringify(report.firstBroken)}`);
-    rows.push({ name: 'audit verify', value: Math.round(report.checked / (verifyMs / 1000)), unit: 'records/s' });
+    rows.push({ name: 'verify', value: Math.round(report.checked / (verifyMs / 1000)), unit: 'records/s' });
   } finally {
     await services.close();
     rmSync(dataDir, { recursive: true, force: true });

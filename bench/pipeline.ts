@@ -160,7 +160,11 @@ async function start(name: ServerName, f: Fixture): Promise<Running> {
   };
 }
 
-/** A new signed request for every call: round robin over the keys, each key's timestamps strictly increasing. */
+/**
+ * A new signed request for every call: round robin over the keys, each key's timestamps strictly
+ * increasing. One generator serves the whole run (checks, warm-ups, measurements), so no two requests
+ * of a key ever share a timestamp, even across autocannon runs.
+ */
 function signedRequests(f: Fixture): AutocannonRequest {
   const last = new Array<number>(f.keys.length).fill(0);
   let next = 0;
@@ -202,10 +206,10 @@ function cpuMicros(pid: number | undefined): number | undefined {
   }
 }
 
-function load(url: string, scenario: Scenario, f: Fixture, durationS: number): Promise<AutocannonResult> {
+function load(url: string, scenario: Scenario, f: Fixture, signed: AutocannonRequest, durationS: number): Promise<AutocannonResult> {
   const options = { url, connections: CONNECTIONS, duration: durationS, timeout: 10 };
   if (scenario === 'session') return autocannon({ ...options, requests: [{ method: 'GET', path: PATH, headers: { authorization: `Bearer ${f.accessToken}` } }] });
-  return autocannon({ ...options, requests: [signedRequests(f)] });
+  return autocannon({ ...options, requests: [signed] });
 }
 
 /** One request of the scenario by hand: it must be a 200, or the figures would measure refusals. */
@@ -233,12 +237,11 @@ async function checkAuditTrail(f: Fixture, completed: number, sent: number): Pro
   }
 }
 
-async function check(name: ServerName, url: string, scenario: Scenario, f: Fixture): Promise<void> {
+async function check(name: ServerName, url: string, scenario: Scenario, f: Fixture, signed: AutocannonRequest): Promise<void> {
   let headers: Record<string, string>;
   if (scenario === 'session') headers = { authorization: `Bearer ${f.accessToken}` };
   else {
-    const request = signedRequests({ ...f, keys: [f.keys[0]!] });
-    headers = request.setupRequest!({ ...request }, {}).headers!;
+    headers = signed.setupRequest!({ method: 'GET', path: PATH }, {}).headers!;
   }
   const res = await fetch(`${url}${PATH}`, { headers });
   if (res.status !== 200) throw new Error(`${name} answered ${res.status} to the ${scenario} GET: ${await res.text()}`);
@@ -263,6 +266,7 @@ function measureOf(name: ServerName, scenario: Scenario, r: AutocannonResult, cp
 export async function run(): Promise<BenchRow[]> {
   process.stderr.write(`pipeline: preparing a data dir (sign-in, ${KEYS} API keys, partner limits)…\n`);
   const fixture = await prepare();
+  const signed = signedRequests(fixture);
   const best = new Map<string, Measure>();
   // Requests Moondraft answered (autocannon's completed count) and was sent, for the audit-trail check.
   const moondraftRequests = { completed: 0, sent: 0 };
@@ -273,10 +277,10 @@ export async function run(): Promise<BenchRow[]> {
         const server = await start(name, fixture);
         try {
           for (const scenario of ['session', 'signed'] as const) {
-            await check(name, server.url, scenario, fixture);
-            const warm = await load(server.url, scenario, fixture, WARMUP_S);
+            await check(name, server.url, scenario, fixture, signed);
+            const warm = await load(server.url, scenario, fixture, signed, WARMUP_S);
             const cpuBefore = cpuMicros(server.child.pid);
-            const result = await load(server.url, scenario, fixture, DURATION_S);
+            const result = await load(server.url, scenario, fixture, signed, DURATION_S);
             const cpuAfter = cpuMicros(server.child.pid);
             if (name === 'moondraft') {
               // +1: the check request above.

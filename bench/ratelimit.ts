@@ -96,14 +96,14 @@ export async function run(): Promise<BenchRow[]> {
   await throughput(memDecide, 1, 200); // warm-up
   await throughput(memFixed, 1, 200);
   rows.push({
-    name: 'ratelimit: in-process sliding-window limiter decisions/s',
+    name: 'in-process sliding-window limiter decisions/s',
     value: Math.round(await throughput(memDecide, 1, 1500)),
     unit: 'decisions/s',
     baseline: { name: 'in-process fixed-window counter', value: Math.round(await throughput(memFixed, 1, 1500)) },
   });
   const memLat = await latency(memDecide, 20_000);
   const memFixedLat = await latency(memFixed, 20_000);
-  rows.push({ name: 'ratelimit: in-process decision latency p50', value: round(memLat.p50), unit: 'µs', baseline: { name: 'in-process fixed-window counter p50', value: round(memFixedLat.p50) } });
+  rows.push({ name: 'in-process decision latency p50', value: round(memLat.p50), unit: 'µs', baseline: { name: 'in-process fixed-window counter p50', value: round(memFixedLat.p50) } });
   await memory.close();
 
   if (!(await reachable(REDIS_URL))) {
@@ -120,7 +120,7 @@ export async function run(): Promise<BenchRow[]> {
     await throughput(redisFixed, 64, 300);
     for (const inFlight of [64, 256]) {
       rows.push({
-        name: `ratelimit: Redis sliding-window limiter decisions/s (one process, ${inFlight} in flight)`,
+        name: `Redis sliding-window limiter decisions/s (one process, ${inFlight} in flight)`,
         value: Math.round(await throughput(redisDecide, inFlight, 2000)),
         unit: 'decisions/s',
         baseline: { name: `Redis fixed-window counter (INCR, ${inFlight} in flight)`, value: Math.round(await throughput(redisFixed, inFlight, 2000)) },
@@ -128,8 +128,8 @@ export async function run(): Promise<BenchRow[]> {
     }
     const lat = await latency(redisDecide, 3000);
     const fixedLat = await latency(redisFixed, 3000);
-    rows.push({ name: 'ratelimit: Redis decision latency p50 (one at a time)', value: round(lat.p50), unit: 'µs', baseline: { name: 'Redis fixed-window counter p50', value: round(fixedLat.p50) } });
-    rows.push({ name: 'ratelimit: Redis decision latency p99 (one at a time)', value: round(lat.p99), unit: 'µs', baseline: { name: 'Redis fixed-window counter p99', value: round(fixedLat.p99) } });
+    rows.push({ name: 'Redis decision latency p50 (one at a time)', value: round(lat.p50), unit: 'µs', baseline: { name: 'Redis fixed-window counter p50', value: round(fixedLat.p50) } });
+    rows.push({ name: 'Redis decision latency p99 (one at a time)', value: round(lat.p99), unit: 'µs', baseline: { name: 'Redis fixed-window counter p99', value: round(fixedLat.p99) } });
   } finally {
     await redis.close();
   }
