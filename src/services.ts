@@ -174,9 +174,9 @@ export async function createServices(config: Config, overrides: ServiceOverrides
   const localLimiter = new MemoryState(clock);
   closers.push(() => localLimiter.close());
   const rateLimiter = new RateLimiter({ state, fallback: localLimiter, clock, rules: config.rateLimit, events, metrics: new RateLimitMetrics(metrics.registry), log, timeSource });
-  const partnerLimits = new PartnerLimits({ store, state, clock, log });
+  const partnerLimits = new PartnerLimits({ store, state, clock, log, audit });
   closers.push(() => partnerLimits.close());
-  const ipBlocks = new IpBlocks({ store, state, clock, events, log, metrics: new DdosMetrics(metrics.registry) });
+  const ipBlocks = new IpBlocks({ store, state, clock, events, log, metrics: new DdosMetrics(metrics.registry), audit });
   closers.push(() => ipBlocks.close());
   await ipBlocks.initialized;
   const ddosGuard = new DdosGuard({ state, fallback: localLimiter, blocks: ipBlocks, config: config.ddos, clock, log, timeSource });

@@ -82,3 +82,28 @@ describe('trading is audited in the order transaction', () => {
     expect((await server.services.audit.verify()).ok).toBe(true);
   });
 });
+
+describe('rate-limit and block administration is audited in its transaction', () => {
+  it('partner limits and IP blocks, once each, with the admin as actor', async () => {
+    const admin = await sessionFor(server, { role: 'admin' });
+    const partner = await sessionFor(server);
+    const limits = await server.app.inject({ method: 'PUT', url: `/api/v1/admin/accounts/${partner.account.wallet}/limits`, headers: admin.headers, payload: { trading: 500 } });
+    expect(limits.statusCode).toBe(200);
+    const block = await server.app.inject({ method: 'POST', url: '/api/v1/admin/ip-blocks', headers: admin.headers, payload: { target: '198.51.100.0/24', reason: 'scraping' } });
+    expect(block.statusCode).toBe(201);
+    const unblock = await server.app.inject({ method: 'DELETE', url: '/api/v1/admin/ip-blocks?target=198.51.100.0/24', headers: admin.headers });
+    expect(unblock.statusCode).toBe(204);
+    await settle();
+
+    const changed = (await server.services.audit.list({ type: 'admin.limits.changed', accountId: partner.account.id }, { limit: 10 })).records;
+    expect(changed).toHaveLength(1);
+    expect(changed[0]).toMatchObject({ actorId: admin.account.id, details: { limits: { trading: 500, market: null } } });
+    const blocked = (await server.services.audit.list({ type: 'admin.ip.blocked' }, { limit: 10 })).records.filter((r) => r.details?.target === '198.51.100.0/24');
+    const unblocked = (await server.services.audit.list({ type: 'admin.ip.unblocked' }, { limit: 10 })).records.filter((r) => r.details?.target === '198.51.100.0/24');
+    expect(blocked).toHaveLength(1);
+    expect(unblocked).toHaveLength(1);
+    expect(blocked[0]).toMatchObject({ actorId: admin.account.id, details: { reason: 'scraping' } });
+    // Not a second time through the security-event stream.
+    expect((await server.services.audit.list({ type: 'security.other' }, { limit: 100 })).records.filter((r) => r.details?.event === 'ratelimit.limits_changed')).toHaveLength(0);
+  });
+});

@@ -137,7 +137,7 @@ export function rateLimitRoutes(app: App, services: Services): void {
       const overrides: LimitOverrides = {};
       for (const c of RATE_CATEGORIES) if (request.body[c] !== undefined) overrides[c] = request.body[c];
       const record = await services.partnerLimits.set(account.id, overrides, p.accountId);
-      services.events.emit({ type: 'ratelimit.limits_changed', at: services.clock.now(), accountId: account.id, limits: record.overrides, by: p.accountId, requestId: request.id, ip: request.clientIp });
+      services.events.emit({ type: 'ratelimit.limits_changed', at: services.clock.now(), accountId: account.id, limits: record.overrides, by: p.accountId, requestId: request.id, ip: request.clientIp, audited: true });
       return { address: account.wallet, ...record };
     },
   );

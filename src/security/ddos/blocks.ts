@@ -1,3 +1,4 @@
+import type { AuditLog } from '../../audit/audit-log.js';
 import { randomBytes } from 'node:crypto';
 import type { BlockList } from 'node:net';
 import type { Logger } from 'pino';
@@ -34,6 +35,8 @@ export interface IpBlocksDeps {
   events: SecurityEvents;
   log: Logger;
   metrics: DdosMetrics;
+  /** Admin blocks are audited in the transaction that stores them. */
+  audit?: AuditLog;
   /** How often each process checks the version key (a safety net behind pub/sub). */
   syncMs?: number;
 }
@@ -127,11 +130,14 @@ export class IpBlocks {
     await this.deps.state.set(KEY_PREFIX + block.target, JSON.stringify(block), options.ttlMs);
     const row = { target: block.target, reason: block.reason, created_at: now, expires_at: block.expiresAt, created_by: options.by };
     const { target: _t, ...update } = row;
-    await this.deps.store.db.insertInto('ip_blocks').values(row).onConflict((oc) => oc.column('target').doUpdateSet(update)).execute();
+    await this.deps.store.transaction(async (trx) => {
+      await trx.insertInto('ip_blocks').values(row).onConflict((oc) => oc.column('target').doUpdateSet(update)).execute();
+      await this.deps.audit?.recordIn(trx, { type: 'admin.ip.blocked', actorId: options.by, details: { target: block.target, reason: block.reason, by: options.by } });
+    });
     await this.announce({ op: 'add', block });
     this.apply(block);
     this.deps.metrics.blocksCreated.inc({ source: 'manual', reason: 'admin' });
-    this.deps.events.emit({ type: 'ip.blocked', at: now, target: block.target, reason: block.reason, by: options.by });
+    this.deps.events.emit({ type: 'ip.blocked', at: now, target: block.target, reason: block.reason, by: options.by, audited: this.deps.audit !== undefined });
     return ok(block);
   }
 
@@ -173,12 +179,16 @@ export class IpBlocks {
     const inState = (await this.deps.state.get(key)) !== null;
     const known = this.exact.has(t.canonical) || this.ranges.has(t.canonical);
     await this.deps.state.del(key);
-    const removed = await this.deps.store.db.deleteFrom('ip_blocks').where('target', '=', t.canonical).executeTakeFirst();
-    const existed = inState || known || Number(removed.numDeletedRows) > 0;
+    const existed = await this.deps.store.transaction(async (trx) => {
+      const removed = await trx.deleteFrom('ip_blocks').where('target', '=', t.canonical).executeTakeFirst();
+      const found = inState || known || Number(removed.numDeletedRows) > 0;
+      if (found) await this.deps.audit?.recordIn(trx, { type: 'admin.ip.unblocked', actorId: by, details: { target: t.canonical, reason: 'admin', by } });
+      return found;
+    });
     await this.announce({ op: 'remove', target: t.canonical });
     this.forget(t.canonical);
     this.localOnly.delete(t.canonical);
-    if (existed) this.deps.events.emit({ type: 'ip.unblocked', at: this.deps.clock.now(), target: t.canonical, reason: 'admin', by });
+    if (existed) this.deps.events.emit({ type: 'ip.unblocked', at: this.deps.clock.now(), target: t.canonical, reason: 'admin', by, audited: this.deps.audit !== undefined });
     return ok(existed);
   }
 

@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { Clock } from '../../lib/clock.js';
 import type { Store } from '../../store/db.js';
 import type { SharedState } from '../../state/port.js';
+import type { AuditLog } from '../../audit/audit-log.js';
 import { effectiveLimits, RATE_CATEGORIES, type CategoryLimits, type LimitOverrides } from './policies.js';
 
 export const LIMITS_CHANNEL = 'ratelimit:limits';
@@ -34,7 +35,7 @@ export class PartnerLimits {
   readonly ready: Promise<void>;
 
   constructor(
-    private readonly deps: { store: Store; state: SharedState; clock: Clock; log: Logger; ttlMs?: number; maxEntries?: number },
+    private readonly deps: { store: Store; state: SharedState; clock: Clock; log: Logger; ttlMs?: number; maxEntries?: number; audit?: AuditLog },
   ) {
     this.ready = deps.state
       .subscribe(LIMITS_CHANNEL, (accountId) => this.invalidate(accountId))
@@ -104,21 +105,27 @@ export class PartnerLimits {
   async set(accountId: string, overrides: LimitOverrides, by: string): Promise<PartnerLimitsRecord> {
     const now = this.deps.clock.now();
     const present = RATE_CATEGORIES.filter((c) => overrides[c] !== undefined);
-    if (present.length === 0) {
-      await this.deps.store.db.deleteFrom('rate_limit_overrides').where('account_id', '=', accountId).execute();
-    } else {
-      const row = {
-        account_id: accountId,
-        market: overrides.market ?? null,
-        trading: overrides.trading ?? null,
-        account: overrides.account ?? null,
-        tokens: overrides.tokens ?? null,
-        updated_at: now,
-        updated_by: by,
-      };
-      const { account_id: _id, ...update } = row;
-      await this.deps.store.db.insertInto('rate_limit_overrides').values(row).onConflict((oc) => oc.column('account_id').doUpdateSet(update)).execute();
-    }
+    // The change and its audit record commit together (admin actions are audited in their transaction).
+    await this.deps.store.transaction(async (trx) => {
+      if (present.length === 0) {
+        await trx.deleteFrom('rate_limit_overrides').where('account_id', '=', accountId).execute();
+      } else {
+        const row = {
+          account_id: accountId,
+          market: overrides.market ?? null,
+          trading: overrides.trading ?? null,
+          account: overrides.account ?? null,
+          tokens: overrides.tokens ?? null,
+          updated_at: now,
+          updated_by: by,
+        };
+        const { account_id: _id, ...update } = row;
+        await trx.insertInto('rate_limit_overrides').values(row).onConflict((oc) => oc.column('account_id').doUpdateSet(update)).execute();
+      }
+      const limits: Record<string, number | null> = {};
+      for (const c of RATE_CATEGORIES) limits[c] = overrides[c] ?? null;
+      await this.deps.audit?.recordIn(trx, { type: 'admin.limits.changed', accountId, actorId: by, details: { limits } });
+    });
     this.invalidate(accountId);
     try {
       await this.deps.state.publish(LIMITS_CHANNEL, accountId);
