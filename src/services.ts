@@ -155,7 +155,7 @@ export async function createServices(config: Config, overrides: ServiceOverrides
   const countries = await openCountryLookup(config.keys.geoipFile).catch((err: Error) => {
     throw new ConfigError('MOONDRAFT_GEOIP_DB', `cannot open the country database: ${err.message}`);
   });
-  const apiKeys = new ApiKeys({ store, state, clock, keyring, events, accounts, log, env: config.env });
+  const apiKeys = new ApiKeys({ store, state, clock, keyring, events, accounts, log, env: config.env, audit });
   await apiKeys.start();
   closers.push(() => apiKeys.stop());
   const apiKeyAuthenticator = new KeyAuthenticator({ keys: apiKeys, countries, state, env: config.env, clock, events });

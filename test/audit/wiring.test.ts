@@ -107,3 +107,25 @@ describe('rate-limit and block administration is audited in its transaction', ()
     expect((await server.services.audit.list({ type: 'security.other' }, { limit: 100 })).records.filter((r) => r.details?.event === 'ratelimit.limits_changed')).toHaveLength(0);
   });
 });
+
+describe('key management is audited in its transaction', () => {
+  it('create, suspend by an admin, revoke: one record each, naming who did it', async () => {
+    const owner = await sessionFor(server);
+    const admin = await sessionFor(server, { role: 'admin' });
+    const created = await server.app.inject({ method: 'POST', url: '/api/v1/keys', headers: owner.headers, payload: { label: 'bot', scopes: ['market:read'] } });
+    expect(created.statusCode).toBe(201);
+    const keyId = created.json().id as string;
+    expect((await server.app.inject({ method: 'POST', url: `/api/v1/admin/keys/${keyId}/suspend`, headers: admin.headers, payload: { reason: 'test' } })).statusCode).toBe(200);
+    expect((await server.app.inject({ method: 'DELETE', url: `/api/v1/keys/${keyId}`, headers: owner.headers })).statusCode).toBe(200);
+    await settle();
+    const forKey = async (type: string) => (await server.services.audit.list({ type, accountId: owner.account.id }, { limit: 20 })).records.filter((r) => r.details?.keyId === keyId);
+    expect(await forKey('admin.key.created')).toHaveLength(1);
+    const suspended = await forKey('admin.key.suspended');
+    expect(suspended).toHaveLength(1);
+    expect(suspended[0]!.actorId).toBe(admin.account.id);
+    const revoked = await forKey('admin.key.revoked');
+    expect(revoked).toHaveLength(1);
+    expect(revoked[0]!.actorId).toBe(owner.account.id);
+    expect(JSON.stringify(await forKey('admin.key.created'))).not.toContain(created.json().apiSecret);
+  });
+});

@@ -1,3 +1,4 @@
+import type { AuditLog } from '../../audit/audit-log.js';
 import type { KeyObject } from 'node:crypto';
 import { ed25519 } from '@noble/curves/ed25519.js';
 import type { Logger } from 'pino';
@@ -67,7 +68,11 @@ export interface ApiKeysDeps {
   accounts: Accounts;
   log: Logger;
   env: KeyEnvironment;
+  /** Key management is audited in the transaction of the change. */
+  audit?: AuditLog;
 }
+
+type KeyAuditType = 'admin.key.updated' | 'admin.key.regenerated' | 'admin.key.revoked' | 'admin.key.suspended' | 'admin.key.unsuspended';
 
 /** Who manages a key: the signed-in account and its role in force now. */
 export interface Owner {
@@ -133,6 +138,11 @@ export class ApiKeys {
   private readonly loading = new Map<string, Promise<ApiKeyRecord | null>>();
   private readonly usageWrittenAt = new Map<string, number>();
   private unsubscribers: (() => Promise<void> | void)[] = [];
+
+  /** Whether changes are recorded in their own transaction (so their security events need not be). */
+  private get audited(): boolean {
+    return this.deps.audit !== undefined;
+  }
 
   constructor(private readonly deps: ApiKeysDeps) {
     const clock = deps.clock;
@@ -317,9 +327,12 @@ export class ApiKeys {
       created_at: now,
       updated_at: now,
     };
-    await this.deps.store.db.insertInto('api_keys').values(row).execute();
+    await this.deps.store.transaction(async (trx) => {
+      await trx.insertInto('api_keys').values(row).execute();
+      await this.deps.audit?.recordIn(trx, { type: 'admin.key.created', accountId: owner.accountId, actorId: owner.accountId, details: { keyId: id, by: owner.accountId, scopes: scopes.value } });
+    });
     this.unknown.delete(row.key_hash);
-    this.deps.events.emit({ type: 'key.created', at: now, accountId: owner.accountId, keyId: id, by: owner.accountId });
+    this.deps.events.emit({ type: 'key.created', at: now, accountId: owner.accountId, keyId: id, by: owner.accountId, audited: this.audited });
     return ok({ record: toRecord(row), apiKey, apiSecret });
   }
 
@@ -376,9 +389,9 @@ export class ApiKeys {
       const rules = checkCombination(scopes, whitelist);
       if (!rules.ok) return rules;
       return ok(Object.keys(set).length > 0 ? set : null);
-    });
+    }, { type: 'admin.key.updated', by: owner.accountId });
     if (!result.ok) return result;
-    if (result.value.changed) this.deps.events.emit({ type: 'key.updated', at: this.deps.clock.now(), accountId: owner.accountId, keyId: id, by: owner.accountId });
+    if (result.value.changed) this.deps.events.emit({ type: 'key.updated', audited: this.audited, at: this.deps.clock.now(), accountId: owner.accountId, keyId: id, by: owner.accountId });
     return ok(result.value.record);
   }
 
@@ -417,9 +430,9 @@ export class ApiKeys {
         set.prev_public_key = grace > 0 ? rec.publicKey : null;
       }
       return ok(set);
-    });
+    }, { type: 'admin.key.regenerated', by: owner.accountId });
     if (!result.ok) return result;
-    this.deps.events.emit({ type: 'key.regenerated', at: this.deps.clock.now(), accountId: owner.accountId, keyId: id, by: owner.accountId });
+    this.deps.events.emit({ type: 'key.regenerated', audited: this.audited, at: this.deps.clock.now(), accountId: owner.accountId, keyId: id, by: owner.accountId });
     return ok({ record: result.value.record, apiSecret });
   }
 
@@ -428,9 +441,9 @@ export class ApiKeys {
     const result = await this.mutate(id, owner.accountId, (rec, now) => {
       if (rec.revokedAt !== null) return ok(null);
       return ok({ revoked_at: now, secret_enc: null, prev_secret_enc: null, prev_public_key: null, prev_valid_until: null });
-    });
+    }, { type: 'admin.key.revoked', by: owner.accountId });
     if (!result.ok) return result;
-    if (result.value.changed) this.deps.events.emit({ type: 'key.revoked', at: this.deps.clock.now(), accountId: owner.accountId, keyId: id, by: owner.accountId });
+    if (result.value.changed) this.deps.events.emit({ type: 'key.revoked', audited: this.audited, at: this.deps.clock.now(), accountId: owner.accountId, keyId: id, by: owner.accountId });
     return ok(result.value.record);
   }
 
@@ -440,9 +453,9 @@ export class ApiKeys {
       if (rec.revokedAt !== null) return fail('conflict', 'The key is revoked');
       if (rec.suspendedAt !== null) return ok(null);
       return ok({ suspended_at: now, suspended_reason: reason ?? null });
-    });
+    }, { type: 'admin.key.suspended', by });
     if (!result.ok) return result;
-    if (result.value.changed) this.deps.events.emit({ type: 'key.suspended', at: this.deps.clock.now(), accountId: result.value.record.accountId, keyId: id, by });
+    if (result.value.changed) this.deps.events.emit({ type: 'key.suspended', audited: this.audited, at: this.deps.clock.now(), accountId: result.value.record.accountId, keyId: id, by });
     return ok(result.value.record);
   }
 
@@ -451,9 +464,9 @@ export class ApiKeys {
       if (rec.revokedAt !== null) return fail('conflict', 'The key is revoked');
       if (rec.suspendedAt === null) return ok(null);
       return ok({ suspended_at: null, suspended_reason: null });
-    });
+    }, { type: 'admin.key.unsuspended', by });
     if (!result.ok) return result;
-    if (result.value.changed) this.deps.events.emit({ type: 'key.unsuspended', at: this.deps.clock.now(), accountId: result.value.record.accountId, keyId: id, by });
+    if (result.value.changed) this.deps.events.emit({ type: 'key.unsuspended', audited: this.audited, at: this.deps.clock.now(), accountId: result.value.record.accountId, keyId: id, by });
     return ok(result.value.record);
   }
 
@@ -497,6 +510,7 @@ export class ApiKeys {
     id: string,
     accountId: string | undefined,
     change: (rec: ApiKeyRecord, now: number) => Result<Record<string, unknown> | null>,
+    audit: { type: KeyAuditType; by: string },
   ): Promise<Result<{ record: ApiKeyRecord; changed: boolean }>> {
     for (let attempt = 0; attempt < 5; attempt++) {
       const rec = await this.fetch('id', id);
@@ -510,13 +524,18 @@ export class ApiKeys {
         if (rec.revokedAt !== null) await this.announce(rec);
         return ok({ record: rec, changed: false });
       }
-      const row = await this.deps.store.db
-        .updateTable('api_keys')
-        .set({ ...decided.value, version: rec.version + 1, updated_at: now })
-        .where('id', '=', id)
-        .where('version', '=', rec.version)
-        .returningAll()
-        .executeTakeFirst();
+      // The change and its audit record commit together.
+      const row = await this.deps.store.transaction(async (trx) => {
+        const updated = await trx
+          .updateTable('api_keys')
+          .set({ ...decided.value, version: rec.version + 1, updated_at: now })
+          .where('id', '=', id)
+          .where('version', '=', rec.version)
+          .returningAll()
+          .executeTakeFirst();
+        if (updated) await this.deps.audit?.recordIn(trx, { type: audit.type, accountId: rec.accountId, actorId: audit.by, details: { keyId: id, by: audit.by } });
+        return updated;
+      });
       if (!row) continue; // changed concurrently: decide again on the fresh row
       const updated = toRecord(row);
       await this.announce(updated);
