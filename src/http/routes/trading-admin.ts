@@ -1,4 +1,5 @@
 import { Type } from '@sinclair/typebox';
+import { adminTargetAccount } from './admin-target.js';
 import type { FastifyRequest } from 'fastify';
 import { ApiError, unwrap } from '../../errors/registry.js';
 import type { Services } from '../../services.js';
@@ -24,17 +25,7 @@ export function tradingAdminRoutes(app: App, services: Services): void {
   const { trading, accounts } = services;
   const tags = ['admin'];
 
-  /** The account of a wallet: created when an admin sets its limit first (as with roles), never by a read. */
-  const accountOf = async (address: string, create: boolean) => {
-    if (!create) {
-      const existing = await accounts.byWallet(address).catch(() => undefined);
-      if (!existing) throw new ApiError('not_found', 'No account with this wallet address');
-      return existing;
-    }
-    const found = await accounts.findOrCreate(address);
-    if (!found.ok) throw new ApiError('validation_failed', 'address must be an Ethereum (0x…) or Solana wallet address');
-    return found.value;
-  };
+  const accountOf = (address: string, create: boolean) => adminTargetAccount(accounts, address, create);
 
   app.post(
     '/api/v1/admin/assets',

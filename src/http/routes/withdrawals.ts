@@ -1,4 +1,5 @@
 import { Type } from '@sinclair/typebox';
+import { adminTargetAccount } from './admin-target.js';
 import type { FastifyRequest } from 'fastify';
 import { ApiError, unwrap } from '../../errors/registry.js';
 import type { Services } from '../../services.js';
@@ -260,16 +261,7 @@ export function withdrawalRoutes(app: App, services: Services): void {
   );
 
   const Address = Type.Object({ address: Type.String({ maxLength: 64 }) }, { additionalProperties: false });
-  const accountOf = async (address: string, create: boolean) => {
-    if (!create) {
-      const existing = await accounts.byWallet(address).catch(() => undefined);
-      if (!existing) throw new ApiError('not_found', 'No account with this wallet address');
-      return existing;
-    }
-    const found = await accounts.findOrCreate(address);
-    if (!found.ok) throw new ApiError('validation_failed', 'address must be an Ethereum (0x…) or Solana wallet address');
-    return found.value;
-  };
+  const accountOf = (address: string, create: boolean) => adminTargetAccount(accounts, address, create);
 
   app.get(
     '/api/v1/admin/accounts/:address/withdrawal-tier',
