@@ -44,6 +44,8 @@ describe.each(backends)('IP blocks and the DDoS guard (%s)', (backend) => {
     expect(made.json()).toMatchObject({ target: '198.51.100.7', reason: 'abuse report', source: 'manual', createdBy: admin.account.id });
     const refused = await from('198.51.100.7');
     expectProblem(refused, 'ip_blocked', 403);
+    expect(refused.headers['x-request-id']).toBe(refused.json().requestId);
+    expect(Number(refused.headers['x-api-server-time'])).toBeGreaterThan(0);
     expect(Number(refused.headers['retry-after'])).toBeGreaterThan(0);
     expect(Number(refused.headers['retry-after'])).toBeLessThanOrEqual(60);
     expect((await from('198.51.100.8')).statusCode).toBe(200);
