@@ -8,6 +8,14 @@ import { rateLimitStage } from './stages/rate-limit.js';
 import type { Stage } from './stages/types.js';
 
 /**
+ * Stages run at arrival (onRequest), before the body is even read: a blocked client address
+ * (admin or automatic block) is refused before any other work, and the check does no I/O.
+ */
+export function arrivalStages(services: Services): Stage[] {
+  return [ipBlockStage(services)];
+}
+
+/**
  * The security pipeline: every request passes these stages, in this order, before its handler.
  * Cheap refusals come first. Read it top to bottom; this list is the whole story.
  *
@@ -31,14 +39,6 @@ export function securityStages(services: Services): Stage[] {
     // (before validation and the handler, so refused requests cost nothing more).
     rateLimitStage(services),
   ];
-}
-
-/**
- * Stages run at arrival (onRequest), before the body is even read: a blocked client address
- * (admin or automatic block) is refused before any other work, and the check does no I/O.
- */
-export function arrivalStages(services: Services): Stage[] {
-  return [ipBlockStage(services)];
 }
 
 /** Run after the response is sent: the DDoS guard counts unauthenticated 4xx per client address. */

@@ -42,7 +42,9 @@ end
 local allowed = 0
 if heldKey == '' and count < limit then
   redis.call('ZADD', key, at, ARGV[4])
-  redis.call('PEXPIRE', key, window)
+  -- The log expires on Redis's clock. With a caller clock, keep it a minute longer so that a
+  -- pause between the two clocks never drops hits the caller's clock still counts.
+  if ARGV[3] == '' then redis.call('PEXPIRE', key, window) else redis.call('PEXPIRE', key, window + 60000) end
   count, allowed, newestAt = count + 1, 1, at
 end
 local nextFree, reset = 0, 0

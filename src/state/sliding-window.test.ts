@@ -192,6 +192,14 @@ describe.runIf(redisUp)('slidingWindowHit across processes on Redis', () => {
     expect(maxInAnyWindow(admitted, windowMs)).toBeLessThanOrEqual(limit);
   });
 
+  it('with a caller clock, a pause in real time does not drop hits the caller still counts', async () => {
+    const s = await client();
+    const key = freshKey();
+    expect((await s.slidingWindowHit(key, 1, 100, 5_000)).allowed).toBe(true);
+    await new Promise((r) => setTimeout(r, 150)); // longer than the window, on Redis's clock
+    expect((await s.slidingWindowHit(key, 1, 100, 5_050)).allowed).toBe(false); // 50 ms later for the caller
+  });
+
   it('without `now`, decides on Redis TIME (shared by all processes), not the caller clock', async () => {
     const s = await client();
     const before = Date.now();

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { SecurityEvent } from '../../src/security/events/index.js';
 import { sessionFor } from '../support/auth.js';
-import { newIsolation, startTestServer, type TestServer } from '../support/server.js';
+import { dropSchema, newIsolation, startTestServer, type TestServer } from '../support/server.js';
 import { serviceAvailable } from '../support/services.js';
 
 const scaleout = (await serviceAvailable('redis')) && (await serviceAvailable('postgres'));
@@ -44,6 +44,8 @@ describe.each(backends)('IP blocks and the DDoS guard (%s)', (backend) => {
     expect(made.json()).toMatchObject({ target: '198.51.100.7', reason: 'abuse report', source: 'manual', createdBy: admin.account.id });
     const refused = await from('198.51.100.7');
     expectProblem(refused, 'ip_blocked', 403);
+    expect(refused.headers['x-request-id']).toBe(refused.json().requestId);
+    expect(Number(refused.headers['x-api-server-time'])).toBeGreaterThan(0);
     expect(Number(refused.headers['retry-after'])).toBeGreaterThan(0);
     expect(Number(refused.headers['retry-after'])).toBeLessThanOrEqual(60);
     expect((await from('198.51.100.8')).statusCode).toBe(200);
@@ -120,8 +122,8 @@ describe.each(backends)('IP blocks and the DDoS guard (%s)', (backend) => {
 describe.runIf(scaleout)('IP blocks across processes (two in-test servers, one Redis and schema)', () => {
   let a: TestServer;
   let b: TestServer;
+  const isolation = newIsolation();
   beforeAll(async () => {
-    const isolation = newIsolation();
     a = await startTestServer({ backend: 'scaleout', isolation });
     b = await startTestServer({ backend: 'scaleout', isolation, dataDir: a.dataDir });
     await Promise.all([a.services.ipBlocks.ready, b.services.ipBlocks.ready]);
@@ -129,6 +131,7 @@ describe.runIf(scaleout)('IP blocks across processes (two in-test servers, one R
   afterAll(async () => {
     await b.close();
     await a.close();
+    await dropSchema(isolation.pgSchema); // shared isolation: the servers leave it in place
   });
 
   it('an automatic block on one process is enforced by the other at once', async () => {
