@@ -1,4 +1,3 @@
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -6,21 +5,13 @@ import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/index.js';
 import { createServices } from '../../src/services.js';
+import { runCli } from '../support/process.js';
 import { callerFor, fund, listMoon, MOON, USDC } from '../support/trading.js';
 
-const root = path.resolve(import.meta.dirname, '../..');
 let dataDir: string;
 
 /** Runs the real CLI (`moondraft …`) against the data dir. */
-function moondraft(...args: string[]) {
-  const script = `const { main } = await import(${JSON.stringify(path.join(root, 'src/cli/index.ts'))}); await main(['node', 'moondraft', ...${JSON.stringify(args)}]);`;
-  return spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '--eval', script], {
-    cwd: root,
-    env: { ...process.env, MOONDRAFT_DATA_DIR: dataDir, MOONDRAFT_LOG_LEVEL: 'silent' },
-    encoding: 'utf8',
-    timeout: 60_000,
-  });
-}
+const moondraft = (...args: string[]) => runCli(args, { MOONDRAFT_DATA_DIR: dataDir, MOONDRAFT_LOG_LEVEL: 'silent' }, 60_000);
 
 beforeAll(async () => {
   dataDir = mkdtempSync(path.join(tmpdir(), 'moondraft-cli-'));
@@ -39,19 +30,19 @@ beforeAll(async () => {
 afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
 
 describe('moondraft ledger verify', () => {
-  it('exits 0 with a summary when the ledger holds', () => {
-    const r = moondraft('ledger', 'verify');
+  it('exits 0 with a summary when the ledger holds', async () => {
+    const r = await moondraft('ledger', 'verify');
     expect(r.stderr).toBe('');
-    expect(r.status).toBe(0);
+    expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/^ledger verified: \d+ entries, \d+ postings, 2 assets, \d+ balances, 1 holds$/m);
   });
 
-  it('exits 1 and prints the first violation when a balance was tampered with', () => {
+  it('exits 1 and prints the first violation when a balance was tampered with', async () => {
     const db = new Database(path.join(dataDir, 'moondraft.sqlite'));
     db.prepare(`update balances set available = '999' where owner = 'acc_cli_b' and asset = 'USDC'`).run();
     db.close();
-    const r = moondraft('ledger', 'verify');
-    expect(r.status).toBe(1);
+    const r = await moondraft('ledger', 'verify');
+    expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/^ledger violation: balance of acc_cli_b in USDC is available 999 \/ held 0 but its postings sum to \d+ \/ 0$/m);
   });
 });

@@ -1,25 +1,17 @@
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/index.js';
 import { createServices } from '../../src/services.js';
+import { runCli } from '../support/process.js';
 import { randomWallet } from '../support/auth.js';
 import { fund, USDC } from '../support/trading.js';
 
-const root = path.resolve(import.meta.dirname, '../..');
 let dataDir: string;
 
-function moondraft(...args: string[]) {
-  const script = `const { main } = await import(${JSON.stringify(path.join(root, 'src/cli/index.ts'))}); await main(['node', 'moondraft', ...${JSON.stringify(args)}]);`;
-  return spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '--eval', script], {
-    cwd: root,
-    env: { ...process.env, MOONDRAFT_DATA_DIR: dataDir, MOONDRAFT_LOG_LEVEL: 'silent' },
-    encoding: 'utf8',
-    timeout: 60_000,
-  });
-}
+/** Runs the real CLI (`moondraft …`) against the data dir. */
+const moondraft = (...args: string[]) => runCli(args, { MOONDRAFT_DATA_DIR: dataDir, MOONDRAFT_LOG_LEVEL: 'silent' }, 60_000);
 
 beforeAll(async () => {
   dataDir = mkdtempSync(path.join(tmpdir(), 'moondraft-wdr-cli-'));
@@ -48,9 +40,9 @@ beforeAll(async () => {
 });
 afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
 
-it('`moondraft ledger verify` passes after token launches and withdrawals in every state', () => {
-  const r = moondraft('ledger', 'verify');
+it('`moondraft ledger verify` passes after token launches and withdrawals in every state', async () => {
+  const r = await moondraft('ledger', 'verify');
   expect(r.stderr).toBe('');
-  expect(r.status).toBe(0);
+  expect(r.code).toBe(0);
   expect(r.stdout).toMatch(/^ledger verified: /);
 });
