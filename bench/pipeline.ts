@@ -16,10 +16,10 @@
  * round of each server counts, which filters out noise from other work on the machine),
  * BENCH_PIPELINE_PROFILE=<dir> (runs Moondraft under `node --cpu-prof`, profiles written there).
  */
+import { freePort } from '../test/support/process.js';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createHmac, createPublicKey } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -60,16 +60,6 @@ interface Fixture {
   keysFile: string;
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = net.createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as net.AddressInfo;
-      probe.close(() => resolve(port));
-    });
-  });
-}
 
 /** Server environment shared by the preparation and the server process. */
 function moondraftEnv(f: { dataDir: string; port: number; publicUrl: string }): Record<string, string> {

@@ -7,8 +7,8 @@
  * `npm run bench` runs `run()`; `node --import tsx bench/ratelimit.ts` prints the rows.
  * Redis: MOONDRAFT_TEST_REDIS_URL or redis://127.0.0.1:6379 (rows skipped when unreachable).
  */
+import { reachable } from '../test/support/services.js';
 import { randomBytes } from 'node:crypto';
-import net from 'node:net';
 import { pathToFileURL } from 'node:url';
 import pino from 'pino';
 import { Registry } from 'prom-client';
@@ -68,20 +68,6 @@ async function latency(decide: (i: number) => Promise<unknown>, samples: number)
   }
   t.sort((a, b) => a - b);
   return { p50: t[Math.floor(samples * 0.5)]!, p99: t[Math.floor(samples * 0.99)]! };
-}
-
-function reachable(url: string): Promise<boolean> {
-  const { hostname, port } = new URL(url);
-  return new Promise((resolve) => {
-    const socket = net.connect({ host: hostname, port: Number(port || 6379) });
-    const done = (ok: boolean) => {
-      socket.destroy();
-      resolve(ok);
-    };
-    socket.setTimeout(500, () => done(false));
-    socket.once('connect', () => done(true));
-    socket.once('error', () => done(false));
-  });
 }
 
 const round = (n: number) => Math.round(n * 10) / 10;

@@ -1,5 +1,6 @@
 import { mkdtempSync, rmSync } from 'node:fs';
-import net from 'node:net';
+import { freePort } from '../support/process.js';
+export { freePort } from '../support/process.js';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
@@ -17,17 +18,6 @@ export async function sdkBackends(): Promise<Array<'embedded' | 'scaleout'>> {
   return scaleout ? ['embedded', 'scaleout'] : ['embedded'];
 }
 
-/** A port nobody listens on right now (the server binds it a moment later). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = net.createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as net.AddressInfo;
-      probe.close(() => resolve(port));
-    });
-  });
-}
 
 /** A clock that reads the system time shifted by `shiftMs` (tests move it to expire tokens). */
 export class ShiftedClock implements Clock {

@@ -1,3 +1,4 @@
+import net from 'node:net';
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -84,6 +85,18 @@ export function startServerProcess(env: Record<string, string>, timeoutMs = 30_0
         clearTimeout(timer);
         reject(new Error(`server exited with ${code} before listening:\n${out}`));
       }
+    });
+  });
+}
+
+/** A port nobody listens on right now (the caller binds it a moment later). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = net.createServer();
+    probe.once('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const { port } = probe.address() as net.AddressInfo;
+      probe.close(() => resolve(port));
     });
   });
 }

@@ -4,7 +4,8 @@ import net from 'node:net';
 export const PG_URL = process.env.MOONDRAFT_TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 export const REDIS_URL = process.env.MOONDRAFT_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
-function reachable(url: string): Promise<boolean> {
+/** Whether something accepts TCP connections at the URL's host and port (500 ms at most). */
+export function reachable(url: string): Promise<boolean> {
   const { hostname, port } = new URL(url);
   return new Promise((resolve) => {
     const socket = net.connect({ host: hostname, port: Number(port) });
