@@ -12,7 +12,7 @@ import { appendIn, breathe, lockHead, type SealedRecord } from './chain.js';
 import { Checkpoints, type VerifiedCheckpoint } from './checkpoints.js';
 import type { AuditCategory, AuditEvent, AuditRef } from './events.js';
 import { purgeBefore, type PurgeResult } from './retention.js';
-import { openRecord, sealEvent, type AuditRecordView } from './seal.js';
+import { ACCESS_BATCH_MAX, ACCESS_BATCH_SPAN_MS, expandRecord, openRecord, sealAccessBatch, sealEvent, type AccessRequestEvent, type AuditRecordView } from './seal.js';
 import { auditEventFor } from './security-events.js';
 import { verifyChain, type VerifyReport } from './verify.js';
 
@@ -35,6 +35,15 @@ export interface AuditDeps {
   /** Where the audit metrics go (the server's Prometheus registry). */
   registry?: Registry;
   options: AuditOptions;
+}
+
+/**
+ * Where the next page of `list` starts: the record `seq` (inclusive), skipping the first `skip`
+ * of its views (an `access.batch` record shows one view per request, and a page may end inside one).
+ */
+export interface AuditCursor {
+  seq: number;
+  skip: number;
 }
 
 /** Filters of the auditor's views; every one matches clear columns. */
@@ -196,8 +205,30 @@ export class AuditLog {
     // backlog it runs straight through, and requests wait for it (they must never outrun the audit
     // trail until the buffer is full and events are dropped).
     const mayYield = () => this.buffer.size < this.deps.options.batchSize * 2;
-    for (const [i, e] of batch.entries()) {
-      if (i > 0 && i % SEAL_CHUNK === 0 && mayYield()) await breathe();
+    // API access events are sealed per account, many to a record (see sealAccessBatch); a group
+    // is closed when it is full or would span more than ACCESS_BATCH_SPAN_MS.
+    const groups = new Map<string | null, AccessRequestEvent[]>();
+    const sealGroup = (accountId: string | null, events: AccessRequestEvent[]) => {
+      try {
+        records.push(sealAccessBatch(accountId, events, this.deps.keyring, this.deps.clock.now()));
+      } catch (err) {
+        this.deps.log.error({ err, events: events.length }, 'audit: could not seal a batch of access events; skipped');
+      }
+    };
+    let sealed = 0;
+    for (const e of batch) {
+      if (e.type === 'access.request') {
+        const accountId = e.accountId ?? null;
+        const group = groups.get(accountId);
+        if (group && (group.length >= ACCESS_BATCH_MAX || (e.at ?? 0) - (group[0]!.at ?? 0) >= ACCESS_BATCH_SPAN_MS || (e.at ?? 0) < (group[0]!.at ?? 0))) {
+          sealGroup(accountId, group);
+          groups.set(accountId, [e]);
+        } else if (group) group.push(e);
+        else groups.set(accountId, [e]);
+        continue;
+      }
+      if (sealed > 0 && sealed % SEAL_CHUNK === 0 && mayYield()) await breathe();
+      sealed += 1;
       try {
         records.push(this.seal(e));
       } catch (err) {
@@ -205,6 +236,7 @@ export class AuditLog {
         this.deps.log.error({ err, type: e.type }, 'audit: could not seal a buffered event; skipped');
       }
     }
+    for (const [accountId, events] of groups) sealGroup(accountId, events);
     await this.deps.store.transaction((trx) => appendIn(trx, this.deps.store.dialect, records, this.deps.clock.now(), mayYield));
     this.counted(records);
   }
@@ -285,35 +317,65 @@ export class AuditLog {
     });
   }
 
+  /**
+   * Stored records that may hold views matching `filter`. Access events are stored in
+   * `access.batch` records whose `at` is their first entry's, so the time range reaches back by
+   * ACCESS_BATCH_SPAN_MS; `views` then applies the filter to each view exactly.
+   */
   private filtered(filter: AuditFilter) {
     let q = this.deps.store.db.selectFrom('audit_events').selectAll();
-    if (filter.type !== undefined) q = q.where('type', '=', filter.type);
+    if (filter.type === 'access.request') q = q.where('type', 'in', ['access.request', 'access.batch']);
+    else if (filter.type !== undefined) q = q.where('type', '=', filter.type);
     if (filter.category !== undefined) q = q.where('category', '=', filter.category);
     if (filter.accountId !== undefined) {
       const account = filter.accountId;
       q = q.where((eb) => eb.or([eb('account_id', '=', account), eb('actor_id', '=', account)]));
     }
-    if (filter.from !== undefined) q = q.where('at', '>=', filter.from);
+    if (filter.from !== undefined) q = q.where('at', '>=', filter.from - ACCESS_BATCH_SPAN_MS);
     if (filter.to !== undefined) q = q.where('at', '<', filter.to);
     return q;
   }
 
-  /** One page of matching records, newest first; `before` is the seq to continue below. */
-  async list(filter: AuditFilter, page: { before?: number | undefined; limit: number }): Promise<{ records: AuditRecordView[]; nextBefore: number | null }> {
-    let q = this.filtered(filter);
-    if (page.before !== undefined) q = q.where('seq', '<', page.before);
-    const rows = await q.orderBy('seq', 'desc').limit(page.limit + 1).execute();
-    const more = rows.length > page.limit;
-    const records = rows.slice(0, page.limit).map((r) => openRecord(r, this.deps.keyring));
-    return { records, nextBefore: more ? records[records.length - 1]!.seq : null };
+  /** The auditor's views of one stored record (several for an access batch), oldest first, filtered exactly. */
+  private views(row: Parameters<typeof openRecord>[0], filter: AuditFilter): AuditRecordView[] {
+    return expandRecord(openRecord(row, this.deps.keyring)).filter(
+      (v) =>
+        (filter.type === undefined || v.type === filter.type || (v.type === 'access.batch' && filter.type === 'access.request')) &&
+        (filter.from === undefined || v.at >= filter.from) &&
+        (filter.to === undefined || v.at < filter.to),
+    );
   }
 
-  /** Every matching record, oldest first, decrypted (for the NDJSON export). */
+  /**
+   * One page of matching views, newest first, and where the next page starts (null after the last).
+   * Without `cursor` the page starts at the newest record.
+   */
+  async list(filter: AuditFilter, page: { cursor?: AuditCursor | undefined; limit: number }): Promise<{ records: AuditRecordView[]; next: AuditCursor | null }> {
+    const records: AuditRecordView[] = [];
+    let upTo = page.cursor?.seq;
+    for (;;) {
+      let q = this.filtered(filter);
+      if (upTo !== undefined) q = q.where('seq', '<=', upTo);
+      const rows = await q.orderBy('seq', 'desc').limit(page.limit + 1).execute();
+      for (const row of rows) {
+        const seq = Number(row.seq);
+        const views = this.views(row, filter).reverse();
+        for (let i = seq === page.cursor?.seq ? page.cursor.skip : 0; i < views.length; i++) {
+          if (records.length === page.limit) return { records, next: { seq, skip: i } };
+          records.push(views[i]!);
+        }
+      }
+      if (rows.length <= page.limit) return { records, next: null };
+      upTo = Number(rows[rows.length - 1]!.seq) - 1;
+    }
+  }
+
+  /** Every matching view, oldest first, decrypted (for the NDJSON export). */
   async *export(filter: AuditFilter): AsyncGenerator<AuditRecordView> {
     let after = 0;
     for (;;) {
       const rows = await this.filtered(filter).where('seq', '>', after).orderBy('seq').limit(EXPORT_PAGE).execute();
-      for (const r of rows) yield openRecord(r, this.deps.keyring);
+      for (const r of rows) yield* this.views(r, filter);
       if (rows.length < EXPORT_PAGE) return;
       after = Number(rows[rows.length - 1]!.seq);
     }

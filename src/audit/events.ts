@@ -29,8 +29,11 @@ export interface AuditEventDetails {
   'auth.session.revoked': { sessionId: string; by: string } & More;
   'auth.failed': { code: string; keyId?: string | undefined } & More;
 
-  // API access: one per request, buffered (see access.ts)
+  // API access: one per request, buffered (see access.ts), and stored sealed in batches: one
+  // `access.batch` record per account and written batch, which the auditor's views expand back
+  // into one `access.request` view per request (see seal.ts).
   'access.request': { method: string; route: string; status: number; latencyMs: number; keyId?: string | undefined; sessionId?: string | undefined };
+  'access.batch': { fields: readonly string[]; entries: readonly (readonly AuditValue[])[] };
 
   // Trading: written in the transaction of the change (recordIn)
   'trading.order.placed': { orderId: string; market: string; side: string; orderType: string; quantity: string; price?: string | undefined; clientOrderId?: string | undefined } & More;

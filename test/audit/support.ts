@@ -20,6 +20,13 @@ export function rows(server: TestServer) {
   return server.services.store.db.selectFrom('audit_events').selectAll().orderBy('seq').execute();
 }
 
+/** Every stored API access event, oldest first, as the auditor sees them (access.batch records expanded). */
+export async function accessViews(server: Pick<TestServer, 'services'>, filter: { accountId?: string } = {}) {
+  const views = [];
+  for await (const v of server.services.audit.export({ type: 'access.request', ...filter })) views.push(v);
+  return views;
+}
+
 export async function head(server: TestServer) {
   return server.services.store.db.selectFrom('audit_chain_head').selectAll().where('id', '=', 1).executeTakeFirstOrThrow();
 }

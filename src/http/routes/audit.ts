@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream';
 import { Type, type Static } from '@sinclair/typebox';
 import { chainOf } from '../../accounts/wallets.js';
-import type { AuditFilter } from '../../audit/audit-log.js';
+import type { AuditCursor, AuditFilter } from '../../audit/audit-log.js';
 import { AUDIT_CATEGORIES, AUDIT_OUTCOMES } from '../../audit/events.js';
 import { ApiError } from '../../errors/registry.js';
 import type { Services } from '../../services.js';
@@ -37,6 +37,9 @@ const RecordView = Type.Object({
   readable: Type.Boolean(),
   prevHash: Type.String(),
   hash: Type.String(),
+  entry: Type.Optional(
+    Type.Integer({ description: 'API access events only: their index inside the access.batch record that stores them (seq, prevHash and hash are that record\'s)' }),
+  ),
 });
 
 const VerifyView = Type.Object({
@@ -54,14 +57,17 @@ const VerifyView = Type.Object({
   checkpoints: Type.Integer({ description: 'Signed checkpoints that verified' }),
 });
 
-function encodeCursor(before: number): string {
-  return Buffer.from(JSON.stringify({ before }), 'utf8').toString('base64url');
+function encodeCursor(next: AuditCursor): string {
+  return Buffer.from(JSON.stringify(next), 'utf8').toString('base64url');
 }
 
-function decodeCursor(cursor: string): number {
+function decodeCursor(cursor: string): AuditCursor {
   try {
-    const parsed = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as { before?: unknown };
-    if (typeof parsed.before === 'number' && Number.isSafeInteger(parsed.before) && parsed.before > 0) return parsed.before;
+    const parsed = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as { seq?: unknown; skip?: unknown; before?: unknown };
+    const whole = (v: unknown, min: number): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= min;
+    if (whole(parsed.seq, 1) && whole(parsed.skip, 0)) return { seq: parsed.seq, skip: parsed.skip };
+    // The cursor of earlier versions: every record below `before`.
+    if (whole(parsed.before, 2)) return { seq: parsed.before - 1, skip: 0 };
   } catch {
     // falls through
   }
@@ -103,9 +109,9 @@ export function auditRoutes(app: App, services: Services): void {
     async (request) => {
       const principal = auditor(request.principal);
       const { cursor, limit, ...rest } = request.query;
-      const before = cursor === undefined ? undefined : decodeCursor(cursor);
+      const start = cursor === undefined ? undefined : decodeCursor(cursor);
       const { filter, shown } = await toFilter(rest);
-      const page = await services.audit.list(filter, { before, limit: limit ?? 100 });
+      const page = await services.audit.list(filter, { cursor: start, limit: limit ?? 100 });
       await services.audit.record({
         type: 'audit.read',
         accountId: principal.accountId,
@@ -113,7 +119,7 @@ export function auditRoutes(app: App, services: Services): void {
         requestId: request.id,
         details: { view: 'events', via: 'api', filters: shown, returned: page.records.length },
       });
-      return { events: page.records, nextCursor: page.nextBefore === null ? null : encodeCursor(page.nextBefore) };
+      return { events: page.records, nextCursor: page.next === null ? null : encodeCursor(page.next) };
     },
   );
 
