@@ -280,7 +280,7 @@ export async function run(): Promise<BenchRow[]> {
       for (const name of servers) {
         const server = await start(name, fixture);
         try {
-          for (const scenario of ['session', 'signed'] as const) {
+          for (const scenario of (process.env.BENCH_PIPELINE_SCENARIOS?.split(',') ?? ['session', 'signed']) as Scenario[]) {
             await check(name, server.url, scenario, fixture, signed);
             const warm = await load(server.url, scenario, fixture, signed, WARMUP_S);
             const cpuBefore = cpuMicros(server.child.pid);

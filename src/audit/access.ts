@@ -1,5 +1,4 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { Clock } from '../lib/clock.js';
 import { anonymizeIp } from './anonymize.js';
 import type { AuditEvent, AuditOutcome } from './events.js';
 
@@ -40,13 +39,5 @@ export function accessEvent(request: FastifyRequest, reply: FastifyReply, now: n
       keyId: p?.kind === 'apiKey' ? p.keyId : undefined,
       sessionId: p?.kind === 'session' ? p.sessionId : undefined,
     },
-  };
-}
-
-/** The `onResponse` hook that hands each request's access event to the audit buffer. */
-export function accessAuditHook(audit: { enqueue(event: AuditEvent): void }, clock: Clock) {
-  return async function auditAccess(request: FastifyRequest, reply: FastifyReply): Promise<void> {
-    const event = accessEvent(request, reply, clock.now());
-    if (event) audit.enqueue(event);
   };
 }

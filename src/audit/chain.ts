@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { Transaction } from 'kysely';
 import type { Dialect } from '../store/db.js';
 import type { AuditEventsTable, Database } from '../store/schema.js';
@@ -32,7 +32,7 @@ export function recordHash(r: Omit<AuditEventsTable, 'hash'>): string {
     r.user_agent_enc,
     r.prev_hash,
   ]);
-  return createHash('sha256').update(canonical, 'utf8').digest('hex');
+  return hash('sha256', canonical, 'hex');
 }
 
 export interface ChainHead {

@@ -1,6 +1,6 @@
 /** The audit log's public surface: what other features import. */
 export { AuditLog, type AuditFilter, type AuditOptions } from './audit-log.js';
-export { accessAuditHook, accessEvent } from './access.js';
+export { accessEvent } from './access.js';
 export { anonymizeIp } from './anonymize.js';
 export { categoryOf, AUDIT_CATEGORIES, AUDIT_OUTCOMES } from './events.js';
 export type { AuditCategory, AuditEvent, AuditEventDetails, AuditEventType, AuditOutcome, AuditRef, AuditValue } from './events.js';

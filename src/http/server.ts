@@ -3,17 +3,12 @@ import { readFileSync } from 'node:fs';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import Fastify, { LogController, type FastifyServerOptions } from 'fastify';
-import { accessAuditHook } from '../audit/access.js';
 import type { Services } from '../services.js';
-import { ANONYMOUS } from '../security/principal.js';
-import { normalizeIp } from './client-address.js';
-import { arrivalStages, responseObservers, runStages, securityStages } from './pipeline.js';
+import { arrivalStages, responseObservers, runObservers, runStages, securityStages } from './pipeline.js';
 import { errorHandler, notFoundHandler } from './problem.js';
 import { registerRoutes } from './routes/index.js';
 import type { App } from './types.js';
 import { validatorCompiler } from './validation.js';
-
-const API_CSP = "default-src 'none'; frame-ancestors 'none'";
 
 /** Builds the HTTP server (not yet listening): options, parsers, the pipeline, routes, docs. */
 export async function buildServer(services: Services): Promise<App> {
@@ -69,38 +64,14 @@ export async function buildServer(services: Services): Promise<App> {
     }
   });
 
-  const behindTls = config.tls !== undefined;
-  app.addHook('onRequest', async (request, reply) => {
-    request.principal = ANONYMOUS;
-    request.clientIp = normalizeIp(request.ip);
-    reply.header('X-Request-Id', request.id);
-    reply.header('X-Content-Type-Options', 'nosniff');
-    reply.header('X-Frame-Options', 'DENY');
-    reply.header('Referrer-Policy', 'no-referrer');
-    reply.header('Cache-Control', 'no-store');
-    reply.header('Content-Security-Policy', API_CSP);
-    if (behindTls || (config.trustedProxies.length > 0 && request.protocol === 'https')) {
-      reply.header('Strict-Transport-Security', 'max-age=63072000; includeSubDomains');
-    }
-  });
+  // The pipeline (pipeline.ts): four hooks, each running its ordered list.
   app.addHook('onRequest', runStages(arrivalStages(services)));
   app.addHook('preValidation', runStages(securityStages(services)));
-  app.addHook('onSend', async (_request, reply, payload) => {
+  app.addHook('onSend', (_request, reply, payload, done) => {
     reply.header('X-API-Server-Time', String(services.clock.now()));
-    return payload;
+    done(null, payload);
   });
-  app.addHook('onResponse', async (request, reply) => {
-    const route = request.routeOptions.url ?? 'unmatched';
-    const labels = { method: request.method, route, status: String(reply.statusCode) };
-    const seconds = reply.elapsedTime / 1000;
-    services.metrics.httpRequests.inc(labels);
-    services.metrics.httpDuration.observe(labels, seconds);
-    request.log.info({ method: request.method, route, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 100) / 100 }, 'request');
-  });
-  // The audit trail's access event (anonymized, buffered, written in batches): see audit/access.ts.
-  app.addHook('onResponse', accessAuditHook(services.audit, services.clock));
-
-  for (const observe of responseObservers(services)) app.addHook('onResponse', observe);
+  app.addHook('onResponse', runObservers(responseObservers(services)));
 
   await app.register(swagger, {
     openapi: {
@@ -119,19 +90,20 @@ export async function buildServer(services: Services): Promise<App> {
       },
     },
   });
-  await app.register(swaggerUi, {
-    routePrefix: '/docs',
-    staticCSP: true,
-    transformStaticCSP: (header) => header,
-    uiConfig: { docExpansion: 'list', deepLinking: true },
-  });
-  // swagger-ui's own pages need scripts and styles: relax the API's CSP for /docs only.
-  app.addHook('onSend', async (request, reply, payload) => {
-    if (request.url === '/docs' || request.url.startsWith('/docs/')) {
+  // swagger-ui's own pages need scripts and styles: the API's CSP is relaxed for /docs only (a hook
+  // of this scope, so API requests never run it).
+  await app.register(async (docs) => {
+    docs.addHook('onSend', (_request, reply, payload, done) => {
       reply.header('Content-Security-Policy', "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self'; frame-ancestors 'none'");
       reply.header('Cache-Control', 'no-cache');
-    }
-    return payload;
+      done(null, payload);
+    });
+    await docs.register(swaggerUi, {
+      routePrefix: '/docs',
+      staticCSP: true,
+      transformStaticCSP: (header) => header,
+      uiConfig: { docExpansion: 'list', deepLinking: true },
+    });
   });
 
   await registerRoutes(app, services);

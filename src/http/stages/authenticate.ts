@@ -15,7 +15,7 @@ const BEARER = /^Bearer ([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+)$/;
 export function authenticateStage(services: Services): Stage {
   return {
     name: 'authenticate',
-    async run(request) {
+    run(request) {
       const permission = request.routeOptions.config.permission;
       if (permission === 'public' || permission === undefined) return;
       const authorization = request.headers.authorization;
@@ -24,15 +24,18 @@ export function authenticateStage(services: Services): Stage {
         throw new ApiError('validation_failed', 'Send either Authorization or X-API-Key, not both');
       }
       if (authorization !== undefined) {
-        request.principal = await authenticateSession(services, request, authorization);
-        return;
+        return authenticateSession(services, request, authorization).then((principal) => {
+          request.principal = principal;
+        });
       }
       if (apiKey !== undefined) {
         if (!services.apiKeyAuthenticator) throw new ApiError('invalid_api_key', 'API keys are not accepted by this server');
-        request.principal = await services.apiKeyAuthenticator.authenticate(request, Array.isArray(apiKey) ? apiKey.join(',') : apiKey);
-        return;
+        return services.apiKeyAuthenticator.authenticate(request, Array.isArray(apiKey) ? apiKey.join(',') : apiKey).then((principal) => {
+          request.principal = principal;
+        });
       }
       request.principal = ANONYMOUS;
+      return undefined;
     },
   };
 }

@@ -1,3 +1,4 @@
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { ApiError } from '../../errors/registry.js';
 import { clientGroup } from '../../security/ddos/ip.js';
 import { rateLimitHeaders, wholeSeconds } from '../../security/ratelimit/headers.js';
@@ -15,30 +16,34 @@ import type { Stage } from './types.js';
 export function rateLimitStage(services: Services): Stage {
   return {
     name: 'rateLimit',
-    async run(request, reply) {
+    run(request, reply) {
       const path = request.routeOptions.url ?? request.url.split('?', 1)[0]!;
       const p = request.principal;
       let caller: Caller;
       if (p.kind === 'anonymous') caller = { kind: 'anonymous', clientGroup: clientGroup(request.clientIp), exempt: services.ddosGuard.isExempt(request.clientIp) };
-      else if (categoryOf(path) === null) return; // authenticated, uncategorised: not limited here
+      else if (categoryOf(path) === null) return undefined; // authenticated, uncategorised: not limited here
       else caller = p.kind === 'apiKey' ? { kind: 'apiKey', keyId: p.keyId, accountId: p.accountId } : { kind: 'session', accountId: p.accountId };
-      const limits = caller.kind === 'anonymous' ? DEFAULT_LIMITS : await services.partnerLimits.limitsFor(caller.accountId);
-      const target = targetFor(path, caller, limits, services.config.rateLimit);
-      if (!target) return;
-
-      const d = await services.rateLimiter.hit(target, { ip: request.clientIp, requestId: request.id });
-      const headers = rateLimitHeaders(target.policy.name, target.policy.limit, target.policy.windowMs, d.remaining, d.nextQuotaMs);
-      reply.headers(headers);
-      if (d.outcome === 'allowed') return;
-      const retryAfter = Math.max(1, wholeSeconds(d.retryAfterMs));
-      const detail =
-        d.outcome === 'suspended'
-          ? `Requests in the ${target.policy.name} category are suspended after sustained excess; retry after ${retryAfter} s`
-          : `More than ${target.policy.limit} ${target.policy.name} requests per second; retry after ${retryAfter} s`;
-      throw new ApiError(d.outcome === 'suspended' ? 'temporarily_suspended' : 'rate_limited', detail, {
-        headers: { ...headers, 'Retry-After': String(retryAfter) },
-        extra: { retryAfter },
-      });
+      return limit(request, reply, path, caller);
     },
   };
+
+  async function limit(request: FastifyRequest, reply: FastifyReply, path: string, caller: Caller): Promise<void> {
+    const limits = caller.kind === 'anonymous' ? DEFAULT_LIMITS : (services.partnerLimits.cachedLimitsFor(caller.accountId) ?? (await services.partnerLimits.limitsFor(caller.accountId)));
+    const target = targetFor(path, caller, limits, services.config.rateLimit);
+    if (!target) return;
+
+    const d = await services.rateLimiter.hit(target, { ip: request.clientIp, requestId: request.id });
+    const headers = rateLimitHeaders(target.policy.name, target.policy.limit, target.policy.windowMs, d.remaining, d.nextQuotaMs);
+    reply.headers(headers);
+    if (d.outcome === 'allowed') return;
+    const retryAfter = Math.max(1, wholeSeconds(d.retryAfterMs));
+    const detail =
+      d.outcome === 'suspended'
+        ? `Requests in the ${target.policy.name} category are suspended after sustained excess; retry after ${retryAfter} s`
+        : `More than ${target.policy.limit} ${target.policy.name} requests per second; retry after ${retryAfter} s`;
+    throw new ApiError(d.outcome === 'suspended' ? 'temporarily_suspended' : 'rate_limited', detail, {
+      headers: { ...headers, 'Retry-After': String(retryAfter) },
+      extra: { retryAfter },
+    });
+  }
 }

@@ -1,4 +1,4 @@
-import { createHash, randomUUID } from 'node:crypto';
+import { createHash, hash, randomUUID } from 'node:crypto';
 import { errors as joseErrors, jwtVerify, SignJWT, type JWTHeaderParameters, type FlattenedJWSInput } from 'jose';
 import { fail, ok, type Result } from '../../errors/registry.js';
 import type { Clock } from '../../lib/clock.js';
@@ -85,7 +85,7 @@ export class AccessTokens {
 
   async verify(token: string): Promise<Result<AccessClaims, 'invalid_token' | 'token_expired'>> {
     const now = this.clock.now();
-    const cacheKey = this.cache ? createHash('sha256').update(token).digest('base64') : undefined;
+    const cacheKey = this.cache ? hash('sha256', token, 'base64') : undefined;
     if (this.cache && cacheKey) {
       const hit = this.cache.get(cacheKey);
       if (hit && hit.claims.exp * 1000 > now && this.keys.verificationKey(hit.kid, now)) return ok(hit.claims);

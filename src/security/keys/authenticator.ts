@@ -208,7 +208,10 @@ export class KeyAuthenticator implements ApiKeyAuthenticator {
       unsignedAllowed: rule?.unsignedKeyAllowed === true,
     };
     try {
-      for (const check of this.checks) await check.run(ctx);
+      for (const check of this.checks) {
+        const pending = check.run(ctx);
+        if (pending) await pending;
+      }
     } catch (err) {
       if (err instanceof ApiError) {
         this.deps.events.emit({ type: 'auth.failed', code: err.code, at: ctx.now, keyId: ctx.key?.record.id, accountId: ctx.key?.record.accountId, ip: request.clientIp, requestId: request.id });

@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { hash, randomBytes } from 'node:crypto';
 import { base58 } from '@scure/base';
 
 export type KeyEnvironment = 'sandbox' | 'live';
@@ -25,7 +25,7 @@ export function generateApiSecret(): string {
 
 /** The only form in which an API key is stored: its SHA-256 (the key has enough entropy that no salt is needed). */
 export function hashApiKey(apiKey: string): string {
-  return createHash('sha256').update(apiKey, 'utf8').digest('hex');
+  return hash('sha256', apiKey, 'hex');
 }
 
 export function displayPrefix(apiKey: string): string {

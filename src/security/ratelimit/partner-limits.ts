@@ -17,6 +17,8 @@ export interface PartnerLimitsRecord {
 
 interface Cached {
   overrides: LimitOverrides | undefined;
+  /** The defaults merged with `overrides`. */
+  limits: CategoryLimits;
   loadedAt: number;
 }
 
@@ -54,7 +56,13 @@ export class PartnerLimits {
 
   /** The limits in force for an account (defaults merged with its overrides). */
   async limitsFor(accountId: string): Promise<CategoryLimits> {
-    return effectiveLimits(await this.overridesFor(accountId));
+    return this.cachedLimitsFor(accountId) ?? effectiveLimits(await this.overridesFor(accountId));
+  }
+
+  /** The limits in force when this process holds a fresh copy (no I/O, the request hot path), else undefined. */
+  cachedLimitsFor(accountId: string): CategoryLimits | undefined {
+    const hit = this.cache.get(accountId);
+    return hit && this.deps.clock.now() - hit.loadedAt < (this.deps.ttlMs ?? 30_000) ? hit.limits : undefined;
   }
 
   async overridesFor(accountId: string): Promise<LimitOverrides | undefined> {
@@ -67,7 +75,7 @@ export class PartnerLimits {
     const load = this.read(accountId)
       .then((record) => {
         const overrides = record?.overrides;
-        if (generation === this.generation) this.put(accountId, { overrides, loadedAt: now });
+        if (generation === this.generation) this.put(accountId, { overrides, limits: Object.freeze(effectiveLimits(overrides)), loadedAt: now });
         return overrides;
       })
       .catch((err) => {

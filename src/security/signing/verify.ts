@@ -1,4 +1,4 @@
-import { createHash, createHmac, createPublicKey, timingSafeEqual, verify as nodeVerify, type KeyObject } from 'node:crypto';
+import { createHash, createHmac, hash, createPublicKey, timingSafeEqual, verify as nodeVerify, type KeyObject } from 'node:crypto';
 import { canonicalMessage, type CanonicalParts } from './canonical.js';
 
 /** Lowercase hex of HMAC-SHA256 keyed with the secret's UTF-8 bytes over the canonical message. */
@@ -51,5 +51,5 @@ export function describeSigned(parts: CanonicalParts): { timestamp: string; meth
 
 /** SHA-256 of the canonical message: the identity of one signed request (replay memory key). */
 export function messageDigest(parts: CanonicalParts): string {
-  return createHash('sha256').update(canonicalMessage(parts)).digest('hex');
+  return hash('sha256', canonicalMessage(parts), 'hex');
 }
