@@ -1,5 +1,27 @@
 import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
+/**
+ * The labelled series of one metric, looked up once per combination of label values and kept:
+ * prom-client hashes a labels object on every call, which the request hot path should not pay.
+ * Values are given in the metric's labelNames order. Only for label sets known to stay small
+ * (route patterns, categories, outcomes), never for client-chosen values.
+ */
+export class SeriesCache<S> {
+  private readonly children = new Map<string, S>();
+
+  constructor(private readonly metric: { labels(...values: string[]): S }) {}
+
+  get(...values: string[]): S {
+    const key = values.length === 1 ? values[0]! : values.join('\u0000');
+    let child = this.children.get(key);
+    if (child === undefined) {
+      child = this.metric.labels(...values);
+      this.children.set(key, child);
+    }
+    return child;
+  }
+}
+
 /** One Prometheus registry per server instance (tests start several in one process). */
 export class Metrics {
   readonly registry = new Registry();

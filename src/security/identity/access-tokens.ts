@@ -83,14 +83,25 @@ export class AccessTokens {
     return { token, claims };
   }
 
+  /**
+   * The claims of a token this process verified before, while it is unexpired and its key still
+   * verifies (no signature check, no promise: the request hot path), else undefined: then `verify`.
+   */
+  verifiedBefore(token: string): AccessClaims | undefined {
+    if (!this.cache) return undefined;
+    const now = this.clock.now();
+    const cacheKey = hash('sha256', token, 'base64');
+    const hit = this.cache.get(cacheKey);
+    if (hit && hit.claims.exp * 1000 > now && this.keys.verificationKey(hit.kid, now)) return hit.claims;
+    if (hit) this.cache.delete(cacheKey);
+    return undefined;
+  }
+
   async verify(token: string): Promise<Result<AccessClaims, 'invalid_token' | 'token_expired'>> {
+    const known = this.verifiedBefore(token);
+    if (known) return ok(known);
     const now = this.clock.now();
     const cacheKey = this.cache ? hash('sha256', token, 'base64') : undefined;
-    if (this.cache && cacheKey) {
-      const hit = this.cache.get(cacheKey);
-      if (hit && hit.claims.exp * 1000 > now && this.keys.verificationKey(hit.kid, now)) return ok(hit.claims);
-      if (hit) this.cache.delete(cacheKey);
-    }
     const verified = await this.verifySignedToken(token, now);
     if (verified.ok && this.cache && cacheKey) {
       this.cache.set(cacheKey, { claims: verified.value, kid: verified.kid });

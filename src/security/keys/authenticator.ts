@@ -7,8 +7,8 @@ import type { CountryLookup } from '../network/countries.js';
 import type { Principal } from '../principal.js';
 import { permissionRule, scopesAllowedForRole } from '../rbac/roles.js';
 import { ReplayGuard } from '../replay/index.js';
-import { checkTimestamp, type CanonicalParts } from '../signing/canonical.js';
-import { describeSigned, messageDigest, verifyEd25519, verifyHmac } from '../signing/verify.js';
+import { canonicalMessage, checkTimestamp, type CanonicalParts } from '../signing/canonical.js';
+import { describeSigned, messageDigest, verifyEd25519Message, verifyHmacMessage } from '../signing/verify.js';
 import { environmentOfKey, KEY_PREFIX } from './format.js';
 import { statusOf } from './records.js';
 import type { ApiKeys, CredentialSlot, ResolvedKey } from './service.js';
@@ -24,7 +24,7 @@ export interface KeyCheckContext {
   /** Set by `key`. */
   key?: ResolvedKey;
   /** Set by `timestamp` when the request carries a signature; absent for an unsigned market-data request. */
-  signed?: { parts: CanonicalParts; signature: string };
+  signed?: { parts: CanonicalParts; signature: string; /** canonicalMessage(parts), built once. */ message: Uint8Array };
 }
 
 /** One named check; it returns (go on) or throws an ApiError (refuse with that code). */
@@ -135,15 +135,13 @@ export function apiKeyChecks(deps: KeyCheckDeps): readonly KeyCheck[] {
               throw new ApiError('timestamp_out_of_window', 'The timestamp is more than 1 s ahead of server time', extra);
           }
         }
-        ctx.signed = {
-          signature,
-          parts: {
-            timestamp,
-            method: ctx.request.raw.method ?? ctx.request.method,
-            pathWithQuery: ctx.request.raw.url ?? ctx.request.url,
-            body: ctx.request.rawBody ?? new Uint8Array(0),
-          },
+        const parts: CanonicalParts = {
+          timestamp,
+          method: ctx.request.raw.method ?? ctx.request.method,
+          pathWithQuery: ctx.request.raw.url ?? ctx.request.url,
+          body: ctx.request.rawBody ?? new Uint8Array(0),
         };
+        ctx.signed = { signature, parts, message: canonicalMessage(parts) };
       },
     },
     {
@@ -153,15 +151,15 @@ export function apiKeyChecks(deps: KeyCheckDeps): readonly KeyCheck[] {
       run(ctx) {
         if (!ctx.signed) return;
         const { record } = resolved(ctx);
-        const { parts, signature } = ctx.signed;
+        const { parts, signature, message } = ctx.signed;
         const slots: CredentialSlot[] = record.prevValidUntil !== null && ctx.now < record.prevValidUntil ? ['current', 'previous'] : ['current'];
         const valid = slots.some((slot) => {
           if (record.type === 'hmac') {
             const secret = deps.keys.secretFor(record, slot);
-            return secret !== undefined && verifyHmac(secret, parts, signature);
+            return secret !== undefined && verifyHmacMessage(secret, message, signature);
           }
           const publicKey = deps.keys.publicKeyFor(record, slot);
-          return publicKey !== undefined && verifyEd25519(publicKey, parts, signature);
+          return publicKey !== undefined && verifyEd25519Message(publicKey, message, signature);
         });
         if (!valid) {
           const signed = describeSigned(parts);
@@ -179,7 +177,7 @@ export function apiKeyChecks(deps: KeyCheckDeps): readonly KeyCheck[] {
       async run(ctx) {
         if (!ctx.signed) return;
         const { record } = resolved(ctx);
-        if (!(await replay.firstUse(record.id, messageDigest(ctx.signed.parts)))) {
+        if (!(await replay.firstUse(record.id, messageDigest(ctx.signed.message)))) {
           throw new ApiError('replayed_request', 'This signed request was already accepted; sign each request with a new timestamp');
         }
       },

@@ -3,17 +3,31 @@ import { ManualClock } from '../../lib/clock.js';
 import { BoundedCache } from './cache.js';
 
 describe('BoundedCache', () => {
-  it('keeps at most maxEntries, dropping the least recently used', () => {
+  it('keeps at most maxEntries, dropping the least recently used (recency refreshed at most once a second)', () => {
     const evicted: number[] = [];
-    const cache = new BoundedCache<string, number>({ maxEntries: 2, maxAgeMs: 1000, clock: new ManualClock(), onEvict: (v) => evicted.push(v) });
+    const clock = new ManualClock();
+    const cache = new BoundedCache<string, number>({ maxEntries: 2, maxAgeMs: 10_000, clock, onEvict: (v) => evicted.push(v) });
     cache.set('a', 1);
     cache.set('b', 2);
+    clock.advance(1000);
     expect(cache.get('a')).toBe(1); // a is now the most recent
     cache.set('c', 3);
     expect(cache.get('b')).toBeUndefined();
     expect(cache.get('a')).toBe(1);
     expect(cache.size).toBe(2);
     expect(evicted).toEqual([2]);
+  });
+
+  it('a read within a second of the last refresh leaves the order alone', () => {
+    const clock = new ManualClock();
+    const cache = new BoundedCache<string, number>({ maxEntries: 2, maxAgeMs: 10_000, clock });
+    cache.set('a', 1);
+    cache.set('b', 2);
+    clock.advance(999);
+    expect(cache.get('a')).toBe(1);
+    cache.set('c', 3);
+    expect(cache.get('a')).toBeUndefined();
+    expect(cache.get('b')).toBe(2);
   });
 
   it('forgets entries older than maxAgeMs, however often they are read', () => {

@@ -5,7 +5,7 @@ import type { Clock } from '../../lib/clock.js';
  * `onEvict` sees every value that leaves (so plaintext secrets can be wiped).
  */
 export class BoundedCache<K, V> {
-  private readonly entries = new Map<K, { value: V; at: number }>();
+  private readonly entries = new Map<K, { value: V; at: number; touched: number }>();
 
   constructor(
     private readonly options: { maxEntries: number; maxAgeMs: number; clock: Clock; onEvict?: (value: V) => void },
@@ -18,13 +18,18 @@ export class BoundedCache<K, V> {
   get(key: K): V | undefined {
     const e = this.entries.get(key);
     if (!e) return undefined;
-    if (this.options.clock.now() - e.at >= this.options.maxAgeMs) {
+    const now = this.options.clock.now();
+    if (now - e.at >= this.options.maxAgeMs) {
       this.delete(key);
       return undefined;
     }
-    // Refresh recency (Map keeps insertion order) without extending the age.
-    this.entries.delete(key);
-    this.entries.set(key, e);
+    // Refresh recency (Map keeps insertion order) without extending the age; at most once a
+    // second per entry, so a hot entry does not pay a delete and an insert on every request.
+    if (now - e.touched >= 1000) {
+      e.touched = now;
+      this.entries.delete(key);
+      this.entries.set(key, e);
+    }
     return e.value;
   }
 
@@ -34,7 +39,8 @@ export class BoundedCache<K, V> {
       this.entries.delete(key);
       if (old.value !== value) this.options.onEvict?.(old.value);
     }
-    this.entries.set(key, { value, at: this.options.clock.now() });
+    const now = this.options.clock.now();
+    this.entries.set(key, { value, at: now, touched: now });
     while (this.entries.size > this.options.maxEntries) {
       const oldest = this.entries.keys().next().value as K;
       this.delete(oldest);

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { Clock } from '../../lib/clock.js';
+import { SeriesCache } from '../../observability/metrics.js';
 import { StateUnavailableError, type SharedState, type WindowDecision } from '../../state/port.js';
 import type { SecurityEvents } from '../events/index.js';
 import type { RateLimitMetrics } from './metrics.js';
@@ -36,19 +37,36 @@ export interface RateLimiterDeps {
 }
 
 /** Shared-state keys of one (policy, subject); the hash tag keeps them in one Redis Cluster slot. */
-function keysOf(target: LimitTarget) {
-  const base = `rl:{${target.policy.name}:${target.subject}}`;
+function keysFor(base: string) {
+  /** Present while suspended; checked before the penalty hold. */
+  const suspended = `${base}:s`;
+  /** Present while a cool-down is in force; value `p:<strikes>`. */
+  const cooldown = `${base}:h`;
   return {
     base,
     window: `${base}:w`,
-    /** Present while suspended; checked before the penalty hold. */
-    suspended: `${base}:s`,
-    /** Present while a cool-down is in force; value `p:<strikes>`. */
-    cooldown: `${base}:h`,
+    suspended,
+    cooldown,
     strikes: `${base}:k`,
     refused: `${base}:r`,
     grace: `${base}:g`,
+    /** The window's hold keys, in the order they are checked. */
+    hold: { holdKeys: [suspended, cooldown] },
   };
+}
+type LimitKeys = ReturnType<typeof keysFor>;
+
+/** Keys of recently seen (policy, subject) pairs, built once (and hashed once as map keys) rather than per request. */
+const keyCache = new Map<string, LimitKeys>();
+function keysOf(target: LimitTarget): LimitKeys {
+  const base = `rl:{${target.policy.name}:${target.subject}}`;
+  let keys = keyCache.get(base);
+  if (keys === undefined) {
+    if (keyCache.size >= 50_000) keyCache.clear();
+    keys = keysFor(base);
+    keyCache.set(base, keys);
+  }
+  return keys;
 }
 
 /**
@@ -62,8 +80,11 @@ function keysOf(target: LimitTarget) {
 export class RateLimiter {
   /** Suspensions this process has seen: refused without any I/O until they end. */
   private readonly suspendedUntil = new Map<string, number>();
+  private readonly decisions: SeriesCache<{ inc(): void }>;
 
-  constructor(private readonly deps: RateLimiterDeps) {}
+  constructor(private readonly deps: RateLimiterDeps) {
+    this.decisions = new SeriesCache(deps.metrics.decisions);
+  }
 
   async hit(target: LimitTarget, context: { ip?: string; requestId?: string } = {}): Promise<LimitDecision> {
     const { policy } = target;
@@ -114,15 +135,15 @@ export class RateLimiter {
     }
   }
 
-  private windowHit(state: SharedState, target: LimitTarget, keys: ReturnType<typeof keysOf>): Promise<WindowDecision> {
+  private windowHit(state: SharedState, target: LimitTarget, keys: LimitKeys): Promise<WindowDecision> {
     const now = this.deps.timeSource === 'caller' ? this.deps.clock.now() : undefined;
-    return state.slidingWindowHit(keys.window, target.policy.limit, target.policy.windowMs, now, { holdKeys: [keys.suspended, keys.cooldown] });
+    return state.slidingWindowHit(keys.window, target.policy.limit, target.policy.windowMs, now, keys.hold);
   }
 
   private async violation(
     state: SharedState,
     target: LimitTarget,
-    keys: ReturnType<typeof keysOf>,
+    keys: LimitKeys,
     d: WindowDecision,
     now: number,
     local: boolean,
@@ -165,7 +186,7 @@ export class RateLimiter {
   }
 
   private record(decision: LimitDecision): LimitDecision {
-    this.deps.metrics.decisions.inc({ category: decision.target.policy.name, outcome: decision.outcome });
+    this.decisions.get(decision.target.policy.name, decision.outcome).inc();
     return decision;
   }
 

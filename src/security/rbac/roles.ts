@@ -69,10 +69,17 @@ export function isScope(value: unknown): value is Scope {
 }
 
 /** The scopes a role may hold: a key's scopes are capped by these at creation and at every request. */
-export function scopesAllowedForRole(role: Role): Scope[] {
-  const out = new Set<Scope>();
-  for (const rule of Object.values(PERMISSIONS) as PermissionRule[]) {
-    if (rule.scope && rule.roles.includes(role)) out.add(rule.scope);
+export function scopesAllowedForRole(role: Role): readonly Scope[] {
+  let scopes = allowedScopes.get(role);
+  if (scopes === undefined) {
+    const out = new Set<Scope>();
+    for (const rule of Object.values(PERMISSIONS) as PermissionRule[]) {
+      if (rule.scope && rule.roles.includes(role)) out.add(rule.scope);
+    }
+    scopes = Object.freeze(SCOPES.filter((s) => out.has(s)));
+    allowedScopes.set(role, scopes);
   }
-  return SCOPES.filter((s) => out.has(s));
+  return scopes;
 }
+/** The matrix is constant: each role's scopes are worked out once (every API-key request asks). */
+const allowedScopes = new Map<Role, readonly Scope[]>();

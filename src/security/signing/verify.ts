@@ -14,8 +14,13 @@ const ED25519_HEX = /^[0-9a-f]{128}$/;
  * has exactly one spelling (a replay cannot be disguised by changing letter case).
  */
 export function verifyHmac(secret: string | Uint8Array, parts: CanonicalParts, signatureHex: string): boolean {
+  return verifyHmacMessage(secret, canonicalMessage(parts), signatureHex);
+}
+
+/** `verifyHmac` over an already built canonical message (the server builds it once per request). */
+export function verifyHmacMessage(secret: string | Uint8Array, message: Uint8Array, signatureHex: string): boolean {
   if (!HMAC_HEX.test(signatureHex)) return false;
-  const expected = createHmac('sha256', secret).update(canonicalMessage(parts)).digest();
+  const expected = createHmac('sha256', secret).update(message).digest();
   return timingSafeEqual(expected, Buffer.from(signatureHex, 'hex'));
 }
 
@@ -26,9 +31,14 @@ export function ed25519PublicKey(publicKeyHex: string): KeyObject {
 
 /** Verifies an ed25519 signature (lowercase hex of the 64 signature bytes) over the canonical message. */
 export function verifyEd25519(publicKey: KeyObject, parts: CanonicalParts, signatureHex: string): boolean {
+  return verifyEd25519Message(publicKey, canonicalMessage(parts), signatureHex);
+}
+
+/** `verifyEd25519` over an already built canonical message. */
+export function verifyEd25519Message(publicKey: KeyObject, message: Uint8Array, signatureHex: string): boolean {
   if (!ED25519_HEX.test(signatureHex)) return false;
   try {
-    return nodeVerify(null, canonicalMessage(parts), publicKey, Buffer.from(signatureHex, 'hex'));
+    return nodeVerify(null, message, publicKey, Buffer.from(signatureHex, 'hex'));
   } catch {
     return false;
   }
@@ -50,6 +60,6 @@ export function describeSigned(parts: CanonicalParts): { timestamp: string; meth
 }
 
 /** SHA-256 of the canonical message: the identity of one signed request (replay memory key). */
-export function messageDigest(parts: CanonicalParts): string {
-  return hash('sha256', canonicalMessage(parts), 'hex');
+export function messageDigest(parts: CanonicalParts | Uint8Array): string {
+  return hash('sha256', parts instanceof Uint8Array ? parts : canonicalMessage(parts), 'hex');
 }
