@@ -16,6 +16,7 @@
  * round of each server counts, which filters out noise from other work on the machine),
  * BENCH_PIPELINE_PROFILE=<dir> (runs Moondraft under `node --cpu-prof`, profiles written there),
  * BENCH_PIPELINE_SERVERS (moondraft,bare,express: a subset only prints its rounds, no table),
+ * BENCH_PIPELINE_SCENARIOS (session,signed),
  * BENCH_PIPELINE_ENV ("NAME=value,…": extra environment for the Moondraft server, to try a setting).
  */
 import { freePort } from '../test/support/process.js';
