@@ -2,7 +2,6 @@ import type { Transaction } from 'kysely';
 import type { Logger } from 'pino';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Clock } from '../lib/clock.js';
-import { SeriesCache } from '../observability/metrics.js';
 import type { Keyring } from '../security/crypto/keyring.js';
 import type { SecurityEvents } from '../security/events/index.js';
 import type { SigningKeys } from '../security/identity/signing-keys.js';
@@ -100,7 +99,6 @@ export class AuditLog {
   private groupWriting = false;
   private closed = false;
   private readonly written: Counter<'category'> | undefined;
-  private readonly writtenSeries: SeriesCache<{ inc(): void }> | undefined;
   private readonly droppedCounter: Counter | undefined;
 
   constructor(private readonly deps: AuditDeps) {
@@ -115,7 +113,6 @@ export class AuditLog {
     });
     if (deps.registry) {
       this.written = new Counter({ name: 'moondraft_audit_records_total', help: 'Audit records written, by category', labelNames: ['category'] as const, registers: [deps.registry] });
-      this.writtenSeries = new SeriesCache(this.written);
       this.droppedCounter = new Counter({ name: 'moondraft_audit_dropped_total', help: 'Buffered audit events dropped because the buffer was full', registers: [deps.registry] });
       const buffer = this.buffer;
       new Gauge({ name: 'moondraft_audit_buffered', help: 'Audit events waiting in the buffer', registers: [deps.registry], collect() { this.set(buffer.size); } });
@@ -128,7 +125,7 @@ export class AuditLog {
 
   private counted(records: readonly SealedRecord[]): void {
     if (!this.written) return;
-    for (const r of records) this.writtenSeries!.get(r.category).inc();
+    for (const r of records) this.written.inc({ category: r.category });
   }
 
   /** Appends `event` inside the caller's transaction (the same one as the change it records). */

@@ -1,37 +1,18 @@
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-
-/**
- * The labelled series of one metric, looked up once per combination of label values and kept:
- * prom-client hashes a labels object on every call, which the request hot path should not pay.
- * Values are given in the metric's labelNames order. Only for label sets known to stay small
- * (route patterns, categories, outcomes), never for client-chosen values.
- */
-export class SeriesCache<S> {
-  private readonly children = new Map<string, S>();
-
-  constructor(private readonly metric: { labels(...values: string[]): S }) {}
-
-  get(...values: string[]): S {
-    const key = values.length === 1 ? values[0]! : values.join('\u0000');
-    let child = this.children.get(key);
-    if (child === undefined) {
-      child = this.metric.labels(...values);
-      this.children.set(key, child);
-    }
-    return child;
-  }
-}
+import { Counter, Registry, collectDefaultMetrics } from 'prom-client';
+import { LabelledCounter, LabelledHistogram } from './labelled.js';
 
 /** One Prometheus registry per server instance (tests start several in one process). */
 export class Metrics {
   readonly registry = new Registry();
-  readonly httpRequests = new Counter({
+  /** Label values in order: method, route pattern, status. */
+  readonly httpRequests = new LabelledCounter({
     name: 'moondraft_http_requests_total',
     help: 'HTTP requests by method, route pattern and status',
     labelNames: ['method', 'route', 'status'] as const,
     registers: [this.registry],
   });
-  readonly httpDuration = new Histogram({
+  /** Label values in order: method, route pattern, status. */
+  readonly httpDuration = new LabelledHistogram({
     name: 'moondraft_http_request_duration_seconds',
     help: 'HTTP request latency by method, route pattern and status',
     labelNames: ['method', 'route', 'status'] as const,

@@ -1,6 +1,5 @@
 import type { Logger } from 'pino';
 import type { Clock } from '../../lib/clock.js';
-import { SeriesCache } from '../../observability/metrics.js';
 import { StateUnavailableError, type SharedState, type WindowDecision } from '../../state/port.js';
 import type { SecurityEvents } from '../events/index.js';
 import type { RateLimitMetrics } from './metrics.js';
@@ -80,11 +79,7 @@ function keysOf(target: LimitTarget): LimitKeys {
 export class RateLimiter {
   /** Suspensions this process has seen: refused without any I/O until they end. */
   private readonly suspendedUntil = new Map<string, number>();
-  private readonly decisions: SeriesCache<{ inc(): void }>;
-
-  constructor(private readonly deps: RateLimiterDeps) {
-    this.decisions = new SeriesCache(deps.metrics.decisions);
-  }
+  constructor(private readonly deps: RateLimiterDeps) {}
 
   async hit(target: LimitTarget, context: { ip?: string; requestId?: string } = {}): Promise<LimitDecision> {
     const { policy } = target;
@@ -103,7 +98,7 @@ export class RateLimiter {
       d = await this.windowHit(state, target, keys);
     } catch (err) {
       if (!(err instanceof StateUnavailableError) || policy.failClosed) {
-        this.deps.metrics.decisions.inc({ category: policy.name, outcome: 'unavailable' });
+        this.deps.metrics.decisions.inc([policy.name, 'unavailable']);
         throw err;
       }
       state = this.deps.fallback;
@@ -186,7 +181,7 @@ export class RateLimiter {
   }
 
   private record(decision: LimitDecision): LimitDecision {
-    this.decisions.get(decision.target.policy.name, decision.outcome).inc();
+    this.deps.metrics.decisions.inc([decision.target.policy.name, decision.outcome]);
     return decision;
   }
 

@@ -1,13 +1,15 @@
 import { Counter, type Registry } from 'prom-client';
+import { LabelledCounter } from '../../observability/labelled.js';
 
 /** Rate-limit counters, registered on the server's registry. */
 export class RateLimitMetrics {
-  readonly decisions: Counter<'category' | 'outcome'>;
+  /** Label values in order: category, outcome (one per request: the hot path). */
+  readonly decisions: LabelledCounter<'category' | 'outcome'>;
   readonly fallback: Counter<'category'>;
   readonly suspensions: Counter<'category'>;
 
   constructor(registry: Registry) {
-    this.decisions = new Counter({
+    this.decisions = new LabelledCounter({
       name: 'moondraft_ratelimit_decisions_total',
       help: 'Rate-limit decisions by category (market, trading, account, tokens, signin, public) and outcome (allowed, limited, suspended, unavailable)',
       labelNames: ['category', 'outcome'] as const,
