@@ -8,6 +8,19 @@ import { isIP } from 'node:net';
  */
 export function anonymizeIp(address: string | null | undefined): string | null {
   if (!address) return null;
+  // Every API request asks, and a server sees the same few addresses again and again.
+  const known = recent.get(address);
+  if (known !== undefined) return known;
+  const network = networkOf(address);
+  if (recent.size >= RECENT_MAX) recent.clear();
+  recent.set(address, network);
+  return network;
+}
+
+const RECENT_MAX = 10_000;
+const recent = new Map<string, string | null>();
+
+function networkOf(address: string): string | null {
   let ip = address.trim().toLowerCase();
   const zone = ip.indexOf('%');
   if (zone >= 0) ip = ip.slice(0, zone);

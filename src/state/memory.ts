@@ -101,12 +101,12 @@ export class MemoryState implements SharedState {
       const e = this.live(holdKey);
       if (e) {
         const left = e.expiresAt === null ? windowMs : Math.max(1, e.expiresAt - this.clock.now());
-        return { ...logDecision(log, limit, at), allowed: false, retryAfterMs: left, held: { key: holdKey, value: e.value } };
+        return { ...logDecision(log, limit, at, false), retryAfterMs: left, held: { key: holdKey, value: e.value } };
       }
     }
     const allowed = hits.length - log.start < limit;
     if (allowed) hits.push(at);
-    return { ...logDecision(log, limit, at), allowed };
+    return logDecision(log, limit, at, allowed);
   }
   async publish(channel: string, message: string) {
     // Delivered asynchronously, as Redis does, so publishers never run subscribers inline.
@@ -127,7 +127,7 @@ export class MemoryState implements SharedState {
   }
 }
 
-function logDecision(log: HitLog, limit: number, at: number): Omit<WindowDecision, 'allowed'> {
+function logDecision(log: HitLog, limit: number, at: number, allowed: boolean): WindowDecision {
   const { hits, start, windowMs } = log;
   const count = hits.length - start;
   // One more hit is admitted once the (count - limit + 1) oldest hits have left the window.
@@ -135,5 +135,5 @@ function logDecision(log: HitLog, limit: number, at: number): Omit<WindowDecisio
   const retryAfterMs = blocking === undefined ? (count >= limit ? windowMs : 0) : Math.max(1, blocking + windowMs - at);
   const nextFreeMs = count === 0 ? 0 : Math.max(1, hits[start]! + windowMs - at);
   const resetMs = count === 0 ? 0 : Math.max(1, hits[hits.length - 1]! + windowMs - at);
-  return { count, retryAfterMs, nextFreeMs, resetMs, at };
+  return { allowed, count, retryAfterMs, nextFreeMs, resetMs, at };
 }
