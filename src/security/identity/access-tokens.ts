@@ -88,20 +88,22 @@ export class AccessTokens {
    * verifies (no signature check, no promise: the request hot path), else undefined: then `verify`.
    */
   verifiedBefore(token: string): AccessClaims | undefined {
-    if (!this.cache) return undefined;
+    return this.cache ? this.cached(hash('sha256', token, 'base64')) : undefined;
+  }
+
+  private cached(cacheKey: string): AccessClaims | undefined {
     const now = this.clock.now();
-    const cacheKey = hash('sha256', token, 'base64');
-    const hit = this.cache.get(cacheKey);
+    const hit = this.cache?.get(cacheKey);
     if (hit && hit.claims.exp * 1000 > now && this.keys.verificationKey(hit.kid, now)) return hit.claims;
-    if (hit) this.cache.delete(cacheKey);
+    if (hit) this.cache!.delete(cacheKey);
     return undefined;
   }
 
   async verify(token: string): Promise<Result<AccessClaims, 'invalid_token' | 'token_expired'>> {
-    const known = this.verifiedBefore(token);
+    const cacheKey = this.cache ? hash('sha256', token, 'base64') : undefined;
+    const known = cacheKey === undefined ? undefined : this.cached(cacheKey);
     if (known) return ok(known);
     const now = this.clock.now();
-    const cacheKey = this.cache ? hash('sha256', token, 'base64') : undefined;
     const verified = await this.verifySignedToken(token, now);
     if (verified.ok && this.cache && cacheKey) {
       this.cache.set(cacheKey, { claims: verified.value, kid: verified.kid });
