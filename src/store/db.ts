@@ -79,6 +79,9 @@ export async function openStore(options: StoreOptions): Promise<Store> {
   database.pragma('foreign_keys = ON');
   database.pragma('synchronous = FULL');
   database.pragma('busy_timeout = 5000');
+  // Statement journals (a multi-row insert or upsert inside a transaction keeps one, to undo just
+  // that statement) in memory instead of a temporary file: they are never needed after a crash.
+  database.pragma('temp_store = MEMORY');
   return new KyselyStore(new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(database) }) }), 'sqlite');
 }
 
