@@ -164,13 +164,8 @@ export class OrdersService {
   async place(caller: Caller, input: PlaceOrderInput): Promise<Result<PlaceOutcome>> {
     const parsed = await this.parse(input);
     if (!parsed.ok) return parsed;
-    // A retry of an order that was placed returns it, even while trading is halted.
-    if (parsed.value.order.clientOrderId !== null) {
-      const earlier = await this.findByClientOrderId(caller.accountId, parsed.value.order.clientOrderId);
-      if (earlier) return ok(earlier);
-    }
-    const halted = await this.halted(parsed.value.market.symbol);
-    if (!halted.ok) return halted;
+    const halted = await this.halted(parsed.value.market.symbol, caller, parsed.value.order.clientOrderId);
+    if (halted !== undefined) return halted;
     return (await this.enqueue({ kind: 'place', caller, order: parsed.value.order, markets: [parsed.value.market.symbol] })) as Result<PlaceOutcome>;
   }
 
@@ -181,12 +176,8 @@ export class OrdersService {
     const market = await this.deps.assets.market(symbol);
     if (!market || market.status !== 'active') return fail('not_found', `No market ${symbol} to close a ${asset} position in`);
     if (options.clientOrderId !== undefined && !CLIENT_ORDER_ID.test(options.clientOrderId)) return fail('validation_failed', 'clientOrderId must be 1–64 letters, digits or _ . : -');
-    if (options.clientOrderId !== undefined) {
-      const earlier = await this.findByClientOrderId(caller.accountId, options.clientOrderId);
-      if (earlier) return ok(earlier);
-    }
-    const halted = await this.halted(symbol);
-    if (!halted.ok) return halted;
+    const halted = await this.halted(symbol, caller, options.clientOrderId ?? null);
+    if (halted !== undefined) return halted;
     return (await this.enqueue({
       kind: 'close',
       caller,
@@ -256,9 +247,18 @@ export class OrdersService {
     return { order: orderFromRow(row), fills: fills.map(fillFromRow), replayed: true };
   }
 
-  private async halted(market: string): Promise<Result<void, 'trading_halted'>> {
+  /**
+   * Undefined while trading in the market goes on: the sequencer then finds a retried order's
+   * original inside its transaction. While it is halted: the original of a retried placement (a
+   * retry still returns what was placed), else `trading_halted`.
+   */
+  private async halted(market: string, caller: Caller, clientOrderId: string | null): Promise<Result<PlaceOutcome, 'trading_halted'> | undefined> {
     const h = await haltStatus(this.deps.state, market);
-    if (!h.halted) return ok(undefined);
+    if (!h.halted) return undefined;
+    if (clientOrderId !== null) {
+      const earlier = await this.findByClientOrderId(caller.accountId, clientOrderId);
+      if (earlier) return ok(earlier);
+    }
     const why = h.record?.reason ? `: ${h.record.reason}` : '';
     return fail('trading_halted', h.scope === 'global' ? `Trading is halted${why}` : `Trading in ${market} is halted${why}`, { scope: h.scope });
   }
