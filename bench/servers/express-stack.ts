@@ -92,3 +92,6 @@ const server = app.listen(Number(process.env.BENCH_PORT ?? 0), '127.0.0.1', () =
   const addr = server.address() as { port: number };
   console.log(`listening http://127.0.0.1:${addr.port}`);
 });
+
+// A clean exit on SIGTERM, so that a CPU profile (BENCH_PIPELINE_PROFILE) is written.
+process.once('SIGTERM', () => process.exit(0));
