@@ -240,7 +240,9 @@ async function httpRows(): Promise<BenchRow[]> {
     await services.close();
   }
 
-  const server = await startChildServer(env);
+  // BENCH_ORDERS_PROFILE=<dir>: the server runs under `node --cpu-prof`, its profile written there.
+  const profile = process.env.BENCH_ORDERS_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(process.env.BENCH_ORDERS_PROFILE)}`] : [];
+  const server = await startChildServer(env, 60_000, profile);
   try {
     let n = 0;
     const setupRequest = (req: { headers: Record<string, string>; body: string }) => {

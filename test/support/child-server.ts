@@ -14,10 +14,11 @@ export interface ChildServer {
 
 /**
  * Starts the real server (`node --import tsx src/main.ts`) as a child process on a free port and
- * resolves once it logs `moondraft listening`, with the URL it logged.
+ * resolves once it logs `moondraft listening`, with the URL it logged. `nodeArgs` go to node
+ * itself (e.g. `--cpu-prof` for a benchmark).
  */
-export function startChildServer(env: Record<string, string>, timeoutMs = 60_000): Promise<ChildServer> {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'src/main.ts')], {
+export function startChildServer(env: Record<string, string>, timeoutMs = 60_000, nodeArgs: readonly string[] = []): Promise<ChildServer> {
+  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', path.join(root, 'src/main.ts')], {
     cwd: root,
     env: { ...process.env, PORT: '0', MOONDRAFT_LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
