@@ -14,7 +14,7 @@
  * `npm run bench -- pipeline`, or `node --import tsx bench/pipeline.ts`. Settings:
  * BENCH_PIPELINE_CONNECTIONS (50), BENCH_PIPELINE_DURATION_S (5), BENCH_PIPELINE_ROUNDS (2; the best
  * round of each server counts, which filters out noise from other work on the machine),
- * BENCH_PIPELINE_PROFILE=<dir> (runs Moondraft under `node --cpu-prof`, profiles written there),
+ * BENCH_PIPELINE_PROFILE=<dir> (runs every server under `node --cpu-prof`, profiles written there),
  * BENCH_PIPELINE_SERVERS (moondraft,bare,express: a subset only prints its rounds, no table),
  * BENCH_PIPELINE_SCENARIOS (session,signed),
  * BENCH_PIPELINE_ENV ("NAME=value,…": extra environment for the Moondraft server, to try a setting).

@@ -6,7 +6,8 @@
  * 2. The order service alone (below HTTP), to show what the HTTP layer costs.
  * 3. Durable order placement end to end: the real server in its own process on SQLite, orders
  *    sent over HTTP by autocannon, each signed with an HMAC API key (fresh timestamp, unique body); a 201 means the order, its fills and
- *    ledger entries are committed. Reports orders/s and p50/p99 latency.
+ *    ledger entries are committed. Reports orders/s and p50/p99 latency. BENCH_ORDERS_PROFILE=<dir>
+ *    runs that server under `node --cpu-prof`, its profile written there.
  */
 import { createHmac, randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -240,7 +241,6 @@ async function httpRows(): Promise<BenchRow[]> {
     await services.close();
   }
 
-  // BENCH_ORDERS_PROFILE=<dir>: the server runs under `node --cpu-prof`, its profile written there.
   const profile = process.env.BENCH_ORDERS_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(process.env.BENCH_ORDERS_PROFILE)}`] : [];
   const server = await startChildServer(env, 60_000, profile);
   try {
