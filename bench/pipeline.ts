@@ -111,15 +111,15 @@ async function start(name: ServerName, f: Fixture): Promise<Running> {
   let args: string[];
   let env: Record<string, string>;
   let port: number;
+  const profile = process.env.BENCH_PIPELINE_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(process.env.BENCH_PIPELINE_PROFILE)}`] : [];
   if (name === 'moondraft') {
     port = f.port;
     const built = path.join(ROOT, 'dist/main.js');
-    const profile = process.env.BENCH_PIPELINE_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(process.env.BENCH_PIPELINE_PROFILE)}`] : [];
     args = existsSync(built) ? [...profile, built] : [...profile, '--import', 'tsx', path.join(ROOT, 'src/main.ts')];
     env = { ...serverEnvExtra(), ...moondraftEnv(f) };
   } else {
     port = await freePort();
-    args = [...(process.env.BENCH_PIPELINE_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(process.env.BENCH_PIPELINE_PROFILE)}`] : []), '--import', 'tsx', path.join(ROOT, `bench/servers/${name === 'bare' ? 'bare-fastify' : 'express-stack'}.ts`)];
+    args = [...profile, '--import', 'tsx', path.join(ROOT, `bench/servers/${name === 'bare' ? 'bare-fastify' : 'express-stack'}.ts`)];
     env = { BENCH_PORT: String(port), BENCH_PUBLIC_KEY_FILE: f.publicKeyFile, BENCH_KEYS_FILE: f.keysFile, BENCH_ISSUER: f.issuer, BENCH_AUDIENCE: 'moondraft-api' };
   }
   // Logs go where a deployment's would (here nowhere); stderr is kept for a failure report.
