@@ -12,7 +12,7 @@ import { Requester, type AuthMode, type CallOptions, type Hooks, type HttpMethod
 import { resolveRetry, sleep as defaultSleep, type RetryOptions } from './core/retry.js';
 import { SessionStore, type Session, type SessionListener } from './session/session.js';
 import { ed25519Signer, hmacSigner, type RequestSigner } from './signing/sign.js';
-import { ServerClock, systemClock, type Clock, type ClockEstimate } from './time/server-clock.js';
+import { sequenceFor, ServerClock, systemClock, type Clock, type ClockEstimate } from './time/server-clock.js';
 import { fetchTransport } from './transport/fetch.js';
 import { nodeTransport, type TlsOptions } from './transport/node.js';
 import type { Transport } from './transport/types.js';
@@ -137,7 +137,7 @@ export class MoondraftClient {
     if (!(Number.isFinite(timeoutMs) && timeoutMs > 0)) throw new TypeError('timeoutMs must be a positive number');
 
     const clock = options.clock ?? systemClock;
-    this.#serverClock = new ServerClock(clock);
+    this.#serverClock = new ServerClock(clock, apiKey === undefined ? undefined : sequenceFor(apiKey));
     this.#session = new SessionStore(clock, options.onSessionChange);
     if (options.session) this.#session.restore(options.session);
     this.#transport = chooseTransport(options, this.baseUrl);

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { MoondraftClient, type RetryEvent } from '../src/index.js';
-import { ServerClock } from '../src/time/server-clock.js';
+import { sequenceFor, ServerClock } from '../src/time/server-clock.js';
 import { hmacValid, sendJson, sendProblem, startWireServer, timestampInWindow, type WireServer } from './support/wire-server.js';
 
 const SECRET = 'mds_clock_secret';
@@ -99,6 +99,18 @@ describe('clock-skew correction', () => {
     expect(s.requests.filter((r) => r.target === '/api/v1/time')).toHaveLength(1);
   });
 
+  it('two clients of one key never sign the same request with the same timestamp', async () => {
+    const s = await strictServer();
+    const local = new ManualClock(SERVER_NOW); // frozen: every request is signed in the same millisecond
+    const options = { baseUrl: s.url, env: false, apiKey: 'md_test_two_clients', apiSecret: SECRET, clock: local, retry: { maxRetries: 0 } } as const;
+    const a = new MoondraftClient(options);
+    const b = new MoondraftClient(options);
+    const results = await Promise.all([a, b, a, b, a, b].map((c) => c.account.get()));
+    expect(results).toEqual(Array(6).fill({ id: 'acc_1' })); // the server refuses a repeated signature
+    const stamps = apiRequests(s).map((r) => Number(r.headers['x-api-timestamp']));
+    expect(new Set(stamps).size).toBe(6);
+  });
+
   it('syncTime() measures on demand and returns the offset', async () => {
     const s = await strictServer();
     const client = new MoondraftClient({ baseUrl: s.url, env: false, clock: new ManualClock(SERVER_NOW + 1234) });
@@ -125,6 +137,17 @@ describe('ServerClock estimate', () => {
     expect(clock.nextTimestamp()).toBe(1_005_000); // server now 1_006_000, minus 1000 of uncertainty
     expect(clock.nextTimestamp()).toBe(1_005_001);
     expect(clock.nextTimestamp()).toBe(1_005_002);
+  });
+
+  it('shares one strictly increasing sequence between the clocks of one key', () => {
+    const local = new ManualClock(1_000_000);
+    const first = new ServerClock(local, sequenceFor('md_test_sequence'));
+    const second = new ServerClock(local, sequenceFor('md_test_sequence'));
+    const otherKey = new ServerClock(local, sequenceFor('md_test_sequence_other'));
+    const alone = new ServerClock(local);
+    expect([first.nextTimestamp(), second.nextTimestamp(), first.nextTimestamp(), second.nextTimestamp()]).toEqual([1_000_000, 1_000_001, 1_000_002, 1_000_003]);
+    expect(otherKey.nextTimestamp()).toBe(1_000_000);
+    expect(alone.nextTimestamp()).toBe(1_000_000);
   });
 
   it('follows a corrected estimate back in time instead of staying ahead', () => {

@@ -22,6 +22,33 @@ export interface ClockEstimate {
   sampledAt: number;
 }
 
+/**
+ * The last `X-API-Timestamp` signed with one API key. The server refuses a second request with the
+ * same key, timestamp, method, path and body as a replay, so timestamps must strictly increase per
+ * key, not per client: every client of this process using the key shares one sequence
+ * (`sequenceFor`). Processes sharing a key cannot coordinate; give each its own key.
+ */
+export class TimestampSequence {
+  private last = 0;
+
+  /** `t`, or the next millisecond after the last one issued when `t` is not past it. */
+  next(t: number): number {
+    // A corrected estimate may move time back by a second or more: follow it rather than stay ahead.
+    const behindLast = this.last - t;
+    this.last = behindLast >= 0 && behindLast < 1000 ? this.last + 1 : t;
+    return this.last;
+  }
+}
+
+const sequences = new Map<string, TimestampSequence>();
+
+/** The timestamp sequence of an API key, shared by every client of this process that uses it. */
+export function sequenceFor(apiKey: string): TimestampSequence {
+  let s = sequences.get(apiKey);
+  if (!s) sequences.set(apiKey, (s = new TimestampSequence()));
+  return s;
+}
+
 const SAMPLES_KEPT = 8;
 /** Samples older than this no longer count: clocks drift, and servers are restarted. */
 const SAMPLE_MAX_AGE_MS = 10 * 60_000;
@@ -33,9 +60,12 @@ const SAMPLE_MAX_AGE_MS = 10 * 60_000;
  */
 export class ServerClock {
   private samples: Array<TimeSample & { rtt: number }> = [];
-  private lastTimestamp = 0;
 
-  constructor(private readonly local: Clock) {}
+  /** `sequence`: the API key's (see sequenceFor); a private one when there is no key. */
+  constructor(
+    private readonly local: Clock,
+    private readonly sequence: TimestampSequence = new TimestampSequence(),
+  ) {}
 
   record(sample: TimeSample): void {
     if (!Number.isSafeInteger(sample.serverTime) || sample.serverTime <= 0) return;
@@ -72,17 +102,14 @@ export class ServerClock {
   /**
    * The `X-API-Timestamp` for a request signed now. It leans back by the estimate's uncertainty
    * (at most 1 s) because the server refuses timestamps more than 1 s ahead but accepts a whole receive
-   * window behind; and it strictly increases (unless the estimate moves back by a second or more), so two identical requests signed in the same millisecond
-   * never share a signature (the second would be refused as a replay).
+   * window behind; and it strictly increases along the key's sequence (unless the estimate moves
+   * back by a second or more), so two identical requests signed in the same millisecond, even by two
+   * clients of the same key, never share a signature (the second would be refused as a replay).
    */
   nextTimestamp(): number {
     const estimate = this.estimate();
     const lean = estimate ? Math.min(estimate.uncertaintyMs, 1000) : 0;
-    const t = Math.floor(this.local.now() + (estimate?.offsetMs ?? 0) - lean);
-    // A corrected estimate may move time back by more than a second: follow it rather than stay ahead.
-    const behindLast = this.lastTimestamp - t;
-    this.lastTimestamp = behindLast >= 0 && behindLast < 1000 ? this.lastTimestamp + 1 : t;
-    return this.lastTimestamp;
+    return this.sequence.next(Math.floor(this.local.now() + (estimate?.offsetMs ?? 0) - lean));
   }
 
   private current(): (TimeSample & { rtt: number }) | undefined {
