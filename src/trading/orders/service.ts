@@ -12,7 +12,7 @@ import { notionalOf, USDC, USDC_DECIMALS, type Assets, type Market } from '../as
 import { haltStatus } from '../halt.js';
 import { SYSTEM_OWNERS } from '../ledger/owners.js';
 import { OrderBook } from '../matching/book.js';
-import type { BookTerms, DepthLevel, OrderType, SelfTradePrevention, Side, TimeInForce } from '../matching/types.js';
+import type { BookTerms, DepthLevel, IncomingOrder, SelfTradePrevention, TimeInForce } from '../matching/types.js';
 import { formatAmount, parseAmount, pow10 } from '../money.js';
 import { applyBuy, applySell } from '../portfolio/average-cost.js';
 import { backoff, isRetryable } from '../retry.js';
@@ -21,15 +21,9 @@ import { fillFromRow, orderFromRow } from './records.js';
 import { committedNotional, fillLines, restingHold, takerRequirement } from './settlement.js';
 import { CLIENT_ORDER_ID, SYSTEM_STP, type Actor, type Caller, type FillRecord, type OrderRecord, type PlaceOrderInput, type PlaceOutcome, type TradingEvent } from './types.js';
 
-/** An order after parsing: exact amounts, defaults applied. */
-export interface ParsedOrder {
+/** An order after parsing: the book's terms of an incoming order (exact amounts, defaults applied), its market and client id. */
+export interface ParsedOrder extends Pick<IncomingOrder, 'side' | 'type' | 'price' | 'quantity' | 'timeInForce' | 'selfTradePrevention'> {
   market: string;
-  side: Side;
-  type: OrderType;
-  price: bigint | null;
-  quantity: bigint;
-  timeInForce: TimeInForce;
-  selfTradePrevention: SelfTradePrevention;
   clientOrderId: string | null;
 }
 
