@@ -1,4 +1,4 @@
-import type { Transaction } from 'kysely';
+import type { ExpressionBuilder, Transaction } from 'kysely';
 import type { Logger } from 'pino';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Clock } from '../lib/clock.js';
@@ -15,6 +15,15 @@ import { purgeBefore, type PurgeResult } from './retention.js';
 import { ACCESS_BATCH_MAX, ACCESS_BATCH_SPAN_MS, expandRecord, openRecord, sealAccessBatch, sealEvent, type AccessRequestEvent, type AuditRecordView } from './seal.js';
 import { auditEventFor } from './security-events.js';
 import { verifyChain, type VerifyReport } from './verify.js';
+
+/**
+ * Records about an account: of it, or done by it to another. The second half asks only for an
+ * actor other than the account, which is all that `audit_events_actor_seq` holds (migration 0080):
+ * an account acting on itself is found by the first half.
+ */
+export function accountFilter(eb: ExpressionBuilder<Database, 'audit_events'>, account: string) {
+  return eb.or([eb('account_id', '=', account), eb.and([eb('actor_id', '=', account), eb('actor_id', 'is distinct from', eb.ref('account_id'))])]);
+}
 
 export interface AuditOptions {
   retentionDays: number;
@@ -329,7 +338,7 @@ export class AuditLog {
     if (filter.category !== undefined) q = q.where('category', '=', filter.category);
     if (filter.accountId !== undefined) {
       const account = filter.accountId;
-      q = q.where((eb) => eb.or([eb('account_id', '=', account), eb('actor_id', '=', account)]));
+      q = q.where((eb) => accountFilter(eb, account));
     }
     if (filter.from !== undefined) q = q.where('at', '>=', filter.from - ACCESS_BATCH_SPAN_MS);
     if (filter.to !== undefined) q = q.where('at', '<', filter.to);
