@@ -144,11 +144,12 @@ export class Batch {
     const wanted = pairs.filter((p) => !this.clientIds.has(`${p.accountId}\u0001${p.clientOrderId}`));
     if (wanted.length === 0) return;
     for (const part of chunks(wanted, 250)) {
+      // One index probe per pair; `account_id in (…) and client_order_id in (…)` would probe every
+      // account with every id of the batch.
       const rows = await this.trx
         .selectFrom('orders')
         .selectAll()
-        .where('account_id', 'in', [...new Set(part.map((p) => p.accountId))])
-        .where('client_order_id', 'in', [...new Set(part.map((p) => p.clientOrderId))])
+        .where((eb) => eb.or(part.map((p) => eb.and([eb('account_id', '=', p.accountId), eb('client_order_id', '=', p.clientOrderId)]))))
         .execute();
       for (const r of rows) {
         if (!this.orders.has(r.id)) this.orders.set(r.id, { rec: orderFromRow(r), isNew: false, dirty: false });

@@ -163,6 +163,28 @@ describe.each(await storeBackends())('order service on %s', (backend) => {
     expect((await balance(acc, 'USDC')).held).toBe(USDC(2) + USDC(0.004) + USDC(1) + USDC(0.002));
   });
 
+  it('keeps clientOrderIds per account: the same ids from two accounts in one batch are separate orders', async () => {
+    const a = uid('idem-a');
+    const b = uid('idem-b');
+    for (const acc of [a, b]) await fund(trading, acc, 'USDC', USDC(100));
+    // a's "x" and b's "y" exist; then both ids arrive from both accounts together.
+    const ax = await place(a, { side: 'buy', price: '1', quantity: '1', clientOrderId: 'x' });
+    const by = await place(b, { side: 'buy', price: '1', quantity: '1', clientOrderId: 'y' });
+    const [ax2, ay, bx, by2] = await Promise.all([
+      place(a, { side: 'buy', price: '1', quantity: '1', clientOrderId: 'x' }),
+      place(a, { side: 'buy', price: '1', quantity: '1', clientOrderId: 'y' }),
+      place(b, { side: 'buy', price: '1', quantity: '1', clientOrderId: 'x' }),
+      place(b, { side: 'buy', price: '1', quantity: '1', clientOrderId: 'y' }),
+    ]);
+    const id = (r: typeof ax) => (r.ok ? r.value.order.id : r.code);
+    expect(id(ax2)).toBe(id(ax));
+    expect(id(by2)).toBe(id(by));
+    expect(ay.ok && !ay.value.replayed && bx.ok && !bx.value.replayed).toBe(true);
+    expect(new Set([id(ax), id(by), id(ay), id(bx)]).size).toBe(4);
+    const rows = await store.db.selectFrom('orders').select(['account_id', 'client_order_id']).where('account_id', 'in', [a, b]).orderBy('account_id').orderBy('client_order_id').execute();
+    expect(rows.map((r) => `${r.account_id === a ? 'a' : 'b'}:${r.client_order_id}`)).toEqual(['a:x', 'a:y', 'b:x', 'b:y']);
+  });
+
   it('enforces the daily limit at its boundary: exactly at passes, one minor unit over is refused', async () => {
     const acc = uid('lim');
     const other = uid('cp');
