@@ -20,9 +20,9 @@
  * BENCH_PIPELINE_ENV ("NAME=value,…": extra environment for the Moondraft server, to try a setting).
  */
 import { freePort } from '../test/support/process.js';
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { createHmac, createPublicKey } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -31,6 +31,7 @@ import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
 import { loadConfig } from '../src/config/index.js';
 import { unwrap } from '../src/errors/registry.js';
 import { createServices } from '../src/services.js';
+import { cpuMicros } from './cpu.js';
 import type { BenchRow } from './types.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -175,28 +176,6 @@ function signedRequests(f: Fixture): AutocannonRequest {
   };
 }
 
-const CLOCK_TICKS_PER_SECOND = (() => {
-  try {
-    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
-  } catch {
-    return 100;
-  }
-})();
-
-/**
- * CPU time a process has used so far, in µs (Linux /proc; undefined elsewhere). Requests per second
- * move with whatever else the machine runs; CPU per request is the steadier figure of the two.
- */
-function cpuMicros(pid: number | undefined): number | undefined {
-  if (pid === undefined) return undefined;
-  try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    // utime and stime are fields 14 and 15 of stat; here counted after "pid (comm) ".
-    return ((Number(fields[11]) + Number(fields[12])) * 1e6) / CLOCK_TICKS_PER_SECOND;
-  } catch {
-    return undefined;
-  }
-}
 
 function load(url: string, scenario: Scenario, f: Fixture, signed: AutocannonRequest, durationS: number): Promise<AutocannonResult> {
   const options = { url, connections: CONNECTIONS, duration: durationS, timeout: 10 };
