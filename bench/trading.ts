@@ -21,6 +21,7 @@ import { SYSTEM_OWNERS } from '../src/trading/ledger/index.js';
 import { OrderBook } from '../src/trading/matching/book.js';
 import type { IncomingOrder, Side } from '../src/trading/matching/types.js';
 import { startChildServer } from '../test/support/child-server.js';
+import { cpuMicros } from './cpu.js';
 
 export interface BenchRow {
   name: string;
@@ -261,7 +262,9 @@ async function httpRows(): Promise<BenchRow[]> {
     };
     const common = { url: server.url, connections: 64, pipelining: 1, requests: [{ method: 'POST', path: '/api/v1/trading/orders', setupRequest }] };
     await autocannon({ ...common, duration: 3 }); // warm-up
+    const cpuBefore = cpuMicros(server.child.pid);
     const r = await autocannon({ ...common, duration: 10 });
+    const cpuAfter = cpuMicros(server.child.pid);
     const metrics = await (await fetch(`${server.url}/metrics`)).text();
     const sum = Number(/moondraft_order_batch_size_sum (\S+)/.exec(metrics)?.[1] ?? NaN);
     const count = Number(/moondraft_order_batch_size_count (\S+)/.exec(metrics)?.[1] ?? NaN);
@@ -270,6 +273,7 @@ async function httpRows(): Promise<BenchRow[]> {
       { name: 'durable signed order placement over HTTP on SQLite (HMAC API keys, 64 connections)', value: Math.round(r.requests.average), unit: 'orders/s', baseline: { name: 'issue target', value: 5000 } },
       { name: 'durable order placement latency p50', value: r.latency.p50, unit: 'ms' },
       { name: 'durable order placement latency p99', value: r.latency.p99, unit: 'ms' },
+      ...(cpuBefore === undefined || cpuAfter === undefined ? [] : [{ name: 'server CPU per durable order', value: Math.round((cpuAfter - cpuBefore) / r['2xx']), unit: 'µs' }]),
       { name: 'orders per group commit (mean, whole run)', value: Math.round((sum / count) * 10) / 10, unit: 'orders/commit' },
     ];
   } finally {
