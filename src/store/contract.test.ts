@@ -2,6 +2,9 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { sql } from 'kysely';
 import { dropSchema, newIsolation } from '../../test/support/server.js';
 import { PG_URL, serviceAvailable } from '../../test/support/services.js';
+import { ConcurrentUpdateError } from '../trading/retry.js';
+import { upsertRows } from '../trading/upsert.js';
+import { insertRows } from './bulk.js';
 import { moneyType, openStore, type Store } from './db.js';
 import { migrateToLatest } from './migrate.js';
 
@@ -74,6 +77,31 @@ describe.each(kinds)('store contract: $kind', async ({ kind }) => {
     const row = (await sql<{ v: string }>`select v from money_probe`.execute(store.db)).rows[0]!;
     expect(String(row.v)).toBe(big);
     expect(BigInt(row.v)).toBe(2n ** 63n - 1n);
+  });
+
+  it('inserts each call\'s own values through a reused statement shape, and rows of mixed columns too', async () => {
+    const row = (i: number) => ({ id: `acc_bulk${i}`, wallet: `0xb${i}`, chain: 'ethereum' as const, role: 'trader' as const, created_at: i, updated_at: i });
+    const insert = (rows: ReturnType<typeof row>[]) => insertRows(store.db, 'test insert accounts', rows, (r) => store.db.insertInto('accounts').values(r));
+    expect(await insert([row(1), row(2)])).toBe(2n);
+    expect(await insert([row(3), row(4)])).toBe(2n); // same shape: the compiled SQL is reused
+    expect(await insert([row(5)])).toBe(1n);
+    const { updated_at: _, ...partial } = row(7);
+    expect(await insertRows(store.db, 'test insert accounts', [row(6), { ...partial, updated_at: 70 }], (r) => store.db.insertInto('accounts').values(r))).toBe(2n);
+    const stored = await store.db.selectFrom('accounts').select(['id', 'wallet', 'created_at', 'updated_at']).where('id', 'like', 'acc_bulk%').orderBy('id').execute();
+    expect(stored).toEqual([1, 2, 3, 4, 5, 6, 7].map((i) => ({ id: `acc_bulk${i}`, wallet: `0xb${i}`, created_at: i, updated_at: i === 7 ? 70 : i })));
+  });
+
+  it('a versioned upsert through a reused shape updates current rows and refuses a stale one', async () => {
+    const bal = (owner: string, available: string, version: number) => ({ owner, asset: 'USDC', available, held: '0', updated_at: 1, version });
+    const upsert = (rows: ReturnType<typeof bal>[]) => store.transaction((trx) => upsertRows(trx, 'balances', ['owner', 'asset'], rows, ['available', 'held', 'updated_at', 'version'], { versioned: true }));
+    await upsert([bal('o1', '10', 1), bal('o2', '20', 1)]); // inserted
+    await upsert([bal('o1', '11', 2), bal('o2', '21', 2)]); // updated, same shape
+    await expect(upsert([bal('o1', '12', 3), bal('o2', '99', 2)])).rejects.toBeInstanceOf(ConcurrentUpdateError); // o2 is at 2 already
+    const stored = await store.db.selectFrom('balances').select(['owner', 'available', 'version']).where('owner', 'in', ['o1', 'o2']).orderBy('owner').execute();
+    expect(stored.map((r) => [r.owner, String(r.available), Number(r.version)])).toEqual([
+      ['o1', '11', 2],
+      ['o2', '21', 2],
+    ]);
   });
 
   it('answers ping', async () => {

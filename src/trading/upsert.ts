@@ -1,4 +1,5 @@
 import type { Kysely, Transaction } from 'kysely';
+import { insertRows } from '../store/bulk.js';
 import type { Database } from '../store/schema.js';
 import { chunks, ConcurrentUpdateError } from './retry.js';
 
@@ -18,17 +19,19 @@ const rowsPerStatement = (row: Row | undefined) => Math.max(1, Math.floor(30_000
 export async function upsertRows(trx: Transaction<Database>, table: keyof Database & string, key: string[], rows: readonly object[], update: string[], options: { versioned: boolean }): Promise<void> {
   if (rows.length === 0) return;
   const db = trx as unknown as Kysely<Record<string, Row>>;
+  const kind = `upsert ${table} on ${key.join(',')} set ${update.join(',')}${options.versioned ? ' versioned' : ''}`;
   for (const part of chunks(rows, rowsPerStatement(rows[0] as Row))) {
-    const result = await db
-      .insertInto(table)
-      .values(part as Row[])
-      .onConflict((oc) => {
-        const set = oc.columns(key as never[]).doUpdateSet((eb) => Object.fromEntries(update.map((c) => [c, eb.ref(`excluded.${c}` as never)])) as never);
-        return options.versioned ? set.where((eb) => eb(`${table}.version` as never, '=', eb(`excluded.version` as never, '-', 1 as never))) : set;
-      })
-      .executeTakeFirst();
-    if (options.versioned && Number(result.numInsertedOrUpdatedRows ?? 0n) !== part.length) {
-      throw new ConcurrentUpdateError(`${table} (${part.length - Number(result.numInsertedOrUpdatedRows ?? 0n)} of ${part.length} rows changed by another transaction)`);
+    const written = await insertRows(trx, kind, part, (values) =>
+      db
+        .insertInto(table)
+        .values(values as Row[])
+        .onConflict((oc) => {
+          const set = oc.columns(key as never[]).doUpdateSet((eb) => Object.fromEntries(update.map((c) => [c, eb.ref(`excluded.${c}` as never)])) as never);
+          return options.versioned ? set.where((eb) => eb(`${table}.version` as never, '=', eb(`excluded.version` as never, '-', 1 as never))) : set;
+        }),
+    );
+    if (options.versioned && Number(written) !== part.length) {
+      throw new ConcurrentUpdateError(`${table} (${part.length - Number(written)} of ${part.length} rows changed by another transaction)`);
     }
   }
 }

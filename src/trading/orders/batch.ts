@@ -1,4 +1,5 @@
 import type { Transaction } from 'kysely';
+import { insertRows } from '../../store/bulk.js';
 import type { Dialect } from '../../store/db.js';
 import type { Database, MarketsTable } from '../../store/schema.js';
 import { LedgerTx } from '../ledger/ledger-tx.js';
@@ -245,7 +246,7 @@ export class Batch {
       .filter((s) => s.isNew || s.dirty)
       .map((s) => orderToRow(s.rec));
     await upsertRows(trx, 'orders', ['id'], orders, ['filled', 'remaining', 'notional', 'fees', 'status', 'reason', 'cancel_actor_kind', 'cancel_actor_id', 'updated_at'], { versioned: false });
-    for (const part of chunks(this.fills.map(fillToRow), 150)) await trx.insertInto('fills').values(part).execute();
+    for (const part of chunks(this.fills.map(fillToRow), 150)) await insertRows(trx, 'insert fills', part, (rows) => trx.insertInto('fills').values(rows));
 
     await this.ledger.flush();
 

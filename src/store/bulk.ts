@@ -1,0 +1,76 @@
+import { CompiledQuery, type Compilable, type Kysely, type Transaction } from 'kysely';
+import type { Database } from './schema.js';
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Row = { [column: string]: any };
+type Db = Kysely<Database> | Transaction<Database>;
+
+/** SQL of one statement shape, and the parameters Kysely put after the rows' values (constants of the statement). */
+interface Shape {
+  sql: string;
+  trailing: readonly unknown[];
+}
+
+const MAX_SHAPES = 2000;
+/**
+ * Compiled shapes per database (its dialect adapter, shared by its transactions: SQL differs by
+ * dialect); null marks a shape whose parameters are not simply its rows' values (always compiled).
+ */
+const shapesByDb = new WeakMap<object, Map<string, Shape | null>>();
+
+function shapesOf(db: Db): Map<string, Shape | null> {
+  const adapter = db.getExecutor().adapter;
+  let shapes = shapesByDb.get(adapter);
+  if (!shapes) shapesByDb.set(adapter, (shapes = new Map()));
+  return shapes;
+}
+
+/** Every row's columns, in order, when all rows have the same ones and no value is undefined. */
+function columnsOf(rows: readonly Row[]): string[] | undefined {
+  const columns = Object.keys(rows[0]!);
+  for (const row of rows) {
+    const keys = Object.keys(row);
+    if (keys.length !== columns.length) return undefined;
+    for (let i = 0; i < keys.length; i++) if (keys[i] !== columns[i] || row[keys[i]!] === undefined) return undefined;
+  }
+  return columns;
+}
+
+function valuesOf(rows: readonly Row[], columns: readonly string[], trailing: readonly unknown[]): unknown[] {
+  const out = new Array<unknown>(rows.length * columns.length + trailing.length);
+  let i = 0;
+  for (const row of rows) for (const c of columns) out[i++] = row[c];
+  for (const t of trailing) out[i++] = t;
+  return out;
+}
+
+/**
+ * Runs a multi-row insert that Kysely builds, but has Kysely build and compile it only once per
+ * shape: statement `kind` (its table and clauses), columns and row count. Group commits write the
+ * same few statements with new values all the time, and building a statement of hundreds of
+ * values cost more than running it. A shape is reused only after checking, on its first use, that
+ * its compiled parameters are exactly its rows' values in row order (plus constants after them);
+ * otherwise it is always compiled anew. Returns the number of rows inserted or updated.
+ */
+export async function insertRows<R extends object>(db: Db, kind: string, rows: readonly R[], build: (rows: R[]) => Compilable): Promise<bigint> {
+  if (rows.length === 0) return 0n;
+  const all = rows as unknown as readonly Row[];
+  const columns = columnsOf(all);
+  const key = columns ? `${kind}\u0000${columns.join(',')}\u0000${rows.length}` : undefined;
+  const shapes = shapesOf(db);
+  const shape = key === undefined ? null : shapes.get(key);
+  let query: CompiledQuery;
+  if (shape) {
+    query = CompiledQuery.raw(shape.sql, valuesOf(all, columns!, shape.trailing));
+  } else {
+    query = build(rows as R[]).compile();
+    if (key !== undefined && shape === undefined) {
+      const values = valuesOf(all, columns!, []);
+      const plain = values.every((v, i) => query.parameters[i] === v);
+      if (shapes.size >= MAX_SHAPES) shapes.delete(shapes.keys().next().value!);
+      shapes.set(key, plain ? { sql: query.sql, trailing: query.parameters.slice(values.length) } : null);
+    }
+  }
+  const result = await db.executeQuery(query);
+  return result.numAffectedRows ?? 0n;
+}
