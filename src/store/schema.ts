@@ -294,6 +294,19 @@ export interface FillsTable {
   created_at: number;
 }
 
+/**
+ * One row per order an account placed and per fill it took part in (a self-trade fill once, as
+ * taker): the one per-account index of order and fill history. `sort_key` is the id without its
+ * prefix (creation time, then randomness), so an account's new orders and fills sort together.
+ */
+export interface AccountHistoryTable {
+  account_id: string;
+  sort_key: string;
+  kind: 'order' | 'taker' | 'maker';
+  /** The order's or fill's id. */
+  id: string;
+}
+
 export interface PositionsTable {
   account_id: string;
   asset: string;
@@ -361,6 +374,7 @@ export interface Database {
   holds: HoldsTable;
   orders: OrdersTable;
   fills: FillsTable;
+  account_history: AccountHistoryTable;
   positions: PositionsTable;
   trading_usage: TradingUsageTable;
   trading_exposure: TradingExposureTable;

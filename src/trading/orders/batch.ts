@@ -9,7 +9,7 @@ import { readMinor } from '../money.js';
 import type { CostState } from '../portfolio/average-cost.js';
 import { chunks } from '../retry.js';
 import { upsertRows } from '../upsert.js';
-import { fillToRow, orderFromRow, orderToRow } from './records.js';
+import { fillToRow, historyRows, orderFromRow, orderToRow } from './records.js';
 import { OPEN_STATUSES, type FillRecord, type OrderRecord, type TradingEvent } from './types.js';
 
 /** Rolling window of the daily trading limit, in minutes (usage is kept per minute). */
@@ -44,10 +44,11 @@ const byKey = <T>(m: Map<string, T>) => [...m.entries()].sort(([a], [b]) => (a <
 /**
  * The unit of work of one group-committed transaction of order commands. It locks the markets
  * involved, reads what the commands need once, lets them change it in memory, and writes it all
- * in `flush`, in one fixed order (markets → orders → fills → ledger → positions → usage →
- * exposure → candles), each table in key order, with optimistic checks where another market's
- * batch could touch the same row. Concurrent batches in other processes therefore never deadlock
- * and never lose an update: a lost race throws ConcurrentUpdateError and the batch is retried.
+ * in `flush`, in one fixed order (markets → orders → fills → account history → ledger →
+ * positions → usage → exposure → candles), each table in key order, with optimistic checks where
+ * another market's batch could touch the same row. Concurrent batches in other processes
+ * therefore never deadlock and never lose an update: a lost race throws ConcurrentUpdateError and
+ * the batch is retried.
  */
 export class Batch {
   readonly ledger: LedgerTx;
@@ -241,12 +242,13 @@ export class Batch {
     const now = this.now;
 
     // Orders: new ones and changed makers in one upsert (market rows are locked: no version needed).
-    const orders = byKey(this.orders)
+    const changed = byKey(this.orders)
       .map(([, s]) => s)
-      .filter((s) => s.isNew || s.dirty)
-      .map((s) => orderToRow(s.rec));
-    await upsertRows(trx, 'orders', ['id'], orders, ['filled', 'remaining', 'notional', 'fees', 'status', 'reason', 'cancel_actor_kind', 'cancel_actor_id', 'updated_at'], { versioned: false });
+      .filter((s) => s.isNew || s.dirty);
+    await upsertRows(trx, 'orders', ['id'], changed.map((s) => orderToRow(s.rec)), ['filled', 'remaining', 'notional', 'fees', 'status', 'reason', 'cancel_actor_kind', 'cancel_actor_id', 'updated_at'], { versioned: false });
     for (const part of chunks(this.fills.map(fillToRow), 150)) await insertRows(trx, 'insert fills', part, (rows) => trx.insertInto('fills').values(rows));
+    const history = historyRows(changed.filter((s) => s.isNew).map((s) => s.rec), this.fills);
+    for (const part of chunks(history, 500)) await insertRows(trx, 'insert account_history', part, (rows) => trx.insertInto('account_history').values(rows));
 
     await this.ledger.flush();
 

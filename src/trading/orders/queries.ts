@@ -1,5 +1,5 @@
 import type { Store } from '../../store/db.js';
-import { fillFromRow, orderFromRow } from './records.js';
+import { fillFromRow, historyKey, orderFromRow } from './records.js';
 import type { FillRecord, OrderRecord } from './types.js';
 
 export interface Page {
@@ -7,6 +7,9 @@ export interface Page {
   /** Return items older than this id (ids sort by creation time). */
   before?: string | undefined;
 }
+
+export type OrderFilter = Page & { market?: string | undefined; status?: 'open' | 'closed' | 'all' | undefined };
+export type FillFilter = Page & { market?: string | undefined; orderId?: string | undefined };
 
 /** A fill from one account's side of it. */
 export interface AccountFill {
@@ -26,14 +29,24 @@ export class OrderQueries {
     return row ? orderFromRow(row) : undefined;
   }
 
-  async orders(accountId: string, filter: Page & { market?: string | undefined; status?: 'open' | 'closed' | 'all' | undefined }): Promise<OrderRecord[]> {
-    let q = this.store.db.selectFrom('orders').selectAll().where('account_id', '=', accountId);
-    if (filter.market) q = q.where('market', '=', filter.market);
-    if (filter.status === 'open') q = q.where('status', 'in', ['open', 'partially_filled']);
-    if (filter.status === 'closed') q = q.where('status', 'in', ['filled', 'cancelled', 'expired']);
-    if (filter.before) q = q.where('id', '<', filter.before);
-    const rows = await q.orderBy('id', 'desc').limit(filter.limit).execute();
-    return rows.map(orderFromRow);
+  /** An account's orders, newest first, through `account_history` (one index range per account). */
+  async orders(accountId: string, filter: OrderFilter): Promise<OrderRecord[]> {
+    return (await this.ordersQuery(accountId, filter).execute()).map(orderFromRow);
+  }
+
+  /** The query of `orders` (its plan is tested). */
+  ordersQuery(accountId: string, filter: OrderFilter) {
+    let q = this.store.db
+      .selectFrom('account_history as h')
+      .innerJoin('orders as o', 'o.id', 'h.id')
+      .selectAll('o')
+      .where('h.account_id', '=', accountId)
+      .where('h.kind', '=', 'order');
+    if (filter.market) q = q.where('o.market', '=', filter.market);
+    if (filter.status === 'open') q = q.where('o.status', 'in', ['open', 'partially_filled']);
+    if (filter.status === 'closed') q = q.where('o.status', 'in', ['filled', 'cancelled', 'expired']);
+    if (filter.before) q = q.where('h.sort_key', '<', historyKey(filter.before));
+    return q.orderBy('h.sort_key', 'desc').limit(filter.limit);
   }
 
   async fillsOfOrder(orderId: string): Promise<FillRecord[]> {
@@ -46,21 +59,32 @@ export class OrderQueries {
     return rows.map(fillFromRow);
   }
 
-  async accountFills(accountId: string, filter: Page & { market?: string | undefined; orderId?: string | undefined }): Promise<AccountFill[]> {
-    let q = this.store.db.selectFrom('fills').selectAll().where((eb) => eb.or([eb('taker_account_id', '=', accountId), eb('maker_account_id', '=', accountId)]));
-    if (filter.market) q = q.where('market', '=', filter.market);
-    if (filter.orderId) {
-      const id = filter.orderId;
-      q = q.where((eb) => eb.or([eb('taker_order_id', '=', id), eb('maker_order_id', '=', id)]));
-    }
-    if (filter.before) q = q.where('id', '<', filter.before);
-    const rows = await q.orderBy('id', 'desc').limit(filter.limit).execute();
+  /** An account's fills, newest first, through `account_history` (one index range per account). */
+  async accountFills(accountId: string, filter: FillFilter): Promise<AccountFill[]> {
+    const rows = await this.accountFillsQuery(accountId, filter).execute();
     return rows.map((r) => {
       const fill = fillFromRow(r);
       const taker = fill.takerAccountId === accountId;
       const side = taker ? fill.takerSide : fill.takerSide === 'buy' ? 'sell' : 'buy';
       return { fill, orderId: taker ? fill.takerOrderId : fill.makerOrderId, side, liquidity: taker ? 'taker' : 'maker', fee: taker ? fill.takerFee : fill.makerFee };
     });
+  }
+
+  /** The query of `accountFills` (its plan is tested). */
+  accountFillsQuery(accountId: string, filter: FillFilter) {
+    let q = this.store.db
+      .selectFrom('account_history as h')
+      .innerJoin('fills as f', 'f.id', 'h.id')
+      .selectAll('f')
+      .where('h.account_id', '=', accountId)
+      .where('h.kind', 'in', ['taker', 'maker']);
+    if (filter.market) q = q.where('f.market', '=', filter.market);
+    if (filter.orderId) {
+      const id = filter.orderId;
+      q = q.where((eb) => eb.or([eb('f.taker_order_id', '=', id), eb('f.maker_order_id', '=', id)]));
+    }
+    if (filter.before) q = q.where('h.sort_key', '<', historyKey(filter.before));
+    return q.orderBy('h.sort_key', 'desc').limit(filter.limit);
   }
 
   /** Public trades of a market, newest first. */

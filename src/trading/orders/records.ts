@@ -1,4 +1,4 @@
-import type { FillsTable, OrdersTable } from '../../store/schema.js';
+import type { AccountHistoryTable, FillsTable, OrdersTable } from '../../store/schema.js';
 import { readMinor } from '../money.js';
 import type { SelfTradePrevention } from '../matching/types.js';
 import type { Actor, FillRecord, OrderRecord } from './types.js';
@@ -97,4 +97,24 @@ export function fillToRow(f: FillRecord): FillsTable {
     taker_actor_id: f.takerActor.id,
     created_at: f.createdAt,
   };
+}
+
+/** An id without its prefix: creation time, then randomness (the sort key of account history). */
+export function historyKey(id: string): string {
+  return id.slice(id.indexOf('_') + 1);
+}
+
+/**
+ * The account-history rows of new orders and fills, in key order: one per order, and one per
+ * side of a fill (a self-trade fill once, as taker, as the fill query reports it).
+ */
+export function historyRows(orders: readonly OrderRecord[], fills: readonly FillRecord[]): AccountHistoryTable[] {
+  const rows: AccountHistoryTable[] = orders.map((o) => ({ account_id: o.accountId, sort_key: historyKey(o.id), kind: 'order', id: o.id }));
+  for (const f of fills) {
+    const sortKey = historyKey(f.id);
+    rows.push({ account_id: f.takerAccountId, sort_key: sortKey, kind: 'taker', id: f.id });
+    if (f.makerAccountId !== f.takerAccountId) rows.push({ account_id: f.makerAccountId, sort_key: sortKey, kind: 'maker', id: f.id });
+  }
+  const key = (r: AccountHistoryTable) => `${r.account_id}\u0001${r.sort_key}\u0001${r.kind}`;
+  return rows.sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0));
 }

@@ -185,6 +185,46 @@ describe.each(await storeBackends())('order service on %s', (backend) => {
     expect(rows.map((r) => `${r.account_id === a ? 'a' : 'b'}:${r.client_order_id}`)).toEqual(['a:x', 'a:y', 'b:x', 'b:y']);
   });
 
+  it('lists an account\'s orders and fills newest first, by page, status, market and order', async () => {
+    const maker = uid('hm');
+    const taker = uid('ht');
+    await fund(trading, maker, 'MOON', MOON(10));
+    await fund(trading, taker, 'USDC', USDC(100));
+    const asks: string[] = [];
+    for (const price of ['1', '2', '3']) {
+      clock.advance(1);
+      const r = await place(maker, { side: 'sell', price, quantity: '1' });
+      asks.push(r.ok ? r.value.order.id : r.code);
+    }
+    clock.advance(1);
+    const buy = await place(taker, { side: 'buy', price: '3', quantity: '3' });
+    expect(buy).toMatchObject({ ok: true, value: { order: { status: 'filled' } } });
+    const buyId = buy.ok ? buy.value.order.id : '';
+    const q = trading.queries;
+
+    expect((await q.orders(maker, { limit: 10 })).map((o) => o.id)).toEqual([...asks].reverse());
+    const page1 = await q.orders(maker, { limit: 2 });
+    expect(page1.map((o) => o.id)).toEqual([asks[2], asks[1]]);
+    expect((await q.orders(maker, { limit: 2, before: page1[1]!.id })).map((o) => o.id)).toEqual([asks[0]]);
+    expect(await q.orders(maker, { limit: 10, status: 'open' })).toEqual([]);
+    expect(await q.orders(maker, { limit: 10, status: 'closed' })).toHaveLength(3);
+    expect(await q.orders(maker, { limit: 10, market: 'NOPE-USDC' })).toEqual([]);
+    expect((await q.orders(taker, { limit: 10 })).map((o) => o.id)).toEqual([buyId]);
+
+    const takerFills = await q.accountFills(taker, { limit: 10 });
+    expect(takerFills.map((f) => [f.liquidity, f.side, f.orderId, String(f.fill.price)])).toEqual([
+      ['taker', 'buy', buyId, String(USDC(3))],
+      ['taker', 'buy', buyId, String(USDC(2))],
+      ['taker', 'buy', buyId, String(USDC(1))],
+    ]);
+    const makerFills = await q.accountFills(maker, { limit: 10, market: 'MOON-USDC' });
+    expect(makerFills.map((f) => [f.liquidity, f.side, f.orderId])).toEqual([...asks].reverse().map((id) => ['maker', 'sell', id]));
+    expect(makerFills.map((f) => f.fill.id)).toEqual(takerFills.map((f) => f.fill.id));
+    expect((await q.accountFills(maker, { limit: 10, orderId: asks[1] })).map((f) => f.orderId)).toEqual([asks[1]]);
+    expect((await q.accountFills(maker, { limit: 10, before: makerFills[0]!.fill.id })).map((f) => f.orderId)).toEqual([asks[1], asks[0]]);
+    expect(await q.accountFills(maker, { limit: 10, market: 'NOPE-USDC' })).toEqual([]);
+  });
+
   it('enforces the daily limit at its boundary: exactly at passes, one minor unit over is refused', async () => {
     const acc = uid('lim');
     const other = uid('cp');
