@@ -198,11 +198,13 @@ export class OrdersService {
       markets = [m.symbol];
     } else {
       const rows = await this.deps.store.db
-        .selectFrom('orders')
-        .select('market')
+        .selectFrom('account_history as h')
+        .innerJoin('orders as o', 'o.id', 'h.id')
+        .select('o.market')
         .distinct()
-        .where('account_id', '=', caller.accountId)
-        .where('status', 'in', ['open', 'partially_filled'])
+        .where('h.account_id', '=', caller.accountId)
+        .where('h.kind', '=', 'order')
+        .where('o.status', 'in', ['open', 'partially_filled'])
         .execute();
       markets = rows.map((r) => r.market);
     }
