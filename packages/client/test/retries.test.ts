@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { MoondraftClient, MoondraftError, type RetryEvent } from '../src/index.js';
+import { MoondraftClient, MoondraftError, newClientOrderId, type RetryEvent } from '../src/index.js';
 import { hmacValid, recordingSleep, sendJson, sendProblem, startWireServer, type WireHandler, type WireRequest, type WireServer } from './support/wire-server.js';
 
 const SECRET = 'mds_retry_secret';
@@ -118,6 +118,15 @@ describe('5xx and network failures', () => {
     const ids = apiRequests(s).map((r) => JSON.parse(r.body.toString('utf8')).clientOrderId);
     expect(ids[0]).toBe('mine-1');
     expect(new Set(ids).size).toBe(3);
+  });
+
+  it('generates UUIDv7 clientOrderIds that sort by creation time', () => {
+    const t0 = Date.UTC(2026, 10, 29, 12, 0, 0);
+    const ids = [newClientOrderId(t0), newClientOrderId(t0 + 1), newClientOrderId(t0 + 1000), newClientOrderId(t0 + 86_400_000)];
+    for (const id of ids) expect(id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    expect([...ids].sort()).toEqual(ids);
+    expect(Number.parseInt(ids[0]!.replace(/-/g, '').slice(0, 12), 16)).toBe(t0);
+    expect(new Set(Array.from({ length: 1000 }, () => newClientOrderId(t0))).size).toBe(1000); // random past the time
   });
 
   it('retries an order placement whose connection dropped, with the same clientOrderId', async () => {
