@@ -115,6 +115,7 @@ export function historyRows(orders: readonly OrderRecord[], fills: readonly Fill
     rows.push({ account_id: f.takerAccountId, sort_key: sortKey, kind: 'taker', id: f.id });
     if (f.makerAccountId !== f.takerAccountId) rows.push({ account_id: f.makerAccountId, sort_key: sortKey, kind: 'maker', id: f.id });
   }
-  const key = (r: AccountHistoryTable) => `${r.account_id}\u0001${r.sort_key}\u0001${r.kind}`;
-  return rows.sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0));
+  const keyed = rows.map((r) => ({ k: `${r.account_id}\u0001${r.sort_key}\u0001${r.kind}`, r }));
+  keyed.sort((a, b) => (a.k < b.k ? -1 : a.k > b.k ? 1 : 0));
+  return keyed.map((x) => x.r);
 }
