@@ -1,6 +1,6 @@
 import { hash } from 'node:crypto';
 import type { Transaction } from 'kysely';
-import { insertRows } from '../store/bulk.js';
+import { insertAll } from '../store/bulk.js';
 import type { Dialect } from '../store/db.js';
 import type { AuditEventsTable, Database } from '../store/schema.js';
 import type { AuditRef } from './events.js';
@@ -85,7 +85,7 @@ export async function appendIn(trx: Transaction<Database>, dialect: Dialect, rec
       prev = hash;
       return { ...unhashed, hash };
     });
-    await insertRows(trx, 'insert audit_events', rows, (part) => trx.insertInto('audit_events').values(part));
+    await insertAll(trx, 'audit_events', rows, INSERT_CHUNK);
     for (const r of rows) refs.push({ id: r.id, seq: r.seq });
   }
   await trx.updateTable('audit_chain_head').set({ seq, hash: prev, updated_at: now }).where('id', '=', 1).execute();

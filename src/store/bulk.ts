@@ -1,4 +1,4 @@
-import { CompiledQuery, type Compilable, type Kysely, type Transaction } from 'kysely';
+import { CompiledQuery, type Compilable, type Insertable, type Kysely, type Transaction } from 'kysely';
 import type { Database } from './schema.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -73,4 +73,12 @@ export async function insertRows<R extends object>(db: Db, kind: string, rows: r
   }
   const result = await db.executeQuery(query);
   return result.numAffectedRows ?? 0n;
+}
+
+/** Inserts `rows` into `table`, `perStatement` rows a statement (SQLite caps bound parameters), through insertRows. */
+export async function insertAll<T extends keyof Database & string>(db: Db, table: T, rows: readonly Insertable<Database[T]>[], perStatement: number): Promise<void> {
+  const untyped = db as unknown as Kysely<Record<string, Row>>;
+  for (let i = 0; i < rows.length; i += perStatement) {
+    await insertRows(db, `insert ${table}`, rows.slice(i, i + perStatement), (part) => untyped.insertInto(table).values(part as Row[]));
+  }
 }

@@ -1,7 +1,7 @@
 import type { Transaction } from 'kysely';
 import { fail, ok, type Result } from '../../errors/registry.js';
 import { newId } from '../../lib/ids.js';
-import { insertRows } from '../../store/bulk.js';
+import { insertAll } from '../../store/bulk.js';
 import type { Database } from '../../store/schema.js';
 import { readMinor } from '../money.js';
 import { chunks } from '../retry.js';
@@ -237,8 +237,8 @@ export class LedgerTx {
     if (this.flushed) throw new Error('ledger: flushed twice');
     this.flushed = true;
     const trx = this.trx;
-    for (const part of chunks(this.entries, 500)) await insertRows(trx, 'insert ledger_entries', part, (rows) => trx.insertInto('ledger_entries').values(rows));
-    for (const part of chunks(this.postings, 400)) await insertRows(trx, 'insert ledger_postings', part, (rows) => trx.insertInto('ledger_postings').values(rows));
+    await insertAll(trx, 'ledger_entries', this.entries, 500);
+    await insertAll(trx, 'ledger_postings', this.postings, 400);
 
     // Holds, then balances, each sorted by key, each one versioned multi-row upsert.
     const holds = [...this.holds.values()]

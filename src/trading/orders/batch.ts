@@ -1,5 +1,5 @@
 import type { Transaction } from 'kysely';
-import { insertRows } from '../../store/bulk.js';
+import { insertAll } from '../../store/bulk.js';
 import type { Dialect } from '../../store/db.js';
 import type { Database, MarketsTable } from '../../store/schema.js';
 import { LedgerTx } from '../ledger/ledger-tx.js';
@@ -246,9 +246,8 @@ export class Batch {
       .map(([, s]) => s)
       .filter((s) => s.isNew || s.dirty);
     await upsertRows(trx, 'orders', ['id'], changed.map((s) => orderToRow(s.rec)), ['filled', 'remaining', 'notional', 'fees', 'status', 'reason', 'cancel_actor_kind', 'cancel_actor_id', 'updated_at'], { versioned: false });
-    for (const part of chunks(this.fills.map(fillToRow), 150)) await insertRows(trx, 'insert fills', part, (rows) => trx.insertInto('fills').values(rows));
-    const history = historyRows(changed.filter((s) => s.isNew).map((s) => s.rec), this.fills);
-    for (const part of chunks(history, 500)) await insertRows(trx, 'insert account_history', part, (rows) => trx.insertInto('account_history').values(rows));
+    await insertAll(trx, 'fills', this.fills.map(fillToRow), 150);
+    await insertAll(trx, 'account_history', historyRows(changed.filter((s) => s.isNew).map((s) => s.rec), this.fills), 500);
 
     await this.ledger.flush();
 

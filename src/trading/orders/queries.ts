@@ -20,6 +20,11 @@ export interface AccountFill {
   fee: bigint;
 }
 
+/** An account's orders (`o`) through its history (`h`), newest first by `h.sort_key`: one index range. */
+export function accountOrders(store: Store, accountId: string) {
+  return store.db.selectFrom('account_history as h').innerJoin('orders as o', 'o.id', 'h.id').where('h.account_id', '=', accountId).where('h.kind', '=', 'order');
+}
+
 /** Read-only order, fill and trade history straight from the store. */
 export class OrderQueries {
   constructor(private readonly store: Store) {}
@@ -36,12 +41,7 @@ export class OrderQueries {
 
   /** The query of `orders` (its plan is tested). */
   ordersQuery(accountId: string, filter: OrderFilter) {
-    let q = this.store.db
-      .selectFrom('account_history as h')
-      .innerJoin('orders as o', 'o.id', 'h.id')
-      .selectAll('o')
-      .where('h.account_id', '=', accountId)
-      .where('h.kind', '=', 'order');
+    let q = accountOrders(this.store, accountId).selectAll('o');
     if (filter.market) q = q.where('o.market', '=', filter.market);
     if (filter.status === 'open') q = q.where('o.status', 'in', ['open', 'partially_filled']);
     if (filter.status === 'closed') q = q.where('o.status', 'in', ['filled', 'cancelled', 'expired']);

@@ -17,6 +17,7 @@ import { formatAmount, parseAmount, pow10 } from '../money.js';
 import { applyBuy, applySell } from '../portfolio/average-cost.js';
 import { backoff, isRetryable } from '../retry.js';
 import { Batch, isOpen, LIMIT_WINDOW_MINUTES } from './batch.js';
+import { accountOrders } from './queries.js';
 import { fillFromRow, orderFromRow } from './records.js';
 import { committedNotional, fillLines, restingHold, takerRequirement } from './settlement.js';
 import { CLIENT_ORDER_ID, SYSTEM_STP, type Actor, type Caller, type FillRecord, type OrderRecord, type PlaceOrderInput, type PlaceOutcome, type TradingEvent } from './types.js';
@@ -197,15 +198,7 @@ export class OrdersService {
       if (!m) return fail('validation_failed', 'market: no such market');
       markets = [m.symbol];
     } else {
-      const rows = await this.deps.store.db
-        .selectFrom('account_history as h')
-        .innerJoin('orders as o', 'o.id', 'h.id')
-        .select('o.market')
-        .distinct()
-        .where('h.account_id', '=', caller.accountId)
-        .where('h.kind', '=', 'order')
-        .where('o.status', 'in', ['open', 'partially_filled'])
-        .execute();
+      const rows = await accountOrders(this.deps.store, caller.accountId).select('o.market').distinct().where('o.status', 'in', ['open', 'partially_filled']).execute();
       markets = rows.map((r) => r.market);
     }
     if (markets.length === 0) return ok([]);
