@@ -3,7 +3,8 @@
  *
  * 1. The matching engine alone on a synthetic order stream, beside a naive book (one sorted array
  *    per side, linear insert, linear cancel) fed the same stream in the same run.
- * 2. The order service alone (below HTTP), to show what the HTTP layer costs.
+ * 2. The order service alone (below HTTP), to show what the HTTP layer costs, and the SQLite WAL
+ *    pages its commits write per order, by table or index (the disk's share of a durable order).
  * 3. Durable order placement end to end: the real server in its own process on SQLite, orders
  *    sent over HTTP by autocannon, each signed with an HMAC API key (fresh timestamp, unique body);
  *    a 201 means the order, its fills and ledger entries are committed. Reports orders/s (best of 2
@@ -11,10 +12,12 @@
  *    under `node --cpu-prof`, its profile written there.
  */
 import { createHmac, randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import Database from 'better-sqlite3';
+import { sql } from 'kysely';
 import { loadConfig } from '../src/config/index.js';
 import { ok } from '../src/errors/registry.js';
 import { createServices } from '../src/services.js';
@@ -157,8 +160,12 @@ export function engineRows(): BenchRow[] {
 
 // ---- 2. the order service alone (no HTTP, no token checks) ------------------------------------
 
-/** The order path below HTTP: 64 closed-loop callers on the service over a SQLite file, 5 s. */
-export async function serviceRow(): Promise<BenchRow> {
+/**
+ * The order path below HTTP: 64 closed-loop callers on the service over a SQLite file, 5 s. Then
+ * one more second with automatic checkpoints off, to count the WAL pages those commits wrote and
+ * which table or index each page belongs to (SQLite's dbstat): what a durable order costs the disk.
+ */
+export async function serviceRows(): Promise<BenchRow[]> {
   const dataDir = mkdtempSync(path.join(tmpdir(), 'moondraft-bench-svc-'));
   const services = await createServices(loadConfig({ MOONDRAFT_DATA_DIR: dataDir, MOONDRAFT_LOG_LEVEL: 'silent', MOONDRAFT_DAILY_LIMIT_TRADER: '999999999999' }), { processMetrics: false });
   try {
@@ -173,24 +180,83 @@ export async function serviceRow(): Promise<BenchRow> {
     });
     let n = 0;
     let done = 0;
-    const until = Date.now() + 5_000;
-    const caller = async () => {
-      while (Date.now() < until) {
-        const i = ++n;
-        const side = i % 2 === 0 ? 'buy' : 'sell';
-        const price = (side === 'buy' ? 1.0 + ((i * 7) % 9) / 10_000 : 1.0004 - ((i * 7) % 9) / 10_000).toFixed(4);
-        const accountId = accounts[i % accounts.length]!;
-        const r = await t.orders.place({ accountId, role: 'trader', actor: { kind: 'session', id: 'bench', accountId } }, { market: 'MOON-USDC', side, type: 'limit', price, quantity: '1', timeInForce: i % 5 === 0 ? 'IOC' : 'GTC' });
-        if (!r.ok) throw new Error(r.detail);
-        done++;
-      }
+    const load = async (ms: number) => {
+      const until = Date.now() + ms;
+      const caller = async () => {
+        while (Date.now() < until) {
+          const i = ++n;
+          const side = i % 2 === 0 ? 'buy' : 'sell';
+          const price = (side === 'buy' ? 1.0 + ((i * 7) % 9) / 10_000 : 1.0004 - ((i * 7) % 9) / 10_000).toFixed(4);
+          const accountId = accounts[i % accounts.length]!;
+          const r = await t.orders.place({ accountId, role: 'trader', actor: { kind: 'session', id: 'bench', accountId } }, { market: 'MOON-USDC', side, type: 'limit', price, quantity: '1', timeInForce: i % 5 === 0 ? 'IOC' : 'GTC' });
+          if (!r.ok) throw new Error(r.detail);
+          done++;
+        }
+      };
+      await Promise.all(Array.from({ length: 64 }, caller));
     };
     const start = Date.now();
-    await Promise.all(Array.from({ length: 64 }, caller));
-    return { name: 'order service alone on SQLite (no HTTP, no token checks; 64 concurrent callers)', value: Math.round((done * 1000) / (Date.now() - start)), unit: 'orders/s' };
+    await load(5_000);
+    const perSecond = Math.round((done * 1000) / (Date.now() - start));
+
+    const file = path.join(dataDir, 'moondraft.sqlite');
+    await sql`pragma wal_autocheckpoint = 0`.execute(services.store.db);
+    await sql`pragma wal_checkpoint(TRUNCATE)`.execute(services.store.db);
+    const before = done;
+    await load(1_000);
+    const pages = walPages(file);
+    const orders = done - before;
+    const top = pages.byTree
+      .slice(0, 4)
+      .map(([tree, count]) => `${tree} ${Math.round((100 * count) / pages.frames)}%`)
+      .join(', ');
+    return [
+      { name: 'order service alone on SQLite (no HTTP, no token checks; 64 concurrent callers)', value: perSecond, unit: 'orders/s' },
+      {
+        name: 'SQLite WAL pages written per durable order (same load, 32 accounts)',
+        value: Math.round((pages.frames / orders) * 100) / 100,
+        unit: 'pages/order',
+        better: 'lower',
+        note: `${Math.round(pages.frames / pages.commits)} pages per commit of ${Math.round(orders / pages.commits)} orders; most written: ${top}`,
+      },
+    ];
   } finally {
     await services.close();
     rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * The frames of a SQLite WAL since its last reset (a 32-byte header, then 24-byte frame headers
+ * each followed by a page; a frame with a non-zero "database size" ends a commit), counted by
+ * the table or index (dbstat) their page belongs to.
+ */
+function walPages(file: string): { frames: number; commits: number; byTree: [string, number][] } {
+  const wal = readFileSync(`${file}-wal`);
+  const pageSize = wal.readUInt32BE(8);
+  const salts = [wal.readUInt32BE(16), wal.readUInt32BE(20)];
+  const perPage = new Map<number, number>();
+  let frames = 0;
+  let commits = 0;
+  for (let at = 32; at + 24 + pageSize <= wal.length; at += 24 + pageSize) {
+    if (wal.readUInt32BE(at + 8) !== salts[0] || wal.readUInt32BE(at + 12) !== salts[1]) break; // left over from before the reset
+    const page = wal.readUInt32BE(at);
+    perPage.set(page, (perPage.get(page) ?? 0) + 1);
+    frames++;
+    if (wal.readUInt32BE(at + 4) !== 0) commits++;
+  }
+  const db = new Database(file, { readonly: true });
+  try {
+    const treeOf = new Map<number, string>();
+    for (const r of db.prepare('select name, pageno from dbstat').all() as { name: string; pageno: number }[]) treeOf.set(r.pageno, r.name);
+    const byTree = new Map<string, number>();
+    for (const [page, count] of perPage) {
+      const tree = treeOf.get(page) ?? '(free)';
+      byTree.set(tree, (byTree.get(tree) ?? 0) + count);
+    }
+    return { frames, commits, byTree: [...byTree].sort((a, b) => b[1] - a[1]) };
+  } finally {
+    db.close();
   }
 }
 
@@ -288,7 +354,7 @@ async function httpRows(): Promise<BenchRow[]> {
 }
 
 export async function run(): Promise<BenchRow[]> {
-  return [...engineRows(), await serviceRow(), ...(await httpRows())];
+  return [...engineRows(), ...(await serviceRows()), ...(await httpRows())];
 }
 
 // `node --import tsx bench/trading.ts` runs it alone.
