@@ -82,4 +82,18 @@ describe('account history query plans on SQLite', () => {
       await store.close();
     }
   });
+
+  it("finds one order's fills through the fills' order-id indexes, not the account's whole history", async () => {
+    const store = await openStore({ dataDir: '/tmp', sqliteFile: ':memory:' });
+    try {
+      await migrateToLatest(store);
+      const c = new OrderQueries(store).accountFillsQuery('acc_x', { limit: 50, orderId: 'ord_0001', before: 'fil_0002.000' }).compile();
+      const plan = (await store.db.executeQuery<{ detail: string }>(CompiledQuery.raw(`explain query plan ${c.sql}`, [...c.parameters]))).rows.map((x) => x.detail).join('; ');
+      expect(plan).toMatch(/SEARCH f USING INDEX fills_taker_order \(taker_order_id=\?\)/);
+      expect(plan).toMatch(/SEARCH f USING INDEX fills_maker_order \(maker_order_id=\?\)/);
+      expect(plan).not.toMatch(/account_history|\bh\b|SCAN/);
+    } finally {
+      await store.close();
+    }
+  });
 });

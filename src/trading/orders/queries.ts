@@ -1,5 +1,5 @@
 import type { Store } from '../../store/db.js';
-import { fillFromRow, historyKey, orderFromRow } from './records.js';
+import { FILL_ID_PREFIX, fillFromRow, historyKey, orderFromRow } from './records.js';
 import type { FillRecord, OrderRecord } from './types.js';
 
 export interface Page {
@@ -70,8 +70,28 @@ export class OrderQueries {
     });
   }
 
-  /** The query of `accountFills` (its plan is tested). */
+  /**
+   * The query of `accountFills` (its plans are tested). With `orderId`, the fills are found through
+   * the fills' order-id indexes, where the account is that order's side of the fill (the account
+   * history would be the whole account's range); a fill's id is `fil_` + its history key, so it
+   * sorts and pages the same way.
+   */
   accountFillsQuery(accountId: string, filter: FillFilter) {
+    if (filter.orderId) {
+      const id = filter.orderId;
+      let q = this.store.db
+        .selectFrom('fills as f')
+        .selectAll('f')
+        .where((eb) =>
+          eb.or([
+            eb.and([eb('f.taker_order_id', '=', id), eb('f.taker_account_id', '=', accountId)]),
+            eb.and([eb('f.maker_order_id', '=', id), eb('f.maker_account_id', '=', accountId)]),
+          ]),
+        );
+      if (filter.market) q = q.where('f.market', '=', filter.market);
+      if (filter.before) q = q.where('f.id', '<', `${FILL_ID_PREFIX}${historyKey(filter.before)}`);
+      return q.orderBy('f.id', 'desc').limit(filter.limit);
+    }
     let q = this.store.db
       .selectFrom('account_history as h')
       .innerJoin('fills as f', 'f.id', 'h.id')
@@ -79,10 +99,6 @@ export class OrderQueries {
       .where('h.account_id', '=', accountId)
       .where('h.kind', 'in', ['taker', 'maker']);
     if (filter.market) q = q.where('f.market', '=', filter.market);
-    if (filter.orderId) {
-      const id = filter.orderId;
-      q = q.where((eb) => eb.or([eb('f.taker_order_id', '=', id), eb('f.maker_order_id', '=', id)]));
-    }
     if (filter.before) q = q.where('h.sort_key', '<', historyKey(filter.before));
     return q.orderBy('h.sort_key', 'desc').limit(filter.limit);
   }

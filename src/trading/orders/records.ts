@@ -99,6 +99,9 @@ export function fillToRow(f: FillRecord): FillsTable {
   };
 }
 
+/** Fill ids are this prefix and their history key (the taker order's key and the fill's number). */
+export const FILL_ID_PREFIX = 'fil_';
+
 /** An id without its prefix: creation time, then randomness (the sort key of account history). */
 export function historyKey(id: string): string {
   return id.slice(id.indexOf('_') + 1);

@@ -221,6 +221,15 @@ describe.each(await storeBackends())('order service on %s', (backend) => {
     expect(makerFills.map((f) => [f.liquidity, f.side, f.orderId])).toEqual([...asks].reverse().map((id) => ['maker', 'sell', id]));
     expect(makerFills.map((f) => f.fill.id)).toEqual(takerFills.map((f) => f.fill.id));
     expect((await q.accountFills(maker, { limit: 10, orderId: asks[1] })).map((f) => f.orderId)).toEqual([asks[1]]);
+    // By order: the taker's order has all three fills, newest first, paged like the rest; an order is
+    // only seen by the account that placed it.
+    const byOrder = await q.accountFills(taker, { limit: 10, orderId: buyId });
+    expect(byOrder.map((f) => f.fill.id)).toEqual(takerFills.map((f) => f.fill.id));
+    expect((await q.accountFills(taker, { limit: 10, orderId: buyId, before: byOrder[0]!.fill.id })).map((f) => f.fill.id)).toEqual(byOrder.slice(1).map((f) => f.fill.id));
+    expect((await q.accountFills(taker, { limit: 1, orderId: buyId })).map((f) => f.fill.id)).toEqual([byOrder[0]!.fill.id]);
+    expect(await q.accountFills(taker, { limit: 10, orderId: asks[1] })).toEqual([]);
+    expect(await q.accountFills(maker, { limit: 10, orderId: buyId })).toEqual([]);
+    expect(await q.accountFills(maker, { limit: 10, orderId: asks[1], market: 'NOPE-USDC' })).toEqual([]);
     expect((await q.accountFills(maker, { limit: 10, before: makerFills[0]!.fill.id })).map((f) => f.orderId)).toEqual([asks[1], asks[0]]);
     expect(await q.accountFills(maker, { limit: 10, market: 'NOPE-USDC' })).toEqual([]);
   });

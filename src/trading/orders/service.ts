@@ -18,7 +18,7 @@ import { applyBuy, applySell } from '../portfolio/average-cost.js';
 import { backoff, isRetryable } from '../retry.js';
 import { Batch, isOpen, LIMIT_WINDOW_MINUTES } from './batch.js';
 import { accountOrders } from './queries.js';
-import { fillFromRow, orderFromRow } from './records.js';
+import { FILL_ID_PREFIX, fillFromRow, historyKey, orderFromRow } from './records.js';
 import { committedNotional, fillLines, restingHold, takerRequirement } from './settlement.js';
 import { CLIENT_ORDER_ID, SYSTEM_STP, type Actor, type Caller, type FillRecord, type OrderRecord, type PlaceOrderInput, type PlaceOutcome, type TradingEvent } from './types.js';
 
@@ -491,7 +491,7 @@ export class OrdersService {
       await batch.loadAccounts(result.fills.map((f) => f.makerAccountId));
       const assets = { base: market.base, quote: market.quote, feeOwner: SYSTEM_OWNERS.fees };
       // Fill ids derive from the taker order's id (one random draw per order, not per fill).
-      const fillBase = `fil_${id.slice(id.indexOf('_') + 1)}`;
+      const fillBase = `${FILL_ID_PREFIX}${historyKey(id)}`;
       for (const [k, f] of result.fills.entries()) {
         const fill: FillRecord = {
           id: `${fillBase}.${k.toString(36).padStart(3, '0')}`,
