@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
-import { Kysely, PostgresDialect, SqliteDialect, sql, type Transaction } from 'kysely';
+import { Kysely, PostgresDialect, SqliteAdapter, SqliteDialect, sql, type Transaction } from 'kysely';
 import pg from 'pg';
 import type { Database } from './schema.js';
 
@@ -87,7 +87,25 @@ export async function openStore(options: StoreOptions): Promise<Store> {
   // one did; a checkpoint copies each page once however often it was rewritten, so fewer, larger
   // checkpoints copy and sync far fewer pages per order (about +10% durable orders/s, measured).
   database.pragma('wal_autocheckpoint = 8000');
-  return new KyselyStore(new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(database) }) }), 'sqlite');
+  return new KyselyStore(new Kysely<Database>({ dialect: new TransactionalSqliteDialect({ database: withStatementCache(database) }) }), 'sqlite');
+}
+
+/**
+ * SQLite's DDL is transactional, but Kysely's SQLite adapter says it is not, so its migrator would
+ * run migrations statement by statement: a crash in the middle of one (a backfill, say) would leave
+ * a half-made table behind that the next start cannot get past. Saying so, migrations run in one
+ * transaction, as on PostgreSQL: all of them apply, or none.
+ */
+class TransactionalDdlSqliteAdapter extends SqliteAdapter {
+  override get supportsTransactionalDdl(): boolean {
+    return true;
+  }
+}
+
+class TransactionalSqliteDialect extends SqliteDialect {
+  override createAdapter() {
+    return new TransactionalDdlSqliteAdapter();
+  }
 }
 
 const STATEMENT_CACHE_SIZE = 500;

@@ -1,6 +1,9 @@
+import { InsertQueryNode, sql, type KyselyPlugin } from 'kysely';
 import { describe, expect, it } from 'vitest';
 import { dropSchema, newIsolation, startTestServer } from '../../test/support/server.js';
 import { serviceAvailable } from '../../test/support/services.js';
+import { openStore, type Store } from './db.js';
+import { migrateTo, migrateToLatest } from './migrate.js';
 
 const postgres = (await serviceAvailable('postgres')) && (await serviceAvailable('redis'));
 
@@ -20,6 +23,45 @@ describe.skipIf(!postgres)('migrations on PostgreSQL', () => {
       await a.close();
       await dropSchema(other.pgSchema);
       await dropSchema(mine.pgSchema);
+    }
+  });
+});
+
+/** Throws on the n-th insert into `table`: a stand-in for a crash part-way through a migration. */
+function failOnInsert(table: string, n: number): KyselyPlugin {
+  let seen = 0;
+  return {
+    transformQuery({ node }) {
+      if (InsertQueryNode.is(node) && node.into?.table.identifier.name === table && ++seen === n) throw new Error('simulated crash');
+      return node;
+    },
+    async transformResult({ result }) {
+      return result;
+    },
+  };
+}
+
+describe('migrations on SQLite', () => {
+  it('a migration that fails part-way leaves nothing behind, and the next start applies it whole', async () => {
+    const store = await openStore({ dataDir: '/tmp', sqliteFile: ':memory:' });
+    try {
+      await migrateTo(store, '0080_index_write_cost');
+      await store.db
+        .insertInto('orders')
+        .values({
+          id: 'ord_01', account_id: 'acc_a', market: 'MOON-USDC', side: 'buy', type: 'limit', time_in_force: 'GTC', stp: 'cancel_maker', price: '1', quantity: '1', filled: '0', remaining: '1',
+          notional: '0', fees: '0', status: 'open', reason: null, client_order_id: null, seq: 1, actor_kind: 'session', actor_id: 's', cancel_actor_kind: null, cancel_actor_id: null, created_at: 1, updated_at: 1,
+        })
+        .execute();
+      // 0090 creates account_history and backfills it in three inserts; the third one fails.
+      const crashing: Store = Object.assign(Object.create(store) as Store, { db: store.db.withPlugin(failOnInsert('account_history', 3)) });
+      await expect(migrateToLatest(crashing)).rejects.toThrow(/0090_account_history failed: simulated crash/);
+      const tables = await sql<{ name: string }>`select name from sqlite_master where type = 'table'`.execute(store.db);
+      expect(tables.rows.map((r) => r.name)).not.toContain('account_history');
+      expect(await migrateToLatest(store)).toEqual(['0090_account_history', '0100_client_order_id_index']);
+      expect(await store.db.selectFrom('account_history').select(['account_id', 'kind', 'id']).execute()).toEqual([{ account_id: 'acc_a', kind: 'order', id: 'ord_01' }]);
+    } finally {
+      await store.close();
     }
   });
 });
