@@ -36,10 +36,22 @@ function columnsOf(rows: readonly Row[]): string[] | undefined {
   return columns;
 }
 
-function valuesOf(rows: readonly Row[], columns: readonly string[], trailing: readonly unknown[]): unknown[] {
+/** A value Kysely does not bind but builds into the SQL: an expression (`sql`…``, `eb.ref`) or a factory of one. */
+function isExpression(v: unknown): boolean {
+  return typeof v === 'function' || (typeof v === 'object' && v !== null && typeof (v as { toOperationNode?: unknown }).toOperationNode === 'function');
+}
+
+/** The rows' values in row order (then `trailing`), or undefined if one is an expression. */
+function valuesOf(rows: readonly Row[], columns: readonly string[], trailing: readonly unknown[]): unknown[] | undefined {
   const out = new Array<unknown>(rows.length * columns.length + trailing.length);
   let i = 0;
-  for (const row of rows) for (const c of columns) out[i++] = row[c];
+  for (const row of rows) {
+    for (const c of columns) {
+      const v = row[c];
+      if (isExpression(v)) return undefined;
+      out[i++] = v;
+    }
+  }
   for (const t of trailing) out[i++] = t;
   return out;
 }
@@ -50,23 +62,27 @@ function valuesOf(rows: readonly Row[], columns: readonly string[], trailing: re
  * same few statements with new values all the time, and building a statement of hundreds of
  * values cost more than running it. A shape is reused only after checking, on its first use, that
  * its compiled parameters are exactly its rows' values in row order (plus constants after them);
- * otherwise it is always compiled anew. Returns the number of rows inserted or updated.
+ * otherwise it is always compiled anew. A call whose values include an expression, or through a
+ * Kysely instance with plugins, is always built and compiled. Returns the number of rows inserted
+ * or updated.
  */
 export async function insertRows<R extends object>(db: Db, kind: string, rows: readonly R[], build: (rows: R[]) => Compilable): Promise<bigint> {
   if (rows.length === 0) return 0n;
   const all = rows as unknown as readonly Row[];
   const columns = columnsOf(all);
-  const key = columns ? `${kind}\u0000${columns.join(',')}\u0000${rows.length}` : undefined;
+  // Plugins (withPlugin) transform each query: a query through them is always built and compiled.
+  const key = columns && db.getExecutor().plugins.length === 0 ? `${kind}\u0000${columns.join(',')}\u0000${rows.length}` : undefined;
   const shapes = shapesOf(db);
   const shape = key === undefined ? null : shapes.get(key);
+  const reused = shape ? valuesOf(all, columns!, shape.trailing) : undefined;
   let query: CompiledQuery;
-  if (shape) {
-    query = CompiledQuery.raw(shape.sql, valuesOf(all, columns!, shape.trailing));
+  if (shape && reused) {
+    query = CompiledQuery.raw(shape.sql, reused);
   } else {
     query = build(rows as R[]).compile();
     if (key !== undefined && shape === undefined) {
       const values = valuesOf(all, columns!, []);
-      const plain = values.every((v, i) => query.parameters[i] === v);
+      const plain = values !== undefined && values.every((v, i) => query.parameters[i] === v);
       if (shapes.size >= MAX_SHAPES) shapes.delete(shapes.keys().next().value!);
       shapes.set(key, plain ? { sql: query.sql, trailing: query.parameters.slice(values.length) } : null);
     }

@@ -1,5 +1,5 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import { sql } from 'kysely';
+import { InsertQueryNode, PrimitiveValueListNode, sql, ValuesNode, type Kysely, type KyselyPlugin } from 'kysely';
 import { dropSchema, newIsolation } from '../../test/support/server.js';
 import { PG_URL, serviceAvailable } from '../../test/support/services.js';
 import { ConcurrentUpdateError } from '../trading/retry.js';
@@ -7,6 +7,7 @@ import { upsertRows } from '../trading/upsert.js';
 import { insertRows } from './bulk.js';
 import { moneyType, openStore, type Store } from './db.js';
 import { migrateToLatest } from './migrate.js';
+import type { Database } from './schema.js';
 
 const pgUp = await serviceAvailable('postgres');
 const cleanups: (() => Promise<void>)[] = [];
@@ -89,6 +90,21 @@ describe.each(kinds)('store contract: $kind', async ({ kind }) => {
     expect(await insertRows(store.db, 'test insert accounts', [row(6), { ...partial, updated_at: 70 }], (r) => store.db.insertInto('accounts').values(r))).toBe(2n);
     const stored = await store.db.selectFrom('accounts').select(['id', 'wallet', 'created_at', 'updated_at']).where('id', 'like', 'acc_bulk%').orderBy('id').execute();
     expect(stored).toEqual([1, 2, 3, 4, 5, 6, 7].map((i) => ({ id: `acc_bulk${i}`, wallet: `0xb${i}`, created_at: i, updated_at: i === 7 ? 70 : i })));
+  });
+
+  it('a reused statement shape never binds an expression as a value, nor skips a plugin', async () => {
+    const row = (i: number, wallet: unknown) => ({ id: `acc_expr${i}`, wallet, chain: 'ethereum' as const, role: 'trader' as const, created_at: i, updated_at: i });
+    const insert = (db: Kysely<Database>, rows: object[]) => insertRows(db, 'test insert accounts expr', rows, (r) => db.insertInto('accounts').values(r as never));
+    expect(await insert(store.db, [row(1, '0xplain')])).toBe(1n); // first use: plain values, the shape is kept
+    expect(await insert(store.db, [row(2, sql<string>`lower('0xEXPR')`)])).toBe(1n); // same shape, an expression
+    expect(await insert(store.db, [row(3, () => sql<string>`lower('0xFACTORY')`)])).toBe(1n);
+    const upper: KyselyPlugin = {
+      transformQuery: ({ node }) => (InsertQueryNode.is(node) ? { ...node, values: node.values && ValuesNode.is(node.values) ? ValuesNode.create(node.values.values.map((v) => (PrimitiveValueListNode.is(v) ? PrimitiveValueListNode.create(v.values.map((x) => (typeof x === 'string' && x.startsWith('0x') ? x.toUpperCase() : x))) : v))) : node.values } : node),
+      transformResult: async ({ result }) => result,
+    };
+    expect(await insert(store.db.withPlugin(upper), [row(4, '0xplugin')])).toBe(1n);
+    const stored = await store.db.selectFrom('accounts').select(['id', 'wallet']).where('id', 'like', 'acc_expr%').orderBy('id').execute();
+    expect(stored.map((r) => r.wallet)).toEqual(['0xplain', '0xexpr', '0xfactory', '0XPLUGIN']);
   });
 
   it('a versioned upsert through a reused shape updates current rows and refuses a stale one', async () => {
