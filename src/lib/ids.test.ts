@@ -28,4 +28,24 @@ describe('ids', () => {
     for (const id of ids) expect(id).toMatch(/^x_[0-9A-HJKMNP-TV-Z]{26}$/);
     expect(new Set(Array.from({ length: 1000 }, () => newId('x', t))).size).toBe(1000);
   });
+
+  it('made in one millisecond, sort in the order they were made, by steps that cannot be guessed', () => {
+    const t = Date.UTC(2026, 10, 29, 3, 0, 0, 7);
+    const made = Array.from({ length: 2000 }, () => newId('ord', t));
+    expect([...made].sort()).toEqual(made);
+    // The 80 bits after the time, as a number: each id is the last plus a random step of 1 to 2^32.
+    const bits = (id: string) => [...id.slice(id.indexOf('_') + 11)].reduce((n, c) => n * 32n + BigInt(ALPHABET.indexOf(c)), 0n);
+    const steps = made.slice(1).map((id, i) => bits(id) - bits(made[i]!));
+    for (const step of steps) expect(step >= 1n && step <= 2n ** 32n).toBe(true);
+    expect(new Set(steps).size).toBeGreaterThan(1990);
+  });
+
+  it('keep each millisecond in order when ids of several milliseconds are made in turn', () => {
+    const t = Date.UTC(2026, 10, 29, 3, 0, 1);
+    // A batch's time, stamped on its ids, while other work makes ids at the clock's time.
+    const made = Array.from({ length: 300 }, (_, i) => ({ at: i % 3 === 0 ? t : t + 1 + (i % 2), id: '' }));
+    for (const m of made) m.id = newId('ord', m.at);
+    const byTime = [...made].sort((a, b) => a.at - b.at).map((m) => m.id); // stable: creation order within a time
+    expect([...made.map((m) => m.id)].sort()).toEqual(byTime);
+  });
 });

@@ -129,6 +129,21 @@ describe('5xx and network failures', () => {
     expect(new Set(Array.from({ length: 1000 }, () => newClientOrderId(t0))).size).toBe(1000); // random past the time
   });
 
+  it('makes clientOrderIds of one millisecond in order, by steps that cannot be guessed', () => {
+    const t0 = Date.UTC(2026, 10, 29, 12, 0, 1);
+    const made = Array.from({ length: 2000 }, () => newClientOrderId(t0));
+    for (const id of made) expect(id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    expect([...made].sort()).toEqual(made);
+    // The 74 random bits: rand_a (12) after the version nibble, rand_b (62) after the variant bits.
+    const bits = (id: string) => {
+      const h = id.replace(/-/g, '');
+      return (BigInt(`0x${h.slice(13, 16)}`) << 62n) | (BigInt(`0x${h.slice(16)}`) & ((1n << 62n) - 1n));
+    };
+    const steps = made.slice(1).map((id, i) => bits(id) - bits(made[i]!));
+    for (const step of steps) expect(step >= 1n && step <= 2n ** 32n).toBe(true);
+    expect(new Set(steps).size).toBeGreaterThan(1990);
+  });
+
   it('retries an order placement whose connection dropped, with the same clientOrderId', async () => {
     const s = await serve((req, n, res) => {
       if (n === 1) return void res.socket?.destroy();

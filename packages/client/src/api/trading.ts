@@ -80,16 +80,32 @@ export interface CancelAllResult {
   cancelled: number;
 }
 
+const RANDOM_74 = 2n ** 74n;
+/** The millisecond and the 74 random bits of the last id made. */
+let last: { ms: number; bits: bigint } | undefined;
+
 /**
  * A fresh client order id: a UUIDv7 (RFC 9562), 48 bits of Unix milliseconds then 74 random bits.
- * Ids from one clock sort by creation time, so the server's idempotency index, keyed by the id
- * first, takes new ones at its end instead of all over it.
+ * Ids sort by creation time, and within one millisecond by the order they were made: the first id
+ * of a millisecond is random, each next one the last plus a random step of 1 to 2^32 (RFC 9562,
+ * monotonic random), so the next id cannot be guessed from the last. The server's idempotency
+ * index, keyed by the id first, takes new ones at its end instead of all over it.
  */
 export function newClientOrderId(now: number = Date.now()): string {
-  const b = randomBytes(16);
+  let bits: bigint;
+  if (last && last.ms === now && last.bits < RANDOM_74 - 2n ** 32n - 1n) {
+    bits = last.bits + BigInt(randomBytes(4).readUInt32BE(0)) + 1n;
+  } else {
+    bits = BigInt(`0x${randomBytes(10).toString('hex')}`) % RANDOM_74;
+  }
+  last = { ms: now, bits };
+  const b = Buffer.alloc(16);
   b.writeUIntBE(now, 0, 6);
-  b[6] = (b[6]! & 0x0f) | 0x70; // version 7
-  b[8] = (b[8]! & 0x3f) | 0x80; // RFC 9562 variant
+  // rand_a: the top 12 of the 74 bits, after the version; rand_b: the other 62, after the variant.
+  b.writeUInt16BE(0x7000 | Number(bits >> 62n), 6);
+  const low = bits & ((1n << 62n) - 1n);
+  b.writeUInt32BE(0x80000000 + Number(low >> 32n), 8);
+  b.writeUInt32BE(Number(low & 0xffffffffn), 12);
   const h = b.toString('hex');
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
 }
