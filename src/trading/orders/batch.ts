@@ -171,10 +171,21 @@ export class Batch {
 
   /**
    * Takes an order record the service keeps in memory beside its book (a resting maker) into the
-   * batch, so that it need not be read; it is written back in flush.
+   * batch, so that it need not be read; it is written back in flush. The batch holds one record per
+   * order: if a copy of this order was read from the store earlier in the batch (a retried
+   * clientOrderId is looked up before any command runs), the resting record replaces it, since it
+   * is the one the book's fills and cancels change and the one flush must write.
    */
   adoptOrder(rec: OrderRecord): void {
-    if (!this.orders.has(rec.id)) this.orders.set(rec.id, { rec, isNew: false, dirty: false });
+    const s = this.orders.get(rec.id);
+    if (!s) {
+      this.orders.set(rec.id, { rec, isNew: false, dirty: false });
+      return;
+    }
+    if (s.rec === rec) return;
+    // Nothing changes a stored copy of a resting order: only its resting record is changed.
+    if (s.dirty || s.isNew) throw new Error(`batch: order ${rec.id} was changed through a copy of its resting record`);
+    s.rec = rec;
   }
 
   addOrder(rec: OrderRecord): void {

@@ -158,7 +158,14 @@ export class OrdersService {
 
   async place(caller: Caller, input: PlaceOrderInput): Promise<Result<PlaceOutcome>> {
     const parsed = await this.parse(input);
-    if (!parsed.ok) return parsed;
+    if (!parsed.ok) {
+      // A retry returns what was placed, also once its market has stopped trading (delisted).
+      if (typeof input.clientOrderId === 'string' && (await this.deps.assets.market(input.market))?.status === 'delisted') {
+        const earlier = await this.findByClientOrderId(caller.accountId, input.clientOrderId);
+        if (earlier) return ok(earlier);
+      }
+      return parsed;
+    }
     const halted = await this.halted(parsed.value.market.symbol, caller, parsed.value.order.clientOrderId);
     if (halted !== undefined) return halted;
     return (await this.enqueue({ kind: 'place', caller, order: parsed.value.order, markets: [parsed.value.market.symbol] })) as Result<PlaceOutcome>;
@@ -402,6 +409,11 @@ export class OrdersService {
   }
 
   private async execPlace(batch: Batch, caller: Caller, o: ParsedOrder, touched: Set<string>): Promise<Result<PlaceOutcome, ErrorCode>> {
+    // A retry returns the original first, whatever became of its market since.
+    if (o.clientOrderId !== null) {
+      const existing = batch.clientOrder(caller.accountId, o.clientOrderId);
+      if (existing) return ok(await this.replay(batch, existing));
+    }
     const lm = this.liveMarket(batch, o.market);
     if (!lm.ok) return lm;
     const { live, locked } = lm.value;
@@ -409,11 +421,6 @@ export class OrdersService {
     // Terms may have changed since parsing (relisting): check against the locked row.
     const terms = checkTerms(market, o);
     if (!terms.ok) return terms;
-
-    if (o.clientOrderId !== null) {
-      const existing = batch.clientOrder(caller.accountId, o.clientOrderId);
-      if (existing) return ok(await this.replay(batch, existing));
-    }
 
     const now = batch.now;
     const seq = locked.seq + 1;
@@ -556,13 +563,13 @@ export class OrdersService {
 
   private async execClose(batch: Batch, c: Extract<Command, { kind: 'close' }>, touched: Set<string>): Promise<Result<unknown>> {
     const symbol = c.markets[0]!;
-    const lm = this.liveMarket(batch, symbol);
-    if (!lm.ok) return lm;
-    const market = lm.value.live.market;
     if (c.clientOrderId !== null) {
       const existing = batch.clientOrder(c.caller.accountId, c.clientOrderId);
       if (existing) return ok(await this.replay(batch, existing));
     }
+    const lm = this.liveMarket(batch, symbol);
+    if (!lm.ok) return lm;
+    const market = lm.value.live.market;
     const balance = await batch.ledger.balance(c.caller.accountId, c.asset);
     const quantity = balance.available - (balance.available % market.lotSize);
     if (quantity <= 0n) return fail('conflict', `Nothing to close: the available ${c.asset} balance is below one lot (${formatAmount(market.lotSize, market.baseDecimals)})`);
@@ -649,7 +656,8 @@ export class OrdersService {
 
   private async replay(batch: Batch, existing: OrderRecord): Promise<PlaceOutcome> {
     const stored = await batch.trx.selectFrom('fills').selectAll().where('taker_order_id', '=', existing.id).orderBy('trade_seq').execute();
-    return { order: existing, fills: [...stored.map(fillFromRow), ...batch.newFillsOf(existing.id)], replayed: true };
+    // A copy: the record may be a resting order's, which later commands of the batch change.
+    return { order: { ...existing }, fills: [...stored.map(fillFromRow), ...batch.newFillsOf(existing.id)], replayed: true };
   }
 }
 
