@@ -36,48 +36,44 @@ describe.each(await storeBackends())('a clientOrderId retry in the same group co
     const r = await store.db.selectFrom('orders').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
     return { status: r.status, filled: readMinor(r.filled), remaining: readMinor(r.remaining) };
   };
-
-  it('the retry first, then a taker filling the original: the row says filled, the retry shows it as it was', async () => {
+  /** A funded maker with an ask resting under `clientOrderId`, and a funded taker. */
+  const restingAsk = async (clientOrderId: string, ask: { price: string; quantity: string }) => {
     const maker = uid('m');
     const taker = uid('t');
     await fund(trading, maker, 'MOON', MOON(10));
     await fund(trading, taker, 'USDC', USDC(100));
-    const ask = await place(maker, { side: 'sell', price: '2', quantity: '2', clientOrderId: 'ask-1' });
-    if (!ask.ok) throw new Error(ask.detail);
+    const input = { side: 'sell' as const, ...ask, clientOrderId };
+    const placed = await place(maker, input);
+    if (!placed.ok) throw new Error(placed.detail);
     batches.length = 0;
-    const [retry, bid] = await Promise.all([place(maker, { side: 'sell', price: '2', quantity: '2', clientOrderId: 'ask-1' }), place(taker, { side: 'buy', price: '2', quantity: '2' })]);
+    return { maker, taker, id: placed.value.order.id, retry: () => place(maker, input) };
+  };
+
+  it('the retry first, then a taker filling the original: the row says filled, the retry shows it as it was', async () => {
+    const ask = await restingAsk('ask-1', { price: '2', quantity: '2' });
+    const [retry, bid] = await Promise.all([ask.retry(), place(ask.taker, { side: 'buy', price: '2', quantity: '2' })]);
     expect(batches).toHaveLength(1); // one transaction
-    expect(retry).toMatchObject({ ok: true, value: { replayed: true, order: { id: ask.value.order.id, status: 'open' } } });
-    expect(bid).toMatchObject({ ok: true, value: { order: { status: 'filled' }, fills: [{ makerOrderId: ask.value.order.id }] } });
-    expect(await row(ask.value.order.id)).toEqual({ status: 'filled', filled: MOON(2), remaining: 0n });
-    expect((await store.db.selectFrom('holds').select('status').where('id', '=', ask.value.order.id).executeTakeFirstOrThrow()).status).toBe('closed');
+    expect(retry).toMatchObject({ ok: true, value: { replayed: true, order: { id: ask.id, status: 'open' } } });
+    expect(bid).toMatchObject({ ok: true, value: { order: { status: 'filled' }, fills: [{ makerOrderId: ask.id }] } });
+    expect(await row(ask.id)).toEqual({ status: 'filled', filled: MOON(2), remaining: 0n });
+    expect((await store.db.selectFrom('holds').select('status').where('id', '=', ask.id).executeTakeFirstOrThrow()).status).toBe('closed');
   });
 
   it('a taker filling the original first, then the retry: the retry shows it filled', async () => {
-    const maker = uid('m');
-    const taker = uid('t');
-    await fund(trading, maker, 'MOON', MOON(10));
-    await fund(trading, taker, 'USDC', USDC(100));
-    const ask = await place(maker, { side: 'sell', price: '2', quantity: '1', clientOrderId: 'ask-2' });
-    if (!ask.ok) throw new Error(ask.detail);
-    batches.length = 0;
-    const [, retry] = await Promise.all([place(taker, { side: 'buy', price: '2', quantity: '1' }), place(maker, { side: 'sell', price: '2', quantity: '1', clientOrderId: 'ask-2' })]);
+    const ask = await restingAsk('ask-2', { price: '2', quantity: '1' });
+    const [, retry] = await Promise.all([place(ask.taker, { side: 'buy', price: '2', quantity: '1' }), ask.retry()]);
     expect(batches).toHaveLength(1);
-    expect(retry).toMatchObject({ ok: true, value: { replayed: true, order: { id: ask.value.order.id, status: 'filled' } } });
-    expect(await row(ask.value.order.id)).toEqual({ status: 'filled', filled: MOON(1), remaining: 0n });
+    expect(retry).toMatchObject({ ok: true, value: { replayed: true, order: { id: ask.id, status: 'filled' } } });
+    expect(await row(ask.id)).toEqual({ status: 'filled', filled: MOON(1), remaining: 0n });
   });
 
   it('the retry and a cancel-all: the row says cancelled', async () => {
-    const maker = uid('m');
-    await fund(trading, maker, 'MOON', MOON(10));
-    const ask = await place(maker, { side: 'sell', price: '3', quantity: '1', clientOrderId: 'ask-3' });
-    if (!ask.ok) throw new Error(ask.detail);
-    batches.length = 0;
-    const [retry, cancelled] = await Promise.all([place(maker, { side: 'sell', price: '3', quantity: '1', clientOrderId: 'ask-3' }), trading.orders.cancelAll(callerFor(maker), 'MOON-USDC')]);
+    const ask = await restingAsk('ask-3', { price: '3', quantity: '1' });
+    const [retry, cancelled] = await Promise.all([ask.retry(), trading.orders.cancelAll(callerFor(ask.maker), 'MOON-USDC')]);
     expect(batches).toHaveLength(1);
     expect(retry.ok).toBe(true);
-    expect(cancelled).toMatchObject({ ok: true, value: [{ id: ask.value.order.id, status: 'cancelled' }] });
-    expect((await row(ask.value.order.id)).status).toBe('cancelled');
+    expect(cancelled).toMatchObject({ ok: true, value: [{ id: ask.id, status: 'cancelled' }] });
+    expect((await row(ask.id)).status).toBe('cancelled');
   });
 });
 
