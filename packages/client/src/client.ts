@@ -24,8 +24,9 @@ export interface MoondraftClientOptions {
   /** Server URL. Default: `MOONDRAFT_URL`, else `http://127.0.0.1:8080`. */
   baseUrl?: string | URL;
   /**
-   * The API key (`md_test_…` / `md_live_…`). Default: `MOONDRAFT_API_KEY`. When given here, the secret
-   * must be given here too (environment secrets are then ignored, so a key is never paired with another key's secret).
+   * The API key (`md_test_…` / `md_live_…`). Default: `MOONDRAFT_API_KEY`. Credentials come from code
+   * or from the environment, never a mix: when this, `apiSecret` or `privateKey` is given here, none is
+   * read from the environment (so a key is never paired with another key's secret).
    */
   apiKey?: string;
   /** HMAC secret. Default: `MOONDRAFT_API_SECRET`. Prefer the environment to code. */
@@ -117,10 +118,12 @@ export class MoondraftClient {
 
     this.baseUrl = resolveBaseUrl(options.baseUrl ?? fromEnv('MOONDRAFT_URL') ?? DEFAULT_BASE_URL, options.allowInsecureHttp ?? false);
 
-    const keyInCode = options.apiKey !== undefined;
-    const apiKey = options.apiKey ?? fromEnv('MOONDRAFT_API_KEY');
-    const apiSecret = keyInCode ? options.apiSecret : (options.apiSecret ?? fromEnv('MOONDRAFT_API_SECRET'));
-    const privateKey = keyInCode ? options.privateKey : (options.privateKey ?? fromEnv('MOONDRAFT_API_PRIVATE_KEY'));
+    // Credentials come from code or from the environment, never a mix: any one given in code means
+    // none is read from the environment (an apiSecret in code never pairs with the environment's key).
+    const inCode = options.apiKey !== undefined || options.apiSecret !== undefined || options.privateKey !== undefined;
+    const apiKey = inCode ? options.apiKey : fromEnv('MOONDRAFT_API_KEY');
+    const apiSecret = inCode ? options.apiSecret : fromEnv('MOONDRAFT_API_SECRET');
+    const privateKey = inCode ? options.privateKey : fromEnv('MOONDRAFT_API_PRIVATE_KEY');
     if (apiSecret !== undefined && privateKey !== undefined) throw new TypeError('give either an HMAC apiSecret or an ed25519 privateKey, not both');
     if (apiKey === undefined && (apiSecret !== undefined || privateKey !== undefined)) throw new TypeError('a secret or private key was given without its apiKey');
     if (apiKey !== undefined && !/^[\x21-\x7e]+$/.test(apiKey)) throw new TypeError('apiKey contains characters that cannot go in a header');
@@ -214,7 +217,9 @@ export class MoondraftClient {
    * such as `/api/v1/admin/*`). `path` is below the base URL and may not hold a query (use `query`).
    */
   request<T = unknown>(method: HttpMethod, path: string, options: RawRequestOptions = {}): Promise<T> {
-    if (!path.startsWith('/') || path.includes('?') || path.includes('#')) throw new TypeError('path must start with / and hold no query or fragment (use options.query)');
+    if (!path.startsWith('/') || path.startsWith('//') || path.includes('\\') || path.includes('?') || path.includes('#')) {
+      throw new TypeError('path must start with a single / and hold no backslash, query or fragment (use options.query)');
+    }
     const { query, body, auth, idempotent, ...callOptions } = options;
     return this.#requester.call<T>({
       method,

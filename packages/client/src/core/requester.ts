@@ -131,7 +131,10 @@ export class Requester {
         return `${encodeURIComponent(k)}=${encodeURIComponent(String(v))}`;
       })
       .join('&');
-    return new URL(`${prefix}${path}${search ? `?${search}` : ''}`, base.origin);
+    const url = new URL(`${prefix}${path}${search ? `?${search}` : ''}`, base.origin);
+    // A path such as `//host/x` or `/\\host/x` would name another host: credentials never leave the base URL's origin.
+    if (url.origin !== base.origin) throw new TypeError('path must stay on the base URL');
+    return url;
   }
 
   async call<T>(route: RouteCall): Promise<T> {
@@ -308,7 +311,8 @@ export class Requester {
   }
 
   private toError(response: TransportResponse, context: { method: string; path: string }, sent: SignedParts | undefined, attempt: number): MoondraftError {
-    const retryAfterMs = parseRetryAfter(response.headers.get('retry-after'), this.#config.clock.now());
+    // An HTTP-date Retry-After is the server's clock: measure it against the server time as best known.
+    const retryAfterMs = parseRetryAfter(response.headers.get('retry-after'), this.#config.serverClock.now());
     const headerRequestId = response.headers.get('x-request-id') ?? undefined;
     let problem: Record<string, unknown> | undefined;
     try {

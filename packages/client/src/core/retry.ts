@@ -34,13 +34,14 @@ export function backoffDelay(retry: ResolvedRetry, retryIndex: number, random: (
   return Math.round(step / 2 + random() * (step / 2));
 }
 
-/** `Retry-After` as milliseconds: delta-seconds, or an HTTP date measured against `now`. */
+/** `Retry-After` as milliseconds: delta-seconds, or an HTTP date measured against `now` (the server's time as best known). */
 export function parseRetryAfter(value: string | null, now: number): number | undefined {
   if (value === null) return undefined;
   const trimmed = value.trim();
   if (/^\d+$/.test(trimmed)) return Number(trimmed) * 1000;
   const date = Date.parse(trimmed);
-  return Number.isNaN(date) ? undefined : Math.max(0, date - now);
+  // An HTTP date has whole seconds: wait until the end of the second it names.
+  return Number.isNaN(date) ? undefined : Math.max(0, date + 999 - now);
 }
 
 /** The default sleep; rejects when the caller's signal fires. */

@@ -26,6 +26,9 @@ export function nodeTransport(tls: TlsOptions = {}): Transport {
     keepAlive: true,
     maxCachedSessions: 0,
     minVersion: 'TLSv1.2',
+    // Always verify, whatever NODE_TLS_REJECT_UNAUTHORIZED says: a failed pin check (or chain) must
+    // end the connection, and Node only treats checkServerIdentity's error as fatal when this is set.
+    rejectUnauthorized: true,
     ...(tls.ca !== undefined ? { ca: tls.ca } : {}),
     ...(pins ? { checkServerIdentity: pinnedIdentityCheck(pins) } : {}),
   });
