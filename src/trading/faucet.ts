@@ -27,14 +27,18 @@ export class Faucet {
     if (amount.value > perCall) return fail('validation_failed', `amount is above the faucet's ${this.deps.maxPerCall} ${asset.symbol} per call`);
     return this.deps.ledger.run(async (ledger, trx) => {
       const now = ledger.now;
+      // The balance row first: its version, read before the grants are counted, is what the credit
+      // below checks. Read after them, a grant committed in between would go unnoticed.
+      await ledger.balance(accountId, asset.symbol);
       const grants = await trx.selectFrom('faucet_grants').select('amount').where('account_id', '=', accountId).where('asset', '=', asset.symbol).where('created_at', '>', now - DAY).execute();
       const granted = grants.reduce((sum, g) => sum + readMinor(g.amount), 0n);
       if (granted + amount.value > perDay) {
         return fail('faucet_limit_exceeded', `The faucet gives at most ${this.deps.maxPerDay} ${asset.symbol} per account per 24 h; ${formatAmount(perDay - granted > 0n ? perDay - granted : 0n, asset.decimals)} is left`);
       }
       const id = newId('fct', now);
-      // The credit rewrites the account's balance row with an optimistic check, so two grants
-      // racing in two processes cannot both pass the daily check: the loser retries and sees both.
+      // The credit rewrites the account's balance row with an optimistic check on the version read
+      // above, so two grants racing in two processes cannot both pass the daily check: the loser
+      // retries and sees both.
       const posted = await ledger.post('faucet', id, [
         { owner: SYSTEM_OWNERS.issuance, asset: asset.symbol, amount: -amount.value },
         { owner: accountId, asset: asset.symbol, amount: amount.value },

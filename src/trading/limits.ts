@@ -31,7 +31,7 @@ export class TradingLimits {
     const minute = Math.floor(this.deps.clock.now() / 60_000);
     const db = this.deps.store.db;
     const [usage, exposure, override] = await Promise.all([
-      db.selectFrom('trading_usage').select('notional').where('account_id', '=', accountId).where('minute', '>', minute - LIMIT_WINDOW_MINUTES).execute(),
+      db.selectFrom('trading_usage').select('notional').where('account_id', '=', accountId).where('minute', '>=', minute - LIMIT_WINDOW_MINUTES).execute(),
       db.selectFrom('trading_exposure').select('open_notional').where('account_id', '=', accountId).executeTakeFirst(),
       db.selectFrom('trading_limits').select('daily_notional').where('account_id', '=', accountId).executeTakeFirst(),
     ]);

@@ -12,7 +12,10 @@ import { upsertRows } from '../upsert.js';
 import { fillToRow, historyRows, orderFromRow, orderToRow } from './records.js';
 import { OPEN_STATUSES, type FillRecord, type OrderRecord, type TradingEvent } from './types.js';
 
-/** Rolling window of the daily trading limit, in minutes (usage is kept per minute). */
+/**
+ * Rolling window of the daily trading limit, in minutes (usage is kept per minute). The window
+ * counts the minute exactly 24 h back too: a trade late in that minute is less than 24 h old.
+ */
 export const LIMIT_WINDOW_MINUTES = 24 * 60;
 
 /** A market row as locked by the batch, with the changes the batch makes to it. */
@@ -63,6 +66,8 @@ export class Batch {
   private readonly usage = new Map<string, { window: bigint; minute: Keyed<bigint> }>();
   private readonly exposure = new Map<string, Keyed<bigint>>();
   private readonly limits = new Map<string, bigint | null>();
+  /** Accounts whose daily limit an accepted order was checked against (see limitChecked). */
+  private readonly limitChecked = new Set<string>();
   readonly minute: number;
 
   constructor(
@@ -102,7 +107,7 @@ export class Batch {
     for (const part of chunks(fresh, 300)) {
       const [positions, usage, exposure, limits] = await Promise.all([
         this.trx.selectFrom('positions').select(['account_id', 'asset', 'cost_basis', 'realized_pnl', 'version']).where('account_id', 'in', part).execute(),
-        this.trx.selectFrom('trading_usage').select(['account_id', 'minute', 'notional', 'version']).where('account_id', 'in', part).where('minute', '>', this.minute - LIMIT_WINDOW_MINUTES).execute(),
+        this.trx.selectFrom('trading_usage').select(['account_id', 'minute', 'notional', 'version']).where('account_id', 'in', part).where('minute', '>=', this.minute - LIMIT_WINDOW_MINUTES).execute(),
         this.trx.selectFrom('trading_exposure').select(['account_id', 'open_notional', 'version']).where('account_id', 'in', part).execute(),
         this.trx.selectFrom('trading_limits').select(['account_id', 'daily_notional']).where('account_id', 'in', part).execute(),
       ]);
@@ -247,6 +252,16 @@ export class Batch {
     return this.limits.get(accountId) ?? null;
   }
 
+  /**
+   * An order was accepted against the account's daily limit as read by this batch. Its exposure
+   * row is then written (version bumped) even if unchanged: two batches in two processes that both
+   * checked the limit (orders in different markets, each filling or resting) then conflict on that
+   * row, and the loser retries and sees the winner's usage, so together they cannot pass the limit.
+   */
+  noteLimitChecked(accountId: string): void {
+    this.limitChecked.add(accountId);
+  }
+
   /** Writes everything, in the fixed order, one multi-row statement per table where it can. */
   async flush(): Promise<void> {
     const trx = this.trx;
@@ -276,7 +291,7 @@ export class Batch {
     await upsertRows(trx, 'trading_usage', ['account_id', 'minute'], usage, ['notional', 'version'], { versioned: true });
 
     const exposure = byKey(this.exposure)
-      .filter(([, e]) => e.value !== (e.orig ?? 0n))
+      .filter(([accountId, e]) => e.value !== (e.orig ?? 0n) || this.limitChecked.has(accountId))
       .map(([accountId, e]) => ({ account_id: accountId, open_notional: e.value.toString(), updated_at: now, version: e.version + 1 }));
     await upsertRows(trx, 'trading_exposure', ['account_id'], exposure, ['open_notional', 'updated_at', 'version'], { versioned: true });
 

@@ -456,6 +456,7 @@ export class OrdersService {
           remaining: formatAmount(left, USDC_DECIMALS),
         });
       }
+      batch.noteLimitChecked(caller.accountId);
     }
 
     // Accepted: from here on every step must succeed, or the whole transaction fails.

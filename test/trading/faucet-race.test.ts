@@ -1,0 +1,41 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ManualClock } from '../../src/lib/clock.js';
+import type { Store } from '../../src/store/db.js';
+import { serviceAvailable } from '../support/services.js';
+import { openTestStore } from '../support/stores.js';
+import { tradingOn } from '../support/trading.js';
+import { gated, gateAfterRead } from '../support/gate.js';
+
+const pg = await serviceAvailable('postgres');
+
+// Two faucet requests of one account on a PostgreSQL pool (or two scale-out servers): the second
+// commits between the first one's daily-bound check and its credit.
+describe.skipIf(!pg)('faucet daily bound under racing grants (postgres)', () => {
+  let inner: Store;
+  let trading: Awaited<ReturnType<typeof tradingOn>>;
+  const gate = gateAfterRead('faucet_grants');
+  beforeAll(async () => {
+    inner = await openTestStore('postgres');
+    trading = await tradingOn(gated(inner, gate.plugin), { clock: new ManualClock(Date.UTC(2026, 2, 1, 12)) }); // 10,000 per call, 100,000 per day
+  });
+  afterAll(async () => {
+    await trading.close();
+    await inner.close();
+  });
+
+  it('never grants more than MOONDRAFT_FAUCET_MAX_PER_DAY per account and asset', async () => {
+    const acc = 'acc_faucet_race';
+    // 90,000 of the 100,000 already granted today: exactly one more grant of 10,000 fits.
+    for (let i = 0; i < 9; i++) expect((await trading.faucet.grant(acc, 'USDC', '10000')).ok).toBe(true);
+    gate.arm();
+    const first = trading.faucet.grant(acc, 'USDC', '10000'); // reads 90,000 granted, then pauses
+    await gate.reached;
+    const second = await trading.faucet.grant(acc, 'USDC', '10000'); // reads 90,000 too, commits
+    gate.release();
+    const results = [await first, second].map((r) => (r.ok ? 'ok' : r.code));
+
+    const granted = (await inner.db.selectFrom('faucet_grants').select('amount').where('account_id', '=', acc).execute()).reduce((s, g) => s + BigInt(g.amount), 0n);
+    const balance = (await trading.ledger.balances(acc)).find((b) => b.asset === 'USDC')?.available;
+    expect({ results: results.sort(), granted, balance }).toEqual({ results: ['faucet_limit_exceeded', 'ok'], granted: 100_000_000_000n, balance: 100_000_000_000n });
+  });
+});
