@@ -124,14 +124,15 @@ async function main(): Promise<void> {
       for (const [name, bot] of [['alice', aliceBot], ['bob', bobBot]] as const) {
         await bot.sandbox.faucet({ asset: 'USDC', amount: '1000' });
         const balances = await bot.account.balances();
-        say(`${name}: ${JSON.stringify(balances)}`);
+        say(`${name}: ${balances.map((b) => `${b.total} ${b.asset}`).join(', ')}`);
       }
     });
 
     const symbol = `DEMO${Math.floor(Math.random() * 900 + 100)}`;
     await step(`Alice launches the ${symbol} token (listed as ${symbol}-USDC)`, async () => {
-      const token = await aliceBot.tokens.create({ name: 'Demo Moon', symbol, decimals: 6, supply: '1000000' });
-      say(`created ${JSON.stringify(token)}`);
+      const { token, market } = await aliceBot.tokens.create({ name: 'Demo Moon', symbol, decimals: 6, supply: '1000000' });
+      check(token.symbol === symbol && market.symbol === `${symbol}-USDC`, `expected ${symbol} listed as ${symbol}-USDC, got ${token.symbol} on ${market.symbol}`);
+      say(`created ${token.symbol} (${token.supply} tokens, ${token.decimals} decimals) on ${market.symbol}: tick ${market.tickSize}, lot ${market.lotSize}`);
     });
 
     await step(`Alice sells ${symbol}, Bob buys it`, async () => {
@@ -141,10 +142,12 @@ async function main(): Promise<void> {
       const bid = await bobBot.trading.placeOrder({ market, side: 'buy', type: 'limit', price: '0.5', quantity: '40' });
       say(`bob bid ${bid.id}: ${bid.status}`);
       check(bid.status === 'filled', `bob's order should fill against alice's ask, got ${bid.status}`);
-      const fills = await bobBot.trading.fills({ market });
-      say(`bob's fills: ${JSON.stringify(fills)}`);
+      const { fills } = await bobBot.trading.fills({ market });
+      check(fills.length > 0, 'bob should have a fill');
+      for (const f of fills) say(`bob's fill ${f.id}: ${f.side} ${f.quantity} @ ${f.price} (${f.liquidity}, fee ${f.fee} ${f.feeAsset})`);
       const book = await bobBot.market.orderBook(market, { depth: 5 });
-      say(`book: ${JSON.stringify(book)}`);
+      const levels = (side: typeof book.asks) => side.map((l) => `${l.quantity} @ ${l.price}`).join(', ') || '(empty)';
+      say(`book: asks ${levels(book.asks)}; bids ${levels(book.bids)}`);
     });
 
     await step('Hammer one key past its limit: 429 rate_limited, then recovery after Retry-After', async () => {

@@ -41,13 +41,19 @@ export {
   type Side,
   type OrderType,
   type TimeInForce,
+  type SelfTradePrevention,
   type OrderStatus,
+  type OrderStatusFilter,
   type PlaceOrderRequest,
   type Order,
+  type OrderWithFills,
   type OrdersQuery,
+  type OrdersPage,
   type Fill,
   type FillsQuery,
+  type FillsPage,
   type Position,
+  type ClosePositionRequest,
   type CancelAllResult,
   type TradingApi,
 } from './api/trading.js';
@@ -55,7 +61,6 @@ export type {
   Account,
   Balance,
   Portfolio,
-  PortfolioHolding,
   WithdrawalRequest,
   Withdrawal,
   WithdrawalStatus,
@@ -63,7 +68,7 @@ export type {
   AccountApi,
   WithdrawalsApi,
 } from './api/account.js';
-export type { CreateTokenRequest, UpdateTokenRequest, Token, TokensApi } from './api/tokens.js';
+export type { CreateTokenRequest, UpdateTokenRequest, Token, LaunchedToken, TokensQuery, TokensApi } from './api/tokens.js';
 export type { KeyType, KeyStatus, CreateKeyRequest, ApiKeyInfo, CreatedKey, RegeneratedKey, UpdateKeyRequest, RegenerateKeyRequest, Checklist, ChecklistItem, KeysApi } from './api/keys.js';
 export type { SessionInfo, SessionsApi } from './api/sessions.js';
 export type { FaucetRequest, FaucetResult, SandboxApi } from './api/sandbox.js';

@@ -1,5 +1,6 @@
 import type { CallOptions, Requester } from '../core/requester.js';
 import { assertDecimal, type Chain, type Decimal, type EpochMs, type Role } from './common.js';
+import type { Position } from './trading.js';
 
 /** `GET /api/v1/account`. */
 export interface Account {
@@ -16,21 +17,27 @@ export interface Balance {
   available: Decimal;
   /** Held for open orders and pending withdrawals. */
   held: Decimal;
-  total?: Decimal;
+  /** `available + held`. */
+  total: Decimal;
 }
 
-export interface PortfolioHolding {
-  asset: string;
-  quantity: Decimal;
-  price: Decimal | null;
-  value: Decimal | null;
-}
-
+/** `GET /api/v1/account/portfolio`: everything valued in `valuationAsset` (USDC) at last prices. */
 export interface Portfolio {
-  /** Total value in the quote asset (USDC) at last prices. */
+  /** The asset values are in: `USDC`. */
+  valuationAsset: string;
+  /** USDC available + held. */
+  cash: Decimal;
+  /** The value of the priced positions. */
+  positionsValue: Decimal;
+  /** `cash + positionsValue`. */
   totalValue: Decimal;
-  quoteAsset: string;
-  holdings: PortfolioHolding[];
+  /** Signed. */
+  realizedPnl: Decimal;
+  /** Signed. */
+  unrealizedPnl: Decimal;
+  /** Assets held that have no price yet (left out of the values). */
+  unpriced: string[];
+  positions: Position[];
 }
 
 export interface WithdrawalRequest {
@@ -40,21 +47,29 @@ export interface WithdrawalRequest {
   address: string;
 }
 
-export type WithdrawalStatus = 'pending' | 'approved' | 'sent' | 'rejected' | 'cancelled' | (string & {});
+export type WithdrawalStatus = 'pending' | 'approved' | 'sent' | 'rejected' | 'cancelled';
 
 export interface Withdrawal {
   id: string;
   asset: string;
   amount: Decimal;
+  /** The USDC value counted against the rolling-24 h limit. */
+  usdcValue: Decimal;
+  chain: 'evm' | 'solana' | (string & {});
   address: string;
-  status: WithdrawalStatus;
-  txHash?: string | null;
+  status: WithdrawalStatus | (string & {});
+  txHash: string | null;
+  /** Why it was rejected, when it was. */
+  reason: string | null;
   createdAt: EpochMs;
-  updatedAt?: EpochMs;
+  updatedAt: EpochMs;
 }
 
 export interface WithdrawalsQuery {
   status?: WithdrawalStatus;
+  /** A withdrawal id: withdrawals older than it. */
+  before?: string;
+  /** 1–500 (default 100). */
   limit?: number;
 }
 
@@ -71,9 +86,10 @@ export class AccountApi {
     return this.#requester.call({ method: 'GET', path: '/api/v1/account', auth: 'any', options });
   }
 
-  /** `GET /api/v1/account/balances` */
-  balances(options?: CallOptions): Promise<Balance[]> {
-    return this.#requester.call({ method: 'GET', path: '/api/v1/account/balances', auth: 'any', options });
+  /** `GET /api/v1/account/balances` (the server answers `{ balances }`; this returns the list). */
+  async balances(options?: CallOptions): Promise<Balance[]> {
+    const { balances } = await this.#requester.call<{ balances: Balance[] }>({ method: 'GET', path: '/api/v1/account/balances', auth: 'any', options });
+    return balances;
   }
 
   /** `GET /api/v1/account/portfolio` */
@@ -96,8 +112,9 @@ export class WithdrawalsApi {
     return this.#requester.call({ method: 'POST', path: '/api/v1/account/withdrawals', body: request, auth: 'any', options });
   }
 
-  /** `GET /api/v1/account/withdrawals` */
-  list(query: WithdrawalsQuery = {}, options?: CallOptions): Promise<Withdrawal[]> {
-    return this.#requester.call({ method: 'GET', path: '/api/v1/account/withdrawals', query, auth: 'any', options });
+  /** `GET /api/v1/account/withdrawals`: newest first (the server answers `{ withdrawals }`; this returns the list). */
+  async list(query: WithdrawalsQuery = {}, options?: CallOptions): Promise<Withdrawal[]> {
+    const { withdrawals } = await this.#requester.call<{ withdrawals: Withdrawal[] }>({ method: 'GET', path: '/api/v1/account/withdrawals', query, auth: 'any', options });
+    return withdrawals;
   }
 }

@@ -1,6 +1,7 @@
 import type { CallOptions, Requester } from '../core/requester.js';
 import { pathParam } from '../core/requester.js';
 import { assertDecimal, type Decimal, type EpochMs } from './common.js';
+import type { Market } from './market.js';
 
 export interface CreateTokenRequest {
   /** 1–64 characters. */
@@ -11,6 +12,14 @@ export interface CreateTokenRequest {
   decimals: number;
   /** Whole tokens, as a decimal string. */
   supply: Decimal;
+  /** Where withdrawals of the token go (default `evm`). */
+  chain?: 'evm' | 'solana';
+  /** At most 1000 characters. */
+  description?: string;
+  /** https only. */
+  website?: string;
+  /** https only. */
+  imageUrl?: string;
 }
 
 export interface UpdateTokenRequest {
@@ -26,15 +35,30 @@ export interface Token {
   symbol: string;
   name: string;
   decimals: number;
+  /** Where withdrawals of the token go. */
+  chain: 'evm' | 'solana' | (string & {});
+  /** Issued at launch, in tokens. */
   supply: Decimal;
-  /** Wallet or account id of the creator. */
-  creator: string;
-  description?: string | null;
-  website?: string | null;
-  imageUrl?: string | null;
+  description: string | null;
+  website: string | null;
+  imageUrl: string | null;
   /** The market listed with it, `SYMBOL-USDC`. */
-  market?: string;
+  market: string;
   createdAt: EpochMs;
+  updatedAt: EpochMs;
+}
+
+/** `POST /api/v1/tokens`: the new token and the market listed for it. */
+export interface LaunchedToken {
+  token: Token;
+  market: Market;
+}
+
+export interface TokensQuery {
+  /** Only the tokens you launched. */
+  mine?: boolean;
+  /** 1–500 (default 100). */
+  limit?: number;
 }
 
 /** Token launches (`tokens:write`; 10 requests/s). */
@@ -45,15 +69,19 @@ export class TokensApi {
     this.#requester = requester;
   }
 
-  /** `POST /api/v1/tokens`. Not retried on 5xx or network errors; a retry of a taken launch would answer `conflict`. */
-  create(request: CreateTokenRequest, options?: CallOptions): Promise<Token> {
+  /**
+   * `POST /api/v1/tokens`: answers the token and its new `SYMBOL-USDC` market. Not retried on 5xx or
+   * network errors; a retry of a taken launch would answer `conflict`.
+   */
+  create(request: CreateTokenRequest, options?: CallOptions): Promise<LaunchedToken> {
     assertDecimal('supply', request.supply);
     return this.#requester.call({ method: 'POST', path: '/api/v1/tokens', body: request, auth: 'any', options });
   }
 
-  /** `GET /api/v1/tokens` */
-  list(options?: CallOptions): Promise<Token[]> {
-    return this.#requester.call({ method: 'GET', path: '/api/v1/tokens', auth: 'any', options });
+  /** `GET /api/v1/tokens`: newest first (the server answers `{ tokens }`; this returns the list). */
+  async list(query: TokensQuery = {}, options?: CallOptions): Promise<Token[]> {
+    const { tokens } = await this.#requester.call<{ tokens: Token[] }>({ method: 'GET', path: '/api/v1/tokens', query, auth: 'any', options });
+    return tokens;
   }
 
   /** `GET /api/v1/tokens/:symbol` */

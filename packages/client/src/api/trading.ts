@@ -6,7 +6,11 @@ import { assertDecimal, type Decimal, type EpochMs } from './common.js';
 export type Side = 'buy' | 'sell';
 export type OrderType = 'limit' | 'market';
 export type TimeInForce = 'GTC' | 'IOC' | 'FOK';
-export type OrderStatus = 'open' | 'partially_filled' | 'filled' | 'cancelled' | 'rejected' | 'expired' | (string & {});
+/** What happens when an order would trade with your own resting order (server default `cancel_maker`). */
+export type SelfTradePrevention = 'cancel_maker' | 'cancel_taker' | 'cancel_both';
+export type OrderStatus = 'open' | 'partially_filled' | 'filled' | 'cancelled' | 'expired' | (string & {});
+/** The `status` filter of `orders()`: `closed` is every order no longer open. */
+export type OrderStatusFilter = 'open' | 'closed' | 'all';
 
 export interface PlaceOrderRequest {
   market: string;
@@ -21,30 +25,56 @@ export interface PlaceOrderRequest {
    * placement retried after a lost answer returns the original order instead of placing a second one.
    */
   clientOrderId?: string;
+  selfTradePrevention?: SelfTradePrevention;
 }
 
 export interface Order {
   id: string;
-  clientOrderId: string;
+  /** Null for orders placed without one (e.g. by an admin). */
+  clientOrderId: string | null;
   market: string;
   side: Side;
   type: OrderType;
+  timeInForce: TimeInForce;
+  selfTradePrevention: SelfTradePrevention;
+  /** Null for market orders. */
   price: Decimal | null;
   quantity: Decimal;
   filledQuantity: Decimal;
-  averagePrice?: Decimal | null;
-  timeInForce: TimeInForce;
+  remainingQuantity: Decimal;
+  /** Null until something is filled. */
+  averagePrice: Decimal | null;
+  /** The quote amount filled so far. */
+  notional: Decimal;
+  fees: Decimal;
+  feeAsset: string;
   status: OrderStatus;
+  /** Why the order ended early, e.g. `ioc_remainder`, `fok_unfillable`, `no_liquidity`, `self_trade`, `user`. */
+  reason: string | null;
   createdAt: EpochMs;
-  updatedAt?: EpochMs;
+  updatedAt: EpochMs;
+}
+
+/** An order with its fills: what placing, fetching one and closing a position answer. */
+export interface OrderWithFills extends Order {
+  fills: Fill[];
 }
 
 export interface OrdersQuery {
   market?: string;
-  status?: OrderStatus;
+  /** Default `all`. */
+  status?: OrderStatusFilter;
+  /** 1–500 (default 100). */
   limit?: number;
-  /** Orders created before this time (paging backwards). */
-  before?: EpochMs;
+  /** An order id: orders older than it (pass the previous page's `next`). */
+  before?: string;
+}
+
+/** A page of `GET /api/v1/trading/orders`, newest first. */
+export interface OrdersPage {
+  orders: Order[];
+  /** The id to pass as `before` for the next page; null on the last page. */
+  next: string | null;
 }
 
 export interface Fill {
@@ -52,32 +82,61 @@ export interface Fill {
   orderId: string;
   market: string;
   side: Side;
+  liquidity: 'maker' | 'taker';
   price: Decimal;
   quantity: Decimal;
+  /** The quote amount. */
+  notional: Decimal;
   fee: Decimal;
   feeAsset: string;
-  liquidity: 'maker' | 'taker';
-  at: EpochMs;
+  createdAt: EpochMs;
 }
 
 export interface FillsQuery {
   market?: string;
   orderId?: string;
+  /** 1–500 (default 100). */
   limit?: number;
-  before?: EpochMs;
+  /** A fill id: fills older than it (pass the previous page's `next`). */
+  before?: string;
 }
 
+/** A page of `GET /api/v1/trading/fills`, newest first. */
+export interface FillsPage {
+  fills: Fill[];
+  /** The id to pass as `before` for the next page; null on the last page. */
+  next: string | null;
+}
+
+/** A holding valued in USDC (`valuationAsset`) at last prices. */
 export interface Position {
   asset: string;
+  /** `available + held`. */
   quantity: Decimal;
+  available: Decimal;
+  /** Held for open orders and pending withdrawals. */
+  held: Decimal;
+  costBasis: Decimal;
   averageCost: Decimal | null;
-  realizedPnl: Decimal;
+  lastPrice: Decimal | null;
+  value: Decimal | null;
+  /** Signed; null when the asset has no price. */
   unrealizedPnl: Decimal | null;
+  /** Signed. */
+  realizedPnl: Decimal;
+  /** The asset values are in: `USDC`. */
+  valuationAsset: string;
 }
 
+export interface ClosePositionRequest {
+  clientOrderId?: string;
+  selfTradePrevention?: SelfTradePrevention;
+}
+
+/** `DELETE /api/v1/trading/orders`: the orders that were cancelled. */
 export interface CancelAllResult {
-  /** How many orders were cancelled. */
-  cancelled: number;
+  cancelled: Order[];
+  count: number;
 }
 
 const RANDOM_74 = 2n ** 74n;
@@ -125,20 +184,20 @@ export class TradingApi {
    * @example
    * const order = await client.trading.placeOrder({ market: 'MOON-USDC', side: 'buy', type: 'limit', price: '0.0125', quantity: '1000' });
    */
-  placeOrder(order: PlaceOrderRequest, options?: CallOptions): Promise<Order> {
+  placeOrder(order: PlaceOrderRequest, options?: CallOptions): Promise<OrderWithFills> {
     assertDecimal('quantity', order.quantity);
     assertDecimal('price', order.price, true);
     const body: PlaceOrderRequest = { ...order, clientOrderId: order.clientOrderId ?? newClientOrderId() };
     return this.#requester.call({ method: 'POST', path: '/api/v1/trading/orders', body, auth: 'any', idempotent: true, options });
   }
 
-  /** `GET /api/v1/trading/orders` */
-  orders(query: OrdersQuery = {}, options?: CallOptions): Promise<Order[]> {
+  /** `GET /api/v1/trading/orders`: one page, newest first; pass `next` as `before` for the next one. */
+  orders(query: OrdersQuery = {}, options?: CallOptions): Promise<OrdersPage> {
     return this.#requester.call({ method: 'GET', path: '/api/v1/trading/orders', query, auth: 'any', options });
   }
 
-  /** `GET /api/v1/trading/orders/:id` */
-  order(id: string, options?: CallOptions): Promise<Order> {
+  /** `GET /api/v1/trading/orders/:id`: the order with its fills. */
+  order(id: string, options?: CallOptions): Promise<OrderWithFills> {
     return this.#requester.call({ method: 'GET', path: `/api/v1/trading/orders/${pathParam(id)}`, auth: 'any', options });
   }
 
@@ -147,24 +206,27 @@ export class TradingApi {
     return this.#requester.call({ method: 'DELETE', path: `/api/v1/trading/orders/${pathParam(id)}`, auth: 'any', options });
   }
 
-  /** `DELETE /api/v1/trading/orders?market=` */
+  /** `DELETE /api/v1/trading/orders?market=`: cancels every open order of the market and answers them. */
   cancelAllOrders(market: string, options?: CallOptions): Promise<CancelAllResult> {
     if (typeof market !== 'string' || market === '') throw new TypeError('market is required');
     return this.#requester.call({ method: 'DELETE', path: '/api/v1/trading/orders', query: { market }, auth: 'any', options });
   }
 
-  /** `GET /api/v1/trading/fills` */
-  fills(query: FillsQuery = {}, options?: CallOptions): Promise<Fill[]> {
+  /** `GET /api/v1/trading/fills`: one page, newest first; pass `next` as `before` for the next one. */
+  fills(query: FillsQuery = {}, options?: CallOptions): Promise<FillsPage> {
     return this.#requester.call({ method: 'GET', path: '/api/v1/trading/fills', query, auth: 'any', options });
   }
 
-  /** `GET /api/v1/trading/positions` */
-  positions(options?: CallOptions): Promise<Position[]> {
-    return this.#requester.call({ method: 'GET', path: '/api/v1/trading/positions', auth: 'any', options });
+  /** `GET /api/v1/trading/positions` (the server answers `{ positions }`; this returns the list). */
+  async positions(options?: CallOptions): Promise<Position[]> {
+    const { positions } = await this.#requester.call<{ positions: Position[] }>({ method: 'GET', path: '/api/v1/trading/positions', auth: 'any', options });
+    return positions;
   }
 
   /** `POST /api/v1/trading/positions/:asset/close`: sells the asset's available balance at market. Not retried. */
-  closePosition(asset: string, options?: CallOptions): Promise<Order> {
-    return this.#requester.call({ method: 'POST', path: `/api/v1/trading/positions/${pathParam(asset)}/close`, auth: 'any', options });
+  closePosition(asset: string, request: ClosePositionRequest = {}, options?: CallOptions): Promise<OrderWithFills> {
+    // No body at all when there is nothing to say (the server reads that as {}).
+    const body = Object.values(request).some((v) => v !== undefined) ? request : undefined;
+    return this.#requester.call({ method: 'POST', path: `/api/v1/trading/positions/${pathParam(asset)}/close`, body, auth: 'any', options });
   }
 }
