@@ -263,6 +263,23 @@ describe.each(await storeBackends())('order service on %s', (backend) => {
     expect((await trading.limits.status(acc, 'trader')).limit).toBe(USDC(1_000_000));
   });
 
+  it('counts a trade in the daily limit for a full 24 h, to the second, and not a minute more', async () => {
+    const acc = uid('win');
+    const other = uid('cp');
+    await fund(trading, acc, 'USDC', USDC(1000));
+    await fund(trading, other, 'MOON', MOON(100));
+    await trading.limits.setOverride(acc, '10', 'admin');
+    await place(other, { side: 'sell', price: '1', quantity: '50' });
+    clock.advance(59_000 - (clock.now() % 60_000)); // 59 s into a minute
+    expect(await place(acc, { side: 'buy', price: '1', quantity: '10' })).toMatchObject({ ok: true, value: { order: { status: 'filled' } } });
+    clock.advance(24 * 3_600_000 - 59_000); // the start of that minute a day later: 23 h 59 min 1 s on
+    expect((await trading.limits.status(acc, 'trader')).traded).toBe(USDC(10));
+    expect(await place(acc, { side: 'buy', price: '1', quantity: '10' })).toMatchObject({ ok: false, code: 'daily_limit_exceeded' });
+    clock.advance(60_000); // now more than 24 h on
+    expect((await trading.limits.status(acc, 'trader')).traded).toBe(0n);
+    expect(await place(acc, { side: 'buy', price: '1', quantity: '10' })).toMatchObject({ ok: true });
+  });
+
   it('refuses new orders while halted (globally or per market) but lets cancels and retries through', async () => {
     const acc = uid('halt');
     await fund(trading, acc, 'USDC', USDC(100));
