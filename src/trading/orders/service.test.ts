@@ -234,13 +234,19 @@ describe.each(await storeBackends())('order service on %s', (backend) => {
     expect(await q.accountFills(maker, { limit: 10, market: 'NOPE-USDC' })).toEqual([]);
   });
 
-  it('enforces the daily limit at its boundary: exactly at passes, one minor unit over is refused', async () => {
-    const acc = uid('lim');
+  /** An account with 1,000 USDC and a daily limit of 10 USDC, facing 50 MOON offered at 1. */
+  const limitedAccount = async (prefix: string) => {
+    const acc = uid(prefix);
     const other = uid('cp');
     await fund(trading, acc, 'USDC', USDC(1000));
     await fund(trading, other, 'MOON', MOON(100));
     await trading.limits.setOverride(acc, '10', 'admin');
     await place(other, { side: 'sell', price: '1', quantity: '50' });
+    return acc;
+  };
+
+  it('enforces the daily limit at its boundary: exactly at passes, one minor unit over is refused', async () => {
+    const acc = await limitedAccount('lim');
     const trade = await place(acc, { side: 'buy', price: '1', quantity: '4' }); // trades 4
     expect(trade).toMatchObject({ ok: true, value: { order: { status: 'filled' } } });
     const resting = await place(acc, { side: 'buy', price: '0.5', quantity: '8' }); // rests 4 → used 8
@@ -264,12 +270,7 @@ describe.each(await storeBackends())('order service on %s', (backend) => {
   });
 
   it('counts a trade in the daily limit for a full 24 h, to the second, and not a minute more', async () => {
-    const acc = uid('win');
-    const other = uid('cp');
-    await fund(trading, acc, 'USDC', USDC(1000));
-    await fund(trading, other, 'MOON', MOON(100));
-    await trading.limits.setOverride(acc, '10', 'admin');
-    await place(other, { side: 'sell', price: '1', quantity: '50' });
+    const acc = await limitedAccount('win');
     clock.advance(59_000 - (clock.now() % 60_000)); // 59 s into a minute
     expect(await place(acc, { side: 'buy', price: '1', quantity: '10' })).toMatchObject({ ok: true, value: { order: { status: 'filled' } } });
     clock.advance(24 * 3_600_000 - 59_000); // the start of that minute a day later: 23 h 59 min 1 s on
