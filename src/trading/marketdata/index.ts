@@ -29,7 +29,8 @@ const DAY = 86_400_000;
 /**
  * Market data built from what the order transactions commit: the book snapshot published after
  * each commit (depth, best bid/ask), fills (recent trades) and candles (1m/5m/1h/1d, written with
- * the fills). 24 h statistics come from 1-minute candles, so the window moves by whole minutes.
+ * the fills). 24 h statistics come from 1-minute candles, so the window moves by whole minutes
+ * (it starts with the minute that holds the instant 24 h back).
  */
 export class MarketData {
   constructor(
@@ -39,7 +40,9 @@ export class MarketData {
   async tickers(): Promise<Ticker[]> {
     const markets = await this.deps.assets.listMarkets();
     if (markets.length === 0) return [];
-    const since = Math.floor((this.deps.clock.now() - DAY) / 60_000) * 60_000 + 60_000;
+    // The minute that holds the instant 24 h back counts too (as the daily limit's window does): a
+    // trade late in it is less than 24 h old.
+    const since = Math.floor((this.deps.clock.now() - DAY) / 60_000) * 60_000;
     const rows = await this.deps.store.db
       .selectFrom('candles')
       .selectAll()
@@ -101,7 +104,8 @@ export class MarketData {
   async candles(market: string, period: CandlePeriod, range: { from?: number | undefined; to?: number | undefined; limit: number }): Promise<Candle[]> {
     const ms = CANDLE_PERIODS[period];
     const to = range.to ?? this.deps.clock.now();
-    const from = range.from ?? to - ms * range.limit;
+    // Without `from`: the `limit` periods that end with the one holding `to` (the current candle).
+    const from = range.from ?? Math.floor(to / ms) * ms - ms * (range.limit - 1);
     const rows = await this.deps.store.db
       .selectFrom('candles')
       .selectAll()
