@@ -36,7 +36,8 @@ lines.push('| --- | ---: | ---: | ---: |');
 for (const { module, rows } of results) {
   for (const r of rows) {
     const base = r.baseline ? `${fmt(r.baseline.value)} ${r.unit} (${r.baseline.name})` : '—';
-    const ratio = r.baseline && r.baseline.value > 0 ? `${(r.value / r.baseline.value).toFixed(2)}×` : '—';
+    // Always result ÷ baseline; for times and costs (better: 'lower') a ratio above 1 is worse, and says so.
+    const ratio = r.baseline && r.baseline.value > 0 ? `${(r.value / r.baseline.value).toFixed(2)}×${r.better === 'lower' ? ' (lower is better)' : ''}` : '—';
     const label = r.name.startsWith(`${module}: `) ? r.name : `${module}: ${r.name}`;
     lines.push(`| ${label} | ${fmt(r.value)} ${r.unit} | ${base} | ${ratio} |${r.note ? ` ${r.note}` : ''}`);
   }

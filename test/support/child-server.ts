@@ -15,9 +15,10 @@ export interface ChildServer {
 /**
  * Starts the real server (`node --import tsx src/main.ts`) as a child process on a free port and
  * resolves once it logs `moondraft listening`, with the URL it logged. `nodeArgs` go to node
- * itself (e.g. `--cpu-prof` for a benchmark).
+ * itself (e.g. `--cpu-prof` for a benchmark). `keepLogs: false` stops reading stdout once the
+ * server listens (stderr is still kept).
  */
-export function startChildServer(env: Record<string, string>, timeoutMs = 60_000, nodeArgs: readonly string[] = []): Promise<ChildServer> {
+export function startChildServer(env: Record<string, string>, timeoutMs = 60_000, nodeArgs: readonly string[] = [], options: { keepLogs?: boolean } = {}): Promise<ChildServer> {
   const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', path.join(root, 'src/main.ts')], {
     cwd: root,
     env: { ...process.env, PORT: '0', MOONDRAFT_LOG_LEVEL: 'info', ...env },
@@ -31,12 +32,19 @@ export function startChildServer(env: Record<string, string>, timeoutMs = 60_000
       reject(new Error(`server did not start within ${timeoutMs} ms:\n${logs.slice(-20).join('\n')}`));
     }, timeoutMs);
     createInterface({ input: child.stderr! }).on('line', (line) => logs.push(line));
-    createInterface({ input: child.stdout! }).on('line', (line) => {
+    const stdout = createInterface({ input: child.stdout! });
+    stdout.on('line', (line) => {
       logs.push(line);
       try {
         const entry = JSON.parse(line) as { msg?: string; url?: string };
         if (entry.msg === 'moondraft listening' && entry.url) {
           clearTimeout(timer);
+          if (options.keepLogs === false) {
+            // From here on stdout is drained unread: a benchmark's load generator, in this process,
+            // must not spend its time parsing the server's access log.
+            stdout.close();
+            child.stdout!.resume();
+          }
           resolve({ url: entry.url, child, exited, logs });
         }
       } catch {
