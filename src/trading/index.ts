@@ -9,6 +9,7 @@ import { Faucet } from './faucet.js';
 import { Ledger } from './ledger/index.js';
 import { TradingLimits } from './limits.js';
 import { MarketData } from './marketdata/index.js';
+import { firstWindowMinute } from './orders/batch.js';
 import { OrderQueries } from './orders/queries.js';
 import { OrdersService } from './orders/service.js';
 import { Portfolios } from './portfolio/index.js';
@@ -38,7 +39,8 @@ export async function createTrading(deps: { store: Store; state: SharedState; cl
 
   // Usage older than the limit window is never read again.
   const sweep = setInterval(() => {
-    const cutoff = Math.floor(clock.now() / 60_000) - 24 * 60 - 1;
+    // One minute of slack: a batch that read its window a moment ago may still count that minute.
+    const cutoff = firstWindowMinute(clock.now()) - 1;
     store.db.deleteFrom('trading_usage').where('minute', '<', cutoff).execute().catch((err) => log.warn({ err }, 'trading usage sweep failed'));
   }, 600_000);
   sweep.unref();

@@ -4,7 +4,7 @@ import type { Role } from '../security/rbac/roles.js';
 import type { Store } from '../store/db.js';
 import { USDC_DECIMALS } from './assets/index.js';
 import { parseAmount, readMinor } from './money.js';
-import { LIMIT_WINDOW_MINUTES } from './orders/batch.js';
+import { firstWindowMinute } from './orders/batch.js';
 import type { OrdersService } from './orders/service.js';
 
 export interface LimitStatus {
@@ -28,10 +28,9 @@ export class TradingLimits {
   constructor(private readonly deps: { store: Store; clock: Clock; orders: OrdersService }) {}
 
   async status(accountId: string, role: Role): Promise<LimitStatus> {
-    const minute = Math.floor(this.deps.clock.now() / 60_000);
     const db = this.deps.store.db;
     const [usage, exposure, override] = await Promise.all([
-      db.selectFrom('trading_usage').select('notional').where('account_id', '=', accountId).where('minute', '>=', minute - LIMIT_WINDOW_MINUTES).execute(),
+      db.selectFrom('trading_usage').select('notional').where('account_id', '=', accountId).where('minute', '>=', firstWindowMinute(this.deps.clock.now())).execute(),
       db.selectFrom('trading_exposure').select('open_notional').where('account_id', '=', accountId).executeTakeFirst(),
       db.selectFrom('trading_limits').select('daily_notional').where('account_id', '=', accountId).executeTakeFirst(),
     ]);

@@ -2,6 +2,7 @@ import type { Clock } from '../../lib/clock.js';
 import type { Store } from '../../store/db.js';
 import type { Assets, Market } from '../assets/index.js';
 import { readMinor } from '../money.js';
+import { firstWindowMinute } from '../orders/batch.js';
 import type { OrdersService } from '../orders/service.js';
 import { CANDLE_PERIODS, type Candle, type CandlePeriod } from './candles.js';
 
@@ -24,8 +25,6 @@ export interface Ticker {
   bestAsk: bigint | null;
 }
 
-const DAY = 86_400_000;
-
 /**
  * Market data built from what the order transactions commit: the book snapshot published after
  * each commit (depth, best bid/ask), fills (recent trades) and candles (1m/5m/1h/1d, written with
@@ -40,9 +39,9 @@ export class MarketData {
   async tickers(): Promise<Ticker[]> {
     const markets = await this.deps.assets.listMarkets();
     if (markets.length === 0) return [];
-    // The minute that holds the instant 24 h back counts too (as the daily limit's window does): a
-    // trade late in it is less than 24 h old.
-    const since = Math.floor((this.deps.clock.now() - DAY) / 60_000) * 60_000;
+    // The minute that holds the instant 24 h back counts too (the daily limit's window): a trade late
+    // in it is less than 24 h old.
+    const since = firstWindowMinute(this.deps.clock.now()) * 60_000;
     const rows = await this.deps.store.db
       .selectFrom('candles')
       .selectAll()

@@ -18,6 +18,11 @@ import { OPEN_STATUSES, type FillRecord, type OrderRecord, type TradingEvent } f
  */
 export const LIMIT_WINDOW_MINUTES = 24 * 60;
 
+/** The first minute (in epoch minutes) of the rolling 24 h window at `now` (ms): the one that holds the instant 24 h back. */
+export function firstWindowMinute(now: number): number {
+  return Math.floor(now / 60_000) - LIMIT_WINDOW_MINUTES;
+}
+
 /** A market row as locked by the batch, with the changes the batch makes to it. */
 export interface LockedMarket {
   row: MarketsTable;
@@ -107,7 +112,7 @@ export class Batch {
     for (const part of chunks(fresh, 300)) {
       const [positions, usage, exposure, limits] = await Promise.all([
         this.trx.selectFrom('positions').select(['account_id', 'asset', 'cost_basis', 'realized_pnl', 'version']).where('account_id', 'in', part).execute(),
-        this.trx.selectFrom('trading_usage').select(['account_id', 'minute', 'notional', 'version']).where('account_id', 'in', part).where('minute', '>=', this.minute - LIMIT_WINDOW_MINUTES).execute(),
+        this.trx.selectFrom('trading_usage').select(['account_id', 'minute', 'notional', 'version']).where('account_id', 'in', part).where('minute', '>=', firstWindowMinute(this.now)).execute(),
         this.trx.selectFrom('trading_exposure').select(['account_id', 'open_notional', 'version']).where('account_id', 'in', part).execute(),
         this.trx.selectFrom('trading_limits').select(['account_id', 'daily_notional']).where('account_id', 'in', part).execute(),
       ]);
