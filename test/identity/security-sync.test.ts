@@ -5,6 +5,8 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { buildProgram } from '../../src/cli/index.js';
 import { ManualClock } from '../../src/lib/clock.js';
 import { SecuritySync } from '../../src/security/identity/security-sync.js';
+import { sessionFor } from '../support/auth.js';
+import { serviceAvailable } from '../support/services.js';
 import { startTestServer, type TestServer } from '../support/server.js';
 import { signInEthereum } from '../support/wallet.js';
 
@@ -114,5 +116,40 @@ describe('security sync window', () => {
     // …and no further: past it, every token of the session has expired anyway.
     clock.advance(3_630_000);
     expect((await freshSync().runOnce()).revocations).toBe(0);
+  });
+});
+
+describe('shared state lost (Redis restarted empty) on scale-out', () => {
+  const clock = new ManualClock(Date.now());
+  let server: TestServer;
+  let skip = false;
+  beforeAll(async () => {
+    skip = !((await serviceAvailable('postgres')) && (await serviceAvailable('redis')));
+    if (!skip) server = await startTestServer({ backend: 'scaleout', clock });
+  });
+  afterAll(async () => {
+    if (!skip) await server.close();
+  });
+
+  it('the next sync pass restores revocations and role changes older than its overlap', async ({ skip: skipTest }) => {
+    if (skip) return skipTest();
+    const loggedOut = await signInEthereum(server);
+    const demoted = await signInEthereum(server);
+    const admin = await sessionFor(server, { role: 'admin' });
+    await server.app.inject({ method: 'POST', url: '/api/v1/auth/logout', headers: loggedOut.headers });
+    await server.app.inject({ method: 'PUT', url: `/api/v1/admin/accounts/${demoted.wallet.address}/role`, headers: admin.headers, payload: { role: 'developer' } });
+    await server.services.securitySync.runOnce();
+    expect((await account(server, loggedOut)).code).toBe('token_revoked');
+    expect((await account(server, demoted)).role).toBe('developer');
+
+    // Ten minutes later Redis restarts with nothing in it (no persistence, or a failover).
+    clock.advance(600_000);
+    await server.services.securitySync.runOnce();
+    const state = server.services.state;
+    for (const key of await state.keys('')) await state.del(key);
+
+    await server.services.securitySync.runOnce();
+    expect((await account(server, loggedOut)).code).toBe('token_revoked');
+    expect((await account(server, demoted)).role).toBe('developer');
   });
 });

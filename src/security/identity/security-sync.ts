@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Clock } from '../../lib/clock.js';
 import type { Store } from '../../store/db.js';
@@ -10,6 +11,12 @@ const OVERLAP_MS = 60_000;
 const PRUNE_EVERY_MS = 3_600_000;
 /** Ended sessions are kept this long (spent refresh tokens still read as reuse meanwhile). */
 const SESSION_RETENTION_MS = 7 * 86_400_000;
+/**
+ * Each process's sign that shared state still holds what its passes wrote. Gone (Redis restarted
+ * empty, failed over, flushed) means revocations and role changes older than the overlap are gone
+ * too, and the next pass must look back a whole token lifetime again, as at start-up.
+ */
+const MARKER_PREFIX = 'security:sync:';
 
 /**
  * Carries durable security decisions from the database into shared state: sessions revoked and
@@ -22,15 +29,22 @@ export class SecuritySync {
   private lastPruneAt = 0;
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<unknown> | undefined;
+  private readonly marker = `${MARKER_PREFIX}${randomBytes(8).toString('hex')}`;
 
   constructor(
     private readonly deps: { store: Store; state: SharedState; clock: Clock; sessions: Sessions; log: Logger; windowMs: number; intervalMs: number },
   ) {}
 
-  /** One pass; the first looks back a whole token lifetime, later ones only since the previous pass. */
+  /**
+   * One pass; the first looks back a whole token lifetime, later ones only since the previous pass,
+   * unless shared state lost what earlier passes wrote: then a whole token lifetime again.
+   */
   async runOnce(): Promise<{ revocations: number; roles: number }> {
     const { store, state, clock, windowMs } = this.deps;
     const now = clock.now();
+    // Checked and set before anything is published: a loss during this pass is seen by the next.
+    if (this.lastRunAt !== undefined && (await state.get(this.marker)) === null) this.lastRunAt = undefined;
+    await state.set(this.marker, String(now), windowMs);
     const since = this.lastRunAt === undefined ? now - windowMs : Math.max(now - windowMs, this.lastRunAt - OVERLAP_MS);
 
     const revoked = await store.db.selectFrom('sessions').select(['id', 'revoked_at']).where('revoked_at', '>=', since).execute();
