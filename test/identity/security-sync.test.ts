@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { buildProgram } from '../../src/cli/index.js';
 import { ManualClock } from '../../src/lib/clock.js';
 import { SecuritySync } from '../../src/security/identity/security-sync.js';
+import type { SharedState } from '../../src/state/port.js';
 import { sessionFor } from '../support/auth.js';
 import { serviceAvailable } from '../support/services.js';
 import { startTestServer, type TestServer } from '../support/server.js';
@@ -151,5 +152,39 @@ describe('shared state lost (Redis restarted empty) on scale-out', () => {
     await server.services.securitySync.runOnce();
     expect((await account(server, loggedOut)).code).toBe('token_revoked');
     expect((await account(server, demoted)).role).toBe('developer');
+  });
+});
+
+describe('a sync pass racing a role change', () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startTestServer();
+  });
+  afterAll(() => server.close());
+
+  it('never puts back the role a concurrent change replaced', async () => {
+    const admin = await sessionFor(server, { role: 'admin' });
+    // Promoted by mistake a moment ago: the row is recent, so every pass re-publishes it.
+    const promoted = await sessionFor(server, { role: 'admin' });
+    const { store, state, clock, sessions, log, accounts } = server.services;
+    let demoted = false;
+    // The demotion lands between the pass reading the accounts and writing what it read.
+    const racing: SharedState = Object.create(state, {
+      set: {
+        value: async (key: string, value: string, ttlMs?: number) => {
+          if (key === `acct:role:${promoted.account.id}` && !demoted) {
+            demoted = true;
+            const res = await server.app.inject({ method: 'PUT', url: `/api/v1/admin/accounts/${promoted.account.wallet}/role`, headers: admin.headers, payload: { role: 'trader' } });
+            expect(res.statusCode).toBe(200);
+          }
+          return state.set(key, value, ttlMs);
+        },
+      },
+    });
+    await new SecuritySync({ store, state: racing, clock, sessions, log, windowMs: 3_630_000, intervalMs: 5_000 }).runOnce();
+    expect(demoted).toBe(true);
+    expect((await accounts.byId(promoted.account.id))?.role).toBe('trader');
+    const res = await server.app.inject({ method: 'GET', url: '/api/v1/admin/ip-blocks', headers: promoted.headers });
+    expect(res.json().code).toBe('forbidden_role');
   });
 });

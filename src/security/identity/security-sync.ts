@@ -50,10 +50,22 @@ export class SecuritySync {
     const revoked = await store.db.selectFrom('sessions').select(['id', 'revoked_at']).where('revoked_at', '>=', since).execute();
     for (const row of revoked) await this.deps.sessions.publishRevocation(row.id, Number(row.revoked_at));
 
-    const roles = await store.db.selectFrom('accounts').select(['id', 'role', 'updated_at']).where('updated_at', '>=', since).execute();
-    for (const row of roles) {
+    const readRoles = () => store.db.selectFrom('accounts').select(['id', 'role', 'updated_at']).where('updated_at', '>=', since).execute();
+    const publishRole = async (row: { id: string; role: string; updated_at: number }) => {
       const ttl = Number(row.updated_at) + windowMs - now;
       if (ttl > 0) await state.set(sessionStateKeys('', row.id).role, row.role, ttl);
+    };
+    const roles = await readRoles();
+    for (const row of roles) await publishRole(row);
+    // A role change committed after the read above writes shared state itself, but this pass may
+    // have written the older role over it. A change writes state only after its commit, so reading
+    // again after writing sees every change this pass could have overwritten: publish those again.
+    if (roles.length > 0) {
+      const published = new Map(roles.map((r) => [r.id, `${r.role}@${Number(r.updated_at)}`]));
+      for (const row of await readRoles()) {
+        const seen = published.get(row.id);
+        if (seen !== undefined && seen !== `${row.role}@${Number(row.updated_at)}`) await publishRole(row);
+      }
     }
 
     this.lastRunAt = now;
