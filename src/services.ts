@@ -158,7 +158,11 @@ export async function createServices(config: Config, overrides: ServiceOverrides
   const apiKeys = new ApiKeys({ store, state, clock, keyring, events, accounts, log, env: config.env, audit });
   await apiKeys.start();
   closers.push(() => apiKeys.stop());
-  const apiKeyAuthenticator = new KeyAuthenticator({ keys: apiKeys, countries, state, env: config.env, clock, events });
+  // In-process replay memory starts empty: a request the previous process accepted could be
+  // accepted again after a restart. While the store holds usable keys, requests signed before this
+  // process started are refused (see ReplayGuard); Redis keeps the memory across restarts.
+  const replaySince = state.kind === 'memory' && (await apiKeys.anyUnrevoked()) ? clock.now() : undefined;
+  const apiKeyAuthenticator = new KeyAuthenticator({ keys: apiKeys, countries, state, env: config.env, clock, events, replaySince });
   const sweepReminders = () => void apiKeys.sweepRotationReminders().catch((err) => log.error({ err }, 'API key rotation-reminder sweep failed'));
   const firstSweep = setTimeout(sweepReminders, Math.min(30_000, config.keys.rotationSweepMs));
   const sweeps = setInterval(sweepReminders, config.keys.rotationSweepMs);

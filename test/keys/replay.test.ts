@@ -137,3 +137,39 @@ describe.skipIf(!scaleoutUp)('two scale-out servers sharing one database and one
     expect((await signed(b, cred, { url: '/api/v1/market/probe', unsigned: true })).json().scopes).toEqual(['market:read']);
   });
 });
+
+describe('a restart of the embedded server (in-process replay memory, SQLite file)', () => {
+  const clock = new ManualClock(Date.UTC(2026, 4, 3));
+  const dataDir = mkdtempSync(path.join(tmpdir(), 'moondraft-keys-restart-'));
+  afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
+
+  it('does not accept again a request the previous process accepted', async () => {
+    const first = await startKeysServer({ clock, dataDir, sqliteFile: true });
+    let accepted: ReturnType<typeof signedInject>;
+    let key: Awaited<ReturnType<typeof createKey>>;
+    try {
+      const owner = await session(first);
+      key = await createKey(first, owner.headers, { label: 'restart', scopes: ['orders:write'] });
+      accepted = signedInject(first, credentialOf(key), { method: 'POST', url: '/api/v1/trading/probe', body: '{"note":"buy once"}' });
+      expect((await first.app.inject(accepted)).statusCode).toBe(200);
+      expect(code(await first.app.inject(accepted))).toBe('replayed_request');
+    } finally {
+      await first.close();
+    }
+
+    clock.advance(2_000); // the process restarts; the copy is still inside a 60 s receive window
+    const second = await startKeysServer({ clock, dataDir, sqliteFile: true });
+    try {
+      const copy = { ...accepted, headers: { ...(accepted.headers as Record<string, string>), 'x-api-recv-window': '60000' } };
+      const res = await second.app.inject(copy);
+      expect(res.statusCode).toBe(401);
+      expect(code(res)).toBe('timestamp_out_of_window');
+      expect(res.json().serverTime).toBe(clock.now());
+      // A request signed now (once the server's first second has passed) goes through.
+      clock.advance(1_000);
+      expect((await signed(second, credentialOf(key!), { method: 'POST', url: '/api/v1/trading/probe', body: '{"note":"fresh"}', timestamp: clock.now() })).statusCode).toBe(200);
+    } finally {
+      await second.close();
+    }
+  });
+});

@@ -38,6 +38,8 @@ export interface KeyCheckDeps {
   countries: CountryLookup;
   state: SharedState;
   env: 'sandbox' | 'live';
+  /** See ReplayGuard: when an in-process replay memory began (undefined with a shared one). */
+  replaySince?: number | undefined;
 }
 
 function header(request: FastifyRequest, name: string): string | undefined {
@@ -55,7 +57,7 @@ function resolved(ctx: KeyCheckContext): ResolvedKey {
  * authorize stage checks scope and role, then the rate limit, then the handler.
  */
 export function apiKeyChecks(deps: KeyCheckDeps): readonly KeyCheck[] {
-  const replay = new ReplayGuard(deps.state);
+  const replay = new ReplayGuard(deps.state, deps.replaySince);
   return [
     {
       // Known, and active: not revoked, not expired, not suspended.
@@ -172,11 +174,19 @@ export function apiKeyChecks(deps: KeyCheckDeps): readonly KeyCheck[] {
       },
     },
     {
-      // Each signed request is accepted once, on any process (shared state, set-if-absent).
+      // Each signed request is accepted once, on any process (shared state, set-if-absent), and
+      // across a restart of the embedded server (whose memory started empty).
       name: 'replay',
       async run(ctx) {
         if (!ctx.signed) return;
         const { record } = resolved(ctx);
+        if (!replay.covers(Number(ctx.signed.parts.timestamp))) {
+          throw new ApiError(
+            'timestamp_out_of_window',
+            'The request was signed before this server started, which cannot tell whether it was already accepted; sign it again with a current timestamp',
+            { extra: { serverTime: ctx.now } },
+          );
+        }
         if (!(await replay.firstUse(record.id, messageDigest(ctx.signed.message)))) {
           throw new ApiError('replayed_request', 'This signed request was already accepted; sign each request with a new timestamp');
         }

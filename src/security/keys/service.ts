@@ -267,6 +267,12 @@ export class ApiKeys {
     }
   }
 
+  /** Whether the store holds a key of this environment that is not revoked (one a request may have been signed with). */
+  async anyUnrevoked(): Promise<boolean> {
+    const row = await this.deps.store.db.selectFrom('api_keys').select('id').where('environment', '=', this.deps.env).where('revoked_at', 'is', null).limit(1).executeTakeFirst();
+    return row !== undefined;
+  }
+
   // ---------------------------------------------------------------- management
 
   async create(owner: Owner, input: CreateKeyInput): Promise<Result<{ record: ApiKeyRecord; apiKey: string; apiSecret: string | undefined }>> {

@@ -14,7 +14,24 @@ export const REPLAY_TTL_MS = RECV_WINDOW.maxMs + RECV_WINDOW.futureToleranceMs +
  * process sharing the state. Never an evicting cache: an entry leaves only when its TTL ends.
  */
 export class ReplayGuard {
-  constructor(private readonly state: SharedState) {}
+  /**
+   * @param since When the memory began, for a memory that does not outlive this process (the
+   * in-process state of the embedded server) while the store already held keys that a previous
+   * process may have accepted requests for; undefined when the memory outlives processes (Redis).
+   */
+  constructor(
+    private readonly state: SharedState,
+    private readonly since?: number,
+  ) {}
+
+  /**
+   * Whether this memory can vouch for a request signed at `timestamp` (epoch ms). A request may be
+   * accepted from 1 s before its timestamp on, so one signed earlier than 1 s after the memory
+   * began may have been accepted by the previous process, whose memory is gone: it is refused.
+   */
+  covers(timestamp: number): boolean {
+    return this.since === undefined || timestamp - RECV_WINDOW.futureToleranceMs >= this.since;
+  }
 
   /**
    * Records one accepted request; true the first time, false for every copy. `digest` identifies
