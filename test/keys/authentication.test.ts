@@ -337,6 +337,17 @@ describe('IP whitelist and countries', () => {
     expect(code(await signed(ks, c, { url, remoteAddress: '10.0.0.1' }))).toBe('country_not_allowed');
     expect(code(await signed(ks, c, { url, remoteAddress: '192.168.1.1' }))).toBe('country_not_allowed');
   });
+
+  it('does not tell a caller without the secret which countries the key accepts', async () => {
+    const k = await createKey(ks, owner.headers, { label: 'se only', scopes: ['orders:read'], allowedCountries: ['SE', 'NO'] });
+    // A bare key (say, leaked from a log), unsigned, from elsewhere: the refusal must not say
+    // where to go (which VPN exit) to get past the country rule.
+    for (const remoteAddress of ['8.8.8.8', '10.0.0.1']) {
+      const res = await signed(ks, credentialOf(k), { url: '/api/v1/trading/probe', remoteAddress, unsigned: true });
+      expect(code(res)).toBe('country_not_allowed');
+      expect(res.body).not.toMatch(/\bSE\b|\bNO\b/);
+    }
+  });
 });
 
 describe('regeneration grace period', () => {

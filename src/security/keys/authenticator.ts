@@ -105,7 +105,9 @@ export function apiKeyChecks(deps: KeyCheckDeps): readonly KeyCheck[] {
         if (!deps.keys.allowlistFor(record).allows(ip)) throw new ApiError('ip_not_allowed', `${ip} is not on this key's IP whitelist`);
         if (record.allowedCountries.length > 0) {
           const country = deps.countries.countryOf(ip);
-          if (country === undefined) throw new ApiError('country_not_allowed', `The country of ${ip} is unknown; this key accepts only ${record.allowedCountries.join(', ')}`);
+          // The detail never lists the key's countries: this check runs before the signature's, so
+          // a bare key (leaked without its secret) would learn where to connect from.
+          if (country === undefined) throw new ApiError('country_not_allowed', `The country of ${ip} is unknown; this key accepts only requests from its allowed countries`);
           if (!record.allowedCountries.includes(country)) throw new ApiError('country_not_allowed', `Requests from ${country} are not allowed for this key`);
         }
       },
