@@ -121,6 +121,11 @@ export async function verifyChain(db: Db, checkpoints: Checkpoints, now: number)
     after = Number(rows[rows.length - 1]!.seq);
   }
 
+  // A record below seq 1 is never walked (the chain starts there), yet the auditor's views show it
+  // like any other: it was inserted.
+  const lowest = await db.selectFrom('audit_events').select(['seq', 'id']).orderBy('seq').limit(1).executeTakeFirst();
+  if (lowest && !(Number(lowest.seq) >= 1)) found.push({ seq: Number(lowest.seq), id: lowest.id, reason: 'inserted', detail: `record ${lowest.id} sits at seq ${String(lowest.seq)}, before the start of the chain` });
+
   if (walkBroken) found.push(walkBroken);
   else {
     // The tail: the head names the last record; no signed checkpoint lies beyond it.
@@ -130,10 +135,16 @@ export async function verifyChain(db: Db, checkpoints: Checkpoints, now: number)
     else if (headSeq === endSeq && head.hash !== endHash) found.push({ seq: endSeq, id: last?.id ?? null, reason: 'changed', detail: `record ${endSeq} differs from the chain head` });
     if (maxCheckpointSeq > endSeq) found.push({ seq: endSeq + 1, id: null, reason: 'removed', detail: `a signed checkpoint covers seq ${maxCheckpointSeq}, past the last record` });
     // Read the records' end before the head again: a concurrent append only moves the head further.
-    const maxRow = await db.selectFrom('audit_events').select((eb) => eb.fn.max('seq').as('m')).executeTakeFirst();
+    const highest = await db.selectFrom('audit_events').select(['seq', 'id']).orderBy('seq', 'desc').limit(1).executeTakeFirst();
     const headNow = await db.selectFrom('audit_chain_head').select('seq').where('id', '=', 1).executeTakeFirstOrThrow();
-    const maxSeq = maxRow?.m === null || maxRow?.m === undefined ? 0 : Number(maxRow.m);
-    if (maxSeq > Number(headNow.seq)) found.push({ seq: Number(headNow.seq) + 1, id: null, reason: 'inserted', detail: `records past the chain head (up to seq ${maxSeq}) were not appended by the log` });
+    const maxSeq = highest === undefined ? 0 : Number(highest.seq);
+    // SQLite keeps whatever is stored in the column, and sorts text after every number: a seq that is
+    // not a whole number is past the head too (and a comparison with NaN would pass it by).
+    if (!Number.isSafeInteger(maxSeq)) {
+      found.push({ seq: Number(headNow.seq) + 1, id: highest!.id, reason: 'inserted', detail: `record ${highest!.id} has seq ${JSON.stringify(highest!.seq)}, which is not a position in the chain` });
+    } else if (maxSeq > Number(headNow.seq)) {
+      found.push({ seq: Number(headNow.seq) + 1, id: null, reason: 'inserted', detail: `records past the chain head (up to seq ${maxSeq}) were not appended by the log` });
+    }
   }
 
   found.sort((a, b) => a.seq - b.seq || (a.reason === 'checkpoint_invalid' ? 1 : 0) - (b.reason === 'checkpoint_invalid' ? 1 : 0));

@@ -102,6 +102,29 @@ describe.each(BACKENDS)('audit chain on %s', (backend) => {
     expect((await verify()).firstBroken).toMatchObject({ seq: 4, reason: 'inserted' });
   });
 
+  it('detects a record inserted before the start of the chain (seq 0 or below)', async () => {
+    await seedEvents(server, 3);
+    const first = (await rows(server))[0]!;
+    for (const seq of [0, -5]) {
+      const forged = { ...first, id: `aud_forged${-seq}`, seq, at: Number(first.at) - 1000, account_id: 'acc_victim', prev_hash: '0'.repeat(64) };
+      await db().insertInto('audit_events').values({ ...forged, hash: recordHash(forged) }).execute();
+      // The auditor's list shows it, so verification must not pass over it.
+      expect((await server.services.audit.list({ accountId: 'acc_victim' }, { limit: 10 })).records.map((r) => r.id)).toContain(forged.id);
+      expect((await verify()).firstBroken).toMatchObject({ seq, id: forged.id, reason: 'inserted' });
+      await db().deleteFrom('audit_events').where('id', '=', forged.id).execute();
+    }
+    expect(await verify()).toMatchObject({ ok: true, checked: 3 });
+  });
+
+  it.runIf(backend === 'embedded')('detects a record whose seq is not a number (SQLite stores what it is given)', async () => {
+    await seedEvents(server, 3);
+    const first = (await rows(server))[0]!;
+    const forged = { ...first, id: 'aud_forged_text', seq: 'z' as unknown as number, account_id: 'acc_victim' };
+    await db().insertInto('audit_events').values({ ...forged, hash: recordHash(forged) }).execute();
+    expect((await server.services.audit.list({ accountId: 'acc_victim' }, { limit: 10 })).records.map((r) => r.id)).toContain(forged.id);
+    expect((await verify()).firstBroken).toMatchObject({ id: forged.id, reason: 'inserted' });
+  });
+
   it('detects an altered checkpoint', async () => {
     await seedEvents(server, 3);
     const cp = await server.services.audit.checkpoint();
