@@ -1,6 +1,7 @@
 import type { Store } from '../store/db.js';
 import { lockHead } from './chain.js';
 import type { Checkpoints } from './checkpoints.js';
+import { ACCESS_BATCH_SPAN_MS } from './seal.js';
 
 export interface PurgeResult {
   removed: number;
@@ -9,6 +10,15 @@ export interface PurgeResult {
 }
 
 const CHUNK = 2000;
+
+/**
+ * The time of the youngest event a record holds: its own, or for an `access.batch` record (whose
+ * `at` is its first request's) the latest its last request can be, so no request younger than the
+ * cutoff goes with its batch.
+ */
+function newestTime(r: { at: number | string | bigint; type: string }): number {
+  return Number(r.at) + (r.type === 'access.batch' ? ACCESS_BATCH_SPAN_MS - 1 : 0);
+}
 
 /**
  * Removes the records older than `cutoff`, oldest first, in chunks of one transaction each. Only a
@@ -24,10 +34,10 @@ export async function purgeBefore(store: Store, checkpoints: Checkpoints, cutoff
     const chunk = await store.transaction(async (trx) => {
       // Head lock first: anchors are ordered with appends and other purging processes.
       await lockHead(trx, store.dialect);
-      const rows = await trx.selectFrom('audit_events').select(['seq', 'at', 'hash']).orderBy('seq').limit(CHUNK).execute();
+      const rows = await trx.selectFrom('audit_events').select(['seq', 'at', 'type', 'hash']).orderBy('seq').limit(CHUNK).execute();
       let last: { seq: number; hash: string } | undefined;
       for (const r of rows) {
-        if (Number(r.at) >= cutoff) break;
+        if (newestTime(r) >= cutoff) break;
         last = { seq: Number(r.seq), hash: r.hash };
       }
       if (!last) return null;

@@ -3,7 +3,7 @@ import { AuditLog } from '../../src/audit/audit-log.js';
 import { loadConfig } from '../../src/config/index.js';
 import { ManualClock } from '../../src/lib/clock.js';
 import { startTestServer, type TestServer } from '../support/server.js';
-import { resetAuditLog, rows, scaleoutAvailable, seedEvents } from './support.js';
+import { accessViews, resetAuditLog, rows, scaleoutAvailable, seedEvents } from './support.js';
 
 const DAY = 86_400_000;
 const scaleout = await scaleoutAvailable();
@@ -72,6 +72,22 @@ describe.each(BACKENDS)('retention purge on %s', (backend) => {
     clock.advance(731 * DAY);
     expect(await server.services.audit.purge()).toEqual({ removed: 2, throughSeq: 2 });
     expect((await rows(server)).slice(0, 3).map((r) => Number(r.seq))).toEqual([3, 4, 5]);
+    expect(await server.services.audit.verify()).toMatchObject({ ok: true });
+  });
+
+  it('keeps an access batch while any request in it is younger than the retention period', async () => {
+    const t0 = clock.now();
+    for (const [i, at] of [t0, t0 + 50_000].entries()) {
+      server.services.audit.enqueue({ type: 'access.request', at, accountId: 'acc_span', requestId: `req_${i}`, details: { method: 'GET', route: '/api/v1/account', status: 200, latencyMs: 1 } });
+    }
+    await server.services.audit.settle();
+    await seedEvents(server, 1, 'acc_young');
+    clock.set(t0 + 730 * DAY + 10_000); // req_0 is now older than two years, req_1 forty seconds younger
+    await server.services.audit.purge();
+    expect((await accessViews(server, { accountId: 'acc_span' })).map((v) => v.details?.requestId)).toEqual(['req_0', 'req_1']);
+    clock.set(t0 + 730 * DAY + 60_000); // both are old now
+    await server.services.audit.purge();
+    expect(await accessViews(server, { accountId: 'acc_span' })).toEqual([]);
     expect(await server.services.audit.verify()).toMatchObject({ ok: true });
   });
 
