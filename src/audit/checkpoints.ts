@@ -68,12 +68,16 @@ export class Checkpoints {
     private readonly onSigned: (checkpoint: VerifiedCheckpoint) => void = () => {},
   ) {}
 
-  /** Keys of the current keyset that may verify at `now`, with their thumbprints. */
-  private async keysetKeys(now: number): Promise<Map<string, KnownKey & { jwk: JWK }>> {
+  /**
+   * Keys of the current keyset file, with their thumbprints: retired ones too, even after their
+   * tokens have expired (they left JWKS), so that a checkpoint they signed still verifies when no
+   * newer key signed one before they left (a long checkpoint interval, a server stopped across a
+   * rotation). A key leaves the file at the next rotation, by then endorsed by newer checkpoints.
+   */
+  private async keysetKeys(_now: number): Promise<Map<string, KnownKey & { jwk: JWK }>> {
     const out = new Map<string, KnownKey & { jwk: JWK }>();
-    for (const jwk of this.signingKeys.jwks(now).keys) {
-      const key = jwk.kid ? this.signingKeys.verificationKey(jwk.kid, now) : undefined;
-      if (jwk.kid && key) out.set(jwk.kid, { jwk, jkt: await calculateJwkThumbprint(jwk, 'sha256'), key });
+    for (const { kid, publicKey, publicJwk } of this.signingKeys.held()) {
+      out.set(kid, { jwk: publicJwk, jkt: await calculateJwkThumbprint(publicJwk, 'sha256'), key: publicKey });
     }
     return out;
   }

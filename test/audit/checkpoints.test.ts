@@ -61,6 +61,23 @@ describe('signed checkpoints', () => {
     expect(await audit.verify()).toMatchObject({ ok: true, checked: 6, checkpoints: 3 });
   });
 
+  it('keeps verifying when no checkpoint was signed while the retired key was still verifying tokens', async () => {
+    // A checkpoint interval longer than a token lifetime (or a server stopped across the rotation):
+    // the new key signs nothing until the old one has left JWKS.
+    const audit = server.services.audit;
+    await seedEvents(server, 2);
+    await audit.checkpoint(); // key 1
+    await rotate();
+    clock.advance(MAX_TOKEN_LIFETIME_MS + 1);
+    expect(await audit.verify()).toMatchObject({ ok: true, checkpoints: 1 });
+    await seedEvents(server, 2, 'acc_b');
+    await audit.checkpoint(); // key 2
+    expect(await audit.verify()).toMatchObject({ ok: true, checked: 4, checkpoints: 2 });
+    clock.advance(MAX_TOKEN_LIFETIME_MS + 1);
+    await rotate(); // key 1 leaves the keyset file, endorsed by key 2's checkpoint
+    expect(await audit.verify()).toMatchObject({ ok: true, checked: 4, checkpoints: 2 });
+  });
+
   it('refuses a checkpoint signed by a key an attacker added to the store', async () => {
     await seedEvents(server, 3);
     await server.services.audit.checkpoint();

@@ -117,6 +117,15 @@ export class SigningKeys {
     return k.publicKey;
   }
 
+  /**
+   * Every key of the keyset file, whether or not it may still verify tokens: the keys this
+   * deployment holds, which the audit log trusts for its signed checkpoints (a checkpoint must
+   * keep verifying long after the tokens of its key have expired).
+   */
+  held(): { kid: string; publicKey: KeyObject; publicJwk: JWK }[] {
+    return this.keys.map((k) => ({ kid: k.kid, publicKey: k.publicKey, publicJwk: k.publicJwk }));
+  }
+
   /** JWKS document: every key that may still verify a token. */
   jwks(now: number): { keys: JWK[] } {
     return { keys: this.keys.filter((k) => this.verificationKey(k.kid, now)).map((k) => k.publicJwk) };
