@@ -13,6 +13,38 @@ function actorFields(actor: Actor) {
   };
 }
 
+/**
+ * The audit events of one trading event. A fill gives two, one per account that traded, so that an
+ * auditor's account filter (clear columns only: the counterparty is inside the encrypted details)
+ * finds the trade from either side: the taker's, done by the taker's actor, and the maker's, done
+ * by no actor of the maker's (its resting order was taken).
+ */
+function toAuditEvents(e: TradingEvent, m: Market): AuditEvent[] {
+  if (e.type !== 'fill') return [toAuditEvent(e, m)];
+  const f = e.fill;
+  const price = (v: bigint) => formatAmount(v, m.quoteDecimals);
+  return [
+    toAuditEvent(e, m),
+    {
+      type: 'trading.fill',
+      accountId: f.makerAccountId,
+      actorId: null,
+      details: {
+        fillId: f.id,
+        orderId: f.makerOrderId,
+        market: f.market,
+        side: f.takerSide === 'buy' ? 'sell' : 'buy',
+        liquidity: 'maker',
+        price: price(f.price),
+        quantity: formatAmount(f.quantity, m.baseDecimals),
+        takerOrderId: f.takerOrderId,
+        takerAccountId: f.takerAccountId,
+        makerFee: price(f.makerFee),
+      },
+    },
+  ];
+}
+
 function toAuditEvent(e: TradingEvent, m: Market): AuditEvent {
   const qty = (v: bigint) => formatAmount(v, m.baseDecimals);
   const price = (v: bigint) => formatAmount(v, m.quoteDecimals);
@@ -60,6 +92,7 @@ function toAuditEvent(e: TradingEvent, m: Market): AuditEvent {
           orderId: f.takerOrderId,
           market: f.market,
           side: f.takerSide,
+          liquidity: 'taker',
           price: price(f.price),
           quantity: qty(f.quantity),
           makerOrderId: f.makerOrderId,
@@ -74,8 +107,9 @@ function toAuditEvent(e: TradingEvent, m: Market): AuditEvent {
 }
 
 /**
- * Every order, cancel and fill goes to the audit trail inside the order transaction that makes it
- * (the trading core's commit hook): the trade and its record commit or roll back together.
+ * Every order, cancel and fill (a record for each side) goes to the audit trail inside the order
+ * transaction that makes it (the trading core's commit hook): the trade and its records commit or
+ * roll back together.
  */
 export function auditTrading(trading: Trading, audit: AuditLog): void {
   trading.orders.onCommitting(async (trx, events) => {
@@ -88,7 +122,7 @@ export function auditTrading(trading: Trading, audit: AuditLog): void {
       const row = await trx.selectFrom('markets').selectAll().where('symbol', '=', symbol).executeTakeFirstOrThrow();
       markets.set(symbol, await trading.assets.fromRow(row, trx));
     }
-    const mapped = events.map((e) => toAuditEvent(e, markets.get(e.type === 'fill' ? e.fill.market : e.order.market)!));
+    const mapped = events.flatMap((e) => toAuditEvents(e, markets.get(e.type === 'fill' ? e.fill.market : e.order.market)!));
     await audit.recordManyIn(trx, mapped);
   });
 }

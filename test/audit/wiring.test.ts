@@ -76,6 +76,11 @@ describe('trading is audited in the order transaction', () => {
     const fills = (await server.services.audit.list({ type: 'trading.fill', accountId: taker.account.id }, { limit: 10 })).records;
     expect(fills).toHaveLength(1);
     expect(fills[0]!.details).toMatchObject({ orderId: taken.json().id, makerOrderId: resting.json().id, makerAccountId: maker.account.id, price: '2.5', quantity: '4', side: 'buy' });
+    // The maker took part in the trade too: the auditor's account filter finds it on both sides.
+    const makerFills = (await server.services.audit.list({ type: 'trading.fill', accountId: maker.account.id }, { limit: 10 })).records;
+    expect(makerFills).toHaveLength(1);
+    expect(makerFills[0]).toMatchObject({ accountId: maker.account.id, actorId: null });
+    expect(makerFills[0]!.details).toMatchObject({ fillId: fills[0]!.details!.fillId, orderId: resting.json().id, liquidity: 'maker', side: 'sell', price: '2.5', quantity: '4', takerOrderId: taken.json().id, takerAccountId: taker.account.id });
     const cancelled = (await server.services.audit.list({ type: 'trading.order.cancelled', accountId: maker.account.id }, { limit: 10 })).records;
     expect(cancelled).toHaveLength(1);
     expect(cancelled[0]!.details).toMatchObject({ orderId: other.json().id, reason: 'user', cancelledQuantity: '5' });
