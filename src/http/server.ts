@@ -5,14 +5,17 @@ import swaggerUi from '@fastify/swagger-ui';
 import Fastify, { LogController, type FastifyServerOptions } from 'fastify';
 import type { Services } from '../services.js';
 import { arrivalStages, responseObservers, runObservers, runStages, securityStages } from './pipeline.js';
-import { errorHandler, notFoundHandler } from './problem.js';
+import { ApiError } from '../errors/registry.js';
+import { errorHandler, notFoundHandler, sendProblem } from './problem.js';
 import { registerRoutes } from './routes/index.js';
+import { requestContextStage } from './stages/request-context.js';
 import type { App } from './types.js';
 import { validatorCompiler } from './validation.js';
 
 /** Builds the HTTP server (not yet listening): options, parsers, the pipeline, routes, docs. */
 export async function buildServer(services: Services): Promise<App> {
   const { config } = services;
+  const requestContext = requestContextStage(services);
   const options: FastifyServerOptions & { https?: unknown } = {
     loggerInstance: services.log,
     // Our onResponse hook writes one access line per request (route pattern, never the raw URL).
@@ -29,6 +32,13 @@ export async function buildServer(services: Services): Promise<App> {
     return503OnClosing: true,
     routerOptions: { ignoreTrailingSlash: false, maxParamLength: 200 },
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false } },
+    // A path the router cannot even decode (bad percent-encoding, an over-long parameter) is
+    // refused before any hook runs: answer it as every other refusal, with the usual headers.
+    frameworkErrors: (_error, request, reply) => {
+      requestContext.run(request, reply);
+      reply.header('X-API-Server-Time', String(services.clock.now()));
+      sendProblem(reply, new ApiError('validation_failed', 'The request path is not valid'));
+    },
   };
   if (config.tls) {
     options.https = {

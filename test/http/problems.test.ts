@@ -63,6 +63,16 @@ describe('every error path is problem+json with a registered code', () => {
     expectProblem(await server.app.inject({ method: 'DELETE', url: '/api/v1/time' }), 'not_found');
   });
 
+  it('a path that is not valid percent-encoding, or a parameter past the length limit, is a problem with the usual headers', async () => {
+    for (const url of ['/api/v1/%zz', '/api/v1/tokens/%E0%A4%A', `/api/v1/keys/${'k'.repeat(300)}`]) {
+      const res = await server.app.inject({ method: 'GET', url });
+      const body = expectProblem(res, 'validation_failed');
+      expect(Number(res.headers['x-api-server-time'])).toBeGreaterThan(0);
+      expect(res.headers['x-content-type-options']).toBe('nosniff');
+      expect(JSON.stringify(body)).not.toMatch(/FST_|%zz|kkkk/);
+    }
+  });
+
 });
 
 describe('Fastify errors and unexpected exceptions are mapped too', () => {
