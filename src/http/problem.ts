@@ -69,6 +69,42 @@ export function errorHandler(error: unknown, request: FastifyRequest, reply: Fas
   return sendProblem(reply, apiError);
 }
 
-export function notFoundHandler(request: FastifyRequest, reply: FastifyReply) {
-  return sendProblem(reply, new ApiError('not_found', 'No such route'));
+/**
+ * The methods registered for each route pattern, so that a known path asked with another method
+ * answers 405 `method_not_allowed` with `Allow` (RFC 9110 §15.5.6) rather than 404.
+ */
+export class RouteMethods {
+  private readonly patterns = new Map<string, { match: RegExp; methods: Set<string> }>();
+
+  add(url: string, method: string | string[]): void {
+    let entry = this.patterns.get(url);
+    if (!entry) {
+      const source = url
+        .split('/')
+        .map((segment) => (segment.startsWith(':') ? '[^/]+' : segment === '*' ? '.*' : segment.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')))
+        .join('/');
+      entry = { match: new RegExp(`^${source}$`), methods: new Set() };
+      this.patterns.set(url, entry);
+    }
+    for (const m of Array.isArray(method) ? method : [method]) entry.methods.add(m.toUpperCase());
+  }
+
+  /** The methods a path (without its query) is served with; empty when no route matches it. */
+  allowed(path: string): string[] {
+    const methods = new Set<string>();
+    for (const { match, methods: ms } of this.patterns.values()) if (match.test(path)) for (const m of ms) methods.add(m);
+    return [...methods];
+  }
+}
+
+export function notFoundHandler(routes: RouteMethods) {
+  return function notFound(request: FastifyRequest, reply: FastifyReply) {
+    const path = request.url.split('?', 1)[0]!;
+    const allowed = routes.allowed(path);
+    if (allowed.length > 0 && !allowed.includes(request.method)) {
+      reply.header('Allow', allowed.join(', '));
+      return sendProblem(reply, new ApiError('method_not_allowed', `${request.method} is not allowed here; use ${allowed.join(', ')}`));
+    }
+    return sendProblem(reply, new ApiError('not_found', 'No such route'));
+  };
 }

@@ -6,7 +6,7 @@ import Fastify, { LogController, type FastifyServerOptions } from 'fastify';
 import type { Services } from '../services.js';
 import { arrivalStages, responseObservers, runObservers, runStages, securityStages } from './pipeline.js';
 import { ApiError } from '../errors/registry.js';
-import { errorHandler, notFoundHandler, sendProblem } from './problem.js';
+import { errorHandler, notFoundHandler, RouteMethods, sendProblem } from './problem.js';
 import { registerRoutes } from './routes/index.js';
 import { requestContextStage } from './stages/request-context.js';
 import type { App } from './types.js';
@@ -53,7 +53,8 @@ export async function buildServer(services: Services): Promise<App> {
 
   app.setValidatorCompiler(validatorCompiler);
   app.setErrorHandler(errorHandler);
-  app.setNotFoundHandler(notFoundHandler);
+  const routeMethods = new RouteMethods();
+  app.setNotFoundHandler(notFoundHandler(routeMethods));
 
   app.decorateRequest('principal', null as never);
   app.decorateRequest('rawBody', undefined);
@@ -72,6 +73,7 @@ export async function buildServer(services: Services): Promise<App> {
     if (route.url.startsWith('/api/') && route.config?.permission === undefined) {
       throw new Error(`route ${route.method} ${route.url} declares no permission`);
     }
+    routeMethods.add(route.url, route.method);
   });
 
   // The pipeline (pipeline.ts): four hooks, each running its ordered list.

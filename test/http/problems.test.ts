@@ -59,8 +59,14 @@ describe('every error path is problem+json with a registered code', () => {
     expectProblem(await server.app.inject({ method: 'GET', url: '/api/v1/nope' }), 'not_found');
   });
 
-  it('404 for a known path with an unknown method', async () => {
-    expectProblem(await server.app.inject({ method: 'DELETE', url: '/api/v1/time' }), 'not_found');
+  it('405 method_not_allowed for a known path with an unknown method, with Allow', async () => {
+    const res = await server.app.inject({ method: 'DELETE', url: '/api/v1/time' });
+    expectProblem(res, 'method_not_allowed');
+    expect(res.headers.allow).toBe('GET, HEAD');
+    const withParam = await server.app.inject({ method: 'PUT', url: '/api/v1/keys/key_01M8JSYZSJ80A5T53SZ76HJ90Z?x=1' });
+    expectProblem(withParam, 'method_not_allowed');
+    expect(String(withParam.headers.allow).split(', ').sort()).toEqual(['DELETE', 'GET', 'HEAD', 'PATCH']);
+    expectProblem(await server.app.inject({ method: 'GET', url: '/api/v1/keys/key_01M8JSYZSJ80A5T53SZ76HJ90Z/nope' }), 'not_found');
   });
 
   it('a path that is not valid percent-encoding, or a parameter past the length limit, is a problem with the usual headers', async () => {
