@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ManualClock } from '../../src/lib/clock.js';
 import { sessionFor } from '../support/auth.js';
 import { startTestServer, type TestServer } from '../support/server.js';
@@ -115,6 +115,30 @@ describe.each([
     expect(await balance(other, symbol)).toBe('0');
     expect((await server.services.trading.assets.asset(symbol))!.decimals).toBe(6);
     expect(await auditCount('trading.token.created')).toBe(before + 1);
+  });
+
+  it.skipIf(!available)('a launch that fails after listing its market leaves nothing behind, not even in the asset cache', async () => {
+    const s = await trader();
+    const symbol = sym();
+    const recordIn = server.services.audit.recordIn.bind(server.services.audit);
+    const spy = vi.spyOn(server.services.audit, 'recordIn').mockImplementation(async (trx, event) => {
+      if (event.type === 'trading.token.created') throw new Error('disk full');
+      return recordIn(trx, event);
+    });
+    try {
+      expect((await launch(s, { symbol, decimals: 18 })).statusCode).toBe(500);
+    } finally {
+      spy.mockRestore();
+    }
+    expect(await server.services.trading.assets.asset(symbol)).toBeUndefined();
+    expect((await req('GET', `/api/v1/tokens/${symbol}`, s)).statusCode).toBe(404);
+    // The same symbol launched again with other decimals gets them everywhere.
+    const again = await launch(s, { symbol, decimals: 2, supply: '5' });
+    expect(again.statusCode).toBe(201);
+    expect(again.json().market).toMatchObject({ lotSize: '1', tickSize: '0.000001' });
+    expect((await server.services.trading.assets.asset(symbol))!.decimals).toBe(2);
+    expect(await balance(s, symbol)).toBe('5');
+    expect((await server.services.trading.ledger.verify()).ok).toBe(true);
   });
 
   it.skipIf(!available)('daily creation cap: the 5th launch in 24 h passes, the 6th is refused, the window rolls', async () => {

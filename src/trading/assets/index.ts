@@ -131,7 +131,9 @@ export class Assets {
     const row = await db.selectFrom('assets').selectAll().where('symbol', '=', symbol).executeTakeFirst();
     if (!row) return undefined;
     const asset: Asset = { symbol: row.symbol, name: row.name, decimals: Number(row.decimals), faucet: Number(row.faucet) === 1, createdBy: row.created_by, createdAt: Number(row.created_at) };
-    this.assets.set(symbol, asset);
+    // Only committed rows are cached: inside a transaction the row may be its own uncommitted
+    // insert (a token launch), which a rollback would leave behind in the cache.
+    if (db === this.store.db) this.assets.set(symbol, asset);
     return asset;
   }
 
