@@ -27,6 +27,18 @@ describe('system endpoints', () => {
     expect(doc.components.securitySchemes.apiKey).toMatchObject({ type: 'apiKey', in: 'header', name: 'X-API-Key' });
   });
 
+  it('/openapi.json declares 204 for the routes that answer 204 with no body', async () => {
+    const doc = (await server.app.inject({ method: 'GET', url: '/openapi.json' })).json();
+    for (const [path, method] of [
+      ['/api/v1/auth/logout', 'post'],
+      ['/api/v1/security/sessions/{id}', 'delete'],
+      ['/api/v1/account/withdrawal-addresses/{id}', 'delete'],
+      ['/api/v1/admin/ip-blocks', 'delete'],
+    ] as const) {
+      expect(Object.keys(doc.paths[path][method].responses), `${method} ${path}`).toEqual(['204']);
+    }
+  });
+
   it('/docs renders the reference', async () => {
     const res = await server.app.inject({ method: 'GET', url: '/docs/' });
     expect(res.statusCode).toBe(200);

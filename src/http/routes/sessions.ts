@@ -34,11 +34,11 @@ export function sessionRoutes(app: App, services: Services): void {
 
   app.delete(
     '/api/v1/security/sessions/:id',
-    { config: { permission: 'self:manage' }, schema: { tags: ['security'], summary: 'Revoke one of your sessions at once', security: [{ bearer: [] }], params: SessionParams } },
+    { config: { permission: 'self:manage' }, schema: { tags: ['security'], summary: 'Revoke one of your sessions at once', security: [{ bearer: [] }], params: SessionParams, response: { 204: Type.Null({ description: 'Revoked' }) } } },
     async (request, reply) => {
       const principal = sessionPrincipal(request);
       unwrap(await services.sessions.revoke(principal.accountId, request.params.id, 'user', clientContext(request)));
-      return reply.code(204).send();
+      return reply.code(204).send(null);
     },
   );
 }

@@ -179,7 +179,7 @@ export function withdrawalRoutes(app: App, services: Services): void {
 
   app.delete(
     '/api/v1/account/withdrawal-addresses/:id',
-    { config: { permission: 'withdrawals:write' }, schema: { tags, summary: 'Remove a saved address', security: Security, params: IdParams } },
+    { config: { permission: 'withdrawals:write' }, schema: { tags, summary: 'Remove a saved address', security: Security, params: IdParams, response: { 204: Type.Null({ description: 'Removed' }) } } },
     async (request, reply) => {
       const caller = callerOf(request);
       unwrap(await withdrawals.removeAddress(caller.accountId, caller.actor, request.params.id));
