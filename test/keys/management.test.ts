@@ -92,6 +92,21 @@ describe('POST /api/v1/keys', () => {
     expect((await post('/api/v1/keys', owner.headers, { label: 'w', scopes: ['withdrawals:write'], ipWhitelist: ['198.51.100.1'] })).statusCode).toBe(201);
   });
 
+  it('a withdrawals:write whitelist must bind addresses: no range wider than /8 (IPv4) or /16 (IPv6)', async () => {
+    for (const ipWhitelist of [['0.0.0.0/0', '::/0'], ['0.0.0.0/1', '128.0.0.0/1'], ['198.51.100.1', '::/0'], ['10.0.0.0/7'], ['2001::/15']]) {
+      const res = await post('/api/v1/keys', owner.headers, { label: 'w', scopes: ['withdrawals:write'], ipWhitelist });
+      expect(code(res), JSON.stringify(ipWhitelist)).toBe('validation_failed');
+    }
+    const k = await createKey(ks, owner.headers, { label: 'w', scopes: ['withdrawals:write'], ipWhitelist: ['10.0.0.0/8', '2001:db8::/16'] });
+    const widened = await ks.app.inject({ method: 'PATCH', url: `/api/v1/keys/${k.id}`, headers: owner.headers, payload: { ipWhitelist: ['0.0.0.0/0', '::/0'] } });
+    expect(code(widened)).toBe('validation_failed');
+    // A key that cannot withdraw may still say "any address" in CIDR; the checklist says what it is.
+    const me = await session(ks);
+    const any = await createKey(ks, me.headers, { label: 'any', scopes: ['orders:read'], ipWhitelist: ['0.0.0.0/0', '::/0'] });
+    const checklist = (await ks.app.inject({ method: 'GET', url: '/api/v1/security/checklist', headers: me.headers })).json();
+    expect(checklist.items.find((i: { id: string }) => i.id === 'ip_whitelisting')).toMatchObject({ result: 'fail', keyIds: [any.id] });
+  });
+
   it('bounds expiresInDays and refuses unknown fields and number-typed strings', async () => {
     expect((await post('/api/v1/keys', owner.headers, { label: 'long', scopes: ['market:read'], expiresInDays: 3650 })).statusCode).toBe(201);
     expect(code(await post('/api/v1/keys', owner.headers, { label: 'x', scopes: ['market:read'], expiresInDays: 0 }))).toBe('validation_failed');

@@ -1,3 +1,4 @@
+import { bindsAddresses } from '../network/allowlist.js';
 import { READ_ONLY_SCOPES, scopesAllowedForRole, type Role, type Scope } from '../rbac/roles.js';
 import type { KeyEnvironment } from './format.js';
 import { statusOf, type ApiKeyRecord } from './records.js';
@@ -48,7 +49,7 @@ export function evaluateChecklist(input: { keys: readonly ApiKeyRecord[]; role: 
   const none = usable.length === 0 ? 'No usable keys yet' : undefined;
   const allowed = scopesAllowedForRole(role);
 
-  const unlisted = usable.filter((k) => k.ipWhitelist.length === 0);
+  const unlisted = usable.filter((k) => !bindsAddresses(k.ipWhitelist));
   const ip = item(
     {
       id: 'ip_whitelisting',

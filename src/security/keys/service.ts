@@ -11,7 +11,7 @@ import type { SharedState } from '../../state/port.js';
 import type { Keyring } from '../crypto/keyring.js';
 import type { SecurityEvents } from '../events/index.js';
 import { sessionStateKeys } from '../identity/revocation.js';
-import { canonicalAllowlistEntry, IpAllowlist, MAX_ALLOWLIST_ENTRIES } from '../network/allowlist.js';
+import { bindsAddresses, canonicalAllowlistEntry, IpAllowlist, MAX_ALLOWLIST_ENTRIES, NARROWEST_BINDING_PREFIX } from '../network/allowlist.js';
 import { canonicalCountryCode } from '../network/countries.js';
 import { isRole, isScope, scopesAllowedForRole, type Role, type Scope } from '../rbac/roles.js';
 import { ed25519PublicKey } from '../signing/verify.js';
@@ -654,6 +654,12 @@ function checkCountries(codes: readonly string[]): Result<string[]> {
 function checkCombination(scopes: readonly Scope[], whitelist: readonly string[]): Result<true> {
   if (scopes.includes('withdrawals:write') && whitelist.length === 0) {
     return fail('validation_failed', 'A key with withdrawals:write must have an ipWhitelist');
+  }
+  if (scopes.includes('withdrawals:write') && !bindsAddresses(whitelist)) {
+    return fail(
+      'validation_failed',
+      `A key with withdrawals:write must have an ipWhitelist of addresses or ranges no wider than /${NARROWEST_BINDING_PREFIX.ipv4} (IPv4) or /${NARROWEST_BINDING_PREFIX.ipv6} (IPv6)`,
+    );
   }
   return ok(true);
 }

@@ -38,6 +38,24 @@ export function canonicalAllowlistEntry(entry: string): string | undefined {
   return bits === undefined ? canonical : `${canonical}/${Number(bits)}`;
 }
 
+/** The widest range an entry may be and still bind a key to addresses (as for IP blocks). */
+export const NARROWEST_BINDING_PREFIX = { ipv4: 8, ipv6: 16 } as const;
+
+/**
+ * Whether a canonical allowlist actually binds a key to some addresses: not empty, and no entry
+ * wider than /8 (IPv4) or /16 (IPv6). `0.0.0.0/0` or two /1 halves are a whitelist in name only.
+ */
+export function bindsAddresses(entries: readonly string[]): boolean {
+  return (
+    entries.length > 0 &&
+    entries.every((entry) => {
+      const [address, bits] = entry.split('/') as [string, string | undefined];
+      if (bits === undefined) return true;
+      return Number(bits) >= (isIP(address) === 4 ? NARROWEST_BINDING_PREFIX.ipv4 : NARROWEST_BINDING_PREFIX.ipv6);
+    })
+  );
+}
+
 /**
  * Matches client addresses against an allowlist of addresses and CIDR ranges (node:net BlockList
  * does the prefix arithmetic). An empty list allows every address.
