@@ -7,6 +7,7 @@ import { requestMetricsObserver } from './observers/metrics.js';
 import type { ResponseObserver } from './observers/types.js';
 import { authenticateStage } from './stages/authenticate.js';
 import { authorizeStage } from './stages/authorize.js';
+import { drainingStage } from './stages/draining.js';
 import { ipBlockStage } from './stages/ip-block.js';
 import { rateLimitStage } from './stages/rate-limit.js';
 import { requestContextStage } from './stages/request-context.js';
@@ -14,11 +15,12 @@ import type { Stage } from './stages/types.js';
 
 /**
  * Stages run at arrival (onRequest), before the body is even read: the request context (request
- * id, client address, security headers), then a blocked client address (admin or automatic block)
- * is refused before any other work. Neither does I/O.
+ * id, client address, security headers), then a request arriving while the server closes is
+ * refused, then a blocked client address (admin or automatic block) is refused before any other
+ * work. None does I/O.
  */
-export function arrivalStages(services: Services): Stage[] {
-  return [requestContextStage(services), ipBlockStage(services)];
+export function arrivalStages(services: Services, draining: () => boolean = () => false): Stage[] {
+  return [requestContextStage(services), drainingStage(draining), ipBlockStage(services)];
 }
 
 /**
@@ -26,7 +28,8 @@ export function arrivalStages(services: Services): Stage[] {
  * Cheap refusals come first. Read it top to bottom; this list is the whole story.
  *
  *   onRequest      arrivalStages: request context (request id, client address, security headers),
- *                  then the IP block list, before the body is read
+ *                  then a refusal while the server closes, then the IP block list, before the
+ *                  body is read
  *   preValidation  the stages below (the body is parsed and its raw bytes kept, not yet validated)
  *   validation     TypeBox schema of the route (unknown fields refused)
  *   handler        domain code, which returns results; the route turns refusals into problems

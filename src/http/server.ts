@@ -29,7 +29,9 @@ export async function buildServer(services: Services): Promise<App> {
     keepAliveTimeout: config.timeouts.keepAliveMs,
     connectionTimeout: config.timeouts.connectionMs,
     forceCloseConnections: 'idle',
-    return503OnClosing: true,
+    // Requests arriving while the server closes are refused by the draining stage (pipeline.ts),
+    // as problem+json with the usual headers, instead of Fastify's bare 503 body.
+    return503OnClosing: false,
     routerOptions: { ignoreTrailingSlash: false, maxParamLength: 200 },
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false } },
     // A path the router cannot even decode (bad percent-encoding, an over-long parameter) is
@@ -77,7 +79,12 @@ export async function buildServer(services: Services): Promise<App> {
   });
 
   // The pipeline (pipeline.ts): four hooks, each running its ordered list.
-  app.addHook('onRequest', runStages(arrivalStages(services)));
+  let closing = false;
+  app.addHook('preClose', (done) => {
+    closing = true;
+    done();
+  });
+  app.addHook('onRequest', runStages(arrivalStages(services, () => closing)));
   app.addHook('preValidation', runStages(securityStages(services)));
   app.addHook('onSend', (_request, reply, payload, done) => {
     reply.header('X-API-Server-Time', String(services.clock.now()));

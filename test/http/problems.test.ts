@@ -1,3 +1,4 @@
+import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Type } from '@sinclair/typebox';
 import { loadConfig } from '../../src/config/index.js';
@@ -137,6 +138,36 @@ describe('Fastify errors and unexpected exceptions are mapped too', () => {
     const res = await built.app.inject({ method: 'GET', url: '/__test/boom' });
     const body = expectProblem(res, 'internal_error');
     expect(JSON.stringify(body)).not.toContain('secret');
+  });
+});
+
+describe('shutting down', () => {
+  it('a request that arrives on a kept-alive connection while the server drains is a problem+json 503 with the usual headers', async () => {
+    const draining = await startTestServer();
+    const url = new URL(await draining.app.listen({ host: '127.0.0.1', port: 0 }));
+    const socket = net.connect(Number(url.port), '127.0.0.1');
+    await new Promise<void>((r) => socket.once('connect', () => r()));
+    let received = '';
+    socket.on('data', (d) => (received += d));
+    const body = JSON.stringify({ address: 'x'.repeat(100) });
+    // The first request is in flight (half its body sent) when the server starts closing.
+    socket.write(`POST /api/v1/in-flight HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body.slice(0, 50)}`);
+    await new Promise((r) => setTimeout(r, 100));
+    const closed = draining.close();
+    await new Promise((r) => setTimeout(r, 100));
+    socket.write(`${body.slice(50)}GET /api/v1/time HTTP/1.1\r\nHost: a\r\n\r\n`);
+    await closed;
+    await new Promise((r) => setTimeout(r, 100));
+    socket.destroy();
+    const responses = received.split(/(?=HTTP\/1\.1 )/);
+    expect(responses).toHaveLength(2);
+    const second = responses[1]!;
+    expect(second).toMatch(/^HTTP\/1\.1 503 /);
+    expect(second).toMatch(/\r\ncontent-type: application\/problem\+json/i);
+    expect(second).toMatch(/\r\nx-request-id: req_[0-9a-f]{32}\r\n/i);
+    expect(second).toMatch(/\r\nx-api-server-time: \d+\r\n/i);
+    expect(second).toMatch(/\r\nretry-after: \d+\r\n/i);
+    expect(second).toContain('"code":"service_unavailable"');
   });
 });
 
