@@ -1,5 +1,8 @@
 import { createServer, type Server } from 'node:http';
 import type { Moondraft } from '../app.js';
+import { ERRORS } from '../errors/registry.js';
+import { problemBody } from './problem.js';
+import { newRequestId } from './server.js';
 
 export interface Listening {
   url: string;
@@ -13,6 +16,8 @@ export interface Listening {
  */
 export async function listen(moondraft: Moondraft): Promise<Listening> {
   const { app, services } = moondraft;
+  // The side ports answer outside Fastify: they carry the headers of every response themselves.
+  const conventionHeaders = () => ({ 'X-Request-Id': newRequestId(), 'X-API-Server-Time': String(services.clock.now()) });
   const { config } = services;
   const url = await app.listen({ host: config.host, port: config.port });
   const extra: Server[] = [];
@@ -20,7 +25,7 @@ export async function listen(moondraft: Moondraft): Promise<Listening> {
     const target = config.publicUrl.startsWith('https://') ? config.publicUrl : `https://${new URL(config.publicUrl).hostname}:${config.port}`;
     const redirect = createServer((req, res) => {
       const path = (req.url ?? '/').startsWith('/') ? req.url ?? '/' : '/';
-      res.writeHead(308, { Location: `${target}${path}`, 'Cache-Control': 'no-store' });
+      res.writeHead(308, { ...conventionHeaders(), Location: `${target}${path}`, 'Cache-Control': 'no-store' });
       res.end();
     });
     await new Promise<void>((resolve) => redirect.listen(config.httpRedirectPort, config.host, resolve));
@@ -28,13 +33,18 @@ export async function listen(moondraft: Moondraft): Promise<Listening> {
   }
   if (config.metricsPort !== undefined) {
     const metrics = createServer((req, res) => {
-      if (req.url !== '/metrics') {
-        res.writeHead(404).end();
+      const headers = conventionHeaders();
+      const problem = (code: 'not_found' | 'internal_error', detail: string) => {
+        res.writeHead(ERRORS[code].status, { ...headers, 'Content-Type': 'application/problem+json; charset=utf-8', 'Cache-Control': 'no-store' });
+        res.end(JSON.stringify(problemBody(code, detail, headers['X-Request-Id'])));
+      };
+      if (req.url !== '/metrics' || (req.method !== 'GET' && req.method !== 'HEAD')) {
+        problem('not_found', 'This port serves GET /metrics only');
         return;
       }
       services.metrics.text().then(
-        (text) => res.writeHead(200, { 'Content-Type': services.metrics.registry.contentType }).end(text),
-        () => res.writeHead(500).end(),
+        (text) => res.writeHead(200, { ...headers, 'Content-Type': services.metrics.registry.contentType }).end(text),
+        () => problem('internal_error', 'An internal error occurred; quote the requestId when reporting it'),
       );
     });
     await new Promise<void>((resolve) => metrics.listen(config.metricsPort, config.host, resolve));

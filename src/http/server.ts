@@ -12,6 +12,11 @@ import { requestContextStage } from './stages/request-context.js';
 import type { App } from './types.js';
 import { validatorCompiler } from './validation.js';
 
+/** A request id: `req_` and 128 random bits in hex. */
+export function newRequestId(): string {
+  return `req_${randomUUID().replace(/-/g, '')}`;
+}
+
 /** Builds the HTTP server (not yet listening): options, parsers, the pipeline, routes, docs. */
 export async function buildServer(services: Services): Promise<App> {
   const { config } = services;
@@ -20,7 +25,7 @@ export async function buildServer(services: Services): Promise<App> {
     loggerInstance: services.log,
     // Our onResponse hook writes one access line per request (route pattern, never the raw URL).
     logController: new LogController({ disableRequestLogging: true }),
-    genReqId: () => `req_${randomUUID().replace(/-/g, '')}`,
+    genReqId: newRequestId,
     requestIdHeader: false,
     bodyLimit: config.bodyLimit,
     trustProxy: config.trustedProxies.length > 0 ? config.trustedProxies : false,

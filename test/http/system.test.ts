@@ -1,4 +1,6 @@
+import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { listen } from '../../src/http/listen.js';
 import { startTestServer, type TestServer } from '../support/server.js';
 
 let server: TestServer;
@@ -52,5 +54,34 @@ describe('system endpoints', () => {
     expect(jwks.keys[0]).toMatchObject({ kty: 'RSA', alg: 'RS256', use: 'sig' });
     expect(jwks.keys[0].kid).toEqual(expect.any(String));
     expect(jwks.keys[0].d).toBeUndefined();
+  });
+});
+
+describe('the separate metrics port', () => {
+  it('answers with X-Request-Id and X-API-Server-Time, and problem+json for anything but /metrics', async () => {
+    const port = await new Promise<number>((resolve) => {
+      const probe = net.createServer().listen(0, '127.0.0.1', () => {
+        const { port } = probe.address() as net.AddressInfo;
+        probe.close(() => resolve(port));
+      });
+    });
+    const own = await startTestServer({ env: { MOONDRAFT_METRICS_PORT: String(port), HOST: '127.0.0.1' } });
+    const listening = await listen(own);
+    try {
+      const metrics = await fetch(`http://127.0.0.1:${port}/metrics`);
+      expect(metrics.status).toBe(200);
+      expect(await metrics.text()).toContain('moondraft_http_requests_total');
+      const missing = await fetch(`http://127.0.0.1:${port}/api/v1/time`);
+      expect(missing.status).toBe(404);
+      expect(missing.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+      const problem = await missing.json();
+      expect(problem).toMatchObject({ code: 'not_found', status: 404, requestId: missing.headers.get('x-request-id') });
+      for (const res of [metrics, missing]) {
+        expect(res.headers.get('x-request-id')).toMatch(/^req_[0-9a-f]{32}$/);
+        expect(Number(res.headers.get('x-api-server-time'))).toBeGreaterThan(0);
+      }
+    } finally {
+      await listening.stop();
+    }
   });
 });

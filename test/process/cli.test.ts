@@ -76,6 +76,8 @@ describe('TLS', () => {
       const redirect = await get(http, 'http://127.0.0.1:18443/api/v1/time?x=1', { headers: { host: 'evil.example' } });
       expect(redirect.status).toBe(308);
       expect(redirect.headers.location).toBe('https://localhost:18444/api/v1/time?x=1');
+      expect(redirect.headers['x-request-id']).toMatch(/^req_[0-9a-f]{32}$/);
+      expect(Number(redirect.headers['x-api-server-time'])).toBeGreaterThan(0);
     } finally {
       expect(await server.stop()).toBe(0);
     }
