@@ -1,3 +1,4 @@
+import { ed25519 } from '@noble/curves/ed25519.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -26,6 +27,23 @@ describe.each(backends)('replay protection and role capping on %s', (backend) =>
     const results = await Promise.all(Array.from({ length: 50 }, () => ks.app.inject(opts)));
     expect(results.filter((r) => r.statusCode === 200)).toHaveLength(1);
     expect(results.filter((r) => code(r) === 'replayed_request')).toHaveLength(49);
+  });
+
+  it('a request signed with an ed25519 key is accepted once, whichever key registering that public key it names', async () => {
+    // Two keys of one account registered with the same public key (one bot key pair, two scopes):
+    // a captured request sent again under the other key's X-API-Key must not execute twice.
+    const owner = await session(ks);
+    const { secretKey, publicKey } = ed25519.keygen();
+    const hex = Buffer.from(publicKey).toString('hex');
+    const a = await createKey(ks, owner.headers, { label: 'ed a', type: 'ed25519', publicKey: hex, scopes: ['orders:write'] });
+    const b = await createKey(ks, owner.headers, { label: 'ed b', type: 'ed25519', publicKey: hex, scopes: ['orders:write'] });
+    const accepted = signedInject(ks, { apiKey: a.apiKey, edSecretKey: secretKey }, { method: 'POST', url: '/api/v1/trading/probe', body: '{"n":41}' });
+    const first = await ks.app.inject(accepted);
+    expect(first.statusCode, first.body).toBe(200);
+    const underB = { ...accepted, headers: { ...(accepted.headers as Record<string, string>), 'x-api-key': b.apiKey } };
+    expect(code(await ks.app.inject(underB))).toBe('replayed_request');
+    // A request of its own is still accepted under the second key.
+    expect((await ks.app.inject(signedInject(ks, { apiKey: b.apiKey, edSecretKey: secretKey }, { method: 'POST', url: '/api/v1/trading/probe', body: '{"n":42}' }))).statusCode).toBe(200);
   });
 
   it('still refuses a replay after the key is revoked, and after a suspension is lifted', async () => {

@@ -24,7 +24,18 @@ export interface KeyCheckContext {
   /** Set by `key`. */
   key?: ResolvedKey;
   /** Set by `timestamp` when the request carries a signature; absent for an unsigned market-data request. */
-  signed?: { parts: CanonicalParts; signature: string; /** canonicalMessage(parts), built once. */ message: Uint8Array };
+  signed?: {
+    parts: CanonicalParts;
+    signature: string;
+    /** canonicalMessage(parts), built once. */
+    message: Uint8Array;
+    /**
+     * Set by `signature`: whose signature it is, the scope of the replay memory. An HMAC secret is
+     * the key's own (made by the server), so the key id; an ed25519 public key is the client's and
+     * may be registered on more than one key, so the public key itself.
+     */
+    signer?: string;
+  };
 }
 
 /** One named check; it returns (go on) or throws an ApiError (refuse with that code). */
@@ -157,7 +168,7 @@ export function apiKeyChecks(deps: KeyCheckDeps): readonly KeyCheck[] {
         const { record } = resolved(ctx);
         const { parts, signature, message } = ctx.signed;
         const slots: CredentialSlot[] = record.prevValidUntil !== null && ctx.now < record.prevValidUntil ? ['current', 'previous'] : ['current'];
-        const valid = slots.some((slot) => {
+        const signer = slots.find((slot) => {
           if (record.type === 'hmac') {
             const secret = deps.keys.secretFor(record, slot);
             return secret !== undefined && verifyHmacMessage(secret, message, signature);
@@ -165,7 +176,9 @@ export function apiKeyChecks(deps: KeyCheckDeps): readonly KeyCheck[] {
           const publicKey = deps.keys.publicKeyFor(record, slot);
           return publicKey !== undefined && verifyEd25519Message(publicKey, message, signature);
         });
-        if (!valid) {
+        if (signer !== undefined) {
+          ctx.signed.signer = record.type === 'hmac' ? record.id : `ed25519:${signer === 'current' ? record.publicKey : record.prevPublicKey}`;
+        } else {
           const signed = describeSigned(parts);
           throw new ApiError(
             'invalid_signature',
@@ -189,7 +202,9 @@ export function apiKeyChecks(deps: KeyCheckDeps): readonly KeyCheck[] {
             { extra: { serverTime: ctx.now } },
           );
         }
-        if (!(await replay.firstUse(record.id, messageDigest(ctx.signed.message)))) {
+        // Scoped to the signer, not the key: a request signed with an ed25519 key pair registered
+        // on two keys is accepted once, whichever of them it names.
+        if (!(await replay.firstUse(ctx.signed.signer ?? record.id, messageDigest(ctx.signed.message)))) {
           throw new ApiError('replayed_request', 'This signed request was already accepted; sign each request with a new timestamp');
         }
       },

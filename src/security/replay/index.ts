@@ -36,9 +36,10 @@ export class ReplayGuard {
   /**
    * Records one accepted request; true the first time, false for every copy. `digest` identifies
    * the signed message (see signing/messageDigest), so it is the same for every copy however the
-   * signature is spelled or whichever of a key's valid secrets signed it.
+   * signature is spelled or whichever of a key's valid secrets signed it. `signer` names whose
+   * signature it is (the key id for a key's HMAC secrets, `ed25519:<public key hex>` for an ed25519 key pair).
    */
-  async firstUse(keyId: string, digest: string): Promise<boolean> {
-    return this.state.setIfAbsent(`replay:${keyId}:${digest}`, '1', REPLAY_TTL_MS);
+  async firstUse(signer: string, digest: string): Promise<boolean> {
+    return this.state.setIfAbsent(`replay:${signer}:${digest}`, '1', REPLAY_TTL_MS);
   }
 }
