@@ -66,6 +66,19 @@ describe('POST /api/v1/keys', () => {
     expect((await post('/api/v1/keys', auditor.headers, { label: 'aud', scopes: ['account:read'] })).statusCode).toBe(201);
   });
 
+  it('refuses labels with control, bidi or invisible characters, on create and on update', async () => {
+    const owner = await session(ks);
+    for (const label of ['bot\u0000', 'gnp.\u202eexe', '\u200f', 'a\nb', 'x'.repeat(65)]) {
+      expect(code(await post('/api/v1/keys', owner.headers, { label, scopes: ['market:read'] })), JSON.stringify(label)).toBe('validation_failed');
+    }
+    const k = (await post('/api/v1/keys', owner.headers, { label: ' reader 🚀 ', scopes: ['market:read'] })).json();
+    expect(k.label).toBe('reader 🚀');
+    const patched = await ks.app.inject({ method: 'PATCH', url: `/api/v1/keys/${k.id}`, headers: owner.headers, payload: { label: 'admin\u202e' } });
+    expect(code(patched)).toBe('validation_failed');
+    const view = await ks.app.inject({ method: 'GET', url: `/api/v1/keys/${k.id}`, headers: owner.headers });
+    expect(view.json().label).toBe('reader 🚀');
+  });
+
   it('accepts 10 whitelist entries and refuses an 11th (validation_failed)', async () => {
     const ten = Array.from({ length: 10 }, (_, i) => `198.51.100.${i + 1}`);
     expect((await post('/api/v1/keys', owner.headers, { label: 'ten', scopes: ['market:read'], ipWhitelist: ten })).statusCode).toBe(201);

@@ -64,6 +64,11 @@ describe.each([
       [{ name: 'x'.repeat(65) }, 400],
       [{ name: '   ' }, 400],
       [{ name: 'bad\u0007name' }, 400],
+      // Invisible or direction-changing characters make a name that lies about itself.
+      [{ name: '\u200f' }, 400],
+      [{ name: 'Moon\u200bCoin' }, 400],
+      [{ name: 'USDC\u061c' }, 400],
+      [{ name: 'Rainbow 🏳️‍🌈' }, 201],
     ];
     for (const [body, status] of cases) expect((await launch(s, { symbol: sym(), ...body })).statusCode, JSON.stringify(body)).toBe(status);
     const s2 = await trader();

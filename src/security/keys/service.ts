@@ -6,6 +6,7 @@ import type { Accounts } from '../../accounts/accounts.js';
 import { fail, ok, type Result } from '../../errors/registry.js';
 import type { Clock } from '../../lib/clock.js';
 import { newId } from '../../lib/ids.js';
+import { displayText } from '../../lib/text.js';
 import type { Store } from '../../store/db.js';
 import type { SharedState } from '../../state/port.js';
 import type { Keyring } from '../crypto/keyring.js';
@@ -23,6 +24,8 @@ const DAY_MS = 86_400_000;
 
 /** Limits of API.md and issue 4, in one place. */
 export const KEY_LIMITS = {
+  /** A label's characters (the HTTP schema says the same). */
+  maxLabel: 64,
   maxIpWhitelist: MAX_ALLOWLIST_ENTRIES,
   maxCountries: 50,
   /** The spec's rotation period. */
@@ -278,8 +281,9 @@ export class ApiKeys {
   async create(owner: Owner, input: CreateKeyInput): Promise<Result<{ record: ApiKeyRecord; apiKey: string; apiSecret: string | undefined }>> {
     const now = this.deps.clock.now();
     const type: KeyType = input.type ?? 'hmac';
-    const label = input.label.trim();
-    if (label === '') return fail('validation_failed', 'label must not be blank');
+    const checkedLabel = displayText(input.label, 'label', KEY_LIMITS.maxLabel);
+    if (!checkedLabel.ok) return checkedLabel;
+    const label = checkedLabel.value;
     const scopes = this.checkScopes(owner.role, input.scopes);
     if (!scopes.ok) return scopes;
     const ipWhitelist = checkWhitelist(input.ipWhitelist ?? []);
@@ -388,9 +392,9 @@ export class ApiKeys {
         set.allowed_countries = JSON.stringify(checked.value);
       }
       if (input.label !== undefined) {
-        const label = input.label.trim();
-        if (label === '') return fail('validation_failed', 'label must not be blank');
-        set.label = label;
+        const label = displayText(input.label, 'label', KEY_LIMITS.maxLabel);
+        if (!label.ok) return label;
+        set.label = label.value;
       }
       const rules = checkCombination(scopes, whitelist);
       if (!rules.ok) return rules;

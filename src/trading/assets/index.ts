@@ -1,6 +1,7 @@
 import type { Kysely, Transaction } from 'kysely';
 import { fail, ok, type Result } from '../../errors/registry.js';
 import type { Clock } from '../../lib/clock.js';
+import { displayText } from '../../lib/text.js';
 import type { Store } from '../../store/db.js';
 import type { Database, MarketsTable } from '../../store/schema.js';
 import { formatAmount, parseAmount, pow10, readMinor } from '../money.js';
@@ -180,8 +181,9 @@ export class Assets {
   async createAsset(input: AssetInput, by: string, db: Executor = this.store.db): Promise<Result<Asset, 'validation_failed' | 'conflict'>> {
     if (!ASSET_SYMBOL.test(input.symbol)) return fail('validation_failed', 'symbol must be 2–10 uppercase letters or digits');
     if (!Number.isInteger(input.decimals) || input.decimals < 0 || input.decimals > 18) return fail('validation_failed', 'decimals must be a whole number from 0 to 18');
-    const name = input.name.trim();
-    if (name.length < 1 || name.length > 64) return fail('validation_failed', 'name must be 1–64 characters');
+    const checkedName = displayText(input.name, 'name', 64);
+    if (!checkedName.ok) return checkedName;
+    const name = checkedName.value;
     const now = this.clock.now();
     const inserted = await db
       .insertInto('assets')

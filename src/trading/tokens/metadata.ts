@@ -1,4 +1,5 @@
 import { fail, ok, type Result } from '../../errors/registry.js';
+import { displayParagraphs, displayText } from '../../lib/text.js';
 
 /** Symbols nobody may launch: the quote asset and well-known assets a launch could impersonate. */
 export const RESERVED_SYMBOLS: ReadonlySet<string> = new Set(['USDC', 'USDT', 'USD', 'EUR', 'DAI', 'BTC', 'WBTC', 'ETH', 'WETH', 'SOL', 'WSOL']);
@@ -13,23 +14,14 @@ export const NAME_MAX = 64;
 export const DESCRIPTION_MAX = 1000;
 export const URL_MAX = 2048;
 
-// Control characters (C0, DEL, C1) and bidi overrides make names that lie about themselves.
-// eslint-disable-next-line no-control-regex
-const UNSAFE_TEXT = /[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/;
-
-/** A token name: 1–64 characters after trimming, no control or bidi-override characters. */
+/** A token name: 1–64 characters after trimming, visible, no control, bidi or invisible format characters. */
 export function validName(input: string): Result<string, 'validation_failed'> {
-  const name = input.trim();
-  if (name.length < 1 || name.length > NAME_MAX) return fail('validation_failed', `name must be 1–${NAME_MAX} characters`);
-  if (UNSAFE_TEXT.test(name)) return fail('validation_failed', 'name must not contain control characters');
-  return ok(name);
+  return displayText(input, 'name', NAME_MAX);
 }
 
+/** A description: at most 1,000 characters; line breaks and tabs allowed, other controls not. */
 export function validDescription(input: string): Result<string, 'validation_failed'> {
-  const text = input.trim();
-  if (text.length > DESCRIPTION_MAX) return fail('validation_failed', `description must be at most ${DESCRIPTION_MAX} characters`);
-  if (/[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f\u202a-\u202e\u2066-\u2069]/.test(text)) return fail('validation_failed', 'description must not contain control characters');
-  return ok(text);
+  return displayParagraphs(input, 'description', DESCRIPTION_MAX);
 }
 
 /**

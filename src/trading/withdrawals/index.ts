@@ -6,6 +6,7 @@ import type { WithdrawalsConfig } from '../../config/index.js';
 import { fail, ok, type Result } from '../../errors/registry.js';
 import type { Clock } from '../../lib/clock.js';
 import { newId } from '../../lib/ids.js';
+import { displayText } from '../../lib/text.js';
 import type { Store } from '../../store/db.js';
 import type { Database, WithdrawalsTable } from '../../store/schema.js';
 import { USDC, USDC_DECIMALS, type Assets } from '../assets/index.js';
@@ -372,8 +373,12 @@ export class Withdrawals {
     if (!isChain(input.chain)) return fail('validation_failed', 'chain must be evm or solana');
     const address = normalizeAddress(input.chain, input.address);
     if (!address.ok) return address;
-    const label = input.label?.trim() || null;
-    if (label && (label.length > 64 || /[\u0000-\u001f\u007f]/.test(label))) return fail('validation_failed', 'label must be at most 64 printable characters');
+    let label: string | null = null;
+    if (input.label !== undefined && input.label.trim() !== '') {
+      const checked = displayText(input.label, 'label', 64);
+      if (!checked.ok) return checked;
+      label = checked.value;
+    }
     const saved: SavedAddress = { id: newId('wad', now), chain: input.chain, address: address.value, label, usableAt: now + this.deps.config.addressHoldMs, createdAt: now };
     return this.deps.store.transaction(async (trx) => {
       const inserted = await trx

@@ -1,0 +1,45 @@
+import { describe, expect, it } from 'vitest';
+import { displayParagraphs, displayText } from './text.js';
+
+describe('displayText', () => {
+  it('trims and accepts ordinary text, emoji sequences with joiners, and Persian with a non-joiner', () => {
+    expect(displayText('  trading bot 1 ', 'label', 64)).toEqual({ ok: true, value: 'trading bot 1' });
+    expect(displayText('Rainbow 🏳️‍🌈', 'name', 64).ok).toBe(true);
+    expect(displayText('می‌خواهم', 'name', 64).ok).toBe(true);
+    expect(displayText('Ünïcödé 月', 'name', 64).ok).toBe(true);
+  });
+
+  it.each([
+    ['NUL', 'bot\u0000'],
+    ['a line break', 'bot\nadmin'],
+    ['DEL', 'bot\u007f'],
+    ['a C1 control', 'bot\u0085'],
+    ['a right-to-left override', 'gnp.\u202eexe'],
+    ['a right-to-left mark', 'bot\u200f'],
+    ['an Arabic letter mark', 'bot\u061c'],
+    ['a bidi isolate', '\u2067bot'],
+    ['a zero-width space', 'b\u200bot'],
+    ['a byte-order mark', 'b\ufeffot'],
+    ['a word joiner', 'b\u2060ot'],
+    ['a soft hyphen', 'b\u00adot'],
+    ['a line separator', 'b\u2028ot'],
+  ])('refuses %s', (_what, text) => {
+    expect(displayText(text, 'label', 64)).toMatchObject({ ok: false, code: 'validation_failed' });
+  });
+
+  it('refuses blank, invisible-only and over-long text', () => {
+    expect(displayText('   ', 'label', 64).ok).toBe(false);
+    expect(displayText('\u200d\u200c', 'label', 64)).toMatchObject({ ok: false, detail: 'label must contain a visible character' });
+    expect(displayText('x'.repeat(65), 'label', 64).ok).toBe(false);
+    expect(displayText('x'.repeat(64), 'label', 64).ok).toBe(true);
+  });
+});
+
+describe('displayParagraphs', () => {
+  it('allows tabs and line breaks but not other controls or bidi overrides', () => {
+    expect(displayParagraphs('line one\n\tline two\r\n', 'description', 100)).toEqual({ ok: true, value: 'line one\n\tline two' });
+    expect(displayParagraphs('a\u202eb', 'description', 100).ok).toBe(false);
+    expect(displayParagraphs('a\u0007b', 'description', 100).ok).toBe(false);
+    expect(displayParagraphs('', 'description', 100).ok).toBe(true);
+  });
+});

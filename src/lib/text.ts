@@ -1,0 +1,31 @@
+import { fail, ok, type Result } from '../errors/registry.js';
+
+/**
+ * Characters that make a display string lie about itself: control characters (C0, DEL, C1), line
+ * and paragraph separators, and invisible format characters (bidi marks, embeddings, overrides and
+ * isolates, zero-width space, word joiner, BOM, soft hyphen, …). Zero-width (non-)joiners stay
+ * allowed: emoji sequences and Persian script need them.
+ */
+const UNSAFE = /[\p{Cc}\u2028\u2029]|(?![\u200c\u200d])\p{Cf}/u;
+/** What does not show: whitespace and format characters, joiners included. */
+const INVISIBLE = /[\s\p{Cf}]/gu;
+
+/**
+ * A one-line label or name that people read (API-key labels, token and asset names, address-book
+ * labels): trimmed, 1 to `max` characters, no unsafe character, and at least one visible one.
+ */
+export function displayText(input: string, field: string, max: number): Result<string, 'validation_failed'> {
+  const text = input.trim();
+  if (text.length < 1 || text.length > max) return fail('validation_failed', `${field} must be 1–${max} characters`);
+  if (UNSAFE.test(text)) return fail('validation_failed', `${field} must not contain control, bidirectional or invisible formatting characters`);
+  if (text.replace(INVISIBLE, '') === '') return fail('validation_failed', `${field} must contain a visible character`);
+  return ok(text);
+}
+
+/** Multi-line text (a description): like displayText, but tabs and line breaks are allowed. */
+export function displayParagraphs(input: string, field: string, max: number): Result<string, 'validation_failed'> {
+  const text = input.trim();
+  if (text.length > max) return fail('validation_failed', `${field} must be at most ${max} characters`);
+  if (UNSAFE.test(text.replace(/[\t\n\r]/g, ' '))) return fail('validation_failed', `${field} must not contain control, bidirectional or invisible formatting characters`);
+  return ok(text);
+}
