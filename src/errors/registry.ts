@@ -45,6 +45,7 @@ export const ERRORS = {
   internal_error: { status: 500, title: 'Internal error' },
   faucet_limit_exceeded: { status: 403, title: 'The sandbox faucet limit would be exceeded' },
   token_creation_limit_exceeded: { status: 403, title: 'The daily token creation limit would be exceeded' },
+  key_limit_exceeded: { status: 403, title: 'The account holds the most API keys allowed' },
   not_token_creator: { status: 403, title: 'Only the token’s creator may change it' },
   address_not_allowed: { status: 403, title: 'The address book does not allow this address yet' },
   four_eyes_required: { status: 403, title: 'Another admin must decide on this' },

@@ -42,6 +42,7 @@ export const SERVER_ERROR_CODES = [
   'internal_error',
   'faucet_limit_exceeded',
   'token_creation_limit_exceeded',
+  'key_limit_exceeded',
   'not_token_creator',
   'address_not_allowed',
   'four_eyes_required',

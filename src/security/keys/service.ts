@@ -26,6 +26,11 @@ const DAY_MS = 86_400_000;
 export const KEY_LIMITS = {
   /** A label's characters (the HTTP schema says the same). */
   maxLabel: 64,
+  /**
+   * Keys an account may hold that are not revoked. Rate limits are per key, so each key adds a
+   * category's worth of requests; this bounds what one account can multiply them to.
+   */
+  maxKeysPerAccount: 30,
   maxIpWhitelist: MAX_ALLOWLIST_ENTRIES,
   maxCountries: 50,
   /** The spec's rotation period. */
@@ -337,10 +342,19 @@ export class ApiKeys {
       created_at: now,
       updated_at: now,
     };
-    await this.deps.store.transaction(async (trx) => {
+    const created = await this.deps.store.transaction(async (trx) => {
+      // Limits are per key, so keys multiply them: an account holds a bounded number. The account
+      // row is locked first on PostgreSQL, so two creations racing at the bound cannot both pass.
+      let accountRow = trx.selectFrom('accounts').select('id').where('id', '=', owner.accountId);
+      if (this.deps.store.dialect === 'postgres') accountRow = accountRow.forUpdate();
+      await accountRow.executeTakeFirst();
+      const held = await trx.selectFrom('api_keys').select((eb) => eb.fn.countAll<number>().as('n')).where('account_id', '=', owner.accountId).where('revoked_at', 'is', null).executeTakeFirstOrThrow();
+      if (Number(held.n) >= KEY_LIMITS.maxKeysPerAccount) return false;
       await trx.insertInto('api_keys').values(row).execute();
       await this.deps.audit?.recordIn(trx, { type: 'admin.key.created', accountId: owner.accountId, actorId: owner.accountId, details: { keyId: id, by: owner.accountId, scopes: scopes.value } });
+      return true;
     });
+    if (!created) return fail('key_limit_exceeded', `An account holds at most ${KEY_LIMITS.maxKeysPerAccount} API keys that are not revoked; revoke one first`);
     this.unknown.delete(row.key_hash);
     this.deps.events.emit({ type: 'key.created', at: now, accountId: owner.accountId, keyId: id, by: owner.accountId, audited: this.audited });
     return ok({ record: toRecord(row), apiKey, apiSecret });
