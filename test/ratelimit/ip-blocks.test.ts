@@ -1,11 +1,12 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { SecurityEvent } from '../../src/security/events/index.js';
 import { sessionFor } from '../support/auth.js';
 import { dropSchema, newIsolation, startTestServer, type TestServer } from '../support/server.js';
-import { serviceAvailable } from '../support/services.js';
+import { REDIS_URL, serviceAvailable } from '../support/services.js';
 
 const scaleout = (await serviceAvailable('redis')) && (await serviceAvailable('postgres'));
 const backends = (['embedded', 'scaleout'] as const).filter((b) => b === 'embedded' || scaleout);
@@ -138,6 +139,34 @@ describe.runIf(scaleout)('IP blocks across processes (two in-test servers, one R
     for (let i = 0; i < 20; i++) await a.app.inject({ method: 'GET', url: '/api/v1/account', remoteAddress: '198.51.100.70', headers: { authorization: 'Bearer aaa.bbb.ccc' } });
     await vi.waitFor(() => expect(b.services.ipBlocks.check('198.51.100.70')).toMatchObject({ source: 'auto' }), { timeout: 1000, interval: 5 });
     expect((await b.app.inject({ method: 'GET', url: '/api/v1/time', remoteAddress: '198.51.100.70' })).statusCode).toBe(403);
+  });
+
+  it('blocks stay in force when Redis restarts empty (administrator blocks come back from the store)', async () => {
+    const admin = await sessionFor(a, { role: 'admin' });
+    const made = await a.app.inject({ method: 'POST', url: '/api/v1/admin/ip-blocks', headers: admin.headers, payload: { target: '198.51.100.80' } });
+    expect(made.statusCode).toBe(201);
+    for (let i = 0; i < 20; i++) await a.app.inject({ method: 'GET', url: '/api/v1/account', remoteAddress: '198.51.100.81', headers: { authorization: 'Bearer aaa.bbb.ccc' } });
+    await vi.waitFor(() => expect(b.services.ipBlocks.check('198.51.100.81')).toMatchObject({ source: 'auto' }));
+    await vi.waitFor(() => expect(b.services.ipBlocks.check('198.51.100.80')).toMatchObject({ source: 'manual' }));
+
+    // What a restart without persistence (or a failover to an empty replica) leaves: nothing.
+    const redis = new Redis(REDIS_URL);
+    try {
+      const keys = await redis.keys(`${isolation.statePrefix}*`);
+      if (keys.length > 0) await redis.del(...keys);
+    } finally {
+      redis.disconnect();
+    }
+
+    // The next poll of each process (forced here) notices and puts the list back.
+    for (const s of [a, b]) await s.services.ipBlocks.list();
+    for (const s of [a, b]) {
+      expect(s.services.ipBlocks.check('198.51.100.80')).toMatchObject({ source: 'manual' });
+      expect(s.services.ipBlocks.check('198.51.100.81')).toMatchObject({ source: 'auto' });
+      expect((await s.app.inject({ method: 'GET', url: '/api/v1/time', remoteAddress: '198.51.100.80' })).statusCode).toBe(403);
+    }
+    expect(await a.services.state.get('ipblock:198.51.100.80')).not.toBeNull();
+    expect(await a.services.state.get('ipblock:198.51.100.81')).not.toBeNull();
   });
 });
 

@@ -24,6 +24,12 @@ export interface IpBlock {
 const KEY_PREFIX = 'ipblock:';
 /** Changes on every add or remove, so a process that missed a message notices on its next poll. */
 const VERSION_KEY = 'ipblocks:version';
+/**
+ * Present while shared state holds the list the processes wrote. Gone (Redis restarted empty,
+ * failed over to an empty replica, flushed) means the blocks are gone too: the next sync of each
+ * process puts back the administrator blocks from the store and the automatic blocks it mirrors.
+ */
+const HELD_KEY = 'ipblocks:held';
 export const BLOCKS_CHANNEL = 'ipblocks';
 
 type Message = { op: 'add'; block: IpBlock } | { op: 'remove'; target: string };
@@ -57,6 +63,10 @@ export class IpBlocks {
   /** Blocks this process applied while shared state was unavailable; pushed there when it returns. */
   private readonly localOnly = new Map<string, IpBlock>();
   private seenVersion: string | null | undefined;
+  /** The start-up read of the store succeeded. */
+  private seeded = false;
+  /** A sync has completed: from then on, a missing HELD_KEY means shared state lost the list. */
+  private synced = false;
   private unsubscribe: (() => Promise<void>) | undefined;
   private readonly timer: NodeJS.Timeout;
   /** The first load (store, then shared state) has been attempted. */
@@ -65,7 +75,10 @@ export class IpBlocks {
   readonly ready: Promise<void>;
 
   constructor(private readonly deps: IpBlocksDeps) {
-    this.initialized = this.seed().then(() => this.sync());
+    this.initialized = this.seed().then((read) => {
+      this.seeded = read;
+      return this.sync();
+    });
     this.ready = this.initialized.then(() =>
       deps.state.subscribe(BLOCKS_CHANNEL, (m) => this.onMessage(m)).then(
         (off) => {
@@ -232,14 +245,14 @@ export class IpBlocks {
   }
 
   /** Administrator blocks from the store: in force at once, and put back into shared state if missing. */
-  private async seed(): Promise<void> {
+  private async seed(): Promise<boolean> {
     const now = this.deps.clock.now();
     let rows;
     try {
       rows = await this.deps.store.db.selectFrom('ip_blocks').selectAll().execute();
     } catch (err) {
       this.deps.log.error({ err }, 'ip blocks: cannot read stored blocks');
-      return;
+      return false;
     }
     for (const r of rows) {
       const expiresAt = r.expires_at === null ? null : Number(r.expires_at);
@@ -251,6 +264,7 @@ export class IpBlocks {
       this.apply(block);
       this.localOnly.set(block.target, block); // until written to shared state by the next sync
     }
+    return true;
   }
 
   /**
@@ -259,6 +273,10 @@ export class IpBlocks {
    */
   private async sync(force = false): Promise<void> {
     try {
+      const lost = (await this.deps.state.get(HELD_KEY)) === null;
+      // Fresh shared state at start-up holds what the start-up seed just read. With the store
+      // unreadable the marker stays unset, so the next sync tries again.
+      const restored = !lost || (!this.synced && this.seeded) || (await this.restore());
       for (const block of [...this.localOnly.values()]) {
         const ttl = block.expiresAt === null ? undefined : block.expiresAt - this.deps.clock.now();
         if (ttl !== undefined && ttl <= 0) {
@@ -270,6 +288,8 @@ export class IpBlocks {
         if (added) await this.announce({ op: 'add', block });
         this.localOnly.delete(block.target);
       }
+      if (lost && restored) await this.deps.state.set(HELD_KEY, '1');
+      this.synced = true;
       const version = await this.deps.state.get(VERSION_KEY);
       if (!force && this.seenVersion !== undefined && version === this.seenVersion) return;
       const keys = await this.deps.state.keys(KEY_PREFIX);
@@ -283,9 +303,23 @@ export class IpBlocks {
       if (!(err instanceof StateUnavailableError)) this.deps.log.error({ err }, 'ip blocks: sync failed');
     }
   }
+
+  /**
+   * Shared state lost the list: administrator blocks come back from the store, automatic ones
+   * from this mirror (they live nowhere else), all queued to be written back by the caller.
+   */
+  private async restore(): Promise<boolean> {
+    const now = this.deps.clock.now();
+    for (const b of this.exact.values()) if (b.source === 'auto' && this.live(b, now)) this.localOnly.set(b.target, b);
+    for (const { block } of this.ranges.values()) if (block.source === 'auto' && this.live(block, now)) this.localOnly.set(block.target, block);
+    if (!(await this.seed())) return false;
+    this.deps.log.warn({ blocks: this.localOnly.size }, 'ip blocks: shared state lost the block list (restarted empty?); restoring it');
+    return true;
+  }
 }
 
-function parseBlock(raw: string | null): IpBlock | null {
+function parseBlock(
+raw: string | null): IpBlock | null {
   if (raw === null) return null;
   try {
     const b = JSON.parse(raw) as Partial<IpBlock>;
