@@ -1,9 +1,9 @@
-import { isIP } from 'node:net';
+import { canonicalAddress } from '../security/ddos/ip.js';
 
-/** `::ffff:1.2.3.4` → `1.2.3.4`, lowercased IPv6; so allowlists and blocks match one spelling. */
+/**
+ * One spelling per address (`::ffff:1.2.3.4` and its other spellings → `1.2.3.4`, IPv6 lowercase and
+ * compressed, no zone index), so allowlists, blocks and limits match; anything else lowercased.
+ */
 export function normalizeIp(ip: string): string {
-  const lower = ip.toLowerCase();
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(lower);
-  if (mapped && isIP(mapped[1]!) === 4) return mapped[1]!;
-  return lower;
+  return canonicalAddress(ip) ?? ip.toLowerCase();
 }

@@ -188,6 +188,33 @@ describe('administrator blocks survive a restart (embedded, SQLite file)', () =>
   });
 });
 
+describe('behind a trusted proxy, the client is one address however the proxy spells it', () => {
+  let server: TestServer;
+  let admin: Awaited<ReturnType<typeof sessionFor>>;
+  beforeAll(async () => {
+    server = await startTestServer({ env: { MOONDRAFT_TRUSTED_PROXIES: '10.0.0.1' } });
+    admin = await sessionFor(server, { role: 'admin' });
+  });
+  afterAll(() => server.close());
+  const via = (forwarded: string, remoteAddress = '10.0.0.1') => server.app.inject({ method: 'GET', url: '/api/v1/time', remoteAddress, headers: { 'x-forwarded-for': forwarded } });
+
+  it('an IPv4 block holds against every IPv4-mapped IPv6 spelling of the address', async () => {
+    expect((await server.app.inject({ method: 'POST', url: '/api/v1/admin/ip-blocks', headers: admin.headers, payload: { target: '192.0.2.1' } })).statusCode).toBe(201);
+    for (const spelling of ['192.0.2.1', '::ffff:192.0.2.1', '0:0:0:0:0:ffff:192.0.2.1', '::ffff:c000:201', '::FFFF:C000:0201']) expectProblem(await via(spelling), 'ip_blocked', 403);
+    // The client's own header counts only when a trusted proxy sent it.
+    expect((await via('192.0.2.1', '198.51.100.1')).statusCode).toBe(200);
+    // The right-most address the trusted proxy did not add itself is the client's.
+    expect((await via('192.0.2.1, 198.51.100.1')).statusCode).toBe(200);
+    expectProblem(await via('198.51.100.1, ::ffff:c000:201'), 'ip_blocked', 403);
+  });
+
+  it('a forwarded link-local address with a zone index is an address, not a crash', async () => {
+    expect((await via('fe80::1%eth0')).statusCode).toBe(200);
+    expect((await server.app.inject({ method: 'POST', url: '/api/v1/admin/ip-blocks', headers: admin.headers, payload: { target: 'fe80::1' } })).statusCode).toBe(201);
+    expectProblem(await via('fe80::1%eth0'), 'ip_blocked', 403);
+  });
+});
+
 describe('the DDoS guard counts guessing, not stale credentials', () => {
   it('does not block an address whose failures are expired or revoked credentials', async () => {
     const server = await startTestServer();

@@ -8,6 +8,20 @@ describe('client addresses', () => {
     expect(canonicalAddress('not an ip')).toBeUndefined();
   });
 
+  it('maps every spelling of an IPv4-mapped address to the IPv4 address', () => {
+    for (const s of ['::ffff:192.0.2.1', '::FFFF:192.0.2.1', '0:0:0:0:0:ffff:192.0.2.1', '::ffff:c000:201', '0:0:0:0:0:FFFF:C000:0201']) expect(canonicalAddress(s)).toBe('192.0.2.1');
+    expect(parseTarget('0:0:0:0:0:ffff:c000:200/120')).toBeUndefined(); // an IPv4 range is written as IPv4
+    expect(parseTarget('::ffff:c000:201')).toMatchObject({ canonical: '192.0.2.1', family: 'ipv4' });
+    // Other embeddings are other addresses (NAT64, IPv4-compatible) and keep their IPv6 form.
+    expect(canonicalAddress('64:ff9b::192.0.2.1')).toBe('64:ff9b::c000:201');
+  });
+
+  it('drops an IPv6 zone index instead of failing', () => {
+    expect(canonicalAddress('fe80::1%eth0')).toBe('fe80::1');
+    expect(clientGroup('fe80::1%25eth0')).toBe('fe80::/64');
+    expect(canonicalAddress('1.2.3.4%eth0')).toBeUndefined();
+  });
+
   it('groups IPv6 clients by /64 and IPv4 by address', () => {
     expect(clientGroup('2001:db8:1:2:aaaa::1')).toBe('2001:db8:1:2::/64');
     expect(clientGroup('2001:db8:1:2:ffff:ffff:ffff:ffff')).toBe('2001:db8:1:2::/64');

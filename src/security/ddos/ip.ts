@@ -6,16 +6,29 @@ import { BlockList, isIP } from 'node:net';
  * otherwise one host could rotate through 2^64 addresses and never be counted twice.
  */
 
-/** Canonical spelling of a single address (`::ffff:1.2.3.4` → `1.2.3.4`; IPv6 lowercase, compressed). */
+/**
+ * Canonical spelling of a single address: IPv4-mapped IPv6 in any spelling (`::ffff:1.2.3.4`,
+ * `0:0:0:0:0:ffff:102:304`) → `1.2.3.4`, so an IPv4 block or counter sees one address whichever
+ * way a proxy wrote it; IPv6 lowercase, compressed, without a zone index (`fe80::1%eth0` names the
+ * interface the packet came in on, not another host).
+ */
 export function canonicalAddress(ip: string): string | undefined {
-  const trimmed = ip.trim().toLowerCase();
+  let trimmed = ip.trim().toLowerCase();
+  const zone = trimmed.indexOf('%');
+  if (zone !== -1) {
+    trimmed = trimmed.slice(0, zone);
+    if (isIP(trimmed) !== 6) return undefined;
+  }
   const family = isIP(trimmed);
   if (family === 4) return trimmed;
   if (family !== 6) return undefined;
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(trimmed);
-  if (mapped && isIP(mapped[1]!) === 4) return mapped[1]!;
-  // The WHATWG URL serializer prints IPv6 in its canonical RFC 5952 form.
-  return new URL(`http://[${trimmed}]/`).hostname.slice(1, -1);
+  // The WHATWG URL serializer prints IPv6 in its canonical RFC 5952 form (embedded IPv4 as hex).
+  const canonical = new URL(`http://[${trimmed}]/`).hostname.slice(1, -1);
+  const mapped = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(canonical);
+  if (!mapped) return canonical;
+  const hi = parseInt(mapped[1]!, 16);
+  const lo = parseInt(mapped[2]!, 16);
+  return `${hi >> 8}.${hi & 0xff}.${lo >> 8}.${lo & 0xff}`;
 }
 
 export interface Target {
