@@ -98,6 +98,11 @@ describe.each(backends)('rate limits over HTTP (%s)', (backend) => {
     const read = await server.app.inject({ method: 'GET', url: `/api/v1/admin/accounts/${partner.account.wallet.toUpperCase().replace('0X', '0x')}/limits`, headers: admin.headers });
     expect(read.json()).toMatchObject({ overrides: { account: 3 }, limits: { account: 3, market: 100 }, updatedBy: admin.account.id });
 
+    // docs/API.md: null resets a category to its default, as leaving it out does.
+    const nulled = await put({ account: null, market: 500 });
+    expect(nulled.statusCode).toBe(200);
+    expect(nulled.json()).toMatchObject({ overrides: { market: 500 }, limits: { account: 25, market: 500 } });
+    expect(nulled.json().overrides).not.toHaveProperty('account');
     expect((await put({})).json()).toMatchObject({ overrides: {}, limits: { account: 25 }, updatedAt: null });
     expect(events.some((e) => e.type === 'ratelimit.limits_changed' && e.accountId === partner.account.id)).toBe(true);
   });

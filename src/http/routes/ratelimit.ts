@@ -17,9 +17,10 @@ const IpBlockView = Type.Object({
 
 const PerSecond = Type.Integer({ minimum: 1, maximum: 100_000, description: 'Requests per second' });
 const Limits = Type.Object({ market: PerSecond, trading: PerSecond, account: PerSecond, tokens: PerSecond });
+const PerSecondOrDefault = Type.Union([PerSecond, Type.Null()], { description: 'Requests per second; null: the default' });
 const LimitsBody = Type.Object(
-  { market: Type.Optional(PerSecond), trading: Type.Optional(PerSecond), account: Type.Optional(PerSecond), tokens: Type.Optional(PerSecond) },
-  { additionalProperties: false, description: 'Partner limits; a category left out uses the default. An empty object restores every default.' },
+  { market: Type.Optional(PerSecondOrDefault), trading: Type.Optional(PerSecondOrDefault), account: Type.Optional(PerSecondOrDefault), tokens: Type.Optional(PerSecondOrDefault) },
+  { additionalProperties: false, description: 'Partner limits; a category left out or null uses the default. An empty object restores every default.' },
 );
 const LimitsView = Type.Object({
   address: Type.String(),
@@ -135,7 +136,10 @@ export function rateLimitRoutes(app: App, services: Services): void {
       if (p.kind === 'anonymous') throw new ApiError('unauthenticated');
       const account = await accountOf(request.params.address);
       const overrides: LimitOverrides = {};
-      for (const c of RATE_CATEGORIES) if (request.body[c] !== undefined) overrides[c] = request.body[c];
+      for (const c of RATE_CATEGORIES) {
+        const value = request.body[c];
+        if (value !== undefined && value !== null) overrides[c] = value;
+      }
       const record = await services.partnerLimits.set(account.id, overrides, p.accountId);
       services.events.emit({ type: 'ratelimit.limits_changed', at: services.clock.now(), accountId: account.id, limits: record.overrides, by: p.accountId, requestId: request.id, ip: request.clientIp, audited: true });
       return { address: account.wallet, ...record };
