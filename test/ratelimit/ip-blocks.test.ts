@@ -95,6 +95,20 @@ describe.each(backends)('IP blocks and the DDoS guard (%s)', (backend) => {
     expect(events.some((e) => e.type === 'ip.blocked' && e.target === ip && e.by === 'auto')).toBe(true);
   });
 
+  it('an administrator lifting an automatic block also forgives the failures that caused it', async () => {
+    const ip = '203.0.113.51';
+    const fail = () => server.app.inject({ method: 'GET', url: '/api/v1/account', remoteAddress: ip, headers: { authorization: 'Bearer aaa.bbb.ccc' } });
+    for (let i = 0; i < 20; i++) await fail();
+    await vi.waitFor(async () => expectProblem(await from(ip), 'ip_blocked', 403));
+    expect((await blocks.remove(ip)).statusCode).toBe(204);
+    expect((await from(ip)).statusCode).toBe(200);
+    // One more mistake right after is one failure, not the twenty-first of a window still full.
+    expectProblem(await fail(), 'invalid_token', 401);
+    await new Promise((r) => setTimeout(r, 100));
+    expect((await from(ip)).statusCode).toBe(200);
+    expect((await blocks.list()).find((b) => b.target === ip)).toBeUndefined();
+  });
+
   it('blocks an address automatically after many unauthenticated 4xx in a second (IPv6: its /64)', async () => {
     for (let i = 0; i < 30; i++) await server.app.inject({ method: 'GET', url: `/api/v1/nope/${i}`, remoteAddress: `2001:db8:42::${(i % 5) + 1}` });
     await vi.waitFor(async () => expectProblem(await from('2001:db8:42::ffff'), 'ip_blocked', 403));

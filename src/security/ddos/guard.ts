@@ -44,9 +44,24 @@ export class DdosGuard {
    */
   watch(events: SecurityEvents): void {
     this.unwatch = events.subscribe((e) => {
+      if (e.type === 'ip.unblocked') return this.forgive(e.target);
       if (!e.ip) return;
       if (e.type === 'signin.failed' || (e.type === 'auth.failed' && GUESSING.has(e.code))) return this.authFailure(e.ip);
     });
+  }
+
+  /**
+   * An administrator lifted a block: the failures counted against that address (or /64) are
+   * forgiven too, or its next mistake inside the window would block it again at once.
+   */
+  private async forgive(target: string): Promise<void> {
+    const keys = ['auth', '4xx'].map((kind) => `ddos:{${target}}:${kind}`);
+    await Promise.all(keys.map((k) => this.deps.fallback.del(k)));
+    try {
+      await Promise.all(keys.map((k) => this.deps.state.del(k)));
+    } catch (err) {
+      if (!(err instanceof StateUnavailableError)) throw err;
+    }
   }
 
   /** Exempt addresses are never blocked automatically nor held to the unauthenticated ceilings. */
