@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/lib/clock.js';
+import { StateUnavailableError } from '../../src/state/port.js';
 import { sessionFor } from '../support/auth.js';
 import { dropSchema, newIsolation } from '../support/server.js';
 import { serviceAvailable } from '../support/services.js';
@@ -122,6 +123,28 @@ describe.skipIf(!scaleoutUp)('two scale-out servers sharing one database and one
     expect((await signed(b, cred, { url: '/api/v1/trading/probe' })).statusCode).toBe(200);
     await a.app.inject({ method: 'PATCH', url: `/api/v1/keys/${key.id}`, headers: owner.headers, payload: { scopes: ['orders:read'] } });
     expect(code(await signed(b, cred, { method: 'POST', url: '/api/v1/trading/probe', body: '{}' }))).toBe('insufficient_scope');
+  });
+
+  it('a suspension whose announcement failed reaches the other server when the administrator retries it', async () => {
+    const owner = await session(a);
+    const admin = await sessionFor(a.server, { role: 'admin' });
+    const key = await createKey(a, owner.headers, { label: 'shared4', scopes: ['orders:read'] });
+    const cred = credentialOf(key);
+    expect((await signed(b, cred, { url: '/api/v1/trading/probe' })).statusCode).toBe(200);
+    // Shared state fails while the suspension is announced: the change commits, the admin hears 503.
+    const state = a.server.services.state;
+    const set = state.set.bind(state);
+    state.set = async () => {
+      throw new StateUnavailableError('test: shared state down');
+    };
+    try {
+      expect((await a.app.inject({ method: 'POST', url: `/api/v1/admin/keys/${key.id}/suspend`, headers: admin.headers, payload: {} })).statusCode).toBe(503);
+    } finally {
+      state.set = set;
+    }
+    expect((await signed(b, cred, { url: '/api/v1/trading/probe' })).statusCode).toBe(200); // b still serves its cached copy
+    expect((await a.app.inject({ method: 'POST', url: `/api/v1/admin/keys/${key.id}/suspend`, headers: admin.headers, payload: {} })).statusCode).toBe(200);
+    expect(code(await signed(b, cred, { url: '/api/v1/trading/probe' }))).toBe('key_suspended');
   });
 
   it('a request accepted by one server is a replay on the other; 50 copies split across both → one accepted', async () => {

@@ -543,9 +543,9 @@ export class ApiKeys {
       const decided = change(rec, now);
       if (!decided.ok) return decided;
       if (decided.value === null) {
-        // A repeated revoke re-announces (its first announcement may have failed); revocation is
-        // final, so this can never set the flag back below a later change.
-        if (rec.revokedAt !== null) await this.announce(rec);
+        // Nothing to change: the change was made before, but its announcement may have failed
+        // (shared state down: the caller heard 503 and retries). Announce it again.
+        await this.reannounce(rec);
         return ok({ record: rec, changed: false });
       }
       // The change and its audit record commit together.
@@ -574,6 +574,17 @@ export class ApiKeys {
     this.remember(record);
     await this.deps.state.set(versionFlagKey(record.id), String(record.version), VERSION_FLAG_TTL_MS);
     await this.deps.state.publish(CHANNEL_KEY_CHANGED, record.id);
+  }
+
+  /**
+   * Announces a version again. A change committed meanwhile announces a later version, which this
+   * late write could set the flag back below; reading the row after writing catches that, and the
+   * later version is announced once more, so the flag ends at the newest version either way.
+   */
+  private async reannounce(record: ApiKeyRecord): Promise<void> {
+    await this.announce(record);
+    const fresh = await this.fetch('id', record.id);
+    if (fresh && fresh.version !== record.version) await this.announce(fresh);
   }
 
   private forgetKey(keyId: string): void {
