@@ -4,7 +4,12 @@ import net from 'node:net';
 export const PG_URL = process.env.MOONDRAFT_TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 export const REDIS_URL = process.env.MOONDRAFT_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
-/** Whether something accepts TCP connections at the URL's host and port (500 ms at most). */
+/**
+ * Whether something accepts TCP connections at the URL's host and port. A service that is not
+ * running refuses at once; the 5 s bound is for a test worker whose event loop is busy loading
+ * modules (a busy CI machine), where a short timer fired before the connect event was seen and a
+ * running service was taken for absent: its suites were silently skipped.
+ */
 export function reachable(url: string): Promise<boolean> {
   const { hostname, port } = new URL(url);
   return new Promise((resolve) => {
@@ -13,7 +18,7 @@ export function reachable(url: string): Promise<boolean> {
       socket.destroy();
       resolve(ok);
     };
-    socket.setTimeout(500, () => done(false));
+    socket.setTimeout(5000, () => done(false));
     socket.once('connect', () => done(true));
     socket.once('error', () => done(false));
   });
