@@ -110,4 +110,24 @@ describe('moondraft keys rotate-master', () => {
       await stale.close();
     }
   });
+
+  it('refuses to run again from a keyring that lacks the version a previous rotation left the secrets under', async () => {
+    // The operator ran rotate-master, lost (or never installed) the printed spec, and runs it
+    // again from the old MOONDRAFT_MASTER_KEY: the secrets are under the first run's version 2,
+    // which the second run's version 2 is not. Skipping them as "already current" would report
+    // success and leave every secret under a key nobody holds.
+    const original = Keyring.generateSpec(1);
+    const { dataDir, key } = await seed({ MOONDRAFT_MASTER_KEY: original });
+    await runCli({ MOONDRAFT_DATA_DIR: dataDir, MOONDRAFT_MASTER_KEY: original });
+    const stdout: string[] = [];
+    vi.spyOn(console, 'log').mockImplementation((...a: unknown[]) => void stdout.push(a.join(' ')));
+    vi.spyOn(console, 'error').mockImplementation(() => {});
+    await expect(buildProgram().parseAsync(['node', 'moondraft', 'keys', 'rotate-master'])).rejects.toThrow(/master key version 2.*not in MOONDRAFT_MASTER_KEY|previous rotate-master/);
+    // Nothing was announced or rewritten: no spec that cannot read the secrets was handed out.
+    expect(stdout).toEqual([]);
+    const { ks, rows } = await secretsIn(dataDir, { MOONDRAFT_MASTER_KEY: original });
+    await ks.close();
+    const row = rows.find((r) => r.id === key.id)!;
+    expect(Keyring.versionOf(row.secret_enc!)).toBe(2);
+  });
 });

@@ -41,6 +41,11 @@ export class Keyring {
     return new Keyring(keys);
   }
 
+  /** Whether this keyring holds the key of `version`. */
+  has(version: number): boolean {
+    return this.keys.has(version);
+  }
+
   static generateSpec(version = 1): string {
     return `${version}:${randomBytes(32).toString('base64')}`;
   }
