@@ -44,6 +44,23 @@ describe('loadConfig', () => {
     expect((err as Error).message).not.toContain('\n');
   });
 
+  it.each(['0.0.0.0/0', '::/0', '0.0.0.0/4', '::ffff:0.0.0.0/96', '::ffff:0:0/100', '2000::/3', '::/80', '10.0.0.1, 0.0.0.0/0'])(
+    'refuses MOONDRAFT_TRUSTED_PROXIES=%s: a range that wide lets any client write its own X-Forwarded-For',
+    (proxies) => {
+      // Believing X-Forwarded-For from anyone lets a client choose its address: around API-key IP
+      // allowlists, per-address limits and blocks; and in live it would pass for a TLS proxy.
+      expect(() => loadConfig({ MOONDRAFT_TRUSTED_PROXIES: proxies })).toThrow(/^MOONDRAFT_TRUSTED_PROXIES: .*too wide/);
+      expect(() =>
+        loadConfig({ MOONDRAFT_ENV: 'live', MOONDRAFT_MASTER_KEY: Keyring.generateSpec(), MOONDRAFT_JWT_KEYS_FILE: '/k.json', MOONDRAFT_TRUSTED_PROXIES: proxies }),
+      ).toThrow(/^MOONDRAFT_TRUSTED_PROXIES:/);
+    },
+  );
+
+  it('accepts proxy addresses and private or provider ranges', () => {
+    const proxies = ['10.0.0.1', '10.0.0.0/8', '172.16.0.0/12', '173.245.48.0/20', 'fd00::/8', '2400:cb00::/32', '::ffff:10.0.0.0/104'];
+    expect(loadConfig({ MOONDRAFT_TRUSTED_PROXIES: proxies.join(',') }).trustedProxies).toEqual(proxies);
+  });
+
   it('never echoes a secret value in an error', () => {
     expect(() => loadConfig({ DATABASE_URL: 'mysql://user:hunter2@db' })).toThrow(/DATABASE_URL/);
     try {

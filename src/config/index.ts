@@ -232,6 +232,47 @@ function isAddressOrCidr(entry: string): boolean {
   return /^\d+$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128);
 }
 
+/** The eight 16-bit groups of a valid IPv6 address (a dotted IPv4 tail becomes two groups). */
+function ipv6Groups(address: string): number[] {
+  let text = address.split('%')[0]!;
+  const tail = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(text);
+  if (tail) {
+    const [a, b, c, d] = tail.slice(1).map(Number) as [number, number, number, number];
+    text = `${text.slice(0, tail.index)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
+  }
+  const [head = '', rest] = text.split('::');
+  const left = head === '' ? [] : head.split(':');
+  const right = rest === undefined || rest === '' ? [] : rest.split(':');
+  const fill = rest === undefined ? 0 : 8 - left.length - right.length;
+  return [...left, ...Array<string>(fill).fill('0'), ...right].map((g) => parseInt(g, 16));
+}
+
+/** The shortest prefixes a trusted proxy range may have: wider ones take in much of the Internet. */
+const PROXY_MIN_PREFIX = { v4: 8, v6: 8 };
+
+/**
+ * Whether a (valid) trusted-proxy entry covers so much of the address space that arbitrary clients
+ * would be believed: wider than /8, or an IPv6 range holding every
+ * IPv4-mapped address (`::ffff:0:0/96`), which the proxy check applies to IPv4 clients too.
+ */
+function tooWideForProxies(entry: string): boolean {
+  const [addr, bits] = entry.split('/') as [string, string | undefined];
+  if (bits === undefined) return false;
+  const prefix = Number(bits);
+  if (isIP(addr) === 4) return prefix < PROXY_MIN_PREFIX.v4;
+  const groups = ipv6Groups(addr);
+  const mapped = [0, 0, 0, 0, 0, 0xffff, 0, 0];
+  const mappedRange = groups.slice(0, 6).every((g, i) => g === mapped[i]);
+  if (mappedRange && prefix >= 96) return prefix - 96 < PROXY_MIN_PREFIX.v4;
+  // Does the range hold all of ::ffff:0:0/96? Compare the first `prefix` bits with it.
+  let holdsMapped = true;
+  for (let bit = 0; bit < Math.min(prefix, 96) && holdsMapped; bit++) {
+    const mask = 0x8000 >> bit % 16;
+    holdsMapped = (groups[Math.floor(bit / 16)]! & mask) === (mapped[Math.floor(bit / 16)]! & mask);
+  }
+  return holdsMapped || prefix < PROXY_MIN_PREFIX.v6;
+}
+
 function existingFile(variable: string, file: string): string {
   const resolved = path.resolve(file);
   if (!existsSync(resolved)) throw new ConfigError(variable, `no such file: ${resolved}`);
@@ -271,6 +312,12 @@ export function loadConfig(environment: Source = process.env): Config {
   const trustedProxies = r.list('MOONDRAFT_TRUSTED_PROXIES');
   for (const p of trustedProxies) {
     if (!isAddressOrCidr(p)) throw new ConfigError('MOONDRAFT_TRUSTED_PROXIES', `${JSON.stringify(p)} is not an IP address or CIDR range`);
+    if (tooWideForProxies(p)) {
+      throw new ConfigError(
+        'MOONDRAFT_TRUSTED_PROXIES',
+        `${JSON.stringify(p)} is too wide: any client in it could set its own X-Forwarded-For; list the proxies' addresses or ranges (/8 at the widest)`,
+      );
+    }
   }
 
   const pgSchema = r.str('MOONDRAFT_PG_SCHEMA', 'public');
