@@ -88,6 +88,19 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ MOONDRAFT_CONFIG: file })).toThrow(/MOONDRAFT_CONFIG/);
   });
 
+  it('a config file that is not JSON is refused without quoting any of it (it may hold secrets)', () => {
+    const file = path.join(tmp(), 'moondraft.json');
+    const key = 'c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0MTI=';
+    // An unquoted value, as in an env file: the JSON parser's own message quotes the text around it.
+    writeFileSync(file, `{"MOONDRAFT_MASTER_KEY": ${key}, "PORT": 8080}`);
+    expect(() => loadConfig({ MOONDRAFT_CONFIG: file })).toThrow(/^MOONDRAFT_CONFIG: .*not valid JSON/);
+    try {
+      loadConfig({ MOONDRAFT_CONFIG: file });
+    } catch (e) {
+      expect((e as Error).message).not.toContain(key.slice(0, 6));
+    }
+  });
+
   describe('live refuses to start without its secrets and transport security', () => {
     const keysFile = path.join(tmp(), 'jwt.json');
     const base = { MOONDRAFT_ENV: 'live', MOONDRAFT_MASTER_KEY: Keyring.generateSpec(), MOONDRAFT_JWT_KEYS_FILE: keysFile, MOONDRAFT_TRUSTED_PROXIES: '10.0.0.1' };

@@ -206,11 +206,21 @@ class Reader {
 }
 
 function readConfigFile(file: string): Source {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError('MOONDRAFT_CONFIG', `cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+  }
   let parsed: unknown;
   try {
-    parsed = JSON.parse(readFileSync(file, 'utf8'));
+    parsed = JSON.parse(text);
   } catch (err) {
-    throw new ConfigError('MOONDRAFT_CONFIG', `cannot read ${file} as JSON (${(err as Error).message})`);
+    // Never the parser's message: it can quote the text around the error, and the file may hold
+    // MOONDRAFT_MASTER_KEY or DATABASE_URL. Only where it is.
+    const at = /at position (\d+)/.exec((err as Error).message);
+    const where = at ? ` (line ${text.slice(0, Number(at[1])).split('\n').length})` : '';
+    throw new ConfigError('MOONDRAFT_CONFIG', `${file} is not valid JSON${where}`);
   }
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
     throw new ConfigError('MOONDRAFT_CONFIG', `${file} must hold a JSON object of VARIABLE: value`);
