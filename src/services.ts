@@ -4,7 +4,7 @@ import type { DestinationStream, Logger } from 'pino';
 import { Accounts } from './accounts/accounts.js';
 import { ConfigError, type Config } from './config/index.js';
 import { AuditLog } from './audit/audit-log.js';
-import { resolveKeyring } from './config/secrets.js';
+import { assertPrivateDataDir, resolveKeyring } from './config/secrets.js';
 import { systemClock, type Clock } from './lib/clock.js';
 import { createLogger } from './observability/logger.js';
 import { Metrics } from './observability/metrics.js';
@@ -104,6 +104,8 @@ export async function createServices(config: Config, overrides: ServiceOverrides
   const closers: (() => Promise<void> | void)[] = [];
 
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  // The data dir holds the SQLite database and sandbox secrets: nobody else may write there.
+  if (!config.databaseUrl || !config.masterKey || !config.jwtKeysFileSupplied) assertPrivateDataDir(config);
   const keyring = resolveKeyring(config);
   if (config.env === 'sandbox' && !config.jwtKeysFileSupplied) ensureKeysetFile(config.jwtKeysFile, clock.now());
   const maxTokenLifetimeMs = (config.jwt.accessTtlSec + config.jwt.clockToleranceSec) * 1000;

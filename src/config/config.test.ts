@@ -1,10 +1,11 @@
-import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Keyring } from '../security/crypto/keyring.js';
 import { ConfigError, loadConfig } from './index.js';
 import { resolveKeyring } from './secrets.js';
+import { createServices } from '../services.js';
 
 const tmp = () => mkdtempSync(path.join(tmpdir(), 'md-config-'));
 
@@ -140,5 +141,32 @@ describe('sandbox secrets', () => {
     } catch (e) {
       expect((e as Error).message).not.toContain('c2hvcnQ');
     }
+  });
+
+  it('keeps the SQLite database and its WAL to the owner, even in a data dir that already existed (0755)', async () => {
+    const dataDir = tmp();
+    chmodSync(dataDir, 0o755);
+    const services = await createServices(loadConfig({ MOONDRAFT_DATA_DIR: dataDir, MOONDRAFT_LOG_LEVEL: 'silent' }), { processMetrics: false });
+    try {
+      for (const name of ['moondraft.sqlite', 'moondraft.sqlite-wal']) {
+        const file = path.join(dataDir, name);
+        expect(existsSync(file)).toBe(true);
+        expect((statSync(file).mode & 0o777).toString(8)).toBe('600');
+      }
+    } finally {
+      await services.close();
+    }
+  });
+
+  it('refuses a data dir other users may write to: they could plant master.key or the signing keys', async () => {
+    const dataDir = tmp();
+    chmodSync(dataDir, 0o777);
+    const planted = Keyring.generateSpec(1);
+    writeFileSync(path.join(dataDir, 'master.key'), `${planted}\n`);
+    await expect(createServices(loadConfig({ MOONDRAFT_DATA_DIR: dataDir, MOONDRAFT_LOG_LEVEL: 'silent' }), { processMetrics: false })).rejects.toThrow(
+      /^MOONDRAFT_DATA_DIR: .*writable by other users/,
+    );
+    chmodSync(dataDir, 0o1777); // sticky, like /tmp: others still create files in it
+    expect(() => resolveKeyring(loadConfig({ MOONDRAFT_DATA_DIR: dataDir }))).toThrow(/^MOONDRAFT_DATA_DIR: /);
   });
 });
