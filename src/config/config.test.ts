@@ -89,6 +89,15 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ MOONDRAFT_CONFIG: file })).toThrow(/MOONDRAFT_CONFIG/);
   });
 
+  it('an empty environment variable does not override the file (live must not fall back to sandbox)', () => {
+    // docker-compose's `MOONDRAFT_ENV: ${MOONDRAFT_ENV}` with the variable unset passes an empty string.
+    const file = path.join(tmp(), 'moondraft.json');
+    writeFileSync(file, JSON.stringify({ MOONDRAFT_ENV: 'live', HOST: '0.0.0.0', MOONDRAFT_TRUSTED_PROXIES: '10.0.0.1' }));
+    expect(() => loadConfig({ MOONDRAFT_CONFIG: file, MOONDRAFT_ENV: '', HOST: ' ' })).toThrow(/^MOONDRAFT_MASTER_KEY: .*required in live/);
+    const c = loadConfig({ MOONDRAFT_CONFIG: file, MOONDRAFT_ENV: '', HOST: '', MOONDRAFT_MASTER_KEY: Keyring.generateSpec(), MOONDRAFT_JWT_KEYS_FILE: '/k.json' });
+    expect(c).toMatchObject({ env: 'live', host: '0.0.0.0', trustedProxies: ['10.0.0.1'] });
+  });
+
   it('a config file that is not JSON is refused without quoting any of it (it may hold secrets)', () => {
     const file = path.join(tmp(), 'moondraft.json');
     const key = 'c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0MTI=';

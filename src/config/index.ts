@@ -299,7 +299,11 @@ function decimal(r: Reader, name: string, fallback: string, decimals: number): s
 
 export function loadConfig(environment: Source = process.env): Config {
   const fileName = environment.MOONDRAFT_CONFIG?.trim();
-  const source: Source = fileName ? { ...readConfigFile(fileName), ...environment } : environment;
+  // The environment wins where it says something: a variable set to nothing (docker-compose's
+  // `${VAR}` when VAR is unset) is unset, as everywhere else here, and leaves the file's value.
+  // Otherwise `MOONDRAFT_ENV=` beside a file saying live would start a sandbox.
+  const said = Object.fromEntries(Object.entries(environment).filter(([, v]) => v !== undefined && v.trim() !== ''));
+  const source: Source = fileName ? { ...readConfigFile(fileName), ...said } : environment;
   const r = new Reader(source);
 
   const env = r.oneOf('MOONDRAFT_ENV', ['sandbox', 'live'] as const, 'sandbox');
