@@ -1,9 +1,10 @@
 import { Argument, Command } from 'commander';
-import { createMoondraft } from '../app.js';
+import { createMoondraft, type Moondraft } from '../app.js';
 import { ConfigError, loadConfig, type Config } from '../config/index.js';
 import { listen } from '../http/listen.js';
 import { isRole, ROLES } from '../security/rbac/roles.js';
 import { createServices, type Services } from '../services.js';
+import { lockDataDirForServe } from '../state/instance-lock.js';
 import { writeDevCert } from './dev-cert.js';
 import { registerCommands } from './commands.js';
 
@@ -19,8 +20,22 @@ export async function withServices<T>(fn: (services: Services) => Promise<T>, co
 
 async function serve(): Promise<void> {
   const config = loadConfig();
-  const moondraft = await createMoondraft(config);
-  const server = await listen(moondraft);
+  // In-process state is this process's own: one such server per data dir (see instance-lock.ts).
+  const lock = config.redisUrl ? undefined : lockDataDirForServe(config);
+  let moondraft: Moondraft;
+  let server: Awaited<ReturnType<typeof listen>>;
+  try {
+    moondraft = await createMoondraft(config);
+    try {
+      server = await listen(moondraft);
+    } catch (err) {
+      await moondraft.close();
+      throw err;
+    }
+  } catch (err) {
+    lock?.release();
+    throw err;
+  }
   moondraft.services.log.info({ url: server.url, env: config.env, store: moondraft.services.store.dialect, state: moondraft.services.state.kind }, 'moondraft listening');
   let stopping = false;
   const stop = (signal: string) => {
@@ -30,7 +45,10 @@ async function serve(): Promise<void> {
     const force = setTimeout(() => process.exit(1), 15_000);
     force.unref();
     server.stop().then(
-      () => process.exit(0),
+      () => {
+        lock?.release();
+        process.exit(0);
+      },
       (err) => {
         moondraft.services.log.error({ err }, 'shutdown failed');
         process.exit(1);

@@ -30,6 +30,25 @@ describe('moondraft CLI', () => {
     expect(stderr).toContain('MOONDRAFT_MASTER_KEY');
   });
 
+  it('a second server on the same data dir with in-process state refuses to start; the CLI still works beside it', async () => {
+    // Its replay memory and limits would be its own: a signed request the first accepted would be
+    // accepted again by the second.
+    const dataDir = tmp();
+    const first = await startServerProcess({ MOONDRAFT_DATA_DIR: dataDir });
+    try {
+      const second = await runCli(['serve'], { MOONDRAFT_DATA_DIR: dataDir, PORT: '0' });
+      expect(second.code).toBe(1);
+      expect(second.stderr.trim().split('\n')).toHaveLength(1);
+      expect(second.stderr).toMatch(/^moondraft: invalid configuration: MOONDRAFT_DATA_DIR: another moondraft server already serves/);
+      expect((await runCli(['migrate'], { MOONDRAFT_DATA_DIR: dataDir })).code).toBe(0);
+    } finally {
+      expect(await first.stop()).toBe(0);
+    }
+    // Once the first has stopped, the data dir is free again.
+    const again = await startServerProcess({ MOONDRAFT_DATA_DIR: dataDir });
+    expect(await again.stop()).toBe(0);
+  }, 90_000);
+
   it('migrate, then role sets a role offline', async () => {
     const dataDir = tmp();
     expect((await runCli(['migrate'], { MOONDRAFT_DATA_DIR: dataDir })).code).toBe(0);

@@ -1,0 +1,39 @@
+import { closeSync, mkdirSync, openSync } from 'node:fs';
+import path from 'node:path';
+import SqliteDatabase from 'better-sqlite3';
+import { ConfigError, type Config } from '../config/index.js';
+
+export interface InstanceLock {
+  release(): void;
+}
+
+/**
+ * With in-process state, a server's replay memory, rate limits, suspensions, automatic blocks
+ * and halt flags live in its own memory: a second server beside it would accept a signed request
+ * the first already accepted (a replayed order or withdrawal), and each would grant the full
+ * limits. So one data dir serves one such process. The lock is an exclusive SQLite lock on
+ * `<dataDir>/serve.lock`, held for the life of the process: the operating system drops it when the
+ * process dies, so a crash never leaves a stale lock behind. Offline CLI commands do not take it.
+ */
+export function lockDataDirForServe(config: Config): InstanceLock {
+  mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  const file = path.join(config.dataDir, 'serve.lock');
+  closeSync(openSync(file, 'a', 0o600));
+  const db = new SqliteDatabase(file, { timeout: 0 });
+  try {
+    db.pragma('locking_mode = EXCLUSIVE');
+    db.exec('BEGIN EXCLUSIVE');
+  } catch (err) {
+    db.close();
+    if ((err as { code?: string }).code !== 'SQLITE_BUSY') throw err;
+    throw new ConfigError(
+      'MOONDRAFT_DATA_DIR',
+      `another moondraft server already serves ${config.dataDir} with in-process state; several servers must share their limits and replay memory through REDIS_URL (and DATABASE_URL)`,
+    );
+  }
+  return {
+    release() {
+      if (db.open) db.close();
+    },
+  };
+}
