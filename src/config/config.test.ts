@@ -92,7 +92,7 @@ describe('loadConfig', () => {
   it('an empty environment variable does not override the file (live must not fall back to sandbox)', () => {
     // docker-compose's `MOONDRAFT_ENV: ${MOONDRAFT_ENV}` with the variable unset passes an empty string.
     const file = path.join(tmp(), 'moondraft.json');
-    writeFileSync(file, JSON.stringify({ MOONDRAFT_ENV: 'live', HOST: '0.0.0.0', MOONDRAFT_TRUSTED_PROXIES: '10.0.0.1' }));
+    writeFileSync(file, JSON.stringify({ MOONDRAFT_ENV: 'live', HOST: '0.0.0.0', MOONDRAFT_TRUSTED_PROXIES: '10.0.0.1', MOONDRAFT_PUBLIC_URL: 'https://api.example.test' }));
     expect(() => loadConfig({ MOONDRAFT_CONFIG: file, MOONDRAFT_ENV: '', HOST: ' ' })).toThrow(/^MOONDRAFT_MASTER_KEY: .*required in live/);
     const c = loadConfig({ MOONDRAFT_CONFIG: file, MOONDRAFT_ENV: '', HOST: '', MOONDRAFT_MASTER_KEY: Keyring.generateSpec(), MOONDRAFT_JWT_KEYS_FILE: '/k.json' });
     expect(c).toMatchObject({ env: 'live', host: '0.0.0.0', trustedProxies: ['10.0.0.1'] });
@@ -113,18 +113,27 @@ describe('loadConfig', () => {
 
   describe('live refuses to start without its secrets and transport security', () => {
     const keysFile = path.join(tmp(), 'jwt.json');
-    const base = { MOONDRAFT_ENV: 'live', MOONDRAFT_MASTER_KEY: Keyring.generateSpec(), MOONDRAFT_JWT_KEYS_FILE: keysFile, MOONDRAFT_TRUSTED_PROXIES: '10.0.0.1' };
+    const base = { MOONDRAFT_ENV: 'live', MOONDRAFT_MASTER_KEY: Keyring.generateSpec(), MOONDRAFT_JWT_KEYS_FILE: keysFile, MOONDRAFT_TRUSTED_PROXIES: '10.0.0.1', MOONDRAFT_PUBLIC_URL: 'https://api.example.test' };
     it('starts with everything supplied', () => {
-      expect(loadConfig(base).env).toBe('live');
+      expect(loadConfig(base)).toMatchObject({ env: 'live', publicUrl: 'https://api.example.test', domain: 'api.example.test' });
     });
     it.each([
       ['MOONDRAFT_MASTER_KEY', 'MOONDRAFT_MASTER_KEY'],
       ['MOONDRAFT_JWT_KEYS_FILE', 'MOONDRAFT_JWT_KEYS_FILE'],
       ['MOONDRAFT_TRUSTED_PROXIES', 'MOONDRAFT_TLS_CERT'],
+      // Sign-in messages would otherwise name HOST:PORT (127.0.0.1, 0.0.0.0), which no wallet can check.
+      ['MOONDRAFT_PUBLIC_URL', 'MOONDRAFT_PUBLIC_URL'],
     ])('without %s', (missing, named) => {
       const env: Record<string, string> = { ...base };
       delete env[missing];
       expect(() => loadConfig(env)).toThrow(new RegExp(`^${named}:`));
+    });
+    it('needs an https public URL, and audit retention of at least two years', () => {
+      expect(() => loadConfig({ ...base, MOONDRAFT_PUBLIC_URL: 'http://api.example.test' })).toThrow(/^MOONDRAFT_PUBLIC_URL: must be an https URL/);
+      expect(() => loadConfig({ ...base, MOONDRAFT_AUDIT_RETENTION_DAYS: '729' })).toThrow(/^MOONDRAFT_AUDIT_RETENTION_DAYS: must be at least 730/);
+      expect(loadConfig({ ...base, MOONDRAFT_AUDIT_RETENTION_DAYS: '730' }).audit.retentionDays).toBe(730);
+      // A sandbox may keep less, for tests and demos.
+      expect(loadConfig({ MOONDRAFT_DATA_DIR: tmp(), MOONDRAFT_AUDIT_RETENTION_DAYS: '1' }).audit.retentionDays).toBe(1);
     });
   });
 });

@@ -462,6 +462,12 @@ export function loadConfig(environment: Source = process.env): Config {
     if (!config.tls && trustedProxies.length === 0) {
       throw new ConfigError('MOONDRAFT_TLS_CERT', 'live needs TLS (MOONDRAFT_TLS_CERT and MOONDRAFT_TLS_KEY) or a trusted TLS-terminating proxy (MOONDRAFT_TRUSTED_PROXIES)');
     }
+    // Sign-in messages (their EIP-4361 domain and URI) and the tokens' issuer name this origin:
+    // derived from HOST:PORT they would name 127.0.0.1 or 0.0.0.0, which wallets cannot check.
+    if (r.raw('MOONDRAFT_PUBLIC_URL') === undefined) throw new ConfigError('MOONDRAFT_PUBLIC_URL', 'is required in live: the https origin clients use (sign-in messages and tokens name it)');
+    if (!publicUrl.startsWith('https://')) throw new ConfigError('MOONDRAFT_PUBLIC_URL', 'must be an https URL in live');
+    // The audit trail's promise is two years.
+    if (config.audit.retentionDays < 730) throw new ConfigError('MOONDRAFT_AUDIT_RETENTION_DAYS', 'must be at least 730 (two years) in live');
   }
   return config;
 }

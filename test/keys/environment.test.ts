@@ -31,6 +31,7 @@ beforeAll(async () => {
       MOONDRAFT_MASTER_KEY: readFileSync(path.join(dataDir, 'master.key'), 'utf8').trim(),
       MOONDRAFT_JWT_KEYS_FILE: path.join(dataDir, 'jwt-signing-keys.json'),
       MOONDRAFT_TRUSTED_PROXIES: '10.9.0.1',
+      MOONDRAFT_PUBLIC_URL: 'https://api.example.test',
     },
   });
 });

@@ -361,7 +361,7 @@ describe('sandbox faucet', () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'moondraft-live-'));
     const keys = path.join(dir, 'jwt.json');
     ensureKeysetFile(keys, Date.now());
-    const live = await startTestServer({ env: { MOONDRAFT_ENV: 'live', MOONDRAFT_MASTER_KEY: Keyring.generateSpec(1), MOONDRAFT_JWT_KEYS_FILE: keys, MOONDRAFT_TRUSTED_PROXIES: '127.0.0.1' } });
+    const live = await startTestServer({ env: { MOONDRAFT_ENV: 'live', MOONDRAFT_MASTER_KEY: Keyring.generateSpec(1), MOONDRAFT_JWT_KEYS_FILE: keys, MOONDRAFT_TRUSTED_PROXIES: '127.0.0.1', MOONDRAFT_PUBLIC_URL: 'https://api.example.test' } });
     try {
       const s = await sessionFor(live);
       const res = await live.app.inject({ method: 'POST', url: '/api/v1/sandbox/faucet', headers: s.headers, payload: { asset: 'USDC', amount: '1' } });
