@@ -2,6 +2,7 @@ import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { criticalStdout } from '../../src/cli/output.js';
 import { buildProgram } from '../../src/cli/index.js';
 import { ManualClock } from '../../src/lib/clock.js';
 import { Keyring } from '../../src/security/crypto/keyring.js';
@@ -36,7 +37,7 @@ async function runCli(env: Record<string, string>): Promise<{ stdout: string[]; 
   Object.assign(process.env, { MOONDRAFT_LOG_LEVEL: 'silent', ...env });
   const stdout: string[] = [];
   const stderr: string[] = [];
-  vi.spyOn(console, 'log').mockImplementation((...a: unknown[]) => void stdout.push(a.join(' ')));
+  vi.spyOn(criticalStdout, 'write').mockImplementation((text: string) => void stdout.push(text.replace(/\n$/, '')));
   vi.spyOn(console, 'error').mockImplementation((...a: unknown[]) => void stderr.push(a.join(' ')));
   await buildProgram().parseAsync(['node', 'moondraft', 'keys', 'rotate-master']);
   vi.restoreAllMocks();
@@ -120,14 +121,37 @@ describe('moondraft keys rotate-master', () => {
     const { dataDir, key } = await seed({ MOONDRAFT_MASTER_KEY: original });
     await runCli({ MOONDRAFT_DATA_DIR: dataDir, MOONDRAFT_MASTER_KEY: original });
     const stdout: string[] = [];
-    vi.spyOn(console, 'log').mockImplementation((...a: unknown[]) => void stdout.push(a.join(' ')));
+    vi.spyOn(criticalStdout, 'write').mockImplementation((text: string) => void stdout.push(text));
     vi.spyOn(console, 'error').mockImplementation(() => {});
     await expect(buildProgram().parseAsync(['node', 'moondraft', 'keys', 'rotate-master'])).rejects.toThrow(/master key version 2.*not in MOONDRAFT_MASTER_KEY|previous rotate-master/);
+    vi.restoreAllMocks();
     // Nothing was announced or rewritten: no spec that cannot read the secrets was handed out.
     expect(stdout).toEqual([]);
     const { ks, rows } = await secretsIn(dataDir, { MOONDRAFT_MASTER_KEY: original });
     await ks.close();
     const row = rows.find((r) => r.id === key.id)!;
     expect(Keyring.versionOf(row.secret_enc!)).toBe(2);
+  });
+
+  it('stops before re-encrypting anything when the new spec cannot be written to stdout', async () => {
+    // With MOONDRAFT_MASTER_KEY the printed spec is the only copy of the new key: stdout closed or on
+    // a full disk must stop the rotation, not re-encrypt every secret under a key nobody received.
+    const original = Keyring.generateSpec(1);
+    const { dataDir, key } = await seed({ MOONDRAFT_MASTER_KEY: original });
+    Object.assign(process.env, { MOONDRAFT_LOG_LEVEL: 'silent', MOONDRAFT_DATA_DIR: dataDir, MOONDRAFT_MASTER_KEY: original });
+    vi.spyOn(criticalStdout, 'write').mockImplementation(() => {
+      throw Object.assign(new Error('EPIPE: broken pipe, write'), { code: 'EPIPE' });
+    });
+    vi.spyOn(console, 'error').mockImplementation(() => {});
+    await expect(buildProgram().parseAsync(['node', 'moondraft', 'keys', 'rotate-master'])).rejects.toThrow(/EPIPE/);
+    vi.restoreAllMocks();
+    const { ks, rows } = await secretsIn(dataDir, { MOONDRAFT_MASTER_KEY: original });
+    try {
+      const row = rows.find((r) => r.id === key.id)!;
+      expect(Keyring.versionOf(row.secret_enc!)).toBe(1);
+      expect((await signed(ks, { apiKey: key.apiKey, secret: key.apiSecret! }, { url: '/api/v1/trading/probe' })).statusCode).toBe(200);
+    } finally {
+      await ks.close();
+    }
   });
 });

@@ -1,6 +1,7 @@
 import path from 'node:path';
 import type { Command } from 'commander';
 import { withServices } from '../../cli/index.js';
+import { criticalStdout } from '../../cli/output.js';
 import { rotateMasterKey } from './master-rotation.js';
 
 /** `moondraft keys …` commands of the API-key feature. */
@@ -17,8 +18,10 @@ export function registerKeysCommands(program: Command): void {
           store: s.store,
           keyring: s.keyring,
           keyFile,
-          // stdout carries only the spec, so `NEW=$(moondraft keys rotate-master)` captures it.
-          announce: (spec) => console.log(spec),
+          // stdout carries only the spec, so `NEW=$(moondraft keys rotate-master)` captures it. If
+          // stdout cannot take it (closed pipe, full disk) the write throws and the rotation stops
+          // before any row is re-encrypted under a key nobody received.
+          announce: (spec) => criticalStdout.write(`${spec}\n`),
         });
         const counts = Object.entries(result.reencrypted).map(([name, n]) => `${n} ${name}`).join(', ');
         console.error(
