@@ -172,7 +172,11 @@ describe('RateLimiter penalties expire (manual clock)', () => {
     expect((await limiter.hit(t)).outcome).toBe('allowed'); // waited it out: admitted
     await limiter.hit(t);
     expect((await limiter.hit(t)).retryAfterMs).toBe(8000); // strike 5: escalation remembered
-    clock.advance(61_000); // the strike window passes quietly
+    clock.advance(8000 + 59_000);
+    await limiter.hit(t);
+    await limiter.hit(t);
+    expect((await limiter.hit(t)).retryAfterMs).toBe(16_000); // strike 6: within the window after the cool-down
+    clock.advance(16_000 + 61_000); // the strike window passes quietly after the cool-down
     await limiter.hit(t);
     await limiter.hit(t);
     const fresh = await limiter.hit(t);
@@ -184,6 +188,31 @@ describe('RateLimiter penalties expire (manual clock)', () => {
     expect((await limiter.hit(t)).outcome).toBe('suspended');
     clock.advance(61_000); // suspension over (and the strikes behind it expired)
     expect((await limiter.hit(t)).outcome).toBe('allowed');
+    await state.close();
+  });
+});
+
+describe('RateLimiter escalation (manual clock)', () => {
+  it('a client that waits out every cool-down and overruns again climbs to the cap, then suspension', async () => {
+    // In-process state, whose expiries follow the manual clock (Redis's follow real time).
+    const clock = new ManualClock();
+    const state = new MemoryState(clock);
+    const { limiter } = harness(state, {}, clock);
+    const t = target('account', 2);
+    const overrun = async () => {
+      await limiter.hit(t);
+      await limiter.hit(t);
+      return limiter.hit(t);
+    };
+    const waits: number[] = [];
+    for (let strike = 1; strike <= 9; strike++) {
+      const refused = await overrun();
+      expect(refused.outcome).toBe('limited');
+      waits.push(refused.retryAfterMs);
+      clock.advance(Math.max(refused.retryAfterMs, 1000)); // exactly what Retry-After said
+    }
+    expect(waits).toEqual([1000, 1000, 2000, 4000, 8000, 16_000, 32_000, 60_000, 60_000]);
+    expect((await overrun()).outcome).toBe('suspended'); // strike 10
     await state.close();
   });
 });

@@ -172,7 +172,13 @@ export class RateLimiter {
       this.remember(keys.base, now + retryAfterMs);
       return this.refusal('suspended', target, retryAfterMs, local);
     }
-    if (verdict.holdMs > 0) await state.set(keys.cooldown, `p:${strikes}`, verdict.holdMs);
+    if (verdict.holdMs > 0) {
+      // The strikes are kept until a strike window has passed after this cool-down ends: a client
+      // that waits out each cool-down and then overruns again keeps climbing towards suspension
+      // (with a window from the first strike alone, the doubling cool-downs outlast it by the
+      // seventh strike and the count started over).
+      await Promise.all([state.set(keys.cooldown, `p:${strikes}`, verdict.holdMs), state.set(keys.strikes, String(strikes), verdict.holdMs + rules.strikeWindowMs)]);
+    }
     return this.refusal('limited', target, verdict.retryAfterMs, local);
   }
 

@@ -7,6 +7,8 @@ import type { RateLimitConfig } from '../../config/index.js';
  * already sent when its first refusal arrived are not held against it).
  * - 1st strike: no penalty beyond the window's own wait.
  * - each further strike within the strike window: a cool-down of base, 2·base, 4·base … (capped);
+ *   strikes are forgotten once a strike window has passed, after the last cool-down ended, without
+ *   a new one;
  *   every request sent during a cool-down is refused and, after the grace period, is a new strike,
  *   so a client that keeps sending doubles its own cool-down.
  * - suspension (`temporarily_suspended`, a fixed period): after `suspendAfterStrikes` strikes
