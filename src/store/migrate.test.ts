@@ -1,7 +1,8 @@
 import { InsertQueryNode, sql, type KyselyPlugin } from 'kysely';
+import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { dropSchema, newIsolation, startTestServer } from '../../test/support/server.js';
-import { serviceAvailable } from '../../test/support/services.js';
+import { PG_URL, serviceAvailable } from '../../test/support/services.js';
 import { openStore, type Store } from './db.js';
 import { migrateTo, migrateToLatest } from './migrate.js';
 
@@ -25,6 +26,41 @@ describe.skipIf(!postgres)('migrations on PostgreSQL', () => {
       await dropSchema(mine.pgSchema);
     }
   });
+});
+
+describe.skipIf(!postgres)('migrations beside other clients of the database', () => {
+  it('are not disturbed by schemas another client creates and drops meanwhile', async () => {
+    // Other deployments or test runs sharing the database come and go. Kysely's own introspection
+    // looked up every schema by name and failed ("schema … does not exist") when one was dropped
+    // between its catalog scan and that lookup.
+    const churn = new pg.Client({ connectionString: PG_URL });
+    await churn.connect();
+    let stop = false;
+    const churning = (async () => {
+      for (let i = 0; !stop; i++) {
+        const name = `t_churn_${process.pid}_${i}`;
+        await churn.query(`create schema "${name}"; create table "${name}".x (id int)`);
+        await churn.query(`drop schema "${name}" cascade`);
+      }
+    })();
+    try {
+      for (let round = 0; round < 6; round++) {
+        const isolation = newIsolation();
+        const store = await openStore({ databaseUrl: PG_URL, pgSchema: isolation.pgSchema, dataDir: '/tmp' });
+        try {
+          // Enough introspection passes (each migration checks its tables) to meet the churn.
+          for (let pass = 0; pass < 5; pass++) await migrateToLatest(store);
+        } finally {
+          await store.close();
+          await dropSchema(isolation.pgSchema);
+        }
+      }
+    } finally {
+      stop = true;
+      await churning;
+      await churn.end();
+    }
+  }, 120_000);
 });
 
 /** Throws on the n-th insert into `table`: a stand-in for a crash part-way through a migration. */

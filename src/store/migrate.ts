@@ -1,13 +1,51 @@
-import { Migrator, sql, type MigrationResultSet } from 'kysely';
+import { Migrator, sql, type DatabaseIntrospector, type Kysely, type MigrationResultSet, type SchemaMetadata, type TableMetadata } from 'kysely';
 import type { Store } from './db.js';
 import { migrations } from './migrations/index.js';
+
+/**
+ * What the migrator needs to know of the database (does our schema and its migration tables
+ * exist), asked of our own schema only. Kysely's PostgreSQL introspector lists the tables of every
+ * schema in the database and calls has_schema_privilege() on each name: a schema another client
+ * drops meanwhile (another deployment or test sharing the database) fails that call with "schema
+ * … does not exist", and with it our start-up.
+ */
+class OwnSchemaIntrospector implements DatabaseIntrospector {
+  constructor(
+    private readonly db: Kysely<unknown>,
+    private readonly schema: string,
+  ) {}
+  async getSchemas(): Promise<SchemaMetadata[]> {
+    const { rows } = await sql<{ name: string }>`select nspname as name from pg_catalog.pg_namespace where nspname = ${this.schema}`.execute(this.db);
+    return rows;
+  }
+  async getTables(): Promise<TableMetadata[]> {
+    const { rows } = await sql<{ name: string }>`select c.relname as name from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace where n.nspname = ${this.schema} and c.relkind in ('r', 'p', 'v')`.execute(this.db);
+    return rows.map((r) => ({ name: r.name, schema: this.schema, isView: false, columns: [] }));
+  }
+  async getMetadata(): Promise<{ tables: TableMetadata[] }> {
+    return { tables: await this.getTables() };
+  }
+}
 
 async function migratorFor(store: Store): Promise<Migrator> {
   // Name the schema: without it Kysely takes another schema's migration tables in the same
   // database (another deployment or test) for ours and then fails to find them in search_path.
   const schema = store.dialect === 'postgres' ? (await sql<{ schema: string }>`select current_schema() as schema`.execute(store.db)).rows[0]?.schema : undefined;
+  let db = store.db as Kysely<unknown>;
+  if (schema) {
+    const real = db;
+    const introspection = new OwnSchemaIntrospector(real, schema);
+    // The same Kysely instance (its methods bound to it), with the introspection above.
+    db = new Proxy(real, {
+      get(target, property) {
+        if (property === 'introspection') return introspection;
+        const value = Reflect.get(target, property, target) as unknown;
+        return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+  }
   return new Migrator({
-    db: store.db,
+    db,
     provider: { getMigrations: async () => migrations(store.dialect) },
     ...(schema ? { migrationTableSchema: schema } : {}),
   });
