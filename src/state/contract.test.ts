@@ -75,6 +75,25 @@ describe.each(kinds)('shared-state contract: $kind', ({ kind }) => {
     expect((await s.keys('blk:')).sort()).toEqual(['blk:1.2.3.4', 'blk:5.6.7.8']);
   });
 
+  it('an index set lists the members whose key lives, and forgets the others', async () => {
+    await s.set('item:a', '1');
+    await s.set('item:b', '2', 30);
+    await s.set('item:c', '3');
+    for (const m of ['a', 'b', 'c', 'ghost']) await s.indexAdd('items', m);
+    await s.indexAdd('items', 'a'); // a set: no duplicate
+    await new Promise((r) => setTimeout(r, 80)); // item:b expires
+    await s.del('item:c');
+    expect((await s.indexLive('items', 'item:')).sort()).toEqual(['a']);
+    // The dead members are gone from the set: a key of theirs made later must be indexed again.
+    await s.set('item:b', 'again');
+    expect(await s.indexLive('items', 'item:')).toEqual(['a']);
+    await s.indexAdd('items', 'b');
+    expect((await s.indexLive('items', 'item:')).sort()).toEqual(['a', 'b']);
+    await s.indexRemove('items', 'a');
+    expect(await s.indexLive('items', 'item:')).toEqual(['b']);
+    expect(await s.indexLive('no-such-index', 'item:')).toEqual([]);
+  });
+
   it('publish reaches every subscriber; unsubscribe stops delivery', async () => {
     const got: string[] = [];
     const other = open(kind, (s as unknown as { prefix?: string }).prefix);

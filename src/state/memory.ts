@@ -20,6 +20,7 @@ export class MemoryState implements SharedState {
   readonly kind = 'memory' as const;
   private readonly entries = new Map<string, Entry>();
   private readonly windows = new Map<string, HitLog>();
+  private readonly indexes = new Map<string, Set<string>>();
   private readonly bus = new EventEmitter();
   private readonly sweeper: NodeJS.Timeout;
 
@@ -66,6 +67,7 @@ export class MemoryState implements SharedState {
   async del(key: string) {
     this.entries.delete(key);
     this.windows.delete(key);
+    this.indexes.delete(key);
   }
   async incr(key: string, by: number, ttlMs: number) {
     const e = this.live(key);
@@ -80,6 +82,23 @@ export class MemoryState implements SharedState {
   }
   async keys(prefix: string) {
     return [...this.entries.keys()].filter((k) => k.startsWith(prefix) && this.live(k));
+  }
+  async indexAdd(key: string, member: string) {
+    let set = this.indexes.get(key);
+    if (!set) this.indexes.set(key, (set = new Set()));
+    set.add(member);
+  }
+  async indexRemove(key: string, member: string) {
+    const set = this.indexes.get(key);
+    set?.delete(member);
+    if (set?.size === 0) this.indexes.delete(key);
+  }
+  async indexLive(key: string, prefix: string) {
+    const set = this.indexes.get(key);
+    if (!set) return [];
+    for (const m of set) if (!this.live(prefix + m)) set.delete(m);
+    if (set.size === 0) this.indexes.delete(key);
+    return [...set];
   }
   async slidingWindowHit(key: string, limit: number, windowMs: number, now?: number, options: WindowOptions = {}): Promise<WindowDecision> {
     let log = this.windows.get(key);

@@ -21,8 +21,22 @@ export interface SharedState {
   incr(key: string, by: number, ttlMs: number): Promise<number>;
   /** Remaining time to live in ms; null when absent, -1 when it has no expiry. */
   ttl(key: string): Promise<number | null>;
-  /** Keys (without the instance prefix) starting with `prefix`; for small admin listings only. */
+  /**
+   * Keys (without the instance prefix) starting with `prefix`. It walks the whole keyspace (replay
+   * memory and limiter keys included): for rare, small admin listings and one-time backfills only;
+   * lists read often are kept in an index set (indexAdd, indexLive).
+   */
   keys(prefix: string): Promise<string[]>;
+  /** Adds `member` to the index set `key` (no expiry). */
+  indexAdd(key: string, member: string): Promise<void>;
+  /** Removes `member` from the index set `key`. */
+  indexRemove(key: string, member: string): Promise<void>;
+  /**
+   * The members of the index set `key` whose own key `prefix + member` exists. Members whose key is
+   * gone (expired, deleted) are removed from the set in the same atomic step, so a member added
+   * again meanwhile, with its key, is never lost.
+   */
+  indexLive(key: string, prefix: string): Promise<string[]>;
   /**
    * Sliding-window log admission, atomic across processes. A hit at time t is admitted when fewer
    * than `limit` admitted hits lie in (t - windowMs, t]; only admitted hits are recorded. Hence no

@@ -7,6 +7,14 @@ local v = redis.call('INCRBY', KEYS[1], ARGV[1])
 if redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return v`;
 
+/** The members of set KEYS[1] whose key ARGV[1]..member exists; the others are removed, atomically. */
+const INDEX_LIVE = `
+local live = {}
+for _, m in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  if redis.call('EXISTS', ARGV[1] .. m) == 1 then live[#live + 1] = m else redis.call('SREM', KEYS[1], m) end
+end
+return live`;
+
 /**
  * One sliding-window decision in one round trip, atomic across processes. KEYS[1] is the hit log
  * (a sorted set scored by ms), KEYS[2..] are hold keys. ARGV: limit, window ms, decision time ms
@@ -68,6 +76,7 @@ type WindowReply = [number, number, number, number, number, number, string, stri
 interface ScriptedRedis extends Redis {
   mdSlidingWindow(numKeys: number, ...args: string[]): Promise<WindowReply>;
   mdIncrWithTtl(key: string, by: string, ttlMs: string): Promise<number>;
+  mdIndexLive(key: string, prefix: string): Promise<string[]>;
 }
 
 /** Longest a subscribe call waits for an unreachable Redis before returning (the subscription stays queued). */
@@ -105,6 +114,7 @@ export class RedisState implements SharedState {
     // EVALSHA with a transparent reload on NOSCRIPT: the script body is not resent on every call.
     this.client.defineCommand('mdSlidingWindow', { lua: SLIDING_WINDOW });
     this.client.defineCommand('mdIncrWithTtl', { lua: INCR_WITH_TTL, numberOfKeys: 1 });
+    this.client.defineCommand('mdIndexLive', { lua: INDEX_LIVE, numberOfKeys: 1 });
   }
 
   private clientOptions(): RedisOptions {
@@ -167,6 +177,15 @@ export class RedisState implements SharedState {
       for (const k of batch) out.push(k.slice(this.prefix.length));
     } while (cursor !== '0');
     return out;
+  }
+  async indexAdd(key: string, member: string) {
+    await this.run('sadd', () => this.client.sadd(this.k(key), member));
+  }
+  async indexRemove(key: string, member: string) {
+    await this.run('srem', () => this.client.srem(this.k(key), member));
+  }
+  async indexLive(key: string, prefix: string) {
+    return this.run('index', () => this.client.mdIndexLive(this.k(key), this.k(prefix)));
   }
   async slidingWindowHit(key: string, limit: number, windowMs: number, now?: number, options: WindowOptions = {}): Promise<WindowDecision> {
     const member = `${this.instance}:${++this.seq}`;

@@ -74,6 +74,27 @@ describe.each(backends)('IP blocks and the DDoS guard (%s)', (backend) => {
     expect(events.some((e) => e.type === 'ip.unblocked' && e.target === '192.0.2.0/24')).toBe(true);
   });
 
+  it('reads the block list from its index, not by walking the keyspace; blocks from before the index are found once', async () => {
+    const state = server.services.state;
+    // A block written by a version without the index: its key only.
+    const old = { target: '198.51.100.77', reason: 'old', source: 'manual', createdAt: Date.now(), expiresAt: null, createdBy: admin.account.id };
+    await state.set('ipblock:198.51.100.77', JSON.stringify(old));
+    await state.del('ipblocks:indexed');
+    const walks = vi.spyOn(state, 'keys');
+    try {
+      expect((await blocks.list()).map((b) => b.target)).toContain('198.51.100.77');
+      for (let i = 0; i < 3; i++) expect((await blocks.add({ target: `192.0.2.${60 + i}` })).statusCode).toBe(201);
+      await blocks.list();
+      expect((await blocks.list()).map((b) => b.target)).toEqual(expect.arrayContaining(['198.51.100.77', '192.0.2.60', '192.0.2.61', '192.0.2.62']));
+      // Under a flood every new block makes every process re-read the list: never a keyspace walk.
+      expect(walks).toHaveBeenCalledTimes(1);
+    } finally {
+      walks.mockRestore();
+      for (const t of ['198.51.100.77', '192.0.2.60', '192.0.2.61', '192.0.2.62']) await blocks.remove(t);
+    }
+    expect((await blocks.list()).map((b) => b.target)).not.toContain('192.0.2.60');
+  });
+
   it('validates block requests and keeps them to administrators', async () => {
     for (const payload of [{ target: 'example.com' }, { target: '0.0.0.0/0' }, { target: '10.0.0.1', durationSec: 0 }, { target: '10.0.0.1', extra: true }, {}]) {
       expectProblem(await blocks.add(payload), 'validation_failed', 400);

@@ -30,6 +30,14 @@ const VERSION_KEY = 'ipblocks:version';
  * process puts back the administrator blocks from the store and the automatic blocks it mirrors.
  */
 const HELD_KEY = 'ipblocks:held';
+/**
+ * The targets of the blocks in shared state (a set; members whose block expired are dropped as
+ * they are read). Syncs read it instead of walking the keyspace for `ipblock:*`, which under a
+ * flood would mean every process scanning every replay and limiter key on each new block.
+ */
+const INDEX_KEY = 'ipblocks:index';
+/** Present once the index holds every block written before it existed (one scan, then never). */
+const INDEXED_KEY = 'ipblocks:indexed';
 export const BLOCKS_CHANNEL = 'ipblocks';
 
 type Message = { op: 'add'; block: IpBlock } | { op: 'remove'; target: string };
@@ -141,6 +149,7 @@ export class IpBlocks {
       createdBy: options.by,
     };
     await this.deps.state.set(KEY_PREFIX + block.target, JSON.stringify(block), options.ttlMs);
+    await this.deps.state.indexAdd(INDEX_KEY, block.target);
     const row = { target: block.target, reason: block.reason, created_at: now, expires_at: block.expiresAt, created_by: options.by };
     const { target: _t, ...update } = row;
     await this.deps.store.transaction(async (trx) => {
@@ -166,6 +175,7 @@ export class IpBlocks {
     let first: boolean;
     try {
       first = await this.deps.state.setIfAbsent(KEY_PREFIX + block.target, JSON.stringify(block), ttlMs);
+      await this.deps.state.indexAdd(INDEX_KEY, block.target);
     } catch (err) {
       if (!(err instanceof StateUnavailableError)) throw err;
       this.localOnly.set(block.target, block);
@@ -192,6 +202,7 @@ export class IpBlocks {
     const inState = (await this.deps.state.get(key)) !== null;
     const known = this.exact.has(t.canonical) || this.ranges.has(t.canonical);
     await this.deps.state.del(key);
+    await this.deps.state.indexRemove(INDEX_KEY, t.canonical);
     const existed = await this.deps.store.transaction(async (trx) => {
       const removed = await trx.deleteFrom('ip_blocks').where('target', '=', t.canonical).executeTakeFirst();
       const found = inState || known || Number(removed.numDeletedRows) > 0;
@@ -285,6 +296,7 @@ export class IpBlocks {
         }
         // A permanent block gets a ten-year expiry here (setIfAbsent always takes one).
         const added = await this.deps.state.setIfAbsent(KEY_PREFIX + block.target, JSON.stringify(block), ttl ?? 10 * 365 * 86_400_000);
+        await this.deps.state.indexAdd(INDEX_KEY, block.target);
         if (added) await this.announce({ op: 'add', block });
         this.localOnly.delete(block.target);
       }
@@ -292,8 +304,13 @@ export class IpBlocks {
       this.synced = true;
       const version = await this.deps.state.get(VERSION_KEY);
       if (!force && this.seenVersion !== undefined && version === this.seenVersion) return;
-      const keys = await this.deps.state.keys(KEY_PREFIX);
-      const values = await this.deps.state.getMany(keys);
+      if ((await this.deps.state.get(INDEXED_KEY)) === null) {
+        // Blocks written before the index existed (an upgrade): indexed once, by a keyspace walk.
+        for (const key of await this.deps.state.keys(KEY_PREFIX)) await this.deps.state.indexAdd(INDEX_KEY, key.slice(KEY_PREFIX.length));
+        await this.deps.state.set(INDEXED_KEY, '1');
+      }
+      const targets = await this.deps.state.indexLive(INDEX_KEY, KEY_PREFIX);
+      const values = await this.deps.state.getMany(targets.map((t) => KEY_PREFIX + t));
       const fresh = values.map(parseBlock).filter((b): b is IpBlock => b !== null);
       this.exact.clear();
       this.ranges.clear();
