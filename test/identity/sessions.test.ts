@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/lib/clock.js';
+import { StateUnavailableError } from '../../src/state/port.js';
 import type { SecurityEvent } from '../../src/security/events/index.js';
 import { hashRefreshToken } from '../../src/security/identity/sessions.js';
 import { sessionFor } from '../support/auth.js';
@@ -273,5 +274,27 @@ describe('session lifetimes and last-used (embedded, manual clock)', () => {
     } finally {
       (db as { updateTable: typeof db.updateTable }).updateTable = spy;
     }
+  });
+
+  it('a flush that fails part-way keeps what it did not write for the next one', async () => {
+    const a = await signInEthereum(server);
+    const b = await signInEthereum(server);
+    const lastUsed = async (sessionId: string) => Number((await server.services.store.db.selectFrom('sessions').select('last_used_at').where('id', '=', sessionId).executeTakeFirstOrThrow()).last_used_at);
+    clock.advance(120_000);
+    await account(server, a);
+    await account(server, b);
+    const state = server.services.state;
+    const setIfAbsent = state.setIfAbsent.bind(state);
+    state.setIfAbsent = async () => {
+      throw new StateUnavailableError('test: shared state down');
+    };
+    try {
+      await expect(server.services.sessions.flushActivity()).rejects.toThrow(StateUnavailableError);
+    } finally {
+      state.setIfAbsent = setIfAbsent;
+    }
+    await server.services.sessions.flushActivity();
+    expect(await lastUsed(a.sessionId)).toBe(clock.now());
+    expect(await lastUsed(b.sessionId)).toBe(clock.now());
   });
 });

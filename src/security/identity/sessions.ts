@@ -257,10 +257,18 @@ export class Sessions {
     const batch = [...this.pendingActivity];
     this.pendingActivity.clear();
     for (const [sid, at] of this.lastActivityWrite) if (now - at >= ACTIVITY_INTERVAL_MS) this.lastActivityWrite.delete(sid);
-    for (const [sessionId, at] of batch) {
-      const first = await this.deps.state.setIfAbsent(`sess:touched:${sessionId}`, '1', ACTIVITY_INTERVAL_MS);
-      if (!first) continue;
-      await this.deps.store.db.updateTable('sessions').set({ last_used_at: at }).where('id', '=', sessionId).where('last_used_at', '<', at).execute();
+    for (let i = 0; i < batch.length; i++) {
+      const [sessionId, at] = batch[i]!;
+      try {
+        const first = await this.deps.state.setIfAbsent(`sess:touched:${sessionId}`, '1', ACTIVITY_INTERVAL_MS);
+        if (!first) continue;
+        await this.deps.store.db.updateTable('sessions').set({ last_used_at: at }).where('id', '=', sessionId).where('last_used_at', '<', at).execute();
+      } catch (err) {
+        // Shared state or the store failed: what is not written yet waits for the next flush
+        // (unless a newer use of the session is already waiting).
+        for (const [sid, t] of batch.slice(i)) if ((this.pendingActivity.get(sid) ?? 0) < t) this.pendingActivity.set(sid, t);
+        throw err;
+      }
     }
   }
 
