@@ -47,6 +47,8 @@ const PATH = '/api/v1/account';
  * in turn), each well under 1 000 requests/s, as a busy deployment would see.
  */
 const KEYS = 64;
+/** Keys per account: an account holds at most 30 (KEY_LIMITS), so the bots belong to four accounts. */
+const KEYS_PER_ACCOUNT = 16;
 
 type ServerName = 'moondraft' | 'bare' | 'express';
 type Scenario = 'session' | 'signed';
@@ -57,6 +59,8 @@ interface Fixture {
   publicUrl: string;
   issuer: string;
   accountId: string;
+  /** Every account the load runs as: the signed-in one, then the other owners of the keys. */
+  accountIds: string[];
   accessToken: string;
   keys: Array<{ apiKey: string; apiSecret: string }>;
   publicKeyFile: string;
@@ -85,17 +89,21 @@ async function prepare(): Promise<Fixture> {
     const challenge = unwrap(await services.signIn.challenge(wallet.address, 'ethereum'));
     const pair = unwrap(await services.signIn.login(challenge.message, await wallet.signMessage({ message: challenge.message }), client));
     const accountId = pair.account.id;
-    await services.partnerLimits.set(accountId, { market: 100_000, trading: 100_000, account: 100_000, tokens: 100_000 }, 'bench');
+    const accountIds = [accountId];
+    while (accountIds.length * KEYS_PER_ACCOUNT < KEYS) accountIds.push(unwrap(await services.accounts.findOrCreate(privateKeyToAccount(generatePrivateKey()).address)).id);
     const keys: Fixture['keys'] = [];
-    for (let i = 0; i < KEYS; i++) {
-      const created = unwrap(await services.apiKeys.create({ accountId, role: 'trader' }, { label: `bench ${i}`, scopes: ['account:read'] }));
-      keys.push({ apiKey: created.apiKey, apiSecret: created.apiSecret! });
+    for (const [n, owner] of accountIds.entries()) {
+      await services.partnerLimits.set(owner, { market: 100_000, trading: 100_000, account: 100_000, tokens: 100_000 }, 'bench');
+      for (let i = 0; i < KEYS_PER_ACCOUNT && keys.length < KEYS; i++) {
+        const created = unwrap(await services.apiKeys.create({ accountId: owner, role: 'trader' }, { label: `bench ${n}.${i}`, scopes: ['account:read'] }));
+        keys.push({ apiKey: created.apiKey, apiSecret: created.apiSecret! });
+      }
     }
     const publicKeyFile = path.join(dataDir, 'bench-jwt-public.pem');
     writeFileSync(publicKeyFile, createPublicKey(services.signingKeys.active().privateKey).export({ type: 'spki', format: 'pem' }));
     const keysFile = path.join(dataDir, 'bench-keys.json');
     writeFileSync(keysFile, JSON.stringify(Object.fromEntries(keys.map((k) => [k.apiKey, k.apiSecret]))));
-    return { dataDir, port, publicUrl, issuer: config.jwt.issuer, accountId, accessToken: pair.accessToken, keys, publicKeyFile, keysFile };
+    return { dataDir, port, publicUrl, issuer: config.jwt.issuer, accountId, accountIds, accessToken: pair.accessToken, keys, publicKeyFile, keysFile };
   } finally {
     await services.close();
   }
@@ -194,7 +202,9 @@ async function checkAuditTrail(f: Fixture, completed: number, sent: number): Pro
   const services = await createServices(config, { processMetrics: false });
   try {
     let recorded = 0;
-    for await (const view of services.audit.export({ type: 'access.request', accountId: f.accountId })) if (view.readable) recorded += 1;
+    for (const accountId of f.accountIds) {
+      for await (const view of services.audit.export({ type: 'access.request', accountId })) if (view.readable) recorded += 1;
+    }
     let dropped = 0;
     for await (const view of services.audit.export({ type: 'audit.events_dropped' })) dropped += Number(view.details?.dropped ?? 1);
     if (dropped > 0 || recorded < completed || recorded > sent) {
@@ -248,7 +258,7 @@ function serverEnvExtra(): Record<string, string> {
 export async function run(): Promise<BenchRow[]> {
   const servers = (process.env.BENCH_PIPELINE_SERVERS?.split(',') ?? ['moondraft', 'bare', 'express']) as ServerName[];
   if (servers.some((s) => !['moondraft', 'bare', 'express'].includes(s))) throw new Error(`BENCH_PIPELINE_SERVERS: ${servers.join(',')}: expected moondraft, bare and/or express`);
-  process.stderr.write(`pipeline: preparing a data dir (sign-in, ${KEYS} API keys, partner limits)…\n`);
+  process.stderr.write(`pipeline: preparing a data dir (sign-in, ${KEYS} API keys over ${Math.ceil(KEYS / KEYS_PER_ACCOUNT)} accounts, partner limits)…\n`);
   const fixture = await prepare();
   const signed = signedRequests(fixture);
   const best = new Map<string, Measure>();
