@@ -298,3 +298,32 @@ describe('session lifetimes and last-used (embedded, manual clock)', () => {
     expect(await lastUsed(b.sessionId)).toBe(clock.now());
   });
 });
+
+describe('session last-used when the store fails (embedded, manual clock)', () => {
+  const clock = new ManualClock(Date.UTC(2026, 6, 1));
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startTestServer({ clock });
+  });
+  afterAll(() => server.close());
+
+  it('a session whose write failed after its once-a-minute claim is written by the next flush', async () => {
+    const s = await signInEthereum(server);
+    const lastUsed = async () => Number((await server.services.store.db.selectFrom('sessions').select('last_used_at').where('id', '=', s.sessionId).executeTakeFirstOrThrow()).last_used_at);
+    clock.advance(120_000);
+    await account(server, s);
+    const db = server.services.store.db;
+    const updateTable = db.updateTable.bind(db);
+    (db as { updateTable: unknown }).updateTable = () => {
+      throw new Error('test: store down');
+    };
+    try {
+      await expect(server.services.sessions.flushActivity()).rejects.toThrow(/store down/);
+    } finally {
+      (db as { updateTable: typeof db.updateTable }).updateTable = updateTable;
+    }
+    // The store is back; nothing else happened to the session.
+    await server.services.sessions.flushActivity();
+    expect(await lastUsed()).toBe(clock.now());
+  });
+});

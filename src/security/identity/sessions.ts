@@ -82,6 +82,12 @@ export class Sessions {
   /** Sessions touched since the last flush, and when each was last written (at most once a minute). */
   private readonly pendingActivity = new Map<string, number>();
   private readonly lastActivityWrite = new Map<string, number>();
+  /**
+   * Sessions whose once-a-minute claim (`sess:touched:`) this process took but whose write failed:
+   * by claim time. The claim stays in shared state, so without this the retry would find it taken
+   * and skip the write it was meant to make.
+   */
+  private readonly unwrittenClaims = new Map<string, number>();
   private activityTimer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -260,9 +266,15 @@ export class Sessions {
     for (let i = 0; i < batch.length; i++) {
       const [sessionId, at] = batch[i]!;
       try {
-        const first = await this.deps.state.setIfAbsent(`sess:touched:${sessionId}`, '1', ACTIVITY_INTERVAL_MS);
-        if (!first) continue;
+        const held = this.unwrittenClaims.get(sessionId);
+        this.unwrittenClaims.delete(sessionId);
+        let claimedAt: number;
+        if (held !== undefined && now - held < ACTIVITY_INTERVAL_MS) claimedAt = held;
+        else if (await this.deps.state.setIfAbsent(`sess:touched:${sessionId}`, '1', ACTIVITY_INTERVAL_MS)) claimedAt = now;
+        else continue;
+        this.unwrittenClaims.set(sessionId, claimedAt);
         await this.deps.store.db.updateTable('sessions').set({ last_used_at: at }).where('id', '=', sessionId).where('last_used_at', '<', at).execute();
+        this.unwrittenClaims.delete(sessionId);
       } catch (err) {
         // Shared state or the store failed: what is not written yet waits for the next flush
         // (unless a newer use of the session is already waiting).
