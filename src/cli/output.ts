@@ -7,6 +7,14 @@ import { writeSync } from 'node:fs';
  */
 export const criticalStdout = {
   write(text: string): void {
-    writeSync(1, text);
+    // write(2) may take fewer bytes than asked (a disk with less room left than the text, a
+    // signal): the rest is written too, and a write that takes nothing stops the command, so a
+    // truncated spec is never taken for a printed one.
+    const bytes = Buffer.from(text, 'utf8');
+    for (let offset = 0; offset < bytes.length; ) {
+      const n = writeSync(1, bytes, offset, bytes.length - offset);
+      if (n <= 0) throw Object.assign(new Error('stdout took none of the output'), { code: 'EIO' });
+      offset += n;
+    }
   },
 };
