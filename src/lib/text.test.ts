@@ -30,6 +30,10 @@ describe('displayText', () => {
   it('refuses blank, invisible-only and over-long text', () => {
     expect(displayText('   ', 'label', 64).ok).toBe(false);
     expect(displayText('\u200d\u200c', 'label', 64)).toMatchObject({ ok: false, detail: 'label must contain a visible character' });
+    // Blank on screen though not format characters: Hangul fillers, a variation selector, the blank Braille pattern.
+    for (const blank of ['\u3164', '\uffa0', '\u115f\u1160', '\ufe0f', '\u2800', '\u3164\u200d\u2800']) {
+      expect(displayText(blank, 'name', 64), JSON.stringify(blank)).toMatchObject({ ok: false, detail: 'name must contain a visible character' });
+    }
     expect(displayText('x'.repeat(65), 'label', 64).ok).toBe(false);
     expect(displayText('x'.repeat(64), 'label', 64).ok).toBe(true);
   });

@@ -7,8 +7,12 @@ import { fail, ok, type Result } from '../errors/registry.js';
  * allowed: emoji sequences and Persian script need them.
  */
 const UNSAFE = /[\p{Cc}\u2028\u2029]|(?![\u200c\u200d])\p{Cf}/u;
-/** What does not show: whitespace and format characters, joiners included. */
-const INVISIBLE = /[\s\p{Cf}]/gu;
+/**
+ * What does not show: whitespace, format characters (joiners included), the other default-ignorable
+ * code points (Hangul fillers U+115F, U+1160, U+3164, U+FFA0, variation selectors, U+034F, …: letters
+ * or marks by category, blank on screen) and the blank Braille pattern U+2800.
+ */
+const INVISIBLE = /[\s\p{Cf}\p{Default_Ignorable_Code_Point}\u2800]/gu;
 
 /**
  * A one-line label or name that people read (API-key labels, token and asset names, address-book
