@@ -4,6 +4,7 @@ import path from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { SecurityEvent } from '../../src/security/events/index.js';
+import { StateUnavailableError } from '../../src/state/port.js';
 import { sessionFor } from '../support/auth.js';
 import { dropSchema, newIsolation, startTestServer, type TestServer } from '../support/server.js';
 import { REDIS_URL, serviceAvailable } from '../support/services.js';
@@ -174,6 +175,30 @@ describe.runIf(scaleout)('IP blocks across processes (two in-test servers, one R
     for (let i = 0; i < 20; i++) await a.app.inject({ method: 'GET', url: '/api/v1/account', remoteAddress: '198.51.100.70', headers: { authorization: 'Bearer aaa.bbb.ccc' } });
     await vi.waitFor(() => expect(b.services.ipBlocks.check('198.51.100.70')).toMatchObject({ source: 'auto' }), { timeout: 1000, interval: 5 });
     expect((await b.app.inject({ method: 'GET', url: '/api/v1/time', remoteAddress: '198.51.100.70' })).statusCode).toBe(403);
+  });
+
+  it('an automatic block whose indexing failed (Redis gone between two calls) still reaches the other process', async () => {
+    const ip = '198.51.100.90';
+    const state = a.services.state;
+    const indexAdd = state.indexAdd.bind(state);
+    let failed = 0;
+    state.indexAdd = async (key, member) => {
+      if (member === ip && failed++ === 0) throw new StateUnavailableError('test: shared state gone after the block was written');
+      return indexAdd(key, member);
+    };
+    try {
+      for (let i = 0; i < 20; i++) await a.app.inject({ method: 'GET', url: '/api/v1/account', remoteAddress: ip, headers: { authorization: 'Bearer aaa.bbb.ccc' } });
+      await vi.waitFor(() => expect(a.services.ipBlocks.check(ip)).toMatchObject({ source: 'auto' }));
+      expect(failed).toBe(1);
+    } finally {
+      state.indexAdd = indexAdd;
+    }
+    // Shared state answers again: each process's next poll (not forced: its version check first).
+    const poll = (s: TestServer) => (s.services.ipBlocks as unknown as { sync(): Promise<void> }).sync();
+    await poll(a);
+    await poll(b);
+    expect(b.services.ipBlocks.check(ip)).toMatchObject({ source: 'auto' });
+    expect((await b.app.inject({ method: 'GET', url: '/api/v1/time', remoteAddress: ip })).statusCode).toBe(403);
   });
 
   it('blocks stay in force when Redis restarts empty (administrator blocks come back from the store)', async () => {

@@ -70,6 +70,12 @@ export class IpBlocks {
   private readonly ranges = new Map<string, { block: IpBlock; list: BlockList }>();
   /** Blocks this process applied while shared state was unavailable; pushed there when it returns. */
   private readonly localOnly = new Map<string, IpBlock>();
+  /**
+   * Automatic blocks this process wrote to shared state first but could not index or announce
+   * (shared state went away between the calls): the write-back announces them, although its
+   * setIfAbsent then finds the key already there.
+   */
+  private readonly unannounced = new Set<string>();
   private seenVersion: string | null | undefined;
   /** The start-up read of the store succeeded. */
   private seeded = false;
@@ -120,6 +126,7 @@ export class IpBlocks {
     if (b.expiresAt === null || b.expiresAt > now) return true;
     this.forget(b.target);
     this.localOnly.delete(b.target);
+    this.unannounced.delete(b.target);
     return false;
   }
 
@@ -173,11 +180,15 @@ export class IpBlocks {
     const now = this.deps.clock.now();
     const block: IpBlock = { target: t.canonical, reason, source: 'auto', createdAt: now, expiresAt: now + ttlMs, createdBy: null };
     let first: boolean;
+    let written = false;
     try {
-      first = await this.deps.state.setIfAbsent(KEY_PREFIX + block.target, JSON.stringify(block), ttlMs);
+      written = first = await this.deps.state.setIfAbsent(KEY_PREFIX + block.target, JSON.stringify(block), ttlMs);
       await this.deps.state.indexAdd(INDEX_KEY, block.target);
     } catch (err) {
       if (!(err instanceof StateUnavailableError)) throw err;
+      // Written but not indexed: the other processes' syncs cannot see it, and the write-back's
+      // setIfAbsent will find it present, so it must announce it anyway.
+      if (written) this.unannounced.add(block.target);
       this.localOnly.set(block.target, block);
       first = true;
     }
@@ -212,6 +223,7 @@ export class IpBlocks {
     await this.announce({ op: 'remove', target: t.canonical });
     this.forget(t.canonical);
     this.localOnly.delete(t.canonical);
+    this.unannounced.delete(t.canonical);
     if (existed) this.deps.events.emit({ type: 'ip.unblocked', at: this.deps.clock.now(), target: t.canonical, reason: 'admin', by, audited: this.deps.audit !== undefined });
     return ok(existed);
   }
@@ -292,12 +304,14 @@ export class IpBlocks {
         const ttl = block.expiresAt === null ? undefined : block.expiresAt - this.deps.clock.now();
         if (ttl !== undefined && ttl <= 0) {
           this.localOnly.delete(block.target);
+          this.unannounced.delete(block.target);
           continue;
         }
         // A permanent block gets a ten-year expiry here (setIfAbsent always takes one).
         const added = await this.deps.state.setIfAbsent(KEY_PREFIX + block.target, JSON.stringify(block), ttl ?? 10 * 365 * 86_400_000);
         await this.deps.state.indexAdd(INDEX_KEY, block.target);
-        if (added) await this.announce({ op: 'add', block });
+        if (added || this.unannounced.has(block.target)) await this.announce({ op: 'add', block });
+        this.unannounced.delete(block.target);
         this.localOnly.delete(block.target);
       }
       if (lost && restored) await this.deps.state.set(HELD_KEY, '1');
