@@ -36,8 +36,12 @@ const HELD_KEY = 'ipblocks:held';
  * flood would mean every process scanning every replay and limiter key on each new block.
  */
 const INDEX_KEY = 'ipblocks:index';
-/** Present once the index holds every block written before it existed (one scan, then never). */
-const INDEXED_KEY = 'ipblocks:indexed';
+/**
+ * How often each process also walks the keyspace for blocks missing from the index: ones written
+ * by a version without it (during a rolling upgrade) or left out by an add and a remove of the
+ * same target racing. Bounded in time, so a flood of new blocks never multiplies it.
+ */
+const WALK_EVERY_MS = 60_000;
 export const BLOCKS_CHANNEL = 'ipblocks';
 
 type Message = { op: 'add'; block: IpBlock } | { op: 'remove'; target: string };
@@ -77,6 +81,8 @@ export class IpBlocks {
    */
   private readonly unannounced = new Set<string>();
   private seenVersion: string | null | undefined;
+  /** When this process last walked the keyspace for unindexed blocks (see WALK_EVERY_MS). */
+  private lastWalkAt = -Infinity;
   /** The start-up read of the store succeeded. */
   private seeded = false;
   /** A sync has completed: from then on, a missing HELD_KEY means shared state lost the list. */
@@ -317,11 +323,12 @@ export class IpBlocks {
       if (lost && restored) await this.deps.state.set(HELD_KEY, '1');
       this.synced = true;
       const version = await this.deps.state.get(VERSION_KEY);
-      if (!force && this.seenVersion !== undefined && version === this.seenVersion) return;
-      if ((await this.deps.state.get(INDEXED_KEY)) === null) {
-        // Blocks written before the index existed (an upgrade): indexed once, by a keyspace walk.
+      const now = this.deps.clock.now();
+      const walk = now - this.lastWalkAt >= WALK_EVERY_MS;
+      if (!force && !walk && this.seenVersion !== undefined && version === this.seenVersion) return;
+      if (walk) {
         for (const key of await this.deps.state.keys(KEY_PREFIX)) await this.deps.state.indexAdd(INDEX_KEY, key.slice(KEY_PREFIX.length));
-        await this.deps.state.set(INDEXED_KEY, '1');
+        this.lastWalkAt = now;
       }
       const targets = await this.deps.state.indexLive(INDEX_KEY, KEY_PREFIX);
       const values = await this.deps.state.getMany(targets.map((t) => KEY_PREFIX + t));
