@@ -465,7 +465,7 @@ export function loadConfig(environment: Source = process.env): Config {
     // Sign-in messages (their EIP-4361 domain and URI) and the tokens' issuer name this origin:
     // derived from HOST:PORT they would name 127.0.0.1 or 0.0.0.0, which wallets cannot check.
     if (r.raw('MOONDRAFT_PUBLIC_URL') === undefined) throw new ConfigError('MOONDRAFT_PUBLIC_URL', 'is required in live: the https origin clients use (sign-in messages and tokens name it)');
-    if (!publicUrl.startsWith('https://')) throw new ConfigError('MOONDRAFT_PUBLIC_URL', 'must be an https URL in live');
+    if (new URL(publicUrl).protocol !== 'https:') throw new ConfigError('MOONDRAFT_PUBLIC_URL', 'must be an https URL in live');
     // The audit trail's promise is two years.
     if (config.audit.retentionDays < 730) throw new ConfigError('MOONDRAFT_AUDIT_RETENTION_DAYS', 'must be at least 730 (two years) in live');
   }
