@@ -23,13 +23,17 @@ describe('displayText', () => {
     ['a word joiner', 'b\u2060ot'],
     ['a soft hyphen', 'b\u00adot'],
     ['a line separator', 'b\u2028ot'],
+    ['a joiner after ASCII', 'USDC\u200d'],
+    ['a non-joiner between ASCII letters', 'US\u200cDC'],
+    ['a joiner after a space', 'Moon \u200d🚀'],
   ])('refuses %s', (_what, text) => {
     expect(displayText(text, 'label', 64)).toMatchObject({ ok: false, code: 'validation_failed' });
   });
 
   it('refuses blank, invisible-only and over-long text', () => {
     expect(displayText('   ', 'label', 64).ok).toBe(false);
-    expect(displayText('\u200d\u200c', 'label', 64)).toMatchObject({ ok: false, detail: 'label must contain a visible character' });
+    expect(displayText('\u200d\u200c', 'label', 64)).toMatchObject({ ok: false, code: 'validation_failed' });
+    expect(displayText('\u3164', 'label', 64)).toMatchObject({ ok: false, detail: 'label must contain a visible character' });
     // Blank on screen though not format characters: Hangul fillers, a variation selector, the blank Braille pattern.
     for (const blank of ['\u3164', '\uffa0', '\u115f\u1160', '\ufe0f', '\u2800', '\u3164\u200d\u2800']) {
       expect(displayText(blank, 'name', 64), JSON.stringify(blank)).toMatchObject({ ok: false, detail: 'name must contain a visible character' });
@@ -44,6 +48,7 @@ describe('displayParagraphs', () => {
     expect(displayParagraphs('line one\n\tline two\r\n', 'description', 100)).toEqual({ ok: true, value: 'line one\n\tline two' });
     expect(displayParagraphs('a\u202eb', 'description', 100).ok).toBe(false);
     expect(displayParagraphs('a\u0007b', 'description', 100).ok).toBe(false);
+    expect(displayParagraphs('a\u200db', 'description', 100).ok).toBe(false);
     expect(displayParagraphs('', 'description', 100).ok).toBe(true);
   });
 });
