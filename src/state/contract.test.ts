@@ -75,6 +75,17 @@ describe.each(kinds)('shared-state contract: $kind', ({ kind }) => {
     expect((await s.keys('blk:')).sort()).toEqual(['blk:1.2.3.4', 'blk:5.6.7.8']);
   });
 
+  it('setMax keeps the larger number, whatever order racing writes land in', async () => {
+    await s.setMax('flag', 3, 60_000);
+    await s.setMax('flag', 2, 60_000);
+    expect(await s.get('flag')).toBe('3');
+    await s.setMax('flag', 10, 60_000);
+    expect(await s.get('flag')).toBe('10');
+    await Promise.all([5, 12, 7, 11].map((v) => s.setMax('flag2', v, 60_000)));
+    expect(await s.get('flag2')).toBe('12');
+    expect(await s.ttl('flag2')).toBeGreaterThan(50_000);
+  });
+
   it('an index set lists the members whose key lives, and forgets the others', async () => {
     await s.set('item:a', '1');
     await s.set('item:b', '2', 30);

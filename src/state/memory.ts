@@ -69,6 +69,11 @@ export class MemoryState implements SharedState {
     this.windows.delete(key);
     this.indexes.delete(key);
   }
+  async setMax(key: string, value: number, ttlMs: number) {
+    const e = this.live(key);
+    const current = e ? Number(e.value) : NaN;
+    this.entries.set(key, { value: String(current > value ? current : value), expiresAt: this.clock.now() + ttlMs });
+  }
   async incr(key: string, by: number, ttlMs: number) {
     const e = this.live(key);
     const value = (e ? Number(e.value) : 0) + by;

@@ -17,6 +17,11 @@ export interface SharedState {
   /** Reads and deletes in one atomic step (single-use values such as nonces). */
   take(key: string): Promise<string | null>;
   del(key: string): Promise<void>;
+  /**
+   * Sets `key` to the number `value` unless it already holds a larger one, atomically; the expiry is
+   * renewed either way. For version flags written by racing announcements: the newest always wins.
+   */
+  setMax(key: string, value: number, ttlMs: number): Promise<void>;
   /** Atomically adds `by` and returns the new value; the expiry is set when the counter is created. */
   incr(key: string, by: number, ttlMs: number): Promise<number>;
   /** Remaining time to live in ms; null when absent, -1 when it has no expiry. */

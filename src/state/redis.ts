@@ -7,6 +7,13 @@ local v = redis.call('INCRBY', KEYS[1], ARGV[1])
 if redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return v`;
 
+/** KEYS[1] := max(its number, ARGV[1]), expiry ARGV[2] ms. */
+const SET_MAX = `
+local current = tonumber(redis.call('GET', KEYS[1]))
+local value = tonumber(ARGV[1])
+if current ~= nil and current > value then value = current end
+redis.call('SET', KEYS[1], tostring(value), 'PX', ARGV[2])`;
+
 /** The members of set KEYS[1] whose key ARGV[1]..member exists; the others are removed, atomically. */
 const INDEX_LIVE = `
 local live = {}
@@ -77,6 +84,7 @@ interface ScriptedRedis extends Redis {
   mdSlidingWindow(numKeys: number, ...args: string[]): Promise<WindowReply>;
   mdIncrWithTtl(key: string, by: string, ttlMs: string): Promise<number>;
   mdIndexLive(key: string, prefix: string): Promise<string[]>;
+  mdSetMax(key: string, value: string, ttlMs: string): Promise<null>;
 }
 
 /** Longest a subscribe call waits for an unreachable Redis before returning (the subscription stays queued). */
@@ -115,6 +123,7 @@ export class RedisState implements SharedState {
     this.client.defineCommand('mdSlidingWindow', { lua: SLIDING_WINDOW });
     this.client.defineCommand('mdIncrWithTtl', { lua: INCR_WITH_TTL, numberOfKeys: 1 });
     this.client.defineCommand('mdIndexLive', { lua: INDEX_LIVE, numberOfKeys: 1 });
+    this.client.defineCommand('mdSetMax', { lua: SET_MAX, numberOfKeys: 1 });
   }
 
   private clientOptions(): RedisOptions {
@@ -159,6 +168,9 @@ export class RedisState implements SharedState {
   }
   async del(key: string) {
     await this.run('del', () => this.client.del(this.k(key)));
+  }
+  async setMax(key: string, value: number, ttlMs: number) {
+    await this.run('setmax', () => this.client.mdSetMax(this.k(key), String(value), String(Math.max(1, Math.ceil(ttlMs)))));
   }
   async incr(key: string, by: number, ttlMs: number) {
     const v = await this.run('incr', () => this.client.mdIncrWithTtl(this.k(key), String(by), String(Math.max(1, Math.ceil(ttlMs)))));

@@ -133,14 +133,14 @@ describe.skipIf(!scaleoutUp)('two scale-out servers sharing one database and one
     expect((await signed(b, cred, { url: '/api/v1/trading/probe' })).statusCode).toBe(200);
     // Shared state fails while the suspension is announced: the change commits, the admin hears 503.
     const state = a.server.services.state;
-    const set = state.set.bind(state);
-    state.set = async () => {
+    const setMax = state.setMax.bind(state);
+    state.setMax = async () => {
       throw new StateUnavailableError('test: shared state down');
     };
     try {
       expect((await a.app.inject({ method: 'POST', url: `/api/v1/admin/keys/${key.id}/suspend`, headers: admin.headers, payload: {} })).statusCode).toBe(503);
     } finally {
-      state.set = set;
+      state.setMax = setMax;
     }
     expect((await signed(b, cred, { url: '/api/v1/trading/probe' })).statusCode).toBe(200); // b still serves its cached copy
     expect((await a.app.inject({ method: 'POST', url: `/api/v1/admin/keys/${key.id}/suspend`, headers: admin.headers, payload: {} })).statusCode).toBe(200);

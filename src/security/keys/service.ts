@@ -572,7 +572,9 @@ export class ApiKeys {
   private async announce(record: ApiKeyRecord): Promise<void> {
     this.forgetKey(record.id);
     this.remember(record);
-    await this.deps.state.set(versionFlagKey(record.id), String(record.version), VERSION_FLAG_TTL_MS);
+    // Never below a later version announced by a racing change (setMax), so a process holding an
+    // older copy always sees that it must reload, even if the pub/sub message is lost.
+    await this.deps.state.setMax(versionFlagKey(record.id), record.version, VERSION_FLAG_TTL_MS);
     await this.deps.state.publish(CHANNEL_KEY_CHANGED, record.id);
   }
 
