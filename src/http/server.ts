@@ -12,7 +12,7 @@ import { requestContextStage } from './stages/request-context.js';
 import type { App } from './types.js';
 import { validatorCompiler } from './validation.js';
 
-/** A request id: `req_` and 128 random bits in hex. */
+/** A request id: `req_` and the 32 hex digits of a random UUID (122 random bits). */
 export function newRequestId(): string {
   return `req_${randomUUID().replace(/-/g, '')}`;
 }
