@@ -27,6 +27,11 @@ export interface DdosGuardDeps {
  * traffic is not counted here: a trading firm's many keys behind one address are not a crowd,
  * and their refusals are the rate limiter's business.
  */
+/** The failure counter of one client group (an address, or an IPv6 /64) and kind of failure. */
+function counterKey(group: string, kind: string): string {
+  return `ddos:{${group}}:${kind}`;
+}
+
 export class DdosGuard {
   private readonly exempt: BlockList;
   private unwatch: (() => void) | undefined;
@@ -55,7 +60,7 @@ export class DdosGuard {
    * forgiven too, or its next mistake inside the window would block it again at once.
    */
   private async forgive(target: string): Promise<void> {
-    const keys = ['auth', '4xx'].map((kind) => `ddos:{${target}}:${kind}`);
+    const keys = [counterKey(target, 'auth'), counterKey(target, '4xx')];
     await Promise.all(keys.map((k) => this.deps.fallback.del(k)));
     try {
       await Promise.all(keys.map((k) => this.deps.state.del(k)));
@@ -84,7 +89,7 @@ export class DdosGuard {
     const address = canonicalAddress(ip);
     if (!address || this.exempt.check(address, familyOf(address)) || this.deps.blocks.check(address)) return;
     const group = clientGroup(address);
-    const key = `ddos:{${group}}:${kind}`;
+    const key = counterKey(group, kind);
     const now = this.deps.timeSource === 'caller' ? this.deps.clock.now() : undefined;
     // The window admits threshold-1 failures; the threshold-th is refused, and that blocks.
     let d: WindowDecision;

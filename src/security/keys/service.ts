@@ -544,8 +544,9 @@ export class ApiKeys {
       if (!decided.ok) return decided;
       if (decided.value === null) {
         // Nothing to change: the change was made before, but its announcement may have failed
-        // (shared state down: the caller heard 503 and retries). Announce it again.
-        await this.reannounce(rec);
+        // (shared state down: the caller heard 503 and retries). Announce it again: the flag is a
+        // setMax, so a racing later change is never announced below its version.
+        await this.announce(rec);
         return ok({ record: rec, changed: false });
       }
       // The change and its audit record commit together.
@@ -576,17 +577,6 @@ export class ApiKeys {
     // older copy always sees that it must reload, even if the pub/sub message is lost.
     await this.deps.state.setMax(versionFlagKey(record.id), record.version, VERSION_FLAG_TTL_MS);
     await this.deps.state.publish(CHANNEL_KEY_CHANGED, record.id);
-  }
-
-  /**
-   * Announces a version again. A change committed meanwhile announces a later version, which this
-   * late write could set the flag back below; reading the row after writing catches that, and the
-   * later version is announced once more, so the flag ends at the newest version either way.
-   */
-  private async reannounce(record: ApiKeyRecord): Promise<void> {
-    await this.announce(record);
-    const fresh = await this.fetch('id', record.id);
-    if (fresh && fresh.version !== record.version) await this.announce(fresh);
   }
 
   private forgetKey(keyId: string): void {
