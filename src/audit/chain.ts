@@ -44,13 +44,10 @@ export interface ChainHead {
 /**
  * Locks the chain head for the rest of `trx` and returns it. Every append takes this lock, so
  * appends are totally ordered even with many server processes on one PostgreSQL (`FOR UPDATE`
- * on the single head row). SQLite has one writer: a no-op write first takes the database write
- * lock (waiting for it) before the head is read, so a concurrent CLI process cannot fork the chain.
+ * on the single head row). SQLite has one writer, and its transactions begin IMMEDIATE (store/db.ts):
+ * `trx` holds the database write lock from its start, so a concurrent CLI process cannot fork the chain.
  */
 export async function lockHead(trx: Transaction<Database>, dialect: Dialect): Promise<ChainHead> {
-  if (dialect === 'sqlite') {
-    await trx.updateTable('audit_chain_head').set((eb) => ({ seq: eb.ref('seq') })).where('id', '=', 1).execute();
-  }
   let query = trx.selectFrom('audit_chain_head').select(['seq', 'hash']).where('id', '=', 1);
   if (dialect === 'postgres') query = query.forUpdate();
   const head = await query.executeTakeFirst();

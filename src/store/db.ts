@@ -1,7 +1,7 @@
 import { closeSync, mkdirSync, openSync } from 'node:fs';
 import path from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
-import { Kysely, PostgresDialect, SqliteAdapter, SqliteDialect, sql, type Transaction } from 'kysely';
+import { CompiledQuery, Kysely, PostgresDialect, SqliteAdapter, SqliteDialect, SqliteDriver, sql, type DatabaseConnection, type SqliteDialectConfig, type Transaction } from 'kysely';
 import pg from 'pg';
 import type { Database } from './schema.js';
 
@@ -107,7 +107,28 @@ class TransactionalDdlSqliteAdapter extends SqliteAdapter {
   }
 }
 
+/**
+ * Kysely begins SQLite transactions with a deferred BEGIN: the write lock is taken at the first
+ * write. In WAL mode, if another process (a CLI command such as `moondraft role`, which opens the
+ * same file) commits between a transaction's first read and its first write, that write fails
+ * with SQLITE_BUSY_SNAPSHOT: its snapshot is stale, and waiting cannot help. BEGIN IMMEDIATE takes
+ * the write lock at the start instead (another process's writer waits for it, up to busy_timeout),
+ * so what a transaction read stays true until it commits. Every transaction here writes, or reads
+ * to decide what to write; none is a long read.
+ */
+class ImmediateSqliteDriver extends SqliteDriver {
+  override async beginTransaction(connection: DatabaseConnection): Promise<void> {
+    await connection.executeQuery(CompiledQuery.raw('begin immediate'));
+  }
+}
+
 class TransactionalSqliteDialect extends SqliteDialect {
+  constructor(private readonly settings: SqliteDialectConfig) {
+    super(settings);
+  }
+  override createDriver() {
+    return new ImmediateSqliteDriver(this.settings);
+  }
   override createAdapter() {
     return new TransactionalDdlSqliteAdapter();
   }

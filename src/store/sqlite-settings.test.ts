@@ -4,6 +4,7 @@ import path from 'node:path';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openStore, type Store } from './db.js';
+import { migrateToLatest } from './migrate.js';
 
 /** The SQLite connection's settings: durability (WAL, a full fsync per commit) and write cost. */
 describe('SQLite connection settings', () => {
@@ -29,5 +30,44 @@ describe('SQLite connection settings', () => {
   it('keeps statement journals in memory and checkpoints every 8,000 WAL pages', async () => {
     expect(await pragma('temp_store')).toBe(2); // MEMORY
     expect(await pragma('wal_autocheckpoint')).toBe(8000);
+  });
+});
+
+/**
+ * Another process on the same file (a CLI command while the server runs) must never make a
+ * transaction fail half-way: it waits for the transaction instead of committing under it.
+ */
+describe('SQLite transactions and another process writing the same file', () => {
+  let dir: string;
+  let server: Store;
+  let cli: Store;
+  beforeAll(async () => {
+    dir = mkdtempSync(path.join(tmpdir(), 'moondraft-immediate-'));
+    server = await openStore({ dataDir: dir });
+    await migrateToLatest(server);
+    cli = await openStore({ dataDir: dir });
+    await sql`pragma busy_timeout = 50`.execute(cli.db);
+  });
+  afterAll(async () => {
+    await cli.close();
+    await server.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const limit = (account: string) => ({ account_id: account, daily_notional: '1', updated_by: 'test', updated_at: 1 });
+
+  it('a write from the other connection waits for a transaction that has only read so far; the transaction commits', async () => {
+    let cliError: unknown = null;
+    await server.transaction(async (trx) => {
+      await trx.selectFrom('trading_limits').selectAll().execute();
+      // The other process tries to commit between this transaction's read and its write.
+      cliError = await cli.db.insertInto('trading_limits').values(limit('acc_cli')).execute().then(() => null, (err: unknown) => err);
+      await trx.insertInto('trading_limits').values(limit('acc_server')).execute();
+    });
+    expect((cliError as { code?: string } | null)?.code).toBe('SQLITE_BUSY');
+    // Once the transaction is over, the other process's write goes through.
+    await cli.db.insertInto('trading_limits').values(limit('acc_cli')).execute();
+    const rows = await server.db.selectFrom('trading_limits').select('account_id').orderBy('account_id').execute();
+    expect(rows.map((r) => r.account_id)).toEqual(['acc_cli', 'acc_server']);
   });
 });
