@@ -107,6 +107,27 @@ describe.skipIf(!up)('two scale-out servers sharing one PostgreSQL', () => {
     expect(rows).toHaveLength(1);
   });
 
+  it('order and fill ids with a NUL byte are 400 validation_failed, not a store error (PostgreSQL refuses NUL in text)', async () => {
+    const s = await trader(a);
+    const placed = await post(a, s, { side: 'buy', price: '1', quantity: '1' });
+    expect(placed.statusCode).toBe(201);
+    for (const [method, url] of [
+      ['GET', '/api/v1/trading/orders/ord_%00'],
+      ['DELETE', '/api/v1/trading/orders/ord_%00'],
+      ['GET', '/api/v1/trading/orders?before=ord_%00'],
+      ['GET', '/api/v1/trading/fills?before=fil_%00'],
+      ['GET', '/api/v1/trading/fills?orderId=ord_%00'],
+    ] as const) {
+      const res = await a.app.inject({ method, url, headers: s.headers });
+      expect(res.statusCode, `${method} ${url}`).toBe(400);
+      expect(res.json().code).toBe('validation_failed');
+    }
+    // Well-formed ids still work, and unknown ones are still 404.
+    expect((await get(a, s, `/api/v1/trading/orders/${placed.json().id}`)).statusCode).toBe(200);
+    expect((await get(a, s, '/api/v1/trading/orders/ord_00000000000000000000000000')).statusCode).toBe(404);
+    expect((await get(a, s, `/api/v1/trading/orders?before=${placed.json().id}`)).statusCode).toBe(200);
+  });
+
   it('a halt set through one server’s shared state stops orders on the other', async () => {
     const s = await trader(b);
     await setHalt(a.services.state, { market: 'MOON-USDC', reason: 'drill', by: 'test', at: Date.now() });

@@ -14,6 +14,13 @@ export const TimeInForce = Type.Union([Type.Literal('GTC'), Type.Literal('IOC'),
 export const Stp = Type.Union([Type.Literal('cancel_maker'), Type.Literal('cancel_taker'), Type.Literal('cancel_both')], {
   description: 'Self-trade prevention: what happens when the order would trade with your own resting order (default cancel_maker)',
 });
+/**
+ * An order or fill id as the API hands it out (`ord_…`, `fil_….00a`). Ids go into queries as text:
+ * PostgreSQL refuses a NUL byte in text, so anything beyond these characters is refused here (400)
+ * instead of failing in the store (500). Unknown ids of this shape still answer 404.
+ */
+export const RECORD_ID_PATTERN = '^[A-Za-z0-9_.]{1,64}$';
+export const RecordId = Type.String({ pattern: RECORD_ID_PATTERN, maxLength: 64 });
 export const ClientOrderId = Type.String({ pattern: '^[A-Za-z0-9_.:-]{1,64}$', description: 'Unique per account: a retry with the same id returns the original order' });
 
 export const Limit = (max: number, dflt: number) => Type.Integer({ minimum: 1, maximum: max, default: dflt });

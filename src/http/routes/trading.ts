@@ -6,7 +6,7 @@ import type { Market } from '../../trading/assets/index.js';
 import { actorOf, type Caller, type PlaceOutcome } from '../../trading/orders/types.js';
 import { accountFillView, orderView, positionView, takerFillView } from '../../trading/views.js';
 import type { App } from '../types.js';
-import { ClientOrderId, Decimal, FillView, Limit, MarketSymbol, OrderView, OrderWithFills, PositionView, Security, Side, Stp, TimeInForce } from './trading-schemas.js';
+import { ClientOrderId, Decimal, FillView, Limit, MarketSymbol, OrderView, OrderWithFills, PositionView, RECORD_ID_PATTERN, RecordId, Security, Side, Stp, TimeInForce } from './trading-schemas.js';
 
 /** The account, role and actor (session or API key) behind a request that passed authorize. */
 export function callerOf(request: FastifyRequest): Caller {
@@ -29,8 +29,8 @@ const OrderBody = Type.Object(
   { additionalProperties: false },
 );
 
-const IdParams = Type.Object({ id: Type.String({ maxLength: 64 }) }, { additionalProperties: false });
-const Before = Type.Optional(Type.String({ maxLength: 64, description: 'Return items older than this id' }));
+const IdParams = Type.Object({ id: RecordId }, { additionalProperties: false });
+const Before = Type.Optional(Type.String({ pattern: RECORD_ID_PATTERN, maxLength: 64, description: 'Return items older than this id' }));
 
 /** Orders, fills and positions of the calling account. */
 export function tradingRoutes(app: App, services: Services): void {
@@ -150,7 +150,7 @@ export function tradingRoutes(app: App, services: Services): void {
         summary: 'Fills of the account, newest first',
         security: Security,
         querystring: Type.Object(
-          { market: Type.Optional(MarketSymbol), orderId: Type.Optional(Type.String({ maxLength: 64 })), limit: Type.Optional(Limit(500, 100)), before: Before },
+          { market: Type.Optional(MarketSymbol), orderId: Type.Optional(RecordId), limit: Type.Optional(Limit(500, 100)), before: Before },
           { additionalProperties: false },
         ),
         response: { 200: Type.Object({ fills: Type.Array(FillView), next: Type.Union([Type.String(), Type.Null()]) }) },
