@@ -128,6 +128,16 @@ describe.skipIf(!up)('two scale-out servers sharing one PostgreSQL', () => {
     expect((await get(a, s, `/api/v1/trading/orders?before=${placed.json().id}`)).statusCode).toBe(200);
   });
 
+  it('candle times beyond 2^53 are 400 validation_failed, not a store error', async () => {
+    const s = await trader(a);
+    for (const q of ['from=99999999999999999999', 'to=99999999999999999999', 'from=0&to=9007199254740992']) {
+      const res = await get(a, s, `/api/v1/market/candles/MOON-USDC?${q}`);
+      expect(res.statusCode, q).toBe(400);
+      expect(res.json().code).toBe('validation_failed');
+    }
+    expect((await get(a, s, `/api/v1/market/candles/MOON-USDC?from=0&to=${Number.MAX_SAFE_INTEGER}`)).statusCode).toBe(200);
+  });
+
   it('a halt set through one server’s shared state stops orders on the other', async () => {
     const s = await trader(b);
     await setHalt(a.services.state, { market: 'MOON-USDC', reason: 'drill', by: 'test', at: Date.now() });

@@ -91,8 +91,9 @@ export function marketRoutes(app: App, services: Services): void {
         querystring: Type.Object(
           {
             interval: Type.Optional(Type.Union(PERIOD_NAMES.map((p) => Type.Literal(p)))),
-            from: Type.Optional(Type.Integer({ minimum: 0, description: 'epoch ms' })),
-            to: Type.Optional(Type.Integer({ minimum: 0, description: 'epoch ms' })),
+            // Bounded: a bigint column compared with a number beyond 2^63 is a store error on PostgreSQL.
+            from: Type.Optional(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, description: 'epoch ms' })),
+            to: Type.Optional(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, description: 'epoch ms' })),
             limit: Type.Optional(Limit(1000, 500)),
           },
           { additionalProperties: false },
