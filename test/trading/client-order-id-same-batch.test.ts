@@ -135,3 +135,30 @@ describe.each(await storeBackends())('a clientOrderId retry after its market was
     }
   });
 });
+
+describe.each(await storeBackends())('a close-position retry after its market was delisted (%s)', (backend) => {
+  it('returns the original close order', async () => {
+    const store = await openTestStore(backend);
+    const T = await tradingOn(store, { clock: new ManualClock(Date.UTC(2026, 2, 1, 12)) });
+    try {
+      await listMoon(T);
+      await fund(T, 'acc_c', 'MOON', MOON(5));
+      await fund(T, 'acc_bid', 'USDC', USDC(100));
+      expect(await T.orders.place(callerFor('acc_bid'), { market: 'MOON-USDC', side: 'buy', type: 'limit', price: '2', quantity: '5' })).toMatchObject({ ok: true });
+      const first = await T.orders.closePosition(callerFor('acc_c'), 'MOON', { clientOrderId: 'close-1' });
+      if (!first.ok) throw new Error(first.detail);
+      expect(first.value.order).toMatchObject({ side: 'sell', status: 'filled' });
+      await T.orders.delist({ kind: 'admin', id: 'adm', accountId: null }, 'MOON-USDC');
+      // The client did not see the answer and retries: it gets what was done, not a 404.
+      expect(await T.orders.closePosition(callerFor('acc_c'), 'MOON', { clientOrderId: 'close-1' })).toMatchObject({
+        ok: true,
+        value: { replayed: true, order: { id: first.value.order.id, status: 'filled' }, fills: [{ quantity: MOON(5) }] },
+      });
+      // A new close on the delisted market is still refused.
+      expect(await T.orders.closePosition(callerFor('acc_c'), 'MOON', { clientOrderId: 'close-2' })).toMatchObject({ ok: false, code: 'not_found' });
+    } finally {
+      await T.close();
+      await store.close();
+    }
+  });
+});

@@ -175,9 +175,16 @@ export class OrdersService {
   async closePosition(caller: Caller, asset: string, options: { clientOrderId?: string; selfTradePrevention?: SelfTradePrevention } = {}): Promise<Result<PlaceOutcome>> {
     if (asset === USDC) return fail('validation_failed', 'USDC is the quote asset: there is no position to close');
     const symbol = `${asset}-${USDC}`;
-    const market = await this.deps.assets.market(symbol);
-    if (!market || market.status !== 'active') return fail('not_found', `No market ${symbol} to close a ${asset} position in`);
     if (options.clientOrderId !== undefined && !CLIENT_ORDER_ID.test(options.clientOrderId)) return fail('validation_failed', 'clientOrderId must be 1–64 letters, digits or _ . : -');
+    const market = await this.deps.assets.market(symbol);
+    if (!market || market.status !== 'active') {
+      // A retry returns what was placed, also once its market has stopped trading (as in place).
+      if (options.clientOrderId !== undefined && market?.status === 'delisted') {
+        const earlier = await this.findByClientOrderId(caller.accountId, options.clientOrderId);
+        if (earlier) return ok(earlier);
+      }
+      return fail('not_found', `No market ${symbol} to close a ${asset} position in`);
+    }
     const halted = await this.halted(symbol, caller, options.clientOrderId ?? null);
     if (halted !== undefined) return halted;
     return (await this.enqueue({
