@@ -3,7 +3,9 @@ import type { SharedState } from '../state/port.js';
 /**
  * The emergency-halt switch, kept in shared state so that every server process sees it at once.
  * A halt is global or per market; while one is set, new orders are refused with 503
- * `trading_halted` (cancels still go through: they only reduce risk). The admin and automated
+ * `trading_halted` (cancels still go through: they only reduce risk). The order service checks
+ * before queueing an order and again when its batch begins, so orders queued before the halt was
+ * set are refused too (a batch already committing completes). The admin and automated
  * controls that set these keys are built elsewhere; these helpers are their whole interface.
  */
 export const haltKeys = {
@@ -38,8 +40,13 @@ function parse(value: string): HaltRecord {
  */
 export async function haltStatus(state: SharedState, market: string): Promise<HaltStatus> {
   const [global, perMarket] = await state.getMany([haltKeys.global, haltKeys.market(market)]);
-  if (global != null) return { halted: true, scope: 'global', record: parse(global) };
-  if (perMarket != null) return { halted: true, scope: 'market', record: parse(perMarket) };
+  return haltFrom(global ?? null, perMarket ?? null);
+}
+
+/** The status given the values of the global and the market's halt keys (null: not set). */
+export function haltFrom(global: string | null, perMarket: string | null): HaltStatus {
+  if (global !== null) return { halted: true, scope: 'global', record: parse(global) };
+  if (perMarket !== null) return { halted: true, scope: 'market', record: parse(perMarket) };
   return { halted: false };
 }
 

@@ -2,6 +2,7 @@ import type { Transaction } from 'kysely';
 import { insertAll } from '../../store/bulk.js';
 import type { Dialect } from '../../store/db.js';
 import type { Database, MarketsTable } from '../../store/schema.js';
+import type { HaltStatus } from '../halt.js';
 import { LedgerTx } from '../ledger/ledger-tx.js';
 import { SYSTEM_OWNERS } from '../ledger/owners.js';
 import { foldTrades, PERIOD_NAMES, periodStart, type Candle } from '../marketdata/candles.js';
@@ -79,6 +80,8 @@ export class Batch {
     readonly trx: Transaction<Database>,
     readonly now: number,
     private readonly dialect: Dialect,
+    /** Halts in force for the markets of the batch's placements and closes, read when it began. */
+    readonly halts: ReadonlyMap<string, HaltStatus> = new Map(),
   ) {
     this.ledger = new LedgerTx(trx, now);
     this.minute = Math.floor(now / 60_000);

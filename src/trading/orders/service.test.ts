@@ -4,7 +4,7 @@ import { ManualClock } from '../../lib/clock.js';
 import type { Store } from '../../store/db.js';
 import { openTestStore, storeBackends } from '../../../test/support/stores.js';
 import { callerFor, fund, listMoon, MOON, tradingOn, USDC } from '../../../test/support/trading.js';
-import { clearHalt, setHalt } from '../index.js';
+import { clearHalt, haltKeys, setHalt } from '../index.js';
 import { SYSTEM_OWNERS } from '../ledger/index.js';
 import type { PlaceOrderInput, TradingEvent } from './types.js';
 
@@ -295,6 +295,58 @@ describe.each(await storeBackends())('order service on %s', (backend) => {
     expect(await trading.orders.cancelAll(callerFor(acc), 'MOON-USDC')).toMatchObject({ ok: true });
     await clearHalt(trading.state, 'MOON-USDC');
     expect(await place(acc, { side: 'buy', price: '1', quantity: '1' })).toMatchObject({ ok: true });
+  });
+
+  it('refuses an order queued before a halt was set, when its batch begins after it', async () => {
+    const acc = uid('halt-queued');
+    await fund(trading, acc, 'USDC', USDC(100));
+    const state = trading.state;
+    const getMany = state.getMany.bind(state);
+    let armed = true;
+    // The halt lands right after the order passed the check in place(), before its batch begins.
+    state.getMany = async (keys) => {
+      const values = await getMany(keys);
+      if (armed && keys.includes(haltKeys.global)) {
+        armed = false;
+        await setHalt(state, { market: 'MOON-USDC', reason: 'incident', by: 'admin', at: clock.now() });
+      }
+      return values;
+    };
+    try {
+      const r = await place(acc, { side: 'buy', price: '1', quantity: '1' });
+      expect(r).toMatchObject({ ok: false, code: 'trading_halted', extra: { scope: 'market' } });
+      expect(armed).toBe(false);
+      expect(await balance(acc, 'USDC')).toMatchObject({ available: USDC(100), held: 0n });
+      expect(await store.db.selectFrom('orders').select('id').where('account_id', '=', acc).execute()).toEqual([]);
+    } finally {
+      state.getMany = getMany;
+      await clearHalt(state, 'MOON-USDC');
+    }
+  });
+
+  it('cancels in a batch go through when shared state fails after an order was queued', async () => {
+    const acc = uid('halt-outage');
+    await fund(trading, acc, 'USDC', USDC(100));
+    const resting = await place(acc, { side: 'buy', price: '1', quantity: '1' });
+    if (!resting.ok) throw new Error(resting.detail);
+    const state = trading.state;
+    const getMany = state.getMany.bind(state);
+    let calls = 0;
+    // The first read (place's check) answers; the batch's read finds shared state down.
+    state.getMany = async (keys) => {
+      calls += 1;
+      if (calls > 1) throw new Error('shared state unavailable');
+      return getMany(keys);
+    };
+    try {
+      const [placed, cancelled] = await Promise.allSettled([place(acc, { side: 'buy', price: '1', quantity: '1' }), trading.orders.cancel(callerFor(acc), resting.value.order.id)]);
+      expect(placed.status).toBe('rejected');
+      expect(cancelled).toMatchObject({ status: 'fulfilled', value: { ok: true, value: { status: 'cancelled' } } });
+    } finally {
+      state.getMany = getMany;
+    }
+    expect(await balance(acc, 'USDC')).toMatchObject({ available: USDC(100), held: 0n });
+    await verified();
   });
 
   it('closes a position by selling the available balance at market, rounded down to the lot', async () => {

@@ -9,7 +9,7 @@ import type { SharedState } from '../../state/port.js';
 import type { Store } from '../../store/db.js';
 import type { Database } from '../../store/schema.js';
 import { notionalOf, USDC, USDC_DECIMALS, type Assets, type Market } from '../assets/index.js';
-import { haltStatus } from '../halt.js';
+import { haltFrom, haltKeys, haltStatus, type HaltStatus } from '../halt.js';
 import { SYSTEM_OWNERS } from '../ledger/owners.js';
 import { OrderBook } from '../matching/book.js';
 import type { BookTerms, DepthLevel, IncomingOrder, SelfTradePrevention, TimeInForce } from '../matching/types.js';
@@ -262,8 +262,21 @@ export class OrdersService {
       const earlier = await this.findByClientOrderId(caller.accountId, clientOrderId);
       if (earlier) return ok(earlier);
     }
-    const why = h.record?.reason ? `: ${h.record.reason}` : '';
-    return fail('trading_halted', h.scope === 'global' ? `Trading is halted${why}` : `Trading in ${market} is halted${why}`, { scope: h.scope });
+    return haltRefusal(market, h);
+  }
+
+  /**
+   * The halts in force for the markets that the batch's placements and closes trade in, read once
+   * per batch attempt before its transaction: a halt set after an order passed the check in
+   * `place` still stops it if its batch has not begun. A shared-state outage throws (fail closed).
+   */
+  private async haltsFor(commands: readonly Command[]): Promise<Map<string, HaltStatus>> {
+    const markets = [...new Set(commands.flatMap((c) => (c.kind === 'place' || c.kind === 'close' ? c.markets : [])))];
+    const out = new Map<string, HaltStatus>();
+    if (markets.length === 0) return out;
+    const [global, ...perMarket] = await this.deps.state.getMany([haltKeys.global, ...markets.map((m) => haltKeys.market(m))]);
+    markets.forEach((m, i) => out.set(m, haltFrom(global ?? null, perMarket[i] ?? null)));
+    return out;
   }
 
   // ---- the sequencer --------------------------------------------------------------------------
@@ -294,9 +307,19 @@ export class OrdersService {
       const touched = new Set<string>();
       let committed: { results: Result<unknown>[]; batch: Batch };
       let committing = false;
+      let halts: Map<string, HaltStatus>;
+      try {
+        halts = await this.haltsFor(commands);
+      } catch (err) {
+        // Shared state is down: placements fail closed (as in `place`); cancels go on without it.
+        const rest: Command[] = commands.filter((c) => c.kind !== 'place' && c.kind !== 'close');
+        for (const c of commands) if (!rest.includes(c)) c.reject(err);
+        if (rest.length > 0) await this.runBatch(rest);
+        return;
+      }
       try {
         committed = await this.deps.store.transaction(async (trx) => {
-          const batch = new Batch(trx, this.deps.clock.now(), this.deps.store.dialect);
+          const batch = new Batch(trx, this.deps.clock.now(), this.deps.store.dialect, halts);
           await batch.lockMarkets(commands.flatMap((c) => c.markets));
           for (const [symbol] of batch.markets) await this.ensureBook(batch, symbol, touched);
           const takers = commands.flatMap((c) => (c.kind === 'place' || c.kind === 'close' ? [c.caller.accountId] : []));
@@ -421,6 +444,8 @@ export class OrdersService {
       const existing = batch.clientOrder(caller.accountId, o.clientOrderId);
       if (existing) return ok(await this.replay(batch, existing));
     }
+    const halt = batch.halts.get(o.market);
+    if (halt?.halted) return haltRefusal(o.market, halt);
     const lm = this.liveMarket(batch, o.market);
     if (!lm.ok) return lm;
     const { live, locked } = lm.value;
@@ -575,6 +600,8 @@ export class OrdersService {
       const existing = batch.clientOrder(c.caller.accountId, c.clientOrderId);
       if (existing) return ok(await this.replay(batch, existing));
     }
+    const halt = batch.halts.get(symbol);
+    if (halt?.halted) return haltRefusal(symbol, halt);
     const lm = this.liveMarket(batch, symbol);
     if (!lm.ok) return lm;
     const market = lm.value.live.market;
@@ -720,3 +747,9 @@ export function parseOrder(market: Market, input: PlaceOrderInput): Result<Parse
 }
 
 export { LIMIT_WINDOW_MINUTES };
+
+/** 503 `trading_halted` for `market`, naming the halt's scope and reason. */
+function haltRefusal(market: string, h: HaltStatus): Result<never, 'trading_halted'> {
+  const why = h.record?.reason ? `: ${h.record.reason}` : '';
+  return fail('trading_halted', h.scope === 'global' ? `Trading is halted${why}` : `Trading in ${market} is halted${why}`, { scope: h.scope });
+}
