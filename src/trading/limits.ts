@@ -19,6 +19,13 @@ export interface LimitStatus {
   remaining: bigint;
 }
 
+/** Parses an admin's override (a USDC decimal string; null clears it), before anything is written. */
+export function parseDailyNotional(dailyNotional: string | null): Result<bigint | null, 'validation_failed'> {
+  if (dailyNotional === null) return ok(null);
+  const amount = parseAmount(dailyNotional, USDC_DECIMALS, 'dailyNotional', { positive: false });
+  return amount.ok ? amount : fail('validation_failed', amount.detail);
+}
+
 /**
  * Daily trading limits: notional traded over a rolling 24 h plus what rests on the books, against
  * the role's default or an admin's per-account override. Enforced inside the order transaction
@@ -44,18 +51,19 @@ export class TradingLimits {
   /** Sets (a USDC decimal string) or clears (null) an account's override. Applies to its next order. */
   async setOverride(accountId: string, dailyNotional: string | null, by: string): Promise<Result<bigint | null, 'validation_failed'>> {
     const db = this.deps.store.db;
-    if (dailyNotional === null) {
+    const amount = parseDailyNotional(dailyNotional);
+    if (!amount.ok) return amount;
+    const value = amount.value;
+    if (value === null) {
       await db.deleteFrom('trading_limits').where('account_id', '=', accountId).execute();
       return ok(null);
     }
-    const amount = parseAmount(dailyNotional, USDC_DECIMALS, 'dailyNotional', { positive: false });
-    if (!amount.ok) return fail('validation_failed', amount.detail);
     const now = this.deps.clock.now();
     await db
       .insertInto('trading_limits')
-      .values({ account_id: accountId, daily_notional: amount.value.toString(), updated_by: by, updated_at: now })
-      .onConflict((oc) => oc.column('account_id').doUpdateSet({ daily_notional: amount.value.toString(), updated_by: by, updated_at: now }))
+      .values({ account_id: accountId, daily_notional: value.toString(), updated_by: by, updated_at: now })
+      .onConflict((oc) => oc.column('account_id').doUpdateSet({ daily_notional: value.toString(), updated_by: by, updated_at: now }))
       .execute();
-    return ok(amount.value);
+    return ok(value);
   }
 }

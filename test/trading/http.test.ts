@@ -264,6 +264,11 @@ describe('orders over HTTP', () => {
     // Non-admins cannot set limits.
     expect((await req('PUT', `/api/v1/admin/accounts/${s.account.wallet}/trading-limit`, s, { dailyNotional: '1000000' })).json().code).toBe('forbidden_role');
     expect((await req('PUT', `/api/v1/admin/accounts/${s.account.wallet}/trading-limit`, admin, { dailyNotional: 5 })).statusCode).toBe(400);
+    // A refused value changes nothing: not even the account it names is created.
+    const unknown = `0x${'ef'.repeat(20)}`;
+    const refused = await req('PUT', `/api/v1/admin/accounts/${unknown}/trading-limit`, admin, { dailyNotional: '1.0000001' });
+    expect(refused.json()).toMatchObject({ code: 'validation_failed' });
+    expect(await server.services.accounts.byWallet(unknown)).toBeUndefined();
     expect((await req('PUT', `/api/v1/admin/accounts/${s.account.wallet}/trading-limit`, admin, { dailyNotional: null })).json()).toMatchObject({ limit: '1000000', overridden: false });
     await req('DELETE', '/api/v1/trading/orders', s);
   });

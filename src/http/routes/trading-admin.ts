@@ -4,6 +4,7 @@ import type { FastifyRequest } from 'fastify';
 import { ApiError, unwrap } from '../../errors/registry.js';
 import type { Services } from '../../services.js';
 import type { Actor } from '../../trading/orders/types.js';
+import { parseDailyNotional } from '../../trading/limits.js';
 import { assetView, limitView, marketView } from '../../trading/views.js';
 import type { App } from '../types.js';
 import { AssetSymbol, AssetView, Decimal, LimitView, MarketSymbol, MarketView } from './trading-schemas.js';
@@ -123,6 +124,8 @@ export function tradingAdminRoutes(app: App, services: Services): void {
     },
     async (request) => {
       const actor = adminActor(request);
+      // Refuse a bad value before the account is created: a refusal changes nothing.
+      unwrap(parseDailyNotional(request.body.dailyNotional));
       const account = await accountOf(request.params.address, true);
       unwrap(await trading.limits.setOverride(account.id, request.body.dailyNotional, actor.accountId ?? actor.id));
       return limitView(await trading.limits.status(account.id, account.role));
