@@ -188,7 +188,7 @@ export async function createServices(config: Config, overrides: ServiceOverrides
   const ddosGuard = new DdosGuard({ state, fallback: localLimiter, blocks: ipBlocks, config: config.ddos, clock, log, timeSource });
   ddosGuard.watch(events);
   closers.push(() => ddosGuard.close());
-  const trading = await createTrading({ store, state, clock, log, config: config.trading, metrics: metrics.registry });
+  const trading = await createTrading({ store, state, clock, log, config: config.trading, metrics: metrics.registry, audit });
   closers.push(() => trading.close());
   auditTrading(trading, audit);
   const tokens = new Tokens({ store, ledger: trading.ledger, assets: trading.assets, audit, config: config.tokens });

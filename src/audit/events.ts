@@ -65,6 +65,11 @@ export interface AuditEventDetails {
   'admin.withdrawal.approved': { withdrawalId: string } & More;
   'admin.withdrawal.rejected': { withdrawalId: string; reason?: string | undefined } & More;
   'admin.withdrawal_tier.changed': { from: number; to: number } & More;
+  /** A daily trading-limit override set or cleared (null: the role default applies). */
+  'admin.trading_limit.changed': { from: string | null; to: string | null } & More;
+  'admin.asset.created': { symbol: string; name: string; decimals: number; faucet: boolean } & More;
+  'admin.market.listed': { market: string; tickSize: string; lotSize: string; minNotional: string; makerFeeBps: number; takerFeeBps: number; relisted: boolean } & More;
+  'admin.market.delisted': { market: string; cancelled: number } & More;
   'admin.key.created': { keyId: string; by?: string | undefined } & More;
   'admin.key.updated': { keyId: string; by?: string | undefined } & More;
   'admin.key.regenerated': { keyId: string; by?: string | undefined } & More;

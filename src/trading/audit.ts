@@ -71,6 +71,10 @@ function toAuditEvent(e: TradingEvent, m: Market): AuditEvent {
         },
       };
     }
+    case 'market.delisted': {
+      const { actorId, via } = actorFields(e.actor);
+      return { type: 'admin.market.delisted', actorId, details: { market: e.market, cancelled: e.cancelled, ...via } };
+    }
     case 'order.cancelled': {
       const { actorId, via } = actorFields(e.actor);
       return {
@@ -106,9 +110,13 @@ function toAuditEvent(e: TradingEvent, m: Market): AuditEvent {
   }
 }
 
+function marketOf(e: TradingEvent): string {
+  return e.type === 'fill' ? e.fill.market : e.type === 'market.delisted' ? e.market : e.order.market;
+}
+
 /**
- * Every order, cancel and fill (a record for each side) goes to the audit trail inside the order
- * transaction that makes it (the trading core's commit hook): the trade and its records commit or
+ * Every order, cancel and fill (a record for each side), and an admin's delisting, goes to the
+ * audit trail inside the order transaction that makes it (the trading core's commit hook): the trade and its records commit or
  * roll back together.
  */
 export function auditTrading(trading: Trading, audit: AuditLog): void {
@@ -116,13 +124,13 @@ export function auditTrading(trading: Trading, audit: AuditLog): void {
     if (events.length === 0) return;
     const markets = new Map<string, Market>();
     for (const e of events) {
-      const symbol = e.type === 'fill' ? e.fill.market : e.order.market;
+      const symbol = marketOf(e);
       if (markets.has(symbol)) continue;
       // Read through the transaction: on SQLite a read outside it would wait for it forever.
       const row = await trx.selectFrom('markets').selectAll().where('symbol', '=', symbol).executeTakeFirstOrThrow();
       markets.set(symbol, await trading.assets.fromRow(row, trx));
     }
-    const mapped = events.flatMap((e) => toAuditEvents(e, markets.get(e.type === 'fill' ? e.fill.market : e.order.market)!));
+    const mapped = events.flatMap((e) => toAuditEvents(e, markets.get(marketOf(e))!));
     await audit.recordManyIn(trx, mapped);
   });
 }

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
+import type { AuditLog } from '../audit/audit-log.js';
 import type { TradingConfig } from '../config/index.js';
 import type { Clock } from '../lib/clock.js';
 import type { SharedState } from '../state/port.js';
@@ -30,7 +31,7 @@ export interface Trading {
 }
 
 /** Builds the trading core and rebuilds every market's book from the store before it serves. */
-export async function createTrading(deps: { store: Store; state: SharedState; clock: Clock; log: Logger; config: TradingConfig; metrics?: Registry }): Promise<Trading> {
+export async function createTrading(deps: { store: Store; state: SharedState; clock: Clock; log: Logger; config: TradingConfig; metrics?: Registry; audit?: AuditLog }): Promise<Trading> {
   const { store, state, clock, log, config } = deps;
   const assets = new Assets(store, clock, { makerFeeBps: config.makerFeeBps, takerFeeBps: config.takerFeeBps });
   const ledger = new Ledger(store, clock);
@@ -52,7 +53,7 @@ export async function createTrading(deps: { store: Store; state: SharedState; cl
     queries: new OrderQueries(store),
     marketData: new MarketData({ store, clock, assets, orders }),
     portfolios: new Portfolios({ store, ledger, assets }),
-    limits: new TradingLimits({ store, clock, orders }),
+    limits: new TradingLimits({ store, clock, orders, audit: deps.audit }),
     faucet: new Faucet({ ledger, assets, clock, maxPerCall: config.faucet.maxPerCall, maxPerDay: config.faucet.maxPerDay }),
     async close() {
       clearInterval(sweep);

@@ -1,9 +1,10 @@
+import type { AuditLog } from '../audit/audit-log.js';
 import { fail, ok, type Result } from '../errors/registry.js';
 import type { Clock } from '../lib/clock.js';
 import type { Role } from '../security/rbac/roles.js';
 import type { Store } from '../store/db.js';
 import { USDC_DECIMALS } from './assets/index.js';
-import { parseAmount, readMinor } from './money.js';
+import { formatAmount, parseAmount, readMinor } from './money.js';
 import { firstWindowMinute } from './orders/batch.js';
 import type { OrdersService } from './orders/service.js';
 
@@ -32,7 +33,7 @@ export function parseDailyNotional(dailyNotional: string | null): Result<bigint 
  * (orders/service.ts); this is the read side and the admin override.
  */
 export class TradingLimits {
-  constructor(private readonly deps: { store: Store; clock: Clock; orders: OrdersService }) {}
+  constructor(private readonly deps: { store: Store; clock: Clock; orders: OrdersService; audit?: AuditLog | undefined }) {}
 
   async status(accountId: string, role: Role): Promise<LimitStatus> {
     const db = this.deps.store.db;
@@ -48,22 +49,32 @@ export class TradingLimits {
     return { limit, overridden: !!override, traded, open, remaining: limit > used ? limit - used : 0n };
   }
 
-  /** Sets (a USDC decimal string) or clears (null) an account's override. Applies to its next order. */
+  /**
+   * Sets (a USDC decimal string) or clears (null) an account's override. Applies to its next order.
+   * A change is audited (`admin.trading_limit.changed`, the admin `by` as actor) in its transaction.
+   */
   async setOverride(accountId: string, dailyNotional: string | null, by: string): Promise<Result<bigint | null, 'validation_failed'>> {
-    const db = this.deps.store.db;
     const amount = parseDailyNotional(dailyNotional);
     if (!amount.ok) return amount;
     const value = amount.value;
-    if (value === null) {
-      await db.deleteFrom('trading_limits').where('account_id', '=', accountId).execute();
-      return ok(null);
-    }
     const now = this.deps.clock.now();
-    await db
-      .insertInto('trading_limits')
-      .values({ account_id: accountId, daily_notional: value.toString(), updated_by: by, updated_at: now })
-      .onConflict((oc) => oc.column('account_id').doUpdateSet({ daily_notional: value.toString(), updated_by: by, updated_at: now }))
-      .execute();
+    const usdc = (v: bigint | null) => (v === null ? null : formatAmount(v, USDC_DECIMALS));
+    await this.deps.store.transaction(async (trx) => {
+      const before = await trx.selectFrom('trading_limits').select('daily_notional').where('account_id', '=', accountId).executeTakeFirst();
+      const from = before ? readMinor(before.daily_notional) : null;
+      if (value === null) {
+        await trx.deleteFrom('trading_limits').where('account_id', '=', accountId).execute();
+      } else {
+        await trx
+          .insertInto('trading_limits')
+          .values({ account_id: accountId, daily_notional: value.toString(), updated_by: by, updated_at: now })
+          .onConflict((oc) => oc.column('account_id').doUpdateSet({ daily_notional: value.toString(), updated_by: by, updated_at: now }))
+          .execute();
+      }
+      if (from !== value && this.deps.audit) {
+        await this.deps.audit.recordIn(trx, { type: 'admin.trading_limit.changed', accountId, actorId: by, details: { from: usdc(from), to: usdc(value) } });
+      }
+    });
     return ok(value);
   }
 }

@@ -134,3 +134,38 @@ describe('key management is audited in its transaction', () => {
     expect(JSON.stringify(await forKey('admin.key.created'))).not.toContain(created.json().apiSecret);
   });
 });
+
+describe('trading administration is audited in its transaction', () => {
+  it('asset creation, market listing and delisting, and trading-limit overrides: one record each, naming the admin', async () => {
+    const admin = await sessionFor(server, { role: 'admin' });
+    const target = await sessionFor(server);
+    const inject = (method: 'POST' | 'PUT' | 'DELETE', url: string, payload?: object) => server.app.inject({ method, url, headers: admin.headers, ...(payload ? { payload } : {}) });
+    expect((await inject('POST', '/api/v1/admin/assets', { symbol: 'AUDX', name: 'Audited', decimals: 6 })).statusCode).toBe(201);
+    expect((await inject('POST', '/api/v1/admin/assets', { symbol: 'AUDX', name: 'Again', decimals: 6 })).json().code).toBe('conflict');
+    const terms = { base: 'AUDX', quote: 'USDC', tickSize: '0.01', lotSize: '1', minNotional: '1' };
+    expect((await inject('POST', '/api/v1/admin/markets', terms)).statusCode).toBe(201);
+    expect((await inject('POST', '/api/v1/admin/markets', terms)).json().code).toBe('conflict');
+    expect((await inject('DELETE', '/api/v1/admin/markets/AUDX-USDC')).json()).toEqual({ market: 'AUDX-USDC', cancelled: 0 });
+    expect((await inject('POST', '/api/v1/admin/markets', { ...terms, tickSize: '0.1' })).statusCode).toBe(201);
+    expect((await inject('PUT', `/api/v1/admin/accounts/${target.account.wallet}/trading-limit`, { dailyNotional: '250.5' })).statusCode).toBe(200);
+    expect((await inject('PUT', `/api/v1/admin/accounts/${target.account.wallet}/trading-limit`, { dailyNotional: null })).statusCode).toBe(200);
+    await settle();
+
+    const of = async (type: string) => (await server.services.audit.list({ type }, { limit: 100 })).records;
+    const created = (await of('admin.asset.created')).filter((r) => r.details?.symbol === 'AUDX');
+    expect(created).toHaveLength(1);
+    expect(created[0]).toMatchObject({ actorId: admin.account.id, details: { name: 'Audited', decimals: 6, faucet: false } });
+    const listed = (await of('admin.market.listed')).filter((r) => r.details?.market === 'AUDX-USDC');
+    expect(listed.map((r) => [r.details?.tickSize, r.details?.relisted])).toEqual(expect.arrayContaining([['0.01', false], ['0.1', true]]));
+    expect(listed).toHaveLength(2);
+    expect(listed.every((r) => r.actorId === admin.account.id)).toBe(true);
+    const delisted = (await of('admin.market.delisted')).filter((r) => r.details?.market === 'AUDX-USDC');
+    expect(delisted).toHaveLength(1);
+    expect(delisted[0]).toMatchObject({ actorId: admin.account.id, details: { cancelled: 0 } });
+    const limits = (await server.services.audit.list({ type: 'admin.trading_limit.changed', accountId: target.account.id }, { limit: 10 })).records;
+    expect(limits.map((r) => [r.details?.from, r.details?.to])).toEqual(expect.arrayContaining([[null, '250.5'], ['250.5', null]]));
+    expect(limits).toHaveLength(2);
+    expect(limits.every((r) => r.actorId === admin.account.id)).toBe(true);
+    expect((await server.services.audit.verify()).ok).toBe(true);
+  });
+});

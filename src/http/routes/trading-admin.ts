@@ -5,6 +5,7 @@ import { ApiError, unwrap } from '../../errors/registry.js';
 import type { Services } from '../../services.js';
 import type { Actor } from '../../trading/orders/types.js';
 import { parseDailyNotional } from '../../trading/limits.js';
+import { formatAmount } from '../../trading/money.js';
 import { assetView, limitView, marketView } from '../../trading/views.js';
 import type { App } from '../types.js';
 import { AssetSymbol, AssetView, Decimal, LimitView, MarketSymbol, MarketView } from './trading-schemas.js';
@@ -21,9 +22,11 @@ function adminActor(request: FastifyRequest): Actor {
 /**
  * Admin controls of the trading core: create assets, list and delist markets, and override an
  * account's daily trading limit. Session-only (`admin:write` / `admin:read` have no API-key scope).
+ * Each change is audited in its own transaction (admin.asset.created, admin.market.listed,
+ * admin.market.delisted, admin.trading_limit.changed).
  */
 export function tradingAdminRoutes(app: App, services: Services): void {
-  const { trading, accounts } = services;
+  const { trading, accounts, audit } = services;
   const tags = ['admin'];
 
   const accountOf = (address: string, create: boolean) => adminTargetAccount(accounts, address, create);
@@ -45,7 +48,17 @@ export function tradingAdminRoutes(app: App, services: Services): void {
     },
     async (request, reply) => {
       const actor = adminActor(request);
-      const asset = unwrap(await trading.assets.createAsset(request.body, actor.accountId ?? actor.id));
+      const by = actor.accountId ?? actor.id;
+      // The asset and its audit record commit together (a refusal writes neither).
+      const asset = unwrap(
+        await trading.ledger.run(async (_l, trx) => {
+          const created = await trading.assets.createAsset(request.body, by, trx);
+          if (!created.ok) return created;
+          const a = created.value;
+          await audit.recordIn(trx, { type: 'admin.asset.created', actorId: by, details: { symbol: a.symbol, name: a.name, decimals: a.decimals, faucet: a.faucet, via: 'session', sessionId: actor.id } });
+          return created;
+        }),
+      );
       reply.code(201);
       return assetView(asset);
     },
@@ -76,8 +89,34 @@ export function tradingAdminRoutes(app: App, services: Services): void {
       },
     },
     async (request, reply) => {
-      adminActor(request);
-      const market = unwrap(await trading.assets.listMarket(request.body));
+      const actor = adminActor(request);
+      const by = actor.accountId ?? actor.id;
+      // The listing and its audit record commit together (a refusal writes neither).
+      const market = unwrap(
+        await trading.ledger.run(async (_l, trx) => {
+          const relisted = (await trx.selectFrom('markets').select('status').where('symbol', '=', `${request.body.base}-${request.body.quote}`).executeTakeFirst()) !== undefined;
+          const listed = await trading.assets.listMarket(request.body, trx);
+          if (!listed.ok) return listed;
+          const m = listed.value;
+          await audit.recordIn(trx, {
+            type: 'admin.market.listed',
+            actorId: by,
+            details: {
+              market: m.symbol,
+              tickSize: formatAmount(m.tickSize, m.quoteDecimals),
+              lotSize: formatAmount(m.lotSize, m.baseDecimals),
+              minNotional: formatAmount(m.minNotional, m.quoteDecimals),
+              makerFeeBps: m.makerFeeBps,
+              takerFeeBps: m.takerFeeBps,
+              relisted,
+              via: 'session',
+              sessionId: actor.id,
+            },
+          });
+          return listed;
+        }),
+      );
+      trading.assets.remember(market);
       // Build the new market's book now so that it serves at once.
       await trading.orders.snapshot(market.symbol);
       reply.code(201);

@@ -372,7 +372,7 @@ describe.each(await storeBackends())('order service on %s', (backend) => {
       if (!armed) return;
       seen.push(...events);
       for (const e of events) {
-        const subject = e.type === 'fill' ? `${e.fill.takerAccountId}>${e.fill.makerAccountId}` : e.order.accountId;
+        const subject = e.type === 'fill' ? `${e.fill.takerAccountId}>${e.fill.makerAccountId}` : e.type === 'market.delisted' ? e.market : e.order.accountId;
         const actor = e.type === 'fill' ? `${e.fill.takerActor.kind}:${e.fill.takerActor.id}` : `${e.actor.kind}:${e.actor.id}`;
         await sql`insert into audit_probe (event, subject, actor) values (${e.type}, ${subject}, ${actor})`.execute(trx);
       }

@@ -668,6 +668,7 @@ export class OrdersService {
     for (const o of resting) await this.closeResting(batch, live, o.id, 'delisted', actor);
     locked.seq += 1;
     locked.status = 'delisted';
+    batch.events.push({ type: 'market.delisted', at: batch.now, market: symbol, actor, cancelled: resting.length });
     return ok({ market: symbol, cancelled: resting.length });
   }
 

@@ -73,7 +73,8 @@ export interface FillRecord {
 export type TradingEvent =
   | { type: 'order.placed'; at: number; order: OrderRecord; actor: Actor }
   | { type: 'order.cancelled'; at: number; order: OrderRecord; actor: Actor; reason: 'user' | 'self_trade' | 'delisted' }
-  | { type: 'fill'; at: number; fill: FillRecord };
+  | { type: 'fill'; at: number; fill: FillRecord }
+  | { type: 'market.delisted'; at: number; market: string; actor: Actor; cancelled: number };
 
 /** An order as the client sent it, amounts still decimal strings. */
 export interface PlaceOrderInput {
