@@ -230,6 +230,36 @@ describe.each([
     expect(await bal(s)).toEqual({ available: '4100', held: '0' });
   });
 
+  it.skipIf(!available)('a send the adapter made but the store failed to record answers the committed withdrawal, approved, and an admin retry records it', async () => {
+    const s = await trader('100');
+    const audit = server.services.audit as unknown as { recordIn: (trx: unknown, e: { type: string; details: { status?: string } }) => Promise<unknown> };
+    const original = audit.recordIn;
+    let failures = 0;
+    audit.recordIn = async (trx, e) => {
+      if (e.type === 'trading.withdrawal.updated' && e.details.status === 'sent' && failures === 0) {
+        failures++;
+        throw new Error('audit store unavailable');
+      }
+      return original.call(server.services.audit, trx, e);
+    };
+    let w: { id: string; status: string };
+    try {
+      const r = await withdraw(s, { amount: '10' });
+      // Committed (funds held, approved): the client must not be told it failed, or it would retry.
+      expect(r.statusCode).toBe(201);
+      w = r.json();
+    } finally {
+      audit.recordIn = original;
+    }
+    expect(failures).toBe(1);
+    expect(w).toMatchObject({ status: 'approved', txHash: null });
+    expect(await bal(s)).toEqual({ available: '90', held: '10' });
+    // Not stuck: the claim was dropped, so the admin's retry sends and records it.
+    const retried = await req('POST', `/api/v1/admin/withdrawals/${w.id}/approve`, await adm(), {});
+    expect(retried.json()).toMatchObject({ status: 'sent' });
+    expect(await bal(s)).toEqual({ available: '90', held: '0' });
+  });
+
   it.skipIf(!available)('developers may not withdraw; the ledger verifies and the external account mirrors what was sent', async () => {
     const dev = await sessionFor(server, { role: 'developer' });
     expect((await withdraw(dev, { amount: '1' })).json().code).toBe('forbidden_role');

@@ -285,11 +285,12 @@ export class Withdrawals {
   /**
    * Hands an approved withdrawal to the chain adapter, once: the process that claims it (sets
    * `dispatching_at`) sends; on success the held funds leave to `sys:external` in one transaction
-   * with the status change and its audit record. On failure the claim is dropped (the withdrawal
-   * stays approved, its funds held) so an admin may retry.
+   * with the status change and its audit record. On failure (of the adapter, or of recording what it
+   * sent) the claim is dropped (the withdrawal stays approved, its funds held) so an admin may retry;
+   * it never throws, so the request that committed the withdrawal still answers with it.
    */
   async dispatch(id: string): Promise<void> {
-    const { store, ledger, audit, adapter, assets, log } = this.deps;
+    const { store, adapter, assets, log } = this.deps;
     const now = this.deps.clock.now();
     const claimed = await store.db.updateTable('withdrawals').set({ dispatching_at: now }).where('id', '=', id).where('status', '=', 'approved').where('dispatching_at', 'is', null).executeTakeFirst();
     if (Number(claimed.numUpdatedRows) !== 1) return;
@@ -304,7 +305,25 @@ export class Withdrawals {
       await store.db.updateTable('withdrawals').set({ dispatching_at: null }).where('id', '=', id).where('status', '=', 'approved').execute();
       return;
     }
-    const done = await ledger.run<void, 'conflict'>(async (l, trx) => {
+    let done: Result<void, 'conflict'>;
+    try {
+      done = await this.record(w, amount, txHash);
+    } catch (err) {
+      // The transfer went out but recording it failed (the store, the audit log): drop the claim
+      // so that an admin's retry sends again (adapters are idempotent per id) and records it. The
+      // request that set this off was committed; it answers with the withdrawal still approved.
+      log.error({ err, withdrawalId: id, adapter: adapter.name }, 'withdrawal: sent by the adapter but not recorded; it stays approved with its funds held');
+      await store.db.updateTable('withdrawals').set({ dispatching_at: null }).where('id', '=', id).where('status', '=', 'approved').execute();
+      return;
+    }
+    if (!done.ok) log.warn({ withdrawalId: id }, 'withdrawal: sent by the adapter but no longer approved; left for reconciliation');
+  }
+
+  /** Records a sent withdrawal: its held funds leave to `sys:external`, with the status change and its audit record. */
+  private async record(w: WithdrawalsTable, amount: bigint, txHash: string): Promise<Result<void, 'conflict'>> {
+    const { ledger, audit, adapter } = this.deps;
+    const id = w.id;
+    return ledger.run<void, 'conflict'>(async (l, trx) => {
       const cur = await trx.selectFrom('withdrawals').select('status').where('id', '=', id).executeTakeFirstOrThrow();
       if (cur.status !== 'approved') return fail('conflict', 'not approved');
       const before = await l.balance(w.account_id, w.asset);
@@ -323,7 +342,6 @@ export class Withdrawals {
       });
       return ok(undefined);
     });
-    if (!done.ok) log.warn({ withdrawalId: id }, 'withdrawal: sent by the adapter but no longer approved; left for reconciliation');
   }
 
   async get(id: string, accountId?: string): Promise<Withdrawal | undefined> {
