@@ -1,9 +1,11 @@
+import type { AuditLog } from '../audit/audit-log.js';
 import { fail, ok, type Result } from '../errors/registry.js';
 import type { Clock } from '../lib/clock.js';
 import { newId } from '../lib/ids.js';
 import type { Assets } from './assets/index.js';
 import { SYSTEM_OWNERS, type Ledger } from './ledger/index.js';
 import { formatAmount, parseAmount, pow10, readMinor } from './money.js';
+import type { Actor } from './orders/types.js';
 
 const DAY = 86_400_000;
 
@@ -14,10 +16,11 @@ const DAY = 86_400_000;
  */
 export class Faucet {
   constructor(
-    private readonly deps: { ledger: Ledger; assets: Assets; clock: Clock; maxPerCall: string; maxPerDay: string },
+    private readonly deps: { ledger: Ledger; assets: Assets; clock: Clock; maxPerCall: string; maxPerDay: string; audit?: AuditLog | undefined },
   ) {}
 
-  async grant(accountId: string, assetSymbol: string, amountText: string): Promise<Result<{ asset: string; amount: bigint; decimals: number; available: bigint }, 'validation_failed' | 'faucet_limit_exceeded'>> {
+  /** Credits `amountText` of the asset; the grant is audited (`trading.faucet`) in its transaction. */
+  async grant(accountId: string, assetSymbol: string, amountText: string, actor?: Actor): Promise<Result<{ asset: string; amount: bigint; decimals: number; available: bigint }, 'validation_failed' | 'faucet_limit_exceeded'>> {
     const asset = await this.deps.assets.asset(assetSymbol);
     if (!asset || !asset.faucet) return fail('validation_failed', 'asset: the faucet does not dispense this asset');
     const amount = parseAmount(amountText, asset.decimals, 'amount');
@@ -45,6 +48,8 @@ export class Faucet {
       ]);
       if (!posted.ok) throw new Error(posted.detail);
       await trx.insertInto('faucet_grants').values({ id, account_id: accountId, asset: asset.symbol, amount: amount.value.toString(), created_at: now }).execute();
+      const via = actor === undefined ? {} : actor.kind === 'apiKey' ? { via: 'apiKey', keyId: actor.id } : { via: actor.kind, sessionId: actor.id };
+      await this.deps.audit?.recordIn(trx, { type: 'trading.faucet', accountId, actorId: accountId, details: { grantId: id, asset: asset.symbol, amount: formatAmount(amount.value, asset.decimals), ...via } });
       const balance = await ledger.balance(accountId, asset.symbol);
       return ok({ asset: asset.symbol, amount: amount.value, decimals: asset.decimals, available: balance.available });
     });

@@ -54,7 +54,7 @@ export async function createTrading(deps: { store: Store; state: SharedState; cl
     marketData: new MarketData({ store, clock, assets, orders }),
     portfolios: new Portfolios({ store, ledger, assets }),
     limits: new TradingLimits({ store, clock, orders, audit: deps.audit }),
-    faucet: new Faucet({ ledger, assets, clock, maxPerCall: config.faucet.maxPerCall, maxPerDay: config.faucet.maxPerDay }),
+    faucet: new Faucet({ ledger, assets, clock, maxPerCall: config.faucet.maxPerCall, maxPerDay: config.faucet.maxPerDay, audit: deps.audit }),
     async close() {
       clearInterval(sweep);
       await orders.close();

@@ -169,3 +169,16 @@ describe('trading administration is audited in its transaction', () => {
     expect((await server.services.audit.verify()).ok).toBe(true);
   });
 });
+
+describe('sandbox faucet grants are audited in their transaction', () => {
+  it('one trading.faucet record per grant, none for a refused one', async () => {
+    const s = await sessionFor(server);
+    const grant = (amount: string) => server.app.inject({ method: 'POST', url: '/api/v1/sandbox/faucet', headers: s.headers, payload: { asset: 'USDC', amount } });
+    expect((await grant('12.5')).statusCode).toBe(200);
+    expect((await grant('1000000')).statusCode).toBe(400);
+    await settle();
+    const records = (await server.services.audit.list({ type: 'trading.faucet', accountId: s.account.id }, { limit: 10 })).records;
+    expect(records).toHaveLength(1);
+    expect(records[0]).toMatchObject({ accountId: s.account.id, actorId: s.account.id, details: { asset: 'USDC', amount: '12.5', via: 'session', sessionId: s.sessionId } });
+  });
+});

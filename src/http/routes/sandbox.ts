@@ -2,6 +2,7 @@ import { Type } from '@sinclair/typebox';
 import { ApiError, unwrap } from '../../errors/registry.js';
 import type { Services } from '../../services.js';
 import { formatAmount } from '../../trading/money.js';
+import { actorOf } from '../../trading/orders/types.js';
 import type { App } from '../types.js';
 import { AssetSymbol, Decimal, Security } from './trading-schemas.js';
 
@@ -23,7 +24,7 @@ export function sandboxRoutes(app: App, services: Services): void {
     async (request) => {
       const p = request.principal;
       if (p.kind === 'anonymous') throw new ApiError('unauthenticated');
-      const g = unwrap(await services.trading.faucet.grant(p.accountId, request.body.asset, request.body.amount));
+      const g = unwrap(await services.trading.faucet.grant(p.accountId, request.body.asset, request.body.amount, actorOf(p)));
       return { asset: g.asset, amount: formatAmount(g.amount, g.decimals), available: formatAmount(g.available, g.decimals) };
     },
   );
