@@ -34,6 +34,12 @@ export function spkiPin(certificate: string | Uint8Array): string {
  * A `checkServerIdentity` that keeps Node's own host-name check and then requires one certificate of
  * the presented chain (leaf, intermediate or root) to carry a pinned public key. It runs only after
  * the chain itself verified: a pin adds to normal verification and never replaces it.
+ *
+ * Node links `issuerCertificate` by names and key identifiers only, among the certificates the server
+ * sent: a server may send, beside the chain that verified, a made-up certificate carrying the pinned
+ * (public) key under its issuer's name. So the walk goes up only while each certificate's signature
+ * verifies with the next one's key: a pinned key counts only when it really signed the chain down to
+ * the leaf (whose key the handshake proved).
  */
 export function pinnedIdentityCheck(pins: ReadonlySet<string>) {
   return (host: string, cert: PeerCertificate): Error | undefined => {
@@ -41,14 +47,17 @@ export function pinnedIdentityCheck(pins: ReadonlySet<string>) {
     if (hostError) return hostError;
     const seen: string[] = [];
     let current: PeerCertificate | undefined = cert;
-    for (let depth = 0; current && depth < 10; depth++) {
+    let signed: X509Certificate | undefined;
+    for (let depth = 0; current?.raw && depth < 10; depth++) {
+      const x509 = new X509Certificate(current.raw);
+      // The certificate below must carry this one's signature, else the chain stops here.
+      if (signed && !signed.verify(x509.publicKey)) break;
       // From the certificate's DER, not `cert.pubkey`: for EC keys Node gives the bare curve point there,
       // whose hash is not the SPKI pin that operators compute.
-      if (current.raw) {
-        const pin = spkiPin(current.raw);
-        if (pins.has(pin)) return undefined;
-        seen.push(pin);
-      }
+      const pin = spkiPin(current.raw);
+      if (pins.has(pin)) return undefined;
+      seen.push(pin);
+      signed = x509;
       const issuer: PeerCertificate | undefined = (current as PeerCertificate & { issuerCertificate?: PeerCertificate }).issuerCertificate;
       current = issuer && issuer !== current && issuer.fingerprint256 !== current.fingerprint256 ? issuer : undefined;
     }
