@@ -99,9 +99,27 @@ export interface ServiceOverrides {
 }
 
 export async function createServices(config: Config, overrides: ServiceOverrides = {}): Promise<Services> {
+  const closers: (() => Promise<void> | void)[] = [];
+  try {
+    return await buildServices(config, overrides, closers);
+  } catch (err) {
+    // A start-up that fails half-way closes what it had opened (the database pool, the Redis
+    // connection, timers): otherwise they keep the process alive and `serve` or a CLI command
+    // hangs after printing its error instead of exiting 1.
+    for (const fn of closers.reverse()) {
+      try {
+        await fn();
+      } catch {
+        // The start-up error is the one to report.
+      }
+    }
+    throw err;
+  }
+}
+
+async function buildServices(config: Config, overrides: ServiceOverrides, closers: (() => Promise<void> | void)[]): Promise<Services> {
   const clock = overrides.clock ?? systemClock;
   const log = createLogger(config.logLevel, overrides.logDestination);
-  const closers: (() => Promise<void> | void)[] = [];
 
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
   // The data dir holds the SQLite database and sandbox secrets: nobody else may write there.

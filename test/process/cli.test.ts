@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import { tmpdir } from 'node:os';
@@ -6,8 +6,10 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { openStore } from '../../src/store/db.js';
 import { runCli, startServerProcess } from '../support/process.js';
+import { REDIS_URL, serviceAvailable } from '../support/services.js';
 
 const tmp = () => mkdtempSync(path.join(tmpdir(), 'md-cli-'));
+const redisUp = await serviceAvailable('redis');
 
 describe('moondraft CLI', () => {
   it('--help lists every foundation command', async () => {
@@ -22,6 +24,19 @@ describe('moondraft CLI', () => {
     expect(stdout).toBe('');
     expect(stderr.trim().split('\n')).toEqual(['moondraft: invalid configuration: PORT: must be a whole number from 0 to 65535 (got "eighty")']);
   });
+
+  it.skipIf(!redisUp)('a start-up that fails half-way exits 1 instead of hanging on the connections it opened', async () => {
+    // The Redis connection is open when the country database turns out unreadable: it must be
+    // closed, or the process prints its error and never exits (a supervisor never sees it fail).
+    const dataDir = tmp();
+    writeFileSync(path.join(dataDir, 'bad.mmdb'), 'not a country database');
+    const env = { MOONDRAFT_DATA_DIR: dataDir, REDIS_URL, MOONDRAFT_STATE_PREFIX: `md-cli-${process.pid}:`, MOONDRAFT_GEOIP_DB: path.join(dataDir, 'bad.mmdb'), PORT: '0' };
+    for (const args of [['serve'], ['ledger', 'verify']]) {
+      const { code, stderr } = await runCli(args, env, 15_000);
+      expect(code).toBe(1);
+      expect(stderr).toContain('MOONDRAFT_GEOIP_DB');
+    }
+  }, 40_000);
 
   it('live without a master key refuses to start', async () => {
     const { code, stderr } = await runCli(['serve'], { MOONDRAFT_ENV: 'live', MOONDRAFT_DATA_DIR: tmp() });
