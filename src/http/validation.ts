@@ -16,15 +16,42 @@ function validationError(errors: Iterable<{ path: string; message: string }>, pa
  * TypeBox validation for every route. Bodies are checked strictly: no type coercion (an amount
  * sent as a JSON number is refused, not turned into a string) and no silent removal of unknown
  * fields (schemas say `additionalProperties: false`, so unknown fields are refused). Query strings,
- * params and headers arrive as strings and are converted to the schema's types first.
+ * params and headers arrive as strings and are converted to the schema's types first; a number is
+ * converted only from a plain decimal spelling (no exponent, no hex, no fraction for an integer).
  */
 export const validatorCompiler: FastifySchemaCompiler<TSchema> = ({ schema, httpPart }) => {
   const checker = TypeCompiler.Compile(schema);
   if (httpPart === 'body') {
     return (data: unknown) => (checker.Check(data) ? { value: data } : { error: validationError(checker.Errors(data), 'body') });
   }
+  const numeric = numericFields(schema);
   return (data: unknown) => {
+    // Value.Convert reads "1.5", "1e2" or "1e300" as the integer 1 and "0x10" as 16: a number field
+    // takes only a plain decimal spelling; anything else stays a string, which the check refuses.
+    // (Convert may change `data` in place: the strings are read before it runs.)
+    const unconvertible: [string, string][] = [];
+    if (numeric.size > 0 && typeof data === 'object' && data !== null) {
+      for (const [field, integer] of numeric) {
+        const raw = (data as Record<string, unknown>)[field];
+        if (typeof raw === 'string' && !(integer ? PLAIN_INTEGER : PLAIN_NUMBER).test(raw)) unconvertible.push([field, raw]);
+      }
+    }
     const converted = Value.Convert(schema, data);
+    if (typeof converted === 'object' && converted !== null) for (const [field, raw] of unconvertible) (converted as Record<string, unknown>)[field] = raw;
     return checker.Check(converted) ? { value: converted } : { error: validationError(checker.Errors(converted), httpPart ?? 'request') };
   };
 };
+
+const PLAIN_INTEGER = /^-?\d{1,16}$/;
+const PLAIN_NUMBER = /^-?\d{1,16}(\.\d{1,16})?$/;
+
+/** The top-level fields of an object schema typed integer or number (true: integer). */
+function numericFields(schema: TSchema): Map<string, boolean> {
+  const out = new Map<string, boolean>();
+  const properties = (schema as { properties?: Record<string, TSchema> }).properties;
+  for (const [name, field] of Object.entries(properties ?? {})) {
+    if (field.type === 'integer') out.set(name, true);
+    else if (field.type === 'number') out.set(name, false);
+  }
+  return out;
+}

@@ -5,6 +5,7 @@ import { loadConfig } from '../../src/config/index.js';
 import { ERRORS } from '../../src/errors/registry.js';
 import { buildServer } from '../../src/http/server.js';
 import { createServices, type Services } from '../../src/services.js';
+import { sessionFor } from '../support/auth.js';
 import { startTestServer, type TestServer } from '../support/server.js';
 
 let server: TestServer;
@@ -110,6 +111,16 @@ describe('Fastify errors and unexpected exceptions are mapped too', () => {
     const res = await built.app.inject({ method: 'POST', url: '/__test/echo', payload: { amount: '1', evil: '<script>' } });
     const body = expectProblem(res, 'validation_failed');
     expect(JSON.stringify(body)).not.toContain('<script>');
+  });
+
+  it('400 validation_failed for a query number that is not a plain decimal (no exponent, hex or fraction read as something else)', async () => {
+    const { headers } = await sessionFor(server);
+    for (const limit of ['1.5', '1e2', '1e300', '0x10', '10abc', ' 5', 'Infinity', '99999999999999999999']) {
+      const res = await server.app.inject({ method: 'GET', url: `/api/v1/market/trades/NOPE-USDC?limit=${encodeURIComponent(limit)}`, headers });
+      expectProblem(res, 'validation_failed');
+    }
+    // A plain integer passes validation (the market does not exist: 404, not 400).
+    expect((await server.app.inject({ method: 'GET', url: '/api/v1/market/trades/NOPE-USDC?limit=10', headers })).statusCode).toBe(404);
   });
 
   it('400 validation_failed for a JSON number where a decimal string is required (no coercion)', async () => {

@@ -12,8 +12,8 @@ const Filters = {
   type: Type.Optional(Type.String({ pattern: '^[a-z_]+(\\.[a-z_]+)+$', maxLength: 64, description: 'Exact event type, e.g. `auth.signin.failed`' })),
   category: Type.Optional(Type.Union(AUDIT_CATEGORIES.map((c) => Type.Literal(c)), { description: 'Event category' })),
   account: Type.Optional(Type.String({ minLength: 1, maxLength: 100, description: 'Account id (`acc_…`) or wallet address: events about or by that account' })),
-  from: Type.Optional(Type.Integer({ minimum: 0, description: 'Epoch ms, inclusive' })),
-  to: Type.Optional(Type.Integer({ minimum: 0, description: 'Epoch ms, exclusive' })),
+  from: Type.Optional(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, description: 'Epoch ms, inclusive' })),
+  to: Type.Optional(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, description: 'Epoch ms, exclusive' })),
 };
 const EventsQuery = Type.Object(
   { ...Filters, cursor: Type.Optional(Type.String({ maxLength: 100, description: 'nextCursor of the previous page' })), limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500, default: 100 })) },
