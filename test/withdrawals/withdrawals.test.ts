@@ -117,14 +117,19 @@ describe.each([
     expect((await req('GET', '/api/v1/account/withdrawal-limit', s)).json().used).toBe('0');
 
     await fund(server.services.trading, admin.account.id, 'USDC', USDC(5000));
-    await setTier(admin, 2);
+    const admin2 = await sessionFor(server, { role: 'admin' });
+    // An admin may not raise their own tier either (it would lift their own withdrawal limit alone).
+    const selfTier = await setTier(admin, 2);
+    expect(selfTier.statusCode).toBe(403);
+    expect(selfTier.json().code).toBe('four_eyes_required');
+    expect((await req('GET', '/api/v1/account/withdrawal-limit', await adm())).json()).toMatchObject({ tier: 0 });
+    expect((await req('PUT', `/api/v1/admin/accounts/${admin.account.wallet}/withdrawal-tier`, admin2, { tier: 2 })).json()).toMatchObject({ tier: 2 });
     const me = await adm();
     const own = (await withdraw(me, { amount: '2000' })).json();
     expect(own.status).toBe('pending');
     const self = await req('POST', `/api/v1/admin/withdrawals/${own.id}/approve`, me, {});
     expect(self.statusCode).toBe(403);
     expect(self.json().code).toBe('four_eyes_required');
-    const admin2 = await sessionFor(server, { role: 'admin' });
     expect((await req('POST', `/api/v1/admin/withdrawals/${own.id}/approve`, admin2, {})).json().status).toBe('sent');
   });
 

@@ -363,8 +363,10 @@ export class Withdrawals {
   }
 
   /** Sets an account's verification tier; it applies to the very next request. */
-  async setTier(admin: Actor & { accountId: string }, accountId: string, tier: Tier): Promise<Result<{ from: Tier; to: Tier }>> {
+  async setTier(admin: Actor & { accountId: string }, accountId: string, tier: Tier): Promise<Result<{ from: Tier; to: Tier }, 'four_eyes_required'>> {
     const { store, audit } = this.deps;
+    // The tier is the withdrawal limit: an admin raising their own would bypass the four-eyes rule.
+    if (accountId === admin.accountId) return fail('four_eyes_required', 'An admin may not set their own verification tier');
     return store.transaction(async (trx) => {
       const now = this.deps.clock.now();
       const before = await trx.selectFrom('withdrawal_settings').select('tier').where('account_id', '=', accountId).executeTakeFirst();
