@@ -133,6 +133,23 @@ describe.each([
     expect((await req('POST', `/api/v1/admin/withdrawals/${own.id}/approve`, admin2, {})).json().status).toBe('sent');
   });
 
+  it.skipIf(!available)('a rejection reason with control or bidirectional characters is refused and changes nothing', async () => {
+    const s = await trader('5000');
+    await setTier(s, 1);
+    const w = (await withdraw(s, { amount: '2000' })).json();
+    expect(w.status).toBe('pending');
+    for (const reason of ['see \u202Egnp.exe', 'line\u0000end']) {
+      const bad = await req('POST', `/api/v1/admin/withdrawals/${w.id}/reject`, await adm(), { reason });
+      expect(bad.statusCode).toBe(400);
+      expect(bad.json().code).toBe('validation_failed');
+    }
+    expect((await req('GET', `/api/v1/account/withdrawals/${w.id}`, s)).json()).toMatchObject({ status: 'pending' });
+    expect(await bal(s)).toEqual({ available: '3000', held: '2000' });
+    const ok = await req('POST', `/api/v1/admin/withdrawals/${w.id}/reject`, await adm(), { reason: '  unverified\ndestination ' });
+    expect(ok.json()).toMatchObject({ status: 'rejected', reason: 'unverified\ndestination' });
+    expect(await bal(s)).toEqual({ available: '5000', held: '0' });
+  });
+
   it.skipIf(!available)('step-up: over a session, the sign-in must be at most 5 minutes old', async () => {
     const s = await trader('100');
     const nowSec = Math.floor(clock.now() / 1000);

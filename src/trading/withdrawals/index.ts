@@ -6,7 +6,7 @@ import type { WithdrawalsConfig } from '../../config/index.js';
 import { fail, ok, type Result } from '../../errors/registry.js';
 import type { Clock } from '../../lib/clock.js';
 import { newId } from '../../lib/ids.js';
-import { displayText } from '../../lib/text.js';
+import { displayParagraphs, displayText } from '../../lib/text.js';
 import type { Store } from '../../store/db.js';
 import type { Database, WithdrawalsTable } from '../../store/schema.js';
 import { USDC, USDC_DECIMALS, type Assets } from '../assets/index.js';
@@ -225,7 +225,14 @@ export class Withdrawals {
   }
 
   /** An admin rejects a pending withdrawal: the hold is released. */
-  async reject(admin: Actor & { accountId: string }, id: string, reason: string | undefined): Promise<Result<Withdrawal, 'not_found' | 'conflict' | 'four_eyes_required'>> {
+  async reject(admin: Actor & { accountId: string }, id: string, reasonInput: string | undefined): Promise<Result<Withdrawal, 'not_found' | 'conflict' | 'four_eyes_required' | 'validation_failed'>> {
+    // The owner reads the reason: no control, bidirectional or invisible formatting characters.
+    let reason: string | undefined;
+    if (reasonInput !== undefined) {
+      const text = displayParagraphs(reasonInput, 'reason', 500);
+      if (!text.ok) return text;
+      reason = text.value === '' ? undefined : text.value;
+    }
     const r = await this.transition(id, { admin: admin.accountId }, 'rejected', (w) => [
       { type: 'trading.withdrawal.updated', accountId: w.account_id, actorId: admin.accountId, details: { withdrawalId: id, status: 'rejected', from: 'pending', ...via(admin) } },
       { type: 'admin.withdrawal.rejected', accountId: w.account_id, actorId: admin.accountId, details: { withdrawalId: id, reason } },
