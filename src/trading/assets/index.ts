@@ -148,12 +148,16 @@ export class Assets {
     return out;
   }
 
-  /** Converts a market row, caching it. */
+  /**
+   * Converts a market row. A row read outside any transaction is cached; one read inside a
+   * transaction (`db` a Transaction) is not: it may carry that transaction's uncommitted changes (a
+   * delisting whose batch then fails), which a rollback would leave behind in the cache.
+   */
   async fromRow(row: MarketsTable, db: Executor = this.store.db): Promise<Market> {
     const [base, quote] = await Promise.all([this.asset(row.base, db), this.asset(row.quote, db)]);
     if (!base || !quote) throw new Error(`market ${row.symbol} names an unknown asset`);
     const market = toMarket(row, base, quote);
-    this.markets.set(market.symbol, market);
+    if (db === this.store.db) this.markets.set(market.symbol, market);
     return market;
   }
 
