@@ -4,6 +4,8 @@ import path from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { criticalStdout } from '../../src/cli/output.js';
 import { buildProgram } from '../../src/cli/index.js';
+import { loadConfig } from '../../src/config/index.js';
+import { lockDataDirForServe } from '../../src/state/instance-lock.js';
 import { ManualClock } from '../../src/lib/clock.js';
 import { Keyring } from '../../src/security/crypto/keyring.js';
 import { code, createKey, credentialOf, session, signed, startKeysServer, type CreatedKey } from './support.js';
@@ -54,6 +56,22 @@ async function secretsIn(dataDir: string, env: Record<string, string> = {}) {
 }
 
 describe('moondraft keys rotate-master', () => {
+  it('refuses while a server holds the data dir, and changes nothing', async () => {
+    const { dataDir } = await seed();
+    const spec = readFileSync(path.join(dataDir, 'master.key'), 'utf8');
+    const serving = lockDataDirForServe(loadConfig({ MOONDRAFT_DATA_DIR: dataDir }));
+    try {
+      await expect(runCli({ MOONDRAFT_DATA_DIR: dataDir })).rejects.toThrow(/a moondraft server is running on/);
+      expect(readFileSync(path.join(dataDir, 'master.key'), 'utf8')).toBe(spec);
+    } finally {
+      vi.restoreAllMocks();
+      serving.release();
+    }
+    // Once the server has stopped, the rotation runs.
+    const { stderr } = await runCli({ MOONDRAFT_DATA_DIR: dataDir });
+    expect(stderr.join('\n')).toContain('version 2');
+  });
+
   it('sandbox: writes the new spec to <dataDir>/master.key, prints it, re-encrypts every secret under it', async () => {
     const { dataDir, key, oldSecret } = await seed();
     const before = Keyring.parse(readFileSync(path.join(dataDir, 'master.key'), 'utf8').trim());
