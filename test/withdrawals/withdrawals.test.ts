@@ -2,6 +2,7 @@ import { base58 } from '@scure/base';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/lib/clock.js';
 import { SYSTEM_OWNERS } from '../../src/trading/ledger/index.js';
+import { DISPATCH_CLAIM_STALE_MS } from '../../src/trading/withdrawals/index.js';
 import { sessionFor } from '../support/auth.js';
 import { startTestServer, type TestServer } from '../support/server.js';
 import { serviceAvailable } from '../support/services.js';
@@ -131,6 +132,22 @@ describe.each([
     expect(self.statusCode).toBe(403);
     expect(self.json().code).toBe('four_eyes_required');
     expect((await req('POST', `/api/v1/admin/withdrawals/${own.id}/approve`, admin2, {})).json().status).toBe('sent');
+  });
+
+  it.skipIf(!available)('an approved withdrawal whose sending process died is sent by an admin retry once its claim is stale', async () => {
+    const s = await trader('5000');
+    await setTier(s, 1);
+    const w = (await withdraw(s, { amount: '2000' })).json();
+    expect(w.status).toBe('pending');
+    // A process approved it, claimed it for sending, and died before the adapter answered.
+    await server.services.store.db.updateTable('withdrawals').set({ status: 'approved', dispatching_at: clock.now() }).where('id', '=', w.id).execute();
+    const early = await req('POST', `/api/v1/admin/withdrawals/${w.id}/approve`, await adm(), {});
+    expect(early.json()).toMatchObject({ status: 'approved' }); // the claim may still be live: not sent twice
+    expect(await bal(s)).toEqual({ available: '3000', held: '2000' });
+    clock.advance(DISPATCH_CLAIM_STALE_MS + 1);
+    const retried = await req('POST', `/api/v1/admin/withdrawals/${w.id}/approve`, await adm(), {});
+    expect(retried.json()).toMatchObject({ status: 'sent' });
+    expect(await bal(s)).toEqual({ available: '3000', held: '0' });
   });
 
   it.skipIf(!available)('a rejection reason with control or bidirectional characters is refused and changes nothing', async () => {

@@ -99,6 +99,12 @@ function ceilDiv(a: bigint, b: bigint): bigint {
  * requests neither overdraw the balance nor the limit; every refusal changes nothing; every state
  * change is audited inside the transaction that makes it.
  */
+/**
+ * How long a dispatch claim stands before an admin's retry may take it again: far longer than a
+ * chain adapter's send, so only a claim whose process died in the middle is retaken.
+ */
+export const DISPATCH_CLAIM_STALE_MS = 10 * 60_000;
+
 export class Withdrawals {
   private readonly limits: [bigint, bigint, bigint];
   private readonly autoApprove: bigint;
@@ -294,12 +300,22 @@ export class Withdrawals {
    * `dispatching_at`) sends; on success the held funds leave to `sys:external` in one transaction
    * with the status change and its audit record. On failure (of the adapter, or of recording what it
    * sent) the claim is dropped (the withdrawal stays approved, its funds held) so an admin may retry;
-   * it never throws, so the request that committed the withdrawal still answers with it.
+   * it never throws, so the request that committed the withdrawal still answers with it. A claim
+   * whose process died (older than DISPATCH_CLAIM_STALE_MS) is taken again by an admin's retry.
    */
   async dispatch(id: string): Promise<void> {
     const { store, adapter, assets, log } = this.deps;
     const now = this.deps.clock.now();
-    const claimed = await store.db.updateTable('withdrawals').set({ dispatching_at: now }).where('id', '=', id).where('status', '=', 'approved').where('dispatching_at', 'is', null).executeTakeFirst();
+    // A claim older than DISPATCH_CLAIM_STALE_MS was left by a process that died while sending: it
+    // may be taken again (adapters are idempotent per withdrawal id, so a transfer that did go out is
+    // not sent twice), else an approved withdrawal would stay held for good.
+    const claimed = await store.db
+      .updateTable('withdrawals')
+      .set({ dispatching_at: now })
+      .where('id', '=', id)
+      .where('status', '=', 'approved')
+      .where((eb) => eb.or([eb('dispatching_at', 'is', null), eb('dispatching_at', '<=', now - DISPATCH_CLAIM_STALE_MS)]))
+      .executeTakeFirst();
     if (Number(claimed.numUpdatedRows) !== 1) return;
     const w = await store.db.selectFrom('withdrawals').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
     const asset = await assets.asset(w.asset);
