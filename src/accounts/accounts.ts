@@ -84,16 +84,23 @@ export class Accounts {
   async setRole(address: string, role: Role, by: string): Promise<Result<Account, 'validation_failed'>> {
     const found = await this.findOrCreate(address);
     if (!found.ok) return found;
-    const before = found.value;
     const now = this.deps.clock.now();
-    const changed = before.role !== role;
-    // The change and its audit record commit together (admin actions are audited in their transaction).
-    await this.deps.store.transaction(async (trx) => {
-      await trx.updateTable('accounts').set({ role, updated_at: now }).where('id', '=', before.id).execute();
-      if (changed && this.deps.audit) {
-        await this.deps.audit.recordIn(trx, { type: 'admin.role.changed', accountId: before.id, actorId: by, details: { from: before.role, to: role, by } });
+    // The change and its audit record commit together (admin actions are audited in their
+    // transaction). The role it replaces is read under the row's lock inside that transaction: read
+    // before, two racing changes could both see the old role, and the second, a real change, would
+    // go unrecorded as a no-op (an unaudited promotion).
+    const previous = await this.deps.store.transaction(async (trx) => {
+      let q = trx.selectFrom('accounts').select('role').where('id', '=', found.value.id);
+      if (this.deps.store.dialect === 'postgres') q = q.forUpdate();
+      const current = (await q.executeTakeFirstOrThrow()).role;
+      await trx.updateTable('accounts').set({ role, updated_at: now }).where('id', '=', found.value.id).execute();
+      if (current !== role && this.deps.audit) {
+        await this.deps.audit.recordIn(trx, { type: 'admin.role.changed', accountId: found.value.id, actorId: by, details: { from: current, to: role, by } });
       }
+      return current;
     });
+    const before = { ...found.value, role: previous };
+    const changed = previous !== role;
     await this.deps.state.set(sessionStateKeys('', before.id).role, role, this.deps.roleTtlMs);
     if (changed) this.deps.events.emit({ type: 'role.changed', at: now, accountId: before.id, from: before.role, to: role, by, audited: this.deps.audit !== undefined });
     return ok({ ...before, role });

@@ -28,6 +28,19 @@ describe('admin actions are audited in the transaction of the change', () => {
     expect(other.records).toHaveLength(0);
   });
 
+  it('two role changes racing are both recorded, each from the role it really replaced', async () => {
+    const target = await sessionFor(server, { role: 'admin' });
+    // Both read the account as admin; the first demotes it, the second makes it admin again.
+    await Promise.all([server.services.accounts.setRole(target.account.wallet, 'trader', 'admin_a'), server.services.accounts.setRole(target.account.wallet, 'admin', 'admin_b')]);
+    await settle();
+    expect((await server.services.accounts.byId(target.account.id))!.role).toBe('admin');
+    const { records } = await server.services.audit.list({ type: 'admin.role.changed', accountId: target.account.id }, { limit: 10 });
+    const changes = records.map((r) => r.details).filter((d) => d?.by === 'admin_a' || d?.by === 'admin_b');
+    // The promotion back to admin is a privilege change: it must be in the trail, from trader.
+    expect(changes).toEqual(expect.arrayContaining([expect.objectContaining({ from: 'admin', to: 'trader', by: 'admin_a' }), expect.objectContaining({ from: 'trader', to: 'admin', by: 'admin_b' })]));
+    expect(changes).toHaveLength(2);
+  });
+
   it('a role change that fails to commit leaves neither the change nor its record', async () => {
     const target = await sessionFor(server);
     const before = (await server.services.audit.list({ type: 'admin.role.changed' }, { limit: 100 })).records.length;
