@@ -136,6 +136,29 @@ describe.each(await storeBackends())('a clientOrderId retry after its market was
   });
 });
 
+describe.each(await storeBackends())('a clientOrderId retry after its market was relisted with other terms (%s)', (backend) => {
+  it('returns the original order, although the retry no longer fits the tick size', async () => {
+    const store = await openTestStore(backend);
+    const T = await tradingOn(store, { clock: new ManualClock(Date.UTC(2026, 2, 1, 12)) });
+    try {
+      await listMoon(T);
+      await fund(T, 'acc_rl', 'MOON', MOON(5));
+      const input = { market: 'MOON-USDC', side: 'sell' as const, type: 'limit' as const, price: '2.0001', quantity: '1', clientOrderId: 'rl-1' };
+      const first = await T.orders.place(callerFor('acc_rl'), input);
+      if (!first.ok) throw new Error(first.detail);
+      await T.orders.delist({ kind: 'admin', id: 'adm', accountId: null }, 'MOON-USDC');
+      const relisted = await T.assets.listMarket({ base: 'MOON', quote: 'USDC', tickSize: '0.01', lotSize: '0.01', minNotional: '1' });
+      expect(relisted).toMatchObject({ ok: true, value: { status: 'active' } });
+      expect(await T.orders.place(callerFor('acc_rl'), input)).toMatchObject({ ok: true, value: { replayed: true, order: { id: first.value.order.id, status: 'cancelled' } } });
+      // A new clientOrderId at that price is refused under the new terms.
+      expect(await T.orders.place(callerFor('acc_rl'), { ...input, clientOrderId: 'rl-2' })).toMatchObject({ ok: false, code: 'validation_failed' });
+    } finally {
+      await T.close();
+      await store.close();
+    }
+  });
+});
+
 describe.each(await storeBackends())('a close-position retry after its market was delisted (%s)', (backend) => {
   it('returns the original close order', async () => {
     const store = await openTestStore(backend);

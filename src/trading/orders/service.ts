@@ -159,8 +159,9 @@ export class OrdersService {
   async place(caller: Caller, input: PlaceOrderInput): Promise<Result<PlaceOutcome>> {
     const parsed = await this.parse(input);
     if (!parsed.ok) {
-      // A retry returns what was placed, also once its market has stopped trading (delisted).
-      if (typeof input.clientOrderId === 'string' && (await this.deps.assets.market(input.market))?.status === 'delisted') {
+      // A retry returns what was placed, also once the order no longer parses: its market stopped
+      // trading (delisted), or was relisted with other terms (tick, lot, minimum) since.
+      if (typeof input.clientOrderId === 'string' && CLIENT_ORDER_ID.test(input.clientOrderId)) {
         const earlier = await this.findByClientOrderId(caller.accountId, input.clientOrderId);
         if (earlier) return ok(earlier);
       }
