@@ -35,7 +35,7 @@ export type { RateLimitState } from './core/rate-limit.js';
 export type { AuthMode, CallOptions, Hooks, HttpMethod, ResponseEvent, RetryEvent, RetryReason } from './core/requester.js';
 
 export { SCOPES, type Chain, type Decimal, type EpochMs, type Role, type Scope } from './api/common.js';
-export type { Market, Ticker, PriceLevel, OrderBook, PublicTrade, Candle, CandleInterval, OrderBookQuery, TradesQuery, CandlesQuery, MarketApi } from './api/market.js';
+export type { Asset, Market, Ticker, PriceLevel, OrderBook, PublicTrade, Candle, CandleInterval, OrderBookQuery, TradesQuery, CandlesQuery, MarketApi } from './api/market.js';
 export {
   newClientOrderId,
   type Side,
@@ -61,10 +61,16 @@ export type {
   Account,
   Balance,
   Portfolio,
+  TradingLimit,
   WithdrawalRequest,
   Withdrawal,
   WithdrawalStatus,
   WithdrawalsQuery,
+  WithdrawalLimit,
+  WithdrawalChain,
+  WithdrawalAddress,
+  AddressBook,
+  SaveAddressRequest,
   AccountApi,
   WithdrawalsApi,
 } from './api/account.js';

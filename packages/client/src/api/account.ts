@@ -1,4 +1,5 @@
 import type { CallOptions, Requester } from '../core/requester.js';
+import { pathParam } from '../core/requester.js';
 import { assertDecimal, type Chain, type Decimal, type EpochMs, type Role } from './common.js';
 import type { Position } from './trading.js';
 
@@ -40,6 +41,22 @@ export interface Portfolio {
   positions: Position[];
 }
 
+/** `GET /api/v1/account/trading-limit`: the daily (rolling 24 h) trading limit, in USDC, and what is left. */
+export interface TradingLimit {
+  /** The asset the amounts are in: `USDC`. */
+  asset: string;
+  /** Notional allowed over a rolling 24 h. */
+  limit: Decimal;
+  /** Whether an admin override sets the limit (else the role's default). */
+  overridden: boolean;
+  /** Notional traded in the last 24 h. */
+  traded24h: Decimal;
+  /** Notional of resting orders (they may still trade, so they count). */
+  open: Decimal;
+  /** What new orders may still use: `limit - traded24h - open`, never below 0. */
+  remaining: Decimal;
+}
+
 export interface WithdrawalRequest {
   asset: string;
   amount: Decimal;
@@ -63,6 +80,51 @@ export interface Withdrawal {
   reason: string | null;
   createdAt: EpochMs;
   updatedAt: EpochMs;
+}
+
+/** `GET /api/v1/account/withdrawal-limit`: the verification tier and its rolling-24 h withdrawal limit. */
+export interface WithdrawalLimit {
+  /** Verification tier, 0–2 (set by an admin). */
+  tier: number;
+  /** Allowed over a rolling 24 h, in `valuationAsset`. */
+  limit: Decimal;
+  /** Counted in the last 24 h (pending, approved and sent withdrawals). */
+  used: Decimal;
+  remaining: Decimal;
+  /** Withdrawals worth up to this are approved (and sent) without an admin. */
+  autoApproveUpTo: Decimal;
+  /** The asset the amounts are in: `USDC`. */
+  valuationAsset: string;
+}
+
+export type WithdrawalChain = 'evm' | 'solana';
+
+/** A saved withdrawal address. */
+export interface WithdrawalAddress {
+  id: string;
+  chain: WithdrawalChain | (string & {});
+  /** As stored: EVM addresses checksummed. */
+  address: string;
+  label: string | null;
+  /** When the address may first be used (saving starts a hold, 24 h by default). */
+  usableAt: EpochMs;
+  createdAt: EpochMs;
+}
+
+/** `GET /api/v1/account/withdrawal-addresses`: the address book and whether withdrawals are bound to it. */
+export interface AddressBook {
+  /** Whether withdrawals may only go to saved addresses past their hold. */
+  enabled: boolean;
+  /** When a requested switch-off takes effect; null when none is pending. */
+  disablesAt: EpochMs | null;
+  addresses: WithdrawalAddress[];
+}
+
+export interface SaveAddressRequest {
+  chain: WithdrawalChain;
+  address: string;
+  /** At most 64 characters. */
+  label?: string;
 }
 
 export interface WithdrawalsQuery {
@@ -96,9 +158,18 @@ export class AccountApi {
   portfolio(options?: CallOptions): Promise<Portfolio> {
     return this.#requester.call({ method: 'GET', path: '/api/v1/account/portfolio', auth: 'any', options });
   }
+
+  /** `GET /api/v1/account/trading-limit`: the daily trading limit (USDC) and what is left of it. */
+  tradingLimit(options?: CallOptions): Promise<TradingLimit> {
+    return this.#requester.call({ method: 'GET', path: '/api/v1/account/trading-limit', auth: 'any', options });
+  }
 }
 
-/** Withdrawals (`withdrawals:write`). Over a session they need a recent sign-in (`step_up_required`). */
+/**
+ * Withdrawals and the withdrawal address book: reading needs `account:read`, changing `withdrawals:write`.
+ * Over a session, requesting a withdrawal, saving an address and switching the address book need a
+ * sign-in within the last 5 minutes (`step_up_required`).
+ */
 export class WithdrawalsApi {
   readonly #requester: Requester;
 
@@ -116,5 +187,52 @@ export class WithdrawalsApi {
   async list(query: WithdrawalsQuery = {}, options?: CallOptions): Promise<Withdrawal[]> {
     const { withdrawals } = await this.#requester.call<{ withdrawals: Withdrawal[] }>({ method: 'GET', path: '/api/v1/account/withdrawals', query, auth: 'any', options });
     return withdrawals;
+  }
+
+  /** `GET /api/v1/account/withdrawals/:id`: one of your withdrawals (`not_found` for anyone else's). */
+  get(id: string, options?: CallOptions): Promise<Withdrawal> {
+    return this.#requester.call({ method: 'GET', path: `/api/v1/account/withdrawals/${pathParam(id)}`, auth: 'any', options });
+  }
+
+  /**
+   * `POST /api/v1/account/withdrawals/:id/cancel`: cancels a pending withdrawal and releases its funds;
+   * answers it. `conflict` once it is decided (approved, sent, rejected or already cancelled).
+   * Not retried on 5xx or lost answers, like every POST without an idempotency key: read it back
+   * with `get(id)` instead.
+   */
+  cancel(id: string, options?: CallOptions): Promise<Withdrawal> {
+    return this.#requester.call({ method: 'POST', path: `/api/v1/account/withdrawals/${pathParam(id)}/cancel`, auth: 'any', options });
+  }
+
+  /** `GET /api/v1/account/withdrawal-limit`: your tier, its rolling-24 h limit (USDC) and what is left. */
+  limit(options?: CallOptions): Promise<WithdrawalLimit> {
+    return this.#requester.call({ method: 'GET', path: '/api/v1/account/withdrawal-limit', auth: 'any', options });
+  }
+
+  /** `GET /api/v1/account/withdrawal-addresses`: whether the address book is on, and the saved addresses. */
+  addressBook(options?: CallOptions): Promise<AddressBook> {
+    return this.#requester.call({ method: 'GET', path: '/api/v1/account/withdrawal-addresses', auth: 'any', options });
+  }
+
+  /**
+   * `POST /api/v1/account/withdrawal-addresses`: saves an address, usable after the hold (`usableAt`).
+   * `conflict` when it is saved already. Not retried on 5xx or lost answers: read `addressBook()` instead.
+   */
+  saveAddress(request: SaveAddressRequest, options?: CallOptions): Promise<WithdrawalAddress> {
+    return this.#requester.call({ method: 'POST', path: '/api/v1/account/withdrawal-addresses', body: request, auth: 'any', options });
+  }
+
+  /** `DELETE /api/v1/account/withdrawal-addresses/:id` (a retry after a lost answer may report `not_found`). */
+  async removeAddress(id: string, options?: CallOptions): Promise<void> {
+    await this.#requester.call({ method: 'DELETE', path: `/api/v1/account/withdrawal-addresses/${pathParam(id)}`, auth: 'any', options });
+  }
+
+  /**
+   * `PUT /api/v1/account/withdrawal-addresses/settings`: turns the address book on (at once) or off
+   * (after the hold: see `disablesAt`); answers the address book.
+   */
+  setAddressBook(enabled: boolean, options?: CallOptions): Promise<AddressBook> {
+    if (typeof enabled !== 'boolean') throw new TypeError('enabled must be true or false');
+    return this.#requester.call({ method: 'PUT', path: '/api/v1/account/withdrawal-addresses/settings', body: { enabled }, auth: 'any', options });
   }
 }

@@ -22,6 +22,16 @@ export interface Market {
   lastPrice: Decimal | null;
 }
 
+/** An asset the exchange knows (`GET /api/v1/market/assets`): amounts of it carry `decimals` places. */
+export interface Asset {
+  symbol: string;
+  name: string;
+  decimals: number;
+  /** Whether the sandbox faucet hands it out. */
+  faucet: boolean;
+  createdAt: EpochMs;
+}
+
 /** 24-hour statistics of one market (`GET /api/v1/market/tickers`). */
 export interface Ticker {
   market: string;
@@ -119,6 +129,12 @@ export class MarketApi {
   async markets(options?: CallOptions): Promise<Market[]> {
     const { markets } = await this.#requester.call<{ markets: Market[] }>({ method: 'GET', path: '/api/v1/market/markets', auth: 'any', options });
     return markets;
+  }
+
+  /** `GET /api/v1/market/assets` (the server answers `{ assets }`; this returns the list). */
+  async assets(options?: CallOptions): Promise<Asset[]> {
+    const { assets } = await this.#requester.call<{ assets: Asset[] }>({ method: 'GET', path: '/api/v1/market/assets', auth: 'any', options });
+    return assets;
   }
 
   /** `GET /api/v1/market/tickers` (the server answers `{ tickers }`; this returns the list). */

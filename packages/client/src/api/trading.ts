@@ -206,9 +206,13 @@ export class TradingApi {
     return this.#requester.call({ method: 'DELETE', path: `/api/v1/trading/orders/${pathParam(id)}`, auth: 'any', options });
   }
 
-  /** `DELETE /api/v1/trading/orders?market=`: cancels every open order of the market and answers them. */
-  cancelAllOrders(market: string, options?: CallOptions): Promise<CancelAllResult> {
-    if (typeof market !== 'string' || market === '') throw new TypeError('market is required');
+  /**
+   * `DELETE /api/v1/trading/orders[?market=]`: cancels every open order of `market`, or of every market
+   * when it is left out, and answers them.
+   */
+  cancelAllOrders(market?: string, options?: CallOptions): Promise<CancelAllResult> {
+    // An empty string would be sent as `?market=` and refused: leaving a market out is `undefined`.
+    if (market !== undefined && (typeof market !== 'string' || market === '')) throw new TypeError('market must be a market symbol, or left out to cancel in every market');
     return this.#requester.call({ method: 'DELETE', path: '/api/v1/trading/orders', query: { market }, auth: 'any', options });
   }
 
