@@ -4,12 +4,16 @@
  * (decimal strings, integers and epoch ms, nulls only where the type allows them). Lists come back as
  * arrays (the server's `{ markets }`, `{ tickers }`, … envelopes unwrapped), paged lists as the
  * server's `{ orders, next }` / `{ fills, next }`, and the query parameters the SDK declares are the
- * ones the server accepts.
+ * ones the server accepts. Each method's result is also checked against what the server did (a
+ * cancel-all with no market empties every market, limits add up the fills and withdrawals, …).
  */
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   MoondraftClient,
+  MoondraftError,
+  type AddressBook,
+  type Asset,
   type Balance,
   type CancelAllResult,
   type Candle,
@@ -27,7 +31,10 @@ import {
   type PublicTrade,
   type Ticker,
   type Token,
+  type TradingLimit,
   type Withdrawal,
+  type WithdrawalAddress,
+  type WithdrawalLimit,
 } from '@moondraft/client';
 import { raiseLimits, sdkBackends, startRealServer, type RealServer } from './support.js';
 
@@ -44,11 +51,13 @@ type KindOf<V> = [V] extends [string]
     ? 'string?' | 'decimal?'
     : [V] extends [number]
       ? 'int'
-      : [V] extends [boolean]
-        ? 'bool'
-        : [V] extends [unknown[]]
-          ? 'array'
-          : 'object';
+      : [V] extends [number | null]
+        ? 'int?'
+        : [V] extends [boolean]
+          ? 'bool'
+          : [V] extends [unknown[]]
+            ? 'array'
+            : 'object';
 type Spec<T> = { [K in keyof T]-?: KindOf<T[K]> };
 
 const DECIMAL = /^-?\d+(\.\d+)?$/;
@@ -64,6 +73,8 @@ const fitsKind = (kind: string, v: unknown): boolean => {
       return v === null || (typeof v === 'string' && DECIMAL.test(v));
     case 'int':
       return Number.isSafeInteger(v);
+    case 'int?':
+      return v === null || Number.isSafeInteger(v);
     case 'bool':
       return typeof v === 'boolean';
     case 'array':
@@ -219,6 +230,34 @@ const TOKEN: Spec<Token> = {
   updatedAt: 'int',
 };
 const LAUNCHED: Spec<LaunchedToken> = { token: 'object', market: 'object' };
+const ASSET: Spec<Asset> = { symbol: 'string', name: 'string', decimals: 'int', faucet: 'bool', createdAt: 'int' };
+const TRADING_LIMIT: Spec<TradingLimit> = { asset: 'string', limit: 'decimal', overridden: 'bool', traded24h: 'decimal', open: 'decimal', remaining: 'decimal' };
+const WITHDRAWAL_LIMIT: Spec<WithdrawalLimit> = { tier: 'int', limit: 'decimal', used: 'decimal', remaining: 'decimal', autoApproveUpTo: 'decimal', valuationAsset: 'string' };
+const ADDRESS: Spec<WithdrawalAddress> = { id: 'string', chain: 'string', address: 'string', label: 'string?', usableAt: 'int', createdAt: 'int' };
+const ADDRESS_BOOK: Spec<AddressBook> = { enabled: 'bool', disablesAt: 'int?', addresses: 'array' };
+
+/** Withdrawals worth more than this wait for an admin (the suite's server setting), so they can be cancelled. */
+const AUTO_APPROVE = '5';
+const WALLET = '0x52908400098527886E0F7030069857D2E4169EE7';
+const OTHER_WALLET = '0xde709f2102306220921060314715629080e2fb77';
+
+/** Decimal strings as integers of 6 decimal places (USDC's), for exact sums. */
+const micro = (d: string): bigint => {
+  const [whole, frac = ''] = d.replace('-', '').split('.');
+  const v = BigInt(whole!) * 1_000_000n + BigInt(frac.padEnd(6, '0').slice(0, 6));
+  return d.startsWith('-') ? -v : v;
+};
+
+/** Runs `fn` expecting a refusal with `code`. */
+async function refusedWith(code: string, fn: () => Promise<unknown>): Promise<MoondraftError> {
+  const error = await fn().then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(error, `expected ${code}`).toBeInstanceOf(MoondraftError);
+  expect((error as MoondraftError).code).toBe(code);
+  return error as MoondraftError;
+}
 
 describe.each(backends)('SDK response shapes against a real server (%s)', (backend) => {
   let server: RealServer;
@@ -238,7 +277,7 @@ describe.each(backends)('SDK response shapes against a real server (%s)', (backe
   }
 
   beforeAll(async () => {
-    server = await startRealServer({ backend });
+    server = await startRealServer({ backend, env: { MOONDRAFT_WITHDRAWAL_AUTO_APPROVE: AUTO_APPROVE } });
     [alice, bob] = [await signedIn(), await signedIn()];
     symbol = `SHP${Math.floor(Math.random() * 9000 + 1000)}`;
     launched = await alice.tokens.create({ name: 'Shape Check', symbol, decimals: 6, supply: '1000000' });
@@ -260,6 +299,14 @@ describe.each(backends)('SDK response shapes against a real server (%s)', (backe
     it('markets() returns the list of markets', async () => {
       const markets = expectList('markets', await bob.market.markets(), MARKET);
       expect(markets.map((m) => m.symbol)).toContain(market);
+    });
+
+    it('assets() returns the list of assets with their decimals', async () => {
+      const assets = expectList('assets', await bob.market.assets(), ASSET);
+      expect(assets.find((a) => a.symbol === 'USDC')).toMatchObject({ decimals: 6, faucet: true });
+      expect(assets.find((a) => a.symbol === symbol)).toMatchObject({ name: 'Shape Check', decimals: 6 });
+      // The decimals every amount of the asset carries: the launched market's base decimals.
+      expect(assets.find((a) => a.symbol === symbol)!.decimals).toBe(launched.market.baseDecimals);
     });
 
     it('tickers() returns the list of tickers', async () => {
@@ -353,6 +400,31 @@ describe.each(backends)('SDK response shapes against a real server (%s)', (backe
       expect(closing).toMatchObject({ market, side: 'sell', type: 'market' });
       expectList('closePosition.fills', closing.fills, FILL);
     });
+
+    it('cancelAllOrders() without a market cancels the open orders of every market', async () => {
+      // A second market, launched by a third account (Alice's and Bob's token lists stay as the tokens tests expect).
+      const carol = await signedIn();
+      const second = `SHQ${symbol.slice(3)}`;
+      await carol.tokens.create({ name: 'Second Shape', symbol: second, decimals: 6, supply: '1000' });
+      carol.close();
+      const other = `${second}-USDC`;
+      const here = await bob.trading.placeOrder({ market, side: 'buy', type: 'limit', price: '0.2', quantity: '10' });
+      const there = await bob.trading.placeOrder({ market: other, side: 'buy', type: 'limit', price: '0.2', quantity: '10' });
+      const open = (await bob.trading.orders({ status: 'open' })).orders;
+      expect(new Set(open.map((o) => o.market))).toEqual(new Set([market, other]));
+
+      const result = expectShape('cancelAllOrders()', await bob.trading.cancelAllOrders(), CANCEL_ALL);
+      expectList('cancelAllOrders().cancelled', result.cancelled, ORDER);
+      expect(result.count).toBe(open.length);
+      expect(result.cancelled.map((o) => o.id).sort()).toEqual(open.map((o) => o.id).sort());
+      expect(result.cancelled.map((o) => o.id)).toEqual(expect.arrayContaining([here.id, there.id]));
+      expect(new Set(result.cancelled.map((o) => o.market))).toEqual(new Set([market, other]));
+      expect(result.cancelled.every((o) => o.status === 'cancelled')).toBe(true);
+      // The server agrees: nothing is left open in either market.
+      expect((await bob.trading.orders({ status: 'open' })).orders).toEqual([]);
+      expect((await bob.trading.order(there.id)).status).toBe('cancelled');
+      expect(() => bob.trading.cancelAllOrders('')).toThrow(TypeError);
+    });
   });
 
   describe('account and withdrawals', () => {
@@ -368,6 +440,22 @@ describe.each(backends)('SDK response shapes against a real server (%s)', (backe
       expectList('portfolio.positions', portfolio.positions, POSITION);
     });
 
+    it('tradingLimit() answers the daily limit with what the fills and open orders used', async () => {
+      const limit = expectShape('tradingLimit', await bob.account.tradingLimit(), TRADING_LIMIT);
+      expect(limit).toMatchObject({ asset: 'USDC', overridden: false, open: '0' });
+      const { fills } = await bob.trading.fills({ limit: 500 });
+      const traded = fills.reduce((sum, f) => sum + micro(f.notional), 0n);
+      expect(traded).toBeGreaterThan(0n);
+      expect(micro(limit.traded24h)).toBe(traded);
+      expect(micro(limit.remaining)).toBe(micro(limit.limit) - traded);
+
+      // A resting order counts as open until it trades or is cancelled.
+      const resting = await bob.trading.placeOrder({ market, side: 'buy', type: 'limit', price: '0.1', quantity: '20' });
+      expect(micro((await bob.account.tradingLimit()).open)).toBe(micro(resting.price!) * 20n);
+      await bob.trading.cancelOrder(resting.id);
+      expect((await bob.account.tradingLimit()).open).toBe('0');
+    });
+
     it('withdrawals.create() answers the withdrawal; list() returns the list, filtered by status and before', async () => {
       const first = expectShape('withdrawals.create', await bob.withdrawals.create({ asset: 'USDC', amount: '1', address: '0x52908400098527886E0F7030069857D2E4169EE7' }), WITHDRAWAL);
       const second = await bob.withdrawals.create({ asset: 'USDC', amount: '2', address: '0x52908400098527886E0F7030069857D2E4169EE7' });
@@ -375,6 +463,62 @@ describe.each(backends)('SDK response shapes against a real server (%s)', (backe
       expect(list.map((w) => w.id)).toEqual([second.id, first.id]);
       expect((await bob.withdrawals.list({ before: second.id, limit: 5 })).map((w) => w.id)).toEqual([first.id]);
       expect(await bob.withdrawals.list({ status: 'rejected' })).toEqual([]);
+    });
+
+    it('withdrawals.get() answers one withdrawal; cancel() answers it cancelled and releases its funds', async () => {
+      const before = (await bob.account.balances()).find((b) => b.asset === 'USDC')!;
+      const pending = await bob.withdrawals.create({ asset: 'USDC', amount: '7', address: WALLET });
+      expect(pending.status).toBe('pending');
+      expect(expectShape('withdrawals.get', await bob.withdrawals.get(pending.id), WITHDRAWAL)).toEqual(pending);
+      expect((await bob.account.balances()).find((b) => b.asset === 'USDC')!.held).toBe(String(Number(before.held) + 7));
+
+      const cancelled = expectShape('withdrawals.cancel', await bob.withdrawals.cancel(pending.id), WITHDRAWAL);
+      expect(cancelled).toMatchObject({ id: pending.id, status: 'cancelled', amount: '7' });
+      expect(await bob.withdrawals.get(pending.id)).toEqual(cancelled);
+      expect((await bob.account.balances()).find((b) => b.asset === 'USDC')).toEqual(before);
+      await refusedWith('conflict', () => bob.withdrawals.cancel(pending.id));
+      // Another account's withdrawal does not exist for this one.
+      await refusedWith('not_found', () => alice.withdrawals.get(pending.id));
+    });
+
+    it('withdrawals.limit() answers the tier, its limit and what the counted withdrawals used', async () => {
+      const limit = expectShape('withdrawals.limit', await bob.withdrawals.limit(), WITHDRAWAL_LIMIT);
+      expect(limit).toMatchObject({ tier: 0, limit: '1000', autoApproveUpTo: AUTO_APPROVE, valuationAsset: 'USDC' });
+      const counted = (await bob.withdrawals.list()).filter((w) => ['pending', 'approved', 'sent'].includes(w.status));
+      const used = counted.reduce((sum, w) => sum + micro(w.usdcValue), 0n);
+      expect(used).toBeGreaterThan(0n);
+      expect(micro(limit.used)).toBe(used);
+      expect(micro(limit.remaining)).toBe(micro(limit.limit) - used);
+    });
+
+    it('the address book: addressBook(), saveAddress(), setAddressBook(), removeAddress()', async () => {
+      const hold = server.config.withdrawals.addressHoldMs;
+      const empty = await alice.withdrawals.addressBook();
+      expectShape('addressBook', empty, ADDRESS_BOOK);
+      expect(empty).toEqual({ enabled: false, disablesAt: null, addresses: [] });
+
+      const saved = expectShape('saveAddress', await alice.withdrawals.saveAddress({ chain: 'evm', address: WALLET, label: 'cold wallet' }), ADDRESS);
+      expect(saved).toMatchObject({ chain: 'evm', address: WALLET, label: 'cold wallet' });
+      expect(saved.usableAt - saved.createdAt).toBe(hold);
+      await refusedWith('conflict', () => alice.withdrawals.saveAddress({ chain: 'evm', address: WALLET }));
+
+      const on = expectShape('setAddressBook', await alice.withdrawals.setAddressBook(true), ADDRESS_BOOK);
+      expect(on).toEqual({ enabled: true, disablesAt: null, addresses: [saved] });
+      expectList('addressBook.addresses', on.addresses, ADDRESS);
+      // On, the book binds withdrawals: an address not saved (or still in its hold) is refused.
+      await refusedWith('address_not_allowed', () => alice.withdrawals.create({ asset: 'USDC', amount: '1', address: OTHER_WALLET }));
+      await refusedWith('address_not_allowed', () => alice.withdrawals.create({ asset: 'USDC', amount: '1', address: WALLET })); // saved, still in its hold
+
+      // Off waits out the hold: still on until disablesAt.
+      const off = expectShape('setAddressBook', await alice.withdrawals.setAddressBook(false), ADDRESS_BOOK);
+      expect(off.enabled).toBe(true);
+      expect(Number.isSafeInteger(off.disablesAt)).toBe(true);
+      expect(off.disablesAt! - Date.now()).toBeGreaterThan(hold - 60_000);
+      expect(await alice.withdrawals.addressBook()).toEqual(off);
+
+      await alice.withdrawals.removeAddress(saved.id);
+      expect((await alice.withdrawals.addressBook()).addresses).toEqual([]);
+      await refusedWith('not_found', () => alice.withdrawals.removeAddress(saved.id));
     });
   });
 

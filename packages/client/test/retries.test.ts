@@ -169,6 +169,22 @@ describe('5xx and network failures', () => {
     delays.length = 0;
     await expect(client.trading.cancelOrder('ord_1')).rejects.toMatchObject({ code: 'internal_error' });
     expect(apiRequests(s)).toHaveLength(4);
+
+    // The new read, PUT and DELETE methods of the address book and limits are retried the same way.
+    for (const call of [
+      () => client.withdrawals.get('wdr_1'),
+      () => client.withdrawals.limit(),
+      () => client.account.tradingLimit(),
+      () => client.market.assets(),
+      () => client.withdrawals.addressBook(),
+      () => client.withdrawals.setAddressBook(true),
+      () => client.withdrawals.removeAddress('wad_1'),
+      () => client.trading.cancelAllOrders(),
+    ]) {
+      s.requests.length = 0;
+      await expect(call()).rejects.toMatchObject({ code: 'internal_error', attempts: 4 });
+      expect(apiRequests(s)).toHaveLength(4);
+    }
   });
 
   it('does not retry non-idempotent requests on 5xx', async () => {
@@ -181,7 +197,9 @@ describe('5xx and network failures', () => {
     await expect(client.tokens.create({ name: 'Moon', symbol: 'MOON', decimals: 6, supply: '1000' })).rejects.toMatchObject({ code: 'service_unavailable' });
     await expect(client.sandbox.faucet({ asset: 'USDC', amount: '100' })).rejects.toMatchObject({ code: 'service_unavailable' });
     await expect(client.trading.closePosition('MOON')).rejects.toMatchObject({ code: 'service_unavailable' });
-    expect(apiRequests(s)).toHaveLength(4);
+    await expect(client.withdrawals.cancel('wdr_01J0000000000000000000000A')).rejects.toMatchObject({ code: 'service_unavailable', attempts: 1 });
+    await expect(client.withdrawals.saveAddress({ chain: 'evm', address: '0x52908400098527886E0F7030069857D2E4169EE7' })).rejects.toMatchObject({ code: 'service_unavailable', attempts: 1 });
+    expect(apiRequests(s)).toHaveLength(6);
     expect(delays).toEqual([]);
   });
 
