@@ -9,7 +9,10 @@ export interface TlsOptions {
    * has one of these public keys. Give at least two (the current key and the next one) to rotate safely.
    */
   pins?: readonly string[];
-  /** Extra trust anchors (PEM), e.g. a private CA or a sandbox server's self-signed certificate. */
+  /**
+   * Trust anchors (PEM), e.g. a private CA or a sandbox server's self-signed certificate. They replace
+   * the system's root certificates for this client (Node's `ca`): to trust a public CA as well, include it.
+   */
   ca?: string | Buffer | Array<string | Buffer>;
 }
 
