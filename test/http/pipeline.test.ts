@@ -22,6 +22,15 @@ describe('authenticate and authorize stages', () => {
     expect(res.json()).toMatchObject({ id: s.account.id, wallet: s.account.wallet, role: 'trader' });
   });
 
+  it('accepts the Bearer scheme name in any case (it is case-insensitive)', async () => {
+    const s = await sessionFor(server);
+    for (const scheme of ['bearer', 'BEARER', 'BeArEr']) {
+      const res = await server.app.inject({ method: 'GET', url: '/api/v1/account', headers: { authorization: `${scheme} ${s.accessToken}` } });
+      expect(res.statusCode).toBe(200);
+    }
+    expect((await server.app.inject({ method: 'GET', url: '/api/v1/account', headers: { authorization: `Bearer  ${s.accessToken}` } })).json().code).toBe('invalid_token');
+  });
+
   it('refuses a malformed Authorization header with invalid_token', async () => {
     const res = await server.app.inject({ method: 'GET', url: '/api/v1/account', headers: { authorization: 'Basic abc' } });
     expect(res.json().code).toBe('invalid_token');

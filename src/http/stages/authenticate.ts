@@ -6,7 +6,8 @@ import { isRole } from '../../security/rbac/roles.js';
 import { sessionStateKeys } from '../../security/identity/revocation.js';
 import type { Stage } from './types.js';
 
-const BEARER = /^Bearer ([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+)$/;
+/** The scheme name is case-insensitive (RFC 9110 §11.1): `bearer …` is the same credential. */
+const BEARER = /^[Bb][Ee][Aa][Rr][Ee][Rr] ([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+)$/;
 
 /**
  * Establishes `request.principal`: a session (Bearer access token) or an API key (X-API-Key,
@@ -43,7 +44,7 @@ export function authenticateStage(services: Services): Stage {
 async function authenticateSession(services: Services, request: FastifyRequest, authorization: string): Promise<Principal> {
   // A token this process verified before skips the format and signature checks (a cache keyed by
   // the token's SHA-256: only the very same string hits).
-  const presented = authorization.startsWith('Bearer ') ? authorization.slice(7) : '';
+  const presented = authorization.startsWith('Bearer ') || authorization.slice(0, 7).toLowerCase() === 'bearer ' ? authorization.slice(7) : '';
   let claims = services.accessTokens.verifiedBefore(presented);
   if (!claims) {
     const m = BEARER.exec(authorization);
