@@ -129,7 +129,7 @@ function keyView(record: ApiKeyRecord, ownerRole: Role, now: number): Static<typ
   };
 }
 
-/** Key management is for a signed-in person (permission self:manage is session-only). */
+/** Key management is for a signed-in person (self:manage and keys:write are session-only; auditors may not write keys). */
 function owner(request: FastifyRequest): AuthenticatedPrincipal & { kind: 'session' } {
   const p = request.principal;
   if (p.kind !== 'session') throw new ApiError('session_required', 'API keys are managed with a signed-in session only');
@@ -145,7 +145,7 @@ export function keyRoutes(app: App, services: Services): void {
 
   app.post(
     '/api/v1/keys',
-    { config: { permission: 'self:manage' }, schema: { tags: ['keys'], summary: 'Create an API key (the secret is shown once)', security: session, body: CreateBody, response: { 201: CreatedKey } } },
+    { config: { permission: 'keys:write' }, schema: { tags: ['keys'], summary: 'Create an API key (the secret is shown once)', security: session, body: CreateBody, response: { 201: CreatedKey } } },
     async (request, reply) => {
       const p = owner(request);
       const created = unwrap(await keys.create({ accountId: p.accountId, role: p.role }, request.body));
@@ -176,7 +176,7 @@ export function keyRoutes(app: App, services: Services): void {
   app.patch(
     '/api/v1/keys/:id',
     {
-      config: { permission: 'self:manage' },
+      config: { permission: 'keys:write' },
       schema: { tags: ['keys'], summary: 'Change label, IP whitelist or countries; narrow scopes (never widen)', security: session, params: KeyId, body: UpdateBody, response: { 200: KeyView } },
     },
     async (request) => {
@@ -188,7 +188,7 @@ export function keyRoutes(app: App, services: Services): void {
   app.post(
     '/api/v1/keys/:id/regenerate',
     {
-      config: { permission: 'self:manage' },
+      config: { permission: 'keys:write' },
       schema: {
         tags: ['keys'],
         summary: 'New secret (or ed25519 public key) and a fresh expiry; the old one stays valid for the grace period',

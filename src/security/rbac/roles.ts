@@ -44,8 +44,13 @@ export const PERMISSIONS = {
   'withdrawals:write': { roles: TRADING, scope: 'withdrawals:write' },
   'tokens:write': { roles: TRADING, scope: 'tokens:write' },
   'webhooks:write': { roles: READERS, scope: 'webhooks:write' },
-  /** Own sessions and API keys: a signed-in person only. */
+  /** Own sessions and API keys: see, sign out, revoke. A signed-in person only. */
   'self:manage': { roles: ALL, scope: null },
+  /**
+   * Create, change or regenerate one's own API keys: a signed-in person only, and not an auditor,
+   * whose role changes nothing but may still list and revoke keys it held before.
+   */
+  'keys:write': { roles: READERS, scope: null },
   /** Sandbox faucet: people who may trade, or their trading keys. */
   'sandbox:faucet': { roles: TRADING, scope: 'orders:write' },
   'admin:read': { roles: ['admin'], scope: null },
