@@ -1,7 +1,10 @@
 import pino, { type DestinationStream, type Logger } from 'pino';
 
-/** Field names whose values are never logged, at any depth. */
-const SECRET_FIELD = /secret|passw(or)?d|private.?key|refresh.?token|access.?token|signature|authorization|cookie|api.?key|mnemonic|seed|master.?key|credential/i;
+/**
+ * Field names whose values are never logged, at any depth. `rawPacket` is what Node's HTTP parser
+ * attaches to the error of a request it refuses: the bytes received, headers and body included.
+ */
+const SECRET_FIELD = /secret|passw(or)?d|private.?key|refresh.?token|access.?token|signature|authorization|cookie|api.?key|mnemonic|seed|master.?key|credential|raw.?packet/i;
 export const REDACTED = '[redacted]';
 
 /** Deep copy with every secret-named field replaced; bounded depth so hostile shapes stay cheap. */
@@ -38,7 +41,9 @@ export function createLogger(level: string, destination?: DestinationStream): Lo
         log: (obj) => redactDeep(obj) as Record<string, unknown>,
       },
       serializers: {
-        err: pino.stdSerializers.err,
+        // The formatter above leaves Error objects as they are (the serializer needs them whole), so
+        // the fields the serializer copies from an error are redacted here, by the same rule.
+        err: (err: unknown) => redactDeep(pino.stdSerializers.err(err as Error)),
       },
     },
     destination,

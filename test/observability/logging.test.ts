@@ -1,3 +1,4 @@
+import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { redactDeep, REDACTED } from '../../src/observability/logger.js';
 import { sessionFor } from '../support/auth.js';
@@ -43,6 +44,37 @@ describe('no secret reaches a log line', () => {
     const line = server.logs.find((l) => l.msg === 'diagnostic')!;
     expect(JSON.stringify(line)).not.toContain(SECRET);
     expect(line).toMatchObject({ user: { apiSecret: REDACTED, profile: { privateKey: REDACTED, password: REDACTED, name: 'ok' } }, list: [{ signature: REDACTED }] });
+  });
+
+  it('redacts secret-named fields of a logged error too', () => {
+    const err = Object.assign(new Error('key check failed'), { code: 'E_TEST', apiSecret: SECRET, context: { refreshToken: SECRET } });
+    server.services.log.error({ err }, 'error diagnostic');
+    const line = server.logs.find((l) => l.msg === 'error diagnostic')!;
+    expect(JSON.stringify(line)).not.toContain(SECRET);
+    expect(line.err).toMatchObject({ type: 'Error', message: 'key check failed', code: 'E_TEST', apiSecret: REDACTED, context: { refreshToken: REDACTED } });
+  });
+
+  it('not even from a request the HTTP parser refuses (its error carries the raw bytes received)', async () => {
+    const url = await server.app.listen({ host: '127.0.0.1', port: 0 });
+    const { port } = new URL(url);
+    // A header line without a colon: Node's parser refuses the request before Fastify sees it.
+    const raw = `POST /api/v1/trading/orders HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${SECRET}\r\nX-API-Signature: ${SECRET}\r\nBroken header\r\n\r\n`;
+    const answer = await new Promise<string>((resolve, reject) => {
+      const socket = net.connect(Number(port), '127.0.0.1', () => socket.write(raw));
+      let text = '';
+      socket.on('data', (d) => (text += d.toString('latin1')));
+      socket.on('close', () => resolve(text));
+      socket.on('error', reject);
+    });
+    expect(answer).toMatch(/^HTTP\/1\.1 400/);
+    const line = server.logs.find((l) => l.msg === 'client error');
+    // The refusal was logged (so the check below is meaningful)…
+    expect(line).toBeDefined();
+    // …without the request's bytes, in any encoding.
+    const text = JSON.stringify(line);
+    expect(text).not.toContain(SECRET);
+    expect(text).not.toContain([...Buffer.from(SECRET)].join(','));
+    expect(text).not.toContain(Buffer.from(SECRET).toString('base64'));
   });
 
   it('redactDeep leaves ordinary data alone', () => {
