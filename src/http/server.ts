@@ -21,6 +21,7 @@ export function newRequestId(): string {
 export async function buildServer(services: Services): Promise<App> {
   const { config } = services;
   const requestContext = requestContextStage(services);
+  const observe = runObservers(responseObservers(services));
   const options: FastifyServerOptions & { https?: unknown } = {
     loggerInstance: services.log,
     // Our onResponse hook writes one access line per request (route pattern, never the raw URL).
@@ -40,11 +41,13 @@ export async function buildServer(services: Services): Promise<App> {
     routerOptions: { ignoreTrailingSlash: false, maxParamLength: 200 },
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false } },
     // A path the router cannot even decode (bad percent-encoding, an over-long parameter) is
-    // refused before any hook runs: answer it as every other refusal, with the usual headers.
+    // refused before any hook runs: answer it as every other refusal, with the usual headers, and
+    // run the response observers (metrics, access log, audit, failure counter) that no hook will.
     frameworkErrors: (_error, request, reply) => {
       requestContext.run(request, reply);
       reply.header('X-API-Server-Time', String(services.clock.now()));
       sendProblem(reply, new ApiError('validation_failed', 'The request path is not valid'));
+      observe(request, reply, () => {});
     },
   };
   if (config.tls) {
@@ -95,7 +98,7 @@ export async function buildServer(services: Services): Promise<App> {
     reply.header('X-API-Server-Time', String(services.clock.now()));
     done(null, payload);
   });
-  app.addHook('onResponse', runObservers(responseObservers(services)));
+  app.addHook('onResponse', observe);
 
   await app.register(swagger, {
     openapi: {

@@ -81,6 +81,18 @@ describe('every error path is problem+json with a registered code', () => {
     }
   });
 
+  it('a path the router cannot decode is observed like every other request: metrics and the access log', async () => {
+    const series = () => server.services.metrics.httpRequests.value(['GET', 'unmatched', '400']);
+    const lines = () => server.logs.filter((l) => l.msg === 'request' && l.status === 400 && l.route === 'unmatched').length;
+    const [before, logged] = [series(), lines()];
+    for (const url of ['/api/v1/%zz', `/api/v1/keys/${'k'.repeat(300)}`]) {
+      expect((await server.app.inject({ method: 'GET', url })).statusCode).toBe(400);
+    }
+    expect(series()).toBe(before + 2);
+    expect(lines()).toBe(logged + 2);
+    expect(server.logText()).not.toMatch(/%zz|kkkk/);
+  });
+
 });
 
 describe('Fastify errors and unexpected exceptions are mapped too', () => {
