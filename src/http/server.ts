@@ -6,6 +6,7 @@ import Fastify, { LogController, type FastifyServerOptions } from 'fastify';
 import type { Services } from '../services.js';
 import { arrivalStages, responseObservers, runObservers, runStages, securityStages } from './pipeline.js';
 import { ApiError } from '../errors/registry.js';
+import { permissionRule, type Permission } from '../security/rbac/roles.js';
 import { errorHandler, notFoundHandler, RouteMethods, sendProblem } from './problem.js';
 import { registerRoutes } from './routes/index.js';
 import { requestContextStage } from './stages/request-context.js';
@@ -15,6 +16,19 @@ import { validatorCompiler } from './validation.js';
 /** A request id: `req_` and the 32 hex digits of a random UUID (122 random bits). */
 export function newRequestId(): string {
   return `req_${randomUUID().replace(/-/g, '')}`;
+}
+
+/**
+ * The credentials the OpenAPI document names for a route, from the permission matrix that the
+ * authorize stage applies: a session only; or a session or an API key, which must also sign the
+ * request (X-API-Timestamp and X-API-Signature) unless the permission allows unsigned keys.
+ */
+export function documentedSecurity(permission: Permission): Record<string, string[]>[] | undefined {
+  if (permission === 'public') return undefined;
+  const rule = permissionRule(permission);
+  if (rule.scope === null) return [{ bearer: [] }];
+  if (rule.unsignedKeyAllowed) return [{ bearer: [] }, { apiKey: [] }];
+  return [{ bearer: [] }, { apiKey: [], apiTimestamp: [], apiSignature: [] }];
 }
 
 /** Builds the HTTP server (not yet listening): options, parsers, the pipeline, routes, docs. */
@@ -83,6 +97,10 @@ export async function buildServer(services: Services): Promise<App> {
     if (route.url.startsWith('/api/') && route.config?.permission === undefined) {
       throw new Error(`route ${route.method} ${route.url} declares no permission`);
     }
+    // The document says which credentials (and signature headers) the route takes as the matrix
+    // decides them, whatever the route module wrote.
+    const security = route.config?.permission === undefined ? undefined : documentedSecurity(route.config.permission);
+    if (security) route.schema = { ...(route.schema ?? {}), security };
     routeMethods.add(route.url, route.method);
   });
 
@@ -113,6 +131,18 @@ export async function buildServer(services: Services): Promise<App> {
         securitySchemes: {
           bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' },
           apiKey: { type: 'apiKey', in: 'header', name: 'X-API-Key' },
+          apiTimestamp: {
+            type: 'apiKey',
+            in: 'header',
+            name: 'X-API-Timestamp',
+            description: 'Epoch ms when the request was signed: at most the receive window behind server time (X-API-Recv-Window, ms, ≤ 60000, default 5000) and at most 1 s ahead',
+          },
+          apiSignature: {
+            type: 'apiKey',
+            in: 'header',
+            name: 'X-API-Signature',
+            description: 'Lowercase hex HMAC-SHA256 keyed with the apiSecret (hmac keys), or the ed25519 signature (ed25519 keys), of timestamp + METHOD + path with query + raw body',
+          },
         },
       },
     },

@@ -1,6 +1,7 @@
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { listen } from '../../src/http/listen.js';
+import { sessionFor } from '../support/auth.js';
 import { startTestServer, type TestServer } from '../support/server.js';
 
 let server: TestServer;
@@ -25,8 +26,28 @@ describe('system endpoints', () => {
     const doc = (await server.app.inject({ method: 'GET', url: '/openapi.json' })).json();
     expect(doc.openapi).toBe('3.1.0');
     expect(doc.paths['/api/v1/time'].get).toBeDefined();
-    expect(doc.paths['/api/v1/account'].get.security).toEqual([{ bearer: [] }, { apiKey: [] }]);
     expect(doc.components.securitySchemes.apiKey).toMatchObject({ type: 'apiKey', in: 'header', name: 'X-API-Key' });
+  });
+
+  it('/openapi.json names the headers an API-key request needs: signed everywhere but market data', async () => {
+    const doc = (await server.app.inject({ method: 'GET', url: '/openapi.json' })).json();
+    expect(doc.components.securitySchemes.apiTimestamp).toMatchObject({ type: 'apiKey', in: 'header', name: 'X-API-Timestamp' });
+    expect(doc.components.securitySchemes.apiSignature).toMatchObject({ type: 'apiKey', in: 'header', name: 'X-API-Signature' });
+    const signed = [{ bearer: [] }, { apiKey: [], apiTimestamp: [], apiSignature: [] }];
+    expect(doc.paths['/api/v1/account'].get.security).toEqual(signed);
+    expect(doc.paths['/api/v1/trading/orders'].post.security).toEqual(signed);
+    expect(doc.paths['/api/v1/account/withdrawals'].post.security).toEqual(signed);
+    expect(doc.paths['/api/v1/sandbox/faucet'].post.security).toEqual(signed);
+    expect(doc.paths['/api/v1/market/tickers'].get.security).toEqual([{ bearer: [] }, { apiKey: [] }]);
+    expect(doc.paths['/api/v1/keys'].post.security).toEqual([{ bearer: [] }]);
+    expect(doc.paths['/api/v1/time'].get.security).toBeUndefined();
+    // As the server behaves: a key without a signature is refused on /account, accepted for market data.
+    const owner = await sessionFor(server);
+    const created = await server.app.inject({ method: 'POST', url: '/api/v1/keys', headers: owner.headers, payload: { label: 'doc check', scopes: ['market:read', 'account:read'] } });
+    expect(created.statusCode).toBe(201);
+    const headers = { 'x-api-key': created.json().apiKey as string };
+    expect((await server.app.inject({ method: 'GET', url: '/api/v1/account', headers })).json().code).toBe('signature_required');
+    expect((await server.app.inject({ method: 'GET', url: '/api/v1/market/tickers', headers })).statusCode).toBe(200);
   });
 
   it('/openapi.json declares 204 for the routes that answer 204 with no body', async () => {
