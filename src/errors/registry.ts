@@ -40,6 +40,8 @@ export const ERRORS = {
   trading_halted: { status: 503, title: 'Trading is halted' },
   account_isolated: { status: 403, title: 'The account is isolated' },
   payload_too_large: { status: 413, title: 'The request body is too large' },
+  headers_too_large: { status: 431, title: 'The request headers are too large' },
+  request_timeout: { status: 408, title: 'The request did not arrive in time' },
   unsupported_media_type: { status: 415, title: 'The request body must be application/json' },
   service_unavailable: { status: 503, title: 'A service the request needs is unavailable' },
   internal_error: { status: 500, title: 'Internal error' },

@@ -1,5 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import Fastify, { LogController, type FastifyServerOptions } from 'fastify';
@@ -7,7 +9,7 @@ import type { Services } from '../services.js';
 import { arrivalStages, responseObservers, runObservers, runStages, securityStages } from './pipeline.js';
 import { ApiError } from '../errors/registry.js';
 import { permissionRule, type Permission } from '../security/rbac/roles.js';
-import { errorHandler, notFoundHandler, RouteMethods, sendProblem } from './problem.js';
+import { errorHandler, notFoundHandler, problemBody, RouteMethods, sendProblem } from './problem.js';
 import { registerRoutes } from './routes/index.js';
 import { requestContextStage } from './stages/request-context.js';
 import type { App } from './types.js';
@@ -16,6 +18,46 @@ import { validatorCompiler } from './validation.js';
 /** A request id: `req_` and the 32 hex digits of a random UUID (122 random bits). */
 export function newRequestId(): string {
   return `req_${randomUUID().replace(/-/g, '')}`;
+}
+
+/**
+ * Answers a request that Node's HTTP parser refused (malformed, headers past the size limit) or
+ * that did not arrive before the request deadline. No Fastify request exists, so the answer is
+ * written on the socket, as every other refusal is answered: problem+json with a request id, the
+ * server time and the headers of every answer; then the connection is closed. The error is
+ * logged at trace level, as Fastify does (the logger redacts the raw bytes it carries).
+ */
+function clientErrorHandler(services: Services) {
+  return (err: Error & { code?: string }, socket: Socket): void => {
+    if (err.code === 'ECONNRESET' || socket.destroyed) return;
+    const error =
+      err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? new ApiError('request_timeout', 'The request did not arrive in time')
+        : err.code === 'HPE_HEADER_OVERFLOW'
+          ? new ApiError('headers_too_large', 'The request headers exceed the size limit')
+          : new ApiError('validation_failed', 'The request is not valid HTTP');
+    services.log.trace({ err }, 'client error');
+    if (socket.writable) {
+      const requestId = newRequestId();
+      const body = JSON.stringify(problemBody(error.code, error.detail, requestId));
+      const headers = [
+        `HTTP/1.1 ${error.status} ${STATUS_CODES[error.status] ?? 'Error'}`,
+        'Content-Type: application/problem+json; charset=utf-8',
+        `Content-Length: ${Buffer.byteLength(body)}`,
+        `X-Request-Id: ${requestId}`,
+        `X-API-Server-Time: ${services.clock.now()}`,
+        'X-Content-Type-Options: nosniff',
+        'X-Frame-Options: DENY',
+        'Referrer-Policy: no-referrer',
+        'Cache-Control: no-store',
+        "Content-Security-Policy: default-src 'none'; frame-ancestors 'none'",
+        ...(services.config.tls ? ['Strict-Transport-Security: max-age=63072000; includeSubDomains'] : []),
+        'Connection: close',
+      ];
+      socket.write(`${headers.join('\r\n')}\r\n\r\n${body}`);
+    }
+    socket.destroy(err);
+  };
 }
 
 /**
@@ -57,6 +99,7 @@ export async function buildServer(services: Services): Promise<App> {
     // A path the router cannot even decode (bad percent-encoding, an over-long parameter) is
     // refused before any hook runs: answer it as every other refusal, with the usual headers, and
     // run the response observers (metrics, access log, audit, failure counter) that no hook will.
+    clientErrorHandler: clientErrorHandler(services),
     frameworkErrors: (_error, request, reply) => {
       requestContext.run(request, reply);
       reply.header('X-API-Server-Time', String(services.clock.now()));

@@ -81,6 +81,41 @@ describe('every error path is problem+json with a registered code', () => {
     }
   });
 
+  it('a request the HTTP parser refuses is answered as problem+json with the usual headers', async () => {
+    const own = await startTestServer();
+    try {
+      const { port } = new URL(await own.app.listen({ host: '127.0.0.1', port: 0 }));
+      const exchange = (raw: string) =>
+        new Promise<{ status: number; headers: Record<string, string>; body: string }>((resolve, reject) => {
+          const socket = net.connect(Number(port), '127.0.0.1', () => socket.write(raw));
+          let text = '';
+          socket.on('data', (d) => (text += d.toString('utf8')));
+          socket.on('error', reject);
+          socket.on('close', () => {
+            const [head = '', body = ''] = text.split('\r\n\r\n');
+            const [statusLine = '', ...lines] = head.split('\r\n');
+            const headers = Object.fromEntries(lines.map((l) => [l.slice(0, l.indexOf(':')).toLowerCase(), l.slice(l.indexOf(':') + 1).trim()]));
+            resolve({ status: Number(statusLine.split(' ')[1]), headers, body });
+          });
+        });
+      const cases = [
+        { raw: 'GET /api/v1/time HTTP/1.1\r\nHost: x\r\nBroken header\r\n\r\n', code: 'validation_failed' },
+        { raw: `GET /api/v1/time HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`, code: 'headers_too_large' },
+      ] as const;
+      for (const { raw, code } of cases) {
+        const res = await exchange(raw);
+        expect(res.status, code).toBe(ERRORS[code].status);
+        expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
+        expect(res.headers['x-request-id']).toMatch(/^req_[0-9a-f]{32}$/);
+        expect(Number(res.headers['x-api-server-time'])).toBeGreaterThan(0);
+        expect(res.headers['x-content-type-options']).toBe('nosniff');
+        expect(JSON.parse(res.body)).toMatchObject({ code, status: ERRORS[code].status, title: ERRORS[code].title, requestId: res.headers['x-request-id'] });
+      }
+    } finally {
+      await own.close();
+    }
+  });
+
   it('a path the router cannot decode is observed like every other request: metrics and the access log', async () => {
     const series = () => server.services.metrics.httpRequests.value(['GET', 'unmatched', '400']);
     const lines = () => server.logs.filter((l) => l.msg === 'request' && l.status === 400 && l.route === 'unmatched').length;

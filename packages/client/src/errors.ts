@@ -37,6 +37,8 @@ export const SERVER_ERROR_CODES = [
   'trading_halted',
   'account_isolated',
   'payload_too_large',
+  'headers_too_large',
+  'request_timeout',
   'unsupported_media_type',
   'service_unavailable',
   'internal_error',
