@@ -6,10 +6,15 @@ import pino, { type DestinationStream, type Logger } from 'pino';
  */
 const SECRET_FIELD = /secret|passw(or)?d|private.?key|refresh.?token|access.?token|signature|authorization|cookie|api.?key|mnemonic|seed|master.?key|credential|raw.?packet/i;
 export const REDACTED = '[redacted]';
+const TRUNCATED = '[truncated]';
 
-/** Deep copy with every secret-named field replaced; bounded depth so hostile shapes stay cheap. */
+/**
+ * Deep copy with every secret-named field replaced; bounded depth so hostile shapes stay cheap.
+ * Structure below that depth is cut (it was not searched, so it is not logged).
+ */
 export function redactDeep(value: unknown, depth = 0): unknown {
-  if (depth > 8 || value === null || typeof value !== 'object') return value;
+  if (value === null || typeof value !== 'object') return value;
+  if (depth > 8) return TRUNCATED;
   if (value instanceof Error) return value;
   if (Array.isArray(value)) return value.map((v) => redactDeep(v, depth + 1));
   const out: Record<string, unknown> = {};

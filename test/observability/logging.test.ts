@@ -46,6 +46,15 @@ describe('no secret reaches a log line', () => {
     expect(line).toMatchObject({ user: { apiSecret: REDACTED, profile: { privateKey: REDACTED, password: REDACTED, name: 'ok' } }, list: [{ signature: REDACTED }] });
   });
 
+  it('redacts past the depth it walks: deeper structure is cut, not logged as is', () => {
+    let deep: Record<string, unknown> = { password: SECRET };
+    for (let i = 0; i < 12; i++) deep = { level: deep };
+    server.services.log.info({ deep }, 'deep diagnostic');
+    const line = server.logs.find((l) => l.msg === 'deep diagnostic')!;
+    expect(line).toBeDefined();
+    expect(JSON.stringify(line)).not.toContain(SECRET);
+  });
+
   it('redacts secret-named fields of a logged error too', () => {
     const err = Object.assign(new Error('key check failed'), { code: 'E_TEST', apiSecret: SECRET, context: { refreshToken: SECRET } });
     server.services.log.error({ err }, 'error diagnostic');
