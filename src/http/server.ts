@@ -7,7 +7,7 @@ import swaggerUi from '@fastify/swagger-ui';
 import Fastify, { LogController, type FastifyServerOptions } from 'fastify';
 import type { Services } from '../services.js';
 import { arrivalStages, responseObservers, runObservers, runStages, securityStages } from './pipeline.js';
-import { ApiError } from '../errors/registry.js';
+import { ApiError, ERRORS } from '../errors/registry.js';
 import { permissionRule, type Permission } from '../security/rbac/roles.js';
 import { errorHandler, notFoundHandler, problemBody, RouteMethods, sendProblem } from './problem.js';
 import { registerRoutes } from './routes/index.js';
@@ -59,6 +59,30 @@ function clientErrorHandler(services: Services) {
     socket.destroy(err);
   };
 }
+
+/**
+ * What the OpenAPI document says of every other answer of a route: a refusal, problem+json with a
+ * registered code (errors are never serialized with this schema; it is documentation only).
+ */
+const PROBLEM_RESPONSE = {
+  description: 'A refusal: an RFC 9457 problem with one of the registered codes (see API.md "Error codes"); the status is the code\'s',
+  content: {
+    'application/problem+json': {
+      schema: {
+        type: 'object',
+        required: ['type', 'title', 'status', 'detail', 'code', 'requestId'],
+        properties: {
+          type: { type: 'string', format: 'uri' },
+          title: { type: 'string' },
+          status: { type: 'integer' },
+          detail: { type: 'string' },
+          code: { type: 'string', enum: Object.keys(ERRORS) },
+          requestId: { type: 'string' },
+        },
+      },
+    },
+  },
+};
 
 /**
  * The credentials the OpenAPI document names for a route, from the permission matrix that the
@@ -162,6 +186,12 @@ export async function buildServer(services: Services): Promise<App> {
   app.addHook('onResponse', observe);
 
   await app.register(swagger, {
+    // Every route may also refuse (401, 403, 404, 429, 503…): its document says so and what the
+    // body of a refusal is, without touching the schemas the responses are serialized with.
+    transform: ({ schema, url }) => ({
+      url,
+      schema: { ...schema, response: { ...((schema?.response as object | undefined) ?? { 200: { description: 'Default Response' } }), default: PROBLEM_RESPONSE } } as typeof schema,
+    }),
     openapi: {
       openapi: '3.1.0',
       info: {

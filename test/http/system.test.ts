@@ -1,5 +1,6 @@
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ERRORS } from '../../src/errors/registry.js';
 import { listen } from '../../src/http/listen.js';
 import { sessionFor } from '../support/auth.js';
 import { startTestServer, type TestServer } from '../support/server.js';
@@ -58,8 +59,30 @@ describe('system endpoints', () => {
       ['/api/v1/account/withdrawal-addresses/{id}', 'delete'],
       ['/api/v1/admin/ip-blocks', 'delete'],
     ] as const) {
-      expect(Object.keys(doc.paths[path][method].responses), `${method} ${path}`).toEqual(['204']);
+      expect(Object.keys(doc.paths[path][method].responses).filter((s) => s !== 'default'), `${method} ${path}`).toEqual(['204']);
     }
+  });
+
+  it('/openapi.json documents the refusals every route may answer: problem+json with a registered code', async () => {
+    const doc = (await server.app.inject({ method: 'GET', url: '/openapi.json' })).json();
+    let operations = 0;
+    for (const [path, ops] of Object.entries(doc.paths as Record<string, Record<string, { responses: Record<string, any> }>>)) {
+      for (const [method, op] of Object.entries(ops)) {
+        operations++;
+        const refusal = op.responses.default?.content?.['application/problem+json']?.schema;
+        expect(refusal, `${method} ${path}`).toBeDefined();
+        expect(refusal.required).toEqual(expect.arrayContaining(['type', 'title', 'status', 'detail', 'code', 'requestId']));
+        expect(refusal.properties.code.enum).toEqual(Object.keys(ERRORS));
+        expect(Object.keys(op.responses).some((s) => /^2/.test(s)), `${method} ${path} keeps its success response`).toBe(true);
+      }
+    }
+    expect(operations).toBeGreaterThan(50);
+    // /health in particular: its 503 when not ready is such a problem.
+    expect(doc.paths['/health'].get.responses.default).toBeDefined();
+    // Documentation only: refusals are still sent as they were, problem+json.
+    const res = await server.app.inject({ method: 'GET', url: '/api/v1/account', headers: { 'x-api-key': 'md_test_1111111111111111111111111111', 'x-api-signature': '00', 'x-api-timestamp': String(Date.now()) } });
+    expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
+    expect(res.json()).toMatchObject({ code: 'invalid_api_key', requestId: res.headers['x-request-id'] });
   });
 
   it('/docs renders the reference', async () => {
