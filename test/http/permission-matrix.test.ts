@@ -148,7 +148,10 @@ describe('every registered route against the contract', () => {
     for (const r of apiRoutes()) {
       const op = doc.paths[r.url.replace(/:(\w+)/g, '{$1}')]?.[r.method.toLowerCase()];
       expect(op, `${r.method} ${r.url} is documented`).toBeDefined();
-      const expected = r.permission === 'public' ? undefined : rule(r.permission as P).scope === null ? [{ bearer: [] }] : [{ bearer: [] }, { apiKey: [] }];
+      // A session only; or a session or an API key, which signs the request (timestamp and
+      // signature headers) unless the permission allows an unsigned key (market data).
+      const p = r.permission === 'public' ? undefined : rule(r.permission as P);
+      const expected = p === undefined ? undefined : p.scope === null ? [{ bearer: [] }] : p.unsignedKeyAllowed ? [{ bearer: [] }, { apiKey: [] }] : [{ bearer: [] }, { apiKey: [], apiTimestamp: [], apiSignature: [] }];
       expect({ route: `${r.method} ${r.url}`, security: op!.security }).toEqual({ route: `${r.method} ${r.url}`, security: expected });
     }
   });
