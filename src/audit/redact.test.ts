@@ -9,8 +9,16 @@ describe('redactDetails', () => {
 
   it('redacts values that look like credentials whatever their name', () => {
     const jwt = 'eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhY2MifQ.c2lnbmF0dXJl';
-    const out = redactDetails({ note: jwt, key: 'md_live_abcdef0123', header: 'Bearer abc', pem: '-----BEGIN PRIVATE KEY-----\nMII' });
-    expect(out).toEqual({ note: REDACTED, key: REDACTED, header: REDACTED, pem: REDACTED });
+    const out = redactDetails({
+      note: jwt,
+      key: 'md_live_abcdef0123',
+      header: 'Bearer abc',
+      pem: '-----BEGIN PRIVATE KEY-----\nMII',
+      // This server's own secrets, e.g. pasted into a User-Agent or a label.
+      agent: 'bot/1.0 mds_4vJ9nq3W8kPz2Lx7Rt5YbHc6MdGf1sEa',
+      pasted: 'mdr_Qk3v9X2b7Lm5Np8Rt1Yz4Wc6Hd0Fg2Js7Ka9PeUoIi',
+    });
+    expect(out).toEqual({ note: REDACTED, key: REDACTED, header: REDACTED, pem: REDACTED, agent: REDACTED, pasted: REDACTED });
   });
 
   it('keeps identifiers, numbers and decimal strings', () => {

@@ -12,6 +12,8 @@ const SECRET_NAME = /(secret|password|passphrase|private|mnemonic|seedphrase|aut
 const CREDENTIAL_VALUE = [
   /^eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/, // JWT / JWS
   /md_(test|live)_[A-Za-z0-9_-]+/, // Moondraft API key
+  /mds_[1-9A-HJ-NP-Za-km-z]{20,}/, // Moondraft API-key secret (hmac)
+  /mdr_[A-Za-z0-9_-]{20,}/, // Moondraft refresh token
   /^bearer\s/i,
   /-----BEGIN [A-Z ]*PRIVATE KEY-----/,
 ];
