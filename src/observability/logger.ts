@@ -4,7 +4,7 @@ import pino, { type DestinationStream, type Logger } from 'pino';
  * Field names whose values are never logged, at any depth. `rawPacket` is what Node's HTTP parser
  * attaches to the error of a request it refuses: the bytes received, headers and body included.
  */
-const SECRET_FIELD = /secret|passw(or)?d|private.?key|refresh.?token|access.?token|signature|authorization|cookie|api.?key|mnemonic|seed|master.?key|credential|raw.?packet/i;
+const SECRET_FIELD = /secret|passw(or)?d|private.?key|refresh.?token|access.?token|^token$|jwt|signature|authorization|cookie|api.?key|mnemonic|seed|master.?key|credential|raw.?packet|(database|redis|pg).?url|connection.?string/i;
 export const REDACTED = '[redacted]';
 const TRUNCATED = '[truncated]';
 

@@ -86,6 +86,11 @@ describe('no secret reaches a log line', () => {
     expect(text).not.toContain(Buffer.from(SECRET).toString('base64'));
   });
 
+  it('redacts a bare token, a JWT and connection URLs (they may carry passwords) by name too', () => {
+    const out = redactDeep({ token: SECRET, jwt: SECRET, databaseUrl: `postgres://u:${SECRET}@db/x`, REDIS_URL: `redis://:${SECRET}@r`, connectionString: SECRET, url: 'http://127.0.0.1:8080', tokenType: 'Bearer' });
+    expect(out).toEqual({ token: REDACTED, jwt: REDACTED, databaseUrl: REDACTED, REDIS_URL: REDACTED, connectionString: REDACTED, url: 'http://127.0.0.1:8080', tokenType: 'Bearer' });
+  });
+
   it('redactDeep leaves ordinary data alone', () => {
     expect(redactDeep({ a: 1, b: { c: 'x' }, d: [1, 2] })).toEqual({ a: 1, b: { c: 'x' }, d: [1, 2] });
   });
