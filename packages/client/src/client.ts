@@ -248,7 +248,8 @@ function resolveBaseUrl(value: string | URL, allowInsecureHttp: boolean): URL {
   try {
     url = new URL(String(value));
   } catch {
-    throw new TypeError(`baseUrl is not a URL: ${JSON.stringify(String(value))}`);
+    // Not echoed: a malformed URL may still hold a password (https://user:pass@…).
+    throw new TypeError('baseUrl is not a URL');
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new TypeError('baseUrl must be http: or https:');
   if (url.search || url.hash || url.username || url.password) throw new TypeError('baseUrl may not hold a query, fragment or credentials');

@@ -111,3 +111,17 @@ describe('credentials', () => {
     expect([fromEnv.apiKey, fromEnv.credentialKind]).toEqual(['md_test_env', 'hmac']);
   });
 });
+
+describe('configuration errors', () => {
+  it('a malformed baseUrl is refused without echoing it (it may hold a password)', () => {
+    const secret = 'hunter2-s3cr3t';
+    let message = '';
+    try {
+      new MoondraftClient({ baseUrl: `https://admin:${secret}@exa mple.com`, env: false });
+    } catch (err) {
+      message = String((err as Error).message);
+    }
+    expect(message).toBe('baseUrl is not a URL');
+    expect(message).not.toContain(secret);
+  });
+});
