@@ -12,7 +12,8 @@ export interface Store {
   readonly dialect: Dialect;
   /** Runs `fn` in one transaction: committed before it resolves, rolled back if it throws. */
   transaction<T>(fn: (trx: Transaction<Database>) => Promise<T>): Promise<T>;
-  ping(): Promise<boolean>;
+  /** Whether the store answers (false after `timeoutMs`, default 2 s, without an answer). */
+  ping(timeoutMs?: number): Promise<boolean>;
   close(): Promise<void>;
 }
 
@@ -25,6 +26,8 @@ export interface StoreOptions {
 }
 
 const INT8_OID = 20;
+/** How long /health waits for the store (see ping). */
+const PING_TIMEOUT_MS = 2000;
 
 class KyselyStore implements Store {
   constructor(
@@ -34,12 +37,26 @@ class KyselyStore implements Store {
   transaction<T>(fn: (trx: Transaction<Database>) => Promise<T>): Promise<T> {
     return this.db.transaction().execute(fn);
   }
-  async ping(): Promise<boolean> {
+  /**
+   * Whether the store answers within `timeoutMs`. A database that stopped answering mid-connection
+   * (a network partition, a frozen host) never fails the query: without the bound, a readiness
+   * probe would hang instead of reporting the store down.
+   */
+  async ping(timeoutMs = PING_TIMEOUT_MS): Promise<boolean> {
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(false), timeoutMs);
+    });
+    // A query left hanging settles later (or never): its outcome no longer matters, but must not
+    // become an unhandled rejection.
+    const answered = sql`select 1`.execute(this.db).then(
+      () => true,
+      () => false,
+    );
     try {
-      await sql`select 1`.execute(this.db);
-      return true;
-    } catch {
-      return false;
+      return await Promise.race([answered, timedOut]);
+    } finally {
+      clearTimeout(timer);
     }
   }
   async close(): Promise<void> {
@@ -70,6 +87,11 @@ export async function openStore(options: StoreOptions): Promise<Store> {
       types: { getTypeParser: ((oid: number, format?: 'text' | 'binary') => (oid === INT8_OID ? (v: string) => Number(v) : pg.types.getTypeParser(oid, format as 'text'))) as typeof pg.types.getTypeParser },
     });
     pool.on('error', () => {}); // idle-client errors surface on the next query instead of crashing
+    // A client in use has no 'error' listener (the pool removes its own while the client is checked
+    // out): a connection that drops in the middle of a query (a PostgreSQL restart or failover) would
+    // emit an unhandled 'error' and crash the process. The query itself fails with that error, which
+    // is how the caller learns of it; the pool then discards the client.
+    pool.on('connect', (client) => client.on('error', () => {}));
     return new KyselyStore(new Kysely<Database>({ dialect: new PostgresDialect({ pool }) }), 'postgres');
   }
   const file = options.sqliteFile === ':memory:' ? ':memory:' : path.join(options.dataDir, options.sqliteFile ?? 'moondraft.sqlite');
