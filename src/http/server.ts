@@ -11,7 +11,7 @@ import { ApiError, ERRORS } from '../errors/registry.js';
 import { permissionRule, type Permission } from '../security/rbac/roles.js';
 import { errorHandler, notFoundHandler, problemBody, RouteMethods, sendProblem } from './problem.js';
 import { registerRoutes } from './routes/index.js';
-import { requestContextStage } from './stages/request-context.js';
+import { HSTS, requestContextStage, SECURITY_HEADERS } from './stages/request-context.js';
 import type { App } from './types.js';
 import { validatorCompiler } from './validation.js';
 
@@ -46,12 +46,8 @@ function clientErrorHandler(services: Services) {
         `Content-Length: ${Buffer.byteLength(body)}`,
         `X-Request-Id: ${requestId}`,
         `X-API-Server-Time: ${services.clock.now()}`,
-        'X-Content-Type-Options: nosniff',
-        'X-Frame-Options: DENY',
-        'Referrer-Policy: no-referrer',
-        'Cache-Control: no-store',
-        "Content-Security-Policy: default-src 'none'; frame-ancestors 'none'",
-        ...(services.config.tls ? ['Strict-Transport-Security: max-age=63072000; includeSubDomains'] : []),
+        ...SECURITY_HEADERS.map(([name, value]) => `${name}: ${value}`),
+        ...(services.config.tls ? [`${HSTS[0]}: ${HSTS[1]}`] : []),
         'Connection: close',
       ];
       socket.write(`${headers.join('\r\n')}\r\n\r\n${body}`);

@@ -3,7 +3,15 @@ import { ANONYMOUS } from '../../security/principal.js';
 import { normalizeIp } from '../client-address.js';
 import type { Stage } from './types.js';
 
-const API_CSP = "default-src 'none'; frame-ancestors 'none'";
+/** The security headers every answer carries (HSTS aside: only behind TLS). */
+export const SECURITY_HEADERS: readonly (readonly [name: string, value: string])[] = [
+  ['X-Content-Type-Options', 'nosniff'],
+  ['X-Frame-Options', 'DENY'],
+  ['Referrer-Policy', 'no-referrer'],
+  ['Cache-Control', 'no-store'],
+  ['Content-Security-Policy', "default-src 'none'; frame-ancestors 'none'"],
+];
+export const HSTS = ['Strict-Transport-Security', 'max-age=63072000; includeSubDomains'] as const;
 
 /**
  * The request context, before anything else: an anonymous principal until authentication says
@@ -20,14 +28,8 @@ export function requestContextStage(services: Services): Stage {
       request.principal = ANONYMOUS;
       request.clientIp = normalizeIp(request.ip);
       reply.header('X-Request-Id', request.id);
-      reply.header('X-Content-Type-Options', 'nosniff');
-      reply.header('X-Frame-Options', 'DENY');
-      reply.header('Referrer-Policy', 'no-referrer');
-      reply.header('Cache-Control', 'no-store');
-      reply.header('Content-Security-Policy', API_CSP);
-      if (behindTls || (behindProxy && request.protocol === 'https')) {
-        reply.header('Strict-Transport-Security', 'max-age=63072000; includeSubDomains');
-      }
+      for (const [name, value] of SECURITY_HEADERS) reply.header(name, value);
+      if (behindTls || (behindProxy && request.protocol === 'https')) reply.header(HSTS[0], HSTS[1]);
     },
   };
 }
