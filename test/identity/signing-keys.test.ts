@@ -122,3 +122,31 @@ describe('rotation on a running server', () => {
     expect(jwks.keys.map((k: { kid: string }) => k.kid).sort()).toEqual([oldKid, newKid].sort());
   });
 });
+
+describe('rotation across processes sharing the keyset', () => {
+  let dataDir: string;
+  beforeAll(() => {
+    dataDir = mkdtempSync(path.join(tmpdir(), 'moondraft-keys-procs-'));
+  });
+  afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
+
+  it('a token signed with the new key by one process is accepted at once by another that has not re-read the file yet', async () => {
+    const a = await startTestServer({ sqliteFile: true, dataDir });
+    const b = await startTestServer({ sqliteFile: true, dataDir });
+    try {
+      await rotateWithCli(a.config.jwtKeysFile);
+      await a.services.signingKeys.reload(); // A's 5-second timer fired; B's has not yet
+      const s = await signInEthereum(a);
+      const res = await b.app.inject({ method: 'GET', url: '/api/v1/account', headers: s.headers });
+      expect(res.statusCode, res.body).toBe(200);
+      // A kid that is in no keyset stays refused.
+      const [, payload, sig] = s.accessToken.split('.');
+      const header = Buffer.from(JSON.stringify({ alg: 'RS256', typ: 'at+jwt', kid: 'knope' })).toString('base64url');
+      const forged = await b.app.inject({ method: 'GET', url: '/api/v1/account', headers: { authorization: `Bearer ${header}.${payload}.${sig}` } });
+      expect(forged.json().code).toBe('invalid_token');
+    } finally {
+      await b.close();
+      await a.close();
+    }
+  });
+});

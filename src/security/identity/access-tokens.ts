@@ -114,8 +114,8 @@ export class AccessTokens {
   }
 
   private async verifySignedToken(token: string, now: number): Promise<{ ok: true; value: AccessClaims; kid: string } | { ok: false; code: 'invalid_token' | 'token_expired'; detail: string }> {
-    const keyFor = (header: JWTHeaderParameters, _input: FlattenedJWSInput) => {
-      const key = header.kid ? this.keys.verificationKey(header.kid, now) : undefined;
+    const keyFor = async (header: JWTHeaderParameters, _input: FlattenedJWSInput) => {
+      const key = typeof header.kid === 'string' && header.kid ? await this.keys.currentVerificationKey(header.kid, now) : undefined;
       if (!key) throw new joseErrors.JWKSNoMatchingKey();
       return key;
     };

@@ -71,9 +71,15 @@ export function rotateKeysetFile(file: string, now: number, maxTokenLifetimeMs: 
   return fresh;
 }
 
+/** How often an unknown kid may make a process re-read the keyset file. */
+const UNKNOWN_KID_RELOAD_MS = 1_000;
+
 export class SigningKeys {
   private keys: LoadedKey[] = [];
   private loadedFrom = '';
+  /** When an unknown kid last made us re-read the file, and that read while it runs. */
+  private lastUnknownKidReload = 0;
+  private unknownKidReload: Promise<void> | undefined;
 
   private constructor(
     private readonly file: string,
@@ -115,6 +121,26 @@ export class SigningKeys {
     if (!k) return undefined;
     if (k.retiredAt !== null && k.retiredAt + this.maxTokenLifetimeMs <= now) return undefined;
     return k.publicKey;
+  }
+
+  /**
+   * As verificationKey, but a kid this process does not know yet makes it re-read the keyset file
+   * first (at most once a second): another process may already sign with a key added by a rotation
+   * that this process's 5-second reload has not picked up, and its tokens must not be refused
+   * meanwhile. A kid that is in no keyset stays unknown.
+   */
+  async currentVerificationKey(kid: string, now: number): Promise<KeyObject | undefined> {
+    if (this.keys.some((key) => key.kid === kid)) return this.verificationKey(kid, now);
+    if (!this.unknownKidReload && Date.now() - this.lastUnknownKidReload >= UNKNOWN_KID_RELOAD_MS) {
+      this.lastUnknownKidReload = Date.now();
+      this.unknownKidReload = this.reload()
+        .catch(() => undefined) // an unreadable file keeps the keys we have; the timer logs it
+        .finally(() => {
+          this.unknownKidReload = undefined;
+        });
+    }
+    if (this.unknownKidReload) await this.unknownKidReload;
+    return this.verificationKey(kid, now);
   }
 
   /**
