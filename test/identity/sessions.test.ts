@@ -79,6 +79,20 @@ describe.each(backends)('refresh tokens and revocation on $backend', ({ backend,
     expect(row.revoked_reason).toBe('refresh_token_reused');
   });
 
+  it('a spent token presented after logout is reuse, but records no second revocation', async ({ skip: skipTest }) => {
+    if (skip) return skipTest();
+    const s = await signInSolana(server);
+    const next = (await refresh(server, s.refreshToken)).json();
+    expect((await server.app.inject({ method: 'POST', url: '/api/v1/auth/logout', headers: { authorization: `Bearer ${next.accessToken}` } })).statusCode).toBe(204);
+    for (let i = 0; i < 2; i++) expect((await refresh(server, s.refreshToken)).json().code).toBe('refresh_token_reused');
+    const mine = events.filter((e) => 'sessionId' in e && e.sessionId === s.sessionId);
+    expect(mine.filter((e) => e.type === 'refresh_token_reused')).toHaveLength(2);
+    // The session was revoked once, by the logout: the audit trail must not say the reuse did it.
+    expect(mine.filter((e) => e.type === 'session.revoked').map((e) => (e as { by: string }).by)).toEqual(['logout']);
+    const row = await server.services.store.db.selectFrom('sessions').select('revoked_reason').where('id', '=', s.sessionId).executeTakeFirstOrThrow();
+    expect(row.revoked_reason).toBe('logout');
+  });
+
   it('two concurrent refreshes with the same token: exactly one wins, the other is reuse', async ({ skip: skipTest }) => {
     if (skip) return skipTest();
     for (let round = 0; round < 4; round++) {

@@ -160,8 +160,13 @@ export class Sessions {
         return { kind: 'rotated' as const, session: { ...session, idle_expires_at: idle, last_used_at: now } };
       }
       if (spentAt !== null) {
-        await trx.updateTable('sessions').set({ revoked_at: now, revoked_reason: 'refresh_token_reused' }).where('id', '=', session.id).where('revoked_at', 'is', null).execute();
-        return { kind: 'reused' as const, session };
+        const revoked = await trx
+          .updateTable('sessions')
+          .set({ revoked_at: now, revoked_reason: 'refresh_token_reused' })
+          .where('id', '=', session.id)
+          .where('revoked_at', 'is', null)
+          .executeTakeFirst();
+        return { kind: 'reused' as const, session, revokedNow: Number(revoked.numUpdatedRows) === 1 };
       }
       if (session.revoked_at !== null) return { kind: 'revoked' as const };
       return { kind: 'expired' as const };
@@ -171,11 +176,13 @@ export class Sessions {
       case 'rotated':
         return ok({ session: outcome.session, refreshToken: next });
       case 'reused': {
-        const { session } = outcome;
-        await this.publishRevocation(session.id, now);
+        const { session, revokedNow } = outcome;
+        // A session that had already ended (logout, an earlier reuse, an admin) keeps the
+        // revocation it had: this presentation is recorded as reuse, not as a second revocation.
+        await this.publishRevocation(session.id, revokedNow ? now : Number(session.revoked_at ?? now));
         const base = { at: now, accountId: session.account_id, ip: client.ip, userAgent: client.userAgent, requestId: client.requestId };
         this.deps.events.emit({ type: 'refresh_token_reused', sessionId: session.id, ...base });
-        this.deps.events.emit({ type: 'session.revoked', sessionId: session.id, by: 'reuse', ...base });
+        if (revokedNow) this.deps.events.emit({ type: 'session.revoked', sessionId: session.id, by: 'reuse', ...base });
         return fail('refresh_token_reused', 'This refresh token was already used; the session is revoked. Sign in again');
       }
       case 'revoked':
