@@ -117,6 +117,20 @@ describe.each(backends)('refresh tokens and revocation on $backend', ({ backend,
     expect(events.find((e) => e.type === 'session.revoked' && e.sessionId === s.sessionId)).toMatchObject({ by: 'logout', accountId: s.account.id });
   });
 
+  it('a revoked session token used again, and a garbled Authorization, are recorded as auth.failed', async ({ skip: skipTest }) => {
+    if (skip) return skipTest();
+    const s = await signInEthereum(server);
+    await server.app.inject({ method: 'POST', url: '/api/v1/auth/logout', headers: s.headers });
+    const before = events.length;
+    expect(await account(server, s)).toEqual({ status: 401, code: 'token_revoked' });
+    expect(await account(server, { headers: { authorization: 'Bearer not-a-token' } })).toEqual({ status: 401, code: 'invalid_token' });
+    const failed = events.slice(before).filter((e) => e.type === 'auth.failed');
+    expect(failed).toEqual([
+      expect.objectContaining({ code: 'token_revoked', accountId: s.account.id, ip: '127.0.0.1' }),
+      expect.objectContaining({ code: 'invalid_token', ip: '127.0.0.1' }),
+    ]);
+  });
+
   it('logout needs a session: anonymous is 401, an API key cannot do it', async ({ skip: skipTest }) => {
     if (skip) return skipTest();
     expect((await server.app.inject({ method: 'POST', url: '/api/v1/auth/logout' })).json().code).toBe('unauthenticated');
