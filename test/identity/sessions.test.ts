@@ -131,6 +131,21 @@ describe.each(backends)('refresh tokens and revocation on $backend', ({ backend,
     ]);
   });
 
+  it('a refused refresh token is recorded as auth.failed (with the account when its session is known)', async ({ skip: skipTest }) => {
+    if (skip) return skipTest();
+    const s = await signInSolana(server);
+    await server.app.inject({ method: 'POST', url: '/api/v1/auth/logout', headers: s.headers });
+    const before = events.length;
+    expect((await refresh(server, s.refreshToken)).json().code).toBe('token_revoked');
+    expect((await refresh(server, `mdr_${'A'.repeat(43)}`)).json().code).toBe('invalid_token');
+    expect((await refresh(server, 'garbage')).json().code).toBe('invalid_token');
+    expect(events.slice(before).filter((e) => e.type === 'auth.failed')).toEqual([
+      expect.objectContaining({ code: 'token_revoked', accountId: s.account.id, ip: '127.0.0.1' }),
+      expect.objectContaining({ code: 'invalid_token', accountId: undefined, ip: '127.0.0.1' }),
+      expect.objectContaining({ code: 'invalid_token', accountId: undefined, ip: '127.0.0.1' }),
+    ]);
+  });
+
   it('logout needs a session: anonymous is 401, an API key cannot do it', async ({ skip: skipTest }) => {
     if (skip) return skipTest();
     expect((await server.app.inject({ method: 'POST', url: '/api/v1/auth/logout' })).json().code).toBe('unauthenticated');

@@ -126,7 +126,13 @@ export class Sessions {
    * it first.
    */
   async rotate(refreshToken: string, client: ClientContext): Promise<Result<{ session: SessionRow; refreshToken: string }, 'invalid_token' | 'token_expired' | 'token_revoked' | 'refresh_token_reused'>> {
-    if (!REFRESH_TOKEN.test(refreshToken)) return fail('invalid_token', 'The refresh token is not valid');
+    // A refused refresh token is a failed authentication like a refused access token: reported
+    // (with the account once its session is known), so guessing is counted and stale use recorded.
+    const refused = <C extends 'invalid_token' | 'token_expired' | 'token_revoked'>(code: C, detail: string, accountId?: string) => {
+      this.deps.events.emit({ type: 'auth.failed', code, at: this.deps.clock.now(), accountId, ip: client.ip, userAgent: client.userAgent, requestId: client.requestId });
+      return fail(code, detail);
+    };
+    if (!REFRESH_TOKEN.test(refreshToken)) return refused('invalid_token', 'The refresh token is not valid');
     const now = this.deps.clock.now();
     const hash = hashRefreshToken(refreshToken);
     const next = newRefreshToken();
@@ -168,8 +174,8 @@ export class Sessions {
           .executeTakeFirst();
         return { kind: 'reused' as const, session, revokedNow: Number(revoked.numUpdatedRows) === 1 };
       }
-      if (session.revoked_at !== null) return { kind: 'revoked' as const };
-      return { kind: 'expired' as const };
+      if (session.revoked_at !== null) return { kind: 'revoked' as const, accountId: session.account_id };
+      return { kind: 'expired' as const, accountId: session.account_id };
     });
 
     switch (outcome.kind) {
@@ -186,11 +192,11 @@ export class Sessions {
         return fail('refresh_token_reused', 'This refresh token was already used; the session is revoked. Sign in again');
       }
       case 'revoked':
-        return fail('token_revoked', 'This session was revoked; sign in again');
+        return refused('token_revoked', 'This session was revoked; sign in again', outcome.accountId);
       case 'expired':
-        return fail('token_expired', 'The session has expired; sign in again');
+        return refused('token_expired', 'The session has expired; sign in again', outcome.accountId);
       case 'unknown':
-        return fail('invalid_token', 'The refresh token is not valid');
+        return refused('invalid_token', 'The refresh token is not valid');
     }
   }
 
