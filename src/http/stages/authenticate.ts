@@ -41,31 +41,35 @@ export function authenticateStage(services: Services): Stage {
   };
 }
 
+/**
+ * A refused session token. Every refusal is a security event, as for API keys: a garbled token
+ * counts as guessing, and a revoked session's token still in use (a stale tab, or a thief after
+ * logout) is recorded.
+ */
+function refuse(services: Services, request: FastifyRequest, code: 'invalid_token' | 'token_expired' | 'token_revoked', detail: string, accountId?: string): ApiError {
+  services.events.emit({ type: 'auth.failed', code, at: services.clock.now(), accountId, ip: request.clientIp, requestId: request.id });
+  return new ApiError(code, detail);
+}
+
 async function authenticateSession(services: Services, request: FastifyRequest, authorization: string): Promise<Principal> {
   // A token this process verified before skips the format and signature checks (a cache keyed by
   // the token's SHA-256: only the very same string hits).
   const presented = authorization.startsWith('Bearer ') || authorization.slice(0, 7).toLowerCase() === 'bearer ' ? authorization.slice(7) : '';
-  // Every refusal is a security event, as for API keys: a garbled token counts as guessing, and a
-  // revoked session's token still in use (a stale tab, or a thief after logout) is recorded.
-  const refuse = (code: 'invalid_token' | 'token_expired' | 'token_revoked', detail: string, accountId?: string): ApiError => {
-    services.events.emit({ type: 'auth.failed', code, at: services.clock.now(), accountId, ip: request.clientIp, requestId: request.id });
-    return new ApiError(code, detail);
-  };
   let claims = services.accessTokens.verifiedBefore(presented);
   if (!claims) {
     const m = BEARER.exec(authorization);
-    if (!m) throw refuse('invalid_token', 'Authorization must be "Bearer <access token>"');
+    if (!m) throw refuse(services, request, 'invalid_token', 'Authorization must be "Bearer <access token>"');
     const verified = await services.accessTokens.verify(m[1]!);
-    if (!verified.ok) throw refuse(verified.code, verified.detail);
+    if (!verified.ok) throw refuse(services, request, verified.code, verified.detail);
     claims = verified.value;
   }
   // Revocation and role changes live in shared state, so they reach every process at once
   // without a database read on this path.
   const keys = sessionStateKeys(claims.sid, claims.sub);
   const [revoked, roleOverride] = await services.state.getMany([keys.revoked, keys.role]);
-  if (revoked !== null) throw refuse('token_revoked', 'This session was revoked; sign in again', claims.sub);
+  if (revoked !== null) throw refuse(services, request, 'token_revoked', 'This session was revoked; sign in again', claims.sub);
   const role = roleOverride !== null && isRole(roleOverride) ? roleOverride : claims.role;
-  if (!isRole(role)) throw refuse('invalid_token', 'The token carries an unknown role', claims.sub);
+  if (!isRole(role)) throw refuse(services, request, 'invalid_token', 'The token carries an unknown role', claims.sub);
   // "Last used" for the sessions list: recorded in memory now, written later in a batch.
   services.sessions.touch(claims.sid);
   return {
