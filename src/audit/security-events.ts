@@ -40,7 +40,8 @@ export function auditEventFor(event: SecurityEvent): { event: AuditEvent; buffer
   const details: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(event)) if (!BASE_FIELDS.has(k) && v !== undefined) details[k] = v;
   if (!mapped) details.event = event.type;
-  const by = typeof details.by === 'string' && details.by.startsWith('acc_') ? details.by : undefined;
+  // The actor: an account named in `by`, or the admin who acted (`adminId`).
+  const by = typeof details.by === 'string' && details.by.startsWith('acc_') ? details.by : typeof details.adminId === 'string' ? details.adminId : undefined;
   const audit = {
     type: mapped?.type ?? 'security.other',
     at: event.at,

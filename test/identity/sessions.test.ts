@@ -213,6 +213,10 @@ describe.each(backends)('refresh tokens and revocation on $backend', ({ backend,
       expect((await refresh(server, s.refreshToken)).json().code).toBe('token_revoked');
     }
     expect(events.filter((e) => e.type === 'session.revoked' && e.accountId === victim.account.id && e.by === 'admin')).toHaveLength(2);
+    // The audit trail names the admin who revoked them.
+    await (server.services.audit as unknown as { settle?: () => Promise<void> }).settle?.();
+    const recorded = (await server.services.audit.list({ type: 'auth.session.revoked', accountId: victim.account.id }, { limit: 10 })).records;
+    expect(recorded.map((r) => r.actorId)).toEqual([admin.account.id, admin.account.id]);
     expect((await server.app.inject({ method: 'POST', url, headers: admin.headers })).json()).toEqual({ revoked: 0 });
     const unknown = await server.app.inject({ method: 'POST', url: '/api/v1/admin/accounts/0x0000000000000000000000000000000000000001/revoke-sessions', headers: admin.headers });
     expect(unknown.statusCode).toBe(404);

@@ -47,10 +47,11 @@ export function adminAccountRoutes(app: App, services: Services): void {
       },
     },
     async (request) => {
-      sessionPrincipal(request);
+      const admin = sessionPrincipal(request);
       const account = await services.accounts.byWallet(request.params.address);
       if (!account) throw new ApiError('not_found', 'No account has this wallet');
-      return { revoked: await services.sessions.revokeAll(account.id, 'admin', clientContext(request)) };
+      // The audit records name the admin who did it (their actor), not only "admin".
+      return { revoked: await services.sessions.revokeAll(account.id, 'admin', clientContext(request), admin.accountId) };
     },
   );
 }

@@ -215,7 +215,7 @@ export class Sessions {
   }
 
   /** Revokes every session of an account whose tokens may still be in use; returns how many. */
-  async revokeAll(accountId: string, by: RevokedBy, client: ClientContext): Promise<number> {
+  async revokeAll(accountId: string, by: RevokedBy, client: ClientContext, adminId?: string): Promise<number> {
     const now = this.deps.clock.now();
     const horizon = now - this.deps.options.accessTokenLifetimeMs;
     const revoked = await this.deps.store.db
@@ -229,7 +229,7 @@ export class Sessions {
       .execute();
     for (const { id } of revoked) {
       await this.publishRevocation(id, now);
-      this.deps.events.emit({ type: 'session.revoked', sessionId: id, by, at: now, accountId, ip: client.ip, userAgent: client.userAgent, requestId: client.requestId });
+      this.deps.events.emit({ type: 'session.revoked', sessionId: id, by, adminId, at: now, accountId, ip: client.ip, userAgent: client.userAgent, requestId: client.requestId });
     }
     return revoked.length;
   }
