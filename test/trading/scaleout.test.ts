@@ -138,6 +138,26 @@ describe.skipIf(!up)('two scale-out servers sharing one PostgreSQL', () => {
     expect((await get(a, s, `/api/v1/market/candles/MOON-USDC?from=0&to=${Number.MAX_SAFE_INTEGER}`)).statusCode).toBe(200);
   });
 
+  it('a market delisted and relisted through one server trades on the other, with the new terms', async () => {
+    const admin = await sessionFor(a, { role: 'admin' });
+    expect((await a.app.inject({ method: 'POST', url: '/api/v1/admin/assets', headers: admin.headers, payload: { symbol: 'STAR', name: 'Star', decimals: 6 } })).statusCode).toBe(201);
+    const list = (tickSize: string) =>
+      a.app.inject({ method: 'POST', url: '/api/v1/admin/markets', headers: admin.headers, payload: { base: 'STAR', quote: 'USDC', tickSize, lotSize: '0.01', minNotional: '0.01' } });
+    expect((await list('0.1')).statusCode).toBe(201);
+    const s = await trader(b);
+    const star = (price: string) => post(b, s, { market: 'STAR-USDC', side: 'buy', price, quantity: '1' });
+    expect((await star('1.1')).statusCode).toBe(201); // B has seen the market trading, tick 0.1
+    expect((await a.app.inject({ method: 'DELETE', url: '/api/v1/admin/markets/STAR-USDC', headers: admin.headers })).statusCode).toBe(200);
+    // B learns of the delisting (its order is refused) and has seen the market delisted since.
+    expect((await star('1.1')).statusCode).toBe(400);
+    expect((await star('1.1')).statusCode).toBe(400);
+    expect((await get(b, s, '/api/v1/market/orderbook/STAR-USDC')).statusCode).toBe(200);
+    // Relisted through A with a finer tick: B must take orders again, on the new terms.
+    expect((await list('0.01')).statusCode).toBe(201);
+    const res = await star('1.01');
+    expect(res.statusCode, JSON.stringify(res.json())).toBe(201);
+  });
+
   it('a halt set through one server’s shared state stops orders on the other', async () => {
     const s = await trader(b);
     await setHalt(a.services.state, { market: 'MOON-USDC', reason: 'drill', by: 'test', at: Date.now() });

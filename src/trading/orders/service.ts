@@ -148,11 +148,17 @@ export class OrdersService {
 
   /** Parses an order against its market. Everything refused here is 400 validation_failed. */
   async parse(input: PlaceOrderInput): Promise<Result<{ order: ParsedOrder; market: Market }, 'validation_failed'>> {
-    const market = await this.deps.assets.market(input.market);
+    let market = await this.deps.assets.market(input.market);
+    let order = market?.status === 'active' ? parseOrder(market, input) : undefined;
+    if (market && !order?.ok) {
+      // The cached copy may be stale: another process may have relisted the market (with other
+      // terms) since. A refusal is decided on the stored row, never on the cache alone.
+      market = await this.deps.assets.market(input.market, { fresh: true });
+      order = market?.status === 'active' ? parseOrder(market, input) : undefined;
+    }
     // Refusals name the field, never echo what was sent.
     if (!market) return fail('validation_failed', 'market: no such market (see GET /api/v1/market/markets)');
-    if (market.status !== 'active') return fail('validation_failed', `Market ${market.symbol} is not trading`);
-    const order = parseOrder(market, input);
+    if (market.status !== 'active' || !order) return fail('validation_failed', `Market ${market.symbol} is not trading`);
     return order.ok ? ok({ order: order.value, market }) : order;
   }
 
@@ -177,7 +183,9 @@ export class OrdersService {
     if (asset === USDC) return fail('validation_failed', 'USDC is the quote asset: there is no position to close');
     const symbol = `${asset}-${USDC}`;
     if (options.clientOrderId !== undefined && !CLIENT_ORDER_ID.test(options.clientOrderId)) return fail('validation_failed', 'clientOrderId must be 1–64 letters, digits or _ . : -');
-    const market = await this.deps.assets.market(symbol);
+    let market = await this.deps.assets.market(symbol);
+    // A cached delisting may be stale (relisted through another process): decide on the stored row.
+    if (market && market.status !== 'active') market = await this.deps.assets.market(symbol, { fresh: true });
     if (!market || market.status !== 'active') {
       // A retry returns what was placed, also once its market has stopped trading (as in place).
       if (options.clientOrderId !== undefined && market?.status === 'delisted') {
