@@ -23,6 +23,7 @@ import { MemoryState } from './state/memory.js';
 import type { SharedState } from './state/port.js';
 import { RedisState } from './state/redis.js';
 import { KeyAuthenticator } from './security/keys/authenticator.js';
+import { ReplayGuard } from './security/replay/index.js';
 import { ApiKeys } from './security/keys/service.js';
 import { openCountryLookup, type CountryLookup } from './security/network/countries.js';
 import { IpBlocks } from './security/ddos/blocks.js';
@@ -180,9 +181,19 @@ async function buildServices(config: Config, overrides: ServiceOverrides, closer
   closers.push(() => apiKeys.stop());
   // In-process replay memory starts empty: a request the previous process accepted could be
   // accepted again after a restart. While the store holds usable keys, requests signed before this
-  // process started are refused (see ReplayGuard); Redis keeps the memory across restarts.
-  const replaySince = state.kind === 'memory' && (await apiKeys.anyUnrevoked()) ? clock.now() : undefined;
-  const apiKeyAuthenticator = new KeyAuthenticator({ keys: apiKeys, countries, state, env: config.env, clock, events, replaySince });
+  // process started are refused (see ReplayGuard). Redis keeps the memory across restarts of the
+  // servers, but not across its own without persistence (or a failover, or a flush): likewise then,
+  // found at start-up (no marker) or by the security sync of a running process.
+  const memoryBegan = state.kind === 'memory' ? clock.now() : await ReplayGuard.heldSince(state, clock.now());
+  const replaySince = (await apiKeys.anyUnrevoked()) ? memoryBegan : undefined;
+  const replay = new ReplayGuard(state, replaySince);
+  if (state.kind === 'redis') {
+    securitySync.onStateLost((at) => {
+      log.warn('shared state lost its replay memory (restarted empty?): requests signed before now are refused');
+      return replay.lostBefore(at);
+    });
+  }
+  const apiKeyAuthenticator = new KeyAuthenticator({ keys: apiKeys, countries, state, env: config.env, clock, events, replay });
   const sweepReminders = () => void apiKeys.sweepRotationReminders().catch((err) => log.error({ err }, 'API key rotation-reminder sweep failed'));
   const firstSweep = setTimeout(sweepReminders, Math.min(30_000, config.keys.rotationSweepMs));
   const sweeps = setInterval(sweepReminders, config.keys.rotationSweepMs);

@@ -1,4 +1,5 @@
 import { ed25519 } from '@noble/curves/ed25519.js';
+import { Redis } from 'ioredis';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -7,7 +8,7 @@ import { ManualClock } from '../../src/lib/clock.js';
 import { StateUnavailableError } from '../../src/state/port.js';
 import { sessionFor } from '../support/auth.js';
 import { dropSchema, newIsolation } from '../support/server.js';
-import { serviceAvailable } from '../support/services.js';
+import { REDIS_URL, serviceAvailable } from '../support/services.js';
 import { code, createKey, credentialOf, session, signed, signedInject, startKeysServer, type KeysTestServer } from './support.js';
 
 const scaleoutUp = (await serviceAvailable('postgres')) && (await serviceAvailable('redis'));
@@ -157,6 +158,40 @@ describe.skipIf(!scaleoutUp)('two scale-out servers sharing one database and one
     const race = signedInject(a, credentialOf(key), { method: 'POST', url: '/api/v1/trading/probe', body: '{"n":2}' });
     const results = await Promise.all(Array.from({ length: 50 }, (_, i) => (i % 2 ? a : b).app.inject(race)));
     expect(results.filter((r) => r.statusCode === 200)).toHaveLength(1);
+  });
+
+  it('a request accepted before Redis restarted empty is not accepted again by either server', async () => {
+    const owner = await session(a);
+    const key = await createKey(a, owner.headers, { label: 'flushed', scopes: ['orders:write'] });
+    const once = signedInject(a, credentialOf(key), { method: 'POST', url: '/api/v1/trading/probe', body: '{"n":3}' });
+    expect((await a.app.inject(once)).statusCode).toBe(200);
+    for (const s of [a, b]) await s.server.services.securitySync.runOnce();
+
+    // What a restart without persistence (or a failover to an empty replica) leaves: nothing.
+    const redis = new Redis(REDIS_URL);
+    try {
+      const keys = await redis.keys(`${isolation.statePrefix}*`);
+      if (keys.length > 0) await redis.del(...keys);
+    } finally {
+      redis.disconnect();
+    }
+    // Each server's next security sync pass notices (forced here, a moment later).
+    clock.advance(1_500);
+    for (const s of [a, b]) await s.server.services.securitySync.runOnce();
+
+    for (const s of [b, a]) expect(code(await s.app.inject(once))).toBe('timestamp_out_of_window');
+    // A server started now, with no pass behind it, does not vouch for it either.
+    const c = await startKeysServer({ backend: 'scaleout', clock, isolation, dataDir });
+    try {
+      expect(code(await c.app.inject(once))).toBe('timestamp_out_of_window');
+    } finally {
+      await c.close();
+    }
+    // Requests signed from then on are accepted, once.
+    clock.advance(1_500);
+    const fresh = signedInject(a, credentialOf(key), { method: 'POST', url: '/api/v1/trading/probe', body: '{"n":4}' });
+    expect((await b.app.inject(fresh)).statusCode).toBe(200);
+    expect(code(await a.app.inject(fresh))).toBe('replayed_request');
   });
 
   it('a rotation reminder is emitted by exactly one of two servers sweeping at once', async () => {

@@ -30,6 +30,7 @@ export class SecuritySync {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<unknown> | undefined;
   private readonly marker = `${MARKER_PREFIX}${randomBytes(8).toString('hex')}`;
+  private readonly lostListeners: ((at: number) => void | Promise<void>)[] = [];
 
   constructor(
     private readonly deps: { store: Store; state: SharedState; clock: Clock; sessions: Sessions; log: Logger; windowMs: number; intervalMs: number },
@@ -43,7 +44,10 @@ export class SecuritySync {
     const { store, state, clock, windowMs } = this.deps;
     const now = clock.now();
     // Checked and set before anything is published: a loss during this pass is seen by the next.
-    if (this.lastRunAt !== undefined && (await state.get(this.marker)) === null) this.lastRunAt = undefined;
+    if (this.lastRunAt !== undefined && (await state.get(this.marker)) === null) {
+      this.lastRunAt = undefined;
+      for (const listener of this.lostListeners) await listener(now);
+    }
     await state.set(this.marker, String(now), windowMs);
     const since = this.lastRunAt === undefined ? now - windowMs : Math.max(now - windowMs, this.lastRunAt - OVERLAP_MS);
 
@@ -75,6 +79,14 @@ export class SecuritySync {
       if (pruned > 0) this.deps.log.info({ pruned }, 'pruned ended sessions');
     }
     return { revocations: revoked.length, roles: roles.length };
+  }
+
+  /**
+   * Calls `listener` with the pass's time whenever a pass finds that shared state lost what earlier
+   * passes wrote: whatever else it held is gone too (the replay memory, which cannot be rebuilt).
+   */
+  onStateLost(listener: (at: number) => void | Promise<void>): void {
+    this.lostListeners.push(listener);
   }
 
   /** Runs once now (start-up), then every interval; a failed pass is logged and retried next time. */

@@ -51,6 +51,8 @@ export interface KeyCheckDeps {
   env: 'sandbox' | 'live';
   /** See ReplayGuard: when an in-process replay memory began (undefined with a shared one). */
   replaySince?: number | undefined;
+  /** The replay memory to use (made from `state` and `replaySince` when absent). */
+  replay?: ReplayGuard | undefined;
 }
 
 function header(request: FastifyRequest, name: string): string | undefined {
@@ -68,7 +70,7 @@ function resolved(ctx: KeyCheckContext): ResolvedKey {
  * authorize stage checks scope and role, then the rate limit, then the handler.
  */
 export function apiKeyChecks(deps: KeyCheckDeps): readonly KeyCheck[] {
-  const replay = new ReplayGuard(deps.state, deps.replaySince);
+  const replay = deps.replay ?? new ReplayGuard(deps.state, deps.replaySince);
   return [
     {
       // Known, and active: not revoked, not expired, not suspended.
@@ -198,7 +200,7 @@ export function apiKeyChecks(deps: KeyCheckDeps): readonly KeyCheck[] {
         if (!replay.covers(Number(ctx.signed.parts.timestamp))) {
           throw new ApiError(
             'timestamp_out_of_window',
-            'The request was signed before this server started, which cannot tell whether it was already accepted; sign it again with a current timestamp',
+            'The request was signed before this server’s replay memory began (a restart of the server or of its shared state), which cannot tell whether it was already accepted; sign it again with a current timestamp',
             { extra: { serverTime: ctx.now } },
           );
         }

@@ -1,5 +1,5 @@
 import { RECV_WINDOW } from '../signing/canonical.js';
-import type { SharedState } from '../../state/port.js';
+import { StateUnavailableError, type SharedState } from '../../state/port.js';
 
 /**
  * How long an accepted request is remembered. A signed request can be accepted from 1 s before its
@@ -9,6 +9,9 @@ import type { SharedState } from '../../state/port.js';
  */
 export const REPLAY_TTL_MS = RECV_WINDOW.maxMs + RECV_WINDOW.futureToleranceMs + 1_000;
 
+/** Present while shared state holds the replay memory the processes wrote (see ReplayGuard.heldSince). */
+const HELD_KEY = 'replay:held';
+
 /**
  * Replay memory in the shared-state port: set-if-absent with a fixed TTL, atomic across every
  * process sharing the state. Never an evicting cache: an entry leaves only when its TTL ends.
@@ -17,12 +20,42 @@ export class ReplayGuard {
   /**
    * @param since When the memory began, for a memory that does not outlive this process (the
    * in-process state of the embedded server) while the store already held keys that a previous
-   * process may have accepted requests for; undefined when the memory outlives processes (Redis).
+   * process may have accepted requests for; undefined when the memory outlives processes (Redis),
+   * until it is found lost (see lostBefore).
    */
   constructor(
     private readonly state: SharedState,
-    private readonly since?: number,
+    private since?: number,
   ) {}
+
+  /**
+   * For a memory in shared state that outlives processes (Redis), at start-up: since when it holds
+   * what the processes accepted. That is the time its marker names (set when the memory was first
+   * used, or when a process found it lost); with no marker it restarted empty while no process
+   * watched (or is new), and it holds nothing signed before `now`: the marker is set to that.
+   */
+  static async heldSince(state: SharedState, now: number): Promise<number> {
+    try {
+      const held = Number(await state.get(HELD_KEY));
+      if (held > 0) return held;
+      await state.set(HELD_KEY, String(now));
+    } catch (err) {
+      if (!(err instanceof StateUnavailableError)) throw err;
+      // Unreachable now: it cannot vouch for anything signed before (and refuses until it answers).
+    }
+    return now;
+  }
+
+  /**
+   * Shared state lost what it held (Redis restarted empty, failed over, flushed), the accepted
+   * requests included: from now on the memory vouches only for requests signed after `at`, as an
+   * in-process memory does after a restart. Never moves back.
+   */
+  async lostBefore(at: number): Promise<void> {
+    if (this.since === undefined || at > this.since) this.since = at;
+    // Only a hint for processes starting later; failing to leave it changes nothing here.
+    await this.state.set(HELD_KEY, String(at)).catch(() => {});
+  }
 
   /**
    * Whether this memory can vouch for a request signed at `timestamp` (epoch ms). A request may be
