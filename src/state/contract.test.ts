@@ -68,6 +68,14 @@ describe.each(kinds)('shared-state contract: $kind', ({ kind }) => {
     expect(await s.ttl('ctr')).toBeGreaterThan(50_000);
   });
 
+  it('incr gives a counter that has no expiry the one it asks for', async () => {
+    await s.set('bare', '7');
+    expect(await s.incr('bare', 1, 60_000)).toBe(8);
+    const ttl = await s.ttl('bare');
+    expect(ttl).toBeGreaterThan(50_000);
+    expect(ttl).toBeLessThanOrEqual(60_000);
+  });
+
   it('keys lists by prefix', async () => {
     await s.set('blk:1.2.3.4', 'x', 60_000);
     await s.set('blk:5.6.7.8', 'y', 60_000);

@@ -77,7 +77,8 @@ export class MemoryState implements SharedState {
   async incr(key: string, by: number, ttlMs: number) {
     const e = this.live(key);
     const value = (e ? Number(e.value) : 0) + by;
-    this.entries.set(key, { value: String(value), expiresAt: e ? e.expiresAt : this.clock.now() + ttlMs });
+    // As in Redis (INCR_WITH_TTL): a counter without an expiry gets this one, so none lives for ever.
+    this.entries.set(key, { value: String(value), expiresAt: e?.expiresAt ?? this.clock.now() + ttlMs });
     return value;
   }
   async ttl(key: string) {

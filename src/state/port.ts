@@ -22,7 +22,10 @@ export interface SharedState {
    * renewed either way. For version flags written by racing announcements: the newest always wins.
    */
   setMax(key: string, value: number, ttlMs: number): Promise<void>;
-  /** Atomically adds `by` and returns the new value; the expiry is set when the counter is created. */
+  /**
+   * Atomically adds `by` and returns the new value; the expiry is set when the counter is created
+   * (or when it has none), never renewed.
+   */
   incr(key: string, by: number, ttlMs: number): Promise<number>;
   /** Remaining time to live in ms; null when absent, -1 when it has no expiry. */
   ttl(key: string): Promise<number | null>;
