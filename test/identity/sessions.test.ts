@@ -254,6 +254,50 @@ describe('scale-out: a revocation on one process is refused by another at once',
     expect([ra.statusCode, rb.statusCode].sort()).toEqual([200, 401]);
     expect([ra, rb].find((r) => r.statusCode === 401)!.json().code).toBe('refresh_token_reused');
   });
+
+  it('an admin revoke-all whose revocations did not reach shared state takes effect on every server when retried', async ({ skip: skipTest }) => {
+    if (skip) return skipTest();
+    const admin = await sessionFor(a, { role: 'admin' });
+    const s = await signInEthereum(a);
+    expect((await account(b, s)).status).toBe(200);
+    const state = a.services.state;
+    const set = state.set.bind(state);
+    state.set = async (key: string, value: string, ttlMs?: number) => {
+      if (key.startsWith('sess:revoked:')) throw new StateUnavailableError('test: shared state down');
+      return set(key, value, ttlMs);
+    };
+    const revokeAll = () => a.app.inject({ method: 'POST', url: `/api/v1/admin/accounts/${s.account.wallet}/revoke-sessions`, headers: admin.headers });
+    try {
+      expect((await revokeAll()).statusCode).toBe(503);
+    } finally {
+      state.set = set;
+    }
+    const retried = await revokeAll();
+    expect(retried.statusCode).toBe(200);
+    expect(await account(b, s)).toEqual({ status: 401, code: 'token_revoked' });
+  });
+
+  it('a logout whose revocation did not reach shared state takes effect on every server when retried', async ({ skip: skipTest }) => {
+    if (skip) return skipTest();
+    const s = await signInEthereum(a);
+    expect((await account(b, s)).status).toBe(200);
+    // Shared state fails while the revocation is written: the session row is revoked, the client hears 503.
+    const state = a.services.state;
+    const set = state.set.bind(state);
+    state.set = async (key: string, value: string, ttlMs?: number) => {
+      if (key.startsWith('sess:revoked:')) throw new StateUnavailableError('test: shared state down');
+      return set(key, value, ttlMs);
+    };
+    try {
+      expect((await a.app.inject({ method: 'POST', url: '/api/v1/auth/logout', headers: s.headers })).statusCode).toBe(503);
+    } finally {
+      state.set = set;
+    }
+    // The client retries and is told the session is revoked: no server may accept its token now.
+    expect((await a.app.inject({ method: 'POST', url: '/api/v1/auth/logout', headers: s.headers })).statusCode).toBe(204);
+    expect(await account(b, s)).toEqual({ status: 401, code: 'token_revoked' });
+    expect(await account(a, s)).toEqual({ status: 401, code: 'token_revoked' });
+  });
 });
 
 describe('session lifetimes and last-used (embedded, manual clock)', () => {

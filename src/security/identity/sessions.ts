@@ -205,7 +205,12 @@ export class Sessions {
     const now = this.deps.clock.now();
     const row = await this.deps.store.db.selectFrom('sessions').select(['id', 'revoked_at']).where('id', '=', sessionId).where('account_id', '=', accountId).executeTakeFirst();
     if (!row) return fail('not_found', 'No such session');
-    if (row.revoked_at !== null) return ok(undefined); // already revoked: revoking again changes nothing
+    if (row.revoked_at !== null) {
+      // Already revoked, but writing it to shared state may have failed (the caller heard 503 and
+      // retries): write it again, or other processes would accept the session's tokens meanwhile.
+      await this.publishRevocation(sessionId, Number(row.revoked_at));
+      return ok(undefined);
+    }
     const updated = await this.deps.store.db.updateTable('sessions').set({ revoked_at: now, revoked_reason: by }).where('id', '=', sessionId).where('revoked_at', 'is', null).executeTakeFirst();
     await this.publishRevocation(sessionId, now);
     if (Number(updated.numUpdatedRows) === 1) {
@@ -228,9 +233,13 @@ export class Sessions {
       .returning('id')
       .execute();
     for (const { id } of revoked) {
-      await this.publishRevocation(id, now);
       this.deps.events.emit({ type: 'session.revoked', sessionId: id, by, adminId, at: now, accountId, ip: client.ip, userAgent: client.userAgent, requestId: client.requestId });
     }
+    // Every session of the account revoked recently enough for its tokens to live goes to shared
+    // state, also those an earlier call revoked but could not write there (it answered 503 and the
+    // caller retries): otherwise other processes would accept their tokens meanwhile.
+    const recent = await this.deps.store.db.selectFrom('sessions').select(['id', 'revoked_at']).where('account_id', '=', accountId).where('revoked_at', '>', horizon).execute();
+    for (const r of recent) await this.publishRevocation(r.id, Number(r.revoked_at));
     return revoked.length;
   }
 
