@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ManualClock } from '../../src/lib/clock.js';
 import type { SecurityEvent } from '../../src/security/events/index.js';
 import { StateUnavailableError } from '../../src/state/port.js';
+import { RedisState } from '../../src/state/redis.js';
 import { sessionFor } from '../support/auth.js';
 import { dropSchema, newIsolation, startTestServer, type TestServer } from '../support/server.js';
 import { REDIS_URL, serviceAvailable } from '../support/services.js';
@@ -206,6 +207,37 @@ describe.runIf(scaleout)('IP blocks across processes (two in-test servers, one R
     await poll(b);
     expect(b.services.ipBlocks.check(ip)).toMatchObject({ source: 'auto' });
     expect((await b.app.inject({ method: 'GET', url: '/api/v1/time', remoteAddress: ip })).statusCode).toBe(403);
+  });
+
+  it('a block lifted while another process starts stays lifted', async () => {
+    const admin = await sessionFor(a, { role: 'admin' });
+    const target = '198.51.100.60';
+    expect((await a.app.inject({ method: 'POST', url: '/api/v1/admin/ip-blocks', headers: admin.headers, payload: { target } })).statusCode).toBe(201);
+    // A third process starts: it reads the stored blocks, and the block is lifted before its first sync.
+    const get = RedisState.prototype.get;
+    let armed = true;
+    RedisState.prototype.get = async function (this: RedisState, key: string) {
+      if (armed && key === 'ipblocks:held' && this !== a.services.state && this !== b.services.state) {
+        armed = false;
+        expect((await a.app.inject({ method: 'DELETE', url: `/api/v1/admin/ip-blocks?target=${target}`, headers: admin.headers })).statusCode).toBe(200);
+      }
+      return get.call(this, key);
+    };
+    let c: TestServer | undefined;
+    try {
+      c = await startTestServer({ backend: 'scaleout', isolation, dataDir: a.dataDir });
+      // Its next poll (forced here): the block it read before the lift must not come back.
+      await c.services.ipBlocks.list();
+      expect(c.services.ipBlocks.check(target)).toBeUndefined();
+    } finally {
+      RedisState.prototype.get = get;
+      await c?.close();
+    }
+    expect(armed).toBe(false);
+    expect(await a.services.state.get(`ipblock:${target}`)).toBeNull();
+    await a.services.ipBlocks.list();
+    expect(a.services.ipBlocks.check(target)).toBeUndefined();
+    expect((await a.app.inject({ method: 'GET', url: '/api/v1/time', remoteAddress: target })).statusCode).toBe(200);
   });
 
   it('blocks stay in force when Redis restarts empty (administrator blocks come back from the store)', async () => {

@@ -273,7 +273,7 @@ export class IpBlocks {
     }
   }
 
-  /** Administrator blocks from the store: in force at once, and put back into shared state if missing. */
+  /** Administrator blocks from the store: in force at once, and put back into shared state if it lost the list. */
   private async seed(): Promise<boolean> {
     const now = this.deps.clock.now();
     let rows;
@@ -291,7 +291,7 @@ export class IpBlocks {
       }
       const block: IpBlock = { target: r.target, reason: r.reason, source: 'manual', createdAt: Number(r.created_at), expiresAt, createdBy: r.created_by };
       this.apply(block);
-      this.localOnly.set(block.target, block); // until written to shared state by the next sync
+      this.localOnly.set(block.target, block); // until the next sync (which writes it back if shared state lost the list)
     }
     return true;
   }
@@ -307,6 +307,13 @@ export class IpBlocks {
       // unreadable the marker stays unset, so the next sync tries again.
       const restored = !lost || (!this.synced && this.seeded) || (await this.restore());
       for (const block of [...this.localOnly.values()]) {
+        // Administrator blocks wait here only as read from the store (start-up, restore). While
+        // shared state still holds the list it has them already, or an administrator lifted them
+        // since the store was read: writing them back would undo that.
+        if (!lost && block.source === 'manual') {
+          this.localOnly.delete(block.target);
+          continue;
+        }
         const ttl = block.expiresAt === null ? undefined : block.expiresAt - this.deps.clock.now();
         if (ttl !== undefined && ttl <= 0) {
           this.localOnly.delete(block.target);
