@@ -101,7 +101,13 @@ export class Accounts {
     });
     const before = { ...found.value, role: previous };
     const changed = previous !== role;
-    await this.deps.state.set(sessionStateKeys('', before.id).role, role, this.deps.roleTtlMs);
+    const key = sessionStateKeys('', before.id).role;
+    await this.deps.state.set(key, role, this.deps.roleTtlMs);
+    // A racing change (another process) may have committed after this one but written shared state
+    // before it. Every change writes only after its commit, so a read after this write sees any
+    // change it may have overwritten: write the role in force again then.
+    const committed = await this.byId(before.id);
+    if (committed && committed.role !== role) await this.deps.state.set(key, committed.role, this.deps.roleTtlMs);
     if (changed) this.deps.events.emit({ type: 'role.changed', at: now, accountId: before.id, from: before.role, to: role, by, audited: this.deps.audit !== undefined });
     return ok({ ...before, role });
   }

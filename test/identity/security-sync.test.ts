@@ -8,7 +8,7 @@ import { SecuritySync } from '../../src/security/identity/security-sync.js';
 import type { SharedState } from '../../src/state/port.js';
 import { sessionFor } from '../support/auth.js';
 import { serviceAvailable } from '../support/services.js';
-import { startTestServer, type TestServer } from '../support/server.js';
+import { dropSchema, newIsolation, startTestServer, type TestServer } from '../support/server.js';
 import { signInEthereum } from '../support/wallet.js';
 
 async function account(server: TestServer, s: { headers: { authorization: string } }) {
@@ -186,5 +186,51 @@ describe('a sync pass racing a role change', () => {
     expect((await accounts.byId(promoted.account.id))?.role).toBe('trader');
     const res = await server.app.inject({ method: 'GET', url: '/api/v1/admin/ip-blocks', headers: promoted.headers });
     expect(res.json().code).toBe('forbidden_role');
+  });
+});
+
+describe('two role changes racing on two scale-out servers', () => {
+  let a: TestServer;
+  let b: TestServer;
+  let skip = false;
+  const isolation = newIsolation();
+  beforeAll(async () => {
+    skip = !((await serviceAvailable('postgres')) && (await serviceAvailable('redis')));
+    if (skip) return;
+    a = await startTestServer({ backend: 'scaleout', isolation });
+    b = await startTestServer({ backend: 'scaleout', isolation, dataDir: a.dataDir });
+  });
+  afterAll(async () => {
+    if (skip) return;
+    await b.close();
+    await a.close();
+    await dropSchema(isolation.pgSchema);
+  });
+
+  it('every server honours the role committed last, whichever change wrote shared state last', async ({ skip: skipTest }) => {
+    if (skip) return skipTest();
+    const admin = await sessionFor(a, { role: 'admin' });
+    const target = await signInEthereum(a);
+    const setRole = (server: TestServer, role: string) =>
+      server.app.inject({ method: 'PUT', url: `/api/v1/admin/accounts/${target.account.wallet}/role`, headers: admin.headers, payload: { role } });
+    // A promotes, B demotes right after; A's write to shared state is the slower one and lands last.
+    const state = a.services.state;
+    const set = state.set.bind(state);
+    let raced = false;
+    state.set = async (key: string, value: string, ttlMs?: number) => {
+      if (key === `acct:role:${target.account.id}` && value === 'admin' && !raced) {
+        raced = true;
+        expect((await setRole(b, 'trader')).statusCode).toBe(200);
+      }
+      return set(key, value, ttlMs);
+    };
+    try {
+      expect((await setRole(a, 'admin')).statusCode).toBe(200);
+    } finally {
+      state.set = set;
+    }
+    expect(raced).toBe(true);
+    expect((await a.services.accounts.byId(target.account.id))?.role).toBe('trader');
+    for (const s of [a, b]) expect((await account(s, target)).role).toBe('trader');
   });
 });
