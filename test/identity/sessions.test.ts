@@ -223,6 +223,19 @@ describe.each(backends)('refresh tokens and revocation on $backend', ({ backend,
   });
 });
 
+/** Makes writes of session revocations to `server`'s shared state fail (as when Redis is down); returns the undo. */
+function failRevocationWrites(server: TestServer): () => void {
+  const state = server.services.state;
+  const set = state.set.bind(state);
+  state.set = async (key: string, value: string, ttlMs?: number) => {
+    if (key.startsWith('sess:revoked:')) throw new StateUnavailableError('test: shared state down');
+    return set(key, value, ttlMs);
+  };
+  return () => {
+    state.set = set;
+  };
+}
+
 describe('scale-out: a revocation on one process is refused by another at once', () => {
   let a: TestServer;
   let b: TestServer;
@@ -260,17 +273,12 @@ describe('scale-out: a revocation on one process is refused by another at once',
     const admin = await sessionFor(a, { role: 'admin' });
     const s = await signInEthereum(a);
     expect((await account(b, s)).status).toBe(200);
-    const state = a.services.state;
-    const set = state.set.bind(state);
-    state.set = async (key: string, value: string, ttlMs?: number) => {
-      if (key.startsWith('sess:revoked:')) throw new StateUnavailableError('test: shared state down');
-      return set(key, value, ttlMs);
-    };
+    const restore = failRevocationWrites(a);
     const revokeAll = () => a.app.inject({ method: 'POST', url: `/api/v1/admin/accounts/${s.account.wallet}/revoke-sessions`, headers: admin.headers });
     try {
       expect((await revokeAll()).statusCode).toBe(503);
     } finally {
-      state.set = set;
+      restore();
     }
     const retried = await revokeAll();
     expect(retried.statusCode).toBe(200);
@@ -282,16 +290,11 @@ describe('scale-out: a revocation on one process is refused by another at once',
     const s = await signInEthereum(a);
     expect((await account(b, s)).status).toBe(200);
     // Shared state fails while the revocation is written: the session row is revoked, the client hears 503.
-    const state = a.services.state;
-    const set = state.set.bind(state);
-    state.set = async (key: string, value: string, ttlMs?: number) => {
-      if (key.startsWith('sess:revoked:')) throw new StateUnavailableError('test: shared state down');
-      return set(key, value, ttlMs);
-    };
+    const restore = failRevocationWrites(a);
     try {
       expect((await a.app.inject({ method: 'POST', url: '/api/v1/auth/logout', headers: s.headers })).statusCode).toBe(503);
     } finally {
-      state.set = set;
+      restore();
     }
     // The client retries and is told the session is revoked: no server may accept its token now.
     expect((await a.app.inject({ method: 'POST', url: '/api/v1/auth/logout', headers: s.headers })).statusCode).toBe(204);
