@@ -17,7 +17,7 @@ export interface Account {
   createdAt: number;
 }
 
-function toAccount(row: { id: string; wallet: string; chain: string; role: string; created_at: number }): Account {
+export function toAccount(row: { id: string; wallet: string; chain: string; role: string; created_at: number }): Account {
   return { id: row.id, wallet: row.wallet, chain: row.chain as Chain, role: row.role as Role, createdAt: Number(row.created_at) };
 }
 

@@ -93,6 +93,31 @@ describe.each(backends)('refresh tokens and revocation on $backend', ({ backend,
     expect(row.revoked_reason).toBe('logout');
   });
 
+  it('a refresh never spends its token and then fails: a failing account read does not cost the session', async ({ skip: skipTest }) => {
+    if (!available) return skipTest();
+    const s = await signInEthereum(server);
+    // Reading the account fails during the first refresh attempt (a database blip).
+    const accounts = server.services.accounts;
+    const byId = accounts.byId.bind(accounts);
+    let blip = true;
+    accounts.byId = async (id: string) => {
+      if (blip) throw new Error('test: database blip');
+      return byId(id);
+    };
+    try {
+      let res = await refresh(server, s.refreshToken);
+      blip = false;
+      // Whatever this attempt answered, the client's retry with the same token must not be reuse.
+      if (res.statusCode !== 200) res = await refresh(server, s.refreshToken);
+      expect(res.statusCode).toBe(200);
+      const next = res.json() as { accessToken: string; refreshToken: string };
+      expect(await account(server, { headers: { authorization: `Bearer ${next.accessToken}` } })).toMatchObject({ status: 200 });
+      expect((await refresh(server, next.refreshToken)).statusCode).toBe(200);
+    } finally {
+      accounts.byId = byId;
+    }
+  });
+
   it('two concurrent refreshes with the same token: exactly one wins, the other is reuse', async ({ skip: skipTest }) => {
     if (skip) return skipTest();
     for (let round = 0; round < 4; round++) {

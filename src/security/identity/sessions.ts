@@ -4,7 +4,7 @@ import { fail, ok, type Result } from '../../errors/registry.js';
 import type { Clock } from '../../lib/clock.js';
 import { newId } from '../../lib/ids.js';
 import type { Store } from '../../store/db.js';
-import type { SessionsTable } from '../../store/schema.js';
+import type { AccountsTable, SessionsTable } from '../../store/schema.js';
 import type { SharedState } from '../../state/port.js';
 import type { SecurityEvents } from '../events/index.js';
 import { networkPrefix } from './network-prefix.js';
@@ -30,6 +30,8 @@ export interface SessionView {
 }
 
 export type SessionRow = SessionsTable;
+/** The account a rotated session belongs to, as read in the rotation's transaction. */
+export type AccountRow = Pick<AccountsTable, 'id' | 'wallet' | 'chain' | 'role' | 'created_at'>;
 export type RevokedBy = 'logout' | 'user' | 'admin' | 'reuse';
 
 export interface SessionOptions {
@@ -125,7 +127,10 @@ export class Sessions {
    * revokes the whole session (`refresh_token_reused`): either it was stolen, or the thief used
    * it first.
    */
-  async rotate(refreshToken: string, client: ClientContext): Promise<Result<{ session: SessionRow; refreshToken: string }, 'invalid_token' | 'token_expired' | 'token_revoked' | 'refresh_token_reused'>> {
+  async rotate(
+    refreshToken: string,
+    client: ClientContext,
+  ): Promise<Result<{ session: SessionRow; refreshToken: string; account: AccountRow | undefined }, 'invalid_token' | 'token_expired' | 'token_revoked' | 'refresh_token_reused'>> {
     // A refused refresh token is a failed authentication like a refused access token: reported
     // (with the account once its session is known), so guessing is counted and stale use recorded.
     const refused = <C extends 'invalid_token' | 'token_expired' | 'token_revoked'>(code: C, detail: string, accountId?: string) => {
@@ -163,7 +168,11 @@ export class Sessions {
         const idle = Math.min(now + refreshIdleMs, Number(session.refresh_expires_at));
         await trx.insertInto('refresh_tokens').values({ token_hash: hashRefreshToken(next), session_id: session.id, created_at: now, spent_at: null }).execute();
         await trx.updateTable('sessions').set({ idle_expires_at: idle, last_used_at: now }).where('id', '=', session.id).execute();
-        return { kind: 'rotated' as const, session: { ...session, idle_expires_at: idle, last_used_at: now } };
+        // The account the new tokens are for, read before the old token's spending commits: a read
+        // failing after it (a database blip) would leave the client without its new token, and its
+        // retry with the old one would count as reuse and end the session.
+        const account = await trx.selectFrom('accounts').select(['id', 'wallet', 'chain', 'role', 'created_at']).where('id', '=', session.account_id).executeTakeFirst();
+        return { kind: 'rotated' as const, session: { ...session, idle_expires_at: idle, last_used_at: now }, account };
       }
       if (spentAt !== null) {
         const revoked = await trx
@@ -180,7 +189,7 @@ export class Sessions {
 
     switch (outcome.kind) {
       case 'rotated':
-        return ok({ session: outcome.session, refreshToken: next });
+        return ok({ session: outcome.session, refreshToken: next, account: outcome.account });
       case 'reused': {
         const { session, revokedNow } = outcome;
         // A session that had already ended (logout, an earlier reuse, an admin) keeps the

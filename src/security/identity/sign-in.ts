@@ -1,5 +1,5 @@
 import { isAddress } from 'viem';
-import type { Account, Accounts } from '../../accounts/accounts.js';
+import { toAccount, type Account, type Accounts } from '../../accounts/accounts.js';
 import { canonicalWallet, chainOf, type Chain } from '../../accounts/wallets.js';
 import type { Config } from '../../config/index.js';
 import { fail, ok, type Result } from '../../errors/registry.js';
@@ -108,8 +108,8 @@ export class SignIn {
     const rotated = await this.deps.sessions.rotate(refreshToken, client);
     if (!rotated.ok) return rotated;
     const { session } = rotated.value;
-    const account = await this.deps.accounts.byId(session.account_id);
-    if (!account) return fail('invalid_token', 'The account of this session no longer exists');
+    if (!rotated.value.account) return fail('invalid_token', 'The account of this session no longer exists');
+    const account = toAccount(rotated.value.account);
     const pair = await this.tokens(account, session, rotated.value.refreshToken);
     this.deps.events.emit({ type: 'token.refreshed', sessionId: session.id, at: this.deps.clock.now(), accountId: account.id, ip: client.ip, userAgent: client.userAgent, requestId: client.requestId });
     return ok(pair);
