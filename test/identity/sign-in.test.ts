@@ -238,6 +238,17 @@ describe('sign-in message checks (embedded)', () => {
     expect((await attempt((m) => m.replace('Chain ID: mainnet', 'Chain ID: solana:mainnet'))).statusCode).toBe(200);
   });
 
+  it('takes an all-uppercase Ethereum address (unchecksummed, like all-lowercase) and signs in its wallet', async () => {
+    const wallet = ethereumWallet();
+    const upper = `0x${wallet.address.slice(2).toUpperCase()}`;
+    const challenge = await requestChallenge(server, upper, 'ethereum');
+    // The message carries the EIP-55 form, as EIP-4361 requires.
+    expect(challenge.message).toContain(`\n${wallet.address}\n`);
+    const res = await postLogin(server, challenge.message, await wallet.sign(challenge.message));
+    expect(res.statusCode).toBe(200);
+    expect(res.json().account.wallet.toLowerCase()).toBe(wallet.address.toLowerCase());
+  });
+
   it('refuses a challenge for a malformed address with validation_failed', async () => {
     for (const [address, chain] of [
       ['0x1234', 'ethereum'],

@@ -58,7 +58,9 @@ export class SignIn {
 
   async challenge(address: string, chain: Chain): Promise<Result<Challenge, 'validation_failed' | 'service_unavailable'>> {
     const { config, clock, nonces } = this.deps;
-    if (chainOf(address) !== chain || (chain === 'ethereum' && !isAddress(address, { strict: true })) || (chain === 'solana' && !solanaPublicKey(address))) {
+    // EIP-55: an all-lowercase or all-uppercase address carries no checksum; a mixed-case one must match it.
+    const ethereumOk = isAddress(address, { strict: true }) || /^0x[0-9A-F]{40}$/.test(address);
+    if (chainOf(address) !== chain || (chain === 'ethereum' && !ethereumOk) || (chain === 'solana' && !solanaPublicKey(address))) {
       return fail('validation_failed', chain === 'ethereum' ? 'address must be a 0x Ethereum address (a mixed-case one must have a valid EIP-55 checksum)' : 'address must be a base58 Solana public key');
     }
     const now = clock.now();
