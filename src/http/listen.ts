@@ -2,7 +2,7 @@ import { createServer, type Server } from 'node:http';
 import type { Moondraft } from '../app.js';
 import { ERRORS } from '../errors/registry.js';
 import { problemBody } from './problem.js';
-import { newRequestId } from './server.js';
+import { clientErrorHandler, newRequestId } from './server.js';
 
 export interface Listening {
   url: string;
@@ -28,6 +28,8 @@ export async function listen(moondraft: Moondraft): Promise<Listening> {
       res.writeHead(308, { ...conventionHeaders(), Location: `${target}${path}`, 'Cache-Control': 'no-store' });
       res.end();
     });
+    // Requests Node's parser refuses get the same problem+json answer as on the API port.
+    redirect.on('clientError', clientErrorHandler(services));
     await new Promise<void>((resolve) => redirect.listen(config.httpRedirectPort, config.host, resolve));
     extra.push(redirect);
   }
@@ -47,6 +49,7 @@ export async function listen(moondraft: Moondraft): Promise<Listening> {
         () => problem('internal_error', 'An internal error occurred; quote the requestId when reporting it'),
       );
     });
+    metrics.on('clientError', clientErrorHandler(services));
     await new Promise<void>((resolve) => metrics.listen(config.metricsPort, config.host, resolve));
     extra.push(metrics);
   }

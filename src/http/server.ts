@@ -27,7 +27,7 @@ export function newRequestId(): string {
  * server time and the headers of every answer; then the connection is closed. The error is
  * logged at trace level, as Fastify does (the logger redacts the raw bytes it carries).
  */
-function clientErrorHandler(services: Services) {
+export function clientErrorHandler(services: Services) {
   return (err: Error & { code?: string }, socket: Socket): void => {
     if (err.code === 'ECONNRESET' || socket.destroyed) return;
     const error =

@@ -124,6 +124,18 @@ describe('the separate metrics port', () => {
         expect(res.headers.get('x-request-id')).toMatch(/^req_[0-9a-f]{32}$/);
         expect(Number(res.headers.get('x-api-server-time'))).toBeGreaterThan(0);
       }
+      // A request Node's HTTP parser refuses gets problem+json with a request id here too.
+      const raw = await new Promise<string>((resolve, reject) => {
+        const socket = net.connect(port, '127.0.0.1', () => socket.write('GET /metrics HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n'));
+        let text = '';
+        socket.on('data', (d) => (text += d.toString('utf8')));
+        socket.on('close', () => resolve(text));
+        socket.on('error', reject);
+      });
+      expect(raw).toMatch(/^HTTP\/1\.1 400 /);
+      expect(raw).toMatch(/\r\nContent-Type: application\/problem\+json/i);
+      expect(raw).toMatch(/\r\nX-Request-Id: req_[0-9a-f]{32}\r\n/i);
+      expect(raw).toContain('"code":"validation_failed"');
     } finally {
       await listening.stop();
     }
