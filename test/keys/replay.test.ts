@@ -1,5 +1,4 @@
 import { ed25519 } from '@noble/curves/ed25519.js';
-import { Redis } from 'ioredis';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -7,8 +6,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/lib/clock.js';
 import { StateUnavailableError } from '../../src/state/port.js';
 import { sessionFor } from '../support/auth.js';
-import { dropSchema, newIsolation } from '../support/server.js';
-import { REDIS_URL, serviceAvailable } from '../support/services.js';
+import { dropSchema, emptySharedState, newIsolation } from '../support/server.js';
+import { serviceAvailable } from '../support/services.js';
 import { code, createKey, credentialOf, session, signed, signedInject, startKeysServer, type KeysTestServer } from './support.js';
 
 const scaleoutUp = (await serviceAvailable('postgres')) && (await serviceAvailable('redis'));
@@ -168,13 +167,7 @@ describe.skipIf(!scaleoutUp)('two scale-out servers sharing one database and one
     for (const s of [a, b]) await s.server.services.securitySync.runOnce();
 
     // What a restart without persistence (or a failover to an empty replica) leaves: nothing.
-    const redis = new Redis(REDIS_URL);
-    try {
-      const keys = await redis.keys(`${isolation.statePrefix}*`);
-      if (keys.length > 0) await redis.del(...keys);
-    } finally {
-      redis.disconnect();
-    }
+    await emptySharedState(isolation);
     // Each server's next security sync pass notices (forced here, a moment later).
     clock.advance(1_500);
     for (const s of [a, b]) await s.server.services.securitySync.runOnce();

@@ -1,15 +1,14 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ManualClock } from '../../src/lib/clock.js';
 import type { SecurityEvent } from '../../src/security/events/index.js';
 import { StateUnavailableError } from '../../src/state/port.js';
 import { RedisState } from '../../src/state/redis.js';
 import { sessionFor } from '../support/auth.js';
-import { dropSchema, newIsolation, startTestServer, type TestServer } from '../support/server.js';
-import { REDIS_URL, serviceAvailable } from '../support/services.js';
+import { dropSchema, emptySharedState, newIsolation, startTestServer, type TestServer } from '../support/server.js';
+import { serviceAvailable } from '../support/services.js';
 
 const scaleout = (await serviceAvailable('redis')) && (await serviceAvailable('postgres'));
 const backends = (['embedded', 'scaleout'] as const).filter((b) => b === 'embedded' || scaleout);
@@ -249,13 +248,7 @@ describe.runIf(scaleout)('IP blocks across processes (two in-test servers, one R
     await vi.waitFor(() => expect(b.services.ipBlocks.check('198.51.100.80')).toMatchObject({ source: 'manual' }));
 
     // What a restart without persistence (or a failover to an empty replica) leaves: nothing.
-    const redis = new Redis(REDIS_URL);
-    try {
-      const keys = await redis.keys(`${isolation.statePrefix}*`);
-      if (keys.length > 0) await redis.del(...keys);
-    } finally {
-      redis.disconnect();
-    }
+    await emptySharedState(isolation);
 
     // The next poll of each process (forced here) notices and puts the list back.
     for (const s of [a, b]) await s.services.ipBlocks.list();

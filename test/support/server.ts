@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
+import { Redis } from 'ioredis';
 import pg from 'pg';
 import { createMoondraft, type Moondraft } from '../../src/app.js';
 import { loadConfig, type Config } from '../../src/config/index.js';
@@ -78,6 +79,20 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
 export function newIsolation(): { pgSchema: string; statePrefix: string } {
   const id = randomBytes(6).toString('hex');
   return { pgSchema: `t_${id}`, statePrefix: `t:${id}:` };
+}
+
+/**
+ * Deletes every shared-state key of an isolation: what a Redis restart without persistence (or a
+ * failover to an empty replica) leaves to the servers using it.
+ */
+export async function emptySharedState(isolation: { statePrefix: string }): Promise<void> {
+  const redis = new Redis(REDIS_URL);
+  try {
+    const keys = await redis.keys(`${isolation.statePrefix}*`);
+    if (keys.length > 0) await redis.del(...keys);
+  } finally {
+    redis.disconnect();
+  }
 }
 
 export async function dropSchema(schema: string): Promise<void> {
