@@ -17,7 +17,7 @@ import { Sessions } from './security/identity/sessions.js';
 import { SignInNonces } from './security/identity/nonces.js';
 import { SignIn } from './security/identity/sign-in.js';
 import type { Principal } from './security/principal.js';
-import { openStore, type Store } from './store/db.js';
+import { openStore, type StoreOptions, type Store } from './store/db.js';
 import { migrateToLatest } from './store/migrate.js';
 import { MemoryState } from './state/memory.js';
 import type { SharedState } from './state/port.js';
@@ -133,7 +133,8 @@ async function buildServices(config: Config, overrides: ServiceOverrides, closer
   reloadKeys.unref();
   closers.push(() => clearInterval(reloadKeys));
 
-  const store = await openStore({ databaseUrl: config.databaseUrl, pgSchema: config.pgSchema, dataDir: config.dataDir, ...(overrides.sqliteFile ? { sqliteFile: overrides.sqliteFile } : {}) });
+  const storeOptions: StoreOptions = { databaseUrl: config.databaseUrl, pgSchema: config.pgSchema, dataDir: config.dataDir, ...(overrides.sqliteFile ? { sqliteFile: overrides.sqliteFile } : {}) };
+  const store = await openStore(storeOptions);
   closers.push(() => store.close());
   await migrateToLatest(store);
 
@@ -217,9 +218,12 @@ async function buildServices(config: Config, overrides: ServiceOverrides, closer
   const ddosGuard = new DdosGuard({ state, fallback: localLimiter, blocks: ipBlocks, config: config.ddos, clock, log, timeSource });
   ddosGuard.watch(events);
   closers.push(() => ddosGuard.close());
-  const trading = await createTrading({ store, state, clock, log, config: config.trading, metrics: metrics.registry, audit });
+  // The order thread opens its own connection: not possible to an in-memory SQLite database.
+  const orderThread = config.trading.orderThread && storeOptions.sqliteFile !== ':memory:';
+  const trading = await createTrading({ store, state, clock, log, config: config.trading, metrics: metrics.registry, audit, thread: orderThread ? { config, store: storeOptions, redis: !overrides.state && config.redisUrl ? { url: config.redisUrl, prefix: config.statePrefix } : undefined } : undefined });
   closers.push(() => trading.close());
-  auditTrading(trading, audit);
+  // The order thread audits its own commits (into the same chain).
+  if (!trading.orders.threaded) auditTrading(trading, audit);
   const tokens = new Tokens({ store, ledger: trading.ledger, assets: trading.assets, audit, config: config.tokens });
   // Only the sandbox adapter exists so far: live never invents a transaction hash (see chain-adapter.ts).
   const adapter = config.env === 'sandbox' ? new SandboxChainAdapter() : new UnconfiguredChainAdapter();

@@ -137,6 +137,11 @@ export class AuditLog {
     for (const r of records) this.written.inc({ category: r.category });
   }
 
+  /** Counts records another thread of this server appended (the order thread's trading records). */
+  countWritten(category: AuditCategory, n: number): void {
+    this.written?.inc({ category }, n);
+  }
+
   /** Appends `event` inside the caller's transaction (the same one as the change it records). */
   async recordIn(trx: Transaction<Database>, event: AuditEvent): Promise<AuditRef> {
     const [ref] = await this.recordManyIn(trx, [event]);

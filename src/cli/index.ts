@@ -10,7 +10,9 @@ import { registerCommands } from './commands.js';
 
 /** Runs `fn` with the server's services (store migrated, secrets resolved), then closes them. */
 export async function withServices<T>(fn: (services: Services) => Promise<T>, config: Config = loadConfig()): Promise<T> {
-  const services = await createServices({ ...config, logLevel: 'warn' }, { processMetrics: false });
+  // A one-off command runs its few order commands (a delisting, say) in its own thread: starting
+  // the order thread would only slow it down.
+  const services = await createServices({ ...config, logLevel: 'warn', trading: { ...config.trading, orderThread: false } }, { processMetrics: false });
   try {
     return await fn(services);
   } finally {

@@ -115,6 +115,11 @@ export interface TradingConfig {
   faucet: { maxPerCall: string; maxPerDay: string };
   /** Most order commands committed in one transaction (group commit). */
   batchMax: number;
+  /**
+   * Order transactions run on a thread of their own (trading/orders/thread.ts), so that the server
+   * thread answers requests while they commit. Off: they run in the server thread.
+   */
+  orderThread: boolean;
 }
 
 export interface TokensConfig {
@@ -435,6 +440,7 @@ export function loadConfig(environment: Source = process.env): Config {
         maxPerDay: decimal(r, 'MOONDRAFT_FAUCET_MAX_PER_DAY', '100000', 0),
       },
       batchMax: r.int('MOONDRAFT_ORDER_BATCH_MAX', 512, 1, 4096),
+      orderThread: r.oneOf('MOONDRAFT_ORDER_THREAD', ['on', 'off'] as const, 'on') === 'on',
     },
     tokens: {
       dailyCreations: r.int('MOONDRAFT_TOKEN_DAILY_CREATIONS', 5, 0, 10_000),

@@ -23,11 +23,24 @@ export class MemoryState implements SharedState {
   private readonly indexes = new Map<string, Set<string>>();
   private readonly bus = new EventEmitter();
   private readonly sweeper: NodeJS.Timeout;
+  private readonly watchers: { prefix: string; fn: (key: string) => void }[] = [];
 
   constructor(private readonly clock: Clock = systemClock) {
     this.bus.setMaxListeners(0);
     this.sweeper = setInterval(() => this.sweep(), 10_000);
     this.sweeper.unref();
+  }
+
+  /**
+   * Calls `fn` after every write (set, take, delete…) to a key under `prefix`. Expiry is not a
+   * write. The order thread keeps its copy of the halt keys fresh this way (trading/orders/thread.ts).
+   */
+  watchWrites(prefix: string, fn: (key: string) => void): void {
+    this.watchers.push({ prefix, fn });
+  }
+
+  private wrote(key: string): void {
+    for (const w of this.watchers) if (key.startsWith(w.prefix)) w.fn(key);
   }
 
   private live(key: string): Entry | undefined {
@@ -53,21 +66,25 @@ export class MemoryState implements SharedState {
   }
   async set(key: string, value: string, ttlMs?: number) {
     this.entries.set(key, { value, expiresAt: ttlMs === undefined ? null : this.clock.now() + ttlMs });
+    if (this.watchers.length > 0) this.wrote(key);
   }
   async setIfAbsent(key: string, value: string, ttlMs: number) {
     if (this.live(key)) return false;
     this.entries.set(key, { value, expiresAt: this.clock.now() + ttlMs });
+    if (this.watchers.length > 0) this.wrote(key);
     return true;
   }
   async take(key: string) {
     const e = this.live(key);
     this.entries.delete(key);
+    if (this.watchers.length > 0) this.wrote(key);
     return e?.value ?? null;
   }
   async del(key: string) {
     this.entries.delete(key);
     this.windows.delete(key);
     this.indexes.delete(key);
+    if (this.watchers.length > 0) this.wrote(key);
   }
   async setMax(key: string, value: number, ttlMs: number) {
     const e = this.live(key);

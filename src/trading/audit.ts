@@ -3,7 +3,8 @@ import type { AuditEvent } from '../audit/events.js';
 import type { Trading } from './index.js';
 import { formatAmount } from './money.js';
 import type { Actor, TradingEvent } from './orders/types.js';
-import type { Market } from './assets/index.js';
+import type { Assets, Market } from './assets/index.js';
+import type { CommitHook } from './orders/terms.js';
 
 /** Who acted, as the audit trail names it: the account, and the session or API key it used. */
 function actorFields(actor: Actor) {
@@ -120,7 +121,16 @@ function marketOf(e: TradingEvent): string {
  * roll back together.
  */
 export function auditTrading(trading: Trading, audit: AuditLog): void {
-  trading.orders.onCommitting(async (trx, events) => {
+  auditOrderCommits(trading.orders, trading.assets, audit);
+}
+
+/**
+ * The commit hook itself, on whichever sequencer runs the order transactions: the server's own
+ * (auditTrading), or the order thread's (orders/thread-worker.ts), which appends through its own
+ * store connection into the same chain (the head row is locked inside the transaction).
+ */
+export function auditOrderCommits(orders: { onCommitting(hook: CommitHook): void }, assets: Assets, audit: Pick<AuditLog, 'recordManyIn'>): void {
+  orders.onCommitting(async (trx, events) => {
     if (events.length === 0) return;
     const markets = new Map<string, Market>();
     for (const e of events) {
@@ -128,7 +138,7 @@ export function auditTrading(trading: Trading, audit: AuditLog): void {
       if (markets.has(symbol)) continue;
       // Read through the transaction: on SQLite a read outside it would wait for it forever.
       const row = await trx.selectFrom('markets').selectAll().where('symbol', '=', symbol).executeTakeFirstOrThrow();
-      markets.set(symbol, await trading.assets.fromRow(row, trx));
+      markets.set(symbol, await assets.fromRow(row, trx));
     }
     const mapped = events.flatMap((e) => toAuditEvents(e, markets.get(marketOf(e))!));
     await audit.recordManyIn(trx, mapped);

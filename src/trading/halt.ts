@@ -43,6 +43,20 @@ export async function haltStatus(state: SharedState, market: string): Promise<Ha
   return haltFrom(global ?? null, perMarket ?? null);
 }
 
+/**
+ * The status of each of `markets` (global halt included), in one round trip. A shared-state
+ * outage rejects (fail closed).
+ */
+export async function haltsOf(state: Pick<SharedState, 'getMany'>, markets: readonly string[]): Promise<Map<string, HaltStatus>> {
+  const out = new Map<string, HaltStatus>();
+  const [global, ...perMarket] = await state.getMany([haltKeys.global, ...markets.map((m) => haltKeys.market(m))]);
+  markets.forEach((m, i) => out.set(m, haltFrom(global ?? null, perMarket[i] ?? null)));
+  return out;
+}
+
+/** Every halt key starts with this. */
+export const HALT_KEY_PREFIX = 'trading:halt:';
+
 /** The status given the values of the global and the market's halt keys (null: not set). */
 export function haltFrom(global: string | null, perMarket: string | null): HaltStatus {
   if (global !== null) return { halted: true, scope: 'global', record: parse(global) };

@@ -1,5 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { openStore, type Store } from '../../src/store/db.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { openStore, type Store, type StoreOptions } from '../../src/store/db.js';
 import { migrateToLatest } from '../../src/store/migrate.js';
 import { dropSchema } from './server.js';
 import { PG_URL, serviceAvailable } from './services.js';
@@ -30,6 +33,27 @@ export async function openTestStore(backend: Backend, schema?: string): Promise<
     async close() {
       await store.close();
       if (!schema) await dropSchema(pgSchema);
+    },
+  };
+}
+
+/**
+ * A migrated store for the order thread, which opens its own connection with the options returned:
+ * a SQLite file in a fresh private dir (removed on close), or a fresh PostgreSQL schema.
+ */
+export async function openSharedTestStore(backend: Backend): Promise<{ store: Store; options: StoreOptions; dataDir: string; close(): Promise<void> }> {
+  const dataDir = mkdtempSync(path.join(tmpdir(), 'moondraft-store-'));
+  const options: StoreOptions = backend === 'sqlite' ? { dataDir } : { databaseUrl: PG_URL, pgSchema: `t_${randomBytes(6).toString('hex')}`, dataDir };
+  const store = await openStore(options);
+  await migrateToLatest(store);
+  return {
+    store,
+    options,
+    dataDir,
+    async close() {
+      await store.close();
+      if (options.pgSchema) await dropSchema(options.pgSchema);
+      rmSync(dataDir, { recursive: true, force: true });
     },
   };
 }

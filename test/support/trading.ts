@@ -1,21 +1,24 @@
 import pino from 'pino';
-import { loadConfig, type TradingConfig } from '../../src/config/index.js';
+import { loadConfig, type Config, type TradingConfig } from '../../src/config/index.js';
 import { ok } from '../../src/errors/registry.js';
 import { ManualClock, type Clock } from '../../src/lib/clock.js';
 import type { Role } from '../../src/security/rbac/roles.js';
 import { MemoryState } from '../../src/state/memory.js';
 import type { SharedState } from '../../src/state/port.js';
-import type { Store } from '../../src/store/db.js';
+import type { Store, StoreOptions } from '../../src/store/db.js';
 import { createTrading, type Trading } from '../../src/trading/index.js';
 import { SYSTEM_OWNERS } from '../../src/trading/ledger/index.js';
 import type { Caller } from '../../src/trading/orders/types.js';
 
 /** A trading core on a given store, as one server process would build it. */
-export async function tradingOn(store: Store, options: { clock?: Clock; state?: SharedState; config?: Partial<TradingConfig> } = {}): Promise<Trading & { state: SharedState; clock: Clock }> {
+export async function tradingOn(
+  store: Store,
+  options: { clock?: Clock; state?: SharedState; config?: Partial<TradingConfig>; thread?: { config: Config; store: StoreOptions } } = {},
+): Promise<Trading & { state: SharedState; clock: Clock }> {
   const clock = options.clock ?? new ManualClock();
   const state = options.state ?? new MemoryState(clock);
   const config = { ...loadConfig({}).trading, ...options.config };
-  const trading = await createTrading({ store, state, clock, log: pino({ level: 'silent' }), config });
+  const trading = await createTrading({ store, state, clock, log: pino({ level: 'silent' }), config, thread: options.thread });
   return Object.assign(trading, { state, clock });
 }
 

@@ -32,7 +32,10 @@ async function trader(usdc = '1000', moon?: string): Promise<Session> {
 const order = (s: Session, body: Record<string, unknown>) => req('POST', '/api/v1/trading/orders', s, { market: 'MOON-USDC', type: 'limit', ...body });
 
 beforeAll(async () => {
-  server = await startTestServer({ clock });
+  // http-thread.test.ts runs this suite again on the order thread, which needs a database file.
+  const thread = process.env.MOONDRAFT_TEST_ORDER_THREAD === 'on';
+  server = await startTestServer({ clock, ...(thread ? { sqliteFile: true, env: { MOONDRAFT_ORDER_THREAD: 'on' } } : {}) });
+  expect(server.services.trading.orders.threaded).toBe(thread);
   admin = await sessionFor(server, { role: 'admin' });
   expect((await req('POST', '/api/v1/admin/assets', admin, { symbol: 'MOON', name: 'Moon', decimals: 6 })).statusCode).toBe(201);
   const listed = await req('POST', '/api/v1/admin/markets', admin, { base: 'MOON', quote: 'USDC', tickSize: '0.0001', lotSize: '0.01', minNotional: '1', makerFeeBps: 10, takerFeeBps: 20 });

@@ -57,6 +57,8 @@ export interface SequencerReporter {
  */
 export interface OrderExecutor {
   submit(command: SequencerCommand): Promise<Result<unknown>>;
+  /** Resolves once commands can run (the order thread has opened its store); rejects if they never can. */
+  started?(): Promise<void>;
   /** Waits for queued commands, then refuses new ones. */
   close(): Promise<void>;
 }

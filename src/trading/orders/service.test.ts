@@ -2,7 +2,8 @@ import { sql } from 'kysely';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../lib/clock.js';
 import type { Store } from '../../store/db.js';
-import { openTestStore, storeBackends } from '../../../test/support/stores.js';
+import { openSharedTestStore, openTestStore, storeBackends } from '../../../test/support/stores.js';
+import { loadConfig } from '../../config/index.js';
 import { callerFor, fund, listMoon, MOON, tradingOn, USDC } from '../../../test/support/trading.js';
 import { clearHalt, haltKeys, setHalt } from '../index.js';
 import { SYSTEM_OWNERS } from '../ledger/index.js';
@@ -11,19 +12,42 @@ import type { PlaceOrderInput, TradingEvent } from './types.js';
 let n = 0;
 const uid = (p: string) => `acc_${p}_${++n}_${Math.random().toString(36).slice(2, 8)}`;
 
-describe.each(await storeBackends())('order service on %s', (backend) => {
+/**
+ * Every backend twice: the sequencer in the caller's thread, and on the order thread (as `serve`
+ * runs it), which opens its own connection: to a SQLite file, or to the same PostgreSQL schema.
+ */
+const variants = (await storeBackends()).flatMap((backend) => [
+  { name: `${backend}, in this thread`, backend, thread: false },
+  { name: `${backend}, on the order thread`, backend, thread: true },
+]);
+
+describe.each(variants)('order service on $name', ({ backend, thread }) => {
   let store: Store;
+  let closeStore: () => Promise<void>;
   let trading: Awaited<ReturnType<typeof tradingOn>>;
   const clock = new ManualClock(Date.UTC(2026, 2, 1, 12, 0, 0));
+  /** Tests that only apply with the sequencer in this thread (defined only there: never skipped). */
+  const itInThisThread = (name: string, fn: () => Promise<void>) => {
+    if (!thread) it(name, fn);
+  };
 
   beforeAll(async () => {
-    store = await openTestStore(backend);
-    trading = await tradingOn(store, { clock });
+    if (thread) {
+      const shared = await openSharedTestStore(backend);
+      store = shared.store;
+      closeStore = () => shared.close();
+      trading = await tradingOn(store, { clock, thread: { config: loadConfig({ MOONDRAFT_DATA_DIR: shared.dataDir }), store: shared.options } });
+    } else {
+      store = await openTestStore(backend);
+      closeStore = () => store.close();
+      trading = await tradingOn(store, { clock });
+    }
+    expect(trading.orders.threaded).toBe(thread);
     await listMoon(trading);
   });
   afterAll(async () => {
     await trading.close();
-    await store.close();
+    await closeStore();
   });
   beforeEach(async () => {
     // Each test trades against an empty book.
@@ -324,7 +348,8 @@ describe.each(await storeBackends())('order service on %s', (backend) => {
     }
   });
 
-  it('cancels in a batch go through when shared state fails after an order was queued', async () => {
+  // On the order thread, in-process state is read through its write counter (it cannot fail).
+  itInThisThread('cancels in a batch go through when shared state fails after an order was queued', async () => {
     const acc = uid('halt-outage');
     await fund(trading, acc, 'USDC', USDC(100));
     const resting = await place(acc, { side: 'buy', price: '1', quantity: '1' });
@@ -363,7 +388,8 @@ describe.each(await storeBackends())('order service on %s', (backend) => {
     await verified();
   });
 
-  it('hands every order, fill and cancel, with account and actor, to commit hooks inside the transaction', async () => {
+  // Commit hooks are functions: they cannot be sent to the order thread, which registers its own.
+  itInThisThread('hands every order, fill and cancel, with account and actor, to commit hooks inside the transaction', async () => {
     await sql`create table audit_probe (event text not null, subject text not null, actor text not null)`.execute(store.db);
     const seen: TradingEvent[] = [];
     let armed = true;
@@ -408,7 +434,7 @@ describe.each(await storeBackends())('order service on %s', (backend) => {
     }
   });
 
-  it('a failed transaction acknowledges nothing and the book is rebuilt from the store', async () => {
+  itInThisThread('a failed transaction acknowledges nothing and the book is rebuilt from the store', async () => {
     const maker = uid('m');
     const taker = uid('t');
     await fund(trading, maker, 'MOON', MOON(5));
@@ -431,7 +457,7 @@ describe.each(await storeBackends())('order service on %s', (backend) => {
   });
 
   it('a second process on the same store sees and trades against the first one’s book (seq check)', async () => {
-    const other = await tradingOn(backend === 'sqlite' ? store : await openTestStore('postgres', (store as Store & { schema?: string }).schema), { clock, state: trading.state });
+    const other = await tradingOn(backend === 'sqlite' || thread ? store : await openTestStore('postgres', (store as Store & { schema?: string }).schema), { clock, state: trading.state });
     try {
       const maker = uid('m');
       const taker = uid('t');

@@ -6,7 +6,7 @@ import type { Role } from '../../security/rbac/roles.js';
 import type { SharedState } from '../../state/port.js';
 import type { Store } from '../../store/db.js';
 import { USDC, USDC_DECIMALS, type Assets, type Market } from '../assets/index.js';
-import { haltFrom, haltKeys, haltStatus, type HaltStatus } from '../halt.js';
+import { haltsOf, haltStatus, type HaltStatus } from '../halt.js';
 import type { SelfTradePrevention } from '../matching/types.js';
 import { parseAmount } from '../money.js';
 import { isOpen, LIMIT_WINDOW_MINUTES } from './batch.js';
@@ -45,7 +45,8 @@ export interface OrdersDeps {
  */
 export class OrdersService {
   private readonly snapshots = new Map<string, BookSnapshot>();
-  private readonly executor: OrderExecutor;
+  /** Where commands run: the sequencer in this thread, or the order thread's proxy (./thread.ts). */
+  readonly executor: OrderExecutor;
   /** The sequencer when it runs in this thread (commit hooks can be registered on it). */
   private readonly local: OrderSequencer | undefined;
   private readonly roleLimits: Record<string, bigint>;
@@ -118,11 +119,8 @@ export class OrdersService {
    * its transaction: a halt set after an order passed the check in `place` still stops it if its
    * batch has not begun. A shared-state outage throws (fail closed).
    */
-  private async readHalts(markets: string[]): Promise<Map<string, HaltStatus>> {
-    const out = new Map<string, HaltStatus>();
-    const [global, ...perMarket] = await this.deps.state.getMany([haltKeys.global, ...markets.map((m) => haltKeys.market(m))]);
-    markets.forEach((m, i) => out.set(m, haltFrom(global ?? null, perMarket[i] ?? null)));
-    return out;
+  private readHalts(markets: string[]): Promise<Map<string, HaltStatus>> {
+    return haltsOf(this.deps.state, markets);
   }
 
   /** The daily limit a role gets when no admin override applies (USDC minor units). */
@@ -132,6 +130,7 @@ export class OrdersService {
 
   /** Rebuilds every active market's book from the store (called at start). */
   async start(): Promise<void> {
+    await this.executor.started?.();
     const markets = await this.deps.assets.listMarkets();
     if (markets.length > 0) await this.enqueue({ kind: 'refresh', markets: markets.map((m) => m.symbol) });
   }

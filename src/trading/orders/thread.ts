@@ -1,0 +1,287 @@
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import type { Logger } from 'pino';
+import pino from 'pino';
+import type { AuditLog } from '../../audit/audit-log.js';
+import type { AuditCategory } from '../../audit/events.js';
+import type { Config } from '../../config/index.js';
+import { fail, type Result } from '../../errors/registry.js';
+import { MemoryState } from '../../state/memory.js';
+import { StateUnavailableError, type SharedState } from '../../state/port.js';
+import type { StoreOptions } from '../../store/db.js';
+import { HALT_KEY_PREFIX, type HaltStatus } from '../halt.js';
+import type { CommittedReport, OrderExecutor, SequencerCommand, SequencerReporter } from './sequencer.js';
+
+/** What the order thread is started with (worker data: structured-cloned). */
+export interface ThreadInit {
+  config: Config;
+  store: StoreOptions;
+  logLevel: string;
+  roleLimits: Readonly<Record<string, bigint>>;
+  /** True: the thread reads the system clock. False: it uses the time sent with each command. */
+  systemClock: boolean;
+  now: number;
+  /** Where the thread reads halts: see HaltSource. */
+  halts: HaltSource;
+}
+
+/**
+ * How the order thread reads the halt switch at the start of each batch:
+ * - `redis`: from Redis itself, through a connection of its own;
+ * - `epoch`: in-process state lives in the server thread, which counts every write to a halt key
+ *   in this shared counter: the thread asks the server thread only when the count moved since its
+ *   last read, or a market it batches was halted or unknown then (a halt can expire unseen; it
+ *   can only begin with a write);
+ * - `ask`: asks the server thread every batch (any other state, such as a test's).
+ */
+export type HaltSource = { kind: 'redis'; url: string; prefix: string } | { kind: 'epoch'; counter: SharedArrayBuffer } | { kind: 'ask' };
+
+export interface WireError {
+  name: string;
+  message: string;
+}
+
+export type WireOutcome = { id: number; result: Result<unknown> } | { id: number; error: WireError };
+
+/** Server thread → order thread. */
+export type ThreadRequest =
+  | { t: 'submit'; now: number; items: { id: number; command: SequencerCommand }[] }
+  | { t: 'halts'; id: number; halts?: Map<string, HaltStatus>; error?: WireError }
+  | { t: 'close' };
+
+/** Order thread → server thread. */
+export type ThreadReply =
+  | { t: 'ready' }
+  | { t: 'failed'; error: WireError }
+  | { t: 'done'; reports: CommittedReport[]; outcomes: WireOutcome[]; rebuilt: number; retried: number; audited: Partial<Record<AuditCategory, number>> }
+  | { t: 'halts'; id: number; markets: string[] }
+  | { t: 'log'; line: string }
+  | { t: 'closed' };
+
+export function errorToWire(err: unknown): WireError {
+  return err instanceof Error ? { name: err.name, message: err.message } : { name: 'Error', message: String(err) };
+}
+
+/** Rebuilds an error the routes know how to answer (a shared-state outage is a 503). */
+export function errorFromWire(e: WireError): Error {
+  if (e.name === 'StateUnavailableError') return new StateUnavailableError(e.message);
+  const err = new Error(`order thread: ${e.message}`);
+  err.name = e.name;
+  return err;
+}
+
+/**
+ * How to start the worker: its compiled module under dist/, or, when this module runs from
+ * TypeScript sources (tests, `tsx`), the .ts module through tsx's loader, registered inside the
+ * worker (a worker does not inherit the loader of the thread that starts it).
+ */
+function workerScript(): { script: string | URL; eval: boolean } {
+  const here = fileURLToPath(import.meta.url);
+  if (here.endsWith('.js')) return { script: pathToFileURL(path.join(path.dirname(here), 'thread-worker.js')), eval: false };
+  const require = createRequire(import.meta.url);
+  const pkgFile = require.resolve('tsx/package.json');
+  const pkg = JSON.parse(readFileSync(pkgFile, 'utf8')) as { exports: Record<string, { import: { default: string } }> };
+  const api = pathToFileURL(path.join(path.dirname(pkgFile), pkg.exports['./esm/api']!.import.default)).href;
+  const entry = pathToFileURL(path.join(path.dirname(here), 'thread-worker.ts')).href;
+  return { script: `import(${JSON.stringify(api)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(entry)}); })`, eval: true };
+}
+
+export interface OrderThreadOptions {
+  config: Config;
+  store: StoreOptions;
+  log: Logger;
+  /** The server thread's clock: the order thread uses the time sent with each command unless `systemClock`. */
+  now: () => number;
+  systemClock: boolean;
+  audit?: AuditLog | undefined;
+  /** The server's shared state: the thread's halt reads follow from it (see HaltSource). */
+  state: SharedState;
+  /** Set when `state` is the Redis named in the configuration, which the thread may then open itself. */
+  redis?: { url: string; prefix: string } | undefined;
+}
+
+const RESTART_DELAY_MS = 1000;
+
+/**
+ * The order sequencer on a thread of its own: an OrderExecutor that forwards commands to it
+ * (those that arrive in one turn of the event loop go in one message) and resolves each once the
+ * thread reports its transaction committed, with the snapshots and metrics of that commit applied
+ * first. The thread asks back for halts (shared state lives here) and sends its log lines here.
+ *
+ * If the thread dies, the commands it held are failed (their outcome is unknown: a retry with the
+ * same clientOrderId returns the original if it committed) and a new thread is started, which
+ * rebuilds the books from the store.
+ */
+export class OrderThread implements OrderExecutor {
+  private worker!: Worker;
+  private next = 0;
+  private readonly pending = new Map<number, { resolve: (r: Result<unknown>) => void; reject: (err: unknown) => void }>();
+  private outbox: { id: number; command: SequencerCommand }[] = [];
+  private flushing = false;
+  private closing: Promise<void> | null = null;
+  private readyWait!: Promise<void>;
+  private readonly halts: HaltSource;
+  /** False between a thread's exit and the start of the next one. */
+  private alive = false;
+
+  constructor(
+    private readonly options: OrderThreadOptions,
+    private readonly hooks: { report: SequencerReporter; halts: (markets: string[]) => Promise<Map<string, HaltStatus>>; roleLimits: Readonly<Record<string, bigint>> },
+  ) {
+    if (options.state instanceof MemoryState) {
+      const counter = new SharedArrayBuffer(4);
+      const writes = new Int32Array(counter);
+      options.state.watchWrites(HALT_KEY_PREFIX, () => Atomics.add(writes, 0, 1));
+      this.halts = { kind: 'epoch', counter };
+    } else {
+      this.halts = options.redis ? { kind: 'redis', ...options.redis } : { kind: 'ask' };
+    }
+    this.spawn(true);
+  }
+
+  /** Resolves once the thread has opened its store; rejects if it could not start. */
+  started(): Promise<void> {
+    return this.readyWait;
+  }
+
+  private spawn(initial: boolean): void {
+    const { script, eval: isEval } = workerScript();
+    const init: ThreadInit = {
+      config: this.options.config,
+      store: this.options.store,
+      logLevel: this.options.log.level,
+      roleLimits: this.hooks.roleLimits,
+      systemClock: this.options.systemClock,
+      now: this.options.now(),
+      halts: this.halts,
+    };
+    const worker = new Worker(script, { eval: isEval, workerData: init, execArgv: [] });
+    this.worker = worker;
+    this.alive = true;
+    let ready = false;
+    let settle: { resolve: () => void; reject: (err: unknown) => void };
+    this.readyWait = new Promise<void>((resolve, reject) => (settle = { resolve, reject }));
+    this.readyWait.catch(() => {}); // observed by started(); a restart's failure is logged below
+    worker.on('message', (m: ThreadReply) => {
+      switch (m.t) {
+        case 'ready':
+          ready = true;
+          settle.resolve();
+          return;
+        case 'failed':
+          settle.reject(errorFromWire(m.error));
+          return;
+        case 'done':
+          this.done(m);
+          return;
+        case 'halts':
+          this.hooks.halts(m.markets).then(
+            (halts) => worker.postMessage({ t: 'halts', id: m.id, halts } satisfies ThreadRequest),
+            (err: unknown) => worker.postMessage({ t: 'halts', id: m.id, error: errorToWire(err) } satisfies ThreadRequest),
+          );
+          return;
+        case 'log':
+          writeLine(this.options.log, m.line);
+          return;
+        case 'closed':
+          return;
+      }
+    });
+    worker.on('error', (err) => this.options.log.error({ err }, 'order thread failed'));
+    worker.on('exit', (code) => {
+      if (this.worker !== worker) return;
+      this.alive = false;
+      // Commands still held have an unknown outcome: fail them (as a failed COMMIT does).
+      const lost = [...this.pending.values()];
+      this.pending.clear();
+      this.outbox = []; // not sent yet, but failed with the rest: never to run on the next thread
+      for (const p of lost) p.reject(new Error('the order thread stopped before answering'));
+      if (this.closing) return;
+      settle.reject(new Error(`the order thread exited (code ${code}) before it was ready`));
+      // The first start's failure fails the server's start (started() rejects); later ones retry.
+      if (!ready && initial) return;
+      this.options.log.error({ code, lost: lost.length }, 'order thread exited; starting a new one');
+      setTimeout(() => {
+        if (!this.closing) this.spawn(false);
+      }, RESTART_DELAY_MS).unref();
+    });
+  }
+
+  submit(command: SequencerCommand): Promise<Result<unknown>> {
+    if (this.closing) return Promise.reject(new Error('the order thread is closing'));
+    if (!this.alive) return Promise.resolve(fail('service_unavailable', 'Order processing is restarting; retry in a moment'));
+    const id = ++this.next;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      this.outbox.push({ id, command });
+      if (!this.flushing) {
+        this.flushing = true;
+        // Commands that arrive in this turn of the event loop go in one message.
+        setImmediate(() => this.flush());
+      }
+    });
+  }
+
+  private flush(): void {
+    this.flushing = false;
+    if (this.outbox.length === 0) return;
+    const items = this.outbox;
+    this.outbox = [];
+    this.worker.postMessage({ t: 'submit', now: this.options.now(), items } satisfies ThreadRequest);
+  }
+
+  private done(m: Extract<ThreadReply, { t: 'done' }>): void {
+    for (const r of m.reports) this.hooks.report.committed(r);
+    for (let i = 0; i < m.rebuilt; i++) this.hooks.report.rebuilt();
+    for (let i = 0; i < m.retried; i++) this.hooks.report.retried();
+    for (const [category, n] of Object.entries(m.audited)) this.options.audit?.countWritten(category as AuditCategory, n);
+    for (const o of m.outcomes) {
+      const p = this.pending.get(o.id);
+      if (!p) continue;
+      this.pending.delete(o.id);
+      if ('error' in o) p.reject(errorFromWire(o.error));
+      else p.resolve(o.result);
+    }
+  }
+
+  /**
+   * Stops the thread at once, as a crash would: the commands it held fail (their outcome is
+   * unknown) and a new thread starts, rebuilding the books from the store. Resolves once it serves.
+   */
+  async restart(): Promise<void> {
+    const old = this.worker;
+    await old.terminate();
+    while (this.worker === old && !this.closing) await new Promise((r) => setTimeout(r, 20));
+    await this.readyWait;
+  }
+
+  /**
+   * Lets the thread finish every command it was sent, then stops it. A thread that has not
+   * finished within `graceMs` is stopped anyway (its commands fail).
+   */
+  close(graceMs = 30_000): Promise<void> {
+    this.closing ??= (async () => {
+      this.flush();
+      const worker = this.worker;
+      const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
+      worker.postMessage({ t: 'close' } satisfies ThreadRequest);
+      const timer = setTimeout(() => {
+        this.options.log.error({ graceMs }, 'order thread did not finish in time; stopping it');
+        void worker.terminate();
+      }, graceMs);
+      timer.unref();
+      await exited;
+      clearTimeout(timer);
+    })();
+    return this.closing;
+  }
+}
+
+/** Writes a log line the order thread made into the server's own log stream. */
+function writeLine(log: Logger, line: string): void {
+  const stream = (log as unknown as Record<symbol, { write(s: string): void } | undefined>)[pino.symbols.streamSym];
+  stream?.write(line);
+}
