@@ -134,7 +134,12 @@ async function buildServices(config: Config, overrides: ServiceOverrides, closer
   closers.push(() => clearInterval(reloadKeys));
 
   const storeOptions: StoreOptions = { databaseUrl: config.databaseUrl, pgSchema: config.pgSchema, dataDir: config.dataDir, ...(overrides.sqliteFile ? { sqliteFile: overrides.sqliteFile } : {}) };
-  const store = await openStore(storeOptions);
+  // The order thread opens its own connection: not possible to an in-memory SQLite database.
+  const orderThread = config.trading.orderThread && storeOptions.sqliteFile !== ':memory:';
+  // Beside the order thread on one SQLite file, this thread's statements wait for the write lock
+  // without blocking it (and the order thread lets them in): see StoreOptions.sqliteWriteWaiters.
+  const sqliteWriteWaiters = orderThread && !config.databaseUrl ? new SharedArrayBuffer(4) : undefined;
+  const store = await openStore({ ...storeOptions, sqliteWriteWaiters });
   closers.push(() => store.close());
   await migrateToLatest(store);
 
@@ -218,9 +223,18 @@ async function buildServices(config: Config, overrides: ServiceOverrides, closer
   const ddosGuard = new DdosGuard({ state, fallback: localLimiter, blocks: ipBlocks, config: config.ddos, clock, log, timeSource });
   ddosGuard.watch(events);
   closers.push(() => ddosGuard.close());
-  // The order thread opens its own connection: not possible to an in-memory SQLite database.
-  const orderThread = config.trading.orderThread && storeOptions.sqliteFile !== ':memory:';
-  const trading = await createTrading({ store, state, clock, log, config: config.trading, metrics: metrics.registry, audit, thread: orderThread ? { config, store: storeOptions, redis: !overrides.state && config.redisUrl ? { url: config.redisUrl, prefix: config.statePrefix } : undefined } : undefined });
+  const trading = await createTrading({
+    store,
+    state,
+    clock,
+    log,
+    config: config.trading,
+    metrics: metrics.registry,
+    audit,
+    thread: orderThread
+      ? { config, store: storeOptions, redis: !overrides.state && config.redisUrl ? { url: config.redisUrl, prefix: config.statePrefix } : undefined, serverWriteWaiters: sqliteWriteWaiters }
+      : undefined,
+  });
   closers.push(() => trading.close());
   // The order thread audits its own commits (into the same chain).
   if (!trading.orders.threaded) auditTrading(trading, audit);

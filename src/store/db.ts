@@ -1,7 +1,7 @@
 import { closeSync, mkdirSync, openSync } from 'node:fs';
 import path from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
-import { CompiledQuery, Kysely, PostgresDialect, SqliteAdapter, SqliteDialect, SqliteDriver, sql, type DatabaseConnection, type SqliteDialectConfig, type Transaction } from 'kysely';
+import { CompiledQuery, Kysely, PostgresDialect, SqliteAdapter, SqliteDialect, SqliteDriver, sql, type DatabaseConnection, type QueryResult, type SqliteDialectConfig, type Transaction } from 'kysely';
 import pg from 'pg';
 import type { Database } from './schema.js';
 
@@ -23,6 +23,13 @@ export interface StoreOptions {
   dataDir: string;
   /** SQLite file name inside dataDir; ':memory:' for throwaway stores. */
   sqliteFile?: string;
+  /**
+   * SQLite, for a thread that must not block (the server thread, beside the order thread on the
+   * same file): a statement that finds the database locked waits without holding the thread and
+   * tries again (busy_timeout still bounds it), counted in this shared counter meanwhile, so that
+   * the order thread lets it in between two of its transactions (see YieldingConnection).
+   */
+  sqliteWriteWaiters?: SharedArrayBuffer | undefined;
 }
 
 const INT8_OID = 20;
@@ -105,7 +112,8 @@ export async function openStore(options: StoreOptions): Promise<Store> {
   database.pragma('journal_mode = WAL');
   database.pragma('foreign_keys = ON');
   database.pragma('synchronous = FULL');
-  database.pragma('busy_timeout = 5000');
+  // A yielding connection handles SQLITE_BUSY itself, without blocking its thread (see below).
+  database.pragma(`busy_timeout = ${options.sqliteWriteWaiters ? 0 : BUSY_TIMEOUT_MS}`);
   // Statement journals (a multi-row insert or upsert inside a transaction keeps one, to undo just
   // that statement) in memory instead of a temporary file: they are never needed after a crash.
   database.pragma('temp_store = MEMORY');
@@ -114,7 +122,58 @@ export async function openStore(options: StoreOptions): Promise<Store> {
   // one did; a checkpoint copies each page once however often it was rewritten, so fewer, larger
   // checkpoints copy and sync far fewer pages per order (about +10% durable orders/s, measured).
   database.pragma('wal_autocheckpoint = 8000');
-  return new KyselyStore(new Kysely<Database>({ dialect: new TransactionalSqliteDialect({ database: withStatementCache(database) }) }), 'sqlite');
+  const waiters = options.sqliteWriteWaiters ? new Int32Array(options.sqliteWriteWaiters) : undefined;
+  return new KyselyStore(new Kysely<Database>({ dialect: new TransactionalSqliteDialect({ database: withStatementCache(database) }, waiters) }), 'sqlite');
+}
+
+/** How long a SQLite statement waits for another connection's write lock before failing. */
+const BUSY_TIMEOUT_MS = 5000;
+
+/**
+ * A SQLite connection whose statements, when the database is locked by another connection, wait
+ * asynchronously and try again instead of sleeping inside SQLite's busy handler, which would stop
+ * the whole thread (for the server thread: every request) for as long as the lock is held.
+ * SQLITE_BUSY can only come before a statement has done anything (transactions begin IMMEDIATE,
+ * so inside one no statement waits for a lock), so trying again is safe. While it waits it counts
+ * itself in `waiters`: the order thread, which would otherwise begin its next transaction the
+ * moment the last one commits and never leave a gap, waits for that count to fall first.
+ */
+class YieldingConnection implements DatabaseConnection {
+  constructor(
+    private readonly inner: DatabaseConnection,
+    private readonly waiters: Int32Array,
+  ) {}
+
+  async executeQuery<R>(query: CompiledQuery): Promise<QueryResult<R>> {
+    let deadline: number | undefined;
+    let delay = 1;
+    try {
+      for (;;) {
+        try {
+          return await this.inner.executeQuery<R>(query);
+        } catch (err) {
+          if (!isBusy(err)) throw err;
+          if (deadline === undefined) {
+            deadline = Date.now() + BUSY_TIMEOUT_MS;
+            Atomics.add(this.waiters, 0, 1);
+          } else if (Date.now() >= deadline) throw err;
+          await new Promise((r) => setTimeout(r, delay));
+          delay = Math.min(delay * 2, 16);
+        }
+      }
+    } finally {
+      if (deadline !== undefined) Atomics.sub(this.waiters, 0, 1);
+    }
+  }
+
+  streamQuery<R>(query: CompiledQuery, chunkSize?: number): AsyncIterableIterator<QueryResult<R>> {
+    return this.inner.streamQuery<R>(query, chunkSize);
+  }
+}
+
+function isBusy(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && code.startsWith('SQLITE_BUSY');
 }
 
 /**
@@ -139,17 +198,30 @@ class TransactionalDdlSqliteAdapter extends SqliteAdapter {
  * to decide what to write; none is a long read.
  */
 class ImmediateSqliteDriver extends SqliteDriver {
+  constructor(
+    config: SqliteDialectConfig,
+    private readonly waiters: Int32Array | undefined,
+  ) {
+    super(config);
+  }
+  override async acquireConnection(): Promise<DatabaseConnection> {
+    const connection = await super.acquireConnection();
+    return this.waiters ? new YieldingConnection(connection, this.waiters) : connection;
+  }
   override async beginTransaction(connection: DatabaseConnection): Promise<void> {
     await connection.executeQuery(CompiledQuery.raw('begin immediate'));
   }
 }
 
 class TransactionalSqliteDialect extends SqliteDialect {
-  constructor(private readonly settings: SqliteDialectConfig) {
+  constructor(
+    private readonly settings: SqliteDialectConfig,
+    private readonly waiters?: Int32Array,
+  ) {
     super(settings);
   }
   override createDriver() {
-    return new ImmediateSqliteDriver(this.settings);
+    return new ImmediateSqliteDriver(this.settings, this.waiters);
   }
   override createAdapter() {
     return new TransactionalDdlSqliteAdapter();

@@ -44,7 +44,7 @@ export async function createTrading(deps: {
    * Run order transactions on the order thread, which opens its own connection with these store
    * options (so not for an in-memory SQLite database) and audits its own commits.
    */
-  thread?: { config: Config; store: StoreOptions; redis?: { url: string; prefix: string } | undefined } | undefined;
+  thread?: { config: Config; store: StoreOptions; redis?: { url: string; prefix: string } | undefined; serverWriteWaiters?: SharedArrayBuffer | undefined } | undefined;
 }): Promise<Trading> {
   const { store, state, clock, log, config } = deps;
   const assets = new Assets(store, clock, { makerFeeBps: config.makerFeeBps, takerFeeBps: config.takerFeeBps });
@@ -60,7 +60,7 @@ export async function createTrading(deps: {
     batchMax: config.batchMax,
     ...(deps.metrics ? { metrics: deps.metrics } : {}),
     ...(thread
-      ? { executor: (hooks) => new OrderThread({ config: thread.config, store: thread.store, log, now: () => clock.now(), systemClock: clock === systemClock, audit: deps.audit, state, redis: thread.redis }, hooks) }
+      ? { executor: (hooks) => new OrderThread({ config: thread.config, store: thread.store, log, now: () => clock.now(), systemClock: clock === systemClock, audit: deps.audit, state, redis: thread.redis, serverWriteWaiters: thread.serverWriteWaiters }, hooks) }
       : {}),
   });
   try {

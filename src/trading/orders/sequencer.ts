@@ -77,6 +77,8 @@ export interface SequencerDeps {
    */
   halts(markets: string[]): Promise<Map<string, HaltStatus>>;
   report?: SequencerReporter;
+  /** Awaited before each transaction begins (the order thread lets a waiting server thread in first). */
+  beforeTransaction?: () => Promise<void>;
 }
 
 /** A market's book in memory, with the records of its resting orders (so makers need no read). */
@@ -162,6 +164,7 @@ export class OrderSequencer implements OrderExecutor {
         return;
       }
       try {
+        if (this.deps.beforeTransaction) await this.deps.beforeTransaction();
         committed = await this.deps.store.transaction(async (trx) => {
           const batch = new Batch(trx, this.deps.clock.now(), this.deps.store.dialect, halts);
           await batch.lockMarkets(commands.flatMap((c) => c.markets));

@@ -22,7 +22,7 @@ import { Assets } from '../assets/index.js';
 import { auditOrderCommits } from '../audit.js';
 import { haltsOf, type HaltStatus } from '../halt.js';
 import { OrderSequencer, type CommittedReport } from './sequencer.js';
-import { errorFromWire, errorToWire, type ThreadInit, type ThreadReply, type ThreadRequest, type WireOutcome } from './thread.js';
+import { errorFromWire, errorToWire, yieldTo, type ThreadInit, type ThreadReply, type ThreadRequest, type WireOutcome } from './thread.js';
 
 const port = parentPort!;
 const init = workerData as ThreadInit;
@@ -103,6 +103,10 @@ function flushSoon(): void {
   });
 }
 
+// SQLite: before each transaction, the server thread's waiting statements go first (see yieldTo).
+const serverWaiters = init.serverWriteWaiters ? new Int32Array(init.serverWriteWaiters) : undefined;
+const letServerIn = serverWaiters ? () => yieldTo(serverWaiters) : undefined;
+
 async function main(): Promise<void> {
   // Redis refuses commands until connected (no offline queue): wait for it, as the server does.
   for (let i = 0; i < 40 && redis && !(await redis.ping()); i++) await new Promise((r) => setTimeout(r, 50));
@@ -117,6 +121,7 @@ async function main(): Promise<void> {
     roleLimits: init.roleLimits,
     batchMax: init.config.trading.batchMax,
     halts,
+    ...(letServerIn ? { beforeTransaction: letServerIn } : {}),
     report: {
       committed: (r) => {
         reports.push(r);

@@ -26,6 +26,8 @@ export interface ThreadInit {
   now: number;
   /** Where the thread reads halts: see HaltSource. */
   halts: HaltSource;
+  /** SQLite: how many of the server thread's statements wait for the write lock (StoreOptions.sqliteWriteWaiters). */
+  serverWriteWaiters?: SharedArrayBuffer | undefined;
 }
 
 /**
@@ -60,6 +62,19 @@ export type ThreadReply =
   | { t: 'halts'; id: number; markets: string[] }
   | { t: 'log'; line: string }
   | { t: 'closed' };
+
+/**
+ * Resolves once no statement of the server thread waits for the SQLite write lock (`waiters`,
+ * see StoreOptions.sqliteWriteWaiters), or after `maxMs`. The order thread calls it before each
+ * transaction: the waiting statements try every few ms, and without this pause the next batch
+ * would begin the moment the last one committed, so they could wait until they time out. Bounded,
+ * so that orders never stop for it.
+ */
+export async function yieldTo(waiters: Int32Array, maxMs = 100): Promise<void> {
+  if (Atomics.load(waiters, 0) === 0) return;
+  const until = Date.now() + maxMs;
+  while (Atomics.load(waiters, 0) > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 1));
+}
 
 export function errorToWire(err: unknown): WireError {
   return err instanceof Error ? { name: err.name, message: err.message } : { name: 'Error', message: String(err) };
@@ -101,6 +116,8 @@ export interface OrderThreadOptions {
   state: SharedState;
   /** Set when `state` is the Redis named in the configuration, which the thread may then open itself. */
   redis?: { url: string; prefix: string } | undefined;
+  /** The server thread's SQLite write waiters (see ThreadInit). */
+  serverWriteWaiters?: SharedArrayBuffer | undefined;
 }
 
 const RESTART_DELAY_MS = 1000;
@@ -157,6 +174,7 @@ export class OrderThread implements OrderExecutor {
       systemClock: this.options.systemClock,
       now: this.options.now(),
       halts: this.halts,
+      serverWriteWaiters: this.options.serverWriteWaiters,
     };
     const worker = new Worker(script, { eval: isEval, workerData: init, execArgv: [] });
     this.worker = worker;
