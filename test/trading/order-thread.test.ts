@@ -3,7 +3,9 @@ import { OrderThread } from '../../src/trading/orders/thread.js';
 import { clearHalt, setHalt } from '../../src/trading/index.js';
 import { sessionFor } from '../support/auth.js';
 import { startTestServer, type TestServer } from '../support/server.js';
-import { fund } from '../support/trading.js';
+import { loadConfig } from '../../src/config/index.js';
+import { openSharedTestStore } from '../support/stores.js';
+import { fund, tradingOn } from '../support/trading.js';
 
 type Session = Awaited<ReturnType<typeof sessionFor>>;
 
@@ -126,5 +128,34 @@ describe('the order thread', () => {
     expect(after.statusCode).toBe(201); // placed now, not a replay of something the 503 left behind
     const rows = await server.services.store.db.selectFrom('orders').select('id').where('account_id', '=', s.account.id).execute();
     expect(rows).toHaveLength(1);
+  });
+});
+
+describe('an order thread that is not running', () => {
+  it('closing while a dead thread waits for its replacement returns at once', async () => {
+    const shared = await openSharedTestStore('sqlite');
+    try {
+      const trading = await tradingOn(shared.store, { thread: { config: loadConfig({ MOONDRAFT_DATA_DIR: shared.dataDir }), store: shared.options } });
+      const thread = trading.orders.executor as OrderThread;
+      const restarting = thread.restart();
+      // The old thread has exited; its replacement starts only a second later.
+      await new Promise((r) => setTimeout(r, 200));
+      await trading.close();
+      await restarting;
+    } finally {
+      await shared.close();
+    }
+  });
+
+
+  it('fails the start with its reason, and leaves nothing running', async () => {
+    const shared = await openSharedTestStore('sqlite');
+    try {
+      // The thread resolves the keyring itself (it seals audit records): a bad master key stops it.
+      const config = { ...loadConfig({ MOONDRAFT_DATA_DIR: shared.dataDir }), masterKey: 'not-a-keyring' };
+      await expect(tradingOn(shared.store, { thread: { config, store: shared.options } })).rejects.toThrow(/order thread: /);
+    } finally {
+      await shared.close();
+    }
   });
 });

@@ -143,6 +143,8 @@ export class OrderThread implements OrderExecutor {
   private readonly halts: HaltSource;
   /** False between a thread's exit and the start of the next one. */
   private alive = false;
+  /** Resolves when the current thread has exited (at once for one that already has). */
+  private workerExited: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly options: OrderThreadOptions,
@@ -178,6 +180,7 @@ export class OrderThread implements OrderExecutor {
     };
     const worker = new Worker(script, { eval: isEval, workerData: init, execArgv: [] });
     this.worker = worker;
+    this.workerExited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
     this.alive = true;
     let ready = false;
     let settle: { resolve: () => void; reject: (err: unknown) => void };
@@ -284,7 +287,8 @@ export class OrderThread implements OrderExecutor {
     this.closing ??= (async () => {
       this.flush();
       const worker = this.worker;
-      const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
+      // A thread that failed to start, or died, has exited already: nothing to wait for.
+      const exited = this.workerExited;
       worker.postMessage({ t: 'close' } satisfies ThreadRequest);
       const timer = setTimeout(() => {
         this.options.log.error({ graceMs }, 'order thread did not finish in time; stopping it');
