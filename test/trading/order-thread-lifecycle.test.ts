@@ -1,0 +1,58 @@
+import pino from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config/index.js';
+import { ok } from '../../src/errors/registry.js';
+import { MemoryState } from '../../src/state/memory.js';
+import type { SharedState } from '../../src/state/port.js';
+import { OrderThread } from '../../src/trading/orders/thread.js';
+import { openSharedTestStore } from '../support/stores.js';
+
+/** The order thread's proxy on its own (no server): starting, dying, restarting and closing. */
+describe('the order thread proxy', () => {
+  let shared: Awaited<ReturnType<typeof openSharedTestStore>>;
+  const threads: OrderThread[] = [];
+  const hooks = {
+    report: { committed: () => {}, rebuilt: () => {}, retried: () => {} },
+    halts: async (markets: string[]) => new Map(markets.map((m) => [m, { halted: false }])),
+    roleLimits: { trader: 1n, admin: 1n },
+  };
+  const start = (options: { state?: SharedState; redis?: { url: string; prefix: string }; store?: typeof shared.options } = {}) => {
+    const thread = new OrderThread(
+      {
+        config: loadConfig({ MOONDRAFT_DATA_DIR: shared.dataDir }),
+        store: options.store ?? shared.options,
+        log: pino({ level: 'silent' }),
+        now: () => Date.now(),
+        systemClock: true,
+        state: options.state ?? new MemoryState(),
+        redis: options.redis,
+      },
+      hooks,
+    );
+    threads.push(thread);
+    return thread;
+  };
+  /** Whether `p` settles within `ms`. */
+  const settles = (p: Promise<unknown>, ms: number) =>
+    Promise.race([p.then(() => true, () => true), new Promise<boolean>((r) => setTimeout(() => r(false), ms))]);
+
+  beforeAll(async () => {
+    shared = await openSharedTestStore('sqlite');
+  });
+  afterAll(async () => {
+    // Stop whatever a failed test left running.
+    for (const t of threads) await Promise.race([t.close(1000), new Promise((r) => setTimeout(r, 2000))]);
+    await shared.close();
+  });
+
+  it('closes while a dead thread waits to be replaced (a shutdown during the restart delay does not hang)', async () => {
+    const thread = start();
+    await thread.started();
+    expect(await thread.submit({ kind: 'refresh', markets: [] })).toEqual(ok(undefined));
+    const restarted = thread.restart();
+    restarted.catch(() => {});
+    // The old thread is gone; the new one starts a second later.
+    await new Promise((r) => setTimeout(r, 200));
+    expect(await settles(thread.close(), 3000)).toBe(true);
+  });
+});
