@@ -1,3 +1,5 @@
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/index.js';
@@ -5,6 +7,7 @@ import { ok } from '../../src/errors/registry.js';
 import { MemoryState } from '../../src/state/memory.js';
 import type { SharedState } from '../../src/state/port.js';
 import { OrderThread } from '../../src/trading/orders/thread.js';
+import { REDIS_URL, serviceAvailable } from '../support/services.js';
 import { openSharedTestStore } from '../support/stores.js';
 
 /** The order thread's proxy on its own (no server): starting, dying, restarting and closing. */
@@ -36,8 +39,12 @@ describe('the order thread proxy', () => {
   const settles = (p: Promise<unknown>, ms: number) =>
     Promise.race([p.then(() => true, () => true), new Promise<boolean>((r) => setTimeout(() => r(false), ms))]);
 
+  /** Store options the thread cannot open: its data dir lies under a plain file. */
+  let broken: typeof shared.options;
   beforeAll(async () => {
     shared = await openSharedTestStore('sqlite');
+    writeFileSync(path.join(shared.dataDir, 'not-a-dir'), '');
+    broken = { ...shared.options, dataDir: path.join(shared.dataDir, 'not-a-dir', 'data') };
   });
   afterAll(async () => {
     // Stop whatever a failed test left running.
@@ -53,6 +60,27 @@ describe('the order thread proxy', () => {
     restarted.catch(() => {});
     // The old thread is gone; the new one starts a second later.
     await new Promise((r) => setTimeout(r, 200));
+    expect(await settles(thread.close(), 3000)).toBe(true);
+  });
+
+  it('a thread that cannot start exits: closing it (as a failed start does) takes no grace period', async () => {
+    if (!(await serviceAvailable('redis'))) return;
+    // The thread opens its own Redis connection (which alone keeps a thread alive), then its store.
+    const thread = start({ state: { kind: 'redis' } as unknown as SharedState, redis: { url: REDIS_URL, prefix: 'md-test-lifecycle:' }, store: broken });
+    await expect(thread.started()).rejects.toThrow();
+    // What createTrading does then: close it. Without the thread exiting, this waited for the 30 s grace.
+    expect(await settles(thread.close(), 3000)).toBe(true);
+  });
+
+  it('a replacement that cannot start does not leave commands hanging', async () => {
+    if (!(await serviceAvailable('redis'))) return;
+    const thread = start({ state: { kind: 'redis' } as unknown as SharedState, redis: { url: REDIS_URL, prefix: 'md-test-lifecycle:' } });
+    await thread.started();
+    // The next thread will not open its store (the database went away, say).
+    (thread as unknown as { options: { store: unknown } }).options.store = broken;
+    await expect(thread.restart()).rejects.toThrow();
+    // A command now either is refused (503) or fails; it does not wait forever.
+    expect(await settles(thread.submit({ kind: 'refresh', markets: [] }), 3000)).toBe(true);
     expect(await settles(thread.close(), 3000)).toBe(true);
   });
 });

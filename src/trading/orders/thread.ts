@@ -194,6 +194,9 @@ export class OrderThread implements OrderExecutor {
           return;
         case 'failed':
           settle.reject(errorFromWire(m.error));
+          // It will never serve, but what it opened before failing (its Redis connection) would
+          // keep it alive: commands sent to it would wait forever and no new thread would start.
+          void worker.terminate();
           return;
         case 'done':
           this.done(m);
