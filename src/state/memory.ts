@@ -32,11 +32,16 @@ export class MemoryState implements SharedState {
   }
 
   /**
-   * Calls `fn` after every write (set, take, delete…) to a key under `prefix`. Expiry is not a
-   * write. The order thread keeps its copy of the halt keys fresh this way (trading/orders/thread.ts).
+   * Calls `fn` after every write (set, take, delete…) to a key under `prefix`, until the returned
+   * function is called. Expiry is not a write. The order thread keeps its copy of the halt keys fresh this way (trading/orders/thread.ts).
    */
-  watchWrites(prefix: string, fn: (key: string) => void): void {
-    this.watchers.push({ prefix, fn });
+  watchWrites(prefix: string, fn: (key: string) => void): () => void {
+    const watcher = { prefix, fn };
+    this.watchers.push(watcher);
+    return () => {
+      const at = this.watchers.indexOf(watcher);
+      if (at >= 0) this.watchers.splice(at, 1);
+    };
   }
 
   private wrote(key: string): void {

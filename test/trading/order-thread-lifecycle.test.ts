@@ -83,4 +83,13 @@ describe('the order thread proxy', () => {
     expect(await settles(thread.submit({ kind: 'refresh', markets: [] }), 3000)).toBe(true);
     expect(await settles(thread.close(), 3000)).toBe(true);
   });
+
+  it('a command that cannot be copied to the thread fails at once, and the thread serves on', async () => {
+    const thread = start();
+    await thread.started();
+    const uncopyable = { kind: 'refresh', markets: [], callback: () => 1 } as unknown as Parameters<OrderThread['submit']>[0];
+    await expect(thread.submit(uncopyable)).rejects.toThrow();
+    expect(await thread.submit({ kind: 'refresh', markets: [] })).toEqual(ok(undefined));
+    expect(await settles(thread.close(), 3000)).toBe(true);
+  });
 });

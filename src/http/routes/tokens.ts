@@ -64,8 +64,7 @@ export function tokenRoutes(app: App, services: Services): void {
     async (request, reply) => {
       const caller = callerOf(request);
       const launched = unwrap(await tokens.launch(caller, request.body));
-      // Build the new market's book now so that it serves at once (orders would build it too).
-      await services.trading.orders.snapshot(launched.market.symbol);
+      await services.trading.orders.warm(launched.market.symbol);
       reply.code(201);
       return { token: tokenView(launched.token), market: marketView(launched.market) };
     },

@@ -117,8 +117,7 @@ export function tradingAdminRoutes(app: App, services: Services): void {
         }),
       );
       trading.assets.remember(market);
-      // Build the new market's book now so that it serves at once.
-      await trading.orders.snapshot(market.symbol);
+      await trading.orders.warm(market.symbol);
       reply.code(201);
       return marketView(market);
     },

@@ -3,7 +3,7 @@ import { Counter, Histogram, type Registry } from 'prom-client';
 import { fail, ok, type Result } from '../../errors/registry.js';
 import type { Clock } from '../../lib/clock.js';
 import type { Role } from '../../security/rbac/roles.js';
-import type { SharedState } from '../../state/port.js';
+import { StateUnavailableError, type SharedState } from '../../state/port.js';
 import type { Store } from '../../store/db.js';
 import { USDC, USDC_DECIMALS, type Assets, type Market } from '../assets/index.js';
 import { haltsOf, haltStatus, type HaltStatus } from '../halt.js';
@@ -243,10 +243,26 @@ export class OrdersService {
     const seq = Number(row.seq);
     let snap = this.snapshots.get(market);
     if (!snap || snap.seq < seq) {
-      await this.enqueue({ kind: 'refresh', markets: [market] });
+      const refreshed = await this.enqueue({ kind: 'refresh', markets: [market] });
+      // The order thread is restarting (or the server closing): no book to answer from, rather
+      // than an old or an empty one (503).
+      if (!refreshed.ok) throw new StateUnavailableError(`order book of ${market}: ${refreshed.detail}`);
       snap = this.snapshots.get(market);
     }
     return snap ?? { market, seq, bids: [], asks: [], at: this.deps.clock.now() };
+  }
+
+  /**
+   * Builds the book of a market just listed, so that it serves at once. Best effort: the listing
+   * has committed whatever happens here, and the first order or depth read builds the book anyway
+   * (while the order thread restarts, for one).
+   */
+  async warm(market: string): Promise<void> {
+    try {
+      await this.snapshot(market);
+    } catch (err) {
+      this.deps.log.warn({ err, market }, 'could not build a new market\'s book yet; its first use will');
+    }
   }
 
   private async findByClientOrderId(accountId: string, clientOrderId: string): Promise<PlaceOutcome | undefined> {

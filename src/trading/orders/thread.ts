@@ -83,7 +83,7 @@ export function errorToWire(err: unknown): WireError {
 /** Rebuilds an error the routes know how to answer (a shared-state outage is a 503). */
 export function errorFromWire(e: WireError): Error {
   if (e.name === 'StateUnavailableError') return new StateUnavailableError(e.message);
-  const err = new Error(`order thread: ${e.message}`);
+  const err = new Error(e.message.startsWith('order thread: ') ? e.message : `order thread: ${e.message}`);
   err.name = e.name;
   return err;
 }
@@ -121,6 +121,7 @@ export interface OrderThreadOptions {
 }
 
 const RESTART_DELAY_MS = 1000;
+const MAX_RESTART_DELAY_MS = 30_000;
 
 /**
  * The order sequencer on a thread of its own: an OrderExecutor that forwards commands to it
@@ -143,6 +144,10 @@ export class OrderThread implements OrderExecutor {
   private readonly halts: HaltSource;
   /** False between a thread's exit and the start of the next one. */
   private alive = false;
+  /** The wait before the next start: grows while threads fail to start. */
+  private restartDelay = RESTART_DELAY_MS;
+  /** Stops counting halt-key writes (in-process state). */
+  private unwatch: (() => void) | undefined;
   /** Resolves when the current thread has exited (at once for one that already has). */
   private workerExited: Promise<void> = Promise.resolve();
 
@@ -153,7 +158,7 @@ export class OrderThread implements OrderExecutor {
     if (options.state instanceof MemoryState) {
       const counter = new SharedArrayBuffer(4);
       const writes = new Int32Array(counter);
-      options.state.watchWrites(HALT_KEY_PREFIX, () => Atomics.add(writes, 0, 1));
+      this.unwatch = options.state.watchWrites(HALT_KEY_PREFIX, () => Atomics.add(writes, 0, 1));
       this.halts = { kind: 'epoch', counter };
     } else {
       this.halts = options.redis ? { kind: 'redis', ...options.redis } : { kind: 'ask' };
@@ -190,6 +195,7 @@ export class OrderThread implements OrderExecutor {
       switch (m.t) {
         case 'ready':
           ready = true;
+          this.restartDelay = RESTART_DELAY_MS;
           settle.resolve();
           return;
         case 'failed':
@@ -227,10 +233,13 @@ export class OrderThread implements OrderExecutor {
       settle.reject(new Error(`the order thread exited (code ${code}) before it was ready`));
       // The first start's failure fails the server's start (started() rejects); later ones retry.
       if (!ready && initial) return;
-      this.options.log.error({ code, lost: lost.length }, 'order thread exited; starting a new one');
+      // A thread that keeps failing to start (the database gone, say) is retried less and less often.
+      const delay = ready ? RESTART_DELAY_MS : Math.min(this.restartDelay * 2, MAX_RESTART_DELAY_MS);
+      this.restartDelay = delay;
+      this.options.log.error({ code, lost: lost.length, retryInMs: delay }, 'order thread exited; starting a new one');
       setTimeout(() => {
         if (!this.closing) this.spawn(false);
-      }, RESTART_DELAY_MS).unref();
+      }, delay).unref();
     });
   }
 
@@ -254,14 +263,27 @@ export class OrderThread implements OrderExecutor {
     if (this.outbox.length === 0) return;
     const items = this.outbox;
     this.outbox = [];
-    this.worker.postMessage({ t: 'submit', now: this.options.now(), items } satisfies ThreadRequest);
+    try {
+      this.worker.postMessage({ t: 'submit', now: this.options.now(), items } satisfies ThreadRequest);
+    } catch (err) {
+      // Nothing was sent (a command that cannot be copied to the thread): fail them, here.
+      for (const { id } of items) {
+        this.pending.get(id)?.reject(err);
+        this.pending.delete(id);
+      }
+    }
   }
 
   private done(m: Extract<ThreadReply, { t: 'done' }>): void {
-    for (const r of m.reports) this.hooks.report.committed(r);
-    for (let i = 0; i < m.rebuilt; i++) this.hooks.report.rebuilt();
-    for (let i = 0; i < m.retried; i++) this.hooks.report.retried();
-    for (const [category, n] of Object.entries(m.audited)) this.options.audit?.countWritten(category as AuditCategory, n);
+    try {
+      for (const r of m.reports) this.hooks.report.committed(r);
+      for (let i = 0; i < m.rebuilt; i++) this.hooks.report.rebuilt();
+      for (let i = 0; i < m.retried; i++) this.hooks.report.retried();
+      for (const [category, n] of Object.entries(m.audited)) this.options.audit?.countWritten(category as AuditCategory, n);
+    } catch (err) {
+      // Bookkeeping only: the outcomes below are committed and must still be answered.
+      this.options.log.error({ err }, 'order thread: applying a commit report failed');
+    }
     for (const o of m.outcomes) {
       const p = this.pending.get(o.id);
       if (!p) continue;
@@ -288,6 +310,7 @@ export class OrderThread implements OrderExecutor {
    */
   close(graceMs = 30_000): Promise<void> {
     this.closing ??= (async () => {
+      this.unwatch?.();
       this.flush();
       const worker = this.worker;
       // A thread that failed to start, or died, has exited already: nothing to wait for.
