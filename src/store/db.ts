@@ -78,7 +78,9 @@ class KyselyStore implements Store {
 export async function openStore(options: StoreOptions): Promise<Store> {
   if (options.databaseUrl) {
     const schema = options.pgSchema ?? 'public';
-    const setup = new pg.Client({ connectionString: options.databaseUrl });
+    // Bounded like the pool's connections: an unreachable database fails the start (or an order
+    // thread's restart) instead of hanging on it.
+    const setup = new pg.Client({ connectionString: options.databaseUrl, connectionTimeoutMillis: 2000 });
     await setup.connect();
     try {
       await setup.query(`create schema if not exists "${schema}"`);

@@ -92,4 +92,13 @@ describe('the order thread proxy', () => {
     expect(await thread.submit({ kind: 'refresh', markets: [] })).toEqual(ok(undefined));
     expect(await settles(thread.close(), 3000)).toBe(true);
   });
+
+  it('takes no command before it serves: one sent while it starts is refused (503), not left waiting on it', async () => {
+    const thread = start();
+    // The thread cannot have said it is ready yet: that takes a message, after this turn.
+    expect(await thread.submit({ kind: 'refresh', markets: [] })).toMatchObject({ ok: false, code: 'service_unavailable' });
+    await thread.started();
+    expect(await thread.submit({ kind: 'refresh', markets: [] })).toEqual(ok(undefined));
+    expect(await settles(thread.close(), 3000)).toBe(true);
+  });
 });

@@ -142,7 +142,7 @@ export class OrderThread implements OrderExecutor {
   private closing: Promise<void> | null = null;
   private readyWait!: Promise<void>;
   private readonly halts: HaltSource;
-  /** False between a thread's exit and the start of the next one. */
+  /** True from a thread's 'ready' to its exit: commands are only sent to a thread that serves. */
   private alive = false;
   /** The wait before the next start: grows while threads fail to start. */
   private restartDelay = RESTART_DELAY_MS;
@@ -186,7 +186,6 @@ export class OrderThread implements OrderExecutor {
     const worker = new Worker(script, { eval: isEval, workerData: init, execArgv: [] });
     this.worker = worker;
     this.workerExited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
-    this.alive = true;
     let ready = false;
     let settle: { resolve: () => void; reject: (err: unknown) => void };
     this.readyWait = new Promise<void>((resolve, reject) => (settle = { resolve, reject }));
@@ -195,6 +194,9 @@ export class OrderThread implements OrderExecutor {
       switch (m.t) {
         case 'ready':
           ready = true;
+          // Commands are taken from now on: a thread that hangs while starting (its database
+          // unreachable, say) leaves orders refused with 503, never waiting on it.
+          this.alive = true;
           this.restartDelay = RESTART_DELAY_MS;
           settle.resolve();
           return;
