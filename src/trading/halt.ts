@@ -1,5 +1,8 @@
 import type { SharedState } from '../state/port.js';
 
+/** Every halt key starts with this (the order thread watches writes under it: orders/thread.ts). */
+export const HALT_KEY_PREFIX = 'trading:halt:';
+
 /**
  * The emergency-halt switch, kept in shared state so that every server process sees it at once.
  * A halt is global or per market; while one is set, new orders are refused with 503
@@ -9,8 +12,8 @@ import type { SharedState } from '../state/port.js';
  * controls that set these keys are built elsewhere; these helpers are their whole interface.
  */
 export const haltKeys = {
-  global: 'trading:halt:global',
-  market: (market: string) => `trading:halt:market:${market}`,
+  global: `${HALT_KEY_PREFIX}global`,
+  market: (market: string) => `${HALT_KEY_PREFIX}market:${market}`,
 } as const;
 
 export interface HaltRecord {
@@ -39,8 +42,7 @@ function parse(value: string): HaltRecord {
  * state outage rejects (StateUnavailableError → 503): trading fails closed.
  */
 export async function haltStatus(state: SharedState, market: string): Promise<HaltStatus> {
-  const [global, perMarket] = await state.getMany([haltKeys.global, haltKeys.market(market)]);
-  return haltFrom(global ?? null, perMarket ?? null);
+  return (await haltsOf(state, [market])).get(market)!;
 }
 
 /**
@@ -53,9 +55,6 @@ export async function haltsOf(state: Pick<SharedState, 'getMany'>, markets: read
   markets.forEach((m, i) => out.set(m, haltFrom(global ?? null, perMarket[i] ?? null)));
   return out;
 }
-
-/** Every halt key starts with this. */
-export const HALT_KEY_PREFIX = 'trading:halt:';
 
 /** The status given the values of the global and the market's halt keys (null: not set). */
 export function haltFrom(global: string | null, perMarket: string | null): HaltStatus {

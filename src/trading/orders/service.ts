@@ -78,7 +78,10 @@ export class OrdersService {
       rebuilt: () => this.m?.rebuilds.inc(),
       retried: () => this.m?.retries.inc(),
     };
-    const halts = (markets: string[]) => this.readHalts(markets);
+    // Read by the sequencer once per batch attempt, before its transaction: a halt set after an
+    // order passed the check in `place` still stops it if its batch has not begun. A shared-state
+    // outage throws (fail closed).
+    const halts = (markets: string[]) => haltsOf(deps.state, markets);
     if (deps.executor) {
       this.executor = deps.executor({ report, halts, roleLimits: this.roleLimits });
     } else {
@@ -112,15 +115,6 @@ export class OrdersService {
       this.m.batchSize.observe(r.commands);
       for (const status of r.placed) this.m.orders.inc({ status });
     }
-  }
-
-  /**
-   * The halts in force for `markets`, for the sequencer to read once per batch attempt before
-   * its transaction: a halt set after an order passed the check in `place` still stops it if its
-   * batch has not begun. A shared-state outage throws (fail closed).
-   */
-  private readHalts(markets: string[]): Promise<Map<string, HaltStatus>> {
-    return haltsOf(this.deps.state, markets);
   }
 
   /** The daily limit a role gets when no admin override applies (USDC minor units). */
