@@ -7,11 +7,16 @@ import { generateKeyPairSync, sign as nodeSign } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { loadConfig } from '../src/config/index.js';
 import { buildServer } from '../src/http/server.js';
 import { ManualClock } from '../src/lib/clock.js';
 import { canonicalMessage, hmacSignatureHex, verifyEd25519, verifyHmac, type CanonicalParts } from '../src/security/signing/index.js';
+import { REPLAY_TTL_MS } from '../src/security/replay/index.js';
+import { messageDigest } from '../src/security/signing/verify.js';
 import { createServices } from '../src/services.js';
+import { MemoryState } from '../src/state/memory.js';
 import type { BenchRow } from './types.js';
 
 function perSecond(count: number, run: () => void): number {
@@ -121,8 +126,44 @@ async function chainRows(): Promise<BenchRow[]> {
   }
 }
 
+/**
+ * The in-process replay memory, which holds every signed request of the last minute (REPLAY_TTL_MS):
+ * heap per remembered request with `firstSeen` (SHA-256 of the id, dropped in order of expiry),
+ * beside the generic `setIfAbsent` entry it replaced (full key, value and expiry object), the same
+ * ids built the same way in the same run.
+ */
+async function replayMemoryRows(): Promise<BenchRow[]> {
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  const n = 200_000;
+  const messages = Array.from({ length: n }, (_, i) => `${1764345600000 + i}GET/api/v1/account`);
+  const signers = Array.from({ length: 64 }, (_, i) => `key_01JBENCH${String(i).padStart(16, '0')}`);
+  const measure = async (remember: (state: MemoryState, signer: string, digest: string) => Promise<boolean>) => {
+    const state = new MemoryState();
+    gc();
+    const before = process.memoryUsage().heapUsed;
+    const start = process.hrtime.bigint();
+    for (let i = 0; i < n; i++) if (!(await remember(state, signers[i % signers.length]!, messageDigest(new TextEncoder().encode(messages[i]!))))) throw new Error('a new request was taken for a replay');
+    const ns = Number(process.hrtime.bigint() - start) / n;
+    gc();
+    const bytes = (process.memoryUsage().heapUsed - before) / n;
+    await state.close(); // after the measure: the state (and what it holds) stays alive until here
+    return { bytes: Math.round(bytes), ns: Math.round(ns) };
+  };
+  const generic = (state: MemoryState, signer: string, digest: string) => state.setIfAbsent(`replay:${signer}:${digest}`, '1', REPLAY_TTL_MS);
+  const once = (state: MemoryState, signer: string, digest: string) => state.firstSeen('replay', `${signer}:${digest}`, REPLAY_TTL_MS);
+  await measure(generic); // warm-up
+  await measure(once);
+  const g = await measure(generic);
+  const o = await measure(once);
+  return [
+    { name: `replay memory (in-process): heap per remembered signed request (${n} requests)`, value: o.bytes, unit: 'bytes', better: 'lower', baseline: { name: 'a setIfAbsent entry with the full key', value: g.bytes } },
+    { name: 'replay memory (in-process): digest and check per signed request', value: o.ns, unit: 'ns', better: 'lower', baseline: { name: 'a setIfAbsent entry with the full key', value: g.ns } },
+  ];
+}
+
 export async function run(): Promise<BenchRow[]> {
-  return [...verificationRows(), ...(await chainRows())];
+  return [...verificationRows(), ...(await chainRows()), ...(await replayMemoryRows())];
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {

@@ -53,6 +53,20 @@ describe.each(kinds)('shared-state contract: $kind', ({ kind }) => {
     expect(await s.get('once')).toBe(String(winner));
   });
 
+  it('firstSeen admits an id once per space until it expires, one of many concurrent callers', async () => {
+    const results = await Promise.all(Array.from({ length: 50 }, () => s.firstSeen('seen', 'id-1', 10_000)));
+    expect(results.filter(Boolean)).toHaveLength(1);
+    expect(await s.firstSeen('seen', 'id-1', 10_000)).toBe(false);
+    expect(await s.firstSeen('seen', 'id-2', 10_000)).toBe(true); // another id
+    expect(await s.firstSeen('seen-too', 'id-1', 10_000)).toBe(true); // the same id in another space
+    expect(await s.firstSeen('seen', 'short', 30)).toBe(true);
+    expect(await s.firstSeen('seen', 'short', 30)).toBe(false);
+    await new Promise((r) => setTimeout(r, 80));
+    expect(await s.firstSeen('seen', 'short', 30)).toBe(true); // expired: recorded afresh
+    expect(await s.firstSeen('seen', 'short', 30)).toBe(false);
+    expect(await s.firstSeen('seen', 'id-1', 10_000)).toBe(false); // an earlier, longer-lived id is still there
+  });
+
   it('take returns a value once', async () => {
     await s.set('nonce', 'addr', 10_000);
     const taken = await Promise.all([s.take('nonce'), s.take('nonce'), s.take('nonce')]);
@@ -131,6 +145,19 @@ describe.each(kinds)('shared-state contract: $kind', ({ kind }) => {
 
   it('answers ping', async () => {
     expect(await s.ping()).toBe(true);
+  });
+});
+
+describe.runIf(redisUp)('redis firstSeen', () => {
+  it('is a set-if-absent of the key space:id, so processes of an earlier version share its memory', async () => {
+    const s = open('redis') as RedisState;
+    await s.whenReady();
+    await s.setIfAbsent('replay:key_1:abc', '1', 10_000); // written the earlier way
+    expect(await s.firstSeen('replay', 'key_1:abc', 10_000)).toBe(false);
+    expect(await s.firstSeen('replay', 'key_1:def', 10_000)).toBe(true);
+    expect(await s.setIfAbsent('replay:key_1:def', '1', 10_000)).toBe(false);
+    const ttl = await s.ttl('replay:key_1:def');
+    expect(ttl).toBeGreaterThan(9_000);
   });
 });
 

@@ -23,3 +23,33 @@ describe('MemoryState.watchWrites', () => {
     await state.close();
   });
 });
+
+describe('MemoryState.firstSeen', () => {
+  it('forgets expired ids in the order recorded, and answers by expiry whatever the order', async () => {
+    const clock = new ManualClock(1_000_000);
+    const state = new MemoryState(clock);
+    expect(await state.firstSeen('r', 'long', 10_000)).toBe(true);
+    expect(await state.firstSeen('r', 'short', 100)).toBe(true);
+    clock.advance(150);
+    // 'short' expired behind a live 'long': it answers as new all the same.
+    expect(await state.firstSeen('r', 'short', 100)).toBe(true);
+    expect(await state.firstSeen('r', 'short', 100)).toBe(false);
+    expect(await state.firstSeen('r', 'long', 10_000)).toBe(false);
+    clock.advance(10_000);
+    expect(await state.firstSeen('r', 'long', 10_000)).toBe(true);
+    expect(state.remembered('r')).toBe(1); // everything recorded before it has left
+    await state.close();
+  });
+
+  it('keeps its ids out of the key space, and lets them go as new ones arrive', async () => {
+    const clock = new ManualClock(1_000_000);
+    const state = new MemoryState(clock);
+    for (let i = 0; i < 1000; i++) expect(await state.firstSeen('r', `key_${i % 7}:${i.toString(16).padStart(64, '0')}`, 60_000)).toBe(true);
+    expect(state.remembered('r')).toBe(1000);
+    expect(await state.keys('')).toEqual([]); // nothing in the key space
+    clock.advance(60_000);
+    await state.firstSeen('r', 'next', 60_000);
+    expect(state.remembered('r')).toBe(1);
+    await state.close();
+  });
+});

@@ -1,3 +1,4 @@
+import { hash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { Clock } from '../lib/clock.js';
 import { systemClock } from '../lib/clock.js';
@@ -21,6 +22,8 @@ export class MemoryState implements SharedState {
   private readonly entries = new Map<string, Entry>();
   private readonly windows = new Map<string, HitLog>();
   private readonly indexes = new Map<string, Set<string>>();
+  /** firstSeen's memories: per space, each id's SHA-256 and when it expires, in the order recorded. */
+  private readonly once = new Map<string, Map<string, number>>();
   private readonly bus = new EventEmitter();
   private readonly sweeper: NodeJS.Timeout;
   private readonly watchers: { prefix: string; fn: (key: string) => void }[] = [];
@@ -60,6 +63,7 @@ export class MemoryState implements SharedState {
   private sweep(): void {
     const now = this.clock.now();
     for (const [k, e] of this.entries) if (e.expiresAt !== null && e.expiresAt <= now) this.entries.delete(k);
+    for (const seen of this.once.values()) forgetExpired(seen, now);
     for (const [k, log] of this.windows) if (log.hits.length === log.start || log.hits[log.hits.length - 1]! <= now - log.windowMs) this.windows.delete(k);
   }
 
@@ -78,6 +82,33 @@ export class MemoryState implements SharedState {
     this.entries.set(key, { value, expiresAt: this.clock.now() + ttlMs });
     if (this.watchers.length > 0) this.wrote(key);
     return true;
+  }
+  /**
+   * Each id is kept as its SHA-256 (32 one-byte characters, the 'binary' encoding) and its expiry: about 100 bytes of heap
+   * where a `setIfAbsent` entry with the full key takes about 270, and the replay memory holds every
+   * signed request of the last minute. Two ids with the same SHA-256 would make the second look seen
+   * (a refusal, never an admission). Expired ids
+   * leave from the front as new ones arrive, so there is no sweep over the whole memory: with one TTL
+   * per space (the replay memory has one) the order recorded is the order of expiry. With mixed
+   * TTLs an expired id may stay until those recorded before it expire; it still answers as expired.
+   */
+  async firstSeen(space: string, id: string, ttlMs: number) {
+    const now = this.clock.now();
+    let seen = this.once.get(space);
+    if (!seen) this.once.set(space, (seen = new Map()));
+    forgetExpired(seen, now);
+    const fingerprint = hash('sha256', id, 'binary');
+    const expiresAt = seen.get(fingerprint);
+    if (expiresAt !== undefined) {
+      if (expiresAt > now) return false;
+      seen.delete(fingerprint); // recorded again below, at the end of the order
+    }
+    seen.set(fingerprint, now + ttlMs);
+    return true;
+  }
+  /** How many ids the once-only memory `space` holds now, expired ones not yet dropped included. */
+  remembered(space: string): number {
+    return this.once.get(space)?.size ?? 0;
   }
   async take(key: string) {
     const e = this.live(key);
@@ -171,6 +202,14 @@ export class MemoryState implements SharedState {
   async close() {
     clearInterval(this.sweeper);
     this.bus.removeAllListeners();
+  }
+}
+
+/** Drops the expired ids at the front of a firstSeen memory (it stops at the first live one). */
+function forgetExpired(seen: Map<string, number>, now: number): void {
+  for (const [fingerprint, expiresAt] of seen) {
+    if (expiresAt > now) return;
+    seen.delete(fingerprint);
   }
 }
 

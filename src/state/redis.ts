@@ -163,6 +163,9 @@ export class RedisState implements SharedState {
     const r = await this.run('set nx', () => this.client.set(this.k(key), value, 'PX', Math.max(1, Math.ceil(ttlMs)), 'NX'));
     return r === 'OK';
   }
+  firstSeen(space: string, id: string, ttlMs: number) {
+    return this.setIfAbsent(`${space}:${id}`, '1', ttlMs);
+  }
   take(key: string) {
     return this.run('getdel', () => this.client.getdel(this.k(key)));
   }

@@ -13,8 +13,9 @@ export const REPLAY_TTL_MS = RECV_WINDOW.maxMs + RECV_WINDOW.futureToleranceMs +
 const HELD_KEY = 'replay:held';
 
 /**
- * Replay memory in the shared-state port: set-if-absent with a fixed TTL, atomic across every
- * process sharing the state. Never an evicting cache: an entry leaves only when its TTL ends.
+ * Replay memory in the shared-state port's once-only memory (`firstSeen`, in Redis a set-if-absent)
+ * with a fixed TTL, atomic across every process sharing the state. Never an evicting cache: an
+ * entry leaves only when its TTL ends.
  */
 export class ReplayGuard {
   /**
@@ -73,6 +74,6 @@ export class ReplayGuard {
    * signature it is (the key id for a key's HMAC secrets, `ed25519:<public key hex>` for an ed25519 key pair).
    */
   async firstUse(signer: string, digest: string): Promise<boolean> {
-    return this.state.setIfAbsent(`replay:${signer}:${digest}`, '1', REPLAY_TTL_MS);
+    return this.state.firstSeen('replay', `${signer}:${digest}`, REPLAY_TTL_MS);
   }
 }
