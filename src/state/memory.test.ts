@@ -25,31 +25,45 @@ describe('MemoryState.watchWrites', () => {
 });
 
 describe('MemoryState.firstSeen', () => {
-  it('forgets expired ids in the order recorded, and answers by expiry whatever the order', async () => {
+  it('answers by the expiry of each id, and drops a generation once all of it has expired', async () => {
     const clock = new ManualClock(1_000_000);
     const state = new MemoryState(clock);
     expect(await state.firstSeen('r', 'long', 10_000)).toBe(true);
     expect(await state.firstSeen('r', 'short', 100)).toBe(true);
     clock.advance(150);
-    // 'short' expired behind a live 'long': it answers as new all the same.
+    // 'short' expired while 'long' lives: it answers as new all the same.
     expect(await state.firstSeen('r', 'short', 100)).toBe(true);
     expect(await state.firstSeen('r', 'short', 100)).toBe(false);
     expect(await state.firstSeen('r', 'long', 10_000)).toBe(false);
-    clock.advance(10_000);
-    expect(await state.firstSeen('r', 'long', 10_000)).toBe(true);
-    expect(state.remembered('r')).toBe(1); // everything recorded before it has left
+    expect(state.remembered('r')).toBe(2);
+    clock.advance(9_900); // a span (the longest TTL) after the first id: a new generation begins
+    expect(await state.firstSeen('r', 'long', 10_000)).toBe(true); // expired just now
+    expect(await state.firstSeen('r', 'fresh', 10_000)).toBe(true);
+    expect(state.remembered('r')).toBe(4); // the old generation is kept until it is a span old
+    clock.advance(5_000);
+    expect(await state.firstSeen('r', 'long', 10_000)).toBe(false); // found in the new generation
+    clock.advance(5_000);
+    expect(await state.firstSeen('r', 'other', 10_000)).toBe(true);
+    expect(state.remembered('r')).toBe(3); // the first generation is gone; 'long', 'fresh', 'other' remain
+    clock.advance(25_000); // two spans of silence: nothing is left
+    expect(await state.firstSeen('r', 'after', 10_000)).toBe(true);
+    expect(state.remembered('r')).toBe(1);
     await state.close();
   });
 
-  it('keeps its ids out of the key space, and lets them go as new ones arrive', async () => {
+  it('keeps its ids out of the key space, and a longer TTL widens the span at once', async () => {
     const clock = new ManualClock(1_000_000);
     const state = new MemoryState(clock);
-    for (let i = 0; i < 1000; i++) expect(await state.firstSeen('r', `key_${i % 7}:${i.toString(16).padStart(64, '0')}`, 60_000)).toBe(true);
+    for (let i = 0; i < 1000; i++) expect(await state.firstSeen('r', `key_${i % 7}:${i.toString(16).padStart(64, '0')}`, 1_000)).toBe(true);
     expect(state.remembered('r')).toBe(1000);
     expect(await state.keys('')).toEqual([]); // nothing in the key space
-    clock.advance(60_000);
-    await state.firstSeen('r', 'next', 60_000);
-    expect(state.remembered('r')).toBe(1);
+    expect(await state.firstSeen('r', 'lasting', 60_000)).toBe(true);
+    clock.advance(30_000); // well past the first TTL, within the new one
+    expect(await state.firstSeen('r', 'lasting', 60_000)).toBe(false);
+    clock.advance(29_999);
+    expect(await state.firstSeen('r', 'lasting', 60_000)).toBe(false);
+    clock.advance(1);
+    expect(await state.firstSeen('r', 'lasting', 60_000)).toBe(true);
     await state.close();
   });
 });

@@ -22,8 +22,8 @@ export class MemoryState implements SharedState {
   private readonly entries = new Map<string, Entry>();
   private readonly windows = new Map<string, HitLog>();
   private readonly indexes = new Map<string, Set<string>>();
-  /** firstSeen's memories: per space, each id's SHA-256 and when it expires, in the order recorded. */
-  private readonly once = new Map<string, Map<string, number>>();
+  /** firstSeen's memories, per space. */
+  private readonly once = new Map<string, OnceMemory>();
   private readonly bus = new EventEmitter();
   private readonly sweeper: NodeJS.Timeout;
   private readonly watchers: { prefix: string; fn: (key: string) => void }[] = [];
@@ -63,7 +63,7 @@ export class MemoryState implements SharedState {
   private sweep(): void {
     const now = this.clock.now();
     for (const [k, e] of this.entries) if (e.expiresAt !== null && e.expiresAt <= now) this.entries.delete(k);
-    for (const seen of this.once.values()) forgetExpired(seen, now);
+    for (const memory of this.once.values()) rotate(memory, now);
     for (const [k, log] of this.windows) if (log.hits.length === log.start || log.hits[log.hits.length - 1]! <= now - log.windowMs) this.windows.delete(k);
   }
 
@@ -84,31 +84,30 @@ export class MemoryState implements SharedState {
     return true;
   }
   /**
-   * Each id is kept as its SHA-256 (32 one-byte characters, the 'binary' encoding) and its expiry: about 100 bytes of heap
-   * where a `setIfAbsent` entry with the full key takes about 270, and the replay memory holds every
-   * signed request of the last minute. Two ids with the same SHA-256 would make the second look seen
-   * (a refusal, never an admission). Expired ids
-   * leave from the front as new ones arrive, so there is no sweep over the whole memory: with one TTL
-   * per space (the replay memory has one) the order recorded is the order of expiry. With mixed
-   * TTLs an expired id may stay until those recorded before it expire; it still answers as expired.
+   * Each id is kept as its SHA-256 (32 one-byte characters, the 'binary' encoding) and its expiry,
+   * about 100 bytes of heap where a `setIfAbsent` entry with the full key takes about 270: the replay
+   * memory holds every signed request of the last minute. Two ids with the same SHA-256 would make
+   * the second look seen (a refusal, never an admission). Ids are recorded in generations that each
+   * span the longest TTL the space has seen; a generation is dropped whole once everything in it has
+   * expired, so an id stays from one to two spans and nothing walks the memory id by id. Whether an
+   * id is still seen depends only on its own expiry.
    */
   async firstSeen(space: string, id: string, ttlMs: number) {
     const now = this.clock.now();
-    let seen = this.once.get(space);
-    if (!seen) this.once.set(space, (seen = new Map()));
-    forgetExpired(seen, now);
+    let memory = this.once.get(space);
+    if (!memory) this.once.set(space, (memory = { current: new Map(), previous: new Map(), since: now, spanMs: ttlMs }));
+    if (ttlMs > memory.spanMs) memory.spanMs = ttlMs;
+    rotate(memory, now);
     const fingerprint = hash('sha256', id, 'binary');
-    const expiresAt = seen.get(fingerprint);
-    if (expiresAt !== undefined) {
-      if (expiresAt > now) return false;
-      seen.delete(fingerprint); // recorded again below, at the end of the order
-    }
-    seen.set(fingerprint, now + ttlMs);
+    const expiresAt = memory.current.get(fingerprint) ?? memory.previous.get(fingerprint);
+    if (expiresAt !== undefined && expiresAt > now) return false;
+    memory.current.set(fingerprint, now + ttlMs);
     return true;
   }
   /** How many ids the once-only memory `space` holds now, expired ones not yet dropped included. */
   remembered(space: string): number {
-    return this.once.get(space)?.size ?? 0;
+    const memory = this.once.get(space);
+    return memory ? memory.current.size + memory.previous.size : 0;
   }
   async take(key: string) {
     const e = this.live(key);
@@ -205,12 +204,28 @@ export class MemoryState implements SharedState {
   }
 }
 
-/** Drops the expired ids at the front of a firstSeen memory (it stops at the first live one). */
-function forgetExpired(seen: Map<string, number>, now: number): void {
-  for (const [fingerprint, expiresAt] of seen) {
-    if (expiresAt > now) return;
-    seen.delete(fingerprint);
-  }
+/**
+ * One firstSeen memory: each id's SHA-256 and when it expires, in two generations. `current` holds
+ * the ids recorded since `since`, `previous` those of the span before. No id lives longer than
+ * `spanMs` (the longest TTL asked for, which never shrinks), so once `since` is a span old every id
+ * in `previous` has expired, and it is dropped whole: no id-by-id eviction. (Deleting ids one by one
+ * from the front of a Map, as an earlier version did, leaves slots that every new iterator skips,
+ * and made each call cost time in proportion to the memory's size.)
+ */
+interface OnceMemory {
+  current: Map<string, number>;
+  previous: Map<string, number>;
+  since: number;
+  spanMs: number;
+}
+
+/** Starts a new generation once the current one is a span old (both, after two spans of silence). */
+function rotate(memory: OnceMemory, now: number): void {
+  const age = now - memory.since;
+  if (age < memory.spanMs) return;
+  memory.previous = age < 2 * memory.spanMs ? memory.current : new Map();
+  memory.current = new Map();
+  memory.since = now;
 }
 
 function logDecision(log: HitLog, limit: number, at: number, allowed: boolean): WindowDecision {
