@@ -18,8 +18,8 @@ export interface SharedState {
    * A once-only memory: records `id` in `space` for `ttlMs` and answers true, or answers false
    * while it is already recorded there. Atomic across processes. For many short-lived ids that are
    * never read back (the replay memory: one per signed request); unlike `setIfAbsent` there is no
-   * value, so the in-process state keeps each id as its SHA-256, evicted in the order it was
-   * recorded, instead of a full key. In Redis it is `setIfAbsent` of the key `space:id`.
+   * value, so the in-process state keeps each id as its SHA-256, in generations dropped whole,
+   * instead of a full key. In Redis it is `setIfAbsent` of the key `space:id`.
    */
   firstSeen(space: string, id: string, ttlMs: number): Promise<boolean>;
   /** Reads and deletes in one atomic step (single-use values such as nonces). */
