@@ -101,5 +101,8 @@ export const fail = <C extends ErrorCode>(
 /** Route-layer helper: the value, or an ApiError carrying the refusal. */
 export function unwrap<T>(result: Result<T>): T {
   if (result.ok) return result.value;
-  throw new ApiError(result.code, result.detail, result.extra ? { extra: result.extra } : {});
+  // A refusal that says when to try again (`extra.retryAfter`, whole seconds) says it in the header too.
+  const retryAfter = result.extra?.retryAfter;
+  const headers = typeof retryAfter === 'number' && Number.isInteger(retryAfter) && retryAfter > 0 ? { 'Retry-After': String(retryAfter) } : undefined;
+  throw new ApiError(result.code, result.detail, { ...(result.extra ? { extra: result.extra } : {}), ...(headers ? { headers } : {}) });
 }

@@ -122,12 +122,14 @@ describe('the order thread', () => {
     await new Promise((r) => setTimeout(r, 200));
     const during = await order(s, { side: 'buy', price: '1', quantity: '1', clientOrderId: 'during-restart' });
     expect(during.statusCode).toBe(503);
-    expect(during.json()).toMatchObject({ code: 'service_unavailable' });
+    expect(during.json()).toMatchObject({ code: 'service_unavailable', retryAfter: 1 });
+    expect(during.headers['retry-after']).toBe('1'); // as every other 503 that a retry soon can clear
     // A book this server has no copy of cannot be read then either: 503, not an empty book.
     expect((await req('POST', '/api/v1/admin/assets', admin, { symbol: 'NEWT', name: 'Newt', decimals: 6 })).statusCode).toBe(201);
     expect((await req('POST', '/api/v1/admin/markets', admin, { base: 'NEWT', quote: 'USDC', tickSize: '0.0001', lotSize: '0.01', minNotional: '1' })).statusCode).toBe(201);
     const depth = await req('GET', '/api/v1/market/orderbook/NEWT-USDC', s);
     expect(depth.statusCode).toBe(503);
+    expect(depth.headers['retry-after']).toBe('1');
     await restarted;
     expect((await req('GET', '/api/v1/market/orderbook/NEWT-USDC', s)).json()).toMatchObject({ bids: [], asks: [] });
     const after = await order(s, { side: 'buy', price: '1', quantity: '1', clientOrderId: 'during-restart' });

@@ -247,7 +247,7 @@ export class OrderThread implements OrderExecutor {
 
   submit(command: SequencerCommand): Promise<Result<unknown>> {
     if (this.closing) return Promise.reject(new Error('the order thread is closing'));
-    if (!this.alive) return Promise.resolve(fail('service_unavailable', 'Order processing is restarting; retry in a moment'));
+    if (!this.alive) return Promise.resolve(fail('service_unavailable', 'Order processing is restarting; retry in a moment', { retryAfter: 1 }));
     const id = ++this.next;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
