@@ -118,6 +118,9 @@ export async function createServices(config: Config, overrides: ServiceOverrides
   }
 }
 
+/** How long processes remember that a signing key's rotation was recorded (they reload every 5 s). */
+const SIGNING_ROTATION_MEMORY_MS = 7 * 86_400_000;
+
 async function buildServices(config: Config, overrides: ServiceOverrides, closers: (() => Promise<void> | void)[]): Promise<Services> {
   const clock = overrides.clock ?? systemClock;
   const log = createLogger(config.logLevel, overrides.logDestination);
@@ -153,6 +156,19 @@ async function buildServices(config: Config, overrides: ServiceOverrides, closer
   const metrics = new Metrics({ processMetrics: overrides.processMetrics ?? true });
   events.subscribe((e) => metrics.securityEvents.inc({ type: e.type }));
   events.onSubscriberError = (err, event) => log.error({ err, eventType: event.type }, 'security event subscriber failed');
+  // A rotation (`moondraft keys rotate-signing`) reaches every process by its keyset reload; the
+  // first of them to see the new key records it (an audit event), the others find it taken. Shared
+  // state away: recorded anyway, since a repeated record is better than a missing one.
+  signingKeys.onActiveChanged((kid) => {
+    const record = () => events.emit({ type: 'signing_keys.rotated', kid, at: clock.now() });
+    state.firstSeen('signing-key-rotated', kid, SIGNING_ROTATION_MEMORY_MS).then(
+      (first) => first && record(),
+      (err: unknown) => {
+        log.warn({ err, kid }, 'could not tell whether another process recorded this signing key rotation; recording it');
+        record();
+      },
+    );
+  });
 
   const accessTokens = new AccessTokens(
     signingKeys,

@@ -1,6 +1,6 @@
 import { generateKeyPairSync } from 'node:crypto';
 import { calculateJwkThumbprint, CompactSign, exportJWK } from 'jose';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { CHECKPOINT_TYP } from '../../src/audit/checkpoints.js';
 import { ManualClock } from '../../src/lib/clock.js';
 import { rotateKeysetFile } from '../../src/security/identity/signing-keys.js';
@@ -17,9 +17,18 @@ beforeEach(async () => {
 });
 afterEach(() => server.close());
 
+/** Rotates the signing key as the CLI does, and waits for the audit record of the rotation (one more in the chain). */
 async function rotate(): Promise<void> {
-  rotateKeysetFile(server.config.jwtKeysFile, clock.now(), MAX_TOKEN_LIFETIME_MS);
+  const fresh = rotateKeysetFile(server.config.jwtKeysFile, clock.now(), MAX_TOKEN_LIFETIME_MS);
   await server.services.signingKeys.reload();
+  await vi.waitFor(
+    async () => {
+      const kids: unknown[] = [];
+      for await (const view of server.services.audit.export({ type: 'admin.signing_keys.rotated' })) kids.push(view.details?.kid);
+      expect(kids).toContain(fresh.kid);
+    },
+    { timeout: 2000, interval: 10 },
+  );
 }
 
 describe('signed checkpoints', () => {
@@ -37,7 +46,8 @@ describe('signed checkpoints', () => {
     expect(server.logs.filter((l) => l.msg === 'audit checkpoint signed').map((l) => l.auditCheckpoint)).toEqual([expect.objectContaining({ id: cp!.id, seq: 3, hash: cp!.hash, kid: stored.kid })]);
     expect(await audit.checkpoint()).toBeNull(); // nothing new
     await rotate();
-    expect(await audit.checkpoint()).toMatchObject({ seq: 3 }); // same head, new key
+    // The rotation's own record is the new head, signed with the new key.
+    expect(await audit.checkpoint()).toMatchObject({ seq: 4, hash: (await rows(server))[3]!.hash });
   });
 
   it('keeps verifying checkpoints after their keys left the keyset (each checkpoint endorses older keys)', async () => {
@@ -58,7 +68,7 @@ describe('signed checkpoints', () => {
     const inKeyset = server.services.signingKeys.jwks(clock.now()).keys.map((k) => k.kid);
     expect(new Set(kids).size).toBe(3);
     expect(kids.filter((k) => !inKeyset.includes(k))).toHaveLength(2);
-    expect(await audit.verify()).toMatchObject({ ok: true, checked: 6, checkpoints: 3 });
+    expect(await audit.verify()).toMatchObject({ ok: true, checked: 9, checkpoints: 3 }); // 6 seeded, 3 rotations
   });
 
   it('keeps verifying when no checkpoint was signed while the retired key was still verifying tokens', async () => {
@@ -72,10 +82,10 @@ describe('signed checkpoints', () => {
     expect(await audit.verify()).toMatchObject({ ok: true, checkpoints: 1 });
     await seedEvents(server, 2, 'acc_b');
     await audit.checkpoint(); // key 2
-    expect(await audit.verify()).toMatchObject({ ok: true, checked: 4, checkpoints: 2 });
+    expect(await audit.verify()).toMatchObject({ ok: true, checked: 5, checkpoints: 2 }); // 4 seeded, 1 rotation
     clock.advance(MAX_TOKEN_LIFETIME_MS + 1);
     await rotate(); // key 1 leaves the keyset file, endorsed by key 2's checkpoint
-    expect(await audit.verify()).toMatchObject({ ok: true, checked: 4, checkpoints: 2 });
+    expect(await audit.verify()).toMatchObject({ ok: true, checked: 6, checkpoints: 2 });
   });
 
   it('refuses a checkpoint signed by a key an attacker added to the store', async () => {

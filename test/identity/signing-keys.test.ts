@@ -3,11 +3,13 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { decodeProtectedHeader, SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import type { Services } from '../../src/services.js';
 import { buildProgram } from '../../src/cli/index.js';
 import { ManualClock } from '../../src/lib/clock.js';
 import { AccessTokens } from '../../src/security/identity/access-tokens.js';
 import { ensureKeysetFile, readKeysetFile, rotateKeysetFile, SigningKeys } from '../../src/security/identity/signing-keys.js';
-import { startTestServer, type TestServer } from '../support/server.js';
+import { dropSchema, newIsolation, startTestServer, type TestServer } from '../support/server.js';
+import { serviceAvailable } from '../support/services.js';
 import { signInEthereum } from '../support/wallet.js';
 
 const LIFETIME_MS = (3600 + 30) * 1000;
@@ -120,6 +122,56 @@ describe('rotation on a running server', () => {
     const newKid = decodeProtectedHeader(after.accessToken).kid;
     expect(newKid).not.toBe(oldKid);
     expect(jwks.keys.map((k: { kid: string }) => k.kid).sort()).toEqual([oldKid, newKid].sort());
+  });
+});
+
+/** The kids of the rotations the audit trail holds (the details are encrypted: read them through the log). */
+async function recordedRotations(services: Services): Promise<string[]> {
+  const kids: string[] = [];
+  for await (const view of services.audit.export({ type: 'admin.signing_keys.rotated' })) kids.push(String(view.details?.kid));
+  return kids;
+}
+
+describe('a rotation is recorded in the audit trail', () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startTestServer();
+  });
+  afterAll(() => server.close());
+
+  it('once, by the server that picks it up, with the new kid; a reload that finds nothing new records nothing', async () => {
+    expect(await recordedRotations(server.services)).toEqual([]); // the keyset it started with is no rotation
+    await rotateWithCli(server.config.jwtKeysFile);
+    await server.services.signingKeys.reload();
+    const kid = server.services.signingKeys.active().kid;
+    await vi.waitFor(async () => expect(await recordedRotations(server.services)).toEqual([kid]), { timeout: 2000, interval: 20 });
+    await server.services.signingKeys.reload();
+    await new Promise((r) => setTimeout(r, 50));
+    expect(await recordedRotations(server.services)).toEqual([kid]);
+    expect(await server.services.audit.verify()).toMatchObject({ ok: true });
+  });
+});
+
+const scaleout = (await serviceAvailable('postgres')) && (await serviceAvailable('redis'));
+
+describe.runIf(scaleout)('a rotation seen by several processes (one Redis and schema)', () => {
+  it('is recorded once, whichever of them reloads first', async () => {
+    const isolation = newIsolation();
+    const a = await startTestServer({ backend: 'scaleout', isolation });
+    const b = await startTestServer({ backend: 'scaleout', isolation, dataDir: a.dataDir });
+    try {
+      await rotateWithCli(a.config.jwtKeysFile);
+      await Promise.all([a.services.signingKeys.reload(), b.services.signingKeys.reload()]);
+      const kid = a.services.signingKeys.active().kid;
+      expect(b.services.signingKeys.active().kid).toBe(kid);
+      await vi.waitFor(async () => expect(await recordedRotations(a.services)).toEqual([kid]), { timeout: 2000, interval: 20 });
+      await new Promise((r) => setTimeout(r, 100));
+      expect(await recordedRotations(b.services)).toEqual([kid]); // the same trail, one record
+    } finally {
+      await b.close();
+      await a.close();
+      await dropSchema(isolation.pgSchema);
+    }
   });
 });
 

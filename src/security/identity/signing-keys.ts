@@ -80,6 +80,7 @@ export class SigningKeys {
   /** When an unknown kid last made us re-read the file, and that read while it runs. */
   private lastUnknownKidReload = 0;
   private unknownKidReload: Promise<void> | undefined;
+  private readonly activeChanged: ((kid: string) => void)[] = [];
 
   private constructor(
     private readonly file: string,
@@ -105,8 +106,19 @@ export class SigningKeys {
       loaded.push({ kid: k.kid, createdAt: k.createdAt, retiredAt: k.retiredAt, privateKey, publicKey, publicJwk: { ...jwk, kid: k.kid, alg: 'RS256', use: 'sig' } });
     }
     if (!loaded.some((k) => k.retiredAt === null)) throw new Error(`${this.file} has no active (unretired) signing key`);
+    const before = this.keys.length > 0 ? this.active().kid : undefined;
     this.keys = loaded.sort((a, b) => a.createdAt - b.createdAt);
     this.loadedFrom = text;
+    const now = this.active().kid;
+    if (before !== undefined && now !== before) for (const fn of this.activeChanged) fn(now);
+  }
+
+  /**
+   * Calls `fn` with the new kid whenever a reload finds that another key signs new tokens (a
+   * rotation made while this process runs); not for the keyset it started with.
+   */
+  onActiveChanged(fn: (kid: string) => void): void {
+    this.activeChanged.push(fn);
   }
 
   /** The key that signs new tokens: the newest unretired one. */
