@@ -102,7 +102,8 @@ export const fail = <C extends ErrorCode>(
 export function unwrap<T>(result: Result<T>): T {
   if (result.ok) return result.value;
   // A refusal that says when to try again (`extra.retryAfter`, whole seconds) says it in the header too.
+  // Safe integers only: String() of a larger one can be exponent notation ('1e+21'), not delay-seconds.
   const retryAfter = result.extra?.retryAfter;
-  const headers = typeof retryAfter === 'number' && Number.isInteger(retryAfter) && retryAfter > 0 ? { 'Retry-After': String(retryAfter) } : undefined;
+  const headers = typeof retryAfter === 'number' && Number.isSafeInteger(retryAfter) && retryAfter > 0 ? { 'Retry-After': String(retryAfter) } : undefined;
   throw new ApiError(result.code, result.detail, { ...(result.extra ? { extra: result.extra } : {}), ...(headers ? { headers } : {}) });
 }
