@@ -132,9 +132,6 @@ async function buildServices(config: Config, overrides: ServiceOverrides, closer
   if (config.env === 'sandbox' && !config.jwtKeysFileSupplied) ensureKeysetFile(config.jwtKeysFile, clock.now());
   const maxTokenLifetimeMs = (config.jwt.accessTtlSec + config.jwt.clockToleranceSec) * 1000;
   const signingKeys = await SigningKeys.load(config.jwtKeysFile, maxTokenLifetimeMs);
-  const reloadKeys = setInterval(() => signingKeys.reload().catch((err) => log.error({ err }, 'signing keyset reload failed')), 5_000);
-  reloadKeys.unref();
-  closers.push(() => clearInterval(reloadKeys));
 
   const storeOptions: StoreOptions = { databaseUrl: config.databaseUrl, pgSchema: config.pgSchema, dataDir: config.dataDir, ...(overrides.sqliteFile ? { sqliteFile: overrides.sqliteFile } : {}) };
   // The order thread opens its own connection: not possible to an in-memory SQLite database.
@@ -169,6 +166,12 @@ async function buildServices(config: Config, overrides: ServiceOverrides, closer
       },
     );
   });
+  // Reloads start only now that the rotation listener is in place: a reload during the start-up
+  // above (a long migration, Redis slow to answer) would take a rotation in without anyone seeing
+  // it, and later reloads find the file unchanged. Registered after the state, so it stops first.
+  const reloadKeys = setInterval(() => signingKeys.reload().catch((err) => log.error({ err }, 'signing keyset reload failed')), 5_000);
+  reloadKeys.unref();
+  closers.push(() => clearInterval(reloadKeys));
 
   const accessTokens = new AccessTokens(
     signingKeys,
