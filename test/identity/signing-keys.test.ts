@@ -84,6 +84,23 @@ describe('signing-key rotation without downtime', () => {
     expect(readKeysetFile(file).map((k) => k.kid)).not.toContain(oldKid);
   });
 
+  it('tells every key that signed new tokens since the last reload, not only the last (two rotations between reloads)', async () => {
+    const clock = new ManualClock(Date.UTC(2026, 1, 1));
+    const file = path.join(dir, 'twice.json');
+    ensureKeysetFile(file, clock.now());
+    const keys = await SigningKeys.load(file, LIFETIME_MS);
+    const told: string[] = [];
+    keys.onActiveChanged((kid) => told.push(kid));
+    clock.advance(1_000);
+    const second = rotateKeysetFile(file, clock.now(), LIFETIME_MS);
+    clock.advance(1_000);
+    const third = rotateKeysetFile(file, clock.now(), LIFETIME_MS);
+    await keys.reload();
+    expect(told).toEqual([second.kid, third.kid]);
+    await keys.reload();
+    expect(told).toEqual([second.kid, third.kid]); // nothing new
+  });
+
   it('`moondraft keys rotate-signing --file` creates a keyset (0600) and rotates it', async () => {
     const file = path.join(dir, 'live-keys.json');
     expect(await rotateWithCli(file)).toMatch(/new signing key k\w+/);

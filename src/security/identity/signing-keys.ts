@@ -106,16 +106,23 @@ export class SigningKeys {
       loaded.push({ kid: k.kid, createdAt: k.createdAt, retiredAt: k.retiredAt, privateKey, publicKey, publicJwk: { ...jwk, kid: k.kid, alg: 'RS256', use: 'sig' } });
     }
     if (!loaded.some((k) => k.retiredAt === null)) throw new Error(`${this.file} has no active (unretired) signing key`);
-    const before = this.keys.length > 0 ? this.active().kid : undefined;
+    const before = this.keys.length > 0 ? this.active() : undefined;
+    const known = new Set(this.keys.map((k) => k.kid));
     this.keys = loaded.sort((a, b) => a.createdAt - b.createdAt);
     this.loadedFrom = text;
     const now = this.active().kid;
-    if (before !== undefined && now !== before) for (const fn of this.activeChanged) fn(now);
+    if (before === undefined || now === before.kid) return;
+    // Several rotations between two reloads: each key they added after the one that signed
+    // before signed new tokens in turn (somewhere), and is told too, oldest first, the active last.
+    const from = this.keys.findIndex((k) => k.kid === before.kid);
+    const between = from < 0 ? [] : this.keys.slice(from + 1).filter((k) => !known.has(k.kid) && k.kid !== now);
+    for (const kid of [...between.map((k) => k.kid), now]) for (const fn of this.activeChanged) fn(kid);
   }
 
   /**
    * Calls `fn` with the new kid whenever a reload finds that another key signs new tokens (a
-   * rotation made while this process runs); not for the keyset it started with.
+   * rotation made while this process runs); not for the keyset it started with. When several
+   * rotations happened since the last reload, it is called for each key they added, in order.
    */
   onActiveChanged(fn: (kid: string) => void): void {
     this.activeChanged.push(fn);
