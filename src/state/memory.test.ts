@@ -39,12 +39,12 @@ describe('MemoryState.firstSeen', () => {
     clock.advance(9_900); // a span (the longest TTL) after the first id: a new generation begins
     expect(await state.firstSeen('r', 'long', 10_000)).toBe(true); // expired just now
     expect(await state.firstSeen('r', 'fresh', 10_000)).toBe(true);
-    expect(state.remembered('r')).toBe(4); // the old generation is kept until it is a span old
+    expect(state.remembered('r')).toBe(2); // everything in the first generation had expired: it is gone
     clock.advance(5_000);
     expect(await state.firstSeen('r', 'long', 10_000)).toBe(false); // found in the new generation
     clock.advance(5_000);
     expect(await state.firstSeen('r', 'other', 10_000)).toBe(true);
-    expect(state.remembered('r')).toBe(3); // the first generation is gone; 'long', 'fresh', 'other' remain
+    expect(state.remembered('r')).toBe(1); // 'long' and 'fresh' expired just now, and their generation with them
     clock.advance(25_000); // two spans of silence: nothing is left
     expect(await state.firstSeen('r', 'after', 10_000)).toBe(true);
     expect(state.remembered('r')).toBe(1);
@@ -64,6 +64,31 @@ describe('MemoryState.firstSeen', () => {
     expect(await state.firstSeen('r', 'lasting', 60_000)).toBe(false);
     clock.advance(1);
     expect(await state.firstSeen('r', 'lasting', 60_000)).toBe(true);
+    await state.close();
+  });
+});
+
+describe('MemoryState.firstSeen when the clock steps back', () => {
+  it('keeps dropping expired ids (memory stays bounded) and still refuses the ids recorded before the step', async () => {
+    const clock = new ManualClock(1_000_000_000);
+    const state = new MemoryState(clock);
+    // 1 id per 10 ms with a 1 s TTL: about 100 to 200 ids held in the steady state.
+    for (let i = 0; i < 100; i++) {
+      expect(await state.firstSeen('r', `before-${i}`, 1_000)).toBe(true);
+      clock.advance(10);
+    }
+    clock.advance(-3_600_000); // an NTP step back by an hour
+    for (let i = 0; i < 1_000; i++) {
+      expect(await state.firstSeen('r', `after-${i}`, 1_000)).toBe(true);
+      clock.advance(10);
+    }
+    // Ten seconds after the step only the last second or two of ids are alive, and the ids from
+    // before the step, whose expiries lie an hour ahead of this clock: nothing else may pile up
+    // (at a signed API's rate, an hour of every request would be gigabytes).
+    expect(state.remembered('r')).toBeLessThanOrEqual(100 + 300);
+    expect(await state.firstSeen('r', 'before-99', 1_000)).toBe(false); // its expiry has not come by this clock
+    expect(await state.firstSeen('r', 'after-999', 1_000)).toBe(false);
+    expect(await state.firstSeen('r', 'after-0', 1_000)).toBe(true); // expired long ago
     await state.close();
   });
 });

@@ -95,19 +95,23 @@ export class MemoryState implements SharedState {
   async firstSeen(space: string, id: string, ttlMs: number) {
     const now = this.clock.now();
     let memory = this.once.get(space);
-    if (!memory) this.once.set(space, (memory = { current: new Map(), previous: new Map(), since: now, spanMs: ttlMs }));
+    if (!memory) this.once.set(space, (memory = { generations: [], since: now, spanMs: ttlMs }));
     if (ttlMs > memory.spanMs) memory.spanMs = ttlMs;
     rotate(memory, now);
     const fingerprint = hash('sha256', id, 'binary');
-    const expiresAt = memory.current.get(fingerprint) ?? memory.previous.get(fingerprint);
-    if (expiresAt !== undefined && expiresAt > now) return false;
-    memory.current.set(fingerprint, now + ttlMs);
+    for (const generation of memory.generations) {
+      const expiresAt = generation.ids.get(fingerprint);
+      if (expiresAt !== undefined && expiresAt > now) return false;
+    }
+    const current = memory.generations[0]!;
+    current.ids.set(fingerprint, now + ttlMs);
+    if (now + ttlMs > current.until) current.until = now + ttlMs;
     return true;
   }
   /** How many ids the once-only memory `space` holds now, expired ones not yet dropped included. */
   remembered(space: string): number {
     const memory = this.once.get(space);
-    return memory ? memory.current.size + memory.previous.size : 0;
+    return memory ? memory.generations.reduce((n, g) => n + g.ids.size, 0) : 0;
   }
   async take(key: string) {
     const e = this.live(key);
@@ -205,26 +209,33 @@ export class MemoryState implements SharedState {
 }
 
 /**
- * One firstSeen memory: each id's SHA-256 and when it expires, in two generations. `current` holds
- * the ids recorded since `since`, `previous` those of the span before. No id lives longer than
- * `spanMs` (the longest TTL asked for, which never shrinks), so once `since` is a span old every id
- * in `previous` has expired, and it is dropped whole: no id-by-id eviction. (Deleting ids one by one
- * from the front of a Map, as an earlier version did, leaves slots that every new iterator skips,
- * and made each call cost time in proportion to the memory's size.)
+ * One firstSeen memory: each id's SHA-256 and when it expires, in generations, newest first. The
+ * newest takes the ids recorded since `since`; no id lives longer than `spanMs` (the longest TTL
+ * asked for, which never shrinks). A generation is dropped whole once the clock has passed the
+ * latest expiry in it (`until`): no id-by-id eviction, and never an id that has not expired by
+ * the clock that drops it. (Deleting ids one by one from the front of a Map, as an earlier version
+ * did, leaves slots that every new iterator skips, and made each call cost time in proportion to
+ * the memory's size.) Normally two generations are held; after the clock steps back, the ones
+ * recorded before the step stay until the clock reaches their expiries, while new ids go on in
+ * generations of their own that are dropped as usual.
  */
 interface OnceMemory {
-  current: Map<string, number>;
-  previous: Map<string, number>;
+  generations: { ids: Map<string, number>; until: number }[];
   since: number;
   spanMs: number;
 }
 
-/** Starts a new generation once the current one is a span old (both, after two spans of silence). */
+/**
+ * Drops every generation whose ids have all expired, and starts a new one once the newest is a
+ * span old, or the clock has stepped back by a span or more (judged by `since` alone, a generation
+ * would then take every id until the clock caught up again: an hour's step, an hour of ids).
+ */
 function rotate(memory: OnceMemory, now: number): void {
+  const { generations } = memory;
+  for (let i = generations.length - 1; i >= 0; i--) if (generations[i]!.until <= now) generations.splice(i, 1);
   const age = now - memory.since;
-  if (age < memory.spanMs) return;
-  memory.previous = age < 2 * memory.spanMs ? memory.current : new Map();
-  memory.current = new Map();
+  if (generations.length > 0 && age < memory.spanMs && -age < memory.spanMs) return;
+  generations.unshift({ ids: new Map(), until: Number.NEGATIVE_INFINITY });
   memory.since = now;
 }
 
