@@ -7,7 +7,7 @@ import type { Services } from '../../src/services.js';
 import { buildProgram } from '../../src/cli/index.js';
 import { ManualClock } from '../../src/lib/clock.js';
 import { AccessTokens } from '../../src/security/identity/access-tokens.js';
-import { ensureKeysetFile, readKeysetFile, rotateKeysetFile, SigningKeys } from '../../src/security/identity/signing-keys.js';
+import { ensureKeysetFile, generateSigningKey, readKeysetFile, rotateKeysetFile, SigningKeys, writeKeysetFile } from '../../src/security/identity/signing-keys.js';
 import { dropSchema, newIsolation, startTestServer, type TestServer } from '../support/server.js';
 import { serviceAvailable } from '../support/services.js';
 import { signInEthereum } from '../support/wallet.js';
@@ -112,6 +112,51 @@ describe('signing-key rotation without downtime', () => {
     expect(keys[0]).toMatchObject({ kid: first!.kid });
     expect(keys[0]!.retiredAt).toBeTypeOf('number');
     expect(keys[1]!.retiredAt).toBeNull();
+  });
+});
+
+describe('reloads of the keyset', () => {
+  let dir: string;
+  beforeAll(() => {
+    dir = mkdtempSync(path.join(tmpdir(), 'moondraft-keys-reload-'));
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('run one at a time: a reload of an older file never finishes last and rolls the keyset back', async () => {
+    const file = path.join(dir, 'keys.json');
+    const k0 = generateSigningKey(1_000);
+    writeKeysetFile(file, [k0]);
+    const keys = await SigningKeys.load(file, LIFETIME_MS);
+    const told: string[] = [];
+    keys.onActiveChanged((kid) => told.push(kid));
+    // Three keys to load (slower), then a newer file of one key (quicker), read by a second reload
+    // started before the first is done.
+    const [k1, k2] = [generateSigningKey(2_000), generateSigningKey(3_000)];
+    writeKeysetFile(file, [{ ...k0, retiredAt: 2_000 }, { ...k1, retiredAt: 3_000 }, k2]);
+    const first = keys.reload();
+    const k3 = generateSigningKey(4_000);
+    writeKeysetFile(file, [k3]);
+    const second = keys.reload();
+    await Promise.all([first, second]);
+    expect(keys.active().kid).toBe(k3.kid);
+    expect(told).toEqual([k1.kid, k2.kid, k3.kid]);
+  });
+
+  it('a listener that throws neither stops the others nor leaves the reload half told', async () => {
+    const file = path.join(dir, 'keys-throw.json');
+    const k0 = generateSigningKey(1_000);
+    writeKeysetFile(file, [k0]);
+    const keys = await SigningKeys.load(file, LIFETIME_MS);
+    const told: string[] = [];
+    keys.onActiveChanged(() => {
+      throw new Error('listener broke');
+    });
+    keys.onActiveChanged((kid) => told.push(kid));
+    const k1 = generateSigningKey(2_000);
+    writeKeysetFile(file, [{ ...k0, retiredAt: 2_000 }, k1]);
+    await expect(keys.reload()).rejects.toThrow(/listener broke/);
+    expect(keys.active().kid).toBe(k1.kid);
+    expect(told).toEqual([k1.kid]);
   });
 });
 

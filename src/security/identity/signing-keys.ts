@@ -80,6 +80,8 @@ export class SigningKeys {
   /** When an unknown kid last made us re-read the file, and that read while it runs. */
   private lastUnknownKidReload = 0;
   private unknownKidReload: Promise<void> | undefined;
+  /** The reload under way, which the next one waits for. */
+  private reloading: Promise<void> | undefined;
   private readonly activeChanged: ((kid: string) => void)[] = [];
 
   private constructor(
@@ -93,8 +95,22 @@ export class SigningKeys {
     return s;
   }
 
-  /** Re-reads the file (cheap when unchanged); called periodically so rotations reach every process. */
-  async reload(): Promise<void> {
+  /**
+   * Re-reads the file (cheap when unchanged); called periodically so rotations reach every process.
+   * One reload at a time: a second waits for the first and then reads the file, so an older read
+   * never finishes last and rolls the keyset back (the reload timer and an unknown kid can overlap).
+   */
+  reload(): Promise<void> {
+    const run = this.reloading ? this.reloading.then(() => this.load()) : this.load();
+    const settled = run.catch(() => undefined);
+    this.reloading = settled;
+    void settled.then(() => {
+      if (this.reloading === settled) this.reloading = undefined;
+    });
+    return run;
+  }
+
+  private async load(): Promise<void> {
     const text = readFileSync(this.file, 'utf8');
     if (text === this.loadedFrom) return;
     const stored = readKeysetFile(this.file);
@@ -116,7 +132,18 @@ export class SigningKeys {
     // before signed new tokens in turn (somewhere), and is told too, oldest first, the active last.
     const from = this.keys.findIndex((k) => k.kid === before.kid);
     const between = from < 0 ? [] : this.keys.slice(from + 1).filter((k) => !known.has(k.kid) && k.kid !== now);
-    for (const kid of [...between.map((k) => k.kid), now]) for (const fn of this.activeChanged) fn(kid);
+    // Every listener hears of every key, whatever another one throws; the reload then fails with it.
+    const errors: unknown[] = [];
+    for (const kid of [...between.map((k) => k.kid), now]) {
+      for (const fn of this.activeChanged) {
+        try {
+          fn(kid);
+        } catch (err) {
+          errors.push(err);
+        }
+      }
+    }
+    if (errors.length > 0) throw new AggregateError(errors, `signing key change listeners failed: ${errors.map((e) => (e instanceof Error ? e.message : String(e))).join('; ')}`);
   }
 
   /**
