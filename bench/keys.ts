@@ -130,8 +130,9 @@ async function chainRows(): Promise<BenchRow[]> {
  * The in-process replay memory, which holds every signed request of the last minute (REPLAY_TTL_MS),
  * in its steady state: requests arrive at a rate that fills the memory with `held` of them, and the
  * figures are taken once as many again have arrived (so ids expire and leave as fast as new ones
- * come). Heap per remembered request and time per request with `firstSeen` (SHA-256 of the id, a
- * queue in the order recorded), beside the generic `setIfAbsent` entry it replaced (full key, value
+ * come). Heap per id held and time per request with `firstSeen` (SHA-256 of the id, in
+ * generations dropped whole once all of their ids have expired, so it holds one to two TTLs of
+ * ids: per live request, up to twice the figure), beside the generic `setIfAbsent` entry it replaced (full key, value
  * and expiry object), the same ids built the same way in the same run. A test clock sets the pace.
  */
 async function replayMemoryRows(): Promise<BenchRow[]> {
@@ -168,7 +169,7 @@ async function replayMemoryRows(): Promise<BenchRow[]> {
   const g = await measure(generic, () => 2 * held);
   const o = await measure(once, (s) => s.remembered('replay'));
   return [
-    { name: `replay memory (in-process, steady state, ${held} requests held): heap per remembered signed request`, value: o.bytes, unit: 'bytes', better: 'lower', baseline: { name: 'a setIfAbsent entry with the full key', value: g.bytes } },
+    { name: `replay memory (in-process, steady state, ${held} requests per TTL): heap per signed request held (1 to 2 TTLs of them)`, value: o.bytes, unit: 'bytes', better: 'lower', baseline: { name: 'a setIfAbsent entry with the full key', value: g.bytes } },
     { name: 'replay memory (in-process, steady state): digest and check per signed request', value: o.ns, unit: 'ns', better: 'lower', baseline: { name: 'a setIfAbsent entry with the full key', value: g.ns } },
   ];
 }

@@ -270,9 +270,12 @@ function serverEnvExtra(): Record<string, string> {
   );
 }
 
-/** The middle value (the upper one of an even count). */
+/**
+ * The middle value; of an even count, the lower of the two middle ones (for a ratio of Moondraft
+ * to a baseline, the less favourable to Moondraft).
+ */
 function median(values: readonly number[]): number {
-  return [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+  return [...values].sort((a, b) => a - b)[Math.floor((values.length - 1) / 2)]!;
 }
 
 export async function run(): Promise<BenchRow[]> {
@@ -376,8 +379,10 @@ export async function run(): Promise<BenchRow[]> {
       { name: `${label[scenario]}, full pipeline p50`, value: md.p50, unit: 'ms', better: 'lower', baseline: { name: 'bare Fastify route', value: bare.p50 } },
       { name: `${label[scenario]}, full pipeline p99`, value: md.p99, unit: 'ms', better: 'lower', baseline: { name: 'bare Fastify route', value: bare.p99 } },
     );
-    const cpuOf = (name: ServerName) => median(list.map((m) => m.get(name)!.cpuPerRequest ?? Number.NaN));
-    if (md.cpuPerRequest !== undefined && bare.cpuPerRequest !== undefined) {
+    // CPU figures exist on Linux only (/proc), for every round or none.
+    const cpus = (name: ServerName) => list.map((m) => m.get(name)!.cpuPerRequest).filter((x): x is number => x !== undefined);
+    const cpuOf = (name: ServerName) => median(cpus(name));
+    if (cpus('moondraft').length === list.length && cpus('bare').length === list.length) {
       rows.push({
         name: `${label[scenario]}, server CPU per request (median of the rounds)`,
         value: Math.round(cpuOf('moondraft')),
