@@ -19,7 +19,8 @@ export interface SharedState {
    * while it is already recorded there. Atomic across processes. For many short-lived ids that are
    * never read back (the replay memory: one per signed request); unlike `setIfAbsent` there is no
    * value, so the in-process state keeps each id as its SHA-256, in generations dropped whole,
-   * instead of a full key. In Redis it is `setIfAbsent` of the key `space:id`.
+   * instead of a full key. In Redis it is `setIfAbsent` of the key `space:id` (so a space's name
+   * holds no ':', or two spaces' ids could meet there).
    */
   firstSeen(space: string, id: string, ttlMs: number): Promise<boolean>;
   /** Reads and deletes in one atomic step (single-use values such as nonces). */
