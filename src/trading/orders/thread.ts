@@ -183,7 +183,10 @@ export class OrderThread implements OrderExecutor {
       halts: this.halts,
       serverWriteWaiters: this.options.serverWriteWaiters,
     };
-    const worker = new Worker(script, { eval: isEval, workerData: init, execArgv: [] });
+    // The thread gets none of this process's Node options (a loader registered here must not run
+    // there), but for CPU profiling: `node --cpu-prof` then profiles the order thread too.
+    const execArgv = process.execArgv.filter((a) => a.startsWith('--cpu-prof'));
+    const worker = new Worker(script, { eval: isEval, workerData: init, execArgv });
     this.worker = worker;
     this.workerExited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
     let ready = false;
