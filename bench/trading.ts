@@ -163,6 +163,16 @@ export function engineRows(): BenchRow[] {
 // ---- 2. the order service alone (no HTTP, no token checks) ------------------------------------
 
 /**
+ * Traders (accounts, one API key each) the order load spreads over. The spec allows a key 50
+ * orders/s: the issue's 5,000 orders/s are at least 100 keys, so the load is 128 traders, each well
+ * under that rate even at the target. (Fewer traders flatter the figure: a group commit then
+ * rewrites fewer distinct balance rows and per-account index pages; 32 traders measured ~10% more
+ * orders/s here.) BENCH_ORDERS_TRADERS changes it, BENCH_ORDERS_CONNECTIONS the connections (64).
+ */
+const TRADERS = Number(process.env.BENCH_ORDERS_TRADERS ?? 128);
+const HTTP_CONNECTIONS = Number(process.env.BENCH_ORDERS_CONNECTIONS ?? 64);
+
+/**
  * The order path below HTTP: 64 closed-loop callers on the service over a SQLite file, 5 s. Then
  * one more second with automatic checkpoints off, to count the WAL pages those commits wrote and
  * which table or index each page belongs to (SQLite's dbstat): what a durable order costs the disk.
@@ -175,7 +185,7 @@ export async function serviceRows(): Promise<BenchRow[]> {
     await t.assets.createAsset({ symbol: 'MOON', name: 'Moon', decimals: 6 }, 'bench');
     const m = await t.assets.listMarket({ base: 'MOON', quote: 'USDC', tickSize: '0.0001', lotSize: '0.01', minNotional: '0.01' });
     if (!m.ok) throw new Error(m.detail);
-    const accounts = Array.from({ length: 32 }, (_, i) => `acc_bench_${i}`);
+    const accounts = Array.from({ length: TRADERS }, (_, i) => `acc_bench_${i}`);
     await t.ledger.run(async (l) => {
       for (const a of accounts) for (const asset of ['USDC', 'MOON']) await l.post('bench.credit', null, [{ owner: SYSTEM_OWNERS.issuance, asset, amount: -(10n ** 15n) }, { owner: a, asset, amount: 10n ** 15n }]);
       return ok(undefined);
@@ -215,7 +225,7 @@ export async function serviceRows(): Promise<BenchRow[]> {
     return [
       { name: 'order service alone on SQLite (no HTTP, no token checks; 64 concurrent callers)', value: perSecond, unit: 'orders/s' },
       {
-        name: 'SQLite WAL pages written per durable order (same load, 32 accounts)',
+        name: `SQLite WAL pages written per durable order (same load, ${TRADERS} accounts)`,
         value: Math.round((pages.frames / orders) * 100) / 100,
         unit: 'pages/order',
         better: 'lower',
@@ -297,7 +307,7 @@ async function placementRounds(extraEnv: Record<string, string>): Promise<{ best
     await t.assets.createAsset({ symbol: 'MOON', name: 'Moon', decimals: 6 }, 'bench');
     const m = await t.assets.listMarket({ base: 'MOON', quote: 'USDC', tickSize: '0.0001', lotSize: '0.01', minNotional: '0.01' });
     if (!m.ok) throw new Error(m.detail);
-    for (let i = 0; i < 32; i++) {
+    for (let i = 0; i < TRADERS; i++) {
       const account = await services.accounts.findOrCreate(`0x${randomBytes(20).toString('hex')}`);
       if (!account.ok) throw new Error(account.detail);
       await t.ledger.run(async (l) => {
@@ -337,7 +347,7 @@ async function placementRounds(extraEnv: Record<string, string>): Promise<{ best
       req.body = body;
       return req;
     };
-    const common = { url: server.url, connections: 64, pipelining: 1, requests: [{ method: 'POST', path: '/api/v1/trading/orders', setupRequest }] };
+    const common = { url: server.url, connections: HTTP_CONNECTIONS, pipelining: 1, requests: [{ method: 'POST', path: '/api/v1/trading/orders', setupRequest }] };
     await autocannon({ ...common, duration: 3 }); // warm-up
     // Best of two rounds, as the pipeline benchmark does: the machine's other tenants move a single
     // run by ±15%; both rounds are shown in the row's note.
@@ -381,7 +391,7 @@ export async function httpRows(): Promise<BenchRow[]> {
   const both = (x: { rounds: PlacementRound[] }) => x.rounds.map((y) => Math.round(y.r.requests.average).toLocaleString('en-US')).join(' and ');
   const note = `target ≥ 5,000: ${perSecond >= 5000 ? 'met' : 'NOT met'}; best of 2 rounds (${both(threaded)} orders/s)`;
   const rows: BenchRow[] = [
-    { name: 'durable signed order placement over HTTP on SQLite (HMAC API keys, 64 connections)', value: perSecond, unit: 'orders/s', baseline: { name: 'issue target', value: 5000 }, note },
+    { name: `durable signed order placement over HTTP on SQLite (${TRADERS} HMAC API keys, ${HTTP_CONNECTIONS} connections)`, value: perSecond, unit: 'orders/s', baseline: { name: 'issue target', value: 5000 }, note },
     {
       name: 'durable signed order placement, order transactions on their own thread (as served)',
       value: perSecond,
