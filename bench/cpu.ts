@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 
 const CLOCK_TICKS_PER_SECOND = (() => {
   try {
@@ -34,4 +34,32 @@ export function cpuMicros(pid: number | undefined): number | undefined {
  */
 export function threadCpuMicros(pid: number | undefined, tid: number | undefined = pid): number | undefined {
   return pid === undefined || tid === undefined ? undefined : statMicros(`/proc/${pid}/task/${tid}/stat`);
+}
+
+/** CPU time of every thread of a process so far, in µs, by thread id (empty where /proc is not). */
+export function threadsCpuMicros(pid: number | undefined): Map<number, number> {
+  const out = new Map<number, number>();
+  if (pid === undefined) return out;
+  let tids: string[];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return out;
+  }
+  for (const tid of tids) {
+    const us = statMicros(`/proc/${pid}/task/${tid}/stat`);
+    if (us !== undefined) out.set(Number(tid), us);
+  }
+  return out;
+}
+
+/** The thread (other than `exceptTid`) that used the most CPU between two `threadsCpuMicros` readings, and how much (µs). */
+export function busiestThread(before: Map<number, number>, after: Map<number, number>, exceptTid: number | undefined): { tid: number; micros: number } | undefined {
+  let best: { tid: number; micros: number } | undefined;
+  for (const [tid, us] of after) {
+    if (tid === exceptTid) continue;
+    const used = us - (before.get(tid) ?? 0);
+    if (!best || used > best.micros) best = { tid, micros: used };
+  }
+  return best;
 }

@@ -16,7 +16,7 @@
 import { createHmac, randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { tmpdir } from 'node:os';
+import os, { tmpdir } from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { sql } from 'kysely';
@@ -27,7 +27,7 @@ import { SYSTEM_OWNERS } from '../src/trading/ledger/index.js';
 import { OrderBook } from '../src/trading/matching/book.js';
 import type { IncomingOrder, Side } from '../src/trading/matching/types.js';
 import { startChildServer } from '../test/support/child-server.js';
-import { cpuMicros, threadCpuMicros } from './cpu.js';
+import { busiestThread, cpuMicros, threadCpuMicros, threadsCpuMicros } from './cpu.js';
 import type { BenchRow } from './types.js';
 
 // ---- 1. matching engine ------------------------------------------------------------------------
@@ -290,6 +290,10 @@ interface PlacementRound {
   /** Server CPU per order, µs: the whole process, and its main thread (the one answering HTTP). */
   cpu: number | undefined;
   mainCpu: number | undefined;
+  /** CPU per order of the server's busiest other thread (the order thread, when it runs), µs. */
+  otherCpu: number | undefined;
+  /** CPU per order of this process, the load generator (autocannon, signing every order), µs. */
+  loadCpu: number;
   perCommit: number;
 }
 
@@ -362,13 +366,25 @@ async function placementRounds(extraEnv: Record<string, string>): Promise<{ best
       const before = await commits();
       const cpuBefore = cpuMicros(pid);
       const mainBefore = threadCpuMicros(pid);
+      const threadsBefore = threadsCpuMicros(pid);
+      const loadBefore = process.cpuUsage();
       const r = await autocannon({ ...common, duration: 10 });
+      const load = process.cpuUsage(loadBefore);
+      const threadsAfter = threadsCpuMicros(pid);
       const cpuAfter = cpuMicros(pid);
       const mainAfter = threadCpuMicros(pid);
       const after = await commits();
       if (r.non2xx > 0 || r.errors > 0) throw new Error(`order placement bench saw ${r.non2xx} non-2xx responses and ${r.errors} errors`);
       const per = (a: number | undefined, b: number | undefined) => (a === undefined || b === undefined ? undefined : (b - a) / r['2xx']);
-      rounds.push({ r, cpu: per(cpuBefore, cpuAfter), mainCpu: per(mainBefore, mainAfter), perCommit: (after.sum - before.sum) / (after.count - before.count) });
+      const other = busiestThread(threadsBefore, threadsAfter, pid);
+      rounds.push({
+        r,
+        cpu: per(cpuBefore, cpuAfter),
+        mainCpu: per(mainBefore, mainAfter),
+        otherCpu: other === undefined ? undefined : other.micros / r['2xx'],
+        loadCpu: (load.user + load.system) / r['2xx'],
+        perCommit: (after.sum - before.sum) / (after.count - before.count),
+      });
     }
     return { best: rounds.reduce((a, b) => (b.r.requests.average > a.r.requests.average ? b : a)), rounds };
   } finally {
@@ -385,7 +401,7 @@ async function placementRounds(extraEnv: Record<string, string>): Promise<{ best
 export async function httpRows(): Promise<BenchRow[]> {
   const threaded = await placementRounds({});
   const inline = await placementRounds({ MOONDRAFT_ORDER_THREAD: 'off' });
-  const { r, cpu, mainCpu, perCommit } = threaded.best;
+  const { r, cpu, mainCpu, otherCpu, loadCpu, perCommit } = threaded.best;
   const perSecond = Math.round(r.requests.average);
   const inlinePerSecond = Math.round(inline.best.r.requests.average);
   const both = (x: { rounds: PlacementRound[] }) => x.rounds.map((y) => Math.round(y.r.requests.average).toLocaleString('en-US')).join(' and ');
@@ -405,6 +421,21 @@ export async function httpRows(): Promise<BenchRow[]> {
   if (cpu !== undefined) rows.push({ name: 'server CPU per durable order (all threads)', value: Math.round(cpu), unit: 'µs', better: 'lower', ...(inline.best.cpu === undefined ? {} : { baseline: { name: 'in one thread', value: Math.round(inline.best.cpu) } }) });
   if (mainCpu !== undefined && inline.best.mainCpu !== undefined) {
     rows.push({ name: 'CPU per durable order of the thread that answers HTTP', value: Math.round(mainCpu), unit: 'µs', better: 'lower', baseline: { name: 'in one thread', value: Math.round(inline.best.mainCpu) } });
+  }
+  if (otherCpu !== undefined) rows.push({ name: 'CPU per durable order of the order thread', value: Math.round(otherCpu), unit: 'µs', better: 'lower', note: `a ceiling of ${Math.round(1e6 / otherCpu).toLocaleString('en-US')} orders/s for one such thread` });
+  rows.push({ name: 'CPU per durable order of the load generator (autocannon signing each order, same machine)', value: Math.round(loadCpu), unit: 'µs', better: 'lower' });
+  if (cpu !== undefined) {
+    // What the machine could do at most if every core were busy all the time with this load: its
+    // CPU time divided by what an order costs the server and the load generator together.
+    const cores = os.availableParallelism();
+    const ceiling = (cores * 1e6) / (cpu + loadCpu);
+    rows.push({
+      name: `CPU ceiling of this machine for this load (${cores} cores ÷ server and load generator CPU per order)`,
+      value: Math.round(ceiling),
+      unit: 'orders/s',
+      baseline: { name: 'issue target', value: 5000 },
+      note: `the measured rate used ${Math.round((100 * perSecond) / ceiling)}% of it`,
+    });
   }
   rows.push({ name: 'orders per group commit (mean, same round)', value: Math.round(perCommit * 10) / 10, unit: 'orders/commit' });
   return rows;
