@@ -299,6 +299,26 @@ describe.each([
     expect(await bal(s)).toEqual({ available: '90', held: '0' });
   });
 
+  it.skipIf(!available)('a list cursor (before) that is not a withdrawal id is 400 validation_failed, not a store error (PostgreSQL refuses NUL in text)', async () => {
+    const s = await trader('100');
+    const w = (await withdraw(s, { amount: '1' })).json();
+    expect(w.status).toBe('sent');
+    for (const [url, who] of [
+      ['/api/v1/account/withdrawals?before=wdr_%00', s],
+      ['/api/v1/account/withdrawals?before=%00', s],
+      ['/api/v1/admin/withdrawals?before=wdr_%00', undefined],
+    ] as const) {
+      const res = await req('GET', url, who ?? (await adm()));
+      expect(res.statusCode, url).toBe(400);
+      expect(res.json().code).toBe('validation_failed');
+    }
+    // A well-formed cursor still pages.
+    const page = await req('GET', `/api/v1/account/withdrawals?before=${w.id}`, s);
+    expect(page.statusCode).toBe(200);
+    expect(page.json().withdrawals).toEqual([]);
+    expect((await req('GET', `/api/v1/account/withdrawals?before=wdr_ZZZZZZZZZZZZZZZZZZZZZZZZZZ`, s)).json().withdrawals.map((x: { id: string }) => x.id)).toEqual([w.id]);
+  });
+
   it.skipIf(!available)('developers may not withdraw; the ledger verifies and the external account mirrors what was sent', async () => {
     const dev = await sessionFor(server, { role: 'developer' });
     expect((await withdraw(dev, { amount: '1' })).json().code).toBe('forbidden_role');

@@ -31,7 +31,13 @@ export const WithdrawalView = Type.Object({
 const LimitView = Type.Object({ tier: Type.Integer(), limit: Type.String(), used: Type.String(), remaining: Type.String(), autoApproveUpTo: Type.String(), valuationAsset: Type.String() });
 const AddressView = Type.Object({ id: Type.String(), chain: Type.String(), address: Type.String(), label: Type.Union([Type.String(), Type.Null()]), usableAt: Type.Integer(), createdAt: Type.Integer() });
 const BookView = Type.Object({ enabled: Type.Boolean(), disablesAt: Type.Union([Type.Integer(), Type.Null()]), addresses: Type.Array(AddressView) });
-const IdParams = Type.Object({ id: Type.String({ pattern: '^[a-z]{3}_[0-9A-Z]{26}$' }) }, { additionalProperties: false });
+const ID_PATTERN = '^[a-z]{3}_[0-9A-Z]{26}$';
+const IdParams = Type.Object({ id: Type.String({ pattern: ID_PATTERN }) }, { additionalProperties: false });
+/**
+ * The list cursor: a withdrawal id as the list hands it out. Anything else is refused here (400):
+ * it goes into the query as text, and PostgreSQL refuses a NUL byte in text (a 500 otherwise).
+ */
+const Before = Type.Optional(Type.String({ pattern: ID_PATTERN, maxLength: 40, description: 'Return withdrawals older than this id' }));
 const StatusQuery = Type.Optional(Type.Union(WITHDRAWAL_STATUSES.map((s) => Type.Literal(s))));
 const AdminSecurity = [{ bearer: [] as string[] }];
 
@@ -99,7 +105,7 @@ export function withdrawalRoutes(app: App, services: Services): void {
         tags,
         summary: 'Your withdrawals, newest first',
         security: Security,
-        querystring: Type.Object({ status: StatusQuery, before: Type.Optional(Type.String({ maxLength: 40 })), limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500, default: 100 })) }, { additionalProperties: false }),
+        querystring: Type.Object({ status: StatusQuery, before: Before, limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500, default: 100 })) }, { additionalProperties: false }),
         response: { 200: Type.Object({ withdrawals: Type.Array(WithdrawalView) }) },
       },
     },
@@ -217,7 +223,7 @@ export function withdrawalRoutes(app: App, services: Services): void {
         tags: ['admin'],
         summary: 'Withdrawals of every account, newest first (default: the pending ones awaiting a decision)',
         security: AdminSecurity,
-        querystring: Type.Object({ status: StatusQuery, before: Type.Optional(Type.String({ maxLength: 40 })), limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500, default: 100 })) }, { additionalProperties: false }),
+        querystring: Type.Object({ status: StatusQuery, before: Before, limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500, default: 100 })) }, { additionalProperties: false }),
         response: { 200: Type.Object({ withdrawals: Type.Array(Type.Object({ ...WithdrawalView.properties, accountId: Type.String() })) }) },
       },
     },
