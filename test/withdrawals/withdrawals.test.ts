@@ -1,5 +1,5 @@
 import { base58 } from '@scure/base';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ManualClock } from '../../src/lib/clock.js';
 import { SYSTEM_OWNERS } from '../../src/trading/ledger/index.js';
 import { DISPATCH_CLAIM_STALE_MS } from '../../src/trading/withdrawals/index.js';
@@ -317,6 +317,35 @@ describe.each([
     expect(page.statusCode).toBe(200);
     expect(page.json().withdrawals).toEqual([]);
     expect((await req('GET', `/api/v1/account/withdrawals?before=wdr_ZZZZZZZZZZZZZZZZZZZZZZZZZZ`, s)).json().withdrawals.map((x: { id: string }) => x.id)).toEqual([w.id]);
+  });
+
+  it.skipIf(!available)('a store failure when claiming a committed withdrawal for sending still answers it (approved, held), and an admin retry sends it', async () => {
+    const s = await trader('100');
+    const db = server.services.store.db;
+    const original = db.updateTable.bind(db);
+    let failures = 0;
+    // The first statement outside a transaction after the request's commit is the dispatch claim.
+    const spy = vi.spyOn(db, 'updateTable').mockImplementation(((table: string) => {
+      if (table === 'withdrawals' && failures === 0) {
+        failures++;
+        throw new Error('connection terminated unexpectedly');
+      }
+      return original(table as 'withdrawals');
+    }) as typeof db.updateTable);
+    let r;
+    try {
+      r = await withdraw(s, { amount: '10' });
+    } finally {
+      spy.mockRestore();
+    }
+    expect(failures).toBe(1);
+    // Committed (funds held, approved): the client must not be told it failed, or it would retry and withdraw twice.
+    expect(r.statusCode).toBe(201);
+    expect(r.json()).toMatchObject({ status: 'approved', txHash: null });
+    expect(await bal(s)).toEqual({ available: '90', held: '10' });
+    const retried = await req('POST', `/api/v1/admin/withdrawals/${r.json().id}/approve`, await adm(), {});
+    expect(retried.json()).toMatchObject({ status: 'sent' });
+    expect(await bal(s)).toEqual({ available: '90', held: '0' });
   });
 
   it.skipIf(!available)('developers may not withdraw; the ledger verifies and the external account mirrors what was sent', async () => {

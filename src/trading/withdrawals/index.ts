@@ -304,6 +304,18 @@ export class Withdrawals {
    * whose process died (older than DISPATCH_CLAIM_STALE_MS) is taken again by an admin's retry.
    */
   async dispatch(id: string): Promise<void> {
+    try {
+      await this.send(id);
+    } catch (err) {
+      // A store failure around the adapter call (the claim, reading the row, dropping the claim):
+      // the withdrawal is committed, so the request or approval that set this off must still
+      // answer it, never a 500 that a client would retry into a second withdrawal. A claim left
+      // standing is retaken by an admin's retry once stale.
+      this.deps.log.error({ err, withdrawalId: id }, 'withdrawal: dispatch failed; it stays approved with its funds held');
+    }
+  }
+
+  private async send(id: string): Promise<void> {
     const { store, adapter, assets, log } = this.deps;
     const now = this.deps.clock.now();
     // A claim older than DISPATCH_CLAIM_STALE_MS was left by a process that died while sending: it
