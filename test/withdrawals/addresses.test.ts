@@ -33,4 +33,14 @@ describe('withdrawal address validation', () => {
     expect(normalizeAddress('solana', MIXED)).toMatchObject({ ok: false });
     expect(normalizeAddress('evm', key)).toMatchObject({ ok: false });
   });
+
+  it('Solana: refuses the all-zero key (the System Program: a burn), as EVM refuses the zero address', () => {
+    const zero = base58.encode(new Uint8Array(32));
+    expect(zero).toBe('11111111111111111111111111111111');
+    expect(normalizeAddress('solana', zero)).toMatchObject({ ok: false, code: 'validation_failed' });
+    // One non-zero byte is an ordinary key.
+    const almost = new Uint8Array(32);
+    almost[31] = 1;
+    expect(normalizeAddress('solana', base58.encode(almost))).toMatchObject({ ok: true });
+  });
 });

@@ -18,7 +18,8 @@ const ZERO_EVM = '0x0000000000000000000000000000000000000000';
  * - EVM: 20-byte hex. An all-lowercase or all-uppercase address carries no checksum and is
  *   accepted; a mixed-case one must match its EIP-55 checksum exactly (a typo is caught, never
  *   "fixed"). The zero address (a burn) is refused. Canonical form: the EIP-55 checksummed address.
- * - Solana: base58 of exactly 32 bytes (an ed25519 public key), in canonical encoding.
+ * - Solana: base58 of exactly 32 bytes (an ed25519 public key), in canonical encoding. The all-zero
+ *   key (the System Program, `111…1`: a burn, like EVM's zero address) is refused.
  * The refusal names the field, never echoes the input.
  */
 export function normalizeAddress(chain: Chain, address: string): Result<string, 'validation_failed'> {
@@ -39,5 +40,6 @@ export function normalizeAddress(chain: Chain, address: string): Result<string, 
     return fail('validation_failed', 'address must be a base58 Solana public key');
   }
   if (bytes.length !== 32 || base58.encode(bytes) !== address) return fail('validation_failed', 'address must encode exactly 32 bytes (a Solana public key)');
+  if (bytes.every((b) => b === 0)) return fail('validation_failed', 'address must not be the all-zero key (the System Program)');
   return ok(address);
 }
