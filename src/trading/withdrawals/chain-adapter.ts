@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { base58 } from '@scure/base';
 import type { Chain } from './addresses.js';
 
@@ -24,14 +24,17 @@ export interface ChainAdapter {
 }
 
 /**
- * The sandbox adapter: nothing leaves the server; a transfer "succeeds" at once with a generated
- * hash shaped as the chain's (0x + 32 bytes hex on EVM, a base58 64-byte signature on Solana).
+ * The sandbox adapter: nothing leaves the server; a transfer "succeeds" at once with a hash shaped
+ * as the chain's (0x + 32 bytes hex on EVM, a base58 64-byte signature on Solana). Like any adapter
+ * it is idempotent per withdrawal id: the hash is derived from the id, so a retried send (the first
+ * one went out but was not recorded) answers the same transfer, in every process.
  */
 export class SandboxChainAdapter implements ChainAdapter {
   readonly name = 'sandbox';
 
   async send(transfer: OutgoingTransfer): Promise<{ txHash: string }> {
-    return { txHash: transfer.chain === 'evm' ? `0x${randomBytes(32).toString('hex')}` : base58.encode(randomBytes(64)) };
+    const seed = `moondraft-sandbox-transfer:${transfer.chain}:${transfer.id}`;
+    return { txHash: transfer.chain === 'evm' ? `0x${createHash('sha256').update(seed).digest('hex')}` : base58.encode(createHash('sha512').update(seed).digest()) };
   }
 }
 
