@@ -348,6 +348,31 @@ describe.each([
     expect(await bal(s)).toEqual({ available: '90', held: '0' });
   });
 
+  it.skipIf(!available)('an admin retry that sends an approved withdrawal is attributed to that admin in the audit trail', async () => {
+    const s = await trader('100');
+    // Auto-approved, but the adapter is down: it stays approved, held, with no admin decision recorded.
+    const adapter = server.services.withdrawals['deps'].adapter as { send: (t: unknown) => Promise<{ txHash: string }> };
+    const send = adapter.send;
+    adapter.send = async () => {
+      throw new Error('node unreachable');
+    };
+    let w: { id: string; status: string };
+    try {
+      w = (await withdraw(s, { amount: '10' })).json();
+    } finally {
+      adapter.send = send;
+    }
+    expect(w.status).toBe('approved');
+    const a = await adm();
+    expect((await req('POST', `/api/v1/admin/withdrawals/${w.id}/approve`, a, {})).json()).toMatchObject({ status: 'sent' });
+    await (server.services.audit as unknown as { settle?: () => Promise<void> }).settle?.();
+    const records = (await server.services.audit.list({ type: 'trading.withdrawal.updated', accountId: s.account.id }, { limit: 10 })).records;
+    const sent = records.filter((r) => r.details?.withdrawalId === w.id && r.details?.status === 'sent');
+    expect(sent).toHaveLength(1);
+    // Money left because this admin asked: the record must say who, not only which adapter.
+    expect(sent[0]!.details).toMatchObject({ retriedBy: admin.account.id, via: 'admin', sessionId: a.sessionId });
+  });
+
   it.skipIf(!available)('developers may not withdraw; the ledger verifies and the external account mirrors what was sent', async () => {
     const dev = await sessionFor(server, { role: 'developer' });
     expect((await withdraw(dev, { amount: '1' })).json().code).toBe('forbidden_role');

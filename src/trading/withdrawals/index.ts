@@ -261,6 +261,11 @@ export class Withdrawals {
       if (!r.ok) return r;
     } else if (current.accountId === admin.accountId) {
       return fail('four_eyes_required', 'An admin may not act on their own withdrawal');
+    } else {
+      // A retry of an approved withdrawal (auto-approved, or its send failed): no decision is
+      // recorded for it, so the send it sets off names this admin in its audit record.
+      await this.dispatch(id, admin);
+      return ok((await this.get(id))!);
     }
     await this.dispatch(id);
     return ok((await this.get(id))!);
@@ -303,9 +308,9 @@ export class Withdrawals {
    * it never throws, so the request that committed the withdrawal still answers with it. A claim
    * whose process died (older than DISPATCH_CLAIM_STALE_MS) is taken again by an admin's retry.
    */
-  async dispatch(id: string): Promise<void> {
+  async dispatch(id: string, retriedBy?: Actor & { accountId: string }): Promise<void> {
     try {
-      await this.send(id);
+      await this.send(id, retriedBy);
     } catch (err) {
       // A store failure around the adapter call (the claim, reading the row, dropping the claim):
       // the withdrawal is committed, so the request or approval that set this off must still
@@ -315,7 +320,7 @@ export class Withdrawals {
     }
   }
 
-  private async send(id: string): Promise<void> {
+  private async send(id: string, retriedBy: (Actor & { accountId: string }) | undefined): Promise<void> {
     const { store, adapter, assets, log } = this.deps;
     const now = this.deps.clock.now();
     // A claim older than DISPATCH_CLAIM_STALE_MS was left by a process that died while sending: it
@@ -342,7 +347,7 @@ export class Withdrawals {
     }
     let done: Result<void, 'conflict'>;
     try {
-      done = await this.record(w, amount, txHash);
+      done = await this.record(w, amount, txHash, retriedBy);
     } catch (err) {
       // The transfer went out but recording it failed (the store, the audit log): drop the claim
       // so that an admin's retry sends again (adapters are idempotent per id) and records it. The
@@ -355,7 +360,7 @@ export class Withdrawals {
   }
 
   /** Records a sent withdrawal: its held funds leave to `sys:external`, with the status change and its audit record. */
-  private async record(w: WithdrawalsTable, amount: bigint, txHash: string): Promise<Result<void, 'conflict'>> {
+  private async record(w: WithdrawalsTable, amount: bigint, txHash: string, retriedBy?: Actor & { accountId: string }): Promise<Result<void, 'conflict'>> {
     const { ledger, audit, adapter } = this.deps;
     const id = w.id;
     return ledger.run<void, 'conflict'>(async (l, trx) => {
@@ -373,7 +378,7 @@ export class Withdrawals {
         type: 'trading.withdrawal.updated',
         accountId: w.account_id,
         actorId: `system:${adapter.name}`,
-        details: { withdrawalId: id, status: 'sent', from: 'approved', txHash, adapter: adapter.name },
+        details: { withdrawalId: id, status: 'sent', from: 'approved', txHash, adapter: adapter.name, ...(retriedBy ? { retriedBy: retriedBy.accountId, ...via(retriedBy) } : {}) },
       });
       return ok(undefined);
     });
