@@ -373,6 +373,54 @@ describe.each([
     expect(sent[0]!.details).toMatchObject({ retriedBy: admin.account.id, via: 'admin', sessionId: a.sessionId });
   });
 
+  it.skipIf(!available)('a pending or approved withdrawal counts against the limit until it is decided, however old; a sent one for 24 h after it was sent', async () => {
+    const s = await trader('60000');
+    await setTier(s, 1);
+    const big = (await withdraw(s, { amount: '40000' })).json();
+    expect(big.status).toBe('pending');
+    // Two days later it is still pending: its funds have not left, and will if an admin approves it.
+    clock.advance(2 * 86_400_000);
+    let later = await sessionFor(server, { wallet: s.account.wallet });
+    expect((await req('GET', '/api/v1/account/withdrawal-limit', later)).json()).toMatchObject({ limit: '50000', used: '40000', remaining: '10000' });
+    const over = await withdraw(later, { amount: '10000.000001' });
+    expect(over.json()).toMatchObject({ code: 'withdrawal_limit_exceeded', remaining: '10000' });
+    expect(await bal(later)).toEqual({ available: '20000', held: '40000' });
+    // Sent now, it counts for the 24 h after it left.
+    expect((await req('POST', `/api/v1/admin/withdrawals/${big.id}/approve`, await adm(), {})).json().status).toBe('sent');
+    expect((await withdraw(later, { amount: '10000.000001' })).json().code).toBe('withdrawal_limit_exceeded');
+    clock.advance(86_400_000 + 1);
+    later = await sessionFor(server, { wallet: s.account.wallet });
+    expect((await req('GET', '/api/v1/account/withdrawal-limit', later)).json()).toMatchObject({ used: '0', remaining: '50000' });
+  });
+
+  it.skipIf(!available)('a store failure reading a committed withdrawal back still answers it as committed, so a retry cannot withdraw twice', async () => {
+    const s = await trader('60000');
+    await setTier(s, 1);
+    const db = server.services.store.db;
+    const original = db.selectFrom.bind(db);
+    let failures = 0;
+    // Pending (above auto-approval): nothing is dispatched, so the only read of the row after the
+    // request's commit is the one that answers it.
+    const spy = vi.spyOn(db, 'selectFrom').mockImplementation(((from: string) => {
+      if (from === 'withdrawals' && failures === 0) {
+        failures++;
+        throw new Error('connection terminated unexpectedly');
+      }
+      return original(from as 'withdrawals');
+    }) as typeof db.selectFrom);
+    let r;
+    try {
+      r = await withdraw(s, { amount: '2000' });
+    } finally {
+      spy.mockRestore();
+    }
+    expect(failures).toBe(1);
+    expect(r.statusCode).toBe(201);
+    expect(r.json()).toMatchObject({ status: 'pending', amount: '2000', usdcValue: '2000' });
+    expect(r.json().id).toMatch(/^wdr_/);
+    expect(await bal(s)).toEqual({ available: '58000', held: '2000' });
+  });
+
   it.skipIf(!available)('developers may not withdraw; the ledger verifies and the external account mirrors what was sent', async () => {
     const dev = await sessionFor(server, { role: 'developer' });
     expect((await withdraw(dev, { amount: '1' })).json().code).toBe('forbidden_role');

@@ -26,7 +26,8 @@ const DAY = 86_400_000;
 export const WITHDRAWAL_STATUSES = ['pending', 'approved', 'sent', 'rejected', 'cancelled'] as const;
 export type WithdrawalStatus = (typeof WITHDRAWAL_STATUSES)[number];
 /** Statuses that count against the rolling-24 h limit (funds held or gone). */
-const COUNTED: WithdrawalStatus[] = ['pending', 'approved', 'sent'];
+/** Withdrawals whose funds are held and may still leave. */
+const UNDECIDED: WithdrawalStatus[] = ['pending', 'approved'];
 export const TIERS = [0, 1, 2] as const;
 export type Tier = (typeof TIERS)[number];
 
@@ -133,8 +134,19 @@ export class Withdrawals {
     return { tier: Number(row.tier) as Tier, addressBook: on, addressBookOffAt: on ? offAt : null };
   }
 
+  /**
+   * What counts against the rolling 24 h limit: every pending or approved withdrawal, however old
+   * (its funds have not left, and will once it is decided or sent), and every one sent in the last
+   * 24 h. Counting them by request time would let a withdrawal kept pending for a day stop counting,
+   * then leave together with the next day's.
+   */
   private async used(trx: Transaction<Database> | Store['db'], accountId: string, now: number): Promise<bigint> {
-    const rows = await trx.selectFrom('withdrawals').select('usdc_value').where('account_id', '=', accountId).where('created_at', '>', now - DAY).where('status', 'in', COUNTED).execute();
+    const rows = await trx
+      .selectFrom('withdrawals')
+      .select('usdc_value')
+      .where('account_id', '=', accountId)
+      .where((eb) => eb.or([eb('status', 'in', UNDECIDED), eb.and([eb('status', '=', 'sent'), eb('updated_at', '>', now - DAY)])]))
+      .execute();
     return rows.reduce((sum, r) => sum + readMinor(r.usdc_value), 0n);
   }
 
@@ -219,7 +231,13 @@ export class Withdrawals {
     });
     if (!result.ok) return result;
     if (result.value.status === 'approved') await this.dispatch(result.value.id);
-    return ok((await this.get(result.value.id))!);
+    // Committed: answered whatever happens now. If reading it back fails, the row as committed (a
+    // 500 here would be retried by a client into a second withdrawal).
+    const fresh = await this.get(result.value.id).catch((err: unknown) => {
+      this.deps.log.error({ err, withdrawalId: result.value.id }, 'withdrawal: reading a committed withdrawal back failed; answering it as committed');
+      return undefined;
+    });
+    return ok(fresh ?? (await this.toWithdrawal(result.value)));
   }
 
   /** The owner cancels a pending withdrawal: the hold is released. `conflict` once it is decided. */
