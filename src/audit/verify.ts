@@ -47,9 +47,12 @@ async function successorOf(db: Db, hash: string): Promise<{ seq: number; id: str
  * verifies and matches its record; the chain head matches the last record.
  */
 export async function verifyChain(db: Db, checkpoints: Checkpoints, now: number): Promise<VerifyReport> {
+  // Checkpoints before the head: on SQLite this reads outside a snapshot while the order thread
+  // appends and the checkpoint job signs, and a checkpoint only ever names a head that already was.
+  // Read after the head, a checkpoint of a newer head would pass for a truncated tail.
+  const { valid, problems } = await checkpoints.verifyAll(db, now);
   const head = await db.selectFrom('audit_chain_head').select(['seq', 'hash']).where('id', '=', 1).executeTakeFirstOrThrow();
   const headSeq = Number(head.seq);
-  const { valid, problems } = await checkpoints.verifyAll(db, now);
   const found: BrokenRecord[] = problems.map((p) => ({ seq: p.seq, id: p.id, reason: 'checkpoint_invalid' as const, detail: `checkpoint ${p.id}: ${p.why}` }));
 
   const anchors = valid.filter((c) => c.kind === 'anchor').sort((a, b) => a.seq - b.seq);

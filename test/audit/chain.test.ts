@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { recordHash } from '../../src/audit/chain.js';
 import { newIsolation, startTestServer, dropSchema, type TestServer } from '../support/server.js';
 import { head, rehashFrom, resetAuditLog, rows, scaleoutAvailable, seedEvents } from './support.js';
@@ -128,6 +128,25 @@ describe.each(BACKENDS)('audit chain on %s', (backend) => {
     await insert;
     expect((await server.services.audit.list({ accountId: 'acc_victim' }, { limit: 10 })).records.map((r) => r.id)).toContain(forged.id);
     expect((await verify()).firstBroken).toMatchObject({ id: forged.id, reason: 'inserted' });
+  });
+
+  it('does not report a checkpoint signed while it verifies as a truncated tail', async () => {
+    // The order thread (another connection) appends and the checkpoint job signs the new head
+    // while a verification is between its reads: nothing was tampered with.
+    await seedEvents(server, 3);
+    const audit = server.services.audit;
+    const verifyAll = audit.checkpoints.verifyAll.bind(audit.checkpoints);
+    const spy = vi.spyOn(audit.checkpoints, 'verifyAll').mockImplementationOnce(async (db, now) => {
+      await audit.record({ type: 'trading.faucet', accountId: 'acc_concurrent', details: { asset: 'USD', amount: '1' } });
+      expect(await audit.checkpoint()).toMatchObject({ seq: 4 });
+      return verifyAll(db, now);
+    });
+    try {
+      expect((await verify()).ok).toBe(true);
+    } finally {
+      spy.mockRestore();
+    }
+    expect(await verify()).toMatchObject({ ok: true, checked: 4, checkpoints: 1 });
   });
 
   it('detects an altered checkpoint', async () => {
