@@ -8,13 +8,15 @@ import type { AuditValue } from './events.js';
  */
 export const REDACTED = '[redacted]';
 
-const SECRET_NAME = /(secret|password|passphrase|private|mnemonic|seedphrase|authorization|cookie|signature|credential|^token$|accesstoken|refreshtoken|^apikey$|^api_key$|^body$|^rawbody$|^query$|^url$|^rawurl$)/i;
+const SECRET_NAME = /(secret|password|passphrase|private|mnemonic|seedphrase|authorization|cookie|signature|credential|token$|api[_-]?key$|^body$|^rawbody$|^query$|^url$|^rawurl$)/i;
+/** Found anywhere in a string: a credential pasted into a user agent or a message is still one. */
 const CREDENTIAL_VALUE = [
-  /^eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/, // JWT / JWS
+  /eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*/, // JWT / JWS
   /md_(test|live)_[A-Za-z0-9_-]+/, // Moondraft API key
   /mds_[1-9A-HJ-NP-Za-km-z]{20,}/, // Moondraft API-key secret (hmac)
   /mdr_[A-Za-z0-9_-]{20,}/, // Moondraft refresh token
   /^bearer\s/i,
+  /\bbearer\s+[A-Za-z0-9._~+/=-]{16,}/i, // an Authorization header inside a longer string
   /-----BEGIN [A-Z ]*PRIVATE KEY-----/,
 ];
 const MAX_STRING = 512;
