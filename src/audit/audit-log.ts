@@ -213,7 +213,9 @@ export class AuditLog {
 
   private async writeBatch(batch: AuditEvent[], dropped: number): Promise<void> {
     const records: SealedRecord[] = [];
-    if (dropped > 0) records.push(this.seal({ type: 'audit.events_dropped', outcome: 'failure', details: { dropped } }));
+    // Events that could not be sealed are skipped (one malformed event must not block the batch
+    // behind it forever), but counted: the gap shows in the log like a full buffer's.
+    let unsealable = 0;
     // Sealing and appending a full batch at once holds the event loop for tens of ms, so the work
     // gives way to requests every SEAL_CHUNK records, but only while the writer keeps up: with a
     // backlog it runs straight through, and requests wait for it (they must never outrun the audit
@@ -226,6 +228,7 @@ export class AuditLog {
       try {
         records.push(sealAccessBatch(accountId, events, this.deps.keyring, this.deps.clock.now()));
       } catch (err) {
+        unsealable += events.length;
         this.deps.log.error({ err, events: events.length }, 'audit: could not seal a batch of access events; skipped');
       }
     };
@@ -246,11 +249,14 @@ export class AuditLog {
       try {
         records.push(this.seal(e));
       } catch (err) {
-        // One malformed event must not block the batch behind it forever.
+        unsealable += 1;
         this.deps.log.error({ err, type: e.type }, 'audit: could not seal a buffered event; skipped');
       }
     }
     for (const [accountId, events] of groups) sealGroup(accountId, events);
+    if (dropped + unsealable > 0) {
+      records.unshift(this.seal({ type: 'audit.events_dropped', outcome: 'failure', details: { dropped: dropped + unsealable, ...(unsealable > 0 ? { unsealable } : {}) } }));
+    }
     await this.deps.store.transaction((trx) => appendIn(trx, this.deps.store.dialect, records, this.deps.clock.now(), mayYield));
     this.counted(records);
   }

@@ -87,8 +87,11 @@ export interface AuditEventDetails {
   // The audit log about itself
   'audit.read': { view: 'events' | 'export' | 'verify'; via: 'api' | 'cli'; filters?: { readonly [k: string]: AuditValue | undefined } | undefined; returned?: number | undefined; result?: string | undefined };
   'audit.purged': { cutoff: number; removed: number; throughSeq: number };
-  /** Buffered events lost because the buffer was full (written ahead of the next batch). */
-  'audit.events_dropped': { dropped: number };
+  /**
+   * Buffered events lost because the buffer was full, or because they could not be sealed
+   * (`unsealable`, included in `dropped`); written ahead of the next batch.
+   */
+  'audit.events_dropped': { dropped: number; unsealable?: number | undefined };
 }
 
 export type AuditEventType = keyof AuditEventDetails;

@@ -70,4 +70,32 @@ describe('the audit writer under sustained load', () => {
       await audit.close();
     }
   });
+
+  it('an event that cannot be sealed is not lost without a trace: the batch records it as dropped', async () => {
+    const s = server.services;
+    // A keyring that refuses one plaintext: a malformed event the writer must skip, not retry forever.
+    const keyring = {
+      encrypt: (plaintext: string | Buffer, aad: string) => {
+        if (String(plaintext).includes('POISON')) throw new Error('cannot encrypt');
+        return s.keyring.encrypt(plaintext, aad);
+      },
+      decrypt: (blob: string, aad: string) => s.keyring.decrypt(blob, aad),
+    } as unknown as typeof s.keyring;
+    const audit = new AuditLog({ store: s.store, keyring, signingKeys: s.signingKeys, clock: s.clock, log: s.log, options: { ...s.config.audit, batchSize: 100, flushIntervalMs: 600_000 } });
+    try {
+      const before = await s.store.db.selectFrom('audit_events').select('seq').orderBy('seq', 'desc').limit(1).executeTakeFirst();
+      const after = Number(before?.seq ?? 0);
+      audit.enqueue({ type: 'auth.failed', outcome: 'denied', accountId: 'acc_poison', details: { code: 'POISON' } });
+      audit.enqueue({ type: 'auth.failed', outcome: 'denied', accountId: 'acc_poison', details: { code: 'invalid_token' } });
+      audit.enqueue({ ...access(0), accountId: 'acc_poison', userAgent: 'POISON/1.0' });
+      await audit.settle();
+      const written = await s.store.db.selectFrom('audit_events').selectAll().where('seq', '>', after).orderBy('seq').execute();
+      expect(written.map((r) => r.type)).toEqual(['audit.events_dropped', 'auth.failed']);
+      const views = (await s.audit.list({ type: 'audit.events_dropped' }, { limit: 1 })).records;
+      expect(views[0]!.details).toMatchObject({ dropped: 2 });
+      expect((await audit.verify()).ok).toBe(true);
+    } finally {
+      await audit.close();
+    }
+  });
 });
