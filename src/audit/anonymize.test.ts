@@ -9,6 +9,10 @@ describe('anonymizeIp', () => {
 
   it('treats IPv4-mapped IPv6 as IPv4', () => {
     expect(anonymizeIp('::ffff:198.51.100.9')).toBe('198.51.100.0/24');
+    // Every spelling of the same mapped address: not one /48 (0:0:0::/48) shared by all IPv4 clients.
+    expect(anonymizeIp('0:0:0:0:0:ffff:198.51.100.10')).toBe('198.51.100.0/24');
+    expect(anonymizeIp('::ffff:c633:640b')).toBe('198.51.100.0/24');
+    expect(anonymizeIp('0000:0000:0000:0000:0000:FFFF:C633:640C')).toBe('198.51.100.0/24');
   });
 
   it('keeps only the /48 of an IPv6 address, whatever its spelling', () => {

@@ -33,6 +33,10 @@ function networkOf(address: string): string | null {
   }
   if (family === 6) {
     const groups = expandIpv6(ip);
+    // IPv4-mapped (::ffff:a.b.c.d) in any spelling: expanded, or with the IPv4 part in hex.
+    if (groups.slice(0, 5).every((g) => g === 0) && groups[5] === 0xffff) {
+      return `${groups[6]! >> 8}.${groups[6]! & 0xff}.${groups[7]! >> 8}.0/24`;
+    }
     return `${groups.slice(0, 3).map((g) => g.toString(16)).join(':')}::/48`;
   }
   return null;
