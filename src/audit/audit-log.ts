@@ -268,7 +268,16 @@ export class AuditLog {
       const mapped = auditEventFor(e);
       if (!mapped) return;
       if (mapped.buffered) return this.enqueue(mapped.event);
-      const write = this.record(mapped.event);
+      // A write that fails (the store briefly away) hands the event to the buffer, which keeps it
+      // and tries again with each batch: written late rather than lost. Should the failure have
+      // come at COMMIT and the write have taken effect, it is recorded twice: better than never.
+      const write = this.record(mapped.event).then(
+        () => undefined,
+        (err: unknown) => {
+          this.deps.log.error({ err, type: mapped.event.type }, 'audit: writing a security event failed; it goes to the buffer');
+          this.enqueue(mapped.event);
+        },
+      );
       this.inflight.add(write);
       try {
         await write;

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AuditLog } from '../../src/audit/audit-log.js';
+import { SecurityEvents } from '../../src/security/events/index.js';
 import type { AuditEvent } from '../../src/audit/events.js';
 import { startTestServer, type TestServer } from '../support/server.js';
 import { accessViews } from './support.js';
@@ -66,6 +67,39 @@ describe('the audit writer under sustained load', () => {
       for (let i = 0; i < 300; i++) audit.enqueue({ ...access(i), accountId: 'acc_settle' });
       await audit.settle();
       expect(await accessViews({ services: { ...s, audit } }, { accountId: 'acc_settle' })).toHaveLength(300);
+    } finally {
+      await audit.close();
+    }
+  });
+
+  it('a security event whose own write fails is not lost: it goes to the buffer, which writes it with the next batch', async () => {
+    const s = server.services;
+    // The store refuses one transaction (a PostgreSQL connection dropped, say): the event's own write.
+    let refused = 0;
+    const store = new Proxy(s.store, {
+      get(target, prop, receiver) {
+        if (prop === 'transaction' && refused === 0) {
+          return () => {
+            refused += 1;
+            return Promise.reject(new Error('connection terminated unexpectedly'));
+          };
+        }
+        return Reflect.get(target, prop, receiver) as unknown;
+      },
+    });
+    const audit = new AuditLog({ store, keyring: s.keyring, signingKeys: s.signingKeys, clock: s.clock, log: s.log, options: { ...s.config.audit, flushIntervalMs: 600_000 } });
+    const events = new SecurityEvents();
+    const failures: unknown[] = [];
+    events.onSubscriberError = (err) => failures.push(err);
+    audit.subscribeTo(events);
+    try {
+      events.emit({ type: 'signing_keys.rotated', kid: 'kid-write-fails', at: s.clock.now() });
+      await audit.settle();
+      expect(refused).toBe(1);
+      expect(failures).toEqual([]);
+      const views = (await s.audit.list({ type: 'admin.signing_keys.rotated' }, { limit: 100 })).records;
+      expect(views.map((v) => v.details?.kid)).toContain('kid-write-fails');
+      expect((await audit.verify()).ok).toBe(true);
     } finally {
       await audit.close();
     }
