@@ -305,6 +305,18 @@ describe('behind a trusted proxy, the client is one address however the proxy sp
     expect((await server.app.inject({ method: 'POST', url: '/api/v1/admin/ip-blocks', headers: admin.headers, payload: { target: 'fe80::1' } })).statusCode).toBe(201);
     expectProblem(await via('fe80::1%eth0'), 'ip_blocked', 403);
   });
+
+  it('a forwarded address with a port or in brackets is that address (blocks hold, limits count it once)', async () => {
+    // Some proxies (Azure Application Gateway, for one) append the client's address with its source port.
+    expect((await server.app.inject({ method: 'POST', url: '/api/v1/admin/ip-blocks', headers: admin.headers, payload: { target: '192.0.2.5' } })).statusCode).toBe(201);
+    expect((await server.app.inject({ method: 'POST', url: '/api/v1/admin/ip-blocks', headers: admin.headers, payload: { target: '2001:db8:5::/64' } })).statusCode).toBe(201);
+    for (const spelling of ['192.0.2.5:51234', '[2001:db8:5::1]', '[2001:db8:5::2]:443', '198.51.100.1, 192.0.2.5:443']) expectProblem(await via(spelling), 'ip_blocked', 403);
+    // A new source port per connection must not make a new client for the per-address ceilings.
+    const statuses: number[] = [];
+    for (let i = 0; i < 51; i++) statuses.push((await via(`203.0.113.77:${40_000 + i}`)).statusCode);
+    expect(statuses.slice(0, 50).every((s) => s === 200)).toBe(true);
+    expect(statuses[50]).toBe(429);
+  });
 });
 
 describe('the DDoS guard counts guessing, not stale credentials', () => {
