@@ -11,6 +11,7 @@ import { ApiError, ERRORS } from '../errors/registry.js';
 import { permissionRule, type Permission } from '../security/rbac/roles.js';
 import { errorHandler, notFoundHandler, problemBody, RouteMethods, sendProblem } from './problem.js';
 import { registerRoutes } from './routes/index.js';
+import { ipBlockStage } from './stages/ip-block.js';
 import { HSTS, requestContextStage, SECURITY_HEADERS } from './stages/request-context.js';
 import type { App } from './types.js';
 import { validatorCompiler } from './validation.js';
@@ -97,6 +98,7 @@ export function documentedSecurity(permission: Permission): Record<string, strin
 export async function buildServer(services: Services): Promise<App> {
   const { config } = services;
   const requestContext = requestContextStage(services);
+  const ipBlock = ipBlockStage(services);
   const observe = runObservers(responseObservers(services));
   const options: FastifyServerOptions & { https?: unknown } = {
     loggerInstance: services.log,
@@ -123,7 +125,15 @@ export async function buildServer(services: Services): Promise<App> {
     frameworkErrors: (_error, request, reply) => {
       requestContext.run(request, reply);
       reply.header('X-API-Server-Time', String(services.clock.now()));
-      sendProblem(reply, new ApiError('validation_failed', 'The request path is not valid'));
+      // No onRequest hook runs here: a blocked address is still refused as blocked (synchronous, no I/O).
+      let problem = new ApiError('validation_failed', 'The request path is not valid');
+      try {
+        ipBlock.run(request, reply);
+      } catch (err) {
+        if (!(err instanceof ApiError)) throw err;
+        problem = err;
+      }
+      sendProblem(reply, problem);
       observe(request, reply, () => {});
     },
   };

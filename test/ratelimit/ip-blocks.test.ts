@@ -66,6 +66,14 @@ describe.each(backends)('IP blocks and the DDoS guard (%s)', (backend) => {
     expect(await server.services.metrics.text()).toMatch(/moondraft_ip_blocked_requests_total [1-9]/);
   });
 
+  it('a blocked address is refused with ip_blocked even on a path the router cannot decode', async () => {
+    expect((await blocks.add({ target: '198.51.100.9' })).statusCode).toBe(201);
+    for (const url of ['/api/v1/market/orderbook/%E0%A4%A', `/api/v1/market/orderbook/${'x'.repeat(300)}`]) {
+      expectProblem(await server.app.inject({ method: 'GET', url, remoteAddress: '198.51.100.9' }), 'ip_blocked', 403);
+      expectProblem(await server.app.inject({ method: 'GET', url, remoteAddress: '198.51.100.10' }), 'validation_failed', 400);
+    }
+  });
+
   it('blocks ranges, lists them canonically, and lifts them', async () => {
     expect((await blocks.add({ target: '192.0.2.99/24' })).json().target).toBe('192.0.2.0/24');
     expectProblem(await from('192.0.2.200'), 'ip_blocked', 403);
