@@ -2,6 +2,7 @@ import { Argument, Command } from 'commander';
 import { createMoondraft, type Moondraft } from '../app.js';
 import { ConfigError, loadConfig, type Config } from '../config/index.js';
 import { listen } from '../http/listen.js';
+import { bufferedStdout } from '../observability/logger.js';
 import { isRole, ROLES } from '../security/rbac/roles.js';
 import { createServices, type Services } from '../services.js';
 import { lockDataDirForServe } from '../state/instance-lock.js';
@@ -27,7 +28,7 @@ async function serve(): Promise<void> {
   let moondraft: Moondraft;
   let server: Awaited<ReturnType<typeof listen>>;
   try {
-    moondraft = await createMoondraft(config);
+    moondraft = await createMoondraft(config, { logDestination: bufferedStdout() });
     try {
       server = await listen(moondraft);
     } catch (err) {
@@ -39,6 +40,7 @@ async function serve(): Promise<void> {
     throw err;
   }
   moondraft.services.log.info({ url: server.url, env: config.env, store: moondraft.services.store.dialect, state: moondraft.services.state.kind }, 'moondraft listening');
+  moondraft.services.log.flush();
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;

@@ -38,4 +38,21 @@ describe('graceful shutdown', () => {
     expect(await exit).toBe(0);
     expect(server.output()).toContain('shutting down');
   });
+
+  it('log lines reach standard output within a fraction of a second with no more traffic, and all of them by the exit', async () => {
+    const server = await startServerProcess({ MOONDRAFT_DATA_DIR: mkdtempSync(path.join(tmpdir(), 'md-logflush-')) });
+    // The log is buffered (a line is not its own write): one request's access line, alone, must
+    // still come out promptly, written by the periodic flush.
+    const time = await fetch(`${server.url}/api/v1/time`);
+    expect(time.status).toBe(200);
+    const accessLines = () => server.output().split('\n').filter((l) => l.includes('"msg":"request"') && l.includes('/api/v1/time')).length;
+    const until = Date.now() + 2_000;
+    while (accessLines() < 1 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+    expect(accessLines()).toBe(1);
+    // A burst just before the signal: every line is written out before the process exits.
+    await Promise.all(Array.from({ length: 20 }, () => fetch(`${server.url}/api/v1/time`).then((r) => r.text())));
+    expect(await server.stop('SIGTERM')).toBe(0);
+    expect(accessLines()).toBe(21);
+    expect(server.output()).toContain('shutting down');
+  });
 });
