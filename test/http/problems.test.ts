@@ -1,5 +1,6 @@
 import net from 'node:net';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { ManualClock } from '../../src/lib/clock.js';
 import { Type } from '@sinclair/typebox';
 import { loadConfig } from '../../src/config/index.js';
 import { ERRORS } from '../../src/errors/registry.js';
@@ -44,6 +45,27 @@ describe('conventions on every response', () => {
     const res = await server.app.inject({ method: 'GET', url: '/health' });
     expect(res.statusCode).toBe(200);
     expect(res.json()).toEqual({ status: 'ok', store: true, state: true });
+  });
+
+  it('/health probes the store and shared state at most once a second, however many ask (an anonymous flood cannot turn it into database load)', async () => {
+    const clock = new ManualClock(Date.UTC(2026, 4, 1));
+    const other = await startTestServer({ clock });
+    try {
+      const storePing = vi.spyOn(other.services.store, 'ping');
+      const statePing = vi.spyOn(other.services.state, 'ping');
+      const burst = await Promise.all(Array.from({ length: 20 }, () => other.app.inject({ method: 'GET', url: '/health' })));
+      expect(burst.map((r) => r.statusCode)).toEqual(Array(20).fill(200));
+      clock.advance(999);
+      expect((await other.app.inject({ method: 'GET', url: '/health' })).statusCode).toBe(200);
+      expect([storePing.mock.calls.length, statePing.mock.calls.length]).toEqual([1, 1]);
+      // A second later the answer is probed again, and a store gone since is seen.
+      clock.advance(1);
+      storePing.mockResolvedValueOnce(false);
+      expectProblem(await other.app.inject({ method: 'GET', url: '/health' }), 'service_unavailable');
+      expect([storePing.mock.calls.length, statePing.mock.calls.length]).toEqual([2, 2]);
+    } finally {
+      await other.close();
+    }
   });
 
   it('answers 503 service_unavailable on /health when the store is gone', async () => {

@@ -3,8 +3,23 @@ import { ApiError } from '../../errors/registry.js';
 import type { Services } from '../../services.js';
 import type { App } from '../types.js';
 
+/** How long one probe of the store and shared state answers /health. */
+export const HEALTH_PROBE_REUSE_MS = 1_000;
+
 /** Health, time, JWKS, metrics and the OpenAPI document: public and unauthenticated. */
 export function systemRoutes(app: App, services: Services): void {
+  // /health is public and, for monitors, outside the rate limits: every call pinging the database
+  // and Redis would let an anonymous flood become load on both. One probe serves every caller that
+  // arrives while it runs and for a second after it started.
+  let probe: { at: number; answer: Promise<{ store: boolean; state: boolean }> } | undefined;
+  const readiness = () => {
+    const now = services.clock.now();
+    if (!probe || now - probe.at >= HEALTH_PROBE_REUSE_MS || now < probe.at) {
+      probe = { at: now, answer: Promise.all([services.store.ping().catch(() => false), services.state.ping().catch(() => false)]).then(([store, state]) => ({ store, state })) };
+    }
+    return probe.answer;
+  };
+
   app.get(
     '/health',
     {
@@ -12,7 +27,7 @@ export function systemRoutes(app: App, services: Services): void {
       schema: { tags: ['system'], summary: 'Ready when the store and shared state answer', response: { 200: Type.Object({ status: Type.Literal('ok'), store: Type.Boolean(), state: Type.Boolean() }) } },
     },
     async () => {
-      const [store, state] = await Promise.all([services.store.ping(), services.state.ping()]);
+      const { store, state } = await readiness();
       if (!store || !state) {
         throw new ApiError('service_unavailable', `Not ready: ${[!store && 'store', !state && 'shared state'].filter(Boolean).join(' and ')} not answering`);
       }
