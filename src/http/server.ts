@@ -6,6 +6,7 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import Fastify, { LogController, type FastifyServerOptions } from 'fastify';
 import type { Services } from '../services.js';
+import { normalizeIp } from './client-address.js';
 import { arrivalStages, responseObservers, runObservers, runStages, securityStages } from './pipeline.js';
 import { ApiError, ERRORS } from '../errors/registry.js';
 import { permissionRule, type Permission } from '../security/rbac/roles.js';
@@ -53,7 +54,12 @@ export function clientErrorHandler(services: Services) {
       ];
       socket.write(`${headers.join('\r\n')}\r\n\r\n${body}`);
     }
+    // No request reached the response observers, so the failure counter (DDoS guard) did not see
+    // this one: count it against the connection's address, or a flood of malformed HTTP would never
+    // get its sender blocked. Behind a proxy, that address is the proxy's, which the guard exempts.
+    const address = socket.remoteAddress;
     socket.destroy(err);
+    if (address) services.ddosGuard.clientError(normalizeIp(address)).catch((e: unknown) => services.log.error({ err: e }, 'ddos guard: malformed request not counted'));
   };
 }
 

@@ -138,6 +138,31 @@ describe('every error path is problem+json with a registered code', () => {
     }
   });
 
+  it('malformed HTTP counts against the sending address in the DDoS guard: a flood of it gets the address blocked', async () => {
+    // Loopback is exempt by default; here it stands for any client address.
+    const own = await startTestServer({ env: { MOONDRAFT_DDOS_EXEMPT: 'none', MOONDRAFT_DDOS_CLIENT_ERRORS_PER_SEC: '5' } });
+    try {
+      const { port } = new URL(await own.app.listen({ host: '127.0.0.1', port: 0 }));
+      const garbage = () =>
+        new Promise<string>((resolve, reject) => {
+          const socket = net.connect(Number(port), '127.0.0.1', () => socket.write('GET /api/v1/time HTTP/1.1\r\nHost: x\r\nBroken header\r\n\r\n'));
+          let text = '';
+          socket.on('data', (d) => (text += d.toString('utf8')));
+          socket.on('error', reject);
+          socket.on('close', () => resolve(text));
+        });
+      for (let i = 0; i < 5; i++) expect(await garbage()).toMatch(/^HTTP\/1\.1 400 /);
+      await vi.waitFor(async () => {
+        const res = await fetch(`http://127.0.0.1:${port}/api/v1/time`);
+        expect(res.status).toBe(403);
+        expect(((await res.json()) as { code: string }).code).toBe('ip_blocked');
+      });
+      expect(own.services.ipBlocks.check('127.0.0.1')).toMatchObject({ source: 'auto' });
+    } finally {
+      await own.close();
+    }
+  });
+
   it('a path the router cannot decode is observed like every other request: metrics and the access log', async () => {
     const series = () => server.services.metrics.httpRequests.value(['GET', 'unmatched', '400']);
     const lines = () => server.logs.filter((l) => l.msg === 'request' && l.status === 400 && l.route === 'unmatched').length;
