@@ -109,7 +109,7 @@ export function tickerView(t: Ticker) {
     high24h: maybe(t.high24h, (v) => price(m, v)),
     low24h: maybe(t.low24h, (v) => price(m, v)),
     change24h: price(m, t.change24h),
-    changePercent24h: t.changeBps === null ? null : formatAmount(BigInt(t.changeBps), 2),
+    changePercent24h: t.changeBps === null ? null : formatAmount(t.changeBps, 2),
     volume24h: qty(m, t.volume24h),
     quoteVolume24h: price(m, t.quoteVolume24h),
     trades24h: t.trades24h,

@@ -94,6 +94,22 @@ describe('market data edges: tickers', () => {
     const t = await tickerOf(mk, taker);
     expect(t).toMatchObject({ last: '1.99', open24h: '2', change24h: '-0.01', changePercent24h: '-0.5', high24h: '2', low24h: '1.99' });
   });
+  it('24 h change in percent is exact for a large move (no float conversion)', async () => {
+    // Tick of one minor unit: the price moves from 0.000001 to 1234567890.123457 USDC.
+    await req('POST', '/api/v1/admin/assets', admin, { symbol: 'TKD', name: 'TKD', decimals: 6 });
+    expect((await req('POST', '/api/v1/admin/markets', admin, { base: 'TKD', quote: 'USDC', tickSize: '0.000001', lotSize: '1', minNotional: '0.000001', makerFeeBps: 10, takerFeeBps: 20 })).statusCode).toBe(201);
+    const mk = 'TKD-USDC';
+    const maker = await trader('0', 'TKD', 10);
+    const taker = await sessionFor(server);
+    await fund(server.services.trading, taker.account.id, 'USDC', 2_000_000_000n * 1_000_000n);
+    await server.services.trading.limits.setOverride(taker.account.id, '10000000000', 'test');
+    await server.services.trading.limits.setOverride(maker.account.id, '10000000000', 'test');
+    await trade(mk, maker, taker, '0.000001', '1');
+    await trade(mk, maker, taker, '1234567890.123457', '1');
+    const t = await tickerOf(mk, taker);
+    // (1234567890123457 − 1) minor units on 1: 1,234,567,890,123,456 × 100 % = 123456789012345600 %.
+    expect(t).toMatchObject({ last: '1234567890.123457', open24h: '0.000001', change24h: '1234567890.123456', changePercent24h: '123456789012345600' });
+  });
 });
 
 describe('market data edges: order book', () => {

@@ -16,8 +16,8 @@ export interface Ticker {
   high24h: bigint | null;
   low24h: bigint | null;
   change24h: bigint;
-  /** Change in basis points of open24h (null when there is no open). */
-  changeBps: number | null;
+  /** Change in basis points of open24h, truncated toward zero (null when there is no open). Exact: never a float. */
+  changeBps: bigint | null;
   volume24h: bigint;
   quoteVolume24h: bigint;
   trades24h: number;
@@ -89,7 +89,7 @@ export class MarketData {
         high24h: high,
         low24h: low,
         change24h: change,
-        changeBps: open !== null && open > 0n ? Number((change * 10_000n) / open) : null,
+        changeBps: open !== null && open > 0n ? (change * 10_000n) / open : null,
         volume24h: volume,
         quoteVolume24h: quoteVolume,
         trades24h: trades,
