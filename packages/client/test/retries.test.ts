@@ -78,6 +78,47 @@ describe('429 Too Many Requests', () => {
     expect(apiRequests(s)).toHaveLength(1);
   });
 
+  it('reads a Retry-After that is neither delta-seconds nor an HTTP date as absent (backoff), never as a date in 2001', async () => {
+    // Date.parse('1.5') is 5 Jan 2001 and Date.parse('5, 5') is May 2001: read leniently, both meant "retry now".
+    for (const value of ['1.5', '5, 5', '-1']) {
+      const s = await serve((_req, n, res) => {
+        if (n === 1) return sendProblem(res, 429, 'rate_limited', 'Too many requests', { headers: { 'Retry-After': value } });
+        sendJson(res, 200, { tickers: [] });
+      });
+      const { client, delays } = clientFor(s, { random: () => 0 });
+      await client.market.tickers();
+      // The first backoff step (250 ms, equal jitter at 0 → 125 ms), as with no Retry-After at all.
+      expect([value, delays]).toEqual([value, [125]]);
+      await server?.close();
+      server = undefined;
+    }
+  });
+
+  it('reads an asctime Retry-After as GMT (RFC 9110), whatever the local time zone', async () => {
+    const tz = process.env.TZ;
+    process.env.TZ = 'Asia/Tokyo';
+    try {
+      const s = await serve((_req, n, res) => {
+        if (n === 1) {
+          // asctime-date: "Sun Nov  6 08:49:37 1994", always GMT.
+          const d = new Date(Date.now() + 10_000);
+          const [day, month, date, time, year] = [d.toUTCString().slice(0, 3), d.toUTCString().slice(8, 11), d.getUTCDate(), d.toISOString().slice(11, 19), d.getUTCFullYear()];
+          return sendProblem(res, 429, 'rate_limited', 'Too many requests', { headers: { 'Retry-After': `${day} ${month} ${String(date).padStart(2, ' ')} ${time} ${year}` } });
+        }
+        sendJson(res, 200, { tickers: [] });
+      });
+      const { client, delays } = clientFor(s, { random: () => 0 });
+      await client.market.tickers();
+      // About 10 s; read as Tokyo time it would be 9 hours in the past (retry at once).
+      expect(delays).toHaveLength(1);
+      expect(delays[0]).toBeGreaterThan(8_000);
+      expect(delays[0]).toBeLessThanOrEqual(11_000);
+    } finally {
+      if (tz === undefined) delete process.env.TZ;
+      else process.env.TZ = tz;
+    }
+  });
+
   it('gives up after maxRetries', async () => {
     const s = await serve((_req, _n, res) => sendProblem(res, 429, 'rate_limited', 'Too many requests', { headers: { 'Retry-After': '1' } }));
     const { client, delays } = clientFor(s, { retry: { maxRetries: 2 } });

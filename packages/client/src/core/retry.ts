@@ -34,14 +34,55 @@ export function backoffDelay(retry: ResolvedRetry, retryIndex: number, random: (
   return Math.round(step / 2 + random() * (step / 2));
 }
 
-/** `Retry-After` as milliseconds: delta-seconds, or an HTTP date measured against `now` (the server's time as best known). */
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+const MONTH = `(${MONTHS.join('|')})`;
+const TIME = '(\\d{2}):(\\d{2}):(\\d{2})';
+/** IMF-fixdate: `Sun, 06 Nov 1994 08:49:37 GMT`. */
+const IMF_FIXDATE = new RegExp(`^(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), (\\d{2}) ${MONTH} (\\d{4}) ${TIME} GMT$`);
+/** Obsolete RFC 850: `Sunday, 06-Nov-94 08:49:37 GMT`. */
+const RFC850_DATE = new RegExp(`^(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday), (\\d{2})-${MONTH}-(\\d{2}) ${TIME} GMT$`);
+/** Obsolete asctime: `Sun Nov  6 08:49:37 1994`, GMT although it does not say so. */
+const ASCTIME_DATE = new RegExp(`^(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) ${MONTH} ( \\d|\\d{2}) ${TIME} (\\d{4})$`);
+
+/**
+ * An HTTP-date (RFC 9110 section 5.6.7) as epoch ms, or undefined for anything else. `Date.parse` is
+ * not used: it reads `1.5` as 5 January 2001 and an asctime date in the local time zone.
+ */
+export function parseHttpDate(value: string, now: number): number | undefined {
+  let day: string, month: string, year: number, h: string, m: string, s: string;
+  let match = IMF_FIXDATE.exec(value);
+  if (match) {
+    [, day = '', month = '', , h = '', m = '', s = ''] = match;
+    year = Number(match[3]);
+  } else if ((match = RFC850_DATE.exec(value))) {
+    [, day = '', month = '', , h = '', m = '', s = ''] = match;
+    // A two-digit year more than 50 years ahead is the most recent past year with those digits.
+    const nowYear = new Date(now).getUTCFullYear();
+    year = Math.floor(nowYear / 100) * 100 + Number(match[3]);
+    if (year > nowYear + 50) year -= 100;
+  } else if ((match = ASCTIME_DATE.exec(value))) {
+    [, month = '', day = '', h = '', m = '', s = ''] = match;
+    year = Number(match[6]);
+  } else {
+    return undefined;
+  }
+  const [D, H, M, S] = [Number(day), Number(h), Number(m), Number(s)];
+  if (D < 1 || D > 31 || H > 23 || M > 59 || S > 60) return undefined;
+  return Date.UTC(year, MONTHS.indexOf(month), D, H, M, S);
+}
+
+/**
+ * `Retry-After` as milliseconds: delta-seconds, or an HTTP date measured against `now` (the server's
+ * time as best known). Anything else (`1.5`, `-1`, two values joined by a comma) is undefined, so
+ * the caller backs off as if there were none.
+ */
 export function parseRetryAfter(value: string | null, now: number): number | undefined {
   if (value === null) return undefined;
   const trimmed = value.trim();
   if (/^\d+$/.test(trimmed)) return Number(trimmed) * 1000;
-  const date = Date.parse(trimmed);
+  const date = parseHttpDate(trimmed, now);
   // An HTTP date has whole seconds: wait until the end of the second it names.
-  return Number.isNaN(date) ? undefined : Math.max(0, date + 999 - now);
+  return date === undefined ? undefined : Math.max(0, date + 999 - now);
 }
 
 /** The default sleep; rejects when the caller's signal fires. */
