@@ -198,6 +198,15 @@ describe('5xx and network failures', () => {
     expect(retries.map((r) => [r.reason, r.error.code])).toEqual([['network_error', 'network_error']]);
   });
 
+  it('does not retry a 5xx sooner than its Retry-After: one beyond maxRetryAfterMs is thrown at once', async () => {
+    // E.g. maintenance: "come back in 10 minutes". Retrying after 30 s (maxRetryAfterMs) would be sooner than asked.
+    const s = await serve((_req, _n, res) => sendProblem(res, 503, 'service_unavailable', 'Maintenance', { headers: { 'Retry-After': '600' } }));
+    const { client, delays } = clientFor(s);
+    await expect(client.account.balances()).rejects.toMatchObject({ code: 'service_unavailable', status: 503, retryAfterMs: 600_000, attempts: 1 });
+    expect(delays).toEqual([]);
+    expect(apiRequests(s)).toHaveLength(1);
+  });
+
   it('retries GET and DELETE with growing backoff, bounded by maxRetries', async () => {
     const s = await serve((_req, _n, res) => sendProblem(res, 500, 'internal_error', 'An internal error occurred'));
     const { client, delays } = clientFor(s, { retry: { maxRetries: 3, baseDelayMs: 100, maxDelayMs: 300 } });

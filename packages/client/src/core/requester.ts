@@ -215,9 +215,16 @@ export class Requester {
         config.hooks.onRetry?.({ ...context, reason: 'token_expired', attempt, delayMs: 0, error });
         continue;
       }
-      if (response.status >= 500 && idempotent && !NOT_TRANSIENT.has(error.code) && retries < config.retry.maxRetries) {
+      if (
+        response.status >= 500 &&
+        idempotent &&
+        !NOT_TRANSIENT.has(error.code) &&
+        retries < config.retry.maxRetries &&
+        // Never sooner than the server asked: a Retry-After beyond the limit is thrown, as for a 429.
+        (error.retryAfterMs ?? 0) <= config.retry.maxRetryAfterMs
+      ) {
         const backoff = backoffDelay(config.retry, retries, config.random);
-        const waitMs = Math.max(backoff, Math.min(error.retryAfterMs ?? 0, config.retry.maxRetryAfterMs));
+        const waitMs = Math.max(backoff, error.retryAfterMs ?? 0);
         retries++;
         await this.wait('server_error', waitMs, error, attempt, callerSignal);
         continue;
