@@ -160,6 +160,15 @@ describe('ServerClock estimate', () => {
     expect(clock.nextTimestamp()).toBe(1_000_000);
   });
 
+  it('ignores a sample received "before" it was sent (the local clock stepped back): it is no zero-round-trip measurement', () => {
+    const local = new ManualClock(1_000_000);
+    const clock = new ServerClock(local);
+    clock.record({ serverTime: 1_000_050, sentAt: 999_900, receivedAt: 1_000_000 }); // rtt 100 → offset 100
+    // NTP stepped the local clock back 2 s during this request: its times say nothing about the offset.
+    clock.record({ serverTime: 1_000_100, sentAt: 1_000_000, receivedAt: 998_050 });
+    expect(clock.estimate()).toEqual({ offsetMs: 100, uncertaintyMs: 50, sampledAt: 1_000_000 });
+  });
+
   it('forgets samples older than ten minutes and ignores malformed server times', () => {
     const local = new ManualClock(1_000_000);
     const clock = new ServerClock(local);

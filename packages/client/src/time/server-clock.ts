@@ -69,7 +69,10 @@ export class ServerClock {
 
   record(sample: TimeSample): void {
     if (!Number.isSafeInteger(sample.serverTime) || sample.serverTime <= 0) return;
-    const rtt = Math.max(0, sample.receivedAt - sample.sentAt);
+    // Received before it was sent: the local clock stepped back meanwhile, so the midpoint is off by
+    // the step. Clamped to a zero round trip it would beat every honest sample for ten minutes.
+    if (!(sample.receivedAt >= sample.sentAt)) return;
+    const rtt = sample.receivedAt - sample.sentAt;
     this.samples.push({ ...sample, rtt });
     if (this.samples.length > SAMPLES_KEPT) this.samples.shift();
   }
