@@ -32,6 +32,18 @@ describe('request() escape hatch', () => {
   });
 });
 
+describe('request() query', () => {
+  it('sends a URLSearchParams query instead of dropping it, and refuses other non-plain objects', async () => {
+    const api = await wire((req, res) => sendJson(res, 200, { cancelled: [], count: 0, target: req.target }, { serverTime: Date.now() }));
+    const client = new MoondraftClient({ baseUrl: api.url, env: false, apiKey: 'md_test_query', apiSecret: 'secret' });
+    // Dropping the query here would cancel the orders of every market, not of MOON-USDC only.
+    await client.request('DELETE', '/api/v1/trading/orders', { query: new URLSearchParams({ market: 'MOON-USDC' }) });
+    expect(api.requests.map((r) => r.target).filter((t) => t !== '/api/v1/time')).toEqual(['/api/v1/trading/orders?market=MOON-USDC']);
+    await expect(client.request('DELETE', '/api/v1/trading/orders', { query: new Map([['market', 'MOON-USDC']]) })).rejects.toThrow(TypeError);
+    expect(api.requests.filter((r) => r.target !== '/api/v1/time')).toHaveLength(1);
+  });
+});
+
 describe('Retry-After as an HTTP date', () => {
   it('measures an HTTP-date Retry-After against the server clock it has estimated, not the skewed local clock', async () => {
     const SKEW = 60_000; // local clock one minute behind the server

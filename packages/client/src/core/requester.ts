@@ -102,6 +102,21 @@ export function pathParam(value: string): string {
   return encodeURIComponent(value);
 }
 
+/**
+ * The parameters of a query, in order: a plain object's own entries, or a URLSearchParams' pairs.
+ * Any other object (a Map, a class instance) has no own entries to read and would be sent as no
+ * query at all, silently widening e.g. `DELETE /trading/orders?market=` to every market: refused.
+ */
+function queryEntries(query: object | undefined): Array<[string, unknown]> {
+  if (query === undefined || query === null) return [];
+  if (query instanceof URLSearchParams) return [...query];
+  const proto: unknown = Object.getPrototypeOf(query);
+  if (typeof query !== 'object' || (proto !== Object.prototype && proto !== null)) {
+    throw new TypeError('query must be a plain object or a URLSearchParams');
+  }
+  return Object.entries(query);
+}
+
 interface Prepared {
   headers: Record<string, string>;
   sent: SignedParts | undefined;
@@ -124,7 +139,7 @@ export class Requester {
   url(path: string, query?: object): URL {
     const base = this.#config.baseUrl;
     const prefix = base.pathname.replace(/\/+$/, '');
-    const search = Object.entries(query ?? {})
+    const search = queryEntries(query)
       .filter((entry): entry is [string, QueryValue] => entry[1] !== undefined && entry[1] !== null)
       .map(([k, v]) => {
         if (!['string', 'number', 'boolean'].includes(typeof v)) throw new TypeError(`query parameter ${k} must be a string, number or boolean`);
