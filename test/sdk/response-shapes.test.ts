@@ -398,6 +398,8 @@ describe.each(backends)('SDK response shapes against a real server (%s)', (backe
       // Bob's resting bid at 0.25 takes what Alice closes.
       const closing = expectShape('closePosition', await alice.trading.closePosition(symbol, { selfTradePrevention: 'cancel_taker' }), ORDER_WITH_FILLS);
       expect(closing).toMatchObject({ market, side: 'sell', type: 'market' });
+      // The SDK gave the close a clientOrderId (so a retry returns this order), and the server kept it.
+      expect(closing.clientOrderId).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-/);
       expectList('closePosition.fills', closing.fills, FILL);
     });
 

@@ -150,6 +150,24 @@ describe('5xx and network failures', () => {
     expect(retries[0]).toMatchObject({ reason: 'server_error', attempt: 1 });
   });
 
+  it('closes a position with a generated clientOrderId, so a retry after a 503 cannot sell twice', async () => {
+    const s = await serve((req, n, res) => {
+      if (n === 1) return sendProblem(res, 503, 'service_unavailable', 'A shared service is unavailable', { headers: { 'Retry-After': '1' } });
+      sendJson(res, 201, { id: 'ord_10', ...JSON.parse(req.body.toString('utf8')) });
+    });
+    const { client, retries } = clientFor(s);
+    await client.trading.closePosition('MOON');
+    const [first, second] = apiRequests(s);
+    expect(apiRequests(s)).toHaveLength(2);
+    expect(first!.target).toBe('/api/v1/trading/positions/MOON/close');
+    expect(JSON.parse(first!.body.toString('utf8')).clientOrderId).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7/);
+    expect(second!.body.equals(first!.body)).toBe(true);
+    expect(retries[0]).toMatchObject({ reason: 'server_error', attempt: 1 });
+    // The caller's own id is kept.
+    await client.trading.closePosition('MOON', { clientOrderId: 'close-1' });
+    expect(JSON.parse(apiRequests(s)[2]!.body.toString('utf8')).clientOrderId).toBe('close-1');
+  });
+
   it('keeps a clientOrderId the caller gave, and generates a different one for each new order', async () => {
     const s = await serve((req, _n, res) => sendJson(res, 201, JSON.parse(req.body.toString('utf8'))));
     const { client } = clientFor(s);
@@ -246,10 +264,9 @@ describe('5xx and network failures', () => {
     });
     await expect(client.tokens.create({ name: 'Moon', symbol: 'MOON', decimals: 6, supply: '1000' })).rejects.toMatchObject({ code: 'service_unavailable' });
     await expect(client.sandbox.faucet({ asset: 'USDC', amount: '100' })).rejects.toMatchObject({ code: 'service_unavailable' });
-    await expect(client.trading.closePosition('MOON')).rejects.toMatchObject({ code: 'service_unavailable' });
     await expect(client.withdrawals.cancel('wdr_01J0000000000000000000000A')).rejects.toMatchObject({ code: 'service_unavailable', attempts: 1 });
     await expect(client.withdrawals.saveAddress({ chain: 'evm', address: '0x52908400098527886E0F7030069857D2E4169EE7' })).rejects.toMatchObject({ code: 'service_unavailable', attempts: 1 });
-    expect(apiRequests(s)).toHaveLength(6);
+    expect(apiRequests(s)).toHaveLength(5);
     expect(delays).toEqual([]);
   });
 

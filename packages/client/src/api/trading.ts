@@ -227,10 +227,11 @@ export class TradingApi {
     return positions;
   }
 
-  /** `POST /api/v1/trading/positions/:asset/close`: sells the asset's available balance at market. Not retried. */
+  /** `POST /api/v1/trading/positions/:asset/close`: sells the asset's available balance at market. Safe to retry, as `placeOrder`. */
   closePosition(asset: string, request: ClosePositionRequest = {}, options?: CallOptions): Promise<OrderWithFills> {
-    // No body at all when there is nothing to say (the server reads that as {}).
-    const body = Object.values(request).some((v) => v !== undefined) ? request : undefined;
-    return this.#requester.call({ method: 'POST', path: `/api/v1/trading/positions/${pathParam(asset)}/close`, body, auth: 'any', options });
+    // An order too: it carries a clientOrderId (yours, or one generated here), so a retry after a
+    // 5xx or a lost answer returns the first close instead of selling again.
+    const body: ClosePositionRequest = { ...request, clientOrderId: request.clientOrderId ?? newClientOrderId() };
+    return this.#requester.call({ method: 'POST', path: `/api/v1/trading/positions/${pathParam(asset)}/close`, body, auth: 'any', idempotent: true, options });
   }
 }
