@@ -17,6 +17,9 @@ import { fetchTransport } from './transport/fetch.js';
 import { nodeTransport, type TlsOptions } from './transport/node.js';
 import type { Transport } from './transport/types.js';
 
+/** The methods the API uses (HttpMethod), for callers the type does not reach (JavaScript). */
+const HTTP_METHODS: ReadonlySet<string> = new Set(['GET', 'POST', 'PUT', 'PATCH', 'DELETE']);
+
 export const DEFAULT_BASE_URL = 'http://127.0.0.1:8080';
 const VERSION = '0.1.0';
 
@@ -217,12 +220,16 @@ export class MoondraftClient {
    * such as `/api/v1/admin/*`). `path` is below the base URL and may not hold a query (use `query`).
    */
   request<T = unknown>(method: HttpMethod, path: string, options: RawRequestOptions = {}): Promise<T> {
+    // Upper case, as signed: fetch would send a lower-case 'patch' as it is, another method than the
+    // signature names (and 'get' would lose the retries of an idempotent request).
+    const verb = String(method).toUpperCase() as HttpMethod;
+    if (!HTTP_METHODS.has(verb)) throw new TypeError(`method must be one of ${[...HTTP_METHODS].join(', ')}`);
     if (!path.startsWith('/') || path.startsWith('//') || path.includes('\\') || path.includes('?') || path.includes('#')) {
       throw new TypeError('path must start with a single / and hold no backslash, query or fragment (use options.query)');
     }
     const { query, body, auth, idempotent, ...callOptions } = options;
     return this.#requester.call<T>({
-      method,
+      method: verb,
       path,
       query,
       body,

@@ -44,6 +44,21 @@ describe('request() query', () => {
   });
 });
 
+describe('request() method', () => {
+  it('sends the method it signed, whatever its case, and refuses one the API does not use', async () => {
+    const api = await wire((req, res) => sendJson(res, 200, { method: req.method }, { serverTime: Date.now() }));
+    const client = new MoondraftClient({ baseUrl: api.url, env: false, apiKey: 'md_test_method', apiSecret: 'secret' });
+    // From JavaScript the type does not stop a lower-case method: fetch sends 'patch' as it is
+    // (it upper-cases only a few methods), so the server would see another method than was signed.
+    await client.request('patch' as 'PATCH', '/api/v1/keys/key_1', { body: { label: 'x' } });
+    await client.request('get' as 'GET', '/api/v1/account');
+    const sent = api.requests.filter((r) => r.target !== '/api/v1/time');
+    expect(sent.map((r) => r.method)).toEqual(['PATCH', 'GET']);
+    expect(() => client.request('TRACE' as 'GET', '/api/v1/account')).toThrow(TypeError);
+    expect(api.requests.filter((r) => r.target !== '/api/v1/time')).toHaveLength(2);
+  });
+});
+
 describe('Retry-After as an HTTP date', () => {
   it('measures an HTTP-date Retry-After against the server clock it has estimated, not the skewed local clock', async () => {
     const SKEW = 60_000; // local clock one minute behind the server

@@ -163,7 +163,7 @@ describe.each(['fetch', 'node'] as const)('what the client sends (%s transport)'
     server.requests.length = 0;
     await c.account.balances();
     await c.trading.cancelOrder('ord_1');
-    await c.trading.closePosition('MOON');
+    await c.withdrawals.cancel('wdr_1');
     await c.tokens.create({ name: 'Lune Rêve 🌙', symbol: 'LUNE', decimals: 9, supply: '1000000000' });
     const [get, del, bodilessPost, post] = server.requests.filter((r) => r.target !== '/api/v1/time');
     for (const r of [get!, del!, bodilessPost!]) {
