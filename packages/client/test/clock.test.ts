@@ -88,6 +88,35 @@ describe('clock-skew correction', () => {
     expect(server.requests).toHaveLength(2);
   });
 
+  it('re-signs once with a later timestamp when the server says the signature was already used (a timestamp reused after the estimate moved back)', async () => {
+    let signed = 0;
+    server = await startWireServer((req, res) => {
+      if (req.target === '/api/v1/time') return sendJson(res, 200, { serverTime: SERVER_NOW }, { serverTime: SERVER_NOW });
+      signed += 1;
+      if (signed === 1) return sendProblem(res, 401, 'replayed_request', 'already accepted', { serverTime: SERVER_NOW });
+      sendJson(res, 201, { id: 'wdr_1' }, { serverTime: SERVER_NOW });
+    });
+    const retries: RetryEvent[] = [];
+    const client = new MoondraftClient({ baseUrl: server.url, env: false, apiKey: 'md_test_replay', apiSecret: SECRET, clock: new ManualClock(SERVER_NOW), hooks: { onRetry: (e) => retries.push(e) } });
+    // A POST too: a replay refusal comes from authentication, before anything ran.
+    await expect(client.request('POST', '/api/v1/account/withdrawals', { body: { asset: 'USDC', amount: '1', address: 'x' } })).resolves.toEqual({ id: 'wdr_1' });
+    const [refused, accepted] = apiRequests(server);
+    expect(apiRequests(server)).toHaveLength(2);
+    expect(Number(accepted!.headers['x-api-timestamp'])).toBeGreaterThan(Number(refused!.headers['x-api-timestamp']));
+    expect(accepted!.body.equals(refused!.body)).toBe(true);
+    expect(retries.map((r) => r.reason)).toEqual(['timestamp_reused']);
+  });
+
+  it('re-signs after a replay refusal only once', async () => {
+    server = await startWireServer((req, res) => {
+      if (req.target === '/api/v1/time') return sendJson(res, 200, { serverTime: SERVER_NOW }, { serverTime: SERVER_NOW });
+      sendProblem(res, 401, 'replayed_request', 'already accepted', { serverTime: SERVER_NOW });
+    });
+    const client = new MoondraftClient({ baseUrl: server.url, env: false, apiKey: 'md_test_replay2', apiSecret: SECRET, clock: new ManualClock(SERVER_NOW) });
+    await expect(client.account.get()).rejects.toMatchObject({ code: 'replayed_request', attempts: 2 });
+    expect(apiRequests(server)).toHaveLength(2);
+  });
+
   it('gives identical requests signed in the same millisecond distinct timestamps, so neither is a replay', async () => {
     const s = await strictServer();
     const client = new MoondraftClient({ baseUrl: s.url, env: false, apiKey: 'md_test_c', apiSecret: SECRET, clock: new ManualClock(SERVER_NOW) });

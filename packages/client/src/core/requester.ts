@@ -40,7 +40,7 @@ export interface RouteCall {
   options?: CallOptions | undefined;
 }
 
-export type RetryReason = 'rate_limited' | 'server_error' | 'network_error' | 'clock_skew' | 'token_expired';
+export type RetryReason = 'rate_limited' | 'server_error' | 'network_error' | 'clock_skew' | 'timestamp_reused' | 'token_expired';
 
 export interface RetryEvent {
   method: string;
@@ -164,6 +164,7 @@ export class Requester {
 
     let retries = 0;
     let skewRetried = false;
+    let replayRetried = false;
     let tokenRetried = false;
     for (let attempt = 1; ; attempt++) {
       if (callerSignal?.aborted) throw this.clientError('aborted', 'The call was aborted', context, attempt, callerSignal.reason);
@@ -221,6 +222,15 @@ export class Requester {
         // Refused before anything ran, so even a non-idempotent request is safe to send again.
         skewRetried = true;
         config.hooks.onRetry?.({ ...context, reason: 'clock_skew', attempt, delayMs: 0, error });
+        continue;
+      }
+      if (error.code === 'replayed_request' && prepared.sent && !replayRetried) {
+        // Every attempt is signed anew, so this signature was never ours to repeat: an identical
+        // request got the same timestamp (the key's sequence followed an estimate that moved back
+        // by a second or more). Refused at authentication, before anything ran: safe to sign again
+        // with the next timestamp, even for a request that is not idempotent.
+        replayRetried = true;
+        config.hooks.onRetry?.({ ...context, reason: 'timestamp_reused', attempt, delayMs: 0, error });
         continue;
       }
       if (error.code === 'token_expired' && prepared.bearer && !tokenRetried) {
