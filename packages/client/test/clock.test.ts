@@ -98,13 +98,18 @@ describe('clock-skew correction', () => {
     });
     const retries: RetryEvent[] = [];
     const client = new MoondraftClient({ baseUrl: server.url, env: false, apiKey: 'md_test_replay', apiSecret: SECRET, clock: new ManualClock(SERVER_NOW), hooks: { onRetry: (e) => retries.push(e) } });
-    // A POST too: a replay refusal comes from authentication, before anything ran.
-    await expect(client.request('POST', '/api/v1/account/withdrawals', { body: { asset: 'USDC', amount: '1', address: 'x' } })).resolves.toEqual({ id: 'wdr_1' });
+    // An order: its clientOrderId makes a repeat harmless.
+    await expect(client.trading.placeOrder({ market: 'MOON-USDC', side: 'buy', type: 'market', quantity: '1' })).resolves.toEqual({ id: 'wdr_1' });
     const [refused, accepted] = apiRequests(server);
     expect(apiRequests(server)).toHaveLength(2);
     expect(Number(accepted!.headers['x-api-timestamp'])).toBeGreaterThan(Number(refused!.headers['x-api-timestamp']));
     expect(accepted!.body.equals(refused!.body)).toBe(true);
     expect(retries.map((r) => r.reason)).toEqual(['timestamp_reused']);
+    // Not a withdrawal: the refusal may mean this very request arrived twice, and signing it again
+    // would make a second one.
+    signed = 0;
+    await expect(client.withdrawals.create({ asset: 'USDC', amount: '1', address: '0x52908400098527886E0F7030069857D2E4169EE7' })).rejects.toMatchObject({ code: 'replayed_request', attempts: 1 });
+    expect(apiRequests(server)).toHaveLength(3);
   });
 
   it('re-signs after a replay refusal only once', async () => {

@@ -224,11 +224,12 @@ export class Requester {
         config.hooks.onRetry?.({ ...context, reason: 'clock_skew', attempt, delayMs: 0, error });
         continue;
       }
-      if (error.code === 'replayed_request' && prepared.sent && !replayRetried) {
-        // Every attempt is signed anew, so this signature was never ours to repeat: an identical
-        // request got the same timestamp (the key's sequence followed an estimate that moved back
-        // by a second or more). Refused at authentication, before anything ran: safe to sign again
-        // with the next timestamp, even for a request that is not idempotent.
+      if (error.code === 'replayed_request' && prepared.sent && idempotent && !replayRetried) {
+        // Every attempt is signed anew, so an identical request most likely got the same timestamp
+        // (the key's sequence followed an estimate that moved back by a second or more): sign it
+        // again with the next one. Only when repeating it is harmless, though: the refusal may also
+        // mean this very request already arrived once (a proxy that sent it twice), and then a
+        // withdrawal signed again would be a second withdrawal.
         replayRetried = true;
         config.hooks.onRetry?.({ ...context, reason: 'timestamp_reused', attempt, delayMs: 0, error });
         continue;
