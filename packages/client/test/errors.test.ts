@@ -77,6 +77,13 @@ describe('error mapping', () => {
     expect(server.requests.map((r) => r.target)).toEqual(['/api/v1/tokens', '/api/v1/account', '/api/v1/market/markets']);
   });
 
+  it('carries the HTTP status, not a status the body claims', async () => {
+    // A problem body whose status disagrees with the response's (a proxy rewrote one of them): the
+    // SDK decided on the HTTP status (no retry of a 400), so the error must say the same.
+    server = await startWireServer((_req, res) => sendJson(res, 400, { type: 'about:blank', title: 'x', status: 503, detail: 'rewritten', code: 'validation_failed' }));
+    await expect(client(server).account.get()).rejects.toMatchObject({ code: 'validation_failed', status: 400 });
+  });
+
   it('maps a refused connection to network_error with status 0', async () => {
     const s = await startWireServer(() => {});
     const url = s.url;

@@ -372,7 +372,9 @@ export class Requester {
     }
     return new MoondraftError({
       code: problem.code,
-      status: typeof problem.status === 'number' ? problem.status : response.status,
+      // The response's own status, on which the retry decisions were made; the body's copy may
+      // disagree (a proxy rewrote one of them) and stays readable in `problem`.
+      status: response.status,
       detail: typeof problem.detail === 'string' ? problem.detail : typeof problem.title === 'string' ? problem.title : problem.code,
       title: typeof problem.title === 'string' ? problem.title : undefined,
       type: typeof problem.type === 'string' ? problem.type : undefined,
