@@ -314,3 +314,13 @@ describe('5xx and network failures', () => {
     expect(apiRequests(s)).toHaveLength(1);
   });
 });
+
+describe('retry options', () => {
+  it('refuses waits that setTimeout cannot hold (past 2^31 − 1 ms it fires at once)', () => {
+    const make = (retry: Record<string, number>) => () => new MoondraftClient({ baseUrl: 'http://127.0.0.1:1', env: false, retry });
+    expect(make({ maxRetryAfterMs: 2 ** 31 })).toThrow(TypeError);
+    expect(make({ maxDelayMs: 2 ** 31 })).toThrow(TypeError);
+    expect(make({ maxRetries: -1 })).toThrow(TypeError);
+    expect(make({ maxRetryAfterMs: 2 ** 31 - 1 })).not.toThrow();
+  });
+});

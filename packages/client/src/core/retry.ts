@@ -14,6 +14,9 @@ export interface RetryOptions {
 
 export type ResolvedRetry = Required<RetryOptions>;
 
+/** The longest delay setTimeout honours. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 export function resolveRetry(options: RetryOptions = {}): ResolvedRetry {
   const resolved = {
     maxRetries: options.maxRetries ?? 3,
@@ -24,6 +27,9 @@ export function resolveRetry(options: RetryOptions = {}): ResolvedRetry {
   };
   for (const [name, value] of Object.entries(resolved)) {
     if (!Number.isFinite(value) || value < 0) throw new TypeError(`retry.${name} must be a finite number ≥ 0`);
+    // A wait is a setTimeout, which fires at once past 2^31 − 1 ms: a "wait up to a month" would
+    // retry immediately.
+    if (name !== 'maxRetries' && value > MAX_TIMER_MS) throw new TypeError(`retry.${name} must be at most ${MAX_TIMER_MS} ms`);
   }
   return resolved;
 }
