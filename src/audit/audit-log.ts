@@ -105,7 +105,8 @@ export class AuditLog {
   private unsubscribe: (() => void) | undefined;
   private readonly inflight = new Set<Promise<unknown>>();
   private readonly groupQueue: { sealed: SealedRecord; resolve: (ref: AuditRef) => void; reject: (err: unknown) => void }[] = [];
-  private groupWriting = false;
+  /** The group-commit writer while it runs (close() waits for it). */
+  private groupWriting: Promise<void> | undefined;
   private closed = false;
   private readonly written: Counter<'category'> | undefined;
   private readonly droppedCounter: Counter | undefined;
@@ -169,12 +170,11 @@ export class AuditLog {
     }
     return new Promise<AuditRef>((resolve, reject) => {
       this.groupQueue.push({ sealed, resolve, reject });
-      if (!this.groupWriting) void this.writeGroups();
+      this.groupWriting ??= this.writeGroups();
     });
   }
 
   private async writeGroups(): Promise<void> {
-    this.groupWriting = true;
     try {
       while (this.groupQueue.length > 0) {
         const group = this.groupQueue.splice(0, GROUP_MAX);
@@ -188,7 +188,7 @@ export class AuditLog {
         }
       }
     } finally {
-      this.groupWriting = false;
+      this.groupWriting = undefined;
     }
   }
 
@@ -438,6 +438,9 @@ export class AuditLog {
     this.unsubscribe?.();
     for (const t of this.timers) clearTimeout(t);
     await Promise.allSettled([...this.inflight]);
+    // Records appended on their own (group commit) that are still being written: before the last
+    // checkpoint, so that it covers them.
+    for (let w = this.groupWriting; w; w = this.groupWriting === w ? undefined : this.groupWriting) await w;
     const { unwritten } = await this.buffer.close();
     if (unwritten > 0) this.deps.log.error({ unwritten }, 'audit: buffered events could not be written before shutdown');
     await this.exclusiveChain;

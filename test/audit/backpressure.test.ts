@@ -105,6 +105,32 @@ describe('the audit writer under sustained load', () => {
     }
   });
 
+  it('close() waits for records still being written, and its last checkpoint covers them', async () => {
+    const s = server.services;
+    // The first transaction (the record's) is slow; the close's own work is not.
+    let delayed = false;
+    const store = new Proxy(s.store, {
+      get(target, prop, receiver) {
+        if (prop === 'transaction' && !delayed) {
+          delayed = true;
+          return async (fn: Parameters<typeof target.transaction>[0]) => {
+            await new Promise((r) => setTimeout(r, 100));
+            return target.transaction(fn);
+          };
+        }
+        return Reflect.get(target, prop, receiver) as unknown;
+      },
+    });
+    const audit = new AuditLog({ store, keyring: s.keyring, signingKeys: s.signingKeys, clock: s.clock, log: s.log, options: { ...s.config.audit, flushIntervalMs: 600_000 } });
+    const written = audit.record({ type: 'admin.signing_keys.rotated', actorId: null, details: { kid: 'kid-written-at-close' } });
+    await audit.close();
+    const ref = await Promise.race([written, new Promise<'pending'>((r) => setTimeout(() => r('pending'), 0))]);
+    expect(ref).not.toBe('pending');
+    const head = await s.store.db.selectFrom('audit_chain_head').select('seq').executeTakeFirstOrThrow();
+    const last = await s.store.db.selectFrom('audit_checkpoints').select('seq').orderBy('seq', 'desc').limit(1).executeTakeFirstOrThrow();
+    expect(Number(last.seq)).toBe(Number(head.seq));
+  });
+
   it('an event that cannot be sealed is not lost without a trace: the batch records it as dropped', async () => {
     const s = server.services;
     // A keyring that refuses one plaintext: a malformed event the writer must skip, not retry forever.
