@@ -8,7 +8,7 @@ import type { HaltStatus } from '../halt.js';
 import { SYSTEM_OWNERS } from '../ledger/owners.js';
 import { OrderBook } from '../matching/book.js';
 import type { SelfTradePrevention } from '../matching/types.js';
-import { formatAmount } from '../money.js';
+import { formatAmount, MAX_MINOR } from '../money.js';
 import { applyBuy, applySell } from '../portfolio/average-cost.js';
 import { backoff, isRetryable } from '../retry.js';
 import { Batch, isOpen } from './batch.js';
@@ -457,7 +457,10 @@ export class OrderSequencer implements OrderExecutor {
     if (!lm.ok) return lm;
     const market = lm.value.live.market;
     const balance = await batch.ledger.balance(c.caller.accountId, c.asset);
-    const quantity = balance.available - (balance.available % market.lotSize);
+    // Balances may exceed 2^63 − 1 minor units (token supplies go up to 10^36), orders may not: a
+    // larger holding is sold up to the largest whole lot below that bound (close again for the rest).
+    const sellable = balance.available > MAX_MINOR ? MAX_MINOR : balance.available;
+    const quantity = sellable - (sellable % market.lotSize);
     if (quantity <= 0n) return fail('conflict', `Nothing to close: the available ${c.asset} balance is below one lot (${formatAmount(market.lotSize, market.baseDecimals)})`);
     return this.execPlace(
       batch,
