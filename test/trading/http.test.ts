@@ -320,6 +320,31 @@ describe('orders over HTTP', () => {
   });
 });
 
+describe('an order with many fills', () => {
+  it('GET /trading/orders/:id answers every fill of the order, past the first thousand', async () => {
+    // A market of its own, so the sweep meets only the asks placed here.
+    expect((await req('POST', '/api/v1/admin/assets', admin, { symbol: 'SWEEP', name: 'Sweep', decimals: 2 })).statusCode).toBe(201);
+    expect((await req('POST', '/api/v1/admin/markets', admin, { base: 'SWEEP', quote: 'USDC', tickSize: '0.01', lotSize: '1', minNotional: '0.01' })).statusCode).toBe(201);
+    const { callerFor, fund } = await import('../support/trading.js');
+    const maker = await trader('0');
+    await fund(server.services.trading, maker.account.id, 'SWEEP', 2_000n * 100n);
+    const makers = 1_005;
+    for (let i = 0; i < makers; i++) {
+      const placed = await server.services.trading.orders.place(callerFor(maker.account.id), { market: 'SWEEP-USDC', side: 'sell', type: 'limit', price: '1', quantity: '1' });
+      expect(placed.ok).toBe(true);
+    }
+    const taker = await trader('2000');
+    const sweep = await req('POST', '/api/v1/trading/orders', taker, { market: 'SWEEP-USDC', side: 'buy', type: 'limit', price: '1', quantity: String(makers), timeInForce: 'IOC' });
+    expect(sweep.statusCode).toBe(201);
+    expect(sweep.json()).toMatchObject({ status: 'filled', filledQuantity: String(makers) });
+    const read = (await req('GET', `/api/v1/trading/orders/${sweep.json().id}`, taker)).json();
+    expect(read.fills).toHaveLength(makers);
+    // Oldest first, each fill once.
+    expect(new Set(read.fills.map((f: { id: string }) => f.id)).size).toBe(makers);
+    expect(read.fills.map((f: { id: string }) => f.id)).toEqual([...read.fills.map((f: { id: string }) => f.id)].sort());
+  });
+});
+
 describe('admin: assets and markets', () => {
   it('validates listings and delists with open orders', async () => {
     expect((await req('POST', '/api/v1/admin/assets', admin, { symbol: 'MOON', name: 'again', decimals: 6 })).json().code).toBe('conflict');

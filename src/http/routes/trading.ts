@@ -8,6 +8,9 @@ import { accountFillView, orderView, positionView, takerFillView } from '../../t
 import type { App } from '../types.js';
 import { ClientOrderId, Decimal, FillView, Limit, MarketSymbol, OrderView, OrderWithFills, PositionView, RECORD_ID_PATTERN, RecordId, Security, Side, Stp, TimeInForce } from './trading-schemas.js';
 
+/** Fills read per query when an order is answered with all of its fills. */
+const ORDER_FILLS_PAGE = 1000;
+
 /** The account, role and actor (session or API key) behind a request that passed authorize. */
 export function callerOf(request: FastifyRequest): Caller {
   const p = request.principal;
@@ -107,7 +110,14 @@ export function tradingRoutes(app: App, services: Services): void {
       const order = await trading.queries.order(accountId, request.params.id);
       if (!order) throw new ApiError('not_found', 'No such order');
       const m = await marketOf(order.market);
-      const fills = await trading.queries.accountFills(accountId, { orderId: order.id, limit: 1000 });
+      // Every fill of the order, a page at a time (one order sweeping a deep book has thousands).
+      const fills: Awaited<ReturnType<typeof trading.queries.accountFills>> = [];
+      for (let before: string | undefined; ; ) {
+        const page = await trading.queries.accountFills(accountId, { orderId: order.id, limit: ORDER_FILLS_PAGE, ...(before ? { before } : {}) });
+        fills.push(...page);
+        if (page.length < ORDER_FILLS_PAGE) break;
+        before = page[page.length - 1]!.fill.id;
+      }
       return { ...orderView(m, order), fills: fills.reverse().map((f) => accountFillView(m, f)) };
     },
   );
