@@ -7,7 +7,7 @@ import { sessionStateKeys } from '../security/identity/revocation.js';
 import type { Role } from '../security/rbac/roles.js';
 import type { Store } from '../store/db.js';
 import type { SharedState } from '../state/port.js';
-import { canonicalWallet, chainOf, type Chain } from './wallets.js';
+import { canonicalWallet, chainOf, isWalletAddress, type Chain } from './wallets.js';
 
 export interface Account {
   id: string;
@@ -64,7 +64,7 @@ export class Accounts {
   /** The account of a wallet, created on first use (admin when it is MOONDRAFT_BOOTSTRAP_ADMIN). */
   async findOrCreate(address: string): Promise<Result<Account, 'validation_failed'>> {
     const chain = chainOf(address);
-    if (!chain) return fail('validation_failed', 'Not a wallet address');
+    if (!chain || !isWalletAddress(address)) return fail('validation_failed', 'Not a wallet address (a mixed-case Ethereum address needs a valid EIP-55 checksum; a Solana one is base58 of 32 bytes)');
     const wallet = canonicalWallet(address);
     const existing = await this.byWallet(wallet);
     if (existing) return ok(existing);

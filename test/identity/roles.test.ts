@@ -1,3 +1,4 @@
+import { base58 } from '@scure/base';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/index.js';
 import { buildServer } from '../../src/http/server.js';
@@ -7,7 +8,7 @@ import { ROLES, type Permission } from '../../src/security/rbac/roles.js';
 import { createServices, type Services } from '../../src/services.js';
 import { sessionFor } from '../support/auth.js';
 import { startTestServer, type TestServer } from '../support/server.js';
-import { signInEthereum, signInSolana } from '../support/wallet.js';
+import { ethereumWallet, signInEthereum, signInSolana } from '../support/wallet.js';
 
 /**
  * The permission matrix, exercised through routes declaring permissions. Trading routes belong to
@@ -121,6 +122,24 @@ describe('admin role management', () => {
     }
     for (const address of ['0x12', "0x'%20OR%201=1", 'not-a-wallet']) {
       expect((await setRole(admin.headers, address, { role: 'trader' })).statusCode).toBe(400);
+    }
+  });
+
+  it('refuses an address that only looks like a wallet, and creates no account for it', async () => {
+    const admin = await sessionFor(server, { role: 'admin' });
+    const checksummed = ethereumWallet().address;
+    // One letter's case flipped: the EIP-55 checksum (there to catch a mistyped address) fails.
+    const at = checksummed.slice(2).search(/[a-fA-F]/) + 2;
+    const flipped = checksummed[at]! === checksummed[at]!.toUpperCase() ? checksummed[at]!.toLowerCase() : checksummed[at]!.toUpperCase();
+    const badChecksum = `${checksummed.slice(0, at)}${flipped}${checksummed.slice(at + 1)}`;
+    // Base58 of the right length, but not 32 bytes: no Solana public key.
+    const notAKey = base58.encode(new Uint8Array(31).fill(200));
+    expect(notAKey).toMatch(/^[1-9A-HJ-NP-Za-km-z]{32,44}$/);
+    for (const address of [badChecksum, notAKey]) {
+      const res = await setRole(admin.headers, address, { role: 'admin' });
+      expect(res.statusCode, address).toBe(400);
+      expect(res.json().code).toBe('validation_failed');
+      expect(await server.services.accounts.byWallet(address), address).toBeUndefined();
     }
   });
 });
