@@ -112,6 +112,24 @@ describe('admin role management', () => {
     expect((await setRole(deputy.headers, other.wallet.address, { role: 'admin' })).json().code).toBe('forbidden_role');
   });
 
+  it('an admin cannot change their own role (four eyes): the last admin cannot demote themselves', async () => {
+    const admin = await signInEthereum(server);
+    await server.services.accounts.setRole(admin.wallet.address, 'admin', 'cli');
+    // Any spelling of their own address is their own account.
+    for (const address of [admin.wallet.address, admin.wallet.address.toLowerCase()]) {
+      for (const role of ['trader', 'auditor', 'admin'] as const) {
+        const res = await setRole(admin.headers, address, { role });
+        expect(res.statusCode, `${address} ${role}`).toBe(403);
+        expect(res.json().code).toBe('four_eyes_required');
+      }
+    }
+    expect((await server.services.accounts.byId(admin.account.id))?.role).toBe('admin');
+    expect((await server.app.inject({ method: 'GET', url: '/api/v1/account', headers: admin.headers })).json().role).toBe('admin');
+    // Another admin may.
+    const other = await sessionFor(server, { role: 'admin' });
+    expect((await setRole(other.headers, admin.wallet.address, { role: 'trader' })).statusCode).toBe(200);
+  });
+
   it('refuses unknown roles and malformed addresses with 400', async () => {
     const admin = await sessionFor(server, { role: 'admin' });
     const target = await signInEthereum(server);

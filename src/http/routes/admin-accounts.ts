@@ -1,4 +1,5 @@
 import { Type } from '@sinclair/typebox';
+import { canonicalWallet } from '../../accounts/wallets.js';
 import { ApiError, unwrap } from '../../errors/registry.js';
 import { ROLES } from '../../security/rbac/roles.js';
 import type { Services } from '../../services.js';
@@ -29,6 +30,11 @@ export function adminAccountRoutes(app: App, services: Services): void {
     },
     async (request) => {
       const admin = sessionPrincipal(request);
+      // Four eyes: an admin's own role is changed by another admin (or offline, by the CLI). An
+      // admin demoting themselves could leave the deployment with no admin at all.
+      if (canonicalWallet(request.params.address) === admin.wallet) {
+        throw new ApiError('four_eyes_required', 'An admin cannot change their own role; another admin must');
+      }
       const account = unwrap(await services.accounts.setRole(request.params.address, request.body.role, admin.accountId));
       return { id: account.id, wallet: account.wallet, chain: account.chain, role: account.role, createdAt: account.createdAt };
     },
