@@ -155,6 +155,52 @@ describe('shared state lost (Redis restarted empty) on scale-out', () => {
   });
 });
 
+describe('shared state rolled back (Redis restarted from an older snapshot, or a lagging replica promoted) on scale-out', () => {
+  const clock = new ManualClock(Date.now());
+  let server: TestServer;
+  let skip = false;
+  beforeAll(async () => {
+    skip = !((await serviceAvailable('postgres')) && (await serviceAvailable('redis')));
+    if (!skip) server = await startTestServer({ backend: 'scaleout', clock });
+  });
+  afterAll(async () => {
+    if (!skip) await server.close();
+  });
+
+  it('the next sync pass restores what was written after the snapshot, though the snapshot holds a sync marker', async ({ skip: skipTest }) => {
+    if (skip) return skipTest();
+    const loggedOut = await signInEthereum(server);
+    const demoted = await signInEthereum(server);
+    const admin = await sessionFor(server, { role: 'admin' });
+    await server.services.securitySync.runOnce();
+    // Redis persists a snapshot (RDB) now: everything it holds, the sync marker included.
+    const state = server.services.state;
+    const snapshot = new Map<string, string>();
+    for (const key of await state.keys('')) {
+      const value = await state.get(key);
+      if (value !== null) snapshot.set(key, value);
+    }
+
+    clock.advance(1_000);
+    await server.app.inject({ method: 'POST', url: '/api/v1/auth/logout', headers: loggedOut.headers });
+    await server.app.inject({ method: 'PUT', url: `/api/v1/admin/accounts/${demoted.wallet.address}/role`, headers: admin.headers, payload: { role: 'developer' } });
+    expect((await account(server, loggedOut)).code).toBe('token_revoked');
+    expect((await account(server, demoted)).role).toBe('developer');
+    // Ten minutes of passes later, Redis restarts and loads that older snapshot.
+    for (let i = 0; i < 10; i++) {
+      clock.advance(60_000);
+      await server.services.securitySync.runOnce();
+    }
+    for (const key of await state.keys('')) await state.del(key);
+    for (const [key, value] of snapshot) await state.set(key, value, 3_600_000);
+    expect((await account(server, loggedOut)).status).toBe(200); // what the rollback did
+
+    await server.services.securitySync.runOnce();
+    expect((await account(server, loggedOut)).code).toBe('token_revoked');
+    expect((await account(server, demoted)).role).toBe('developer');
+  });
+});
+
 describe('a sync pass racing a role change', () => {
   let server: TestServer;
   beforeAll(async () => {

@@ -30,6 +30,9 @@ export class SecuritySync {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<unknown> | undefined;
   private readonly marker = `${MARKER_PREFIX}${randomBytes(8).toString('hex')}`;
+  /** What this process's last pass wrote to its marker (unique per pass), and how many passes wrote one. */
+  private markerValue: string | undefined;
+  private passes = 0;
   private readonly lostListeners: ((at: number) => void | Promise<void>)[] = [];
 
   constructor(
@@ -44,11 +47,16 @@ export class SecuritySync {
     const { store, state, clock, windowMs } = this.deps;
     const now = clock.now();
     // Checked and set before anything is published: a loss during this pass is seen by the next.
-    if (this.lastRunAt !== undefined && (await state.get(this.marker)) === null) {
+    // The marker must hold the value the last pass wrote, not merely exist: Redis restarted from
+    // an older snapshot (or a lagging replica promoted) has a marker of an earlier pass, and lost
+    // everything written since, which the overlap alone would not bring back.
+    if (this.lastRunAt !== undefined && (await state.get(this.marker)) !== this.markerValue) {
       this.lastRunAt = undefined;
       for (const listener of this.lostListeners) await listener(now);
     }
-    await state.set(this.marker, String(now), windowMs);
+    const markerValue = `${now}:${++this.passes}`;
+    await state.set(this.marker, markerValue, windowMs);
+    this.markerValue = markerValue;
     const since = this.lastRunAt === undefined ? now - windowMs : Math.max(now - windowMs, this.lastRunAt - OVERLAP_MS);
 
     const revoked = await store.db.selectFrom('sessions').select(['id', 'revoked_at']).where('revoked_at', '>=', since).execute();
