@@ -102,6 +102,19 @@ describe('admin role management', () => {
     expect(refreshed.json().account.role).toBe('developer');
   });
 
+  it('a role in shared state that this server does not know refuses the session instead of falling back to the token’s role', async () => {
+    // The token says admin; shared state holds a role value this version cannot read (corrupted, or
+    // written by a newer version). Falling back to the token would keep admin rights a demotion
+    // may have taken away: refuse, as for a token with an unknown role.
+    const admin = await sessionFor(server, { role: 'admin' });
+    await server.services.state.set(`acct:role:${admin.account.id}`, 'superuser');
+    const res = await server.app.inject({ method: 'GET', url: '/api/v1/admin/ip-blocks', headers: admin.headers });
+    expect(res.statusCode).toBe(401);
+    expect(res.json().code).toBe('invalid_token');
+    await server.services.state.set(`acct:role:${admin.account.id}`, 'admin');
+    expect((await server.app.inject({ method: 'GET', url: '/api/v1/admin/ip-blocks', headers: admin.headers })).statusCode).toBe(200);
+  });
+
   it('an admin demoted loses the admin routes at the next request', async () => {
     const root = await sessionFor(server, { role: 'admin' });
     const deputy = await signInEthereum(server);

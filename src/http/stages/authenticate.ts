@@ -68,7 +68,10 @@ async function authenticateSession(services: Services, request: FastifyRequest, 
   const keys = sessionStateKeys(claims.sid, claims.sub);
   const [revoked, roleOverride] = await services.state.getMany([keys.revoked, keys.role]);
   if (revoked !== null) throw refuse(services, request, 'token_revoked', 'This session was revoked; sign in again', claims.sub);
-  const role = roleOverride !== null && isRole(roleOverride) ? roleOverride : claims.role;
+  // The role in shared state (set by a role change) wins over the token's. One this server cannot
+  // read refuses the session: falling back to the token's role would keep rights a demotion took.
+  if (roleOverride !== null && !isRole(roleOverride)) throw refuse(services, request, 'invalid_token', 'The account has a role this server does not know', claims.sub);
+  const role = roleOverride ?? claims.role;
   if (!isRole(role)) throw refuse(services, request, 'invalid_token', 'The token carries an unknown role', claims.sub);
   // "Last used" for the sessions list: recorded in memory now, written later in a batch.
   services.sessions.touch(claims.sid);
