@@ -321,6 +321,16 @@ describe('IP whitelist and countries', () => {
     expect(code(await signed(ks, c, { url }))).toBe('ip_not_allowed'); // 127.0.0.1
   });
 
+  it('an IPv6 range in the whitelist does not admit IPv4 clients (::/16 holds the IPv4-mapped block)', async () => {
+    // A withdrawal key must be bound to addresses no wider than /8 (IPv4) or /16 (IPv6): ::/16 passes
+    // that rule, so it must not quietly admit every IPv4 address.
+    const k = await createKey(ks, owner.headers, { label: 'v6 only', scopes: ['orders:read', 'withdrawals:write'], ipWhitelist: ['::/16'] });
+    const c = credentialOf(k);
+    expect(code(await signed(ks, c, { url: '/api/v1/trading/probe', remoteAddress: '203.0.113.5' }))).toBe('ip_not_allowed');
+    expect(code(await signed(ks, c, { method: 'POST', url: '/api/v1/account/withdrawals/probe', body: '{}', remoteAddress: '198.51.100.77' }))).toBe('ip_not_allowed');
+    expect((await signed(ks, c, { url: '/api/v1/trading/probe', remoteAddress: '::1:2' })).statusCode).toBe(200);
+  });
+
   it('ignores X-Forwarded-For from a peer that is not a trusted proxy', async () => {
     const k = await createKey(ks, owner.headers, { label: 'xff', scopes: ['orders:read'], ipWhitelist: ['198.51.100.7'] });
     const res = await signed(ks, credentialOf(k), { url: '/api/v1/trading/probe', remoteAddress: '203.0.113.50', headers: { 'x-forwarded-for': '198.51.100.7' } });

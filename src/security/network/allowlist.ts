@@ -59,9 +59,14 @@ export function bindsAddresses(entries: readonly string[]): boolean {
 /**
  * Matches client addresses against an allowlist of addresses and CIDR ranges (node:net BlockList
  * does the prefix arithmetic). An empty list allows every address.
+ *
+ * One BlockList per family: node:net matches an IPv4 address against an IPv6 rule through its
+ * IPv4-mapped form, so an IPv6 range holding ::ffff:0:0/96 (`::/16`, `::/0`, `::ffff:0:0/95`)
+ * would admit every IPv4 client. Client addresses arrive with IPv4-mapped IPv6 normalised to IPv4
+ * (and mapped entries likewise become IPv4 entries), so each family is checked only against its own.
  */
 export class IpAllowlist {
-  private readonly list = new BlockList();
+  private readonly lists = { ipv4: new BlockList(), ipv6: new BlockList() };
   readonly size: number;
 
   /** `entries` must already be canonical (see canonicalAllowlistEntry); others are ignored. */
@@ -72,8 +77,8 @@ export class IpAllowlist {
       if (!canonical) continue;
       const [address, bits] = canonical.split('/') as [string, string | undefined];
       const type = isIP(address) === 4 ? 'ipv4' : 'ipv6';
-      if (bits === undefined) this.list.addAddress(address, type);
-      else this.list.addSubnet(address, Number(bits), type);
+      if (bits === undefined) this.lists[type].addAddress(address, type);
+      else this.lists[type].addSubnet(address, Number(bits), type);
       size++;
     }
     this.size = size;
@@ -84,6 +89,7 @@ export class IpAllowlist {
     const ip = normalizeIp(clientIp);
     const family = isIP(ip);
     if (family === 0) return false;
-    return this.list.check(ip, family === 4 ? 'ipv4' : 'ipv6');
+    const type = family === 4 ? 'ipv4' : 'ipv6';
+    return this.lists[type].check(ip, type);
   }
 }

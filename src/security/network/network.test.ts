@@ -40,6 +40,19 @@ describe('IpAllowlist', () => {
     expect(new IpAllowlist(['192.0.2.1']).allows('::ffff:192.0.2.2')).toBe(false);
   });
 
+  it('matches IPv4 clients against IPv4 entries only: an IPv6 range never covers the whole IPv4 internet', () => {
+    // ::/16 (or ::/0, ::ffff:0:0/95) contains the IPv4-mapped block ::ffff:0:0/96; node:net's
+    // BlockList matches every IPv4 address against it. Clients arrive normalised to IPv4, so such an
+    // entry would let every IPv4 address through while looking like a narrow IPv6 binding.
+    for (const entry of ['::/16', '::/0', '::ffff:0:0/95', '::/64']) {
+      const list = new IpAllowlist([entry]);
+      expect(list.allows('203.0.113.5'), entry).toBe(false);
+      expect(list.allows('::ffff:203.0.113.5'), entry).toBe(false);
+    }
+    expect(new IpAllowlist(['::/16']).allows('::1:2')).toBe(true);
+    expect(new IpAllowlist(['0.0.0.0/1']).allows('::1')).toBe(false);
+  });
+
   it('allows any address when empty and refuses what is not an address', () => {
     expect(new IpAllowlist([]).allows('198.51.100.1')).toBe(true);
     expect(new IpAllowlist(['10.0.0.0/8']).allows('not-an-ip')).toBe(false);
