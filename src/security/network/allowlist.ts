@@ -69,9 +69,13 @@ export class IpAllowlist {
   private readonly lists = { ipv4: new BlockList(), ipv6: new BlockList() };
   readonly size: number;
 
-  /** `entries` must already be canonical (see canonicalAllowlistEntry); others are ignored. */
+  /**
+   * `entries` should already be canonical (see canonicalAllowlistEntry). One that cannot be read
+   * matches no address, but still counts: a whitelist that is not empty never allows every address
+   * (fail closed), whatever a stored row holds.
+   */
   constructor(entries: readonly string[]) {
-    let size = 0;
+    this.size = entries.length;
     for (const entry of entries) {
       const canonical = canonicalAllowlistEntry(entry);
       if (!canonical) continue;
@@ -79,9 +83,7 @@ export class IpAllowlist {
       const type = isIP(address) === 4 ? 'ipv4' : 'ipv6';
       if (bits === undefined) this.lists[type].addAddress(address, type);
       else this.lists[type].addSubnet(address, Number(bits), type);
-      size++;
     }
-    this.size = size;
   }
 
   allows(clientIp: string): boolean {

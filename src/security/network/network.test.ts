@@ -53,6 +53,14 @@ describe('IpAllowlist', () => {
     expect(new IpAllowlist(['0.0.0.0/1']).allows('::1')).toBe(false);
   });
 
+  it('fails closed on a stored entry it cannot read: a whitelist that is not empty never allows every address', () => {
+    // Entries are checked on the way in, but a row written by another version or by hand may hold
+    // one this version does not read; skipping it must not turn the list into "any address".
+    expect(new IpAllowlist(['fe80::1%eth0']).allows('198.51.100.1')).toBe(false);
+    expect(new IpAllowlist(['not an address']).allows('198.51.100.1')).toBe(false);
+    expect(new IpAllowlist(['garbage', '198.51.100.1']).allows('198.51.100.1')).toBe(true);
+  });
+
   it('allows any address when empty and refuses what is not an address', () => {
     expect(new IpAllowlist([]).allows('198.51.100.1')).toBe(true);
     expect(new IpAllowlist(['10.0.0.0/8']).allows('not-an-ip')).toBe(false);
