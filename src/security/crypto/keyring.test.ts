@@ -26,6 +26,20 @@ describe('Keyring', () => {
     expect(() => ring.decrypt(parts.join('.'), 'k')).toThrow();
   });
 
+  it('accepts only the full 128-bit GCM tag and a 96-bit IV (a truncated tag would be far easier to forge)', () => {
+    const blob = ring.encrypt('secret', 'k');
+    const parts = blob.split('.');
+    for (const bytes of [4, 8, 12, 15]) {
+      const short = [...parts];
+      short[3] = Buffer.from(parts[3]!, 'base64url').subarray(0, bytes).toString('base64url');
+      expect(() => ring.decrypt(short.join('.'), 'k'), `${bytes}-byte tag`).toThrow();
+    }
+    const longIv = [...parts];
+    longIv[1] = Buffer.concat([Buffer.from(parts[1]!, 'base64url'), Buffer.alloc(4)]).toString('base64url');
+    expect(() => ring.decrypt(longIv.join('.'), 'k')).toThrow();
+    expect(ring.decrypt(blob, 'k')).toBe('secret');
+  });
+
   it('keeps old versions readable after a new key is added; new data uses the newest', () => {
     const old = ring.encrypt('secret', 'k');
     const next = Keyring.parse(ring.specWithNewKey());

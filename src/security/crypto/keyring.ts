@@ -1,6 +1,10 @@
 import { createCipheriv, createDecipheriv, randomBytes, timingSafeEqual as nodeTimingSafeEqual } from 'node:crypto';
 import { secureRandomBytes } from '../../lib/random.js';
 
+/** AES-GCM nonce and authentication tag sizes of every keyring ciphertext. */
+const IV_BYTES = 12;
+const TAG_BYTES = 16;
+
 /**
  * Versioned AES-256-GCM encryption of secrets at rest.
  *
@@ -59,8 +63,8 @@ export class Keyring {
 
   encrypt(plaintext: string | Buffer, aad: string): string {
     // A fresh 96-bit nonce per encryption (from the CSPRNG, pooled: see secureRandomBytes).
-    const iv = secureRandomBytes(12);
-    const cipher = createCipheriv('aes-256-gcm', this.keys.get(this.activeVersion)!, iv);
+    const iv = secureRandomBytes(IV_BYTES);
+    const cipher = createCipheriv('aes-256-gcm', this.keys.get(this.activeVersion)!, iv, { authTagLength: TAG_BYTES });
     cipher.setAAD(Buffer.from(`${this.activeVersion}|${aad}`, 'utf8'));
     const ct = Buffer.concat([cipher.update(typeof plaintext === 'string' ? Buffer.from(plaintext, 'utf8') : plaintext), cipher.final()]);
     return `v${this.activeVersion}.${iv.toString('base64url')}.${ct.toString('base64url')}.${cipher.getAuthTag().toString('base64url')}`;
@@ -72,9 +76,14 @@ export class Keyring {
     const version = Number(m[1]);
     const key = this.keys.get(version);
     if (!key) throw new Error(`master key version ${version} is not in the keyring`);
-    const decipher = createDecipheriv('aes-256-gcm', key, Buffer.from(m[2]!, 'base64url'));
+    // Exactly what encrypt writes: a 96-bit IV and the full 128-bit tag. node:crypto would accept a
+    // tag cut to 4 bytes, and a forger then needs about 2^32 tries instead of 2^128.
+    const iv = Buffer.from(m[2]!, 'base64url');
+    const tag = Buffer.from(m[4]!, 'base64url');
+    if (iv.length !== IV_BYTES || tag.length !== TAG_BYTES) throw new Error('not a keyring ciphertext');
+    const decipher = createDecipheriv('aes-256-gcm', key, iv, { authTagLength: TAG_BYTES });
     decipher.setAAD(Buffer.from(`${version}|${aad}`, 'utf8'));
-    decipher.setAuthTag(Buffer.from(m[4]!, 'base64url'));
+    decipher.setAuthTag(tag);
     return Buffer.concat([decipher.update(Buffer.from(m[3]!, 'base64url')), decipher.final()]);
   }
 
