@@ -26,20 +26,28 @@ export function bundledCountryDatabase(): string {
  * multicast addresses have no country. The bundled database wrongly places some of them (it puts
  * 192.168.0.0/16 in AU), and a country rule must never be met by an address anyone can claim.
  */
-const NO_COUNTRY = new BlockList();
+// One list per family: node:net matches an IPv4 address against IPv6 rules through its mapped form
+// (::ffff:a.b.c.d), which ::/8 would contain.
+const NO_COUNTRY = { ipv4: new BlockList(), ipv6: new BlockList() };
 for (const [net, bits] of [
   ['0.0.0.0', 8], ['10.0.0.0', 8], ['100.64.0.0', 10], ['127.0.0.0', 8], ['169.254.0.0', 16], ['172.16.0.0', 12],
   ['192.0.0.0', 24], ['192.0.2.0', 24], ['192.88.99.0', 24], ['192.168.0.0', 16], ['198.18.0.0', 15], ['198.51.100.0', 24],
   ['203.0.113.0', 24], ['224.0.0.0', 4], ['240.0.0.0', 4],
-] as const) NO_COUNTRY.addSubnet(net, bits, 'ipv4');
+] as const) NO_COUNTRY.ipv4.addSubnet(net, bits, 'ipv4');
+// ::/8 is reserved (RFC 4291): unspecified, loopback, NAT64 64:ff9b::/96 and the deprecated
+// IPv4-compatible ::a.b.c.d, which MMDB files would locate as the IPv4 host, since they keep IPv4
+// under ::/96. IPv4-mapped ::ffff:a.b.c.d is looked up as IPv4 (normalised before this list).
 for (const [net, bits] of [
-  ['::', 127], ['64:ff9b::', 96], ['64:ff9b:1::', 48], ['100::', 64], ['2001::', 23], ['2001:db8::', 32], ['2002::', 16], ['fc00::', 7], ['fe80::', 10], ['ff00::', 8],
-] as const) NO_COUNTRY.addSubnet(net, bits, 'ipv6');
+  ['::', 8], ['::', 127], ['64:ff9b::', 96], ['64:ff9b:1::', 48], ['100::', 64], ['2001::', 23], ['2001:db8::', 32], ['2002::', 16], ['fc00::', 7], ['fe80::', 10], ['ff00::', 8],
+] as const) NO_COUNTRY.ipv6.addSubnet(net, bits, 'ipv6');
 
 /** Whether an address is special-purpose (never located in a country). */
 export function isSpecialPurpose(ip: string): boolean {
-  const family = isIP(ip);
-  return family === 0 || NO_COUNTRY.check(ip, family === 4 ? 'ipv4' : 'ipv6');
+  const address = normalizeIp(ip);
+  const family = isIP(address);
+  if (family === 0) return true;
+  const type = family === 4 ? 'ipv4' : 'ipv6';
+  return NO_COUNTRY[type].check(address, type);
 }
 
 /** Country lookup over an MMDB file with the `maxmind` reader (its lookups are synchronous and cached). */

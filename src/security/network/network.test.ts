@@ -85,6 +85,16 @@ describe('country lookup over the bundled database', async () => {
     }
   });
 
+  it('has no country for an IPv6 address in ::/8 (reserved): IPv4-compatible ::a.b.c.d is not the IPv4 host', () => {
+    // MMDB files keep IPv4 under ::/96 of their IPv6 tree, so ::808:808 (::8.8.8.8, deprecated
+    // IPv4-compatible, not routable) would be "located" where 8.8.8.8 is: any host able to use such
+    // a source address (on a LAN, or through a careless proxy) would meet a country rule.
+    for (const ip of ['::8.8.8.8', '::808:808', '::51.2.69.142', '::1:0:808:808']) {
+      expect(countries.countryOf(ip), ip).toBeUndefined();
+    }
+    expect(countries.countryOf('::ffff:8.8.8.8')).toBe('US');
+  });
+
   it('is opened once per process', async () => {
     expect(await openCountryLookup()).toBe(countries);
   });
