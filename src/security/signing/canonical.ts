@@ -56,7 +56,9 @@ export type TimestampVerdict =
  * time and at most 1 s ahead of it. `timestamp` and `recvWindow` are the header values as sent.
  */
 export function checkTimestamp(now: number, timestamp: string, recvWindow: string | undefined): TimestampVerdict {
-  if (!/^\d{1,16}$/.test(timestamp)) return { ok: false, reason: 'malformed_timestamp' };
+  // Plain decimal without a leading zero: one spelling per instant, since the text as sent is what
+  // is signed (and what identifies the request to the replay memory).
+  if (!/^[1-9]\d{0,15}$/.test(timestamp)) return { ok: false, reason: 'malformed_timestamp' };
   let windowMs: number = RECV_WINDOW.defaultMs;
   if (recvWindow !== undefined) {
     if (!/^\d{1,6}$/.test(recvWindow)) return { ok: false, reason: 'malformed_window' };

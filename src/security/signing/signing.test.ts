@@ -113,8 +113,15 @@ describe('receive window', () => {
     expect(checkTimestamp(now, String(now), '0')).toEqual({ ok: false, reason: 'malformed_window' });
     expect(checkTimestamp(now, String(now), '5s')).toEqual({ ok: false, reason: 'malformed_window' });
   });
+  it('takes one spelling per instant: the canonical decimal, no leading zero (the signed text is the timestamp)', () => {
+    // The canonical message and so the replay memory's identity of a request contain the header as
+    // sent: two spellings of one instant would be two requests. Only plain decimal is epoch ms.
+    expect(checkTimestamp(now, `0${now}`, undefined)).toEqual({ ok: false, reason: 'malformed_timestamp' });
+    expect(checkTimestamp(now, `000${now}`, undefined)).toEqual({ ok: false, reason: 'malformed_timestamp' });
+    expect(checkTimestamp(now, String(now), undefined)).toEqual({ ok: true });
+  });
   it('refuses timestamps that are not epoch milliseconds', () => {
-    for (const t of ['', '-1', '1.5', '1e12', ' 1764345600000', '17643456000000000000']) {
+    for (const t of ['', '-1', '1.5', '1e12', ' 1764345600000', '17643456000000000000', '+1764345600000', '01764345600000', '0x19ac8a1a000']) {
       expect(checkTimestamp(now, t, undefined)).toEqual({ ok: false, reason: 'malformed_timestamp' });
     }
   });
