@@ -1,13 +1,12 @@
 import type { AuditLog } from '../../audit/audit-log.js';
 import { randomBytes } from 'node:crypto';
-import type { BlockList } from 'node:net';
 import type { Logger } from 'pino';
 import { fail, ok, type Result } from '../../errors/registry.js';
 import type { Clock } from '../../lib/clock.js';
 import type { Store } from '../../store/db.js';
 import { StateUnavailableError, type SharedState } from '../../state/port.js';
 import type { SecurityEvents } from '../events/index.js';
-import { blockListOf, canonicalAddress, clientGroup, familyOf, parseTarget } from './ip.js';
+import { blockListOf, canonicalAddress, clientGroup, familyOf, parseTarget, type AddressMatcher } from './ip.js';
 import type { DdosMetrics } from './metrics.js';
 
 export interface IpBlock {
@@ -71,7 +70,7 @@ export class IpBlocks {
   /** Single addresses and IPv6 /64s (the unit automatic blocks use), by canonical target. */
   private readonly exact = new Map<string, IpBlock>();
   /** Other ranges (administrator blocks; few). */
-  private readonly ranges = new Map<string, { block: IpBlock; list: BlockList }>();
+  private readonly ranges = new Map<string, { block: IpBlock; list: AddressMatcher }>();
   /** Blocks this process applied while shared state was unavailable; pushed there when it returns. */
   private readonly localOnly = new Map<string, IpBlock>();
   /**

@@ -1,11 +1,10 @@
-import type { BlockList } from 'node:net';
 import type { Logger } from 'pino';
 import type { DdosConfig } from '../../config/index.js';
 import type { Clock } from '../../lib/clock.js';
 import { StateUnavailableError, type SharedState, type WindowDecision } from '../../state/port.js';
 import type { SecurityEvents } from '../events/index.js';
 import type { IpBlocks } from './blocks.js';
-import { blockListOf, canonicalAddress, clientGroup, familyOf } from './ip.js';
+import { blockListOf, canonicalAddress, clientGroup, familyOf, type AddressMatcher } from './ip.js';
 
 const GUESSING: ReadonlySet<string> = new Set(['invalid_token', 'invalid_api_key', 'invalid_signature', 'invalid_credentials']);
 
@@ -33,7 +32,7 @@ function counterKey(group: string, kind: string): string {
 }
 
 export class DdosGuard {
-  private readonly exempt: BlockList;
+  private readonly exempt: AddressMatcher;
   private unwatch: (() => void) | undefined;
 
   constructor(private readonly deps: DdosGuardDeps) {

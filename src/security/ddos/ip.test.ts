@@ -46,4 +46,13 @@ describe('client addresses', () => {
     expect(list.check('2001:db8:ffff::1', 'ipv6')).toBe(true);
     expect(list.check('203.0.113.7', 'ipv4')).toBe(true);
   });
+
+  it('an IPv6 range never matches IPv4 clients (node:net would match them through ::ffff:0:0/96)', () => {
+    // A block (or a DDoS exemption) of ::/16 covers the IPv4-mapped range in node:net's eyes: it
+    // would block, or exempt, every IPv4 client.
+    const list = blockListOf(['::/16', '::ffff:0:0/96']);
+    expect(list.check('203.0.113.7', 'ipv4')).toBe(false);
+    expect(list.check('::1', 'ipv6')).toBe(true);
+    expect(blockListOf(['0:0:0:0:0:ffff:cb00:7100/120']).check('203.0.113.7', 'ipv4')).toBe(false);
+  });
 });

@@ -63,16 +63,26 @@ export function clientGroup(ip: string): string {
   return `${formatAddress(maskBytes(addressBytes(canonical), 64), 'ipv6')}/64`;
 }
 
-/** A node:net BlockList holding these targets (exact addresses and ranges). */
-export function blockListOf(targets: Iterable<string>): BlockList {
-  const list = new BlockList();
+/** Matches canonical client addresses against blocked or exempt targets. */
+export interface AddressMatcher {
+  check(address: string, family: 'ipv4' | 'ipv6'): boolean;
+}
+
+/**
+ * A matcher holding these targets (exact addresses and ranges): node:net BlockLists, one per
+ * family. One list for both would match an IPv4 client against an IPv6 range through its
+ * IPv4-mapped form: a block of `::/16` would block, and an exemption of it exempt, every IPv4
+ * client. Client addresses arrive canonical (IPv4-mapped IPv6 as IPv4), and so do targets.
+ */
+export function blockListOf(targets: Iterable<string>): AddressMatcher {
+  const lists = { ipv4: new BlockList(), ipv6: new BlockList() };
   for (const raw of targets) {
     const t = parseTarget(raw);
     if (!t) continue;
-    if (t.prefix === (t.family === 'ipv4' ? 32 : 128)) list.addAddress(t.address, t.family);
-    else list.addSubnet(t.address, t.prefix, t.family);
+    if (t.prefix === (t.family === 'ipv4' ? 32 : 128)) lists[t.family].addAddress(t.address, t.family);
+    else lists[t.family].addSubnet(t.address, t.prefix, t.family);
   }
-  return list;
+  return { check: (address, family) => lists[family].check(address, family) };
 }
 
 export function familyOf(ip: string): 'ipv4' | 'ipv6' {
