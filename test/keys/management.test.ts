@@ -1,5 +1,5 @@
 import { ed25519 } from '@noble/curves/ed25519.js';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ManualClock } from '../../src/lib/clock.js';
 import type { SecurityEvent } from '../../src/security/events/index.js';
 import { sessionFor } from '../support/auth.js';
@@ -299,5 +299,60 @@ describe('OpenAPI', () => {
       expect(doc.paths, p).toHaveProperty([p]);
     }
     expect(doc.paths['/api/v1/keys'].post.requestBody.content['application/json'].schema.additionalProperties).toBe(false);
+  });
+});
+
+describe('the key cache under a change', () => {
+  it('a key revoked while a reload of it is under way is read again, not served from that older load', async () => {
+    const svc = ks.server.services.apiKeys;
+    const created = (await post('/api/v1/keys', owner.headers, { label: 'racing', scopes: ['market:read'] })).json();
+    expect((await svc.resolve(created.apiKey))?.record.version).toBe(1);
+    // Another process changes the key (its label): this one learns of it from the version flag,
+    // and its next request reloads the key.
+    const other = async (set: { label?: string; revoked_at?: number }, version: number) => {
+      await ks.server.services.store.db.updateTable('api_keys').set({ ...set, version }).where('id', '=', created.id).execute();
+      await ks.server.services.state.setMax(`apikey:v:${created.id}`, version, 60_000);
+    };
+    await other({ label: 'racing 2' }, 2);
+    // That reload reads the key, then is slow to come back (a busy database connection)…
+    const internals = svc as unknown as { fetch(by: string, value: string): Promise<unknown> };
+    const realFetch = internals.fetch.bind(svc);
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    let first = true;
+    const spy = vi.spyOn(internals, 'fetch').mockImplementation(async (by: string, value: string) => {
+      if (!first) return realFetch(by, value);
+      first = false;
+      const read = await realFetch(by, value);
+      await held;
+      return read;
+    });
+    try {
+      const slow = svc.resolve(created.apiKey);
+      await vi.waitFor(() => expect(first).toBe(false));
+      // …and meanwhile another process revokes the key: it commits, then raises the version flag
+      // (its change message has not arrived here yet).
+      await other({ revoked_at: clock.now() }, 3);
+      const after = svc.resolve(created.apiKey);
+      release();
+      const seen = await after;
+      expect(seen?.record.revokedAt).not.toBeNull();
+      await slow;
+    } finally {
+      spy.mockRestore();
+    }
+  });
+
+  it('a role in shared state that this server cannot read refuses the key instead of using the stored role', async () => {
+    const svc = ks.server.services.apiKeys;
+    const created = (await post('/api/v1/keys', owner.headers, { label: 'role', scopes: ['market:read'] })).json();
+    expect((await svc.resolve(created.apiKey))?.role).toBe('trader');
+    await ks.server.services.state.set(`acct:role:${owner.account.id}`, 'superuser');
+    try {
+      expect(await svc.resolve(created.apiKey)).toBeUndefined();
+    } finally {
+      await ks.server.services.state.del(`acct:role:${owner.account.id}`);
+    }
+    expect((await svc.resolve(created.apiKey))?.role).toBe('trader');
   });
 });

@@ -203,12 +203,19 @@ export class ApiKeys {
     const [flag, roleOverride] = await this.deps.state.getMany([versionFlagKey(record.id), sessionStateKeys('', record.accountId).role]);
     if (flag !== null && Number(flag) > record.version) {
       const id = record.id;
+      const announced = Number(flag);
       record = await this.loadOnce(`id:${id}`, () => this.fetch('id', id));
-      if (record === null) return undefined;
+      // A load already under way (joined above) may have read the key before the change it is now
+      // told of (a revocation, say): read it again rather than serve that older copy.
+      if (record !== null && record.version < announced) record = await this.fetch('id', id);
+      if (record === null || record.version < announced) return undefined;
     }
     const account = await this.account(record.accountId);
     if (!account) return undefined;
-    const role = roleOverride !== null && isRole(roleOverride) ? roleOverride : account.role;
+    // A role in shared state that this server cannot read refuses the key, as it refuses a session
+    // (the account's stored role may predate a demotion).
+    if (roleOverride !== null && !isRole(roleOverride)) return undefined;
+    const role = roleOverride ?? account.role;
     return { record, wallet: account.wallet, role };
   }
 
