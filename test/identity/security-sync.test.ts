@@ -120,23 +120,31 @@ describe('security sync window', () => {
   });
 });
 
-describe('shared state lost (Redis restarted empty) on scale-out', () => {
-  const clock = new ManualClock(Date.now());
-  let server: TestServer;
-  let skip = false;
+/**
+ * A scale-out server (PostgreSQL and Redis) for one describe block, with a trader to log out, one to
+ * demote and an admin; `skip` when the services are not there.
+ */
+function scaleoutSuite(clock: ManualClock) {
+  const suite = { skip: false } as { skip: boolean; server: TestServer; people(): Promise<{ loggedOut: Awaited<ReturnType<typeof signInEthereum>>; demoted: Awaited<ReturnType<typeof signInEthereum>>; admin: Awaited<ReturnType<typeof sessionFor>> }> };
+  suite.people = async () => ({ loggedOut: await signInEthereum(suite.server), demoted: await signInEthereum(suite.server), admin: await sessionFor(suite.server, { role: 'admin' }) });
   beforeAll(async () => {
-    skip = !((await serviceAvailable('postgres')) && (await serviceAvailable('redis')));
-    if (!skip) server = await startTestServer({ backend: 'scaleout', clock });
+    suite.skip = !((await serviceAvailable('postgres')) && (await serviceAvailable('redis')));
+    if (!suite.skip) suite.server = await startTestServer({ backend: 'scaleout', clock });
   });
   afterAll(async () => {
-    if (!skip) await server.close();
+    if (!suite.skip) await suite.server.close();
   });
+  return suite;
+}
+
+describe('shared state lost (Redis restarted empty) on scale-out', () => {
+  const clock = new ManualClock(Date.now());
+  const suite = scaleoutSuite(clock);
 
   it('the next sync pass restores revocations and role changes older than its overlap', async ({ skip: skipTest }) => {
-    if (skip) return skipTest();
-    const loggedOut = await signInEthereum(server);
-    const demoted = await signInEthereum(server);
-    const admin = await sessionFor(server, { role: 'admin' });
+    if (suite.skip) return skipTest();
+    const { server } = suite;
+    const { loggedOut, demoted, admin } = await suite.people();
     await server.app.inject({ method: 'POST', url: '/api/v1/auth/logout', headers: loggedOut.headers });
     await server.app.inject({ method: 'PUT', url: `/api/v1/admin/accounts/${demoted.wallet.address}/role`, headers: admin.headers, payload: { role: 'developer' } });
     await server.services.securitySync.runOnce();
@@ -157,21 +165,12 @@ describe('shared state lost (Redis restarted empty) on scale-out', () => {
 
 describe('shared state rolled back (Redis restarted from an older snapshot, or a lagging replica promoted) on scale-out', () => {
   const clock = new ManualClock(Date.now());
-  let server: TestServer;
-  let skip = false;
-  beforeAll(async () => {
-    skip = !((await serviceAvailable('postgres')) && (await serviceAvailable('redis')));
-    if (!skip) server = await startTestServer({ backend: 'scaleout', clock });
-  });
-  afterAll(async () => {
-    if (!skip) await server.close();
-  });
+  const suite = scaleoutSuite(clock);
 
   it('the next sync pass restores what was written after the snapshot, though the snapshot holds a sync marker', async ({ skip: skipTest }) => {
-    if (skip) return skipTest();
-    const loggedOut = await signInEthereum(server);
-    const demoted = await signInEthereum(server);
-    const admin = await sessionFor(server, { role: 'admin' });
+    if (suite.skip) return skipTest();
+    const { server } = suite;
+    const { loggedOut, demoted, admin } = await suite.people();
     await server.services.securitySync.runOnce();
     // Redis persists a snapshot (RDB) now: everything it holds, the sync marker included.
     const state = server.services.state;
