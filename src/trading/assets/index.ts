@@ -233,12 +233,21 @@ export class Assets {
     const symbol = `${base.symbol}-${quote.symbol}`;
     const now = this.clock.now();
     const terms = { tick_size: tick.value.toString(), lot_size: lot.value.toString(), min_notional: minNotional.value.toString(), maker_fee_bps: makerFeeBps, taker_fee_bps: takerFeeBps };
-    const existing = await db.selectFrom('markets').select(['status', 'seq']).where('symbol', '=', symbol).executeTakeFirst();
+    const existing = await db.selectFrom('markets').select(['status']).where('symbol', '=', symbol).executeTakeFirst();
     if (existing?.status === 'active') return fail('conflict', `Market ${symbol} is already listed`);
     if (existing) {
       // A delisted market has no resting orders (delisting cancelled them), so its terms may change;
       // the seq bump makes every process rebuild its book with the new terms.
-      await db.updateTable('markets').set({ ...terms, status: 'active', seq: Number(existing.seq) + 1, updated_at: now }).where('symbol', '=', symbol).where('status', '=', 'delisted').execute();
+      // Only while still delisted, and the seq bumped from the row's own value: a relisting that
+      // raced another (both read `delisted`) updates nothing and is a conflict, not a success
+      // reporting the winner's terms as its own.
+      const updated = await db
+        .updateTable('markets')
+        .set((eb) => ({ ...terms, status: 'active', seq: eb('seq', '+', 1), updated_at: now }))
+        .where('symbol', '=', symbol)
+        .where('status', '=', 'delisted')
+        .executeTakeFirst();
+      if (Number(updated.numUpdatedRows ?? 0n) !== 1) return fail('conflict', `Market ${symbol} is already listed`);
     } else {
       const inserted = await db
         .insertInto('markets')
