@@ -1,4 +1,5 @@
 import type { SharedState } from '../state/port.js';
+import { MARKET_SYMBOL } from './assets/index.js';
 
 /** Every halt key starts with this (the order thread watches writes under it: orders/thread.ts). */
 export const HALT_KEY_PREFIX = 'trading:halt:';
@@ -63,8 +64,15 @@ export function haltFrom(global: string | null, perMarket: string | null): HaltS
   return { halted: false };
 }
 
-/** Sets a halt (no expiry unless `ttlMs`). `market` undefined halts everything. */
+/**
+ * Sets a halt (no expiry unless `ttlMs`). `market` undefined halts everything. Throws rather than
+ * write a halt that would not hold: a market symbol no market can have (`moon-usdc` is not the key
+ * `MOON-USDC` is read under), or an expiry that is not a positive finite number of ms (0 would
+ * lift it at once; NaN would never expire in process but fail on Redis).
+ */
 export async function setHalt(state: SharedState, input: { market?: string; reason: string; by: string; at: number; ttlMs?: number }): Promise<void> {
+  if (input.market !== undefined && !MARKET_SYMBOL.test(input.market)) throw new Error(`setHalt: market must be a market symbol such as MOON-USDC`);
+  if (input.ttlMs !== undefined && !(Number.isFinite(input.ttlMs) && input.ttlMs > 0)) throw new Error('setHalt: ttlMs must be a positive number of milliseconds (omit it for no expiry)');
   const key = input.market === undefined ? haltKeys.global : haltKeys.market(input.market);
   await state.set(key, JSON.stringify({ reason: input.reason, by: input.by, at: input.at }), input.ttlMs);
 }
