@@ -3,6 +3,7 @@ import type { Moondraft } from '../app.js';
 import { ERRORS } from '../errors/registry.js';
 import { problemBody } from './problem.js';
 import { clientErrorHandler, newRequestId } from './server.js';
+import { SECURITY_HEADERS } from './stages/request-context.js';
 
 export interface Listening {
   url: string;
@@ -16,8 +17,11 @@ export interface Listening {
  */
 export async function listen(moondraft: Moondraft): Promise<Listening> {
   const { app, services } = moondraft;
-  // The side ports answer outside Fastify: they carry the headers of every response themselves.
-  const conventionHeaders = () => ({ 'X-Request-Id': newRequestId(), 'X-API-Server-Time': String(services.clock.now()) });
+  // The side ports answer outside Fastify: they carry the headers of every response themselves,
+  // the security headers included (nosniff, no framing, no-store, CSP), as every API answer does.
+  // (No HSTS: these ports speak plain HTTP, where browsers ignore it.)
+  const securityHeaders = Object.fromEntries(SECURITY_HEADERS);
+  const conventionHeaders = () => ({ ...securityHeaders, 'X-Request-Id': newRequestId(), 'X-API-Server-Time': String(services.clock.now()) });
   const { config } = services;
   const url = await app.listen({ host: config.host, port: config.port });
   const extra: Server[] = [];
@@ -25,7 +29,7 @@ export async function listen(moondraft: Moondraft): Promise<Listening> {
     const target = config.publicUrl.startsWith('https://') ? config.publicUrl : `https://${new URL(config.publicUrl).hostname}:${config.port}`;
     const redirect = createServer((req, res) => {
       const path = (req.url ?? '/').startsWith('/') ? req.url ?? '/' : '/';
-      res.writeHead(308, { ...conventionHeaders(), Location: `${target}${path}`, 'Cache-Control': 'no-store' });
+      res.writeHead(308, { ...conventionHeaders(), Location: `${target}${path}` });
       res.end();
     });
     // Requests Node's parser refuses get the same problem+json answer as on the API port.
@@ -37,7 +41,7 @@ export async function listen(moondraft: Moondraft): Promise<Listening> {
     const metrics = createServer((req, res) => {
       const headers = conventionHeaders();
       const problem = (code: 'not_found' | 'internal_error', detail: string) => {
-        res.writeHead(ERRORS[code].status, { ...headers, 'Content-Type': 'application/problem+json; charset=utf-8', 'Cache-Control': 'no-store' });
+        res.writeHead(ERRORS[code].status, { ...headers, 'Content-Type': 'application/problem+json; charset=utf-8' });
         res.end(JSON.stringify(problemBody(code, detail, headers['X-Request-Id'])));
       };
       if (req.url !== '/metrics' || (req.method !== 'GET' && req.method !== 'HEAD')) {

@@ -2,6 +2,7 @@ import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ERRORS } from '../../src/errors/registry.js';
 import { listen } from '../../src/http/listen.js';
+import { SECURITY_HEADERS } from '../../src/http/stages/request-context.js';
 import { sessionFor } from '../support/auth.js';
 import { startTestServer, type TestServer } from '../support/server.js';
 
@@ -123,6 +124,8 @@ describe('the separate metrics port', () => {
       for (const res of [metrics, missing]) {
         expect(res.headers.get('x-request-id')).toMatch(/^req_[0-9a-f]{32}$/);
         expect(Number(res.headers.get('x-api-server-time'))).toBeGreaterThan(0);
+        // The security headers of every answer, as on the API port.
+        for (const [name, value] of SECURITY_HEADERS) expect(res.headers.get(name), name).toBe(value);
       }
       // A request Node's HTTP parser refuses gets problem+json with a request id here too.
       const raw = await new Promise<string>((resolve, reject) => {
