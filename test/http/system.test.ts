@@ -93,6 +93,16 @@ describe('system endpoints', () => {
     expect(res.body).toMatch(/swagger/i);
   });
 
+  it('/docs pages carry the docs CSP the server sets: never framed, nothing loaded from other origins', async () => {
+    for (const url of ['/docs', '/docs/', '/docs/static/swagger-ui.css', '/docs/json', '/docs/static/nope.js']) {
+      const res = await server.app.inject({ method: 'GET', url });
+      const csp = String(res.headers['content-security-policy']);
+      expect(csp, url).toContain("frame-ancestors 'none'");
+      expect(csp, url).not.toMatch(/frame-ancestors 'self'|https:|validator\.swagger\.io/);
+      expect(res.headers['x-frame-options'], url).toBe('DENY');
+    }
+  });
+
   it('/.well-known/jwks.json publishes the RS256 public key with its kid and no private part', async () => {
     const jwks = (await server.app.inject({ method: 'GET', url: '/.well-known/jwks.json' })).json();
     expect(jwks.keys).toHaveLength(1);
