@@ -166,12 +166,22 @@ export async function buildServer(services: Services): Promise<App> {
   app.decorateRequest('rawBody', undefined);
   app.decorateRequest('clientIp', '');
 
-  // JSON only, and keep the exact bytes: signatures are computed over the raw body.
+  // JSON only, and keep the exact bytes: signatures are computed over the raw body. JSON is UTF-8
+  // (RFC 8259 §8.1; a charset parameter changes nothing): bytes that are not UTF-8 are refused, not
+  // replaced with U+FFFD, so the request acted on is exactly the one whose bytes were signed.
   app.removeContentTypeParser(['application/json', 'text/plain']);
   const parseJson = app.getDefaultJsonParser('error', 'error');
+  const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
   app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
     request.rawBody = body as Buffer;
-    parseJson(request, (body as Buffer).toString('utf8'), done);
+    let text: string;
+    try {
+      text = utf8.decode(body as Buffer);
+    } catch {
+      done(new ApiError('validation_failed', 'The body is not valid UTF-8'), undefined);
+      return;
+    }
+    parseJson(request, text, done);
   });
 
   // Every /api route must say which permission it needs, or the server refuses to start.

@@ -184,6 +184,7 @@ describe('Fastify errors and unexpected exceptions are mapped too', () => {
     const app = await buildServer(services);
     const Body = Type.Object({ amount: Type.String({ pattern: '^[0-9]+(\\.[0-9]+)?$' }) }, { additionalProperties: false });
     app.post('/__test/echo', { config: { permission: 'public' }, schema: { body: Body } }, async (request) => request.body);
+    app.post('/__test/text', { config: { permission: 'public' }, schema: { body: Type.Object({ text: Type.String() }, { additionalProperties: false }) } }, async (request) => request.body);
     app.get('/__test/boom', { config: { permission: 'public' } }, async () => {
       throw new Error('SELECT secret FROM internals at /work/src/x.ts:1');
     });
@@ -224,6 +225,24 @@ describe('Fastify errors and unexpected exceptions are mapped too', () => {
   it('400 validation_failed for malformed JSON and for an empty body', async () => {
     expectProblem(await built.app.inject({ method: 'POST', url: '/__test/echo', headers: { 'content-type': 'application/json' }, payload: '{"amount":' }), 'validation_failed');
     expectProblem(await built.app.inject({ method: 'POST', url: '/__test/echo', headers: { 'content-type': 'application/json' }, payload: '' }), 'validation_failed');
+  });
+
+  it('400 validation_failed for a body that is not valid UTF-8 (never read as other text than the signed bytes)', async () => {
+    // The byte 0xff inside a string is not UTF-8; decoding it leniently would accept the body as U+FFFD.
+    for (const bad of [[0xff], [0xc3], [0xed, 0xa0, 0x80]]) {
+      const payload = Buffer.concat([Buffer.from('{"text":"a'), Buffer.from(bad), Buffer.from('"}')]);
+      const res = await built.app.inject({ method: 'POST', url: '/__test/text', headers: { 'content-type': 'application/json' }, payload });
+      expectProblem(res, 'validation_failed');
+    }
+    // Valid UTF-8, a charset parameter (which JSON ignores) and a leading BOM still parse.
+    for (const [type, payload] of [
+      ['application/json; charset=utf-8', Buffer.from('{"text":"é"}')],
+      ['application/json', Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from('{"text":"é"}')])],
+    ] as const) {
+      const ok = await built.app.inject({ method: 'POST', url: '/__test/text', headers: { 'content-type': type }, payload });
+      expect(ok.statusCode, type).toBe(200);
+      expect(ok.json()).toEqual({ text: 'é' });
+    }
   });
 
   it('400 for prototype-poisoning JSON', async () => {
