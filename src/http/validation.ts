@@ -1,12 +1,15 @@
 import type { TSchema } from '@sinclair/typebox';
-import { TypeCompiler } from '@sinclair/typebox/compiler';
+import { TypeCompiler, ValueErrorType } from '@sinclair/typebox/compiler';
 import { Value } from '@sinclair/typebox/value';
 import type { FastifySchemaCompiler } from 'fastify';
 
-function validationError(errors: Iterable<{ path: string; message: string }>, part: string): Error {
+function validationError(errors: Iterable<{ type: ValueErrorType; path: string; message: string }>, part: string): Error {
   const list: { instancePath: string; message: string }[] = [];
   for (const e of errors) {
-    list.push({ instancePath: e.path, message: e.message });
+    // An unknown field's name is the client's text, not the schema's: name the object that has it,
+    // never the field (the detail echoes no input, and a name can be as long as the body or URL).
+    if (e.type === ValueErrorType.ObjectAdditionalProperties) list.push({ instancePath: e.path.slice(0, e.path.lastIndexOf('/')), message: 'has an unknown field' });
+    else list.push({ instancePath: e.path, message: e.message });
     if (list.length >= 5) break;
   }
   return Object.assign(new Error('validation failed'), { validation: list, validationContext: part, statusCode: 400, code: 'FST_ERR_VALIDATION' });

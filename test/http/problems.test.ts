@@ -206,6 +206,13 @@ describe('Fastify errors and unexpected exceptions are mapped too', () => {
     const res = await built.app.inject({ method: 'POST', url: '/__test/echo', payload: { amount: '1', evil: '<script>' } });
     const body = expectProblem(res, 'validation_failed');
     expect(JSON.stringify(body)).not.toContain('<script>');
+    // Nor the name of the unknown field, which is the client's text as much as its value.
+    const named = expectProblem(await built.app.inject({ method: 'POST', url: '/__test/echo', payload: { amount: '1', '<img src=x>': 1 } }), 'validation_failed');
+    expect(named.detail).not.toContain('<img');
+    expect(named.detail).toMatch(/unknown field/i);
+    const { headers } = await sessionFor(server);
+    const query = expectProblem(await server.app.inject({ method: 'GET', url: `/api/v1/market/trades/NOPE-USDC?${'q'.repeat(500)}=1`, headers }), 'validation_failed');
+    expect(query.detail).not.toContain('qqq');
   });
 
   it('400 validation_failed for a query number that is not a plain decimal (no exponent, hex or fraction read as something else)', async () => {
