@@ -3,12 +3,20 @@ import { TypeCompiler, ValueErrorType } from '@sinclair/typebox/compiler';
 import { Value } from '@sinclair/typebox/value';
 import type { FastifySchemaCompiler } from 'fastify';
 
+/** A field name safe to repeat back: an identifier of at most 40 characters. */
+const PLAIN_FIELD = /^[A-Za-z_][A-Za-z0-9_]{0,39}$/;
+
 function validationError(errors: Iterable<{ type: ValueErrorType; path: string; message: string }>, part: string): Error {
   const list: { instancePath: string; message: string }[] = [];
   for (const e of errors) {
-    // An unknown field's name is the client's text, not the schema's: name the object that has it,
-    // never the field (the detail echoes no input, and a name can be as long as the body or URL).
-    if (e.type === ValueErrorType.ObjectAdditionalProperties) list.push({ instancePath: e.path.slice(0, e.path.lastIndexOf('/')), message: 'has an unknown field' });
+    // An unknown field's name is the client's text, not the schema's. A plain short name (a typo of
+    // a real field, the usual case) is named, since that is what the client must fix; any other is
+    // not echoed (markup, or a name as long as the body or URL): the object holding it is named.
+    if (e.type === ValueErrorType.ObjectAdditionalProperties) {
+      const field = e.path.slice(e.path.lastIndexOf('/') + 1);
+      const parent = e.path.slice(0, e.path.lastIndexOf('/'));
+      list.push(PLAIN_FIELD.test(field) ? { instancePath: e.path, message: 'is not a field of this request' } : { instancePath: parent, message: 'has an unknown field' });
+    }
     else list.push({ instancePath: e.path, message: e.message });
     if (list.length >= 5) break;
   }

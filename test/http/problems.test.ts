@@ -213,6 +213,10 @@ describe('Fastify errors and unexpected exceptions are mapped too', () => {
     const { headers } = await sessionFor(server);
     const query = expectProblem(await server.app.inject({ method: 'GET', url: `/api/v1/market/trades/NOPE-USDC?${'q'.repeat(500)}=1`, headers }), 'validation_failed');
     expect(query.detail).not.toContain('qqq');
+    // A plain short name (a typo of a real field, the usual case) is named: that is what a client
+    // needs to fix its request, and it can carry no markup.
+    const typo = expectProblem(await built.app.inject({ method: 'POST', url: '/__test/echo', payload: { amount: '1', amuont: '1' } }), 'validation_failed');
+    expect(typo.detail).toContain('amuont');
   });
 
   it('400 validation_failed for a query number that is not a plain decimal (no exponent, hex or fraction read as something else)', async () => {
