@@ -1,4 +1,4 @@
-import { chmodSync, existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -187,5 +187,36 @@ describe('sandbox secrets', () => {
     );
     chmodSync(dataDir, 0o1777); // sticky, like /tmp: others still create files in it
     expect(() => resolveKeyring(loadConfig({ MOONDRAFT_DATA_DIR: dataDir }))).toThrow(/^MOONDRAFT_DATA_DIR: /);
+  });
+});
+
+describe('data dir privacy', () => {
+  it('refuses a group-writable data dir: the other members of the group could plant master.key', () => {
+    const dataDir = tmp();
+    chmodSync(dataDir, 0o770);
+    expect(() => resolveKeyring(loadConfig({ MOONDRAFT_DATA_DIR: dataDir }))).toThrow(/^MOONDRAFT_DATA_DIR: .*writable by other users/);
+  });
+
+  it('refuses a data dir inside a directory others may write to (they could rename it and put their own in its place)', () => {
+    const parent = tmp();
+    const dataDir = path.join(parent, 'data');
+    mkdirSync(dataDir, { mode: 0o700 });
+    chmodSync(parent, 0o777);
+    expect(() => resolveKeyring(loadConfig({ MOONDRAFT_DATA_DIR: dataDir }))).toThrow(new RegExp(`^MOONDRAFT_DATA_DIR: ${parent} is writable by other users`));
+    chmodSync(parent, 0o775);
+    expect(() => resolveKeyring(loadConfig({ MOONDRAFT_DATA_DIR: dataDir }))).toThrow(/^MOONDRAFT_DATA_DIR: /);
+    // Sticky, like /tmp itself: others cannot rename what is not theirs.
+    chmodSync(parent, 0o1777);
+    expect(() => resolveKeyring(loadConfig({ MOONDRAFT_DATA_DIR: dataDir }))).not.toThrow();
+  });
+
+  it('judges the directory a symlinked data dir points to, and its parents', () => {
+    const parent = tmp();
+    const real = path.join(parent, 'real');
+    mkdirSync(real, { mode: 0o700 });
+    chmodSync(parent, 0o777);
+    const link = path.join(tmp(), 'data');
+    symlinkSync(real, link);
+    expect(() => resolveKeyring(loadConfig({ MOONDRAFT_DATA_DIR: link }))).toThrow(/^MOONDRAFT_DATA_DIR: .*writable by other users/);
   });
 });

@@ -1,4 +1,4 @@
-import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, realpathSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Keyring } from '../security/crypto/keyring.js';
 import { ConfigError, type Config } from './index.js';
@@ -10,23 +10,42 @@ export function writeSecretFile(file: string, contents: string): void {
   chmodSync(file, 0o600);
 }
 
+/** Whether other users may write to a directory with this mode (group or other write). */
+const othersMayWrite = (mode: number) => (mode & 0o022) !== 0;
+
 /**
- * Refuses a data dir other users may write to (mode o+w, sticky or not, like /tmp): they could
- * put their own master.key or signing keyset there before the server generates one, or swap the
- * SQLite database, and the server would trust them.
+ * Refuses a data dir other users may write to (group or other write, sticky or not, like /tmp):
+ * they could put their own master.key or signing keyset there before the server generates one,
+ * or swap the SQLite database, and the server would trust them. The same holds for every
+ * directory above it, unless sticky (like /tmp): whoever may write there can rename the data dir
+ * away and put one of their own in its place. A symlinked data dir is judged where it leads, and
+ * the directories holding the link are judged too.
  */
 export function assertPrivateDataDir(config: Config): void {
+  const refuse = (dir: string, mode: number) =>
+    new ConfigError(
+      'MOONDRAFT_DATA_DIR',
+      `${dir} is writable by other users (mode ${(mode & 0o7777).toString(8)}), who could plant keys or swap the database there; use a directory of your own (chmod 700)`,
+    );
+  let real: string;
   let mode: number;
   try {
-    mode = statSync(config.dataDir).mode;
+    real = realpathSync(config.dataDir);
+    mode = statSync(real).mode;
   } catch {
-    return; // not made yet: it will be made 0700
+    return; // not made yet: it will be made 0700 (its parents are judged once it exists)
   }
-  if ((mode & 0o002) !== 0) {
-    throw new ConfigError(
-      'MOONDRAFT_DATA_DIR',
-      `${config.dataDir} is writable by other users (mode ${(mode & 0o7777).toString(8)}), who could plant keys or swap the database there; use a directory of your own (chmod 700)`,
-    );
+  if (othersMayWrite(mode)) throw refuse(config.dataDir, mode);
+  const ancestors = new Set<string>();
+  for (const start of [real, path.resolve(config.dataDir)]) {
+    for (let dir = path.dirname(start); ; dir = path.dirname(dir)) {
+      ancestors.add(dir);
+      if (path.dirname(dir) === dir) break;
+    }
+  }
+  for (const dir of ancestors) {
+    const m = statSync(dir).mode;
+    if (othersMayWrite(m) && (m & 0o1000) === 0) throw refuse(dir, m);
   }
 }
 
