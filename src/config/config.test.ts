@@ -78,6 +78,24 @@ describe('loadConfig', () => {
     expect(c.jwt.issuer).toBe('https://api.example.com');
   });
 
+  it('MOONDRAFT_PUBLIC_URL is an origin: no credentials (they would be shown in every sign-in message), path, query or fragment', () => {
+    for (const url of ['https://admin:hunter2@api.example.com', 'https://api.example.com/base', 'https://api.example.com/?x=1', 'https://api.example.com/#f']) {
+      expect(() => loadConfig({ MOONDRAFT_PUBLIC_URL: url })).toThrow(/^MOONDRAFT_PUBLIC_URL: must be an origin/);
+    }
+    try {
+      loadConfig({ MOONDRAFT_PUBLIC_URL: 'https://admin:hunter2@api.example.com' });
+    } catch (e) {
+      expect((e as Error).message).not.toContain('hunter2');
+    }
+  });
+
+  it('normalizes MOONDRAFT_PUBLIC_URL, so that the redirect port and sign-in messages see one spelling of it', () => {
+    const c = loadConfig({ MOONDRAFT_PUBLIC_URL: 'HTTPS://API.Example.COM:443/' });
+    expect(c.publicUrl).toBe('https://api.example.com');
+    expect(c.domain).toBe('api.example.com');
+    expect(c.jwt.issuer).toBe('https://api.example.com');
+  });
+
   it('reads an optional JSON file, with the environment winning', () => {
     const file = path.join(tmp(), 'moondraft.json');
     writeFileSync(file, JSON.stringify({ PORT: 9000, HOST: '0.0.0.0', MOONDRAFT_LOG_LEVEL: 'warn' }));

@@ -325,8 +325,16 @@ export function loadConfig(environment: Source = process.env): Config {
   const tls = certFile && keyFile ? { certFile: path.resolve(certFile), keyFile: path.resolve(keyFile) } : undefined;
 
   const defaultOrigin = `${tls ? 'https' : 'http'}://${host === '0.0.0.0' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host}:${port}`;
-  const publicUrl = (r.url('MOONDRAFT_PUBLIC_URL', ['http:', 'https:']) ?? defaultOrigin).replace(/\/+$/, '');
-  const domain = new URL(publicUrl).host;
+  // An origin, spelt one way (URL's own: lowercase scheme and host, no default port): sign-in
+  // messages carry it as their URI and the redirect port sends clients to it. Credentials would be
+  // shown to every client; a path, query or fragment would be dropped from the domain but kept in
+  // the URI and the tokens' issuer.
+  const publicParsed = new URL(r.url('MOONDRAFT_PUBLIC_URL', ['http:', 'https:']) ?? defaultOrigin);
+  if (publicParsed.username || publicParsed.password || publicParsed.pathname !== '/' || publicParsed.search || publicParsed.hash) {
+    throw new ConfigError('MOONDRAFT_PUBLIC_URL', 'must be an origin (scheme://host[:port]) without credentials, path, query or fragment');
+  }
+  const publicUrl = publicParsed.origin;
+  const domain = publicParsed.host;
 
   const trustedProxies = r.list('MOONDRAFT_TRUSTED_PROXIES');
   for (const p of trustedProxies) {
