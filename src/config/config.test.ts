@@ -146,6 +146,18 @@ describe('loadConfig', () => {
       delete env[missing];
       expect(() => loadConfig(env)).toThrow(new RegExp(`^${named}:`));
     });
+    it('TLS that names files that are not there does not count as TLS: refused at once, naming the variable', () => {
+      const dir = tmp();
+      const cert = path.join(dir, 'cert.pem');
+      const key = path.join(dir, 'key.pem');
+      const env: Record<string, string> = { ...base, MOONDRAFT_TLS_CERT: cert, MOONDRAFT_TLS_KEY: key };
+      delete env.MOONDRAFT_TRUSTED_PROXIES;
+      expect(() => loadConfig(env)).toThrow(/^MOONDRAFT_TLS_CERT: no such file/);
+      writeFileSync(cert, 'x');
+      expect(() => loadConfig(env)).toThrow(/^MOONDRAFT_TLS_KEY: no such file/);
+      writeFileSync(key, 'x');
+      expect(loadConfig(env).tls).toEqual({ certFile: cert, keyFile: key });
+    });
     it('needs an https public URL, and audit retention of at least two years', () => {
       expect(() => loadConfig({ ...base, MOONDRAFT_PUBLIC_URL: 'http://api.example.test' })).toThrow(/^MOONDRAFT_PUBLIC_URL: must be an https URL/);
       expect(loadConfig({ ...base, MOONDRAFT_PUBLIC_URL: 'HTTPS://api.example.test' }).env).toBe('live'); // the scheme is case-insensitive

@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { isIP } from 'node:net';
 import path from 'node:path';
 
@@ -291,6 +291,7 @@ function tooWideForProxies(entry: string): boolean {
 function existingFile(variable: string, file: string): string {
   const resolved = path.resolve(file);
   if (!existsSync(resolved)) throw new ConfigError(variable, `no such file: ${resolved}`);
+  if (!statSync(resolved).isFile()) throw new ConfigError(variable, `not a file: ${resolved}`);
   return resolved;
 }
 
@@ -322,7 +323,9 @@ export function loadConfig(environment: Source = process.env): Config {
   if ((certFile === undefined) !== (keyFile === undefined)) {
     throw new ConfigError(certFile ? 'MOONDRAFT_TLS_KEY' : 'MOONDRAFT_TLS_CERT', 'TLS needs both MOONDRAFT_TLS_CERT and MOONDRAFT_TLS_KEY');
   }
-  const tls = certFile && keyFile ? { certFile: path.resolve(certFile), keyFile: path.resolve(keyFile) } : undefined;
+  // Checked here, so that a path that leads nowhere stops start-up naming its variable (and never
+  // passes live's TLS requirement).
+  const tls = certFile && keyFile ? { certFile: existingFile('MOONDRAFT_TLS_CERT', certFile), keyFile: existingFile('MOONDRAFT_TLS_KEY', keyFile) } : undefined;
 
   const defaultOrigin = `${tls ? 'https' : 'http'}://${host === '0.0.0.0' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host}:${port}`;
   // An origin, spelt one way (URL's own: lowercase scheme and host, no default port): sign-in
