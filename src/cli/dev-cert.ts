@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { generate } from 'selfsigned';
 import { writeSecretFile } from '../config/secrets.js';
-import { writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 
 /** Writes a self-signed certificate and key for local HTTPS trials (never for production). */
 export async function writeDevCert(dir: string, hosts: string[], force = false): Promise<{ certFile: string; keyFile: string }> {
@@ -21,8 +21,10 @@ export async function writeDevCert(dir: string, hosts: string[], force = false):
       { name: 'subjectAltName', altNames },
     ],
   });
-  if (force && existsSync(keyFile)) writeFileSync(keyFile, pems.private, { mode: 0o600 });
-  else writeSecretFile(keyFile, pems.private);
+  // Replaced, not rewritten: writeFileSync's mode only applies to a new file, so an old key file
+  // readable by others (0644) would keep its mode with the new private key in it.
+  if (force) rmSync(keyFile, { force: true });
+  writeSecretFile(keyFile, pems.private);
   writeFileSync(certFile, pems.cert, { mode: 0o644 });
   return { certFile, keyFile };
 }
