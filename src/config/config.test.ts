@@ -107,6 +107,19 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ MOONDRAFT_CONFIG: file })).toThrow(/MOONDRAFT_CONFIG/);
   });
 
+  it('a config file naming an unknown variable (a typo) is refused, not silently ignored', () => {
+    // {"MOONDRAFT_ENVV": "live"} would otherwise start a sandbox, {"MOONDRAFT_TRUSTED_PROXY": …} no proxy.
+    const file = path.join(tmp(), 'moondraft.json');
+    writeFileSync(file, JSON.stringify({ MOONDRAFT_ENVV: 'live', PORT: 9000 }));
+    expect(() => loadConfig({ MOONDRAFT_CONFIG: file })).toThrow(/^MOONDRAFT_ENVV: .*not a moondraft variable/);
+  });
+
+  it('a null in the config file is refused rather than read as the text "null"', () => {
+    const file = path.join(tmp(), 'moondraft.json');
+    writeFileSync(file, JSON.stringify({ MOONDRAFT_JWT_KEYS_FILE: null }));
+    expect(() => loadConfig({ MOONDRAFT_CONFIG: file })).toThrow(/^MOONDRAFT_JWT_KEYS_FILE: .*must be a string or number/);
+  });
+
   it('an empty environment variable does not override the file (live must not fall back to sandbox)', () => {
     // docker-compose's `MOONDRAFT_ENV: ${MOONDRAFT_ENV}` with the variable unset passes an empty string.
     const file = path.join(tmp(), 'moondraft.json');

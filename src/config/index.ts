@@ -152,9 +152,13 @@ type Source = Record<string, string | undefined>;
 const SECRET_VARIABLES = new Set(['MOONDRAFT_MASTER_KEY', 'DATABASE_URL', 'REDIS_URL']);
 
 class Reader {
+  /** Every name asked for: a config file's other names are typos (see loadConfig). */
+  readonly asked = new Set<string>();
+
   constructor(private readonly source: Source) {}
 
   raw(name: string): string | undefined {
+    this.asked.add(name);
     const v = this.source[name];
     return v === undefined || v.trim() === '' ? undefined : v.trim();
   }
@@ -232,7 +236,8 @@ function readConfigFile(file: string): Source {
   }
   const out: Source = {};
   for (const [k, v] of Object.entries(parsed)) {
-    if (typeof v === 'object' && v !== null) throw new ConfigError(k, `in ${file} must be a string or number`);
+    // Not null ("null"), true ("true"), objects or arrays: what the environment could not say either.
+    if (typeof v !== 'string' && typeof v !== 'number') throw new ConfigError(k, `in ${file} must be a string or number`);
     out[k] = String(v);
   }
   return out;
@@ -309,7 +314,8 @@ export function loadConfig(environment: Source = process.env): Config {
   // `${VAR}` when VAR is unset) is unset, as everywhere else here, and leaves the file's value.
   // Otherwise `MOONDRAFT_ENV=` beside a file saying live would start a sandbox.
   const said = Object.fromEntries(Object.entries(environment).filter(([, v]) => v !== undefined && v.trim() !== ''));
-  const source: Source = fileName ? { ...readConfigFile(fileName), ...said } : environment;
+  const fromFile = fileName ? readConfigFile(fileName) : {};
+  const source: Source = fileName ? { ...fromFile, ...said } : environment;
   const r = new Reader(source);
 
   const env = r.oneOf('MOONDRAFT_ENV', ['sandbox', 'live'] as const, 'sandbox');
@@ -471,6 +477,11 @@ export function loadConfig(environment: Source = process.env): Config {
   }
   if (config.audit.bufferCapacity < config.audit.batchSize) {
     throw new ConfigError('MOONDRAFT_AUDIT_BUFFER_CAPACITY', 'must be at least MOONDRAFT_AUDIT_BATCH_SIZE');
+  }
+  // The file holds nothing but these variables: a misspelt name (MOONDRAFT_ENVV: live) would
+  // otherwise be ignored and its setting silently not apply.
+  for (const name of Object.keys(fromFile)) {
+    if (!r.asked.has(name)) throw new ConfigError(name, `in ${fileName} is not a moondraft variable (see the README's configuration table)`);
   }
 
   if (env === 'live') {
