@@ -205,6 +205,13 @@ describe('sandbox secrets', () => {
     }
   });
 
+  it('refuses a master key of one byte repeated (all zeros, a placeholder): it protects nothing', () => {
+    for (const spec of [Buffer.alloc(32).toString('base64'), `1:${Keyring.generateSpec(1).slice(2)},2:${Buffer.alloc(32, 0xff).toString('base64')}`]) {
+      const config = loadConfig({ MOONDRAFT_DATA_DIR: tmp(), MOONDRAFT_MASTER_KEY: spec });
+      expect(() => resolveKeyring(config)).toThrow(/^MOONDRAFT_MASTER_KEY: .*not a random key/);
+    }
+  });
+
   it('keeps the SQLite database and its WAL to the owner, even in a data dir that already existed (0755)', async () => {
     const dataDir = tmp();
     chmodSync(dataDir, 0o755);

@@ -39,6 +39,8 @@ export class Keyring {
       if (keys.has(version)) throw new Error(`master key version ${version} appears twice`);
       const key = Buffer.from(m[2]!, m[2]!.includes('-') || m[2]!.includes('_') ? 'base64url' : 'base64');
       if (key.length !== 32) throw new Error(`master key version ${version} must decode to 32 bytes (got ${key.length})`);
+      // All zeros (or any one byte repeated) is a placeholder, not a key: anyone could decrypt.
+      if (key.every((b) => b === key[0])) throw new Error(`master key version ${version} is one byte repeated, not a random key (generate one with \`openssl rand -base64 32\`)`);
       keys.set(version, key);
     }
     if (parts.length > 1 && parts.some((p) => !p.includes(':'))) throw new Error('with several master keys, every key needs its "<version>:" prefix');
