@@ -212,6 +212,20 @@ describe('sandbox secrets', () => {
     }
   });
 
+  it('a signing keyset that is not JSON is refused without quoting any of it (it holds private keys)', async () => {
+    const dataDir = tmp();
+    const file = path.join(dataDir, 'jwt.json');
+    // A hand-edited keyset with its quotes lost: the JSON parser's message quotes the text around it.
+    writeFileSync(file, '{"keys":[{"kid":"k1","privateKeyPem":MIIEvQIBADANBgkqhkiG9w0BAQEFAASC}]}', { mode: 0o600 });
+    const config = loadConfig({ MOONDRAFT_DATA_DIR: dataDir, MOONDRAFT_JWT_KEYS_FILE: file, MOONDRAFT_LOG_LEVEL: 'silent' });
+    const err = await createServices(config, { processMetrics: false }).then(
+      () => undefined,
+      (e: unknown) => e as Error,
+    );
+    expect(err?.message).toMatch(/not valid JSON/);
+    expect(err?.message).not.toContain('MIIEv');
+  });
+
   it('keeps the SQLite database and its WAL to the owner, even in a data dir that already existed (0755)', async () => {
     const dataDir = tmp();
     chmodSync(dataDir, 0o755);

@@ -37,7 +37,16 @@ export function generateSigningKey(now: number): StoredSigningKey {
 }
 
 export function readKeysetFile(file: string): StoredSigningKey[] {
-  const parsed = JSON.parse(readFileSync(file, 'utf8')) as { keys?: StoredSigningKey[] };
+  const text = readFileSync(file, 'utf8');
+  let parsed: { keys?: StoredSigningKey[] };
+  try {
+    parsed = JSON.parse(text) as { keys?: StoredSigningKey[] };
+  } catch (err) {
+    // Never the parser's message: it quotes the text around the error, here private key material
+    // (and it reaches the start-up error line and, on every failed reload, the log). Only where.
+    const at = /at position (\d+)/.exec((err as Error).message);
+    throw new Error(`${file} is not valid JSON${at ? ` (line ${text.slice(0, Number(at[1])).split('\n').length})` : ''}`);
+  }
   if (!Array.isArray(parsed.keys) || parsed.keys.length === 0) throw new Error(`${file} holds no signing keys`);
   return parsed.keys;
 }
