@@ -383,6 +383,9 @@ export function loadConfig(environment: Source = process.env): Config {
   const ddosExempt = exemptRaw === undefined ? ['127.0.0.0/8', '::1'] : exemptRaw === 'none' ? [] : r.list('MOONDRAFT_DDOS_EXEMPT');
   for (const p of ddosExempt) {
     if (!isAddressOrCidr(p)) throw new ConfigError('MOONDRAFT_DDOS_EXEMPT', `${JSON.stringify(p)} is not an IP address or CIDR range (or "none")`);
+    // Exempting much of the Internet (0.0.0.0/0, ::/0) would turn automatic blocking and the
+    // unauthenticated per-address ceilings off for every client: the same bound as for proxies.
+    if (tooWideForProxies(p)) throw new ConfigError('MOONDRAFT_DDOS_EXEMPT', `${JSON.stringify(p)} is too wide: every client in it would escape blocking and the per-address limits (/8 at the widest)`);
   }
   const ddos: DdosConfig = {
     authFailures: r.int('MOONDRAFT_DDOS_AUTH_FAILURES', 20, 1, 100_000),

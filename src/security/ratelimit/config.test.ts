@@ -33,6 +33,10 @@ describe('rate-limit and DDoS configuration', () => {
     [{ MOONDRAFT_RL_PENALTY_BASE_MS: '5000', MOONDRAFT_RL_PENALTY_MAX_MS: '1000' }, 'MOONDRAFT_RL_PENALTY_MAX_MS'],
     [{ MOONDRAFT_DDOS_EXEMPT: '10.0.0.0/8,localhost' }, 'MOONDRAFT_DDOS_EXEMPT'],
     [{ MOONDRAFT_DDOS_AUTH_FAILURES: '-1' }, 'MOONDRAFT_DDOS_AUTH_FAILURES'],
+    // Exempting the whole Internet turns automatic blocking and the per-address ceilings off.
+    [{ MOONDRAFT_DDOS_EXEMPT: '0.0.0.0/0' }, 'MOONDRAFT_DDOS_EXEMPT'],
+    [{ MOONDRAFT_DDOS_EXEMPT: '127.0.0.1,::/0' }, 'MOONDRAFT_DDOS_EXEMPT'],
+    [{ MOONDRAFT_DDOS_EXEMPT: '::ffff:0:0/96' }, 'MOONDRAFT_DDOS_EXEMPT'],
   ])('refuses %o naming %s', (env, variable) => {
     let error: unknown;
     try {
