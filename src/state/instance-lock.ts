@@ -1,7 +1,11 @@
-import { closeSync, mkdirSync, openSync } from 'node:fs';
+import { closeSync, constants, mkdirSync, openSync } from 'node:fs';
 import path from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
 import { ConfigError, type Config } from '../config/index.js';
+import { assertPrivateDataDir } from '../config/secrets.js';
+
+/** Another server holds the data dir's lock (as opposed to any other refusal of the data dir). */
+export class DataDirBusyError extends ConfigError {}
 
 export interface InstanceLock {
   release(): void;
@@ -17,8 +21,11 @@ export interface InstanceLock {
  */
 export function lockDataDirForServe(config: Config): InstanceLock {
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  // Judged before anything is made in it: in a data dir others may write to, serve.lock could be
+  // their symlink to a file of ours. And never followed if it is a link all the same.
+  assertPrivateDataDir(config);
   const file = path.join(config.dataDir, 'serve.lock');
-  closeSync(openSync(file, 'a', 0o600));
+  closeSync(openSync(file, constants.O_WRONLY | constants.O_CREAT | constants.O_APPEND | constants.O_NOFOLLOW, 0o600));
   const db = new SqliteDatabase(file, { timeout: 0 });
   try {
     db.pragma('locking_mode = EXCLUSIVE');
@@ -26,7 +33,7 @@ export function lockDataDirForServe(config: Config): InstanceLock {
   } catch (err) {
     db.close();
     if ((err as { code?: string }).code !== 'SQLITE_BUSY') throw err;
-    throw new ConfigError(
+    throw new DataDirBusyError(
       'MOONDRAFT_DATA_DIR',
       `another moondraft server already serves ${config.dataDir} with in-process state; several servers must share their limits and replay memory through REDIS_URL (and DATABASE_URL)`,
     );

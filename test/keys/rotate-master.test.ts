@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
@@ -70,6 +70,13 @@ describe('moondraft keys rotate-master', () => {
     // Once the server has stopped, the rotation runs.
     const { stderr } = await runCli({ MOONDRAFT_DATA_DIR: dataDir });
     expect(stderr.join('\n')).toContain('version 2');
+  });
+
+  it('a data dir others may write to is reported as such, not as a running server', async () => {
+    const dataDir = mkdtempSync(path.join(tmpdir(), 'moondraft-keys-rotate-'));
+    dirs.push(dataDir);
+    chmodSync(dataDir, 0o777);
+    await expect(runCli({ MOONDRAFT_DATA_DIR: dataDir })).rejects.toThrow(/^MOONDRAFT_DATA_DIR: .*writable by other users/);
   });
 
   it('sandbox: writes the new spec to <dataDir>/master.key, prints it, re-encrypts every secret under it', async () => {

@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { withServices } from '../../cli/index.js';
 import { criticalStdout } from '../../cli/output.js';
 import { ConfigError, loadConfig, type Config } from '../../config/index.js';
-import { lockDataDirForServe, type InstanceLock } from '../../state/instance-lock.js';
+import { DataDirBusyError, lockDataDirForServe, type InstanceLock } from '../../state/instance-lock.js';
 import { rotateMasterKey } from './master-rotation.js';
 
 /** `moondraft keys …` commands of the API-key feature. */
@@ -24,7 +24,9 @@ export function registerKeysCommands(program: Command): void {
       try {
         lock = lockDataDirForServe(config);
       } catch (err) {
-        if (!(err instanceof ConfigError)) throw err;
+        // Only a held lock means a running server; a data dir refused for other reasons (writable
+        // by others) is reported as it is.
+        if (!(err instanceof DataDirBusyError)) throw err;
         throw new ConfigError('MOONDRAFT_DATA_DIR', `a moondraft server is running on ${config.dataDir}: stop it, run rotate-master, then start it again with the new key`);
       }
       try {
