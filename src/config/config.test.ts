@@ -62,6 +62,20 @@ describe('loadConfig', () => {
     expect(loadConfig({ MOONDRAFT_TRUSTED_PROXIES: proxies.join(',') }).trustedProxies).toEqual(proxies);
   });
 
+  it('refuses side ports that collide with the API port or each other, and a redirect port without TLS', () => {
+    // Otherwise the second listen fails with an uncaught EADDRINUSE after the API port is up.
+    expect(() => loadConfig({ PORT: '8080', MOONDRAFT_METRICS_PORT: '8080' })).toThrow(/^MOONDRAFT_METRICS_PORT: .*PORT/);
+    const dir = tmp();
+    writeFileSync(path.join(dir, 'c.pem'), 'x');
+    writeFileSync(path.join(dir, 'k.pem'), 'x');
+    const tlsEnv = { MOONDRAFT_TLS_CERT: path.join(dir, 'c.pem'), MOONDRAFT_TLS_KEY: path.join(dir, 'k.pem') };
+    expect(() => loadConfig({ ...tlsEnv, MOONDRAFT_HTTP_REDIRECT_PORT: '8080' })).toThrow(/^MOONDRAFT_HTTP_REDIRECT_PORT: .*PORT/);
+    expect(() => loadConfig({ ...tlsEnv, MOONDRAFT_HTTP_REDIRECT_PORT: '9000', MOONDRAFT_METRICS_PORT: '9000' })).toThrow(/^MOONDRAFT_METRICS_PORT: /);
+    // Without TLS the redirect port would silently not exist.
+    expect(() => loadConfig({ MOONDRAFT_HTTP_REDIRECT_PORT: '9000' })).toThrow(/^MOONDRAFT_HTTP_REDIRECT_PORT: .*TLS/);
+    expect(loadConfig({ ...tlsEnv, PORT: '8443', MOONDRAFT_HTTP_REDIRECT_PORT: '8080', MOONDRAFT_METRICS_PORT: '9090' })).toMatchObject({ httpRedirectPort: 8080, metricsPort: 9090 });
+  });
+
   it('never echoes a secret value in an error', () => {
     expect(() => loadConfig({ DATABASE_URL: 'mysql://user:hunter2@db' })).toThrow(/DATABASE_URL/);
     try {

@@ -475,6 +475,16 @@ export function loadConfig(environment: Source = process.env): Config {
       addressHoldMs: r.int('MOONDRAFT_WITHDRAWAL_ADDRESS_HOLD_SEC', 86_400, 0, 30 * 86_400) * 1000,
     },
   };
+  // Side ports: a collision would only show after the API port is up, as an uncaught EADDRINUSE;
+  // a redirect port without TLS would silently not be served (listen.ts serves it with TLS only).
+  if (config.httpRedirectPort !== undefined) {
+    if (!tls) throw new ConfigError('MOONDRAFT_HTTP_REDIRECT_PORT', 'needs TLS (MOONDRAFT_TLS_CERT and MOONDRAFT_TLS_KEY): it redirects to the HTTPS port');
+    if (config.httpRedirectPort === port) throw new ConfigError('MOONDRAFT_HTTP_REDIRECT_PORT', 'must differ from PORT');
+  }
+  if (config.metricsPort !== undefined) {
+    if (config.metricsPort === port) throw new ConfigError('MOONDRAFT_METRICS_PORT', 'must differ from PORT');
+    if (config.metricsPort === config.httpRedirectPort) throw new ConfigError('MOONDRAFT_METRICS_PORT', 'must differ from MOONDRAFT_HTTP_REDIRECT_PORT');
+  }
   if (config.jwt.refreshIdleSec > config.jwt.refreshAbsoluteSec) {
     throw new ConfigError('MOONDRAFT_REFRESH_IDLE_DAYS', 'must not exceed MOONDRAFT_REFRESH_ABSOLUTE_DAYS');
   }
