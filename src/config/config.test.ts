@@ -32,6 +32,14 @@ describe('loadConfig', () => {
     [{ MOONDRAFT_BODY_LIMIT: '10' }, 'MOONDRAFT_BODY_LIMIT'],
     [{ MOONDRAFT_PUBLIC_URL: 'ftp://x' }, 'MOONDRAFT_PUBLIC_URL'],
     [{ MOONDRAFT_REFRESH_IDLE_DAYS: '40' }, 'MOONDRAFT_REFRESH_IDLE_DAYS'],
+    // Whole numbers in one spelling: no exponent, hex, sign or leading zeros (0700 is not octal here).
+    [{ PORT: '1e3' }, 'PORT'],
+    [{ PORT: '0x10' }, 'PORT'],
+    [{ PORT: '+80' }, 'PORT'],
+    [{ MOONDRAFT_RL_SUSPENSION_SEC: '0300' }, 'MOONDRAFT_RL_SUSPENSION_SEC'],
+    // A list with an empty item is a typo (a value lost), not a shorter list.
+    [{ MOONDRAFT_TRUSTED_PROXIES: '10.0.0.1,,10.0.0.2' }, 'MOONDRAFT_TRUSTED_PROXIES'],
+    [{ MOONDRAFT_DDOS_EXEMPT: '127.0.0.1,' }, 'MOONDRAFT_DDOS_EXEMPT'],
   ])('refuses %o naming %s in one line', (env, variable) => {
     let err: unknown;
     try {

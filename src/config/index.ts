@@ -174,7 +174,7 @@ class Reader {
   int(name: string, fallback: number, min: number, max: number): number {
     const v = this.raw(name);
     if (v === undefined) return fallback;
-    if (!/^\d+$/.test(v) || Number(v) < min || Number(v) > max) {
+    if (!/^(0|[1-9][0-9]*)$/.test(v) || Number(v) < min || Number(v) > max) {
       throw new ConfigError(name, `must be a whole number from ${min} to ${max} (got ${this.shown(name, v)})`);
     }
     return Number(v);
@@ -210,7 +210,11 @@ class Reader {
 
   list(name: string): string[] {
     const v = this.raw(name);
-    return v === undefined ? [] : v.split(',').map((s) => s.trim()).filter(Boolean);
+    if (v === undefined) return [];
+    const items = v.split(',').map((s) => s.trim());
+    // An empty item is a value lost (a typo, an unset shell variable), not a shorter list.
+    if (items.includes('')) throw new ConfigError(name, 'is a comma-separated list with an empty item');
+    return items;
   }
 }
 
