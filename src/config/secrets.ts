@@ -16,9 +16,9 @@ const othersMayWrite = (mode: number) => (mode & 0o022) !== 0;
 /**
  * Refuses a data dir other users may write to (group or other write, sticky or not, like /tmp):
  * they could put their own master.key or signing keyset there before the server generates one,
- * or swap the SQLite database, and the server would trust them. The same holds for every
- * directory above it, unless sticky (like /tmp): whoever may write there can rename the data dir
- * away and put one of their own in its place. A symlinked data dir is judged where it leads, and
+ * or swap the SQLite database, and the server would trust them. Every directory above it must not
+ * be writable by everyone either, unless sticky (like /tmp): whoever may write there can rename the
+ * data dir away and put one of their own in its place. A symlinked data dir is judged where it leads, and
  * the directories holding the link are judged too.
  */
 export function assertPrivateDataDir(config: Config): void {
@@ -43,9 +43,12 @@ export function assertPrivateDataDir(config: Config): void {
       if (path.dirname(dir) === dir) break;
     }
   }
+  // Above the data dir only writing by everyone counts: a checkout made under umask 002 (user
+  // private groups, where the group is the user alone) is group-writable, and refusing it would
+  // stop `npm start` there from its second run on.
   for (const dir of ancestors) {
     const m = statSync(dir).mode;
-    if (othersMayWrite(m) && (m & 0o1000) === 0) throw refuse(dir, m);
+    if ((m & 0o002) !== 0 && (m & 0o1000) === 0) throw refuse(dir, m);
   }
 }
 
