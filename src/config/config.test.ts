@@ -109,6 +109,10 @@ describe('loadConfig', () => {
     } catch (e) {
       expect((e as Error).message).not.toContain('hunter2');
     }
+    // Nor when the URL does not even parse: a value with credentials in it is not repeated.
+    expect(() => loadConfig({ MOONDRAFT_PUBLIC_URL: 'https://admin:hunter2@api example.com' })).toThrow(/^MOONDRAFT_PUBLIC_URL: must be a URL/);
+    expect(() => loadConfig({ MOONDRAFT_PUBLIC_URL: 'https://admin:hunter2@api example.com' })).not.toThrow(/hunter2/);
+    expect(() => loadConfig({ MOONDRAFT_PUBLIC_URL: 'not a url' })).toThrow(/"not a url"/);
   });
 
   it('normalizes MOONDRAFT_PUBLIC_URL, so that the redirect port and sign-in messages see one spelling of it', () => {

@@ -200,7 +200,8 @@ class Reader {
     try {
       parsed = new URL(v);
     } catch {
-      throw new ConfigError(name, `must be a URL (got ${this.shown(name, v)})`);
+      // A value with an @ may hold credentials (user:password@host): not repeated in the error.
+      throw new ConfigError(name, `must be a URL (got ${v.includes('@') ? '(value hidden: it may hold credentials)' : this.shown(name, v)})`);
     }
     if (!protocols.includes(parsed.protocol)) {
       throw new ConfigError(name, `must start with ${protocols.map((p) => `${p}//`).join(' or ')}`);
