@@ -34,7 +34,7 @@ export async function listen(moondraft: Moondraft): Promise<Listening> {
     });
     // Requests Node's parser refuses get the same problem+json answer as on the API port.
     redirect.on('clientError', clientErrorHandler(services));
-    await new Promise<void>((resolve) => redirect.listen(config.httpRedirectPort, config.host, resolve));
+    await bind(redirect, config.httpRedirectPort, config.host, extra);
     extra.push(redirect);
   }
   if (config.metricsPort !== undefined) {
@@ -54,7 +54,7 @@ export async function listen(moondraft: Moondraft): Promise<Listening> {
       );
     });
     metrics.on('clientError', clientErrorHandler(services));
-    await new Promise<void>((resolve) => metrics.listen(config.metricsPort, config.host, resolve));
+    await bind(metrics, config.metricsPort, config.host, extra);
     extra.push(metrics);
   }
   return {
@@ -64,4 +64,24 @@ export async function listen(moondraft: Moondraft): Promise<Listening> {
       await moondraft.close();
     },
   };
+}
+
+/**
+ * Listens on a side port, or rejects with the reason (the port taken, say) after closing the side
+ * ports already open: the caller stops the API port (serve closes the server on a failed listen).
+ * Without an error listener a bind failure would be an uncaught exception, and the start would hang.
+ */
+async function bind(server: Server, port: number, host: string, opened: Server[]): Promise<void> {
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+  } catch (err) {
+    await Promise.all(opened.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+    throw err;
+  }
 }

@@ -153,4 +153,18 @@ describe('the separate metrics port', () => {
       await listening.stop();
     }
   });
+
+  it('a metrics port already taken fails the start with an error (no uncaught exception, no side port left open)', async () => {
+    const taken = net.createServer();
+    const port = await new Promise<number>((resolve) => taken.listen(0, '127.0.0.1', () => resolve((taken.address() as net.AddressInfo).port)));
+    const own = await startTestServer({ env: { MOONDRAFT_METRICS_PORT: String(port), HOST: '127.0.0.1' } });
+    try {
+      const started = listen(own);
+      const outcome = await Promise.race([started.then(() => 'listening', (err: Error) => err.message), new Promise((r) => setTimeout(() => r('hung'), 3_000))]);
+      expect(outcome).toMatch(/EADDRINUSE/);
+    } finally {
+      await new Promise<void>((resolve) => taken.close(() => resolve()));
+      await own.close();
+    }
+  });
 });
