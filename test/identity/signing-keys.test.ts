@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { decodeProtectedHeader, SignJWT } from 'jose';
@@ -261,6 +261,24 @@ describe('rotation across processes sharing the keyset', () => {
     } finally {
       await b.close();
       await a.close();
+    }
+  });
+});
+
+describe('rewriting the keyset file', () => {
+  it('leaves it 0600 even when a stale temporary file of the same name was readable by others', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'md-keyset-'));
+    try {
+      const file = path.join(dir, 'keys.json');
+      writeKeysetFile(file, [generateSigningKey(Date.now())]);
+      // A temporary file left by an earlier run (a crash between write and rename) with a loose mode.
+      const stale = `${file}.${process.pid}.tmp`;
+      writeFileSync(stale, 'old', { mode: 0o644 });
+      chmodSync(stale, 0o644);
+      writeKeysetFile(file, [generateSigningKey(Date.now())]);
+      expect(statSync(file).mode & 0o777).toBe(0o600);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });

@@ -1,5 +1,5 @@
 import { createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
-import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { exportJWK, type JWK } from 'jose';
 import { writeSecretFile } from '../../config/secrets.js';
 
@@ -55,7 +55,10 @@ export function writeKeysetFile(file: string, keys: StoredSigningKey[]): void {
   const body = `${JSON.stringify({ keys }, null, 2)}\n`;
   if (!existsSync(file)) return writeSecretFile(file, body);
   const tmp = `${file}.${process.pid}.tmp`;
-  writeFileSync(tmp, body, { mode: 0o600 });
+  // A stale temporary file of this name (a crash between write and rename) is removed first: a mode
+  // given to writeFileSync applies only to a file it creates, and the key must never sit in 0644.
+  rmSync(tmp, { force: true });
+  writeSecretFile(tmp, body);
   renameSync(tmp, file); // atomic replace: readers never see half a file
 }
 
