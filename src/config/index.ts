@@ -111,8 +111,8 @@ export interface TradingConfig {
   takerFeeBps: number;
   /** Rolling-24 h traded notional per role, in USDC; admins override per account. */
   dailyLimitUsdc: { trader: string; admin: string };
-  /** Sandbox faucet bounds per account and asset, in whole units of the asset. */
-  faucet: { maxPerCall: string; maxPerDay: string };
+  /** The sandbox faucet: on in sandbox only; bounds per account and asset, in whole units of the asset. */
+  faucet: { enabled: boolean; maxPerCall: string; maxPerDay: string };
   /** Most order commands committed in one transaction (group commit). */
   batchMax: number;
   /**
@@ -461,6 +461,8 @@ export function loadConfig(environment: Source = process.env): Config {
         admin: decimal(r, 'MOONDRAFT_DAILY_LIMIT_ADMIN', '10000000', 6),
       },
       faucet: {
+        // Sandbox only: live has no faucet route, and the faucet itself refuses there too.
+        enabled: env === 'sandbox',
         maxPerCall: decimal(r, 'MOONDRAFT_FAUCET_MAX_PER_CALL', '10000', 0),
         maxPerDay: decimal(r, 'MOONDRAFT_FAUCET_MAX_PER_DAY', '100000', 0),
       },

@@ -12,15 +12,18 @@ const DAY = 86_400_000;
 /**
  * The sandbox faucet: credits test funds from the issuance account, bounded per call and per
  * rolling 24 h per account and asset (whole units of the asset). Only assets flagged for the
- * faucet (USDC is) are dispensed. The route exists only in sandbox.
+ * faucet (USDC is) are dispensed. The route exists only in sandbox, and in live the faucet refuses
+ * whoever calls it.
  */
 export class Faucet {
   constructor(
-    private readonly deps: { ledger: Ledger; assets: Assets; clock: Clock; maxPerCall: string; maxPerDay: string; audit?: AuditLog | undefined },
+    private readonly deps: { ledger: Ledger; assets: Assets; clock: Clock; enabled: boolean; maxPerCall: string; maxPerDay: string; audit?: AuditLog | undefined },
   ) {}
 
   /** Credits `amountText` of the asset; the grant is audited (`trading.faucet`) in its transaction. */
   async grant(accountId: string, assetSymbol: string, amountText: string, actor?: Actor): Promise<Result<{ asset: string; amount: bigint; decimals: number; available: bigint }, 'validation_failed' | 'faucet_limit_exceeded'>> {
+    // Live has no faucet route; should anything else call it there, it still credits nothing.
+    if (!this.deps.enabled) return fail('validation_failed', 'The faucet exists in the sandbox only');
     const asset = await this.deps.assets.asset(assetSymbol);
     if (!asset || !asset.faucet) return fail('validation_failed', 'asset: the faucet does not dispense this asset');
     const amount = parseAmount(amountText, asset.decimals, 'amount');

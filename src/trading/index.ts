@@ -86,7 +86,7 @@ export async function createTrading(deps: {
     marketData: new MarketData({ store, clock, assets, orders }),
     portfolios: new Portfolios({ store, ledger, assets }),
     limits: new TradingLimits({ store, clock, orders, audit: deps.audit }),
-    faucet: new Faucet({ ledger, assets, clock, maxPerCall: config.faucet.maxPerCall, maxPerDay: config.faucet.maxPerDay, audit: deps.audit }),
+    faucet: new Faucet({ ledger, assets, clock, enabled: config.faucet.enabled, maxPerCall: config.faucet.maxPerCall, maxPerDay: config.faucet.maxPerDay, audit: deps.audit }),
     async close() {
       clearInterval(sweep);
       await orders.close();

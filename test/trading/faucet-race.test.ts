@@ -39,3 +39,25 @@ describe.skipIf(!pg)('faucet daily bound under racing grants (postgres)', () => 
     expect({ results: results.sort(), granted, balance }).toEqual({ results: ['faucet_limit_exceeded', 'ok'], granted: 100_000_000_000n, balance: 100_000_000_000n });
   });
 });
+
+describe('the faucet outside the sandbox', () => {
+  it('credits nothing in live, even if something other than its route (absent in live) calls it', async () => {
+    const { loadConfig } = await import('../../src/config/index.js');
+    const store = await openTestStore('sqlite');
+    const live = loadConfig({}).trading;
+    const trading = await tradingOn(store, { config: { faucet: { ...live.faucet, enabled: false } } });
+    try {
+      const r = await trading.faucet.grant('acc_live_faucet', 'USDC', '10');
+      expect(r).toMatchObject({ ok: false, code: 'validation_failed' });
+      expect(await trading.ledger.balances('acc_live_faucet')).toEqual([]);
+      // The configuration says so by environment.
+      const { Keyring } = await import('../../src/security/crypto/keyring.js');
+      expect(loadConfig({}).trading.faucet.enabled).toBe(true);
+      const liveConfig = loadConfig({ MOONDRAFT_ENV: 'live', MOONDRAFT_MASTER_KEY: Keyring.generateSpec(), MOONDRAFT_JWT_KEYS_FILE: '/k.json', MOONDRAFT_TRUSTED_PROXIES: '10.0.0.1', MOONDRAFT_PUBLIC_URL: 'https://api.example.test' });
+      expect(liveConfig.trading.faucet.enabled).toBe(false);
+    } finally {
+      await trading.close();
+      await store.close();
+    }
+  });
+});
