@@ -12,6 +12,7 @@ import { ApiError, ERRORS } from '../errors/registry.js';
 import { permissionRule, type Permission } from '../security/rbac/roles.js';
 import { errorHandler, notFoundHandler, problemBody, RouteMethods, sendProblem } from './problem.js';
 import { registerRoutes } from './routes/index.js';
+import { drainingStage } from './stages/draining.js';
 import { ipBlockStage } from './stages/ip-block.js';
 import { HSTS, requestContextStage, SECURITY_HEADERS } from './stages/request-context.js';
 import type { App } from './types.js';
@@ -108,6 +109,9 @@ export async function buildServer(services: Services): Promise<App> {
   const { config } = services;
   const requestContext = requestContextStage(services);
   const ipBlock = ipBlockStage(services);
+  // Set once the server begins to close (preClose, below): requests then get the draining stage's 503.
+  let closing = false;
+  const draining = drainingStage(() => closing);
   const observe = runObservers(responseObservers(services));
   const options: FastifyServerOptions & { https?: unknown } = {
     loggerInstance: services.log,
@@ -134,9 +138,11 @@ export async function buildServer(services: Services): Promise<App> {
     frameworkErrors: (_error, request, reply) => {
       requestContext.run(request, reply);
       reply.header('X-API-Server-Time', String(services.clock.now()));
-      // No onRequest hook runs here: a blocked address is still refused as blocked (synchronous, no I/O).
+      // No onRequest hook runs here: the arrival stages that decide a refusal still apply, in their
+      // order (synchronous, no I/O): a draining server answers 503, a blocked address as blocked.
       let problem = new ApiError('validation_failed', 'The request path is not valid');
       try {
+        draining.run(request, reply);
         ipBlock.run(request, reply);
       } catch (err) {
         if (!(err instanceof ApiError)) throw err;
@@ -197,7 +203,6 @@ export async function buildServer(services: Services): Promise<App> {
   });
 
   // The pipeline (pipeline.ts): four hooks, each running its ordered list.
-  let closing = false;
   app.addHook('preClose', (done) => {
     closing = true;
     done();
