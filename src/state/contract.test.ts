@@ -143,6 +143,27 @@ describe.each(kinds)('shared-state contract: $kind', ({ kind }) => {
     expect(got.some((g) => g.endsWith('after'))).toBe(false);
   });
 
+  it('rounds a TTL up to a whole ms (at least 1) and refuses one that is not finite, alike everywhere', async () => {
+    await s.set('frac', 'v', 60_000.4);
+    expect(Number.isInteger(await s.ttl('frac'))).toBe(true);
+    await s.set('zero', 'v', 0);
+    await s.set('neg', 'v', -5);
+    expect(await s.firstSeen('zero-space', 'id', 0)).toBe(true);
+    // Lives 1 ms, as PX 1 does: not gone before it was written, nor longer.
+    await new Promise((r) => setTimeout(r, 20));
+    expect(await s.get('zero')).toBeNull();
+    expect(await s.get('neg')).toBeNull();
+    for (const bad of [Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY]) {
+      await expect(s.set('inf', 'v', bad), `set ${bad}`).rejects.toThrow(/ttl/i);
+      await expect(s.setIfAbsent('inf', 'v', bad), `setIfAbsent ${bad}`).rejects.toThrow(/ttl/i);
+      await expect(s.incr('inf', 1, bad), `incr ${bad}`).rejects.toThrow(/ttl/i);
+      await expect(s.setMax('inf', 1, bad), `setMax ${bad}`).rejects.toThrow(/ttl/i);
+      await expect(s.firstSeen('inf-space', `id-${bad}`, bad), `firstSeen ${bad}`).rejects.toThrow(/ttl/i);
+      expect(await s.firstSeen('inf-space', `id-${bad}`, 60_000)).toBe(true); // nothing recorded for ever
+      expect(await s.get('inf')).toBeNull(); // nothing written that would never expire
+    }
+  });
+
   it('answers ping', async () => {
     expect(await s.ping()).toBe(true);
   });

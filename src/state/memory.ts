@@ -2,7 +2,7 @@ import { hash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { Clock } from '../lib/clock.js';
 import { systemClock } from '../lib/clock.js';
-import type { SharedState, WindowDecision, WindowOptions } from './port.js';
+import { expiryMs, type SharedState, type WindowDecision, type WindowOptions } from './port.js';
 
 interface Entry {
   value: string;
@@ -74,12 +74,13 @@ export class MemoryState implements SharedState {
     return keys.map((k) => this.live(k)?.value ?? null);
   }
   async set(key: string, value: string, ttlMs?: number) {
-    this.entries.set(key, { value, expiresAt: ttlMs === undefined ? null : this.clock.now() + ttlMs });
+    this.entries.set(key, { value, expiresAt: ttlMs === undefined ? null : this.clock.now() + expiryMs(ttlMs) });
     if (this.watchers.length > 0) this.wrote(key);
   }
   async setIfAbsent(key: string, value: string, ttlMs: number) {
+    const ms = expiryMs(ttlMs);
     if (this.live(key)) return false;
-    this.entries.set(key, { value, expiresAt: this.clock.now() + ttlMs });
+    this.entries.set(key, { value, expiresAt: this.clock.now() + ms });
     if (this.watchers.length > 0) this.wrote(key);
     return true;
   }
@@ -92,7 +93,8 @@ export class MemoryState implements SharedState {
    * expired, so an id stays from one to two spans and nothing walks the memory id by id. Whether an
    * id is still seen depends only on its own expiry.
    */
-  async firstSeen(space: string, id: string, ttlMs: number) {
+  async firstSeen(space: string, id: string, requestedTtlMs: number) {
+    const ttlMs = expiryMs(requestedTtlMs);
     const now = this.clock.now();
     let memory = this.once.get(space);
     if (!memory) this.once.set(space, (memory = { generations: [], since: now, spanMs: ttlMs }));
@@ -126,15 +128,17 @@ export class MemoryState implements SharedState {
     if (this.watchers.length > 0) this.wrote(key);
   }
   async setMax(key: string, value: number, ttlMs: number) {
+    const ms = expiryMs(ttlMs);
     const e = this.live(key);
     const current = e ? Number(e.value) : NaN;
-    this.entries.set(key, { value: String(current > value ? current : value), expiresAt: this.clock.now() + ttlMs });
+    this.entries.set(key, { value: String(current > value ? current : value), expiresAt: this.clock.now() + ms });
   }
   async incr(key: string, by: number, ttlMs: number) {
+    const ms = expiryMs(ttlMs);
     const e = this.live(key);
     const value = (e ? Number(e.value) : 0) + by;
     // As in Redis (INCR_WITH_TTL): a counter without an expiry gets this one, so none lives for ever.
-    this.entries.set(key, { value: String(value), expiresAt: e?.expiresAt ?? this.clock.now() + ttlMs });
+    this.entries.set(key, { value: String(value), expiresAt: e?.expiresAt ?? this.clock.now() + ms });
     return value;
   }
   async ttl(key: string) {

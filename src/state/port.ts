@@ -5,6 +5,10 @@
  *
  * Every method either answers or rejects quickly with StateUnavailableError: nothing waits in an
  * offline queue. Callers making security decisions treat a rejection as "refuse" (fail closed).
+ *
+ * Every `ttlMs` is rounded up to a whole ms, at least 1 (0 or less: gone after 1 ms, as Redis's
+ * PX 1); one that is not a finite number rejects with a RangeError before anything is written (in
+ * process it would never expire, in Redis it would be refused by the server).
  */
 export interface SharedState {
   readonly kind: 'memory' | 'redis';
@@ -95,6 +99,12 @@ export interface WindowDecision {
   at: number;
   /** Set when refused because a hold key exists. */
   held?: { key: string; value: string };
+}
+
+/** The expiry every implementation applies for `ttlMs` (see above): a whole ms, at least 1. */
+export function expiryMs(ttlMs: number): number {
+  if (typeof ttlMs !== 'number' || !Number.isFinite(ttlMs)) throw new RangeError(`shared state: ttlMs must be a finite number of ms, got ${String(ttlMs)}`);
+  return Math.max(1, Math.ceil(ttlMs));
 }
 
 export class StateUnavailableError extends Error {

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { Redis, type RedisOptions } from 'ioredis';
-import { StateUnavailableError, type SharedState, type WindowDecision, type WindowOptions } from './port.js';
+import { expiryMs, StateUnavailableError, type SharedState, type WindowDecision, type WindowOptions } from './port.js';
 
 const INCR_WITH_TTL = `
 local v = redis.call('INCRBY', KEYS[1], ARGV[1])
@@ -157,10 +157,12 @@ export class RedisState implements SharedState {
     return this.run('mget', () => this.client.mget(keys.map((k) => this.k(k))));
   }
   async set(key: string, value: string, ttlMs?: number) {
-    await this.run('set', () => (ttlMs === undefined ? this.client.set(this.k(key), value) : this.client.set(this.k(key), value, 'PX', Math.max(1, Math.ceil(ttlMs)))));
+    const ms = ttlMs === undefined ? undefined : expiryMs(ttlMs);
+    await this.run('set', () => (ms === undefined ? this.client.set(this.k(key), value) : this.client.set(this.k(key), value, 'PX', ms)));
   }
   async setIfAbsent(key: string, value: string, ttlMs: number) {
-    const r = await this.run('set nx', () => this.client.set(this.k(key), value, 'PX', Math.max(1, Math.ceil(ttlMs)), 'NX'));
+    const ms = expiryMs(ttlMs);
+    const r = await this.run('set nx', () => this.client.set(this.k(key), value, 'PX', ms, 'NX'));
     return r === 'OK';
   }
   firstSeen(space: string, id: string, ttlMs: number) {
@@ -173,10 +175,12 @@ export class RedisState implements SharedState {
     await this.run('del', () => this.client.del(this.k(key)));
   }
   async setMax(key: string, value: number, ttlMs: number) {
-    await this.run('setmax', () => this.client.mdSetMax(this.k(key), String(value), String(Math.max(1, Math.ceil(ttlMs)))));
+    const ms = expiryMs(ttlMs);
+    await this.run('setmax', () => this.client.mdSetMax(this.k(key), String(value), String(ms)));
   }
   async incr(key: string, by: number, ttlMs: number) {
-    const v = await this.run('incr', () => this.client.mdIncrWithTtl(this.k(key), String(by), String(Math.max(1, Math.ceil(ttlMs)))));
+    const ms = expiryMs(ttlMs);
+    const v = await this.run('incr', () => this.client.mdIncrWithTtl(this.k(key), String(by), String(ms)));
     return Number(v);
   }
   async ttl(key: string) {
