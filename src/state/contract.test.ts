@@ -90,6 +90,19 @@ describe.each(kinds)('shared-state contract: $kind', ({ kind }) => {
     expect(ttl).toBeLessThanOrEqual(60_000);
   });
 
+  it('incr refuses a value that is not an integer, never counting from NaN', async () => {
+    for (const stored of ['abc', '1.5', '', ' 7', '0x10', '1e3']) {
+      await s.set('nan-ctr', stored, 60_000);
+      await expect(s.incr('nan-ctr', 1, 60_000), JSON.stringify(stored)).rejects.toMatchObject({ name: 'StateUnavailableError' });
+      expect(await s.get('nan-ctr')).toBe(stored); // left as it was
+    }
+    await s.del('nan-ctr');
+    for (const by of [1.5, Number.NaN, Number.POSITIVE_INFINITY]) await expect(s.incr('nan-ctr', by, 60_000), String(by)).rejects.toThrow(RangeError);
+    expect(await s.get('nan-ctr')).toBeNull();
+    expect(await s.incr('nan-ctr', -3, 60_000)).toBe(-3);
+    expect(await s.incr('nan-ctr', 0, 60_000)).toBe(-3);
+  });
+
   it('keys lists by prefix', async () => {
     await s.set('blk:1.2.3.4', 'x', 60_000);
     await s.set('blk:5.6.7.8', 'y', 60_000);

@@ -2,7 +2,10 @@ import { hash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { Clock } from '../lib/clock.js';
 import { systemClock } from '../lib/clock.js';
-import { expiryMs, type SharedState, type WindowDecision, type WindowOptions } from './port.js';
+import { expiryMs, StateUnavailableError, type SharedState, type WindowDecision, type WindowOptions } from './port.js';
+
+/** What Redis's INCRBY takes for an integer: no sign but '-', no leading zeros, spaces or exponent. */
+const INTEGER = /^(?:0|-?[1-9][0-9]*)$/;
 
 interface Entry {
   value: string;
@@ -135,8 +138,13 @@ export class MemoryState implements SharedState {
   }
   async incr(key: string, by: number, ttlMs: number) {
     const ms = expiryMs(ttlMs);
+    if (!Number.isSafeInteger(by)) throw new RangeError(`shared state: incr by must be an integer, got ${String(by)}`);
     const e = this.live(key);
+    // As INCRBY: a value that is not an integer is refused (Number() would count on from NaN, or read
+    // '', ' 7', '0x10' and '1e3' as numbers), and the value is left as it was.
+    if (e && !INTEGER.test(e.value)) throw new StateUnavailableError('shared state (memory) failed on incr: value is not an integer');
     const value = (e ? Number(e.value) : 0) + by;
+    if (!Number.isSafeInteger(value)) throw new StateUnavailableError('shared state (memory) failed on incr: increment would overflow');
     // As in Redis (INCR_WITH_TTL): a counter without an expiry gets this one, so none lives for ever.
     this.entries.set(key, { value: String(value), expiresAt: e?.expiresAt ?? this.clock.now() + ms });
     return value;

@@ -37,7 +37,8 @@ export interface SharedState {
   setMax(key: string, value: number, ttlMs: number): Promise<void>;
   /**
    * Atomically adds `by` and returns the new value; the expiry is set when the counter is created
-   * (or when it has none), never renewed.
+   * (or when it has none), never renewed. `by` must be an integer (else RangeError); a value that
+   * is not an integer (as Redis's INCRBY reads one) rejects with StateUnavailableError, unchanged.
    */
   incr(key: string, by: number, ttlMs: number): Promise<number>;
   /** Remaining time to live in ms; null when absent, -1 when it has no expiry. */

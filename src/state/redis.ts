@@ -180,6 +180,7 @@ export class RedisState implements SharedState {
   }
   async incr(key: string, by: number, ttlMs: number) {
     const ms = expiryMs(ttlMs);
+    if (!Number.isSafeInteger(by)) throw new RangeError(`shared state: incr by must be an integer, got ${String(by)}`);
     const v = await this.run('incr', () => this.client.mdIncrWithTtl(this.k(key), String(by), String(ms)));
     return Number(v);
   }
