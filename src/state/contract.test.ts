@@ -121,6 +121,24 @@ describe.each(kinds)('shared-state contract: $kind', ({ kind }) => {
     expect(await s.ttl('flag2')).toBeGreaterThan(50_000);
   });
 
+  it('setMax stores the number as written, however large, and refuses one that is not finite', async () => {
+    await s.setMax('big', 1_764_432_930_123_456, 60_000); // µs since the epoch: 16 digits
+    expect(await s.get('big')).toBe('1764432930123456');
+    await s.setMax('big', 1_764_432_930_123_455, 60_000);
+    expect(await s.get('big')).toBe('1764432930123456');
+    await s.setMax('big', Number.MAX_SAFE_INTEGER, 60_000);
+    expect(await s.get('big')).toBe(String(Number.MAX_SAFE_INTEGER));
+    await s.setMax('frac', 1.5, 60_000);
+    await s.setMax('frac', 1.25, 60_000);
+    expect(await s.get('frac')).toBe('1.5');
+    for (const bad of [Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY]) {
+      await expect(s.setMax('frac', bad, 60_000), String(bad)).rejects.toThrow(RangeError);
+      await expect(s.setMax('fresh', bad, 60_000), String(bad)).rejects.toThrow(RangeError);
+    }
+    expect(await s.get('frac')).toBe('1.5');
+    expect(await s.get('fresh')).toBeNull();
+  });
+
   it('an index set lists the members whose key lives, and forgets the others', async () => {
     await s.set('item:a', '1');
     await s.set('item:b', '2', 30);

@@ -132,9 +132,10 @@ export class MemoryState implements SharedState {
   }
   async setMax(key: string, value: number, ttlMs: number) {
     const ms = expiryMs(ttlMs);
+    if (!Number.isFinite(value)) throw new RangeError(`shared state: setMax value must be a finite number, got ${String(value)}`);
     const e = this.live(key);
-    const current = e ? Number(e.value) : NaN;
-    this.entries.set(key, { value: String(current > value ? current : value), expiresAt: this.clock.now() + ms });
+    const current = e && e.value.trim() !== '' ? Number(e.value) : NaN; // '' is no number (Lua's tonumber), not 0
+    this.entries.set(key, { value: current > value ? e!.value : String(value), expiresAt: this.clock.now() + ms });
   }
   async incr(key: string, by: number, ttlMs: number) {
     const ms = expiryMs(ttlMs);

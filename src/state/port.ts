@@ -33,6 +33,7 @@ export interface SharedState {
   /**
    * Sets `key` to the number `value` unless it already holds a larger one, atomically; the expiry is
    * renewed either way. For version flags written by racing announcements: the newest always wins.
+   * The winner is kept as written (String(value)); a `value` that is not finite rejects (RangeError).
    */
   setMax(key: string, value: number, ttlMs: number): Promise<void>;
   /**

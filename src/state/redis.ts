@@ -7,12 +7,17 @@ local v = redis.call('INCRBY', KEYS[1], ARGV[1])
 if redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return v`;
 
-/** KEYS[1] := max(its number, ARGV[1]), expiry ARGV[2] ms. */
+/**
+ * KEYS[1] := max(its number, ARGV[1]), expiry ARGV[2] ms. The winner is stored as the string it was
+ * written as: Lua's tostring keeps 14 significant digits (1764432930123456 became
+ * '1.7644329301235e+15', a different and larger number).
+ */
 const SET_MAX = `
-local current = tonumber(redis.call('GET', KEYS[1]))
-local value = tonumber(ARGV[1])
-if current ~= nil and current > value then value = current end
-redis.call('SET', KEYS[1], tostring(value), 'PX', ARGV[2])`;
+local raw = redis.call('GET', KEYS[1])
+local current = raw and tonumber(raw) or nil
+local winner = ARGV[1]
+if current ~= nil and current > tonumber(ARGV[1]) then winner = raw end
+redis.call('SET', KEYS[1], winner, 'PX', ARGV[2])`;
 
 /** The members of set KEYS[1] whose key ARGV[1]..member exists; the others are removed, atomically. */
 const INDEX_LIVE = `
@@ -176,6 +181,7 @@ export class RedisState implements SharedState {
   }
   async setMax(key: string, value: number, ttlMs: number) {
     const ms = expiryMs(ttlMs);
+    if (!Number.isFinite(value)) throw new RangeError(`shared state: setMax value must be a finite number, got ${String(value)}`);
     await this.run('setmax', () => this.client.mdSetMax(this.k(key), String(value), String(ms)));
   }
   async incr(key: string, by: number, ttlMs: number) {
