@@ -195,6 +195,27 @@ describe.each(kinds)('shared-state contract: $kind', ({ kind }) => {
     }
   });
 
+  it('sliding window: a fractional window works, and arguments it cannot honour are refused before anything is recorded', async () => {
+    const t = 1_000_000;
+    expect((await s.slidingWindowHit('sw-frac', 1, 100.5, t)).allowed).toBe(true);
+    expect((await s.slidingWindowHit('sw-frac', 1, 100.5, t + 100)).allowed).toBe(false);
+    expect((await s.slidingWindowHit('sw-frac', 1, 100.5, t + 101)).allowed).toBe(true);
+    for (const [limit, windowMs, now] of [
+      [1.5, 1000, t],
+      [-1, 1000, t],
+      [Number.NaN, 1000, t],
+      [2, 0, t],
+      [2, -5, t],
+      [2, Number.NaN, t],
+      [2, Number.POSITIVE_INFINITY, t],
+      [2, 1000, Number.NaN],
+    ] as const) {
+      await expect(s.slidingWindowHit('sw-bad', limit, windowMs, now), `${limit} ${windowMs} ${now}`).rejects.toThrow(RangeError);
+    }
+    const d = await s.slidingWindowHit('sw-bad', 2, 1000, t);
+    expect(d.count).toBe(1); // no refused call recorded a hit
+  });
+
   it('answers ping', async () => {
     expect(await s.ping()).toBe(true);
   });

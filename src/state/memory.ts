@@ -2,7 +2,7 @@ import { hash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { Clock } from '../lib/clock.js';
 import { systemClock } from '../lib/clock.js';
-import { expiryMs, StateUnavailableError, type SharedState, type WindowDecision, type WindowOptions } from './port.js';
+import { expiryMs, StateUnavailableError, windowArgs, type SharedState, type WindowDecision, type WindowOptions } from './port.js';
 
 /** What Redis's INCRBY takes for an integer: no sign but '-', no leading zeros, spaces or exponent. */
 const INTEGER = /^(?:0|-?[1-9][0-9]*)$/;
@@ -175,7 +175,8 @@ export class MemoryState implements SharedState {
     if (set.size === 0) this.indexes.delete(key);
     return [...set];
   }
-  async slidingWindowHit(key: string, limit: number, windowMs: number, now?: number, options: WindowOptions = {}): Promise<WindowDecision> {
+  async slidingWindowHit(key: string, requestedLimit: number, requestedWindowMs: number, requestedNow?: number, options: WindowOptions = {}): Promise<WindowDecision> {
+    const { limit, windowMs, now } = windowArgs(requestedLimit, requestedWindowMs, requestedNow);
     let log = this.windows.get(key);
     if (!log) {
       log = { hits: [], start: 0, windowMs };

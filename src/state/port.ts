@@ -74,6 +74,10 @@ export interface SharedState {
    *
    * `holdKeys`: while any of these keys exists the hit is refused without being recorded, and the
    * decision names the key and its value (penalties and suspensions use this, in the same round trip).
+   *
+   * `limit` is a whole number >= 0; `windowMs` a finite number > 0, rounded up to a whole ms; `now`
+   * is rounded down to a whole ms (as Redis's TIME is). Anything else rejects with a RangeError
+   * before a hit is recorded (Redis replies carry whole numbers only, and PEXPIRE takes no fraction).
    */
   slidingWindowHit(key: string, limit: number, windowMs: number, now?: number, options?: WindowOptions): Promise<WindowDecision>;
   publish(channel: string, message: string): Promise<void>;
@@ -107,6 +111,14 @@ export interface WindowDecision {
 export function expiryMs(ttlMs: number): number {
   if (typeof ttlMs !== 'number' || !Number.isFinite(ttlMs)) throw new RangeError(`shared state: ttlMs must be a finite number of ms, got ${String(ttlMs)}`);
   return Math.max(1, Math.ceil(ttlMs));
+}
+
+/** The sliding-window arguments every implementation uses (see slidingWindowHit). */
+export function windowArgs(limit: number, windowMs: number, now: number | undefined): { limit: number; windowMs: number; now: number | undefined } {
+  if (!Number.isSafeInteger(limit) || limit < 0) throw new RangeError(`shared state: window limit must be a whole number >= 0, got ${String(limit)}`);
+  if (typeof windowMs !== 'number' || !Number.isFinite(windowMs) || windowMs <= 0) throw new RangeError(`shared state: windowMs must be a finite number > 0, got ${String(windowMs)}`);
+  if (now !== undefined && (typeof now !== 'number' || !Number.isFinite(now))) throw new RangeError(`shared state: window time must be a finite number of ms, got ${String(now)}`);
+  return { limit, windowMs: Math.ceil(windowMs), now: now === undefined ? undefined : Math.floor(now) };
 }
 
 export class StateUnavailableError extends Error {

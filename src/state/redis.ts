@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { Redis, type RedisOptions } from 'ioredis';
-import { expiryMs, StateUnavailableError, type SharedState, type WindowDecision, type WindowOptions } from './port.js';
+import { expiryMs, StateUnavailableError, windowArgs, type SharedState, type WindowDecision, type WindowOptions } from './port.js';
 
 const INCR_WITH_TTL = `
 local v = redis.call('INCRBY', KEYS[1], ARGV[1])
@@ -213,7 +213,8 @@ export class RedisState implements SharedState {
   async indexLive(key: string, prefix: string) {
     return this.run('index', () => this.client.mdIndexLive(this.k(key), this.k(prefix)));
   }
-  async slidingWindowHit(key: string, limit: number, windowMs: number, now?: number, options: WindowOptions = {}): Promise<WindowDecision> {
+  async slidingWindowHit(key: string, requestedLimit: number, requestedWindowMs: number, requestedNow?: number, options: WindowOptions = {}): Promise<WindowDecision> {
+    const { limit, windowMs, now } = windowArgs(requestedLimit, requestedWindowMs, requestedNow);
     const member = `${this.instance}:${++this.seq}`;
     const keys = [this.k(key), ...(options.holdKeys ?? []).map((h) => this.k(h))];
     const args = [String(limit), String(windowMs), now === undefined ? '' : String(now), member];
