@@ -24,6 +24,18 @@ describe('MemoryState.watchWrites', () => {
   });
 });
 
+describe('MemoryState.watchWrites, counters and maxima', () => {
+  it('tells of incr and setMax too: they write the key', async () => {
+    const state = new MemoryState(new ManualClock(1_000_000));
+    const seen: string[] = [];
+    state.watchWrites('trading:halt:', (key) => seen.push(key));
+    await state.incr('trading:halt:n', 1, 1000);
+    await state.setMax('trading:halt:v', 3, 1000);
+    expect(seen).toEqual(['trading:halt:n', 'trading:halt:v']);
+    await state.close();
+  });
+});
+
 describe('MemoryState.firstSeen', () => {
   it('answers by the expiry of each id, and drops a generation once all of it has expired', async () => {
     const clock = new ManualClock(1_000_000);

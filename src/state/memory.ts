@@ -136,6 +136,7 @@ export class MemoryState implements SharedState {
     const e = this.live(key);
     const current = e && e.value.trim() !== '' ? Number(e.value) : NaN; // '' is no number (Lua's tonumber), not 0
     this.entries.set(key, { value: current > value ? e!.value : String(value), expiresAt: this.clock.now() + ms });
+    if (this.watchers.length > 0) this.wrote(key);
   }
   async incr(key: string, by: number, ttlMs: number) {
     const ms = expiryMs(ttlMs);
@@ -148,6 +149,7 @@ export class MemoryState implements SharedState {
     if (!Number.isSafeInteger(value)) throw new StateUnavailableError('shared state (memory) failed on incr: increment would overflow');
     // As in Redis (INCR_WITH_TTL): a counter without an expiry gets this one, so none lives for ever.
     this.entries.set(key, { value: String(value), expiresAt: e?.expiresAt ?? this.clock.now() + ms });
+    if (this.watchers.length > 0) this.wrote(key);
     return value;
   }
   async ttl(key: string) {
