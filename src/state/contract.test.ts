@@ -108,6 +108,11 @@ describe.each(kinds)('shared-state contract: $kind', ({ kind }) => {
     await s.set('blk:5.6.7.8', 'y', 60_000);
     await s.set('other', 'z', 60_000);
     expect((await s.keys('blk:')).sort()).toEqual(['blk:1.2.3.4', 'blk:5.6.7.8']);
+    // Only values (what get reads): not a sliding-window log nor an index set under the prefix.
+    await s.slidingWindowHit('blk:log', 5, 60_000);
+    await s.indexAdd('blk:index', 'm');
+    expect((await s.keys('blk:')).sort()).toEqual(['blk:1.2.3.4', 'blk:5.6.7.8']);
+    for (const k of await s.keys('blk:')) expect(await s.get(k)).not.toBeNull();
   });
 
   it('setMax keeps the larger number, whatever order racing writes land in', async () => {
@@ -231,6 +236,19 @@ describe.runIf(redisUp)('redis firstSeen', () => {
     expect(await s.setIfAbsent('replay:key_1:def', '1', 10_000)).toBe(false);
     const ttl = await s.ttl('replay:key_1:def');
     expect(ttl).toBeGreaterThan(9_000);
+  });
+});
+
+describe.runIf(redisUp)('redis keys', () => {
+  it('lists each key once although SCAN may return a key more than once', async () => {
+    const s = open('redis') as RedisState;
+    const client = (s as unknown as { client: { scan: (...args: unknown[]) => Promise<[string, string[]]> } }).client;
+    const pages: [string, string[]][] = [
+      ['7', [`${s.prefix}blk:a`, `${s.prefix}blk:b`]],
+      ['0', [`${s.prefix}blk:b`, `${s.prefix}blk:c`]], // SCAN repeats keys across a rehash
+    ];
+    client.scan = async () => pages.shift()!;
+    expect((await s.keys('blk:')).sort()).toEqual(['blk:a', 'blk:b', 'blk:c']);
   });
 });
 

@@ -194,15 +194,19 @@ export class RedisState implements SharedState {
     const v = await this.run('pttl', () => this.client.pttl(this.k(key)));
     return v === -2 ? null : v;
   }
+  /**
+   * SCAN may return a key more than once (across a rehash): each is listed once. Only string keys
+   * (values get can read), as MemoryState lists only its values, not hit logs or index sets.
+   */
   async keys(prefix: string) {
-    const out: string[] = [];
+    const out = new Set<string>();
     let cursor = '0';
     do {
-      const [next, batch] = await this.run('scan', () => this.client.scan(cursor, 'MATCH', `${this.k(prefix).replace(/[*?[\]\\]/g, '\\$&')}*`, 'COUNT', 500));
+      const [next, batch] = await this.run('scan', () => this.client.scan(cursor, 'MATCH', `${this.k(prefix).replace(/[*?[\]\\]/g, '\\$&')}*`, 'COUNT', 500, 'TYPE', 'string'));
       cursor = next;
-      for (const k of batch) out.push(k.slice(this.prefix.length));
+      for (const k of batch) out.add(k.slice(this.prefix.length));
     } while (cursor !== '0');
-    return out;
+    return [...out];
   }
   async indexAdd(key: string, member: string) {
     await this.run('sadd', () => this.client.sadd(this.k(key), member));
