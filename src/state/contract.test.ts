@@ -67,6 +67,13 @@ describe.each(kinds)('shared-state contract: $kind', ({ kind }) => {
     expect(await s.firstSeen('seen', 'id-1', 10_000)).toBe(false); // an earlier, longer-lived id is still there
   });
 
+  it('firstSeen refuses a space holding a colon: two spaces\' ids would meet in Redis', async () => {
+    expect(await s.firstSeen('sp', 'a:b', 10_000)).toBe(true);
+    // As a key, 'sp:a' + ':' + 'b' is 'sp' + ':' + 'a:b': the same id. Refused everywhere alike.
+    await expect(s.firstSeen('sp:a', 'b', 10_000)).rejects.toThrow(RangeError);
+    await expect(s.firstSeen('', 'b', 10_000)).rejects.toThrow(RangeError);
+  });
+
   it('take returns a value once', async () => {
     await s.set('nonce', 'addr', 10_000);
     const taken = await Promise.all([s.take('nonce'), s.take('nonce'), s.take('nonce')]);

@@ -2,7 +2,7 @@ import { hash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { Clock } from '../lib/clock.js';
 import { systemClock } from '../lib/clock.js';
-import { expiryMs, StateUnavailableError, windowArgs, type SharedState, type WindowDecision, type WindowOptions } from './port.js';
+import { expiryMs, onceSpace, StateUnavailableError, windowArgs, type SharedState, type WindowDecision, type WindowOptions } from './port.js';
 
 /** What Redis's INCRBY takes for an integer: no sign but '-', no leading zeros, spaces or exponent. */
 const INTEGER = /^(?:0|-?[1-9][0-9]*)$/;
@@ -98,6 +98,7 @@ export class MemoryState implements SharedState {
    */
   async firstSeen(space: string, id: string, requestedTtlMs: number) {
     const ttlMs = expiryMs(requestedTtlMs);
+    onceSpace(space);
     const now = this.clock.now();
     let memory = this.once.get(space);
     if (!memory) this.once.set(space, (memory = { generations: [], since: now, spanMs: ttlMs }));

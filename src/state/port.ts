@@ -24,7 +24,8 @@ export interface SharedState {
    * never read back (the replay memory: one per signed request); unlike `setIfAbsent` there is no
    * value, so the in-process state keeps each id as its SHA-256, in generations dropped whole,
    * instead of a full key. In Redis it is `setIfAbsent` of the key `space:id` (so a space's name
-   * holds no ':', or two spaces' ids could meet there).
+   * holds no ':', or two spaces' ids could meet there: such a space, or an empty one, rejects with
+   * a RangeError in both implementations).
    */
   firstSeen(space: string, id: string, ttlMs: number): Promise<boolean>;
   /** Reads and deletes in one atomic step (single-use values such as nonces). */
@@ -111,6 +112,12 @@ export interface WindowDecision {
 export function expiryMs(ttlMs: number): number {
   if (typeof ttlMs !== 'number' || !Number.isFinite(ttlMs)) throw new RangeError(`shared state: ttlMs must be a finite number of ms, got ${String(ttlMs)}`);
   return Math.max(1, Math.ceil(ttlMs));
+}
+
+/** A firstSeen space: not empty and without ':' (see firstSeen). */
+export function onceSpace(space: string): string {
+  if (typeof space !== 'string' || space === '' || space.includes(':')) throw new RangeError(`shared state: a firstSeen space must be non-empty and hold no ':', got ${JSON.stringify(space)}`);
+  return space;
 }
 
 /** The sliding-window arguments every implementation uses (see slidingWindowHit). */

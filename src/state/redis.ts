@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { Redis, type RedisOptions } from 'ioredis';
-import { expiryMs, StateUnavailableError, windowArgs, type SharedState, type WindowDecision, type WindowOptions } from './port.js';
+import { expiryMs, onceSpace, StateUnavailableError, windowArgs, type SharedState, type WindowDecision, type WindowOptions } from './port.js';
 
 const INCR_WITH_TTL = `
 local v = redis.call('INCRBY', KEYS[1], ARGV[1])
@@ -170,8 +170,8 @@ export class RedisState implements SharedState {
     const r = await this.run('set nx', () => this.client.set(this.k(key), value, 'PX', ms, 'NX'));
     return r === 'OK';
   }
-  firstSeen(space: string, id: string, ttlMs: number) {
-    return this.setIfAbsent(`${space}:${id}`, '1', ttlMs);
+  async firstSeen(space: string, id: string, ttlMs: number) {
+    return this.setIfAbsent(`${onceSpace(space)}:${id}`, '1', ttlMs);
   }
   take(key: string) {
     return this.run('getdel', () => this.client.getdel(this.k(key)));
