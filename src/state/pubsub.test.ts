@@ -46,4 +46,20 @@ describe('publish/subscribe', () => {
       }
     }
   });
+
+  it.runIf(redisUp)('RedisState: unsubscribing returns within the deadline when Redis does not answer', async () => {
+    const s = new RedisState({ url: REDIS_URL, prefix: `t:ps:${randomBytes(4).toString('hex')}:` });
+    try {
+      const stop = await s.subscribe('c', () => {});
+      // A connection that still looks ready but gets no answer (a half-open TCP connection, a
+      // stalled server): the subscriber connection has no command timeout of its own.
+      const sub = (s as unknown as { subscriber: { unsubscribe: () => Promise<unknown> } }).subscriber;
+      sub.unsubscribe = () => new Promise(() => {});
+      const started = Date.now();
+      await stop();
+      expect(Date.now() - started).toBeLessThan(1500);
+    } finally {
+      await s.close();
+    }
+  });
 });

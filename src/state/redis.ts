@@ -95,6 +95,20 @@ interface ScriptedRedis extends Redis {
 /** Longest a subscribe call waits for an unreachable Redis before returning (the subscription stays queued). */
 const SUBSCRIBE_WAIT_MS = 500;
 
+/** Waits for `p` at most `ms` (then goes on; `p` may still settle later). */
+async function boundedWait(p: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<void>((resolve) => {
+    timer = setTimeout(resolve, ms);
+    timer.unref();
+  });
+  try {
+    await Promise.race([p, deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 export interface RedisStateOptions {
   url: string;
   prefix: string;
@@ -285,8 +299,10 @@ export class RedisState implements SharedState {
       if (set!.size === 0 && this.handlers.get(channel) === set) {
         this.handlers.delete(channel);
         this.channels.delete(channel);
-        // Only while connected: with Redis away an UNSUBSCRIBE would wait in the queue forever.
-        if (this.subscriber?.status === 'ready') await this.subscriber.unsubscribe(this.k(channel)).catch(() => {});
+        // Only while connected: with Redis away an UNSUBSCRIBE would wait in the queue forever. And
+        // for a bounded time: the subscriber connection has no command timeout, and one that still
+        // looks ready may never answer (a half-open connection). No handler is left to deliver to.
+        if (this.subscriber?.status === 'ready') await boundedWait(this.subscriber.unsubscribe(this.k(channel)).catch(() => {}), SUBSCRIBE_WAIT_MS);
       }
     };
   }
