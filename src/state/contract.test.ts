@@ -228,6 +228,20 @@ describe.each(kinds)('shared-state contract: $kind', ({ kind }) => {
     expect(d.count).toBe(1); // no refused call recorded a hit
   });
 
+  it('sliding window: after a refusal has let every hit leave, an earlier time never admits past the limit', async () => {
+    const key = `sw-back-${randomBytes(4).toString('hex')}`;
+    expect((await s.slidingWindowHit(key, 1, 100, 1000)).allowed).toBe(true);
+    await s.set('sw-back-hold', '1', 60_000);
+    expect((await s.slidingWindowHit(key, 1, 100, 2000, { holdKeys: ['sw-back-hold'] })).allowed).toBe(false); // prunes the hit at 1000
+    await s.del('sw-back-hold');
+    const late = await s.slidingWindowHit(key, 1, 100, 900); // the clock stepped back
+    expect(late.allowed).toBe(true);
+    expect(late.at).toBe(900); // the hit at 1000 has left the log: nothing later to count at
+    const next = await s.slidingWindowHit(key, 1, 100, 950);
+    expect(next.allowed).toBe(false); // one hit in (850, 950] already
+    expect(next.count).toBe(1);
+  });
+
   it('answers ping', async () => {
     expect(await s.ping()).toBe(true);
   });

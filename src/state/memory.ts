@@ -188,7 +188,9 @@ export class MemoryState implements SharedState {
     log.windowMs = windowMs;
     const { hits } = log;
     // Time never runs backwards for a key (see the port): a late caller counts at the newest hit.
-    const newest = hits[hits.length - 1];
+    // Only a hit still in the log counts (as in Redis's sorted set): one that an earlier decision
+    // pruned is gone, or a step back would record this hit at its time beside it, past the limit.
+    const newest = log.start < hits.length ? hits[hits.length - 1] : undefined;
     const at = newest !== undefined && newest > (now ?? this.clock.now()) ? newest : (now ?? this.clock.now());
     while (log.start < hits.length && hits[log.start]! <= at - windowMs) log.start++;
     if (log.start > 64 && log.start * 2 > hits.length) {
