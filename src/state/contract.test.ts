@@ -186,6 +186,33 @@ describe.each(kinds)('shared-state contract: $kind', ({ kind }) => {
     expect(got.some((g) => g.endsWith('after'))).toBe(false);
   });
 
+  it('a subscriber that throws neither stops delivery to the others nor escapes (it would crash the process)', async () => {
+    const got: string[] = [];
+    const escaped: unknown[] = [];
+    const onUncaught = (err: unknown) => escaped.push(err);
+    process.on('uncaughtException', onUncaught);
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => warnings.push(w.message);
+    process.on('warning', onWarning);
+    try {
+      const stop = await s.subscribe('throwing', () => {
+        throw new Error('handler failed');
+      });
+      const stop2 = await s.subscribe('throwing', (m) => got.push(m));
+      await s.publish('throwing', 'still delivered');
+      await waitFor(() => got.length === 1);
+      await new Promise((r) => setTimeout(r, 20));
+      expect(got).toEqual(['still delivered']);
+      expect(escaped).toEqual([]);
+      expect(warnings.some((w) => w.includes('handler failed'))).toBe(true);
+      await stop();
+      await stop2();
+    } finally {
+      process.off('uncaughtException', onUncaught);
+      process.off('warning', onWarning);
+    }
+  });
+
   it('rounds a TTL up to a whole ms (at least 1) and refuses one that is not finite, alike everywhere', async () => {
     await s.set('frac', 'v', 60_000.4);
     expect(Number.isInteger(await s.ttl('frac'))).toBe(true);

@@ -2,7 +2,7 @@ import { hash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { Clock } from '../lib/clock.js';
 import { systemClock } from '../lib/clock.js';
-import { expiryMs, onceSpace, StateUnavailableError, windowArgs, type SharedState, type WindowDecision, type WindowOptions } from './port.js';
+import { deliver, expiryMs, onceSpace, StateUnavailableError, windowArgs, type SharedState, type WindowDecision, type WindowOptions } from './port.js';
 
 /** What Redis's INCRBY takes for an integer: no sign but '-', no leading zeros, spaces or exponent. */
 const INTEGER = /^(?:0|-?[1-9][0-9]*)$/;
@@ -210,7 +210,7 @@ export class MemoryState implements SharedState {
   }
   async publish(channel: string, message: string) {
     // Delivered asynchronously, as Redis does, so publishers never run subscribers inline.
-    queueMicrotask(() => this.bus.emit(channel, message));
+    queueMicrotask(() => deliver(this.bus.listeners(channel) as ((m: string) => void)[], channel, message));
   }
   async subscribe(channel: string, handler: (message: string) => void) {
     this.bus.on(channel, handler);

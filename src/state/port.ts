@@ -82,7 +82,10 @@ export interface SharedState {
    */
   slidingWindowHit(key: string, limit: number, windowMs: number, now?: number, options?: WindowOptions): Promise<WindowDecision>;
   publish(channel: string, message: string): Promise<void>;
-  /** Handler called for each message on `channel`; returns an unsubscribe function. */
+  /**
+   * Handler called for each message on `channel`; returns an unsubscribe function. A handler that
+   * throws is reported as a process warning; the other handlers still get the message.
+   */
   subscribe(channel: string, handler: (message: string) => void): Promise<() => Promise<void>>;
   ping(): Promise<boolean>;
   close(): Promise<void>;
@@ -132,5 +135,19 @@ export class StateUnavailableError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = 'StateUnavailableError';
+  }
+}
+
+/**
+ * Gives `message` to each handler in turn. One that throws does not keep it from the others, nor
+ * escape into the event loop (an uncaught exception ends the process): it becomes a warning.
+ */
+export function deliver(handlers: Iterable<(message: string) => void>, channel: string, message: string): void {
+  for (const handler of handlers) {
+    try {
+      handler(message);
+    } catch (err) {
+      process.emitWarning(`a subscriber of ${channel} failed: ${err instanceof Error ? err.message : String(err)}`, 'MoondraftSubscriberWarning');
+    }
   }
 }

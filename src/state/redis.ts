@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { Redis, type RedisOptions } from 'ioredis';
-import { expiryMs, onceSpace, StateUnavailableError, windowArgs, type SharedState, type WindowDecision, type WindowOptions } from './port.js';
+import { deliver, expiryMs, onceSpace, StateUnavailableError, windowArgs, type SharedState, type WindowDecision, type WindowOptions } from './port.js';
 
 const INCR_WITH_TTL = `
 local v = redis.call('INCRBY', KEYS[1], ARGV[1])
@@ -254,7 +254,8 @@ export class RedisState implements SharedState {
       const sub = new Redis(this.options.url, { ...this.clientOptions(), enableOfflineQueue: true, commandTimeout: undefined, maxRetriesPerRequest: null });
       sub.on('error', () => {});
       sub.on('message', (ch: string, message: string) => {
-        for (const h of this.handlers.get(ch.slice(this.prefix.length)) ?? []) h(message);
+        const channel = ch.slice(this.prefix.length);
+        deliver([...(this.handlers.get(channel) ?? [])], channel, message);
       });
       this.subscriber = sub;
       this.subscriberReady = new Promise<void>((resolve) => sub.once('ready', () => resolve()));
