@@ -1,4 +1,5 @@
-import { BlockList, isIP } from 'node:net';
+import { isIP } from 'node:net';
+import { AddressSet } from '../../lib/address-set.js';
 
 /**
  * Client addresses as the DDoS guard and the unauthenticated rate limits see them. An IPv6 client
@@ -64,25 +65,16 @@ export function clientGroup(ip: string): string {
 }
 
 /** Matches canonical client addresses against blocked or exempt targets. */
-export interface AddressMatcher {
-  check(address: string, family: 'ipv4' | 'ipv6'): boolean;
-}
+export type AddressMatcher = Pick<AddressSet, 'check'>;
 
-/**
- * A matcher holding these targets (exact addresses and ranges): node:net BlockLists, one per
- * family. One list for both would match an IPv4 client against an IPv6 range through its
- * IPv4-mapped form: a block of `::/16` would block, and an exemption of it exempt, every IPv4
- * client. Client addresses arrive canonical (IPv4-mapped IPv6 as IPv4), and so do targets.
- */
+/** An AddressSet of these targets (exact addresses and ranges; unreadable ones are left out). */
 export function blockListOf(targets: Iterable<string>): AddressMatcher {
-  const lists = { ipv4: new BlockList(), ipv6: new BlockList() };
+  const set = new AddressSet();
   for (const raw of targets) {
     const t = parseTarget(raw);
-    if (!t) continue;
-    if (t.prefix === (t.family === 'ipv4' ? 32 : 128)) lists[t.family].addAddress(t.address, t.family);
-    else lists[t.family].addSubnet(t.address, t.prefix, t.family);
+    if (t) set.add(t.address, t.family, t.prefix);
   }
-  return { check: (address, family) => lists[family].check(address, family) };
+  return set;
 }
 
 export function familyOf(ip: string): 'ipv4' | 'ipv6' {

@@ -1,5 +1,6 @@
-import { BlockList, isIP } from 'node:net';
+import { isIP } from 'node:net';
 import { normalizeIp } from '../../http/client-address.js';
+import { AddressSet } from '../../lib/address-set.js';
 
 /** The most entries an IP allowlist may hold (API.md). */
 export const MAX_ALLOWLIST_ENTRIES = 10;
@@ -57,16 +58,11 @@ export function bindsAddresses(entries: readonly string[]): boolean {
 }
 
 /**
- * Matches client addresses against an allowlist of addresses and CIDR ranges (node:net BlockList
- * does the prefix arithmetic). An empty list allows every address.
- *
- * One BlockList per family: node:net matches an IPv4 address against an IPv6 rule through its
- * IPv4-mapped form, so an IPv6 range holding ::ffff:0:0/96 (`::/16`, `::/0`, `::ffff:0:0/95`)
- * would admit every IPv4 client. Client addresses arrive with IPv4-mapped IPv6 normalised to IPv4
- * (and mapped entries likewise become IPv4 entries), so each family is checked only against its own.
+ * Matches client addresses against an allowlist of addresses and CIDR ranges (an AddressSet: one
+ * list per family, so an IPv6 range never admits IPv4 clients). An empty list allows every address.
  */
 export class IpAllowlist {
-  private readonly lists = { ipv4: new BlockList(), ipv6: new BlockList() };
+  private readonly set = new AddressSet();
   readonly size: number;
 
   /**
@@ -80,9 +76,7 @@ export class IpAllowlist {
       const canonical = canonicalAllowlistEntry(entry);
       if (!canonical) continue;
       const [address, bits] = canonical.split('/') as [string, string | undefined];
-      const type = isIP(address) === 4 ? 'ipv4' : 'ipv6';
-      if (bits === undefined) this.lists[type].addAddress(address, type);
-      else this.lists[type].addSubnet(address, Number(bits), type);
+      this.set.add(address, isIP(address) === 4 ? 'ipv4' : 'ipv6', bits === undefined ? undefined : Number(bits));
     }
   }
 
@@ -91,7 +85,6 @@ export class IpAllowlist {
     const ip = normalizeIp(clientIp);
     const family = isIP(ip);
     if (family === 0) return false;
-    const type = family === 4 ? 'ipv4' : 'ipv6';
-    return this.lists[type].check(ip, type);
+    return this.set.check(ip, family === 4 ? 'ipv4' : 'ipv6');
   }
 }
