@@ -25,16 +25,22 @@ async function rotateWithCli(file: string): Promise<string> {
   }
 }
 
-describe('signing-key rotation without downtime', () => {
-  let dir: string;
+/** A directory of its own for the describe block it is called in, removed after it. */
+function tempDirFor(prefix: string): { path: string } {
+  const dir = { path: '' };
   beforeAll(() => {
-    dir = mkdtempSync(path.join(tmpdir(), 'moondraft-keys-'));
+    dir.path = mkdtempSync(path.join(tmpdir(), prefix));
   });
-  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  afterAll(() => rmSync(dir.path, { recursive: true, force: true }));
+  return dir;
+}
+
+describe('signing-key rotation without downtime', () => {
+  const tmp = tempDirFor('moondraft-keys-');
 
   it('old tokens keep verifying, new ones use the new kid, JWKS lists both, then the retired key leaves', async () => {
     const clock = new ManualClock(Date.UTC(2026, 1, 1));
-    const file = path.join(dir, 'keys.json');
+    const file = path.join(tmp.path, 'keys.json');
     ensureKeysetFile(file, clock.now());
     const keys = await SigningKeys.load(file, LIFETIME_MS);
     const tokens = new AccessTokens(keys, { ...OPTIONS, cacheSize: 100 }, clock);
@@ -86,7 +92,7 @@ describe('signing-key rotation without downtime', () => {
 
   it('tells every key that signed new tokens since the last reload, not only the last (two rotations between reloads)', async () => {
     const clock = new ManualClock(Date.UTC(2026, 1, 1));
-    const file = path.join(dir, 'twice.json');
+    const file = path.join(tmp.path, 'twice.json');
     ensureKeysetFile(file, clock.now());
     const keys = await SigningKeys.load(file, LIFETIME_MS);
     const told: string[] = [];
@@ -102,7 +108,7 @@ describe('signing-key rotation without downtime', () => {
   });
 
   it('`moondraft keys rotate-signing --file` creates a keyset (0600) and rotates it', async () => {
-    const file = path.join(dir, 'live-keys.json');
+    const file = path.join(tmp.path, 'live-keys.json');
     expect(await rotateWithCli(file)).toMatch(/new signing key k\w+/);
     expect(statSync(file).mode & 0o777).toBe(0o600);
     const [first] = readKeysetFile(file);
@@ -116,14 +122,10 @@ describe('signing-key rotation without downtime', () => {
 });
 
 describe('reloads of the keyset', () => {
-  let dir: string;
-  beforeAll(() => {
-    dir = mkdtempSync(path.join(tmpdir(), 'moondraft-keys-reload-'));
-  });
-  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const tmp = tempDirFor('moondraft-keys-reload-');
 
   it('run one at a time: a reload of an older file never finishes last and rolls the keyset back', async () => {
-    const file = path.join(dir, 'keys.json');
+    const file = path.join(tmp.path, 'keys.json');
     const k0 = generateSigningKey(1_000);
     writeKeysetFile(file, [k0]);
     const keys = await SigningKeys.load(file, LIFETIME_MS);
@@ -143,7 +145,7 @@ describe('reloads of the keyset', () => {
   });
 
   it('a listener that throws neither stops the others nor leaves the reload half told', async () => {
-    const file = path.join(dir, 'keys-throw.json');
+    const file = path.join(tmp.path, 'keys-throw.json');
     const k0 = generateSigningKey(1_000);
     writeKeysetFile(file, [k0]);
     const keys = await SigningKeys.load(file, LIFETIME_MS);
@@ -266,19 +268,16 @@ describe('rotation across processes sharing the keyset', () => {
 });
 
 describe('rewriting the keyset file', () => {
+  const tmp = tempDirFor('md-keyset-');
+
   it('leaves it 0600 even when a stale temporary file of the same name was readable by others', () => {
-    const dir = mkdtempSync(path.join(tmpdir(), 'md-keyset-'));
-    try {
-      const file = path.join(dir, 'keys.json');
-      writeKeysetFile(file, [generateSigningKey(Date.now())]);
-      // A temporary file left by an earlier run (a crash between write and rename) with a loose mode.
-      const stale = `${file}.${process.pid}.tmp`;
-      writeFileSync(stale, 'old', { mode: 0o644 });
-      chmodSync(stale, 0o644);
-      writeKeysetFile(file, [generateSigningKey(Date.now())]);
-      expect(statSync(file).mode & 0o777).toBe(0o600);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    const file = path.join(tmp.path, 'keys.json');
+    writeKeysetFile(file, [generateSigningKey(Date.now())]);
+    // A temporary file left by an earlier run (a crash between write and rename) with a loose mode.
+    const stale = `${file}.${process.pid}.tmp`;
+    writeFileSync(stale, 'old', { mode: 0o644 });
+    chmodSync(stale, 0o644);
+    writeKeysetFile(file, [generateSigningKey(Date.now())]);
+    expect(statSync(file).mode & 0o777).toBe(0o600);
   });
 });
