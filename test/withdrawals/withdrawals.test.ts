@@ -37,6 +37,27 @@ describe.each([
   };
   /** The admin signed in now (tests move the clock past token lifetimes). */
   const adm = () => sessionFor(server, { wallet: admin.account.wallet });
+  /**
+   * Runs `fn` while the first statement on `withdrawals` built outside a transaction through
+   * `method` throws, as a dropped database connection would.
+   */
+  const failingOnce = async <T,>(method: 'updateTable' | 'selectFrom', fn: () => Promise<T>) => {
+    const db = server.services.store.db as unknown as Record<string, (table: string) => unknown>;
+    const original = db[method]!.bind(db);
+    let failures = 0;
+    const spy = vi.spyOn(db, method).mockImplementation((table: string) => {
+      if (table === 'withdrawals' && failures === 0) {
+        failures++;
+        throw new Error('connection terminated unexpectedly');
+      }
+      return original(table);
+    });
+    try {
+      return { result: await fn(), failures };
+    } finally {
+      spy.mockRestore();
+    }
+  };
   const setTier = async (s: Session, tier: number) => req('PUT', `/api/v1/admin/accounts/${s.account.wallet}/withdrawal-tier`, await adm(), { tier });
 
   beforeAll(async () => {
@@ -321,23 +342,8 @@ describe.each([
 
   it.skipIf(!available)('a store failure when claiming a committed withdrawal for sending still answers it (approved, held), and an admin retry sends it', async () => {
     const s = await trader('100');
-    const db = server.services.store.db;
-    const original = db.updateTable.bind(db);
-    let failures = 0;
     // The first statement outside a transaction after the request's commit is the dispatch claim.
-    const spy = vi.spyOn(db, 'updateTable').mockImplementation(((table: string) => {
-      if (table === 'withdrawals' && failures === 0) {
-        failures++;
-        throw new Error('connection terminated unexpectedly');
-      }
-      return original(table as 'withdrawals');
-    }) as typeof db.updateTable);
-    let r;
-    try {
-      r = await withdraw(s, { amount: '10' });
-    } finally {
-      spy.mockRestore();
-    }
+    const { result: r, failures } = await failingOnce('updateTable', () => withdraw(s, { amount: '10' }));
     expect(failures).toBe(1);
     // Committed (funds held, approved): the client must not be told it failed, or it would retry and withdraw twice.
     expect(r.statusCode).toBe(201);
@@ -396,24 +402,9 @@ describe.each([
   it.skipIf(!available)('a store failure reading a committed withdrawal back still answers it as committed, so a retry cannot withdraw twice', async () => {
     const s = await trader('60000');
     await setTier(s, 1);
-    const db = server.services.store.db;
-    const original = db.selectFrom.bind(db);
-    let failures = 0;
     // Pending (above auto-approval): nothing is dispatched, so the only read of the row after the
     // request's commit is the one that answers it.
-    const spy = vi.spyOn(db, 'selectFrom').mockImplementation(((from: string) => {
-      if (from === 'withdrawals' && failures === 0) {
-        failures++;
-        throw new Error('connection terminated unexpectedly');
-      }
-      return original(from as 'withdrawals');
-    }) as typeof db.selectFrom);
-    let r;
-    try {
-      r = await withdraw(s, { amount: '2000' });
-    } finally {
-      spy.mockRestore();
-    }
+    const { result: r, failures } = await failingOnce('selectFrom', () => withdraw(s, { amount: '2000' }));
     expect(failures).toBe(1);
     expect(r.statusCode).toBe(201);
     expect(r.json()).toMatchObject({ status: 'pending', amount: '2000', usdcValue: '2000' });
