@@ -43,11 +43,13 @@ export function securityStages(services: Services): Stage[] {
     // Who is calling: session token (revocation checked in shared state) or API key
     // (key → environment → IP/country → timestamp → signature → replay).
     authenticateStage(services),
+    // How often: the category limit per key / account / address, backoff and suspension
+    // (before validation and the handler, so refused requests cost nothing more). Before the
+    // permission check, so that requests it refuses count too: a caller probing what it may not
+    // do meets 429, escalation and suspension, not an endless stream of free 403s.
+    rateLimitStage(services),
     // May they: role, then the key's scope and signing requirement, from the permission matrix.
     authorizeStage(),
-    // How often: the category limit per key / account / address, backoff and suspension
-    // (before validation and the handler, so refused requests cost nothing more).
-    rateLimitStage(services),
   ];
 }
 

@@ -57,6 +57,17 @@ describe.each(backends)('rate limits over HTTP (%s)', (backend) => {
     expect((await account((await sessionFor(server)).headers)).statusCode).toBe(200);
   });
 
+  it('counts requests the permission matrix refuses: a caller without the right meets 429, not endless 403s', async () => {
+    const auditor = await sessionFor(server, { role: 'auditor' });
+    const order = () => server.app.inject({ method: 'POST', url: '/api/v1/trading/orders', headers: auditor.headers, payload: { market: 'MOON-USDC', side: 'buy', type: 'market', quantity: '1' } });
+    const statuses: number[] = [];
+    for (let i = 0; i < 50; i++) statuses.push((await order()).statusCode);
+    expect(new Set(statuses)).toEqual(new Set([403]));
+    const res = await order();
+    expectProblem(res, 'rate_limited', 429);
+    expect(res.headers['ratelimit-policy']).toBe('"trading";q=50;w=1');
+  });
+
   it('escalates the cool-down while the client keeps sending, then suspends it, once, as a security event', async () => {
     const s = await sessionFor(server);
     for (let i = 0; i < 25; i++) await account(s.headers);
