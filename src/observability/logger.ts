@@ -10,12 +10,15 @@ const TRUNCATED = '[truncated]';
 
 /**
  * Deep copy with every secret-named field replaced; bounded depth so hostile shapes stay cheap.
- * Structure below that depth is cut (it was not searched, so it is not logged).
+ * Structure below that depth is cut (it was not searched, so it is not logged). An error, wherever
+ * it sits (under `err`, inside another error's fields, under any other name), becomes what pino's
+ * error serializer makes of it (type, message, stack, its own fields), redacted by the same rule:
+ * left as an Error, it would be written by JSON.stringify, own fields and all, unsearched.
  */
 export function redactDeep(value: unknown, depth = 0): unknown {
   if (value === null || typeof value !== 'object') return value;
   if (depth > 8) return TRUNCATED;
-  if (value instanceof Error) return value;
+  if (value instanceof Error) return redactDeep({ ...pino.stdSerializers.err(value) }, depth);
   if (Array.isArray(value)) return value.map((v) => redactDeep(v, depth + 1));
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(value)) out[k] = SECRET_FIELD.test(k) ? REDACTED : redactDeep(v, depth + 1);
@@ -46,9 +49,11 @@ export function createLogger(level: string, destination?: DestinationStream): Lo
         log: (obj) => redactDeep(obj) as Record<string, unknown>,
       },
       serializers: {
-        // The formatter above leaves Error objects as they are (the serializer needs them whole), so
-        // the fields the serializer copies from an error are redacted here, by the same rule.
-        err: (err: unknown) => redactDeep(pino.stdSerializers.err(err as Error)),
+        // The formatter above has already serialized and redacted every error in the log object;
+        // pino's own error serializer must not run again on that copy (it would call it an Object).
+        // An Error that reaches here without the formatter (a child logger's bindings) is treated
+        // by the same rule.
+        err: (err: unknown) => (err instanceof Error ? redactDeep(err) : err),
       },
     },
     destination,

@@ -63,6 +63,19 @@ describe('no secret reaches a log line', () => {
     expect(line.err).toMatchObject({ type: 'Error', message: 'key check failed', code: 'E_TEST', apiSecret: REDACTED, context: { refreshToken: REDACTED } });
   });
 
+  it('redacts secret-named fields of an error wherever it sits: inside a logged error’s fields, or under another name', () => {
+    const inner = Object.assign(new Error('signer refused'), { apiSecret: SECRET, signature: SECRET });
+    const err = Object.assign(new Error('outer failure'), { details: { attempt: 1, inner } });
+    server.services.log.error({ err, context: { during: inner }, error: inner }, 'nested error diagnostic');
+    const line = server.logs.find((l) => l.msg === 'nested error diagnostic')!;
+    expect(line).toBeDefined();
+    expect(JSON.stringify(line)).not.toContain(SECRET);
+    // Still logged as errors (type and message), with the secret-named fields censored.
+    expect(line.err).toMatchObject({ type: 'Error', message: 'outer failure', details: { attempt: 1, inner: { type: 'Error', message: 'signer refused', apiSecret: REDACTED, signature: REDACTED } } });
+    expect(line.context).toMatchObject({ during: { type: 'Error', message: 'signer refused', apiSecret: REDACTED } });
+    expect(line.error).toMatchObject({ type: 'Error', message: 'signer refused', signature: REDACTED });
+  });
+
   it('not even from a request the HTTP parser refuses (its error carries the raw bytes received)', async () => {
     const url = await server.app.listen({ host: '127.0.0.1', port: 0 });
     const { port } = new URL(url);
