@@ -53,7 +53,9 @@ export function toApiError(error: unknown): { apiError: ApiError; unexpected: bo
     case 'FST_ERR_VALIDATION':
       return { apiError: new ApiError('validation_failed', 'The request is not valid'), unexpected: false };
   }
-  if (e instanceof SyntaxError) return { apiError: new ApiError('validation_failed', 'The body is not valid JSON'), unexpected: false };
+  // No bare SyntaxError is the request's: the JSON parser's arrive as FST_ERR_CTP_INVALID_JSON_BODY
+  // (above). Any other (BigInt of a stored amount, JSON.parse of stored data) is the server's own
+  // failure: a 500, logged, never a client's 400 that would count against its address.
   const status = typeof e?.statusCode === 'number' ? e.statusCode : 500;
   if (status === 413) return { apiError: new ApiError('payload_too_large'), unexpected: false };
   if (status === 415) return { apiError: new ApiError('unsupported_media_type'), unexpected: false };

@@ -188,6 +188,10 @@ describe('Fastify errors and unexpected exceptions are mapped too', () => {
     app.get('/__test/boom', { config: { permission: 'public' } }, async () => {
       throw new Error('SELECT secret FROM internals at /work/src/x.ts:1');
     });
+    // A SyntaxError of the server's own making (a stored amount that is not a number, stored JSON
+    // that does not parse), not anything about the request.
+    app.get('/__test/corrupt', { config: { permission: 'public' } }, async () => ({ amount: String(BigInt('12x4')) }));
+    app.get('/__test/corrupt-json', { config: { permission: 'public' } }, async () => JSON.parse('{"halted":') as object);
     await app.ready();
     built = { app, services };
   });
@@ -267,6 +271,13 @@ describe('Fastify errors and unexpected exceptions are mapped too', () => {
   it('415 unsupported_media_type for a non-JSON body', async () => {
     expectProblem(await built.app.inject({ method: 'POST', url: '/__test/echo', headers: { 'content-type': 'text/plain' }, payload: 'amount=1' }), 'unsupported_media_type');
     expectProblem(await built.app.inject({ method: 'POST', url: '/__test/echo', headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: 'amount=1' }), 'unsupported_media_type');
+  });
+
+  it('a SyntaxError thrown by the server’s own code is 500 internal_error, not the client’s invalid JSON', async () => {
+    for (const url of ['/__test/corrupt', '/__test/corrupt-json']) {
+      const body = expectProblem(await built.app.inject({ method: 'GET', url }), 'internal_error');
+      expect(body.detail).not.toMatch(/JSON|12x4/);
+    }
   });
 
   it('500 internal_error carries only the request id; the detail goes to the log', async () => {
