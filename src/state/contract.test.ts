@@ -110,6 +110,20 @@ describe.each(kinds)('shared-state contract: $kind', ({ kind }) => {
     expect(await s.incr('nan-ctr', 0, 60_000)).toBe(-3);
   });
 
+  it('incr refuses to count past the integers a number holds exactly, leaving the value as it was', async () => {
+    for (const [stored, by] of [
+      [String(Number.MAX_SAFE_INTEGER), 1],
+      [String(-Number.MAX_SAFE_INTEGER), -1],
+      ['9007199254740990', 5],
+    ] as const) {
+      await s.set('edge-ctr', stored, 60_000);
+      await expect(s.incr('edge-ctr', by, 60_000), `${stored} + ${by}`).rejects.toMatchObject({ name: 'StateUnavailableError' });
+      expect(await s.get('edge-ctr')).toBe(stored); // not moved past it, nor rounded
+    }
+    await s.set('edge-ctr', '9007199254740990', 60_000);
+    expect(await s.incr('edge-ctr', 1, 60_000)).toBe(Number.MAX_SAFE_INTEGER); // up to the last one, exactly
+  });
+
   it('keys lists by prefix', async () => {
     await s.set('blk:1.2.3.4', 'x', 60_000);
     await s.set('blk:5.6.7.8', 'y', 60_000);

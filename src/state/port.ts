@@ -40,7 +40,8 @@ export interface SharedState {
   /**
    * Atomically adds `by` and returns the new value; the expiry is set when the counter is created
    * (or when it has none), never renewed. `by` must be an integer (else RangeError); a value that
-   * is not an integer (as Redis's INCRBY reads one) rejects with StateUnavailableError, unchanged.
+   * is not an integer (as Redis's INCRBY reads one) rejects with StateUnavailableError, unchanged,
+   * as does a result beyond Number.MAX_SAFE_INTEGER either way (it could not be returned exactly).
    */
   incr(key: string, by: number, ttlMs: number): Promise<number>;
   /** Remaining time to live in ms; null when absent, -1 when it has no expiry. */

@@ -2,8 +2,17 @@ import { randomBytes } from 'node:crypto';
 import { Redis, type RedisOptions } from 'ioredis';
 import { deliver, expiryMs, onceSpace, StateUnavailableError, windowArgs, type SharedState, type WindowDecision, type WindowOptions } from './port.js';
 
+/**
+ * INCRBY, refused past the integers a JS number holds exactly (as in MemoryState): Redis would
+ * count on to 2^63, and the reply would reach the caller rounded. The step is undone in the same
+ * atomic script (its result, a Lua double, still compares exactly against 2^53 - 1).
+ */
 const INCR_WITH_TTL = `
 local v = redis.call('INCRBY', KEYS[1], ARGV[1])
+if v > 9007199254740991 or v < -9007199254740991 then
+  redis.call('DECRBY', KEYS[1], ARGV[1])
+  return redis.error_reply('increment would overflow')
+end
 if redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return v`;
 
