@@ -83,7 +83,15 @@ export async function openStore(options: StoreOptions): Promise<Store> {
     const setup = new pg.Client({ connectionString: options.databaseUrl, connectionTimeoutMillis: 2000 });
     await setup.connect();
     try {
-      await setup.query(`create schema if not exists "${schema}"`);
+      try {
+        await setup.query(`create schema if not exists "${schema}"`);
+      } catch (err) {
+        // IF NOT EXISTS does not hold against a concurrent CREATE SCHEMA (processes of a scaled-out
+        // deployment starting together): the loser fails on pg_namespace's unique index although
+        // the schema now exists, which is all this step is for.
+        const made = await setup.query('select 1 from pg_catalog.pg_namespace where nspname = $1', [schema]);
+        if (made.rowCount === 0) throw err;
+      }
     } finally {
       await setup.end();
     }

@@ -63,6 +63,32 @@ describe.skipIf(!postgres)('migrations beside other clients of the database', ()
   }, 120_000);
 });
 
+describe.skipIf(!postgres)('servers starting together on a fresh PostgreSQL schema', () => {
+  it('all start: the schema is made by one, and found made by the others', async () => {
+    // A scaled-out deployment starts its processes at once. CREATE SCHEMA IF NOT EXISTS is not safe
+    // against a concurrent one: the loser failed with "duplicate key value violates unique
+    // constraint pg_namespace_nspname_index", and with it the start of that process.
+    for (let round = 0; round < 6; round++) {
+      const { pgSchema } = newIsolation();
+      try {
+        const starts = await Promise.allSettled(
+          Array.from({ length: 4 }, async () => {
+            const store = await openStore({ databaseUrl: PG_URL, pgSchema, dataDir: '/tmp' });
+            try {
+              await migrateToLatest(store);
+            } finally {
+              await store.close();
+            }
+          }),
+        );
+        expect(starts.flatMap((s) => (s.status === 'rejected' ? [String((s.reason as Error).message)] : []))).toEqual([]);
+      } finally {
+        await dropSchema(pgSchema);
+      }
+    }
+  }, 120_000);
+});
+
 /** Throws on the n-th insert into `table`: a stand-in for a crash part-way through a migration. */
 function failOnInsert(table: string, n: number): KyselyPlugin {
   let seen = 0;
