@@ -1,4 +1,4 @@
-import { createServer, type Server } from 'node:http';
+import { createServer, type RequestListener, type Server } from 'node:http';
 import type { Moondraft } from '../app.js';
 import { ERRORS } from '../errors/registry.js';
 import { problemBody } from './problem.js';
@@ -23,22 +23,32 @@ export async function listen(moondraft: Moondraft): Promise<Listening> {
   const securityHeaders = Object.fromEntries(SECURITY_HEADERS);
   const conventionHeaders = () => ({ ...securityHeaders, 'X-Request-Id': newRequestId(), 'X-API-Server-Time': String(services.clock.now()) });
   const { config } = services;
+  /**
+   * A side port's server, held to the API port's deadlines (whole request, headers, keep-alive,
+   * idle socket: Node's defaults would let a slow client hold a connection for minutes or for
+   * good), and answering requests Node's parser refuses with the same problem+json.
+   */
+  const sideServer = (handler: RequestListener): Server => {
+    const { requestMs, headersMs, keepAliveMs, connectionMs } = config.timeouts;
+    const server = createServer({ requestTimeout: requestMs, headersTimeout: headersMs, keepAliveTimeout: keepAliveMs }, handler);
+    server.setTimeout(connectionMs, (socket) => socket.destroy());
+    server.on('clientError', clientErrorHandler(services));
+    return server;
+  };
   const url = await app.listen({ host: config.host, port: config.port });
   const extra: Server[] = [];
   if (config.tls && config.httpRedirectPort !== undefined) {
     const target = config.publicUrl.startsWith('https://') ? config.publicUrl : `https://${new URL(config.publicUrl).hostname}:${config.port}`;
-    const redirect = createServer((req, res) => {
+    const redirect = sideServer((req, res) => {
       const path = (req.url ?? '/').startsWith('/') ? req.url ?? '/' : '/';
       res.writeHead(308, { ...conventionHeaders(), Location: `${target}${path}` });
       res.end();
     });
-    // Requests Node's parser refuses get the same problem+json answer as on the API port.
-    redirect.on('clientError', clientErrorHandler(services));
     await bind(redirect, config.httpRedirectPort, config.host, extra);
     extra.push(redirect);
   }
   if (config.metricsPort !== undefined) {
-    const metrics = createServer((req, res) => {
+    const metrics = sideServer((req, res) => {
       const headers = conventionHeaders();
       const problem = (code: 'not_found' | 'internal_error', detail: string) => {
         res.writeHead(ERRORS[code].status, { ...headers, 'Content-Type': 'application/problem+json; charset=utf-8' });
@@ -53,7 +63,6 @@ export async function listen(moondraft: Moondraft): Promise<Listening> {
         () => problem('internal_error', 'An internal error occurred; quote the requestId when reporting it'),
       );
     });
-    metrics.on('clientError', clientErrorHandler(services));
     await bind(metrics, config.metricsPort, config.host, extra);
     extra.push(metrics);
   }

@@ -154,6 +154,35 @@ describe('the separate metrics port', () => {
     }
   });
 
+  it('holds slow clients to the configured deadlines, as the API port does', async () => {
+    const port = await new Promise<number>((resolve) => {
+      const probe = net.createServer().listen(0, '127.0.0.1', () => {
+        const { port } = probe.address() as net.AddressInfo;
+        probe.close(() => resolve(port));
+      });
+    });
+    const own = await startTestServer({ env: { MOONDRAFT_METRICS_PORT: String(port), HOST: '127.0.0.1', MOONDRAFT_CONNECTION_TIMEOUT_MS: '1000' } });
+    const listening = await listen(own);
+    try {
+      // A connection that sends nothing is closed once the idle-socket deadline passes (Node's
+      // default would keep it open for good).
+      const started = Date.now();
+      const closedAfter = await new Promise<number>((resolve, reject) => {
+        const socket = net.connect(port, '127.0.0.1');
+        socket.on('close', () => resolve(Date.now() - started));
+        socket.on('error', reject);
+        setTimeout(() => {
+          socket.destroy();
+          resolve(Infinity);
+        }, 5_000).unref();
+      });
+      expect(closedAfter).toBeLessThan(5_000);
+      expect(closedAfter).toBeGreaterThanOrEqual(900);
+    } finally {
+      await listening.stop();
+    }
+  });
+
   it('a metrics port already taken fails the start with an error (no uncaught exception, no side port left open)', async () => {
     const taken = net.createServer();
     const port = await new Promise<number>((resolve) => taken.listen(0, '127.0.0.1', () => resolve((taken.address() as net.AddressInfo).port)));
