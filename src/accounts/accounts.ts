@@ -80,8 +80,13 @@ export class Accounts {
    * Sets an account's role (creating the account if needed). The new role is also written to
    * shared state so that every process applies it to the account's very next request, including
    * requests carrying access tokens issued under the old role.
+   *
+   * `by` is who did it: an account id, or `cli`. With `byAdmin`, `by` is an admin's account id and
+   * must still be an admin when the change commits (read under its row's lock in the same
+   * transaction): two admins demoting each other at the same moment would otherwise both pass the
+   * request's role check and leave the deployment with no admin; the second one is refused.
    */
-  async setRole(address: string, role: Role, by: string): Promise<Result<Account, 'validation_failed'>> {
+  async setRole(address: string, role: Role, by: string, options: { byAdmin?: boolean } = {}): Promise<Result<Account, 'validation_failed' | 'forbidden_role'>> {
     const found = await this.findOrCreate(address);
     if (!found.ok) return found;
     const now = this.deps.clock.now();
@@ -90,16 +95,22 @@ export class Accounts {
     // before, two racing changes could both see the old role, and the second, a real change, would
     // go unrecorded as a no-op (an unaudited promotion).
     const previous = await this.deps.store.transaction(async (trx) => {
-      let q = trx.selectFrom('accounts').select('role').where('id', '=', found.value.id);
+      // Rows locked in id order, so that two admins changing each other cannot deadlock (SQLite
+      // transactions begin IMMEDIATE: one at a time, no row locks needed).
+      const ids = [...new Set(options.byAdmin ? [found.value.id, by] : [found.value.id])].sort();
+      let q = trx.selectFrom('accounts').select(['id', 'role']).where('id', 'in', ids).orderBy('id');
       if (this.deps.store.dialect === 'postgres') q = q.forUpdate();
-      const current = (await q.executeTakeFirstOrThrow()).role;
+      const rows = await q.execute();
+      if (options.byAdmin && rows.find((r) => r.id === by)?.role !== 'admin') return undefined;
+      const current = rows.find((r) => r.id === found.value.id)!.role;
       await trx.updateTable('accounts').set({ role, updated_at: now }).where('id', '=', found.value.id).execute();
       if (current !== role && this.deps.audit) {
         await this.deps.audit.recordIn(trx, { type: 'admin.role.changed', accountId: found.value.id, actorId: by, details: { from: current, to: role, by } });
       }
       return current;
     });
-    const before = { ...found.value, role: previous };
+    if (previous === undefined) return fail('forbidden_role', 'Only an admin may change roles, and the caller is no longer one');
+    const before = { ...found.value, role: previous as Role };
     const changed = previous !== role;
     const key = sessionStateKeys('', before.id).role;
     await this.deps.state.set(key, role, this.deps.roleTtlMs);

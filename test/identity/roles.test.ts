@@ -125,6 +125,25 @@ describe('admin role management', () => {
     expect((await setRole(deputy.headers, other.wallet.address, { role: 'admin' })).json().code).toBe('forbidden_role');
   });
 
+  it('a role change by an admin who has just been demoted is refused when it commits (two admins demoting each other leave one)', async () => {
+    const a = await signInEthereum(server);
+    const b = await signInEthereum(server);
+    const target = await signInEthereum(server);
+    await server.services.accounts.setRole(a.wallet.address, 'admin', 'cli');
+    await server.services.accounts.setRole(b.wallet.address, 'admin', 'cli');
+    expect((await server.services.accounts.setRole(b.wallet.address, 'trader', a.account.id, { byAdmin: true })).ok).toBe(true);
+    // b's requests passed the role check before the demotion committed; their changes come after.
+    expect(await server.services.accounts.setRole(target.wallet.address, 'admin', b.account.id, { byAdmin: true })).toMatchObject({ ok: false, code: 'forbidden_role' });
+    expect(await server.services.accounts.setRole(a.wallet.address, 'trader', b.account.id, { byAdmin: true })).toMatchObject({ ok: false, code: 'forbidden_role' });
+    expect((await server.services.accounts.byId(target.account.id))?.role).toBe('trader');
+    expect((await server.services.accounts.byId(a.account.id))?.role).toBe('admin');
+    // The refused changes were not audited as changes.
+    const by: unknown[] = [];
+    for await (const view of server.services.audit.export({ type: 'admin.role.changed' })) by.push(view.details?.by);
+    expect(by.filter((x) => x === a.account.id)).toHaveLength(1);
+    expect(by.filter((x) => x === b.account.id)).toHaveLength(0);
+  });
+
   it('an admin cannot change their own role (four eyes): the last admin cannot demote themselves', async () => {
     const admin = await signInEthereum(server);
     await server.services.accounts.setRole(admin.wallet.address, 'admin', 'cli');
