@@ -4,7 +4,7 @@ import type { Database } from '../../store/schema.js';
 import { upsertRows } from '../upsert.js';
 import { applyOutflow } from './average-cost.js';
 import { USDC, type Assets } from '../assets/index.js';
-import type { Ledger } from '../ledger/index.js';
+import type { BalanceRow, Ledger } from '../ledger/index.js';
 import { pow10, readMinor } from '../money.js';
 
 export { applyBuy, applyOutflow, applySell, type CostState } from './average-cost.js';
@@ -46,11 +46,38 @@ export class Portfolios {
   constructor(private readonly deps: { store: Store; ledger: Ledger; assets: Assets }) {}
 
   async positions(accountId: string): Promise<Position[]> {
-    const [balances, costs] = await Promise.all([
-      this.deps.ledger.balances(accountId),
-      this.deps.store.db.selectFrom('positions').select(['asset', 'cost_basis', 'realized_pnl']).where('account_id', '=', accountId).execute(),
-    ]);
-    const costByAsset = new Map(costs.map((c) => [c.asset, { cost: readMinor(c.cost_basis), realized: readMinor(c.realized_pnl) }]));
+    return this.positionsOf(await this.holdings(accountId));
+  }
+
+  /**
+   * The account's balances and what its holdings cost, in one statement, so one snapshot: read
+   * apart, a trade committing in between would pair one side's quantity with the other's cost
+   * (or cash), and the average cost, PnL and portfolio value would be off by that trade.
+   */
+  private async holdings(accountId: string): Promise<{ balances: BalanceRow[]; costs: Map<string, { cost: bigint; realized: bigint }> }> {
+    const db = this.deps.store.db;
+    const rows = await db
+      .selectFrom('balances')
+      .select((eb) => [eb.val('balance').as('kind'), 'asset', 'available', 'held'])
+      .where('owner', '=', accountId)
+      .unionAll(
+        db
+          .selectFrom('positions')
+          .select((eb) => [eb.val('position').as('kind'), 'asset', eb.ref('cost_basis').as('available'), eb.ref('realized_pnl').as('held')])
+          .where('account_id', '=', accountId),
+      )
+      .execute();
+    const balances: BalanceRow[] = [];
+    const costs = new Map<string, { cost: bigint; realized: bigint }>();
+    for (const r of rows) {
+      if (r.kind === 'balance') balances.push({ asset: r.asset, available: readMinor(r.available), held: readMinor(r.held) });
+      else costs.set(r.asset, { cost: readMinor(r.available), realized: readMinor(r.held) });
+    }
+    balances.sort((a, b) => (a.asset < b.asset ? -1 : a.asset > b.asset ? 1 : 0));
+    return { balances, costs };
+  }
+
+  private async positionsOf({ balances, costs: costByAsset }: { balances: readonly BalanceRow[]; costs: Map<string, { cost: bigint; realized: bigint }> }): Promise<Position[]> {
     const assets = new Set([...balances.map((b) => b.asset), ...costByAsset.keys()]);
     assets.delete(USDC);
     const out: Position[] = [];
@@ -82,7 +109,10 @@ export class Portfolios {
   }
 
   async portfolio(accountId: string): Promise<Portfolio> {
-    const [positions, balances] = await Promise.all([this.positions(accountId), this.deps.ledger.balances(accountId)]);
+    // One reading for the cash and the positions both (see holdings).
+    const holdings = await this.holdings(accountId);
+    const positions = await this.positionsOf(holdings);
+    const balances = holdings.balances;
     const usdc = balances.find((b) => b.asset === USDC);
     const cash = usdc ? usdc.available + usdc.held : 0n;
     let positionsValue = 0n;
