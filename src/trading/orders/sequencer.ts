@@ -331,7 +331,11 @@ export class OrderSequencer implements OrderExecutor {
     const committed = committedNotional(result, bookTerms);
     if (committed > 0n) {
       const limit = batch.limitOverride(caller.accountId) ?? (this.deps.roleLimits[caller.role] ?? 0n);
-      const used = batch.usageOf(caller.accountId);
+      // The account's own resting orders that self-trade prevention cancels rest no more once the
+      // order is accepted: their share is freed, as a cancel frees it.
+      const released = result.selfTradeCancels.reduce((sum, c) => sum + notionalOf(market, c.price, c.remaining), 0n);
+      const usage = batch.usageOf(caller.accountId);
+      const used = usage > released ? usage - released : 0n;
       if (used + committed > limit) {
         const left = limit > used ? limit - used : 0n;
         return fail('daily_limit_exceeded', `This order's notional ${formatAmount(committed, USDC_DECIMALS)} USDC exceeds what is left of the daily limit (${formatAmount(left, USDC_DECIMALS)} of ${formatAmount(limit, USDC_DECIMALS)} USDC)`, {

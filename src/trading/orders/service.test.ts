@@ -293,6 +293,19 @@ describe.each(variants)('order service on $name', ({ backend, thread }) => {
     expect((await trading.limits.status(acc, 'trader')).limit).toBe(USDC(1_000_000));
   });
 
+  it('frees the daily-limit share of own resting orders that self-trade prevention cancels', async () => {
+    const acc = 'acc_lim_stp';
+    await fund(trading, acc, 'USDC', USDC(100));
+    await fund(trading, acc, 'MOON', MOON(10));
+    await trading.limits.setOverride(acc, '10', 'admin');
+    expect(await place(acc, { side: 'sell', price: '2', quantity: '4' })).toMatchObject({ ok: true, value: { order: { status: 'open' } } }); // rests 8
+    // The buy cancels that sell (cancel_maker) and rests 8 in its place: 8 in all, within 10.
+    const buy = await place(acc, { side: 'buy', price: '2', quantity: '4', selfTradePrevention: 'cancel_maker' });
+    expect(buy).toMatchObject({ ok: true, value: { order: { status: 'open' } } });
+    expect(await trading.limits.status(acc, 'trader')).toMatchObject({ traded: 0n, open: USDC(8), remaining: USDC(2) });
+    await verified();
+  });
+
   it('counts a trade in the daily limit for a full 24 h, to the second, and not a minute more', async () => {
     const acc = await limitedAccount('win');
     clock.advance(59_000 - (clock.now() % 60_000)); // 59 s into a minute
