@@ -2,13 +2,14 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { Redis } from 'ioredis';
 import { ManualClock } from '../../src/lib/clock.js';
 import type { SecurityEvent } from '../../src/security/events/index.js';
 import { StateUnavailableError } from '../../src/state/port.js';
 import { RedisState } from '../../src/state/redis.js';
 import { sessionFor } from '../support/auth.js';
 import { dropSchema, emptySharedState, newIsolation, startTestServer, type TestServer } from '../support/server.js';
-import { serviceAvailable } from '../support/services.js';
+import { REDIS_URL, serviceAvailable } from '../support/services.js';
 
 const scaleout = (await serviceAvailable('redis')) && (await serviceAvailable('postgres'));
 const backends = (['embedded', 'scaleout'] as const).filter((b) => b === 'embedded' || scaleout);
@@ -267,6 +268,54 @@ describe.runIf(scaleout)('IP blocks across processes (two in-test servers, one R
     }
     expect(await a.services.state.get('ipblock:198.51.100.80')).not.toBeNull();
     expect(await a.services.state.get('ipblock:198.51.100.81')).not.toBeNull();
+  });
+
+  it('blocks stay in force when Redis comes back from an older snapshot (its marker says it holds the list)', async () => {
+    const admin = await sessionFor(a, { role: 'admin' });
+    await Promise.all([a.services.ipBlocks.list(), b.services.ipBlocks.list()]);
+    // What an RDB snapshot taken now holds of the block list: the marker, the index, the version.
+    const redis = new Redis(REDIS_URL);
+    try {
+      const keys = await redis.keys(`${isolation.statePrefix}ipblock*`);
+      const snapshot = await Promise.all(keys.map(async (k) => ({ key: k, dump: await redis.dumpBuffer(k), ttl: await redis.pttl(k) })));
+      expect(snapshot.some((s) => s.key.endsWith('ipblocks:held'))).toBe(true);
+
+      expect((await a.app.inject({ method: 'POST', url: '/api/v1/admin/ip-blocks', headers: admin.headers, payload: { target: '198.51.100.95' } })).statusCode).toBe(201);
+      for (let i = 0; i < 20; i++) await a.app.inject({ method: 'GET', url: '/api/v1/account', remoteAddress: '198.51.100.96', headers: { authorization: 'Bearer aaa.bbb.ccc' } });
+      await vi.waitFor(() => expect(b.services.ipBlocks.check('198.51.100.96')).toMatchObject({ source: 'auto' }));
+      await vi.waitFor(() => expect(b.services.ipBlocks.check('198.51.100.95')).toMatchObject({ source: 'manual' }));
+      // Each process polls (every 2 s) before Redis goes down.
+      for (const s of [a, b]) await s.services.ipBlocks.list();
+
+      // Redis restarts from that snapshot: everything written since is gone, the marker is not.
+      const now = await redis.keys(`${isolation.statePrefix}ipblock*`);
+      if (now.length > 0) await redis.del(...now);
+      for (const s of snapshot) if (s.dump) await redis.restore(s.key, s.ttl > 0 ? s.ttl : 0, s.dump, 'REPLACE');
+    } finally {
+      redis.disconnect();
+    }
+
+    for (const s of [a, b]) await s.services.ipBlocks.list();
+    for (const s of [a, b]) {
+      expect(s.services.ipBlocks.check('198.51.100.95')).toMatchObject({ source: 'manual' });
+      expect(s.services.ipBlocks.check('198.51.100.96')).toMatchObject({ source: 'auto' });
+      expect((await s.app.inject({ method: 'GET', url: '/api/v1/time', remoteAddress: '198.51.100.95' })).statusCode).toBe(403);
+    }
+    expect(await a.services.state.get('ipblock:198.51.100.95')).not.toBeNull();
+    expect(await a.services.state.get('ipblock:198.51.100.96')).not.toBeNull();
+  });
+
+  it('blocks stay in force when Redis restarts empty and a process starting then marks it as holding the list first', async () => {
+    for (let i = 0; i < 20; i++) await a.app.inject({ method: 'GET', url: '/api/v1/account', remoteAddress: '198.51.100.97', headers: { authorization: 'Bearer aaa.bbb.ccc' } });
+    await vi.waitFor(() => expect(b.services.ipBlocks.check('198.51.100.97')).toMatchObject({ source: 'auto' }));
+    for (const s of [a, b]) await s.services.ipBlocks.list();
+    await emptySharedState(isolation);
+    // A process starting now syncs before the others poll: it writes back the administrator blocks
+    // it read from the store (its mirror holds no automatic block) and sets the shared marker.
+    await a.services.state.set('ipblocks:held', '1');
+    for (const s of [a, b]) await s.services.ipBlocks.list();
+    for (const s of [a, b]) expect(s.services.ipBlocks.check('198.51.100.97')).toMatchObject({ source: 'auto' });
+    expect(await a.services.state.get('ipblock:198.51.100.97')).not.toBeNull();
   });
 });
 

@@ -30,6 +30,17 @@ const VERSION_KEY = 'ipblocks:version';
  */
 const HELD_KEY = 'ipblocks:held';
 /**
+ * Each process's own marker (this prefix and a random id), rewritten by each of its syncs with a
+ * new value. The shared marker alone cannot tell a running process that the list was lost when
+ * Redis comes back from an older snapshot (or a lagging replica is promoted): the marker is in it,
+ * the blocks written since are not. Nor when a process starting after Redis restarted empty sets
+ * the shared marker again before the others look. A process whose marker does not hold the value
+ * its last sync wrote puts its blocks back, as for a missing shared marker.
+ */
+const PROCESS_HELD_PREFIX = 'ipblocks:held:';
+/** A process's marker outlives many missed syncs; a dead process's is gone after this. */
+const PROCESS_HELD_TTL_MS = 3_600_000;
+/**
  * The targets of the blocks in shared state (a set; members whose block expired are dropped as
  * they are read). Syncs read it instead of walking the keyspace for `ipblock:*`, which under a
  * flood would mean every process scanning every replay and limiter key on each new block.
@@ -86,6 +97,12 @@ export class IpBlocks {
   private seeded = false;
   /** A sync has completed: from then on, a missing HELD_KEY means shared state lost the list. */
   private synced = false;
+  /** This process's marker (see PROCESS_HELD_PREFIX) and the value its last sync wrote there. */
+  private readonly marker = `${PROCESS_HELD_PREFIX}${randomBytes(8).toString('hex')}`;
+  private markerValue: string | undefined;
+  private markerWrites = 0;
+  /** Syncs run one at a time (the timer's and list()'s), so each reads the marker its predecessor wrote. */
+  private syncing: Promise<void> = Promise.resolve();
   private unsubscribe: (() => Promise<void>) | undefined;
   private readonly timer: NodeJS.Timeout;
   /** The first load (store, then shared state) has been attempted. */
@@ -299,9 +316,17 @@ export class IpBlocks {
    * Reloads the mirror from shared state when the version changed (or `force`). Blocks applied
    * while shared state was down are written back first.
    */
-  private async sync(force = false): Promise<void> {
+  private sync(force = false): Promise<void> {
+    const run = this.syncing.then(() => this.syncOnce(force));
+    this.syncing = run;
+    return run;
+  }
+
+  private async syncOnce(force: boolean): Promise<void> {
     try {
-      const lost = (await this.deps.state.get(HELD_KEY)) === null;
+      // Lost: no shared marker, or (after this process's first sync) not the value this process
+      // wrote to its own marker last time (see PROCESS_HELD_PREFIX).
+      const lost = (await this.deps.state.get(HELD_KEY)) === null || (this.markerValue !== undefined && (await this.deps.state.get(this.marker)) !== this.markerValue);
       // Fresh shared state at start-up holds what the start-up seed just read. With the store
       // unreadable the marker stays unset, so the next sync tries again.
       const restored = !lost || (!this.synced && this.seeded) || (await this.restore());
@@ -327,6 +352,11 @@ export class IpBlocks {
         this.localOnly.delete(block.target);
       }
       if (lost && restored) await this.deps.state.set(HELD_KEY, '1');
+      if (restored) {
+        const value = `${this.deps.clock.now()}:${++this.markerWrites}`;
+        await this.deps.state.set(this.marker, value, PROCESS_HELD_TTL_MS);
+        this.markerValue = value;
+      }
       this.synced = true;
       const version = await this.deps.state.get(VERSION_KEY);
       const now = this.deps.clock.now();
