@@ -11,6 +11,9 @@ describe('client addresses', () => {
   it('maps every spelling of an IPv4-mapped address to the IPv4 address', () => {
     for (const s of ['::ffff:192.0.2.1', '::FFFF:192.0.2.1', '0:0:0:0:0:ffff:192.0.2.1', '::ffff:c000:201', '0:0:0:0:0:FFFF:C000:0201']) expect(canonicalAddress(s)).toBe('192.0.2.1');
     expect(parseTarget('0:0:0:0:0:ffff:c000:200/120')).toBeUndefined(); // an IPv4 range is written as IPv4
+    // A prefix after an IPv6 spelling counts IPv6 bits: ::ffff:198.51.100.0/24 is not 198.51.100.0/24
+    // (nor /8 a /8 of IPv4); such a range is refused like the /120 above, never read as IPv4 bits.
+    for (const t of ['::ffff:198.51.100.0/24', '::ffff:10.0.0.0/8', '::ffff:192.0.2.1/32', '0:0:0:0:0:ffff:c000:201/16']) expect(parseTarget(t), t).toBeUndefined();
     expect(parseTarget('::ffff:c000:201')).toMatchObject({ canonical: '192.0.2.1', family: 'ipv4' });
     // Other embeddings are other addresses (NAT64, IPv4-compatible) and keep their IPv6 form.
     expect(canonicalAddress('64:ff9b::192.0.2.1')).toBe('64:ff9b::c000:201');

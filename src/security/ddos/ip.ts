@@ -50,6 +50,10 @@ export function parseTarget(input: string): Target | undefined {
   const family = isIP(canonical) === 4 ? 'ipv4' : 'ipv6';
   const max = family === 'ipv4' ? 32 : 128;
   if (bits !== undefined && !/^\d{1,3}$/.test(bits)) return undefined;
+  // An IPv4-mapped address written as IPv6 becomes IPv4, but a prefix after it counts IPv6 bits
+  // (::ffff:198.51.100.0/24 is ::/24): read as IPv4 bits it would name another range. An IPv4
+  // range is written as IPv4.
+  if (bits !== undefined && family === 'ipv4' && isIP(addr.trim()) !== 4) return undefined;
   const prefix = bits === undefined ? max : Number(bits);
   if (prefix > max || (prefix < 8 && family === 'ipv4') || (prefix < 16 && family === 'ipv6')) return undefined;
   if (prefix === max) return { canonical, address: canonical, family, prefix };
