@@ -112,6 +112,34 @@ describe.each(backends)('IP blocks and the DDoS guard (%s)', (backend) => {
     }
   });
 
+  it('a block the store refuses to record changes nothing: not in force, not shared, and a lift it refuses keeps the block', async () => {
+    const target = '198.51.100.33';
+    const store = server.services.store;
+    const failing = vi.spyOn(store, 'transaction').mockRejectedValueOnce(new Error('test: the database is away'));
+    try {
+      expectProblem(await blocks.add({ target }), 'internal_error', 500);
+    } finally {
+      failing.mockRestore();
+    }
+    expect(await server.services.state.get(`ipblock:${target}`)).toBeNull();
+    expect((await blocks.list()).find((b) => b.target === target)).toBeUndefined();
+    expect((await from(target)).statusCode).toBe(200);
+
+    expect((await blocks.add({ target })).statusCode).toBe(201);
+    const failingLift = vi.spyOn(store, 'transaction').mockRejectedValueOnce(new Error('test: the database is away'));
+    try {
+      expectProblem(await blocks.remove(target), 'internal_error', 500);
+    } finally {
+      failingLift.mockRestore();
+    }
+    // Still stored, so still in force: lifted in shared state only, it would come back at the next restart.
+    expect(await server.services.state.get(`ipblock:${target}`)).not.toBeNull();
+    expect((await blocks.list()).find((b) => b.target === target)).toMatchObject({ source: 'manual' });
+    expectProblem(await from(target), 'ip_blocked', 403);
+    expect((await blocks.remove(target)).statusCode).toBe(204);
+    expect((await from(target)).statusCode).toBe(200);
+  });
+
   it('validates block requests and keeps them to administrators', async () => {
     for (const payload of [{ target: 'example.com' }, { target: '0.0.0.0/0' }, { target: '10.0.0.1', durationSec: 0 }, { target: '10.0.0.1', extra: true }, {}]) {
       expectProblem(await blocks.add(payload), 'validation_failed', 400);

@@ -177,14 +177,16 @@ export class IpBlocks {
       expiresAt: options.ttlMs === undefined ? null : now + options.ttlMs,
       createdBy: options.by,
     };
-    await this.deps.state.set(KEY_PREFIX + block.target, JSON.stringify(block), options.ttlMs);
-    await this.deps.state.indexAdd(INDEX_KEY, block.target);
+    // Stored and audited first: a block the store refuses is in force nowhere (shared state would
+    // enforce it unrecorded, and lose it at the next restore).
     const row = { target: block.target, reason: block.reason, created_at: now, expires_at: block.expiresAt, created_by: options.by };
     const { target: _t, ...update } = row;
     await this.deps.store.transaction(async (trx) => {
       await trx.insertInto('ip_blocks').values(row).onConflict((oc) => oc.column('target').doUpdateSet(update)).execute();
       await this.deps.audit?.recordIn(trx, { type: 'admin.ip.blocked', actorId: options.by, details: { target: block.target, reason: block.reason, by: options.by } });
     });
+    await this.deps.state.set(KEY_PREFIX + block.target, JSON.stringify(block), options.ttlMs);
+    await this.deps.state.indexAdd(INDEX_KEY, block.target);
     await this.announce({ op: 'add', block });
     this.apply(block);
     this.deps.metrics.blocksCreated.inc({ source: 'manual', reason: 'admin' });
@@ -234,14 +236,16 @@ export class IpBlocks {
     const key = KEY_PREFIX + t.canonical;
     const inState = (await this.deps.state.get(key)) !== null;
     const known = this.exact.has(t.canonical) || this.ranges.has(t.canonical);
-    await this.deps.state.del(key);
-    await this.deps.state.indexRemove(INDEX_KEY, t.canonical);
+    // The stored row goes first: lifted in shared state only, a block would come back at the next
+    // restart or restore, unaudited meanwhile.
     const existed = await this.deps.store.transaction(async (trx) => {
       const removed = await trx.deleteFrom('ip_blocks').where('target', '=', t.canonical).executeTakeFirst();
       const found = inState || known || Number(removed.numDeletedRows) > 0;
       if (found) await this.deps.audit?.recordIn(trx, { type: 'admin.ip.unblocked', actorId: by, details: { target: t.canonical, reason: 'admin', by } });
       return found;
     });
+    await this.deps.state.del(key);
+    await this.deps.state.indexRemove(INDEX_KEY, t.canonical);
     await this.announce({ op: 'remove', target: t.canonical });
     this.forget(t.canonical);
     this.localOnly.delete(t.canonical);
