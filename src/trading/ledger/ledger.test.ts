@@ -153,6 +153,31 @@ describe.each(await storeBackends())('ledger on %s', (backend) => {
       );
     });
 
+    // Only SQLite stores amounts as text; PostgreSQL's numeric(39,0) cannot hold such values.
+    it.runIf(backend === 'sqlite')('an amount that is not a whole number of minor units, reported, not thrown', async () => {
+      for (const [bad, expected] of [
+        ['1.5', /entry jrn_bad line 0 has an amount that is not a whole number of minor units: "1.5"/],
+        ['0x10', /entry jrn_bad line 0 has an amount that is not a whole number of minor units: "0x10"/],
+        ['', /entry jrn_bad line 0 has an amount that is not a whole number of minor units: ""/],
+      ] as const) {
+        await tamper(
+          () => store.db.insertInto('ledger_postings').values({ entry_id: 'jrn_bad', line: 0, owner: 'acc_x', asset: 'USDC', bucket: 'available', amount: bad }).execute(),
+          () => store.db.deleteFrom('ledger_postings').where('entry_id', '=', 'jrn_bad').execute(),
+          expected,
+        );
+      }
+      await tamper(
+        () => store.db.updateTable('balances').set({ held: 'x' }).where('owner', '=', 'acc_a').where('asset', '=', 'USDC').execute(),
+        () => store.db.updateTable('balances').set({ held: '0' }).where('owner', '=', 'acc_a').where('asset', '=', 'USDC').execute(),
+        /balance of acc_a in USDC has a held amount that is not a whole number of minor units: "x"/,
+      );
+      await tamper(
+        () => store.db.updateTable('holds').set({ amount: '4.0' }).where('id', '=', 'wdr_1').execute(),
+        () => store.db.updateTable('holds').set({ amount: '0' }).where('id', '=', 'wdr_1').execute(),
+        /hold wdr_1 has an amount that is not a whole number of minor units: "4.0"/,
+      );
+    });
+
     it('a closed hold that still holds something', async () => {
       await tamper(
         () => store.db.updateTable('holds').set({ amount: '4' }).where('id', '=', 'wdr_1').execute(),

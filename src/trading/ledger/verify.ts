@@ -1,5 +1,4 @@
 import type { Store } from '../../store/db.js';
-import { readMinor } from '../money.js';
 import { mayGoNegative } from './owners.js';
 
 export interface VerifyReport {
@@ -14,6 +13,19 @@ export interface VerifyReport {
 }
 
 const PAGE = 5000;
+
+/**
+ * An amount column read strictly: a bigint (PostgreSQL's numeric, read as a decimal string) or the
+ * decimal digits of a whole number of minor units, else a violation to report. A tampered SQLite
+ * text column ("1.5", "0x10", "") is a finding, not a crash, and not read as something it is not
+ * (BigInt would take "0x10" as 16 and "" as 0).
+ */
+function strictMinor(value: unknown, what: string): bigint | { violation: string } {
+  if (typeof value === 'bigint') return value;
+  if (typeof value === 'number' && Number.isSafeInteger(value)) return BigInt(value);
+  if (typeof value === 'string' && /^-?[0-9]+$/.test(value)) return BigInt(value);
+  return { violation: `${what} that is not a whole number of minor units: ${JSON.stringify(value)}` };
+}
 
 /**
  * Checks the ledger's invariants from the journal itself:
@@ -56,7 +68,8 @@ export async function verifyLedger(store: Store): Promise<VerifyReport> {
         report.entries++;
       }
       report.postings++;
-      const amount = readMinor(r.amount);
+      const amount = strictMinor(r.amount, `entry ${r.entry_id} line ${r.line} has an amount`);
+      if (typeof amount !== 'bigint') return failWith(amount.violation);
       entrySums.set(r.asset, (entrySums.get(r.asset) ?? 0n) + amount);
       perAsset.set(r.asset, (perAsset.get(r.asset) ?? 0n) + amount);
       const k = `${r.owner}\u0001${r.asset}`;
@@ -82,8 +95,10 @@ export async function verifyLedger(store: Store): Promise<VerifyReport> {
     const k = `${row.owner}\u0001${row.asset}`;
     seen.add(k);
     const s = sums.get(k) ?? { available: 0n, held: 0n };
-    const available = readMinor(row.available);
-    const held = readMinor(row.held);
+    const available = strictMinor(row.available, `balance of ${row.owner} in ${row.asset} has an available amount`);
+    if (typeof available !== 'bigint') return failWith(available.violation);
+    const held = strictMinor(row.held, `balance of ${row.owner} in ${row.asset} has a held amount`);
+    if (typeof held !== 'bigint') return failWith(held.violation);
     if (available !== s.available || held !== s.held) {
       return failWith(`balance of ${row.owner} in ${row.asset} is available ${available} / held ${held} but its postings sum to ${s.available} / ${s.held}`);
     }
@@ -97,7 +112,8 @@ export async function verifyLedger(store: Store): Promise<VerifyReport> {
   report.holds = holds.length;
   const heldByHolds = new Map<string, bigint>();
   for (const h of holds) {
-    const amount = readMinor(h.amount);
+    const amount = strictMinor(h.amount, `hold ${h.id} has an amount`);
+    if (typeof amount !== 'bigint') return failWith(amount.violation);
     if (amount < 0n) return failWith(`hold ${h.id} is negative (${amount})`);
     if (h.status === 'closed' && amount !== 0n) return failWith(`hold ${h.id} is closed but still holds ${amount}`);
     if (h.status === 'active') {
