@@ -54,7 +54,8 @@ export async function listen(moondraft: Moondraft): Promise<Listening> {
         res.writeHead(ERRORS[code].status, { ...headers, 'Content-Type': 'application/problem+json; charset=utf-8' });
         res.end(JSON.stringify(problemBody(code, detail, headers['X-Request-Id'])));
       };
-      if (req.url !== '/metrics' || (req.method !== 'GET' && req.method !== 'HEAD')) {
+      // The path alone: a scrape may add URL parameters (Prometheus `params`), which change nothing.
+      if ((req.url ?? '').split('?', 1)[0] !== '/metrics' || (req.method !== 'GET' && req.method !== 'HEAD')) {
         problem('not_found', 'This port serves GET /metrics only');
         return;
       }

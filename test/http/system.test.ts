@@ -126,6 +126,10 @@ describe('the separate metrics port', () => {
       const metrics = await fetch(`http://127.0.0.1:${port}/metrics`);
       expect(metrics.status).toBe(200);
       expect(await metrics.text()).toContain('moondraft_http_requests_total');
+      // A scrape configured with URL parameters (Prometheus `params`) gets the same answer.
+      const withQuery = await fetch(`http://127.0.0.1:${port}/metrics?format=prometheus`);
+      expect(withQuery.status).toBe(200);
+      expect(await withQuery.text()).toContain('moondraft_http_requests_total');
       const missing = await fetch(`http://127.0.0.1:${port}/api/v1/time`);
       expect(missing.status).toBe(404);
       expect(missing.headers.get('content-type')).toMatch(/^application\/problem\+json/);
