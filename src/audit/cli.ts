@@ -5,7 +5,8 @@ import type { VerifyReport } from './verify.js';
 
 /**
  * `moondraft audit verify`: verifies the audit chain and its signed checkpoints offline, prints
- * the report and exits 1 when a record was changed, removed or reordered. The verification is
+ * the report and exits 1 when a record was changed, removed, reordered or inserted, or a signed
+ * checkpoint does not verify. The verification is
  * itself recorded (`audit.read`, via `cli`).
  */
 export async function auditVerify(services: Services, print: (line: string) => void, json: boolean): Promise<VerifyReport> {
@@ -29,7 +30,7 @@ export function registerAuditCommand(program: Command): void {
   const audit = program.command('audit').description('the tamper-evident audit log');
   audit
     .command('verify')
-    .description('verify the hash chain and signed checkpoints; exits 1 when a record was changed, removed or reordered')
+    .description('verify the hash chain and signed checkpoints; exits 1 when a record was changed, removed, reordered or inserted, or a checkpoint is invalid')
     .option('--json', 'print the report as JSON', false)
     .action(async (opts: { json: boolean }) => {
       const report = await withServices((s) => auditVerify(s, (line) => console.log(line), opts.json));

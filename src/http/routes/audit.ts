@@ -161,7 +161,7 @@ export function auditRoutes(app: App, services: Services): void {
       config: { permission: 'audit:read' },
       schema: {
         tags: ['audit'],
-        summary: 'Verify the hash chain and signed checkpoints; reports the first changed, removed or reordered record',
+        summary: 'Verify the hash chain and signed checkpoints; reports the first changed, removed, reordered or inserted record, or invalid checkpoint',
         security: [{ bearer: [] }],
         response: { 200: VerifyView },
       },
