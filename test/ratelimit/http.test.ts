@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ManualClock } from '../../src/lib/clock.js';
 import type { SecurityEvent } from '../../src/security/events/index.js';
 import { sessionFor } from '../support/auth.js';
@@ -66,6 +66,20 @@ describe.each(backends)('rate limits over HTTP (%s)', (backend) => {
     const res = await order();
     expectProblem(res, 'rate_limited', 429);
     expect(res.headers['ratelimit-policy']).toBe('"trading";q=50;w=1');
+  });
+
+  it('anonymous requests to routes that need credentials are answered 401 each time, and every one counts towards a block', async () => {
+    // Each 401 is a failure the DDoS guard counts against the address; a 429 is not, so a category
+    // limit in front of the permission check (tokens: 10/s) would shield a flood from the block.
+    const from = '198.51.100.77';
+    const codes: string[] = [];
+    for (let i = 0; i < server.config.ddos.clientErrorsPerSec; i++) {
+      codes.push((await server.app.inject({ method: 'GET', url: '/api/v1/tokens', remoteAddress: from })).json().code);
+    }
+    expect(new Set(codes)).toEqual(new Set(['unauthenticated']));
+    // (Counted after each response; with Redis the block arrives a moment later.)
+    await vi.waitFor(() => expect(server.services.ipBlocks.check(from)).toBeDefined(), { timeout: 5000, interval: 20 });
+    expectProblem(await server.app.inject({ method: 'GET', url: '/api/v1/tokens', remoteAddress: from }), 'ip_blocked', 403);
   });
 
   it('escalates the cool-down while the client keeps sending, then suspends it, once, as a security event', async () => {

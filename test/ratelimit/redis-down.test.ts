@@ -68,6 +68,14 @@ describe('Redis unreachable from the start (dead port)', () => {
     }
   });
 
+  it('a request without credentials is still 401 unauthenticated, not 503: nothing it could do needs the limiter', async () => {
+    for (const [method, url] of [['POST', '/api/v1/trading/probe'], ['GET', '/api/v1/account']] as const) {
+      const res = await server.app.inject({ method, url, remoteAddress: '198.51.100.9', ...(method === 'POST' ? { payload: {} } : {}) });
+      expect(res.statusCode).toBe(401);
+      expect(res.json().code).toBe('unauthenticated');
+    }
+  });
+
   it('market data is limited per process, exactly, on the local limiter', async () => {
     const statuses: number[] = [];
     let last: Record<string, unknown> = {};

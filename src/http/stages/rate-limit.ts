@@ -20,6 +20,14 @@ export function rateLimitStage(services: Services): Stage {
       const path = request.routeOptions.url ?? request.url.split('?', 1)[0]!;
       const p = request.principal;
       let caller: Caller;
+      if (p.kind === 'anonymous') {
+        // No credentials on a route that needs them: authorize refuses it (401) without any I/O,
+        // and the failure counter holds every such refusal against the address (a 429 here would
+        // hide a flood from it; a 503 with shared state down would tell the client to retry what
+        // only credentials fix).
+        const permission = request.routeOptions.config.permission;
+        if (permission !== undefined && permission !== 'public') return undefined;
+      }
       if (p.kind === 'anonymous') caller = { kind: 'anonymous', clientGroup: clientGroup(request.clientIp), exempt: services.ddosGuard.isExempt(request.clientIp) };
       else if (categoryOf(path) === null) return undefined; // authenticated, uncategorised: not limited here
       else caller = p.kind === 'apiKey' ? { kind: 'apiKey', keyId: p.keyId, accountId: p.accountId } : { kind: 'session', accountId: p.accountId };
