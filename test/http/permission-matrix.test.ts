@@ -364,4 +364,25 @@ describe('every registered route against the contract', () => {
     // And the key's address was not blocked for the refusals of an authenticated key.
     expect(server.services.ipBlocks.check('127.0.0.1')).toBeUndefined();
   });
+
+  it("a bare key (no secret, no signature) on a route its scopes do not cover costs its owner nothing", async () => {
+    const owner = await sessionFor(server, { role: 'trader' });
+    const created = await server.app.inject({ method: 'POST', url: '/api/v1/keys', headers: owner.headers, payload: { label: 'launcher', scopes: ['tokens:write'] } });
+    const key = { apiKey: created.json().apiKey as string, secret: created.json().apiSecret as string };
+    clock.advance(10_000);
+    // Token listings are market data, read with X-API-Key alone; this key may not read them, and
+    // whoever sends it unsigned has proved nothing: refused by scope, never counted.
+    for (let i = 0; i < 60; i++) {
+      const res = await server.app.inject({ method: 'GET', url: `/api/v1/tokens?limit=${i + 1}`, remoteAddress: `203.0.113.${i}`, headers: { 'x-api-key': key.apiKey } });
+      expect(res.json().code).toBe('insufficient_scope');
+    }
+    // The owner's signed requests still find the key's whole tokens budget (10 per second).
+    clock.advance(1);
+    const timestamp = String(clock.now());
+    const url = '/api/v1/tokens?limit=1';
+    const signature = hmacSignatureHex(key.secret, { timestamp, method: 'GET', pathWithQuery: url, body: '' });
+    const signed = await server.app.inject({ method: 'GET', url, headers: { 'x-api-key': key.apiKey, 'x-api-timestamp': timestamp, 'x-api-signature': signature } });
+    expect(signed.json().code).toBe('insufficient_scope');
+    expect(signed.headers['ratelimit']).toBe('"tokens";r=9;t=1');
+  });
 });

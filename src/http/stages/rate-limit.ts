@@ -4,6 +4,7 @@ import { clientGroup } from '../../security/ddos/ip.js';
 import { rateLimitHeaders, wholeSeconds } from '../../security/ratelimit/headers.js';
 import { categoryOf, DEFAULT_LIMITS, targetFor, type Caller } from '../../security/ratelimit/policies.js';
 import type { Services } from '../../services.js';
+import { authorizationRefusal } from './authorize.js';
 import type { Stage } from './types.js';
 
 /**
@@ -20,14 +21,13 @@ export function rateLimitStage(services: Services): Stage {
       const path = request.routeOptions.url ?? request.url.split('?', 1)[0]!;
       const p = request.principal;
       let caller: Caller;
-      if (p.kind === 'anonymous') {
-        // No credentials on a route that needs them: authorize refuses it (401) without any I/O,
-        // and the failure counter holds every such refusal against the address (a 429 here would
-        // hide a flood from it; a 503 with shared state down would tell the client to retry what
-        // only credentials fix).
-        const permission = request.routeOptions.config.permission;
-        if (permission !== undefined && permission !== 'public') return undefined;
-      }
+      // Refusals count against the caller only when it proved its credential: a request without
+      // credentials on a route that needs them, or with a bare API key (no signature: anyone who
+      // saw the key id can send it) that the matrix refuses, goes on to authorize's refusal
+      // without I/O. The failure counter holds the former against the address (a 429 here would
+      // hide a flood from it; a 503 with shared state down would tell the client to retry what
+      // only credentials fix); the latter must not spend, or suspend, the key owner's budget.
+      if ((p.kind === 'anonymous' || (p.kind === 'apiKey' && !p.signed)) && authorizationRefusal(request.routeOptions.config.permission, p)) return undefined;
       if (p.kind === 'anonymous') caller = { kind: 'anonymous', clientGroup: clientGroup(request.clientIp), exempt: services.ddosGuard.isExempt(request.clientIp) };
       else if (categoryOf(path) === null) return undefined; // authenticated, uncategorised: not limited here
       else caller = p.kind === 'apiKey' ? { kind: 'apiKey', keyId: p.keyId, accountId: p.accountId } : { kind: 'session', accountId: p.accountId };
