@@ -82,6 +82,18 @@ describe.each(backends)('rate limits over HTTP (%s)', (backend) => {
     expectProblem(await server.app.inject({ method: 'GET', url: '/api/v1/tokens', remoteAddress: from }), 'ip_blocked', 403);
   });
 
+  it('counts refusals on routes outside the categories (admin, audit) as account requests of the caller', async () => {
+    const trader = await sessionFor(server);
+    const probe = () => server.app.inject({ method: 'GET', url: '/api/v1/admin/ip-blocks', headers: trader.headers });
+    for (let i = 0; i < 25; i++) expectProblem(await probe(), 'forbidden_role', 403);
+    const res = await probe();
+    expectProblem(res, 'rate_limited', 429);
+    expect(res.headers['ratelimit-policy']).toBe('"account";q=25;w=1');
+    // Those who may use the route are not limited there (unlimited above).
+    const admin = await sessionFor(server, { role: 'admin' });
+    for (let i = 0; i < 30; i++) expect((await server.app.inject({ method: 'GET', url: '/api/v1/admin/ip-blocks', headers: admin.headers })).statusCode).toBe(200);
+  });
+
   it('escalates the cool-down while the client keeps sending, then suspends it, once, as a security event', async () => {
     const s = await sessionFor(server);
     for (let i = 0; i < 25; i++) await account(s.headers);

@@ -2,7 +2,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { ApiError } from '../../errors/registry.js';
 import { clientGroup } from '../../security/ddos/ip.js';
 import { rateLimitHeaders, wholeSeconds } from '../../security/ratelimit/headers.js';
-import { categoryOf, DEFAULT_LIMITS, targetFor, type Caller } from '../../security/ratelimit/policies.js';
+import { categoryOf, DEFAULT_LIMITS, targetFor, type Caller, type RateCategory } from '../../security/ratelimit/policies.js';
 import type { Services } from '../../services.js';
 import { authorizationRefusal } from './authorize.js';
 import type { Stage } from './types.js';
@@ -20,7 +20,6 @@ export function rateLimitStage(services: Services): Stage {
     run(request, reply) {
       const path = request.routeOptions.url ?? request.url.split('?', 1)[0]!;
       const p = request.principal;
-      let caller: Caller;
       // Refusals count against the caller only when it proved its credential: a request without
       // credentials on a route that needs them, or with a bare API key (no signature: anyone who
       // saw the key id can send it) that the matrix refuses, goes on to authorize's refusal
@@ -28,16 +27,19 @@ export function rateLimitStage(services: Services): Stage {
       // hide a flood from it; a 503 with shared state down would tell the client to retry what
       // only credentials fix); the latter must not spend, or suspend, the key owner's budget.
       if ((p.kind === 'anonymous' || (p.kind === 'apiKey' && !p.signed)) && authorizationRefusal(request.routeOptions.config.permission, p)) return undefined;
-      if (p.kind === 'anonymous') caller = { kind: 'anonymous', clientGroup: clientGroup(request.clientIp), exempt: services.ddosGuard.isExempt(request.clientIp) };
-      else if (categoryOf(path) === null) return undefined; // authenticated, uncategorised: not limited here
-      else caller = p.kind === 'apiKey' ? { kind: 'apiKey', keyId: p.keyId, accountId: p.accountId } : { kind: 'session', accountId: p.accountId };
-      return limit(request, reply, path, caller);
+      if (p.kind === 'anonymous') return limit(request, reply, path, { kind: 'anonymous', clientGroup: clientGroup(request.clientIp), exempt: services.ddosGuard.isExempt(request.clientIp) });
+      const caller: Caller = p.kind === 'apiKey' ? { kind: 'apiKey', keyId: p.keyId, accountId: p.accountId } : { kind: 'session', accountId: p.accountId };
+      if (categoryOf(path) !== null) return limit(request, reply, path, caller);
+      // Authenticated, outside the categories (admin, audit, sandbox): not limited for those the
+      // matrix lets in; its refusals count as the caller's account requests, so that probing the
+      // admin routes meets 429s and suspension too.
+      return authorizationRefusal(request.routeOptions.config.permission, p) ? limit(request, reply, path, caller, 'account') : undefined;
     },
   };
 
-  async function limit(request: FastifyRequest, reply: FastifyReply, path: string, caller: Caller): Promise<void> {
+  async function limit(request: FastifyRequest, reply: FastifyReply, path: string, caller: Caller, category?: RateCategory): Promise<void> {
     const limits = caller.kind === 'anonymous' ? DEFAULT_LIMITS : (services.partnerLimits.cachedLimitsFor(caller.accountId) ?? (await services.partnerLimits.limitsFor(caller.accountId)));
-    const target = targetFor(path, caller, limits, services.config.rateLimit);
+    const target = targetFor(path, caller, limits, services.config.rateLimit, category);
     if (!target) return;
 
     const d = await services.rateLimiter.hit(target, { ip: request.clientIp, requestId: request.id });

@@ -71,11 +71,11 @@ export function categoryPolicy(category: RateCategory, limits: CategoryLimits): 
  *   API key, per account for sessions, per client address when unauthenticated.
  * - Unauthenticated requests elsewhere: tight per-address ceilings, tighter for sign-in (`signin`,
  *   /api/v1/auth/*) than for other public routes (`public`); not for exempt addresses.
- * - Authenticated requests on uncategorised paths (admin, audit, sandbox) are not limited here.
+ * - Authenticated requests on uncategorised paths (admin, audit, sandbox) are not limited here,
+ *   unless the caller gives `category` (the HTTP stage counts refused ones as `account`).
  * Authenticated traffic is never counted per address: many keys behind one address are not a crowd.
  */
-export function targetFor(path: string, caller: Caller, limits: CategoryLimits, config: Pick<RateLimitConfig, 'signinPerIp' | 'publicPerIp'>): LimitTarget | null {
-  const category = categoryOf(path);
+export function targetFor(path: string, caller: Caller, limits: CategoryLimits, config: Pick<RateLimitConfig, 'signinPerIp' | 'publicPerIp'>, category: RateCategory | null = categoryOf(path)): LimitTarget | null {
   if (caller.kind === 'anonymous') {
     if (EXEMPT_PATHS.has(path)) return null;
     const subject = `ip:${caller.clientGroup}`;
