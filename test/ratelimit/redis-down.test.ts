@@ -30,6 +30,7 @@ async function serverOn(state: RedisState): Promise<{ app: App; services: Servic
   const app = await buildServer(services);
   app.get('/api/v1/market/probe', { config: { permission: 'market:read' } }, async () => ({ ok: true }));
   app.post('/api/v1/trading/probe', { config: { permission: 'orders:write' } }, async () => ({ ok: true }));
+  app.post('/api/v1/tokens/probe', { config: { permission: 'tokens:write' } }, async () => ({ ok: true }));
   await app.ready();
   return {
     app,
@@ -74,6 +75,12 @@ describe('Redis unreachable from the start (dead port)', () => {
       expect(res.statusCode).toBe(401);
       expect(res.json().code).toBe('unauthenticated');
     }
+  });
+
+  it('a signed request the permission matrix refuses gets its refusal, not a 503 it would retry in vain', async () => {
+    const res = await server.app.inject({ method: 'POST', url: '/api/v1/tokens/probe', headers: key, payload: {} });
+    expect(res.statusCode).toBe(403);
+    expect(res.json().code).toBe('insufficient_scope');
   });
 
   it('market data is limited per process, exactly, on the local limiter', async () => {

@@ -4,6 +4,7 @@ import { clientGroup } from '../../security/ddos/ip.js';
 import { rateLimitHeaders, wholeSeconds } from '../../security/ratelimit/headers.js';
 import { categoryOf, DEFAULT_LIMITS, targetFor, type Caller, type RateCategory } from '../../security/ratelimit/policies.js';
 import type { Services } from '../../services.js';
+import { StateUnavailableError } from '../../state/port.js';
 import { authorizationRefusal } from './authorize.js';
 import type { Stage } from './types.js';
 
@@ -42,7 +43,14 @@ export function rateLimitStage(services: Services): Stage {
     const target = targetFor(path, caller, limits, services.config.rateLimit, category);
     if (!target) return;
 
-    const d = await services.rateLimiter.hit(target, { ip: request.clientIp, requestId: request.id });
+    let d;
+    try {
+      d = await services.rateLimiter.hit(target, { ip: request.clientIp, requestId: request.id });
+    } catch (err) {
+      // Shared state unavailable (a 503 to retry): a request the matrix refuses anyway gets that
+      // refusal instead, since no retry could make it succeed.
+      throw (err instanceof StateUnavailableError && authorizationRefusal(request.routeOptions.config.permission, request.principal)) || err;
+    }
     const headers = rateLimitHeaders(target.policy.name, target.policy.limit, target.policy.windowMs, d.remaining, d.nextQuotaMs);
     reply.headers(headers);
     if (d.outcome === 'allowed') return;
