@@ -399,6 +399,7 @@ export function loadConfig(environment: Source = process.env): Config {
     blockMs: r.int('MOONDRAFT_DDOS_BLOCK_SEC', 900, 1, 30 * 86_400) * 1000,
     exempt: [...ddosExempt, ...trustedProxies],
   };
+  const requestMs = r.int('MOONDRAFT_REQUEST_TIMEOUT_MS', 30_000, 1000, 600_000);
   const config: Config = {
     env,
     host,
@@ -429,8 +430,10 @@ export function loadConfig(environment: Source = process.env): Config {
     logLevel: r.oneOf('MOONDRAFT_LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const, 'info'),
     metricsPort: r.optionalInt('MOONDRAFT_METRICS_PORT', 1, 65535),
     timeouts: {
-      requestMs: r.int('MOONDRAFT_REQUEST_TIMEOUT_MS', 30_000, 1000, 600_000),
-      headersMs: r.int('MOONDRAFT_HEADERS_TIMEOUT_MS', 10_000, 1000, 120_000),
+      requestMs,
+      // The headers are part of the request: a headers deadline past the whole-request one never
+      // fires first, and node:http refuses to build a server given such a pair (the side ports).
+      headersMs: Math.min(r.int('MOONDRAFT_HEADERS_TIMEOUT_MS', 10_000, 1000, 120_000), requestMs),
       keepAliveMs: r.int('MOONDRAFT_KEEPALIVE_TIMEOUT_MS', 5_000, 1000, 120_000),
       connectionMs: r.int('MOONDRAFT_CONNECTION_TIMEOUT_MS', 60_000, 1000, 600_000),
     },

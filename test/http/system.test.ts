@@ -187,6 +187,24 @@ describe('the separate metrics port', () => {
     }
   });
 
+  it('starts with a request deadline shorter than the default headers deadline (the side port is built with both)', async () => {
+    // MOONDRAFT_REQUEST_TIMEOUT_MS may be as low as 1000 ms while the headers deadline keeps its
+    // 10 s default; node:http refuses to build a server whose headers deadline exceeds its request
+    // deadline, so the metrics port must not be handed such a pair.
+    const port = await freePort();
+    const own = await startTestServer({ env: { MOONDRAFT_METRICS_PORT: String(port), HOST: '127.0.0.1', MOONDRAFT_REQUEST_TIMEOUT_MS: '5000' } });
+    try {
+      const listening = await listen(own);
+      try {
+        expect((await fetch(`http://127.0.0.1:${port}/metrics`)).status).toBe(200);
+      } finally {
+        await listening.stop();
+      }
+    } finally {
+      await own.close();
+    }
+  });
+
   it('a metrics port already taken fails the start with an error (no uncaught exception, no side port left open)', async () => {
     const taken = net.createServer();
     const port = await new Promise<number>((resolve) => taken.listen(0, '127.0.0.1', () => resolve((taken.address() as net.AddressInfo).port)));
@@ -201,3 +219,12 @@ describe('the separate metrics port', () => {
     }
   });
 });
+
+async function freePort(): Promise<number> {
+  return new Promise<number>((resolve) => {
+    const probe = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = probe.address() as net.AddressInfo;
+      probe.close(() => resolve(port));
+    });
+  });
+}
