@@ -158,6 +158,10 @@ export async function buildServer(services: Services): Promise<App> {
       cert: readFileSync(config.tls.certFile),
       minVersion: 'TLSv1.3',
       maxVersion: 'TLSv1.3',
+      // The idle-socket deadline (connectionTimeout) only starts once the handshake is done: until
+      // then Node's TLS server waits 120 s for it, so a client sending no ClientHello would hold
+      // the socket that long whatever the configured deadlines.
+      handshakeTimeout: config.timeouts.connectionMs,
     };
   }
   const app = Fastify(options as FastifyServerOptions) as unknown as App;

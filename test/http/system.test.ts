@@ -1,5 +1,9 @@
+import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { writeDevCert } from '../../src/cli/dev-cert.js';
 import { ERRORS } from '../../src/errors/registry.js';
 import { listen } from '../../src/http/listen.js';
 import { SECURITY_HEADERS } from '../../src/http/stages/request-context.js';
@@ -228,3 +232,33 @@ async function freePort(): Promise<number> {
     });
   });
 }
+
+describe('the API port under TLS', () => {
+  it('closes a connection that never completes the TLS handshake once the idle-socket deadline passes', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'md-tls-'));
+    const { certFile, keyFile } = await writeDevCert(dir, ['localhost', '127.0.0.1']);
+    const own = await startTestServer({ env: { MOONDRAFT_TLS_CERT: certFile, MOONDRAFT_TLS_KEY: keyFile, HOST: '127.0.0.1', MOONDRAFT_CONNECTION_TIMEOUT_MS: '1000' } });
+    const listening = await listen(own);
+    try {
+      const { port } = new URL(listening.url);
+      // A plain TCP connection that sends no ClientHello: without a handshake deadline Node's TLS
+      // server keeps it for 120 s whatever the configured idle deadline, so a slow client holds
+      // sockets twice as long as on plain HTTP (or longer, with a shorter configured deadline).
+      const started = Date.now();
+      const closedAfter = await new Promise<number>((resolve, reject) => {
+        const socket = net.connect(Number(port), '127.0.0.1');
+        socket.on('close', () => resolve(Date.now() - started));
+        socket.on('error', reject);
+        setTimeout(() => {
+          socket.destroy();
+          resolve(Infinity);
+        }, 5_000).unref();
+      });
+      expect(closedAfter).toBeLessThan(5_000);
+      expect(closedAfter).toBeGreaterThanOrEqual(900);
+    } finally {
+      await listening.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 30_000);
+});
