@@ -2,7 +2,7 @@ import { createServer, type RequestListener, type Server } from 'node:http';
 import type { Moondraft } from '../app.js';
 import { ERRORS } from '../errors/registry.js';
 import { problemBody } from './problem.js';
-import { clientErrorHandler, newRequestId } from './server.js';
+import { clientErrorHandler, DEADLINE_CHECK_MS, newRequestId } from './server.js';
 import { SECURITY_HEADERS } from './stages/request-context.js';
 
 export interface Listening {
@@ -30,7 +30,7 @@ export async function listen(moondraft: Moondraft): Promise<Listening> {
    */
   const sideServer = (handler: RequestListener): Server => {
     const { requestMs, headersMs, keepAliveMs, connectionMs } = config.timeouts;
-    const server = createServer({ requestTimeout: requestMs, headersTimeout: headersMs, keepAliveTimeout: keepAliveMs }, handler);
+    const server = createServer({ requestTimeout: requestMs, headersTimeout: headersMs, keepAliveTimeout: keepAliveMs, connectionsCheckingInterval: DEADLINE_CHECK_MS }, handler);
     server.setTimeout(connectionMs, (socket) => socket.destroy());
     server.on('clientError', clientErrorHandler(services));
     return server;

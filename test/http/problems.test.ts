@@ -138,6 +138,34 @@ describe('every error path is problem+json with a registered code', () => {
     }
   });
 
+  it('a request whose headers trickle in past the headers deadline is answered 408 request_timeout near that deadline', async () => {
+    // Node checks its request and headers deadlines every connectionsCheckingInterval (30 s by
+    // default): a slow client sending a header line now and then would hold the connection for up
+    // to 30 s past the configured deadline (the idle-socket deadline never fires while bytes come).
+    const own = await startTestServer({ env: { MOONDRAFT_HEADERS_TIMEOUT_MS: '1000', MOONDRAFT_REQUEST_TIMEOUT_MS: '1000' } });
+    try {
+      const { port } = new URL(await own.app.listen({ host: '127.0.0.1', port: 0 }));
+      const started = Date.now();
+      const answer = await new Promise<{ text: string; after: number }>((resolve) => {
+        const socket = net.connect(Number(port), '127.0.0.1', () => socket.write('GET /api/v1/time HTTP/1.1\r\nHost: x\r\n'));
+        const trickle = setInterval(() => socket.writable && socket.write(`X-Slow-${Date.now()}: 1\r\n`), 200);
+        let text = '';
+        socket.on('data', (d) => (text += d.toString('utf8')));
+        socket.on('error', () => {});
+        socket.on('close', () => {
+          clearInterval(trickle);
+          resolve({ text, after: Date.now() - started });
+        });
+        setTimeout(() => socket.destroy(), 10_000).unref();
+      });
+      expect(answer.after).toBeLessThan(4_000);
+      expect(answer.text).toMatch(/^HTTP\/1\.1 408 /);
+      expect(answer.text).toContain('"code":"request_timeout"');
+    } finally {
+      await own.close();
+    }
+  }, 20_000);
+
   it('malformed HTTP counts against the sending address in the DDoS guard: a flood of it gets the address blocked', async () => {
     // Loopback is exempt by default; here it stands for any client address.
     const own = await startTestServer({ env: { MOONDRAFT_DDOS_EXEMPT: 'none', MOONDRAFT_DDOS_CLIENT_ERRORS_PER_SEC: '5' } });
