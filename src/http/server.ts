@@ -50,7 +50,9 @@ export function clientErrorHandler(services: Services) {
         `X-Request-Id: ${requestId}`,
         `X-API-Server-Time: ${services.clock.now()}`,
         ...SECURITY_HEADERS.map(([name, value]) => `${name}: ${value}`),
-        ...(services.config.tls ? [`${HSTS[0]}: ${HSTS[1]}`] : []),
+        // Only over TLS: the side ports (redirect, metrics) share this handler and speak plain
+        // HTTP, where HSTS must not be sent (RFC 6797 §7.2).
+        ...((socket as Socket & { encrypted?: boolean }).encrypted === true ? [`${HSTS[0]}: ${HSTS[1]}`] : []),
         'Connection: close',
       ];
       socket.write(`${headers.join('\r\n')}\r\n\r\n${body}`);

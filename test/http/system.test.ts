@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeDevCert } from '../../src/cli/dev-cert.js';
 import { ERRORS } from '../../src/errors/registry.js';
@@ -256,6 +257,45 @@ describe('the API port under TLS', () => {
       });
       expect(closedAfter).toBeLessThan(5_000);
       expect(closedAfter).toBeGreaterThanOrEqual(900);
+    } finally {
+      await listening.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 30_000);
+});
+
+describe('the redirect port', () => {
+  it('never sends HSTS over plain HTTP, not even when answering a request the HTTP parser refuses', async () => {
+    // RFC 6797 §7.2: an HSTS host must not send the header over a non-secure transport.
+    const dir = mkdtempSync(path.join(tmpdir(), 'md-tls-'));
+    const { certFile, keyFile } = await writeDevCert(dir, ['localhost', '127.0.0.1']);
+    const port = await freePort();
+    const own = await startTestServer({ env: { MOONDRAFT_TLS_CERT: certFile, MOONDRAFT_TLS_KEY: keyFile, HOST: '127.0.0.1', MOONDRAFT_HTTP_REDIRECT_PORT: String(port) } });
+    const listening = await listen(own);
+    try {
+      const redirect = await fetch(`http://127.0.0.1:${port}/api/v1/time`, { redirect: 'manual' });
+      expect(redirect.status).toBe(308);
+      expect(redirect.headers.get('strict-transport-security')).toBeNull();
+      const raw = await new Promise<string>((resolve, reject) => {
+        const socket = net.connect(port, '127.0.0.1', () => socket.write('GET / HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n'));
+        let text = '';
+        socket.on('data', (d) => (text += d.toString('utf8')));
+        socket.on('close', () => resolve(text));
+        socket.on('error', reject);
+      });
+      expect(raw).toMatch(/^HTTP\/1\.1 400 /);
+      expect(raw).toMatch(/\r\nX-Request-Id: req_[0-9a-f]{32}\r\n/i);
+      expect(raw.toLowerCase()).not.toContain('strict-transport-security');
+      // The HTTPS port's answer to the same still carries it.
+      const overTls = await new Promise<string>((resolve, reject) => {
+        const socket = tls.connect({ port: Number(new URL(listening.url).port), host: '127.0.0.1', rejectUnauthorized: false }, () => socket.write('GET / HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n'));
+        let text = '';
+        socket.on('data', (d) => (text += d.toString('utf8')));
+        socket.on('close', () => resolve(text));
+        socket.on('error', reject);
+      });
+      expect(overTls).toMatch(/^HTTP\/1\.1 400 /);
+      expect(overTls.toLowerCase()).toContain('strict-transport-security: max-age=');
     } finally {
       await listening.stop();
       rmSync(dir, { recursive: true, force: true });
