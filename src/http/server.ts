@@ -40,7 +40,12 @@ export function clientErrorHandler(services: Services) {
           ? new ApiError('headers_too_large', 'The request headers exceed the size limit')
           : new ApiError('validation_failed', 'The request is not valid HTTP');
     services.log.trace({ err }, 'client error');
-    if (socket.writable) {
+    // A response to an earlier request on this connection still under way (Node keeps it as the
+    // socket's _httpMessage until it is finished): an answer written now would be read as that
+    // request's (a 408 "did not arrive" for an order being placed), or cut into it. Closing the
+    // connection leaves that outcome unknown instead, as any lost answer does.
+    const answering = (socket as Socket & { _httpMessage?: unknown })._httpMessage != null;
+    if (socket.writable && !answering) {
       const requestId = newRequestId();
       const body = JSON.stringify(problemBody(error.code, error.detail, requestId));
       const headers = [

@@ -166,6 +166,42 @@ describe('every error path is problem+json with a registered code', () => {
     }
   }, 20_000);
 
+  it('a refusal of a pipelined request is never sent while an earlier request on the connection is still being answered', async () => {
+    // The client would read it as the answer to that earlier request: a 408 "did not arrive in
+    // time" for an order that was received and is being placed. Closing the connection instead
+    // leaves the earlier outcome unknown, as the contract says of a lost answer.
+    const services = await createServices(loadConfig({ MOONDRAFT_DATA_DIR: server.dataDir, MOONDRAFT_LOG_LEVEL: 'silent', MOONDRAFT_HEADERS_TIMEOUT_MS: '1000', MOONDRAFT_REQUEST_TIMEOUT_MS: '1000' }), { sqliteFile: ':memory:', processMetrics: false });
+    const app = await buildServer(services);
+    let release!: () => void;
+    const released = new Promise<void>((r) => (release = r));
+    app.post('/__test/slow', { config: { permission: 'public' } }, async () => {
+      await released;
+      return { placed: true };
+    });
+    try {
+      const { port } = new URL(await app.listen({ host: '127.0.0.1', port: 0 }));
+      const body = '{}';
+      const received = await new Promise<string>((resolve) => {
+        const socket = net.connect(Number(port), '127.0.0.1', () =>
+          // The first request is whole; the pipelined second never finishes its headers.
+          socket.write(`POST /__test/slow HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}GET /api/v1/time HTTP/1.1\r\nHost: x\r\n`),
+        );
+        let text = '';
+        socket.on('data', (d) => (text += d.toString('utf8')));
+        socket.on('error', () => {});
+        socket.on('close', () => resolve(text));
+        setTimeout(() => release(), 3_000).unref();
+        setTimeout(() => socket.destroy(), 5_000).unref();
+      });
+      expect(received).not.toMatch(/^HTTP\/1\.1 408 /);
+      if (received !== '') expect(received).toMatch(/^HTTP\/1\.1 200 /);
+    } finally {
+      release();
+      await app.close();
+      await services.close();
+    }
+  }, 20_000);
+
   it('malformed HTTP counts against the sending address in the DDoS guard: a flood of it gets the address blocked', async () => {
     // Loopback is exempt by default; here it stands for any client address.
     const own = await startTestServer({ env: { MOONDRAFT_DDOS_EXEMPT: 'none', MOONDRAFT_DDOS_CLIENT_ERRORS_PER_SEC: '5' } });
