@@ -39,8 +39,6 @@ async function serve(): Promise<void> {
     lock?.release();
     throw err;
   }
-  moondraft.services.log.info({ url: server.url, env: config.env, store: moondraft.services.store.dialect, state: moondraft.services.state.kind }, 'moondraft listening');
-  moondraft.services.log.flush();
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
@@ -59,8 +57,12 @@ async function serve(): Promise<void> {
       },
     );
   };
+  // Before the listening line: whoever waits for it (a supervisor, a test) may signal at once, and a
+  // signal arriving before its handler is installed kills the process with no graceful shutdown.
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));
+  moondraft.services.log.info({ url: server.url, env: config.env, store: moondraft.services.store.dialect, state: moondraft.services.state.kind }, 'moondraft listening');
+  moondraft.services.log.flush();
 }
 
 export function buildProgram(): Command {
