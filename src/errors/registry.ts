@@ -51,6 +51,7 @@ export const ERRORS = {
   not_token_creator: { status: 403, title: 'Only the token’s creator may change it' },
   address_not_allowed: { status: 403, title: 'The address book does not allow this address yet' },
   four_eyes_required: { status: 403, title: 'Another admin must decide on this' },
+  https_required: { status: 403, title: 'Credentials are only accepted over HTTPS' },
 } as const satisfies Record<string, { status: number; title: string }>;
 
 export type ErrorCode = keyof typeof ERRORS;

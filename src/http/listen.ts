@@ -40,6 +40,16 @@ export async function listen(moondraft: Moondraft): Promise<Listening> {
   if (config.tls && config.httpRedirectPort !== undefined) {
     const target = config.publicUrl.startsWith('https://') ? config.publicUrl : `https://${new URL(config.publicUrl).hostname}:${config.port}`;
     const redirect = sideServer((req, res) => {
+      // A request carrying credentials already sent them in clear text: redirecting it would let a
+      // client configured with the http:// URL go on doing so at every request. Refuse it, so that
+      // the client fails at once and its owner fixes the URL (and replaces what was exposed).
+      const h = req.headers;
+      if (h.authorization !== undefined || h.cookie !== undefined || h['x-api-key'] !== undefined || h['x-api-signature'] !== undefined) {
+        const headers = conventionHeaders();
+        res.writeHead(ERRORS.https_required.status, { ...headers, 'Content-Type': 'application/problem+json; charset=utf-8', Connection: 'close' });
+        res.end(JSON.stringify(problemBody('https_required', `Use ${target}: this port only redirects, and never accepts credentials`, headers['X-Request-Id'])));
+        return;
+      }
       const path = (req.url ?? '/').startsWith('/') ? req.url ?? '/' : '/';
       res.writeHead(308, { ...conventionHeaders(), Location: `${target}${path}` });
       res.end();

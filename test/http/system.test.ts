@@ -301,4 +301,28 @@ describe('the redirect port', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   }, 30_000);
+
+  it('refuses requests that carry credentials (403 https_required) instead of redirecting them', async () => {
+    // A client configured with the http:// URL would otherwise keep working, sending every token,
+    // key and signed request in clear text: it must fail loudly at its first request.
+    const dir = mkdtempSync(path.join(tmpdir(), 'md-tls-'));
+    const { certFile, keyFile } = await writeDevCert(dir, ['localhost', '127.0.0.1']);
+    const port = await freePort();
+    const own = await startTestServer({ env: { MOONDRAFT_TLS_CERT: certFile, MOONDRAFT_TLS_KEY: keyFile, HOST: '127.0.0.1', MOONDRAFT_HTTP_REDIRECT_PORT: String(port) } });
+    const listening = await listen(own);
+    try {
+      for (const headers of [{ authorization: 'Bearer a.b.c' }, { 'x-api-key': 'md_test_x' }, { 'x-api-signature': 'ab' }, { cookie: 'session=1' }] as Array<Record<string, string>>) {
+        const res = await fetch(`http://127.0.0.1:${port}/api/v1/account`, { redirect: 'manual', headers });
+        expect(res.status, JSON.stringify(headers)).toBe(403);
+        expect(res.headers.get('location')).toBeNull();
+        expect(res.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+        expect(await res.json()).toMatchObject({ code: 'https_required', status: 403, requestId: res.headers.get('x-request-id') });
+      }
+      // Without credentials: still redirected (a browser or a health check typed with http://).
+      expect((await fetch(`http://127.0.0.1:${port}/api/v1/time`, { redirect: 'manual' })).status).toBe(308);
+    } finally {
+      await listening.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 30_000);
 });

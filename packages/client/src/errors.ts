@@ -48,6 +48,7 @@ export const SERVER_ERROR_CODES = [
   'not_token_creator',
   'address_not_allowed',
   'four_eyes_required',
+  'https_required',
 ] as const;
 export type ServerErrorCode = (typeof SERVER_ERROR_CODES)[number];
 
