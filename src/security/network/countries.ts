@@ -9,9 +9,14 @@ export interface CountryLookup {
   countryOf(ip: string): string | undefined;
 }
 
-/** The ip-location-db MMDB format: a flat `{ country_code }` (not MaxMind's own layout). */
+/**
+ * The two MMDB layouts read: ip-location-db's flat `{ country_code }` (the bundled database), and
+ * MaxMind's GeoIP2 / GeoLite2 Country `{ country: { iso_code } }`. MaxMind's `registered_country`
+ * (where the network's owner registered it) is not the address's location and is never used.
+ */
 interface CountryRecord {
   country_code?: unknown;
+  country?: { iso_code?: unknown };
 }
 
 /** The bundled CC0/CC-BY country database (IPv4 and IPv6 in one file). */
@@ -58,7 +63,8 @@ export class MaxmindCountryLookup implements CountryLookup {
     const address = normalizeIp(ip);
     if (isSpecialPurpose(address)) return undefined;
     try {
-      const code = (this.reader.get(address) as CountryRecord | null)?.country_code;
+      const record = this.reader.get(address) as CountryRecord | null;
+      const code = record?.country_code ?? record?.country?.iso_code;
       return typeof code === 'string' && /^[A-Z]{2}$/.test(code) ? code : undefined;
     } catch {
       return undefined; // not an IP address

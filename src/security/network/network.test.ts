@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../config/index.js';
 import { canonicalAllowlistEntry, IpAllowlist } from './allowlist.js';
-import { bundledCountryDatabase, canonicalCountryCode, openCountryLookup } from './countries.js';
+import type { Reader, Response } from 'maxmind';
+import { bundledCountryDatabase, canonicalCountryCode, MaxmindCountryLookup, openCountryLookup } from './countries.js';
 
 describe('allowlist entries', () => {
   it.each([
@@ -110,6 +111,20 @@ describe('MOONDRAFT_GEOIP_DB', () => {
   it('names the variable when the file does not exist', () => {
     expect(() => loadConfig({ MOONDRAFT_GEOIP_DB: '/nonexistent/geo.mmdb' })).toThrow(ConfigError);
     expect(() => loadConfig({ MOONDRAFT_GEOIP_DB: '/nonexistent/geo.mmdb' })).toThrow(/^MOONDRAFT_GEOIP_DB: no such file/);
+  });
+
+  it('reads MaxMind GeoIP2 / GeoLite2 Country records too (country.iso_code), never the registered country', () => {
+    // A stand-in reader returning records in MaxMind's own layout (no such file ships with the repo).
+    const records: Record<string, unknown> = {
+      '81.2.69.142': { country: { iso_code: 'GB', names: { en: 'United Kingdom' } }, registered_country: { iso_code: 'GB' } },
+      '2.125.160.216': { registered_country: { iso_code: 'FR' } }, // no located country: unknown
+      '89.160.20.112': { country: { iso_code: 'se' } }, // not upper-case alpha-2: unknown
+    };
+    const lookup = new MaxmindCountryLookup({ get: (ip: string) => records[ip] ?? null } as unknown as Reader<Response>);
+    expect(lookup.countryOf('81.2.69.142')).toBe('GB');
+    expect(lookup.countryOf('2.125.160.216')).toBeUndefined();
+    expect(lookup.countryOf('89.160.20.112')).toBeUndefined();
+    expect(lookup.countryOf('10.0.0.1')).toBeUndefined();
   });
 
   it('opens another MMDB file of the same format when given', async () => {
