@@ -43,8 +43,11 @@ export function clientErrorHandler(services: Services) {
     // A response to an earlier request on this connection still under way (Node keeps it as the
     // socket's _httpMessage until it is finished): an answer written now would be read as that
     // request's (a 408 "did not arrive" for an order being placed), or cut into it. Closing the
-    // connection leaves that outcome unknown instead, as any lost answer does.
-    const answering = (socket as Socket & { _httpMessage?: unknown })._httpMessage != null;
+    // connection leaves that outcome unknown instead, as any lost answer does. The in-flight
+    // response may also be the refused request's own (its headers arrived, its body did not in
+    // time or is malformed): nothing of it sent yet, the refusal is its answer.
+    const inFlight = (socket as Socket & { _httpMessage?: { headersSent?: boolean; req?: { complete?: boolean } } | null })._httpMessage;
+    const answering = inFlight != null && (inFlight.headersSent !== false || inFlight.req?.complete !== false);
     if (socket.writable && !answering) {
       const requestId = newRequestId();
       const body = JSON.stringify(problemBody(error.code, error.detail, requestId));

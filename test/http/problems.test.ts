@@ -166,6 +166,31 @@ describe('every error path is problem+json with a registered code', () => {
     }
   }, 20_000);
 
+  it('a request whose body trickles in past the request deadline is answered 408 request_timeout, though its handler has begun', async () => {
+    // Its headers arrived, so node:http already made its response (the socket's in-flight one): that
+    // response is this very request's, not an earlier one's, and nothing of it was sent yet.
+    const own = await startTestServer({ env: { MOONDRAFT_HEADERS_TIMEOUT_MS: '1000', MOONDRAFT_REQUEST_TIMEOUT_MS: '1000' } });
+    try {
+      const { port } = new URL(await own.app.listen({ host: '127.0.0.1', port: 0 }));
+      const answer = await new Promise<string>((resolve) => {
+        const socket = net.connect(Number(port), '127.0.0.1', () => socket.write('POST /api/v1/auth/challenge HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 64\r\n\r\n{'));
+        const trickle = setInterval(() => socket.writable && socket.write(' '), 200);
+        let text = '';
+        socket.on('data', (d) => (text += d.toString('utf8')));
+        socket.on('error', () => {});
+        socket.on('close', () => {
+          clearInterval(trickle);
+          resolve(text);
+        });
+        setTimeout(() => socket.destroy(), 10_000).unref();
+      });
+      expect(answer).toMatch(/^HTTP\/1\.1 408 /);
+      expect(answer).toContain('"code":"request_timeout"');
+    } finally {
+      await own.close();
+    }
+  }, 20_000);
+
   it('a refusal of a pipelined request is never sent while an earlier request on the connection is still being answered', async () => {
     // The client would read it as the answer to that earlier request: a 408 "did not arrive in
     // time" for an order that was received and is being placed. Closing the connection instead
