@@ -43,8 +43,11 @@ export async function listen(moondraft: Moondraft): Promise<Listening> {
       // A request carrying credentials already sent them in clear text: redirecting it would let a
       // client configured with the http:// URL go on doing so at every request. Refuse it, so that
       // the client fails at once and its owner fixes the URL (and replaces what was exposed).
+      // Cookies are not among them: the API reads none, and a browser sends the cookies its site's
+      // other pages set without Secure (analytics, consent) to any port; refusing those would
+      // strand browsers on plain HTTP instead of sending them to HTTPS.
       const h = req.headers;
-      if (h.authorization !== undefined || h.cookie !== undefined || h['x-api-key'] !== undefined || h['x-api-signature'] !== undefined) {
+      if (h.authorization !== undefined || h['x-api-key'] !== undefined || h['x-api-signature'] !== undefined) {
         const headers = conventionHeaders();
         res.writeHead(ERRORS.https_required.status, { ...headers, 'Content-Type': 'application/problem+json; charset=utf-8', Connection: 'close' });
         res.end(JSON.stringify(problemBody('https_required', `Use ${target}: this port only redirects, and never accepts credentials`, headers['X-Request-Id'])));

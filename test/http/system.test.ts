@@ -311,7 +311,7 @@ describe('the redirect port', () => {
     const own = await startTestServer({ env: { MOONDRAFT_TLS_CERT: certFile, MOONDRAFT_TLS_KEY: keyFile, HOST: '127.0.0.1', MOONDRAFT_HTTP_REDIRECT_PORT: String(port) } });
     const listening = await listen(own);
     try {
-      for (const headers of [{ authorization: 'Bearer a.b.c' }, { 'x-api-key': 'md_test_x' }, { 'x-api-signature': 'ab' }, { cookie: 'session=1' }] as Array<Record<string, string>>) {
+      for (const headers of [{ authorization: 'Bearer a.b.c' }, { 'x-api-key': 'md_test_x' }, { 'x-api-signature': 'ab' }] as Array<Record<string, string>>) {
         const res = await fetch(`http://127.0.0.1:${port}/api/v1/account`, { redirect: 'manual', headers });
         expect(res.status, JSON.stringify(headers)).toBe(403);
         expect(res.headers.get('location')).toBeNull();
@@ -320,6 +320,10 @@ describe('the redirect port', () => {
       }
       // Without credentials: still redirected (a browser or a health check typed with http://).
       expect((await fetch(`http://127.0.0.1:${port}/api/v1/time`, { redirect: 'manual' })).status).toBe(308);
+      // Cookies are no credential here (the API never reads one): a browser sends whatever cookies
+      // its site's other pages set without Secure (analytics, consent), and must still be sent on
+      // to HTTPS, not stranded on a 403.
+      expect((await fetch(`http://127.0.0.1:${port}/docs`, { redirect: 'manual', headers: { cookie: '_ga=GA1.1.1.1; consent=yes' } })).status).toBe(308);
     } finally {
       await listening.stop();
       rmSync(dir, { recursive: true, force: true });
