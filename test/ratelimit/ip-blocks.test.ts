@@ -407,6 +407,21 @@ describe('behind a trusted proxy, the client is one address however the proxy sp
   });
 });
 
+describe('exempt addresses and trusted proxies written as IPv4-mapped ranges', () => {
+  it('are exempt as the IPv4 range they name, as the configuration checked them', async () => {
+    // The configuration reads ::ffff:10.0.0.0/104 as 10.0.0.0/8 (and accepts it); the guard
+    // dropped it, so the proxy was not exempt: every client's malformed HTTP counted against it,
+    // and the proxy, all clients with it, could be blocked.
+    const server = await startTestServer({ env: { MOONDRAFT_TRUSTED_PROXIES: '::ffff:10.0.0.0/104', MOONDRAFT_DDOS_EXEMPT: '::ffff:c633:6400/120' } });
+    try {
+      for (const ip of ['10.1.2.3', '::ffff:10.1.2.3', '198.51.100.7']) expect(server.services.ddosGuard.isExempt(ip), ip).toBe(true);
+      for (const ip of ['11.1.2.3', '198.51.101.7']) expect(server.services.ddosGuard.isExempt(ip), ip).toBe(false);
+    } finally {
+      await server.close();
+    }
+  });
+});
+
 describe('the DDoS guard counts guessing, not stale credentials', () => {
   it('does not block an address whose failures are expired or revoked credentials', async () => {
     const server = await startTestServer();

@@ -3,6 +3,7 @@ import type { DdosConfig } from '../../config/index.js';
 import type { Clock } from '../../lib/clock.js';
 import { StateUnavailableError, type SharedState, type WindowDecision } from '../../state/port.js';
 import type { SecurityEvents } from '../events/index.js';
+import { canonicalAllowlistEntry } from '../network/allowlist.js';
 import type { IpBlocks } from './blocks.js';
 import { blockListOf, canonicalAddress, clientGroup, familyOf, type AddressMatcher } from './ip.js';
 
@@ -36,7 +37,10 @@ export class DdosGuard {
   private unwatch: (() => void) | undefined;
 
   constructor(private readonly deps: DdosGuardDeps) {
-    this.exempt = blockListOf(deps.config.exempt);
+    // Configured entries are read as the configuration checked them: an IPv4-mapped range written
+    // as IPv6 (::ffff:10.0.0.0/104, as a proxy list may) is its IPv4 range, which block targets'
+    // stricter parser would drop, leaving a trusted proxy unexempt (and blockable with all its clients).
+    this.exempt = blockListOf(deps.config.exempt.map((entry) => canonicalAllowlistEntry(entry) ?? entry));
   }
 
   /**
