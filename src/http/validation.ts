@@ -1,4 +1,4 @@
-import type { TSchema } from '@sinclair/typebox';
+import { KindGuard, type TSchema } from '@sinclair/typebox';
 import { TypeCompiler, ValueErrorType } from '@sinclair/typebox/compiler';
 import { Value } from '@sinclair/typebox/value';
 import type { FastifySchemaCompiler } from 'fastify';
@@ -33,7 +33,11 @@ function validationError(errors: Iterable<{ type: ValueErrorType; path: string; 
 export const validatorCompiler: FastifySchemaCompiler<TSchema> = ({ schema, httpPart }) => {
   const checker = TypeCompiler.Compile(schema);
   if (httpPart === 'body') {
-    return (data: unknown) => (checker.Check(data) ? { value: data } : { error: validationError(checker.Errors(data), 'body') });
+    // A route whose body schema is Type.Optional takes a request without a body (Fastify hands it
+    // over as null): the compiled check ignores the modifier at the root and would refuse it.
+    const optional = KindGuard.IsOptional(schema);
+    return (data: unknown) =>
+      (optional && (data === undefined || data === null)) || checker.Check(data) ? { value: data } : { error: validationError(checker.Errors(data), 'body') };
   }
   const numeric = numericFields(schema);
   return (data: unknown) => {

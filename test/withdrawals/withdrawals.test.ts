@@ -92,6 +92,21 @@ describe.each([
     expect((await withdraw(later, { amount: '500' })).json().status).toBe('sent');
   });
 
+  it.skipIf(!available)('an admin approves or rejects with no body at all, as with {} (the body is optional)', async () => {
+    const s = await trader('5000');
+    await setTier(s, 1);
+    const first = await withdraw(s, { amount: '2000' });
+    const second = await withdraw(s, { amount: '2000' });
+    expect([first.json().status, second.json().status]).toEqual(['pending', 'pending']);
+    const approved = await req('POST', `/api/v1/admin/withdrawals/${first.json().id}/approve`, await adm());
+    expect(approved.statusCode, approved.body).toBe(200);
+    expect(approved.json()).toMatchObject({ status: 'sent' });
+    const rejected = await req('POST', `/api/v1/admin/withdrawals/${second.json().id}/reject`, await adm());
+    expect(rejected.statusCode, rejected.body).toBe(200);
+    expect(rejected.json()).toMatchObject({ status: 'rejected' });
+    expect(await bal(s)).toEqual({ available: '3000', held: '0' });
+  });
+
   it.skipIf(!available)('a tier change applies at once; above the auto-approval threshold waits for an admin who approves it', async () => {
     const s = await trader('60000');
     expect((await withdraw(s, { amount: '1000.000001' })).json().code).toBe('withdrawal_limit_exceeded');
