@@ -208,6 +208,15 @@ describe('GET, PATCH, DELETE /api/v1/keys/:id', () => {
     }
   });
 
+  it('regenerate without a body (the shared contract names none) takes every default: a new secret, no grace period', async () => {
+    const k = await createKey(ks, owner.headers, { label: 'bare regen', scopes: ['orders:read'] });
+    const res = await ks.app.inject({ method: 'POST', url: `/api/v1/keys/${k.id}/regenerate`, headers: owner.headers });
+    expect(res.statusCode, res.body).toBe(200);
+    expect(res.json()).toMatchObject({ id: k.id, regeneratedAt: clock.now(), previousCredentialValidUntil: null });
+    expect(res.json().apiSecret).toMatch(/./);
+    expect(res.json().apiSecret).not.toBe(k.apiSecret);
+  });
+
   it('regenerate of an ed25519 key takes the new public key', async () => {
     const first = ed25519.keygen();
     const second = ed25519.keygen();

@@ -74,13 +74,16 @@ const UpdateBody = Type.Object(
   { additionalProperties: false },
 );
 
-const RegenerateBody = Type.Object(
-  {
-    gracePeriodSeconds: Type.Optional(Type.Integer({ minimum: 0, maximum: KEY_LIMITS.maxGracePeriodSeconds, description: 'How long the old credential stays valid (default 0)' })),
-    publicKey: Type.Optional(Type.String({ maxLength: 256, description: 'ed25519 keys: the new public key' })),
-    expiresInDays: Type.Optional(Type.Integer({ minimum: 1, description: "Default: the key's current lifetime" })),
-  },
-  { additionalProperties: false },
+// Optional: the shared contract names the route without a body, which means every default.
+const RegenerateBody = Type.Optional(
+  Type.Object(
+    {
+      gracePeriodSeconds: Type.Optional(Type.Integer({ minimum: 0, maximum: KEY_LIMITS.maxGracePeriodSeconds, description: 'How long the old credential stays valid (default 0)' })),
+      publicKey: Type.Optional(Type.String({ maxLength: 256, description: 'ed25519 keys: the new public key' })),
+      expiresInDays: Type.Optional(Type.Integer({ minimum: 1, description: "Default: the key's current lifetime" })),
+    },
+    { additionalProperties: false },
+  ),
 );
 
 const SuspendBody = Type.Object({ reason: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })) }, { additionalProperties: false });
@@ -200,7 +203,7 @@ export function keyRoutes(app: App, services: Services): void {
     },
     async (request) => {
       const p = owner(request);
-      const r = unwrap(await keys.regenerate({ accountId: p.accountId, role: p.role }, request.params.id, request.body));
+      const r = unwrap(await keys.regenerate({ accountId: p.accountId, role: p.role }, request.params.id, request.body ?? {}));
       return { ...keyView(r.record, p.role, now()), ...(r.apiSecret === undefined ? {} : { apiSecret: r.apiSecret }) };
     },
   );
