@@ -153,8 +153,9 @@ describe.each(await storeBackends())('ledger on %s', (backend) => {
       );
     });
 
-    // Only SQLite stores amounts as text; PostgreSQL's numeric(39,0) cannot hold such values.
-    it.runIf(backend === 'sqlite')('an amount that is not a whole number of minor units, reported, not thrown', async () => {
+    // Only SQLite stores amounts as text; PostgreSQL's numeric(39,0) cannot hold such values, so
+    // the case exists on SQLite alone.
+    if (backend === 'sqlite') it('an amount that is not a whole number of minor units, reported, not thrown', async () => {
       for (const [bad, expected] of [
         ['1.5', /entry jrn_bad line 0 has an amount that is not a whole number of minor units: "1.5"/],
         ['0x10', /entry jrn_bad line 0 has an amount that is not a whole number of minor units: "0x10"/],
