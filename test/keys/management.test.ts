@@ -242,6 +242,20 @@ describe('admin suspend and unsuspend', () => {
     expect(regen.json().status).toBe('suspended');
     expect(code(await signed(ks, { apiKey: k.apiKey, secret: regen.json().apiSecret }, { url: '/api/v1/trading/probe' }))).toBe('key_suspended');
   });
+
+  it('take no body at all, as {} (every field of their bodies is optional)', async () => {
+    const k = await createKey(ks, owner.headers, { label: 'susp-nobody', scopes: ['orders:read'] });
+    const admin = await sessionFor(ks.server, { role: 'admin' });
+    const bare = (url: string) => ks.app.inject({ method: 'POST', url, headers: admin.headers });
+    const suspended = await bare(`/api/v1/admin/keys/${k.id}/suspend`);
+    expect(suspended.statusCode, suspended.body).toBe(200);
+    expect(suspended.json()).toMatchObject({ status: 'suspended', suspendedReason: null });
+    const lifted = await bare(`/api/v1/admin/keys/${k.id}/unsuspend`);
+    expect(lifted.statusCode, lifted.body).toBe(200);
+    expect(lifted.json().status).toBe('active');
+    // A body that is there is still checked.
+    expect(code(await post(`/api/v1/admin/keys/${k.id}/suspend`, admin.headers, { reason: '' }))).toBe('validation_failed');
+  });
 });
 
 describe('rotation reminders', () => {

@@ -86,8 +86,9 @@ const RegenerateBody = Type.Optional(
   ),
 );
 
-const SuspendBody = Type.Object({ reason: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })) }, { additionalProperties: false });
-const EmptyBody = Type.Object({}, { additionalProperties: false });
+// Optional, as every field in them: no body means {}.
+const SuspendBody = Type.Optional(Type.Object({ reason: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })) }, { additionalProperties: false }));
+const EmptyBody = Type.Optional(Type.Object({}, { additionalProperties: false }));
 
 const ChecklistView = Type.Object({
   environment: Type.String(),
@@ -224,7 +225,7 @@ export function keyRoutes(app: App, services: Services): void {
     { config: { permission: 'admin:write' }, schema: { tags: ['admin'], summary: 'Suspend any API key (answers key_suspended until unsuspended)', security: session, params: KeyId, body: SuspendBody, response: { 200: KeyView } } },
     async (request) => {
       const p = owner(request);
-      const record = unwrap(await keys.suspend(request.params.id, p.accountId, request.body.reason));
+      const record = unwrap(await keys.suspend(request.params.id, p.accountId, request.body?.reason));
       return keyView(record, await ownerRole(record), now());
     },
   );
