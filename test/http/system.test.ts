@@ -9,6 +9,7 @@ import { ERRORS } from '../../src/errors/registry.js';
 import { listen } from '../../src/http/listen.js';
 import { SECURITY_HEADERS } from '../../src/http/stages/request-context.js';
 import { sessionFor } from '../support/auth.js';
+import { freePort } from '../support/process.js';
 import { startTestServer, type TestServer } from '../support/server.js';
 
 let server: TestServer;
@@ -119,12 +120,7 @@ describe('system endpoints', () => {
 
 describe('the separate metrics port', () => {
   it('answers with X-Request-Id and X-API-Server-Time, and problem+json for anything but /metrics', async () => {
-    const port = await new Promise<number>((resolve) => {
-      const probe = net.createServer().listen(0, '127.0.0.1', () => {
-        const { port } = probe.address() as net.AddressInfo;
-        probe.close(() => resolve(port));
-      });
-    });
+    const port = await freePort();
     const own = await startTestServer({ env: { MOONDRAFT_METRICS_PORT: String(port), HOST: '127.0.0.1' } });
     const listening = await listen(own);
     try {
@@ -164,27 +160,13 @@ describe('the separate metrics port', () => {
   });
 
   it('holds slow clients to the configured deadlines, as the API port does', async () => {
-    const port = await new Promise<number>((resolve) => {
-      const probe = net.createServer().listen(0, '127.0.0.1', () => {
-        const { port } = probe.address() as net.AddressInfo;
-        probe.close(() => resolve(port));
-      });
-    });
+    const port = await freePort();
     const own = await startTestServer({ env: { MOONDRAFT_METRICS_PORT: String(port), HOST: '127.0.0.1', MOONDRAFT_CONNECTION_TIMEOUT_MS: '1000' } });
     const listening = await listen(own);
     try {
       // A connection that sends nothing is closed once the idle-socket deadline passes (Node's
       // default would keep it open for good).
-      const started = Date.now();
-      const closedAfter = await new Promise<number>((resolve, reject) => {
-        const socket = net.connect(port, '127.0.0.1');
-        socket.on('close', () => resolve(Date.now() - started));
-        socket.on('error', reject);
-        setTimeout(() => {
-          socket.destroy();
-          resolve(Infinity);
-        }, 5_000).unref();
-      });
+      const closedAfter = await msUntilIdleClose(port);
       expect(closedAfter).toBeLessThan(5_000);
       expect(closedAfter).toBeGreaterThanOrEqual(900);
     } finally {
@@ -225,13 +207,38 @@ describe('the separate metrics port', () => {
   });
 });
 
-async function freePort(): Promise<number> {
-  return new Promise<number>((resolve) => {
-    const probe = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as net.AddressInfo;
-      probe.close(() => resolve(port));
-    });
+/**
+ * Milliseconds until the server closes a connection to `port` that sends nothing, or Infinity when
+ * it is still open after 5 s.
+ */
+function msUntilIdleClose(port: number): Promise<number> {
+  const started = Date.now();
+  return new Promise<number>((resolve, reject) => {
+    const socket = net.connect(port, '127.0.0.1');
+    socket.on('close', () => resolve(Date.now() - started));
+    socket.on('error', reject);
+    setTimeout(() => {
+      socket.destroy();
+      resolve(Infinity);
+    }, 5_000).unref();
   });
+}
+
+/** A TLS server (dev certificate) with its plain-HTTP redirect port, listening; `stop` cleans up. */
+async function withRedirectPort(): Promise<{ port: number; listening: Awaited<ReturnType<typeof listen>>; stop(): Promise<void> }> {
+  const dir = mkdtempSync(path.join(tmpdir(), 'md-tls-'));
+  const { certFile, keyFile } = await writeDevCert(dir, ['localhost', '127.0.0.1']);
+  const port = await freePort();
+  const own = await startTestServer({ env: { MOONDRAFT_TLS_CERT: certFile, MOONDRAFT_TLS_KEY: keyFile, HOST: '127.0.0.1', MOONDRAFT_HTTP_REDIRECT_PORT: String(port) } });
+  const listening = await listen(own);
+  return {
+    port,
+    listening,
+    async stop() {
+      await listening.stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
 }
 
 describe('the API port under TLS', () => {
@@ -245,16 +252,7 @@ describe('the API port under TLS', () => {
       // A plain TCP connection that sends no ClientHello: without a handshake deadline Node's TLS
       // server keeps it for 120 s whatever the configured idle deadline, so a slow client holds
       // sockets twice as long as on plain HTTP (or longer, with a shorter configured deadline).
-      const started = Date.now();
-      const closedAfter = await new Promise<number>((resolve, reject) => {
-        const socket = net.connect(Number(port), '127.0.0.1');
-        socket.on('close', () => resolve(Date.now() - started));
-        socket.on('error', reject);
-        setTimeout(() => {
-          socket.destroy();
-          resolve(Infinity);
-        }, 5_000).unref();
-      });
+      const closedAfter = await msUntilIdleClose(Number(port));
       expect(closedAfter).toBeLessThan(5_000);
       expect(closedAfter).toBeGreaterThanOrEqual(900);
     } finally {
@@ -267,11 +265,7 @@ describe('the API port under TLS', () => {
 describe('the redirect port', () => {
   it('never sends HSTS over plain HTTP, not even when answering a request the HTTP parser refuses', async () => {
     // RFC 6797 §7.2: an HSTS host must not send the header over a non-secure transport.
-    const dir = mkdtempSync(path.join(tmpdir(), 'md-tls-'));
-    const { certFile, keyFile } = await writeDevCert(dir, ['localhost', '127.0.0.1']);
-    const port = await freePort();
-    const own = await startTestServer({ env: { MOONDRAFT_TLS_CERT: certFile, MOONDRAFT_TLS_KEY: keyFile, HOST: '127.0.0.1', MOONDRAFT_HTTP_REDIRECT_PORT: String(port) } });
-    const listening = await listen(own);
+    const { port, listening, stop } = await withRedirectPort();
     try {
       const redirect = await fetch(`http://127.0.0.1:${port}/api/v1/time`, { redirect: 'manual' });
       expect(redirect.status).toBe(308);
@@ -297,19 +291,14 @@ describe('the redirect port', () => {
       expect(overTls).toMatch(/^HTTP\/1\.1 400 /);
       expect(overTls.toLowerCase()).toContain('strict-transport-security: max-age=');
     } finally {
-      await listening.stop();
-      rmSync(dir, { recursive: true, force: true });
+      await stop();
     }
   }, 30_000);
 
   it('refuses requests that carry credentials (403 https_required) instead of redirecting them', async () => {
     // A client configured with the http:// URL would otherwise keep working, sending every token,
     // key and signed request in clear text: it must fail loudly at its first request.
-    const dir = mkdtempSync(path.join(tmpdir(), 'md-tls-'));
-    const { certFile, keyFile } = await writeDevCert(dir, ['localhost', '127.0.0.1']);
-    const port = await freePort();
-    const own = await startTestServer({ env: { MOONDRAFT_TLS_CERT: certFile, MOONDRAFT_TLS_KEY: keyFile, HOST: '127.0.0.1', MOONDRAFT_HTTP_REDIRECT_PORT: String(port) } });
-    const listening = await listen(own);
+    const { port, listening, stop } = await withRedirectPort();
     try {
       for (const headers of [{ authorization: 'Bearer a.b.c' }, { 'x-api-key': 'md_test_x' }, { 'x-api-signature': 'ab' }] as Array<Record<string, string>>) {
         const res = await fetch(`http://127.0.0.1:${port}/api/v1/account`, { redirect: 'manual', headers });
@@ -325,8 +314,7 @@ describe('the redirect port', () => {
       // to HTTPS, not stranded on a 403.
       expect((await fetch(`http://127.0.0.1:${port}/docs`, { redirect: 'manual', headers: { cookie: '_ga=GA1.1.1.1; consent=yes' } })).status).toBe(308);
     } finally {
-      await listening.stop();
-      rmSync(dir, { recursive: true, force: true });
+      await stop();
     }
   }, 30_000);
 });
