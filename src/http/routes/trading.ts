@@ -189,21 +189,18 @@ export function tradingRoutes(app: App, services: Services): void {
     '/api/v1/trading/positions/:asset/close',
     {
       config: { permission: 'positions:write' },
-      // The body is optional: no body means {}.
-      preValidation: async (request) => {
-        if (request.body === undefined || request.body === null) (request as { body: unknown }).body = {};
-      },
       schema: {
         tags,
         summary: 'Close a position: sell the available balance of the asset at market',
         security: Security,
         params: Type.Object({ asset: Type.String({ pattern: '^[A-Z0-9]{2,10}$' }) }, { additionalProperties: false }),
-        body: Type.Object({ clientOrderId: Type.Optional(ClientOrderId), selfTradePrevention: Type.Optional(Stp) }, { additionalProperties: false }),
+        // Optional: no body means {}.
+        body: Type.Optional(Type.Object({ clientOrderId: Type.Optional(ClientOrderId), selfTradePrevention: Type.Optional(Stp) }, { additionalProperties: false })),
         response: { 200: OrderWithFills, 201: OrderWithFills },
       },
     },
     async (request, reply) => {
-      const body = request.body;
+      const body = request.body ?? {};
       const outcome = unwrap(
         await trading.orders.closePosition(callerOf(request), request.params.asset, {
           ...(body.clientOrderId !== undefined ? { clientOrderId: body.clientOrderId } : {}),
