@@ -4,6 +4,7 @@ import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
+import { KindGuard, type TSchema } from '@sinclair/typebox';
 import Fastify, { LogController, type FastifyServerOptions } from 'fastify';
 import type { Services } from '../services.js';
 import { normalizeIp } from './client-address.js';
@@ -220,6 +221,10 @@ export async function buildServer(services: Services): Promise<App> {
     parseJson(request, text, done);
   });
 
+  // Operations (`post /api/v1/keys/{id}/regenerate`) whose body schema is Type.Optional: the
+  // validator takes them without a body, and the document must not call the body required
+  // (@fastify/swagger marks every body required).
+  const optionalBodies = new Set<string>();
   // Every /api route must say which permission it needs, or the server refuses to start.
   app.addHook('onRoute', (route) => {
     if (route.url.startsWith('/api/') && route.config?.permission === undefined) {
@@ -230,6 +235,9 @@ export async function buildServer(services: Services): Promise<App> {
     const security = route.config?.permission === undefined ? undefined : documentedSecurity(route.config.permission);
     if (security) route.schema = { ...(route.schema ?? {}), security };
     routeMethods.add(route.url, route.method);
+    if (route.schema?.body && KindGuard.IsOptional(route.schema.body as TSchema)) {
+      for (const method of [route.method].flat()) optionalBodies.add(`${method.toLowerCase()} ${route.url.replace(/:(\w+)/g, '{$1}')}`);
+    }
   });
 
   // The pipeline (pipeline.ts): four hooks, each running its ordered list.
@@ -252,6 +260,15 @@ export async function buildServer(services: Services): Promise<App> {
       url,
       schema: { ...schema, response: { ...((schema?.response as object | undefined) ?? { 200: { description: 'Default Response' } }), default: PROBLEM_RESPONSE } } as typeof schema,
     }),
+    transformObject: (documents) => {
+      const doc = (documents as { openapiObject: { paths?: Record<string, Record<string, { requestBody?: { required?: boolean } }>> } }).openapiObject;
+      for (const [path, operations] of Object.entries(doc.paths ?? {})) {
+        for (const [method, operation] of Object.entries(operations)) {
+          if (operation.requestBody && optionalBodies.has(`${method} ${path}`)) operation.requestBody.required = false;
+        }
+      }
+      return doc as never;
+    },
     openapi: {
       openapi: '3.1.0',
       info: {

@@ -58,6 +58,22 @@ describe('system endpoints', () => {
     expect((await server.app.inject({ method: 'GET', url: '/api/v1/market/tickers', headers })).statusCode).toBe(200);
   });
 
+  it('/openapi.json marks a body as required only where the route requires one', async () => {
+    const doc = (await server.app.inject({ method: 'GET', url: '/openapi.json' })).json();
+    for (const [path, method] of [
+      ['/api/v1/keys/{id}/regenerate', 'post'],
+      ['/api/v1/admin/keys/{id}/suspend', 'post'],
+      ['/api/v1/admin/keys/{id}/unsuspend', 'post'],
+      ['/api/v1/admin/withdrawals/{id}/approve', 'post'],
+      ['/api/v1/admin/withdrawals/{id}/reject', 'post'],
+      ['/api/v1/trading/positions/{asset}/close', 'post'],
+    ] as const) {
+      expect(doc.paths[path][method].requestBody.required, `${method} ${path}`).toBe(false);
+    }
+    expect(doc.paths['/api/v1/keys'].post.requestBody.required).toBe(true);
+    expect(doc.paths['/api/v1/trading/orders'].post.requestBody.required).toBe(true);
+  });
+
   it('/openapi.json declares 204 for the routes that answer 204 with no body', async () => {
     const doc = (await server.app.inject({ method: 'GET', url: '/openapi.json' })).json();
     for (const [path, method] of [
