@@ -10,6 +10,7 @@ import { displayParagraphs, displayText } from '../../lib/text.js';
 import type { Store } from '../../store/db.js';
 import type { Database, WithdrawalsTable } from '../../store/schema.js';
 import { USDC, USDC_DECIMALS, type Assets } from '../assets/index.js';
+import { periodStart } from '../marketdata/candles.js';
 import { SYSTEM_OWNERS, type Ledger } from '../ledger/index.js';
 import { formatAmount, parseAmount, pow10, readMinor } from '../money.js';
 import type { Actor } from '../orders/types.js';
@@ -157,12 +158,26 @@ export class Withdrawals {
     return { tier: s.tier, limit, used, remaining: limit > used ? limit - used : 0n, autoApproveUpTo: this.autoApprove };
   }
 
-  /** The USDC value of an amount (rounded up), or null when the asset has no last price. */
-  private async valueOf(trx: Transaction<Database>, asset: string, decimals: number, amount: bigint): Promise<bigint | null> {
+  /**
+   * The USDC value of an amount (rounded up) at the highest of the last trade price and every trade
+   * price of the last 24 h (the hourly candles' highs), or null when the asset has no last price.
+   * The last price alone is whatever the latest trade said: two accounts of one person trading a lot
+   * at a tiny price just before a withdrawal would make any amount fit the tier's limit. Trading
+   * the price up only makes the limit tighter.
+   */
+  private async valueOf(trx: Transaction<Database>, asset: string, decimals: number, amount: bigint, now: number): Promise<bigint | null> {
     if (asset === USDC) return amount;
-    const m = await trx.selectFrom('markets').select(['last_price', 'quote']).where('symbol', '=', `${asset}-${USDC}`).executeTakeFirst();
+    const market = `${asset}-${USDC}`;
+    const m = await trx.selectFrom('markets').select(['last_price', 'quote']).where('symbol', '=', market).executeTakeFirst();
     if (!m || m.last_price === null) return null;
-    return ceilDiv(readMinor(m.last_price) * amount, pow10(decimals));
+    const since = periodStart(now - DAY, '1h');
+    const hours = await trx.selectFrom('candles').select('high').where('market', '=', market).where('period', '=', '1h').where('start', '>=', since).execute();
+    let price = readMinor(m.last_price);
+    for (const c of hours) {
+      const high = readMinor(c.high);
+      if (high > price) price = high;
+    }
+    return ceilDiv(price * amount, pow10(decimals));
   }
 
   async request(
@@ -188,7 +203,7 @@ export class Withdrawals {
         if (!saved) return fail('address_not_allowed', 'The address book is on and this address is not in it');
         if (Number(saved.usable_at) > now) return fail('address_not_allowed', 'This address is still in its hold period', { usableAt: Number(saved.usable_at) });
       }
-      const value = await this.valueOf(trx, asset.symbol, asset.decimals, amount.value);
+      const value = await this.valueOf(trx, asset.symbol, asset.decimals, amount.value, now);
       if (value === null) return fail('withdrawal_limit_exceeded', `${asset.symbol} has no market price yet, so it cannot be valued against the withdrawal limit`);
       const limit = this.limits[settings.tier];
       const used = await this.used(trx, accountId, now);
