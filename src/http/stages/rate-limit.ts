@@ -12,8 +12,9 @@ import type { Stage } from './types.js';
  * Applies the rate limit the request falls under (security/ratelimit/policies.ts) and reports it
  * in `RateLimit-Policy` and `RateLimit` on every limited response, refusals included. A refusal is
  * 429 `rate_limited` or `temporarily_suspended` with Retry-After in whole seconds, rounded up.
- * Shared state unavailable: trading, account and token requests fail closed (503), others are
- * limited per process.
+ * Shared state unavailable: trading, account and token requests fail closed (503; a request the
+ * permission matrix refuses anyway gets that refusal), others are limited per process. It runs
+ * before authorize: see the comments below for whose budget a refused request spends.
  */
 export function rateLimitStage(services: Services): Stage {
   return {
