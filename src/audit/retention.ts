@@ -1,5 +1,5 @@
 import type { Store } from '../store/db.js';
-import { lockHead } from './chain.js';
+import { GENESIS_HASH, lockHead, recordHash } from './chain.js';
 import type { Checkpoints } from './checkpoints.js';
 import { ACCESS_BATCH_SPAN_MS } from './seal.js';
 
@@ -25,7 +25,10 @@ function newestTime(r: { at: number | string | bigint; type: string }): number {
  * prefix of the chain is ever removed (up to the first record that is still young, even if later
  * records carry older times), and each chunk leaves a signed `anchor` checkpoint naming the last
  * record it removed, which the first remaining record links to: the chain still verifies from there.
- * Checkpoints about removed records go with them.
+ * Checkpoints about removed records go with them. A record is removed only when it is intact (its
+ * hash recomputes, it links to the record or anchor before it): its clear `at` is what makes it old,
+ * and an anchor signed over a changed record would erase the evidence, so the purge stops at the
+ * first record that does not verify and leaves it for `verify` to report.
  */
 export async function purgeBefore(store: Store, checkpoints: Checkpoints, cutoff: number, now: number): Promise<PurgeResult> {
   let removed = 0;
@@ -34,11 +37,20 @@ export async function purgeBefore(store: Store, checkpoints: Checkpoints, cutoff
     const chunk = await store.transaction(async (trx) => {
       // Head lock first: anchors are ordered with appends and other purging processes.
       await lockHead(trx, store.dialect);
-      const rows = await trx.selectFrom('audit_events').select(['seq', 'at', 'type', 'hash']).orderBy('seq').limit(CHUNK).execute();
+      const rows = await trx.selectFrom('audit_events').selectAll().orderBy('seq').limit(CHUNK).execute();
       let last: { seq: number; hash: string } | undefined;
-      for (const r of rows) {
+      let expected: { seq: number; hash: string } | undefined;
+      if (rows.length > 0) {
+        const firstSeq = Number(rows[0]!.seq);
+        const anchor = firstSeq === 1 ? { hash: GENESIS_HASH } : await trx.selectFrom('audit_checkpoints').select('hash').where('kind', '=', 'anchor').where('seq', '=', firstSeq - 1).executeTakeFirst();
+        if (anchor) expected = { seq: firstSeq, hash: anchor.hash };
+      }
+      for (const raw of rows) {
+        const r = { ...raw, seq: Number(raw.seq), at: Number(raw.at) };
         if (newestTime(r) >= cutoff) break;
-        last = { seq: Number(r.seq), hash: r.hash };
+        if (!expected || r.seq !== expected.seq || r.prev_hash !== expected.hash || recordHash(r) !== r.hash) break;
+        last = { seq: r.seq, hash: r.hash };
+        expected = { seq: r.seq + 1, hash: r.hash };
       }
       if (!last) return null;
       const deleted = await trx.deleteFrom('audit_events').where('seq', '<=', last.seq).executeTakeFirst();

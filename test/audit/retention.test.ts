@@ -75,6 +75,24 @@ describe.each(BACKENDS)('retention purge on %s', (backend) => {
     expect(await server.services.audit.verify()).toMatchObject({ ok: true });
   });
 
+  it('never purges a record whose clear time was changed to look old: it stays, and verify reports it', async () => {
+    await seedEvents(server, 4, 'acc_young');
+    // An attacker with write access to the database (but not the signing key) backdates the first two.
+    await server.services.store.db.updateTable('audit_events').set({ at: clock.now() - 1000 * DAY }).where('seq', '<=', 2).execute();
+    expect(await server.services.audit.purge()).toEqual({ removed: 0, throughSeq: null });
+    expect((await rows(server)).map((r) => Number(r.seq))).toEqual([1, 2, 3, 4]);
+    expect((await server.services.audit.verify()).firstBroken).toMatchObject({ seq: 1, reason: 'changed' });
+  });
+
+  it('purges old intact records up to the first one that does not verify', async () => {
+    await seedEvents(server, 3, 'acc_old');
+    clock.advance(731 * DAY);
+    await seedEvents(server, 1, 'acc_young');
+    await server.services.store.db.updateTable('audit_events').set({ actor_id: 'acc_someone_else' }).where('seq', '=', 3).execute();
+    expect(await server.services.audit.purge()).toEqual({ removed: 2, throughSeq: 2 });
+    expect((await server.services.audit.verify()).firstBroken).toMatchObject({ seq: 3, reason: 'changed' });
+  });
+
   it('keeps an access batch while any request in it is younger than the retention period', async () => {
     const t0 = clock.now();
     for (const [i, at] of [t0, t0 + 50_000].entries()) {
