@@ -142,8 +142,9 @@ export async function verifyChain(db: Db, checkpoints: Checkpoints, now: number)
     const headNow = await db.selectFrom('audit_chain_head').select('seq').where('id', '=', 1).executeTakeFirstOrThrow();
     const maxSeq = highest === undefined ? 0 : Number(highest.seq);
     // SQLite keeps whatever is stored in the column, and sorts text after every number: a seq that is
-    // not a whole number is past the head too (and a comparison with NaN would pass it by).
-    if (!Number.isSafeInteger(maxSeq)) {
+    // not a whole number is past the head too (and a comparison with NaN would pass it by), and so is
+    // text that merely reads as one ('0x2', which SQLite keeps as text and the views show as seq 2).
+    if (!Number.isSafeInteger(maxSeq) || (highest !== undefined && String(maxSeq) !== String(highest.seq))) {
       found.push({ seq: Number(headNow.seq) + 1, id: highest!.id, reason: 'inserted', detail: `record ${highest!.id} has seq ${JSON.stringify(highest!.seq)}, which is not a position in the chain` });
     } else if (maxSeq > Number(headNow.seq)) {
       found.push({ seq: Number(headNow.seq) + 1, id: null, reason: 'inserted', detail: `records past the chain head (up to seq ${maxSeq}) were not appended by the log` });

@@ -130,6 +130,20 @@ describe.each(BACKENDS)('audit chain on %s', (backend) => {
     expect((await verify()).firstBroken).toMatchObject({ id: forged.id, reason: 'inserted' });
   });
 
+  it('detects a record whose seq is text that reads as a number (0x2: SQLite keeps it as text, the views show seq 2)', async () => {
+    await seedEvents(server, 3);
+    const first = (await rows(server))[0]!;
+    const forged = { ...first, id: 'aud_forged_hex', seq: '0x2' as unknown as number, account_id: 'acc_victim' };
+    const insert = db().insertInto('audit_events').values({ ...forged, hash: recordHash(forged) }).execute();
+    if (backend === 'scaleout') {
+      await expect(insert).rejects.toThrow(/bigint|integer/);
+      return;
+    }
+    await insert;
+    expect((await server.services.audit.list({ accountId: 'acc_victim' }, { limit: 10 })).records.map((r) => r.id)).toContain(forged.id);
+    expect((await verify()).firstBroken).toMatchObject({ id: forged.id, reason: 'inserted' });
+  });
+
   it('does not report a checkpoint signed while it verifies as a truncated tail', async () => {
     // The order thread (another connection) appends and the checkpoint job signs the new head
     // while a verification is between its reads: nothing was tampered with.
