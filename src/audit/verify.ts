@@ -92,7 +92,10 @@ export async function verifyChain(db: Db, checkpoints: Checkpoints, now: number)
           : { seq: expectedSeq, id: null, reason: 'removed', detail: `record ${expectedSeq} is missing (next present: ${r.seq})` };
         break outer;
       }
-      const selfConsistent = recordHash(r) === r.hash;
+      // The hash covers the numbers; the stored form must be that number too. SQLite keeps text such
+      // as '0x18c…' in an integer column: it hashes like the time it reads as, yet sorts after every
+      // number, so time-filtered views would pass the record by.
+      const selfConsistent = recordHash(r) === r.hash && String(r.at) === String(raw.at) && String(r.seq) === String(raw.seq);
       if (r.prev_hash !== prevHash) {
         const moved = await successorOf(db, prevHash);
         if (moved && moved.seq !== r.seq) {

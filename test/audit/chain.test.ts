@@ -144,6 +144,20 @@ describe.each(BACKENDS)('audit chain on %s', (backend) => {
     expect((await verify()).firstBroken).toMatchObject({ id: forged.id, reason: 'inserted' });
   });
 
+  it('detects a time rewritten as text of the same value (0x…), which hides the record from time-filtered views', async () => {
+    await seedEvents(server, 3);
+    const second = (await rows(server))[1]!;
+    const at = Number(second.at);
+    const update = db().updateTable('audit_events').set({ at: `0x${at.toString(16)}` as unknown as number }).where('seq', '=', 2).execute();
+    if (backend === 'scaleout') {
+      await expect(update).rejects.toThrow(/bigint|integer/);
+      return;
+    }
+    await update;
+    expect((await server.services.audit.list({ to: at + 1 }, { limit: 10 })).records.map((r) => r.id)).not.toContain(second.id);
+    expect((await verify()).firstBroken).toMatchObject({ seq: 2, id: second.id, reason: 'changed' });
+  });
+
   it('does not report a checkpoint signed while it verifies as a truncated tail', async () => {
     // The order thread (another connection) appends and the checkpoint job signs the new head
     // while a verification is between its reads: nothing was tampered with.
