@@ -283,6 +283,53 @@ describe('rotation reminders', () => {
       clock.set(start);
     }
   });
+
+  it('a key regenerated while a sweep is under way is not claimed for its old expiry, so its new period still gets its reminder', async () => {
+    const start = clock.now();
+    const svc = ks.server.services.apiKeys;
+    const k = await createKey(ks, owner.headers, { label: 'remind race', scopes: ['market:read'], expiresInDays: 30 });
+    const due = () => events.filter((e) => e.type === 'key.rotation_due' && 'keyId' in e && e.keyId === k.id);
+    const db = ks.server.services.store.db;
+    // The sweep's query finds the key due; before the sweep claims it, its owner regenerates it.
+    const afterExecute = (qb: object, hook: () => Promise<void>): object =>
+      new Proxy(qb, {
+        get(target, prop) {
+          const value = Reflect.get(target, prop) as unknown;
+          if (typeof value !== 'function') return value;
+          if (prop === 'execute') {
+            return async (...args: unknown[]) => {
+              const rows = await (value as (...a: unknown[]) => Promise<unknown>).apply(target, args);
+              await hook();
+              return rows;
+            };
+          }
+          return (...args: unknown[]) => {
+            const next = (value as (...a: unknown[]) => unknown).apply(target, args);
+            return next !== null && typeof next === 'object' && 'execute' in next ? afterExecute(next, hook) : next;
+          };
+        },
+      });
+    const realSelectFrom = db.selectFrom.bind(db);
+    try {
+      clock.advance(16 * DAY);
+      const spy = vi.spyOn(db, 'selectFrom').mockImplementationOnce(((...args: Parameters<typeof db.selectFrom>) =>
+        afterExecute(realSelectFrom(...args), async () => {
+          expect((await svc.regenerate({ accountId: owner.account.id, role: 'trader' }, k.id, {})).ok).toBe(true);
+        })) as unknown as typeof db.selectFrom);
+      try {
+        await svc.sweepRotationReminders();
+      } finally {
+        spy.mockRestore();
+      }
+      // The key now expires in 30 days: nothing is due yet, and nothing was claimed.
+      expect(due()).toHaveLength(0);
+      clock.advance(16 * DAY);
+      await svc.sweepRotationReminders();
+      expect(due()).toHaveLength(1);
+    } finally {
+      clock.set(start);
+    }
+  });
 });
 
 describe('GET /api/v1/security/checklist', () => {

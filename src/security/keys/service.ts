@@ -518,11 +518,17 @@ export class ApiKeys {
       .execute();
     const reminded: string[] = [];
     for (const key of due) {
+      // The claim repeats the conditions of the query: a key regenerated (new expiry, reminder
+      // cleared) or revoked since it was read is not due any more, and claiming it would use up the
+      // reminder of its new period.
       const claimed = await this.deps.store.db
         .updateTable('api_keys')
         .set({ rotation_reminded_at: now })
         .where('id', '=', key.id)
+        .where('revoked_at', 'is', null)
         .where('rotation_reminded_at', 'is', null)
+        .where('expires_at', '>', now)
+        .where('expires_at', '<=', now + KEY_LIMITS.rotationReminderMs)
         .executeTakeFirst();
       if (Number(claimed.numUpdatedRows) !== 1) continue;
       reminded.push(key.id);
