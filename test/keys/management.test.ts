@@ -74,6 +74,13 @@ describe('POST /api/v1/keys', () => {
     }
     const k = (await post('/api/v1/keys', owner.headers, { label: ' reader 🚀 ', scopes: ['market:read'] })).json();
     expect(k.label).toBe('reader 🚀');
+    // 64 characters after trimming, as API.md counts them: the surrounding blanks do not count.
+    const padded = await post('/api/v1/keys', owner.headers, { label: ` ${'x'.repeat(64)} `, scopes: ['market:read'] });
+    expect(padded.statusCode, padded.body).toBe(201);
+    expect(padded.json().label).toBe('x'.repeat(64));
+    const repadded = await ks.app.inject({ method: 'PATCH', url: `/api/v1/keys/${padded.json().id}`, headers: owner.headers, payload: { label: `${'y'.repeat(64)}\n` } });
+    expect(repadded.statusCode, repadded.body).toBe(200);
+    expect(repadded.json().label).toBe('y'.repeat(64));
     const patched = await ks.app.inject({ method: 'PATCH', url: `/api/v1/keys/${k.id}`, headers: owner.headers, payload: { label: 'admin\u202e' } });
     expect(code(patched)).toBe('validation_failed');
     const view = await ks.app.inject({ method: 'GET', url: `/api/v1/keys/${k.id}`, headers: owner.headers });

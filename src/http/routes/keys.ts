@@ -51,9 +51,13 @@ const RegeneratedKey = Type.Composite([KeyView, Type.Object({ apiSecret: Type.Op
 const IpList = Type.Array(Type.String({ maxLength: 64 }), { maxItems: 64, description: `At most ${KEY_LIMITS.maxIpWhitelist} IPv4/IPv6 addresses or CIDR ranges; empty means any address` });
 const CountryList = Type.Array(Type.String({ maxLength: 8 }), { maxItems: 64, description: 'ISO 3166-1 alpha-2 codes; when set, addresses of unknown country are refused' });
 
+// API.md: 1–64 characters after trimming. The service trims and applies that rule; the schema
+// only bounds the raw string, so blanks around a 64-character label do not make it too long.
+const Label = Type.String({ minLength: 1, maxLength: 256, description: `1–${KEY_LIMITS.maxLabel} characters after trimming, with a visible one` });
+
 const CreateBody = Type.Object(
   {
-    label: Type.String({ minLength: 1, maxLength: 64 }),
+    label: Label,
     scopes: Type.Array(ScopeName, { minItems: 1, maxItems: SCOPES.length }),
     ipWhitelist: Type.Optional(IpList),
     allowedCountries: Type.Optional(CountryList),
@@ -66,7 +70,7 @@ const CreateBody = Type.Object(
 
 const UpdateBody = Type.Object(
   {
-    label: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+    label: Type.Optional(Label),
     scopes: Type.Optional(Type.Array(ScopeName, { minItems: 1, maxItems: SCOPES.length, description: 'Only a subset of the current scopes (narrowing)' })),
     ipWhitelist: Type.Optional(IpList),
     allowedCountries: Type.Optional(CountryList),
