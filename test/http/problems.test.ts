@@ -7,6 +7,7 @@ import { ERRORS } from '../../src/errors/registry.js';
 import { buildServer } from '../../src/http/server.js';
 import { createServices, type Services } from '../../src/services.js';
 import { sessionFor } from '../support/auth.js';
+import { rawExchange } from '../support/raw-http.js';
 import { startTestServer, type TestServer } from '../support/server.js';
 
 let server: TestServer;
@@ -145,20 +146,8 @@ describe('every error path is problem+json with a registered code', () => {
     const own = await startTestServer({ env: { MOONDRAFT_HEADERS_TIMEOUT_MS: '1000', MOONDRAFT_REQUEST_TIMEOUT_MS: '1000' } });
     try {
       const { port } = new URL(await own.app.listen({ host: '127.0.0.1', port: 0 }));
-      const started = Date.now();
-      const answer = await new Promise<{ text: string; after: number }>((resolve) => {
-        const socket = net.connect(Number(port), '127.0.0.1', () => socket.write('GET /api/v1/time HTTP/1.1\r\nHost: x\r\n'));
-        const trickle = setInterval(() => socket.writable && socket.write(`X-Slow-${Date.now()}: 1\r\n`), 200);
-        let text = '';
-        socket.on('data', (d) => (text += d.toString('utf8')));
-        socket.on('error', () => {});
-        socket.on('close', () => {
-          clearInterval(trickle);
-          resolve({ text, after: Date.now() - started });
-        });
-        setTimeout(() => socket.destroy(), 10_000).unref();
-      });
-      expect(answer.after).toBeLessThan(4_000);
+      const answer = await rawExchange(port, 'GET /api/v1/time HTTP/1.1\r\nHost: x\r\n', { trickle: () => `X-Slow-${Date.now()}: 1\r\n` });
+      expect(answer.afterMs).toBeLessThan(4_000);
       expect(answer.text).toMatch(/^HTTP\/1\.1 408 /);
       expect(answer.text).toContain('"code":"request_timeout"');
     } finally {
@@ -172,18 +161,7 @@ describe('every error path is problem+json with a registered code', () => {
     const own = await startTestServer({ env: { MOONDRAFT_HEADERS_TIMEOUT_MS: '1000', MOONDRAFT_REQUEST_TIMEOUT_MS: '1000' } });
     try {
       const { port } = new URL(await own.app.listen({ host: '127.0.0.1', port: 0 }));
-      const answer = await new Promise<string>((resolve) => {
-        const socket = net.connect(Number(port), '127.0.0.1', () => socket.write('POST /api/v1/auth/challenge HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 64\r\n\r\n{'));
-        const trickle = setInterval(() => socket.writable && socket.write(' '), 200);
-        let text = '';
-        socket.on('data', (d) => (text += d.toString('utf8')));
-        socket.on('error', () => {});
-        socket.on('close', () => {
-          clearInterval(trickle);
-          resolve(text);
-        });
-        setTimeout(() => socket.destroy(), 10_000).unref();
-      });
+      const { text: answer } = await rawExchange(port, 'POST /api/v1/auth/challenge HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 64\r\n\r\n{', { trickle: () => ' ' });
       expect(answer).toMatch(/^HTTP\/1\.1 408 /);
       expect(answer).toContain('"code":"request_timeout"');
     } finally {

@@ -2,7 +2,6 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeDevCert } from '../../src/cli/dev-cert.js';
 import { ERRORS } from '../../src/errors/registry.js';
@@ -10,6 +9,7 @@ import { listen } from '../../src/http/listen.js';
 import { SECURITY_HEADERS } from '../../src/http/stages/request-context.js';
 import { sessionFor } from '../support/auth.js';
 import { freePort } from '../support/process.js';
+import { rawExchange } from '../support/raw-http.js';
 import { startTestServer, type TestServer } from '../support/server.js';
 
 let server: TestServer;
@@ -159,13 +159,7 @@ describe('the separate metrics port', () => {
         for (const [name, value] of SECURITY_HEADERS) expect(res.headers.get(name), name).toBe(value);
       }
       // A request Node's HTTP parser refuses gets problem+json with a request id here too.
-      const raw = await new Promise<string>((resolve, reject) => {
-        const socket = net.connect(port, '127.0.0.1', () => socket.write('GET /metrics HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n'));
-        let text = '';
-        socket.on('data', (d) => (text += d.toString('utf8')));
-        socket.on('close', () => resolve(text));
-        socket.on('error', reject);
-      });
+      const raw = await rawExchange(port, 'GET /metrics HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n').then((r) => r.text);
       expect(raw).toMatch(/^HTTP\/1\.1 400 /);
       expect(raw).toMatch(/\r\nContent-Type: application\/problem\+json/i);
       expect(raw).toMatch(/\r\nX-Request-Id: req_[0-9a-f]{32}\r\n/i);
@@ -286,24 +280,12 @@ describe('the redirect port', () => {
       const redirect = await fetch(`http://127.0.0.1:${port}/api/v1/time`, { redirect: 'manual' });
       expect(redirect.status).toBe(308);
       expect(redirect.headers.get('strict-transport-security')).toBeNull();
-      const raw = await new Promise<string>((resolve, reject) => {
-        const socket = net.connect(port, '127.0.0.1', () => socket.write('GET / HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n'));
-        let text = '';
-        socket.on('data', (d) => (text += d.toString('utf8')));
-        socket.on('close', () => resolve(text));
-        socket.on('error', reject);
-      });
+      const raw = await rawExchange(port, 'GET / HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n').then((r) => r.text);
       expect(raw).toMatch(/^HTTP\/1\.1 400 /);
       expect(raw).toMatch(/\r\nX-Request-Id: req_[0-9a-f]{32}\r\n/i);
       expect(raw.toLowerCase()).not.toContain('strict-transport-security');
       // The HTTPS port's answer to the same still carries it.
-      const overTls = await new Promise<string>((resolve, reject) => {
-        const socket = tls.connect({ port: Number(new URL(listening.url).port), host: '127.0.0.1', rejectUnauthorized: false }, () => socket.write('GET / HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n'));
-        let text = '';
-        socket.on('data', (d) => (text += d.toString('utf8')));
-        socket.on('close', () => resolve(text));
-        socket.on('error', reject);
-      });
+      const overTls = await rawExchange(Number(new URL(listening.url).port), 'GET / HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n', { tls: true }).then((r) => r.text);
       expect(overTls).toMatch(/^HTTP\/1\.1 400 /);
       expect(overTls.toLowerCase()).toContain('strict-transport-security: max-age=');
     } finally {
