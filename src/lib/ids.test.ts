@@ -49,3 +49,29 @@ describe('ids', () => {
     expect([...made.map((m) => m.id)].sort()).toEqual(byTime);
   });
 });
+
+describe('sortableCounter', () => {
+  it('sorts as text in the numeric order of the counter, past every fixed width', async () => {
+    const { sortableCounter } = await import('./ids.js');
+    const ks: number[] = [];
+    for (const edge of [0, 36 ** 3, 36 ** 3 + 36 ** 4, 36 ** 3 + 36 ** 4 + 36 ** 5]) for (let d = -3; d <= 3; d++) if (edge + d >= 0) ks.push(edge + d);
+    ks.push(1, 35, 36, 1295, 1296, 46_655, 46_656, 100_000, 1_000_000, 5_000_000);
+    const sorted = [...new Set(ks)].sort((a, b) => a - b);
+    const texts = sorted.map((k) => sortableCounter(k, 3));
+    expect(new Set(texts).size).toBe(texts.length);
+    expect([...texts].sort()).toEqual(texts);
+    // Below the first width's capacity, the text is the plain zero-padded number (ids already stored keep their meaning).
+    expect(sortableCounter(10, 3)).toBe('00a');
+    expect(sortableCounter(46_655, 3)).toBe('zzz');
+    expect(sortableCounter(46_656, 3)).toBe('zzz0000');
+    expect(sortableCounter(10, 4)).toBe('000a');
+    for (const t of texts) expect(t).toMatch(/^[0-9a-z]+$/);
+  });
+
+  it("keeps fill ids after a taker order's 46,656th fill in trade order", async () => {
+    const { sortableCounter } = await import('./ids.js');
+    const base = 'fil_01JXYZ';
+    const ids = [46_654, 46_655, 46_656, 46_657, 60_000].map((k) => `${base}.${sortableCounter(k, 3)}`);
+    expect([...ids].sort()).toEqual(ids);
+  });
+});

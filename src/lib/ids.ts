@@ -60,3 +60,21 @@ export function newId(prefix: string, now = Date.now()): string {
   recent.set(now, first);
   return encode(prefix, now, first.hi, first.lo);
 }
+
+/**
+ * The counter `k` (0, 1, 2, …) as base-36 text that sorts in the counter's order however large it
+ * grows: `width` digits while they suffice (`00a`: what ids made before this rule already hold),
+ * then a run of `z`s one full width long followed by one digit more (`zzz0000` follows `zzz`), and
+ * so on. Sub-ids made from a parent id and a counter (a taker order's fills, a transaction's ledger
+ * entries) page by their text, so a fixed width that overflowed would list them out of order.
+ */
+export function sortableCounter(k: number, width: number): string {
+  let prefix = '';
+  let rest = k;
+  for (let w = width; ; w++) {
+    const capacity = 36 ** w;
+    if (rest < capacity) return prefix + rest.toString(36).padStart(w, '0');
+    rest -= capacity;
+    prefix += 'z'.repeat(w);
+  }
+}

@@ -1,6 +1,6 @@
 import type { Transaction } from 'kysely';
 import { fail, ok, type Result } from '../../errors/registry.js';
-import { newId } from '../../lib/ids.js';
+import { newId, sortableCounter } from '../../lib/ids.js';
 import { insertAll } from '../../store/bulk.js';
 import type { Database } from '../../store/schema.js';
 import { readMinor } from '../money.js';
@@ -175,7 +175,7 @@ export class LedgerTx {
       h.amount = amount;
       if (amount === 0n) h.status = 'closed';
     }
-    const id = `${this.idBase}.${(this.entryCount++).toString(36).padStart(4, '0')}`;
+    const id = `${this.idBase}.${sortableCounter(this.entryCount++, 4)}`;
     this.entries.push({ id, kind, ref_id: refId, created_at: this.now });
     lines.forEach((l, i) => this.postings.push({ entry_id: id, line: i, owner: l.owner, asset: l.asset, bucket: l.hold === undefined ? 'available' : 'held', amount: l.amount.toString() }));
     return ok(id);

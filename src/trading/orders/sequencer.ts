@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import { fail, ok, type ErrorCode, type Result } from '../../errors/registry.js';
 import type { Clock } from '../../lib/clock.js';
-import { newId } from '../../lib/ids.js';
+import { newId, sortableCounter } from '../../lib/ids.js';
 import type { Store } from '../../store/db.js';
 import { notionalOf, USDC_DECIMALS, type Assets, type Market } from '../assets/index.js';
 import type { HaltStatus } from '../halt.js';
@@ -389,7 +389,7 @@ export class OrderSequencer implements OrderExecutor {
       const fillBase = `${FILL_ID_PREFIX}${historyKey(id)}`;
       for (const [k, f] of result.fills.entries()) {
         const fill: FillRecord = {
-          id: `${fillBase}.${k.toString(36).padStart(3, '0')}`,
+          id: `${fillBase}.${sortableCounter(k, 3)}`,
           market: o.market,
           tradeSeq: ++locked.tradeSeq,
           price: f.price,
