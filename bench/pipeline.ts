@@ -22,7 +22,8 @@
  * BENCH_PIPELINE_PROFILE=<dir> (runs every server under `node --cpu-prof`, profiles written there),
  * BENCH_PIPELINE_SERVERS (moondraft,bare,express: a subset only prints its rounds, no table),
  * BENCH_PIPELINE_SCENARIOS (session,signed),
- * BENCH_PIPELINE_ENV ("NAME=value,…": extra environment for the Moondraft server, to try a setting).
+ * BENCH_PIPELINE_ENV ("NAME=value,…": extra environment for the Moondraft server, to try a setting),
+ * BENCH_BARE_SPIN_US (busy work added to each request of the bare route: a calibration experiment).
  */
 import { freePort } from '../test/support/process.js';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -134,7 +135,7 @@ async function start(name: ServerName, f: Fixture): Promise<Running> {
   } else {
     port = await freePort();
     args = [...profile, '--import', 'tsx', path.join(ROOT, `bench/servers/${name === 'bare' ? 'bare-fastify' : 'express-stack'}.ts`)];
-    env = { BENCH_PORT: String(port), BENCH_PUBLIC_KEY_FILE: f.publicKeyFile, BENCH_KEYS_FILE: f.keysFile, BENCH_ISSUER: f.issuer, BENCH_AUDIENCE: 'moondraft-api' };
+    env = { ...(name === 'bare' && process.env.BENCH_BARE_SPIN_US ? { BENCH_BARE_SPIN_US: process.env.BENCH_BARE_SPIN_US } : {}), BENCH_PORT: String(port), BENCH_PUBLIC_KEY_FILE: f.publicKeyFile, BENCH_KEYS_FILE: f.keysFile, BENCH_ISSUER: f.issuer, BENCH_AUDIENCE: 'moondraft-api' };
   }
   // Logs go where a deployment's would (here nowhere); stderr is kept for a failure report.
   const child = spawn(process.execPath, args, { cwd: ROOT, env: { PATH: process.env.PATH ?? '', NODE_ENV: 'production', ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
