@@ -9,7 +9,7 @@ import { SystemApi } from './api/system.js';
 import { TokensApi } from './api/tokens.js';
 import { TradingApi } from './api/trading.js';
 import { Requester, type AuthMode, type CallOptions, type Hooks, type HttpMethod } from './core/requester.js';
-import { resolveRetry, sleep as defaultSleep, type RetryOptions } from './core/retry.js';
+import { assertTimeout, resolveRetry, sleep as defaultSleep, type RetryOptions } from './core/retry.js';
 import { SessionStore, type Session, type SessionListener } from './session/session.js';
 import { ed25519Signer, hmacSigner, type RequestSigner } from './signing/sign.js';
 import { sequenceFor, ServerClock, systemClock, type Clock, type ClockEstimate } from './time/server-clock.js';
@@ -45,7 +45,7 @@ export interface MoondraftClientOptions {
   /** `X-API-Recv-Window` in ms (1–60000); the server's default (5000) when left out. */
   recvWindowMs?: number;
   retry?: RetryOptions;
-  /** Per-attempt timeout (default 30 s). */
+  /** Per-attempt timeout in ms, at most 2^31 − 1 (default 30 s). */
   timeoutMs?: number;
   /** Measure the server clock (`GET /api/v1/time`) before the first signed request (default true). */
   autoSyncTime?: boolean;
@@ -140,7 +140,8 @@ export class MoondraftClient {
       throw new TypeError('recvWindowMs must be an integer from 1 to 60000');
     }
     const timeoutMs = options.timeoutMs ?? 30_000;
-    if (!(Number.isFinite(timeoutMs) && timeoutMs > 0)) throw new TypeError('timeoutMs must be a positive number');
+    // AbortSignal.timeout fires after 1 ms when asked for more than 2^31 - 1 ms: refused, not shortened.
+    assertTimeout('timeoutMs', timeoutMs);
 
     const clock = options.clock ?? systemClock;
     this.#serverClock = new ServerClock(clock, apiKey === undefined ? undefined : sequenceFor(apiKey));

@@ -324,3 +324,20 @@ describe('retry options', () => {
     expect(make({ maxRetryAfterMs: 2 ** 31 - 1 })).not.toThrow();
   });
 });
+
+describe('timeouts', () => {
+  it('refuses a timeoutMs that setTimeout cannot hold (past 2^31 − 1 ms every attempt would time out at once)', async () => {
+    const make = (timeoutMs: number) => () => new MoondraftClient({ baseUrl: 'http://127.0.0.1:1', env: false, timeoutMs });
+    expect(make(2 ** 31)).toThrow(TypeError);
+    expect(make(30 * 24 * 3600_000)).toThrow(TypeError);
+    expect(make(2 ** 31 - 1)).not.toThrow();
+
+    // Per call too: a "wait up to a month" must not become "give up after 1 ms".
+    const s = await serve((_req, _n, res) => setTimeout(() => sendJson(res, 200, { ok: true }), 30));
+    const { client } = clientFor(s);
+    await expect(client.account.get({ timeoutMs: 2 ** 31 })).rejects.toThrow(TypeError);
+    await expect(client.account.get({ timeoutMs: 0 })).rejects.toThrow(TypeError);
+    expect(apiRequests(s)).toHaveLength(0);
+    await expect(client.account.get({ timeoutMs: 2 ** 31 - 1 })).resolves.toEqual({ ok: true });
+  });
+});

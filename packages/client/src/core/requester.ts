@@ -4,7 +4,7 @@ import { signRequest, signedParts, type RequestSigner } from '../signing/sign.js
 import type { Clock, ServerClock } from '../time/server-clock.js';
 import { classifyFailure, type Transport, type TransportFailureKind, type TransportResponse } from '../transport/types.js';
 import { parseRateLimit, type RateLimitState } from './rate-limit.js';
-import { backoffDelay, parseRetryAfter, type ResolvedRetry } from './retry.js';
+import { assertTimeout, backoffDelay, parseRetryAfter, type ResolvedRetry } from './retry.js';
 
 export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
@@ -20,7 +20,7 @@ export type AuthMode = 'none' | 'session' | 'any';
 export interface CallOptions {
   /** Cancels the call, including waits between retries. */
   signal?: AbortSignal;
-  /** Per-attempt timeout (defaults to the client's `timeoutMs`). */
+  /** Per-attempt timeout in ms, at most 2^31 − 1 (defaults to the client's `timeoutMs`). */
   timeoutMs?: number;
 }
 
@@ -161,6 +161,8 @@ export class Requester {
     const idempotent = route.idempotent ?? IDEMPOTENT.has(route.method);
     const callerSignal = route.options?.signal;
     const context = { method: route.method, path: target };
+    const timeoutMs = route.options?.timeoutMs ?? config.timeoutMs;
+    assertTimeout('timeoutMs', timeoutMs);
 
     let retries = 0;
     let skewRetried = false;
@@ -169,7 +171,7 @@ export class Requester {
     for (let attempt = 1; ; attempt++) {
       if (callerSignal?.aborted) throw this.clientError('aborted', 'The call was aborted', context, attempt, callerSignal.reason);
       const prepared = await this.prepare(route, target, body);
-      const timeout = AbortSignal.timeout(route.options?.timeoutMs ?? config.timeoutMs);
+      const timeout = AbortSignal.timeout(timeoutMs);
       const signal = callerSignal ? AbortSignal.any([callerSignal, timeout]) : timeout;
 
       const sentAt = config.clock.now();

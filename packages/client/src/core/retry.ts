@@ -14,8 +14,8 @@ export interface RetryOptions {
 
 export type ResolvedRetry = Required<RetryOptions>;
 
-/** The longest delay setTimeout honours. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
+/** The longest delay setTimeout (and AbortSignal.timeout) honours: beyond it they fire after 1 ms. */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
 
 export function resolveRetry(options: RetryOptions = {}): ResolvedRetry {
   const resolved = {
@@ -32,6 +32,13 @@ export function resolveRetry(options: RetryOptions = {}): ResolvedRetry {
     if (name !== 'maxRetries' && value > MAX_TIMER_MS) throw new TypeError(`retry.${name} must be at most ${MAX_TIMER_MS} ms`);
   }
   return resolved;
+}
+
+/** Checks a per-attempt timeout: a positive number of ms that a timer can hold. */
+export function assertTimeout(name: string, value: unknown): void {
+  if (typeof value !== 'number' || !(value > 0 && value <= MAX_TIMER_MS)) {
+    throw new TypeError(`${name} must be a number of ms above 0 and at most ${MAX_TIMER_MS}`);
+  }
 }
 
 /** Exponential backoff with "equal jitter": half the step fixed, half random, so clients spread out. */
