@@ -60,7 +60,8 @@ export type ServerErrorCode = (typeof SERVER_ERROR_CODES)[number];
  * - `certificate_pin_mismatch`: the certificate chain matched none of the configured SPKI pins;
  * - `unexpected_response`: an answer that is not the API's JSON (a proxy's HTML page, a redirect…);
  * - `aborted`: the caller's AbortSignal fired;
- * - `session_unavailable`: a session-only call with no session, or a session whose refresh token is gone;
+ * - `session_unavailable`: a session-only call with no session, a session whose refresh token is gone, or one
+ *   whose access token cannot go in a header (never shown);
  * - `challenge_mismatch`: a sign-in message names another address, nonce or domain than expected (not signed).
  */
 export const CLIENT_ERROR_CODES = [

@@ -128,4 +128,25 @@ describe('error mapping', () => {
     expect(shown).not.toContain('header.payload.sig');
     expect(shown).toContain('signedIn: true');
   });
+
+  it('never puts an access token in an error, even one that cannot go in a header', async () => {
+    const { inspect } = await import('node:util');
+    server = await startWireServer((_req, res) => sendJson(res, 200, { id: 'acc_1' }));
+    // A session restored from storage with a stray line break inside its token: fetch refuses the
+    // header and quotes its value in the message, which would end up in logs.
+    const token = 'eyJhbGciOiJSUzI1NiJ9.SECRET-PAYLOAD\n.sig';
+    const c = new MoondraftClient({
+      baseUrl: server.url,
+      env: false,
+      retry: { maxRetries: 3 },
+      sleep: async () => {},
+      session: { accessToken: token, refreshToken: 'rt_secret', expiresAt: Date.now() + 3_600_000 },
+    });
+    const error = await c.account.get().catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(MoondraftError);
+    expect(error).toMatchObject({ code: 'session_unavailable', status: 0, attempts: 1 });
+    const shown = `${String(error)} ${inspect(error, { depth: 10 })} ${JSON.stringify(error)}`;
+    expect(shown).not.toContain('SECRET-PAYLOAD');
+    expect(server.requests).toHaveLength(0);
+  });
 });

@@ -93,6 +93,8 @@ const IDEMPOTENT = new Set<HttpMethod>(['GET', 'PUT', 'DELETE']);
 /** 5xx answers that are business outcomes, not failures: retrying changes nothing. */
 const NOT_TRANSIENT = new Set(['trading_halted']);
 const utf8 = new TextEncoder();
+/** A bearer token as it may go in a header: visible ASCII only (JWTs are base64url and dots). */
+const HEADER_TOKEN = /^[\x21-\x7e]+$/;
 
 /** Encodes one path parameter; refuses values that would change which route is addressed. */
 export function pathParam(value: string): string {
@@ -288,6 +290,11 @@ export class Requester {
       await config.session.ensureFresh(config.refreshMarginMs, (t) => this.exchangeRefreshToken(t), context);
       const session = config.session.current;
       if (!session) throw this.clientError('session_unavailable', 'This call needs a signed-in session: call signIn() first', context, 1);
+      // A token that cannot go in a header (e.g. restored with a stray line break) is refused here,
+      // never echoed: fetch would quote the whole header value, token included, in its error.
+      if (typeof session.accessToken !== 'string' || !HEADER_TOKEN.test(session.accessToken)) {
+        throw this.clientError('session_unavailable', 'The session\'s access token is not a valid header value (not shown); sign in again or restore an intact session', context, 1);
+      }
       headers.Authorization = `Bearer ${session.accessToken}`;
       return { headers, sent: undefined, bearer: session.accessToken };
     }
