@@ -77,6 +77,23 @@ describe('error mapping', () => {
     expect(server.requests.map((r) => r.target)).toEqual(['/api/v1/tokens', '/api/v1/account', '/api/v1/market/markets']);
   });
 
+  it('maps a 2xx whose body lacks the list a method returns to unexpected_response, with the request id', async () => {
+    // A gateway answering 200 with its own body: list methods destructured it and threw a bare
+    // TypeError (null, empty body) or returned undefined as the list ({}).
+    const bodies = ['null', '', '{}', '{"markets":"none"}', '[]'];
+    let n = 0;
+    server = await startWireServer((_req, res) => void res.writeHead(200, { 'Content-Type': 'application/json', 'X-Request-Id': `req_gw_${n}` }).end(bodies[n++]));
+    const c = client(server);
+    for (let i = 0; i < bodies.length; i++) {
+      const error = await c.market.markets().then(
+        (value: unknown) => ({ resolved: value }),
+        (e: unknown) => e,
+      );
+      expect(error, `body ${JSON.stringify(bodies[i])}`).toBeInstanceOf(MoondraftError);
+      expect(error).toMatchObject({ code: 'unexpected_response', status: 200, requestId: `req_gw_${i}` });
+    }
+  });
+
   it('carries the HTTP status, not a status the body claims', async () => {
     // A problem body whose status disagrees with the response's (a proxy rewrote one of them): the
     // SDK decided on the HTTP status (no retry of a 400), so the error must say the same.
@@ -101,7 +118,7 @@ describe('error mapping', () => {
   it('reports every response (with its rate-limit state) to onResponse', async () => {
     const events: ResponseEvent[] = [];
     server = await startWireServer((_req, res) =>
-      sendJson(res, 200, [], { headers: { 'RateLimit-Policy': '"market";q=100;w=1', RateLimit: '"market";r=99;t=1' } }),
+      sendJson(res, 200, { tickers: [] }, { headers: { 'RateLimit-Policy': '"market";q=100;w=1', RateLimit: '"market";r=99;t=1' } }),
     );
     await client(server, { hooks: { onResponse: (e) => events.push(e) } }).market.tickers();
     expect(events).toHaveLength(1);

@@ -150,7 +150,7 @@ export class AccountApi {
 
   /** `GET /api/v1/account/balances` (the server answers `{ balances }`; this returns the list). */
   async balances(options?: CallOptions): Promise<Balance[]> {
-    const { balances } = await this.#requester.call<{ balances: Balance[] }>({ method: 'GET', path: '/api/v1/account/balances', auth: 'any', options });
+    const { balances } = await this.#requester.call<{ balances: Balance[] }>({ method: 'GET', path: '/api/v1/account/balances', list: 'balances', auth: 'any', options });
     return balances;
   }
 
@@ -185,7 +185,7 @@ export class WithdrawalsApi {
 
   /** `GET /api/v1/account/withdrawals`: newest first (the server answers `{ withdrawals }`; this returns the list). */
   async list(query: WithdrawalsQuery = {}, options?: CallOptions): Promise<Withdrawal[]> {
-    const { withdrawals } = await this.#requester.call<{ withdrawals: Withdrawal[] }>({ method: 'GET', path: '/api/v1/account/withdrawals', query, auth: 'any', options });
+    const { withdrawals } = await this.#requester.call<{ withdrawals: Withdrawal[] }>({ method: 'GET', path: '/api/v1/account/withdrawals', query, list: 'withdrawals', auth: 'any', options });
     return withdrawals;
   }
 

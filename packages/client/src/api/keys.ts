@@ -113,7 +113,7 @@ export class KeysApi {
 
   /** `GET /api/v1/keys` (the server answers `{ keys }`; this returns the list). */
   async list(options?: CallOptions): Promise<ApiKeyInfo[]> {
-    const { keys } = await this.#requester.call<{ keys: ApiKeyInfo[] }>({ method: 'GET', path: '/api/v1/keys', auth: 'session', options });
+    const { keys } = await this.#requester.call<{ keys: ApiKeyInfo[] }>({ method: 'GET', path: '/api/v1/keys', list: 'keys', auth: 'session', options });
     return keys;
   }
 

@@ -127,19 +127,19 @@ export class MarketApi {
 
   /** `GET /api/v1/market/markets` (the server answers `{ markets }`; this returns the list). */
   async markets(options?: CallOptions): Promise<Market[]> {
-    const { markets } = await this.#requester.call<{ markets: Market[] }>({ method: 'GET', path: '/api/v1/market/markets', auth: 'any', options });
+    const { markets } = await this.#requester.call<{ markets: Market[] }>({ method: 'GET', path: '/api/v1/market/markets', list: 'markets', auth: 'any', options });
     return markets;
   }
 
   /** `GET /api/v1/market/assets` (the server answers `{ assets }`; this returns the list). */
   async assets(options?: CallOptions): Promise<Asset[]> {
-    const { assets } = await this.#requester.call<{ assets: Asset[] }>({ method: 'GET', path: '/api/v1/market/assets', auth: 'any', options });
+    const { assets } = await this.#requester.call<{ assets: Asset[] }>({ method: 'GET', path: '/api/v1/market/assets', list: 'assets', auth: 'any', options });
     return assets;
   }
 
   /** `GET /api/v1/market/tickers` (the server answers `{ tickers }`; this returns the list). */
   async tickers(options?: CallOptions): Promise<Ticker[]> {
-    const { tickers } = await this.#requester.call<{ tickers: Ticker[] }>({ method: 'GET', path: '/api/v1/market/tickers', auth: 'any', options });
+    const { tickers } = await this.#requester.call<{ tickers: Ticker[] }>({ method: 'GET', path: '/api/v1/market/tickers', list: 'tickers', auth: 'any', options });
     return tickers;
   }
 
@@ -150,7 +150,7 @@ export class MarketApi {
 
   /** `GET /api/v1/market/trades/:market`: newest first (the server answers `{ market, trades }`; this returns the list). */
   async trades(market: string, query: TradesQuery = {}, options?: CallOptions): Promise<PublicTrade[]> {
-    const { trades } = await this.#requester.call<{ market: string; trades: PublicTrade[] }>({ method: 'GET', path: `/api/v1/market/trades/${pathParam(market)}`, query, auth: 'any', options });
+    const { trades } = await this.#requester.call<{ market: string; trades: PublicTrade[] }>({ method: 'GET', path: `/api/v1/market/trades/${pathParam(market)}`, query, list: 'trades', auth: 'any', options });
     return trades;
   }
 
@@ -160,6 +160,7 @@ export class MarketApi {
       method: 'GET',
       path: `/api/v1/market/candles/${pathParam(market)}`,
       query,
+      list: 'candles',
       auth: 'any',
       options,
     });

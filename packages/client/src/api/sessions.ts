@@ -28,7 +28,7 @@ export class SessionsApi {
 
   /** `GET /api/v1/security/sessions` (the server answers `{ sessions }`; this returns the list). */
   async list(options?: CallOptions): Promise<SessionInfo[]> {
-    const { sessions } = await this.#requester.call<{ sessions: SessionInfo[] }>({ method: 'GET', path: '/api/v1/security/sessions', auth: 'session', options });
+    const { sessions } = await this.#requester.call<{ sessions: SessionInfo[] }>({ method: 'GET', path: '/api/v1/security/sessions', list: 'sessions', auth: 'session', options });
     return sessions;
   }
 

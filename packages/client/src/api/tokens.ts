@@ -80,7 +80,7 @@ export class TokensApi {
 
   /** `GET /api/v1/tokens`: newest first (the server answers `{ tokens }`; this returns the list). */
   async list(query: TokensQuery = {}, options?: CallOptions): Promise<Token[]> {
-    const { tokens } = await this.#requester.call<{ tokens: Token[] }>({ method: 'GET', path: '/api/v1/tokens', query, auth: 'any', options });
+    const { tokens } = await this.#requester.call<{ tokens: Token[] }>({ method: 'GET', path: '/api/v1/tokens', query, list: 'tokens', auth: 'any', options });
     return tokens;
   }
 

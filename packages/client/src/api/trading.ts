@@ -223,7 +223,7 @@ export class TradingApi {
 
   /** `GET /api/v1/trading/positions` (the server answers `{ positions }`; this returns the list). */
   async positions(options?: CallOptions): Promise<Position[]> {
-    const { positions } = await this.#requester.call<{ positions: Position[] }>({ method: 'GET', path: '/api/v1/trading/positions', auth: 'any', options });
+    const { positions } = await this.#requester.call<{ positions: Position[] }>({ method: 'GET', path: '/api/v1/trading/positions', list: 'positions', auth: 'any', options });
     return positions;
   }
 

@@ -37,6 +37,11 @@ export interface RouteCall {
   auth: AuthMode;
   /** Safe to send twice. Defaults to true for GET, PUT and DELETE. */
   idempotent?: boolean;
+  /**
+   * The member of the answer that holds the list the method returns (`{ markets }`): an answer
+   * without it as an array is an `unexpected_response`, not a TypeError or an undefined list.
+   */
+  list?: string;
   options?: CallOptions | undefined;
 }
 
@@ -203,7 +208,7 @@ export class Requester {
 
       if (response.status >= 200 && response.status < 300) {
         this.recordTime(response, sentAt, receivedAt);
-        return this.parseSuccess<T>(response, context, attempt);
+        return this.parseSuccess<T>(response, context, attempt, route.list);
       }
 
       const error = this.toError(response, context, prepared.sent, attempt);
@@ -335,21 +340,31 @@ export class Requester {
     }
   }
 
-  private parseSuccess<T>(response: TransportResponse, context: { method: string; path: string }, attempt: number): T {
-    if (response.status === 204 || response.body.trim() === '') return undefined as T;
-    try {
-      return JSON.parse(response.body) as T;
-    } catch (cause) {
-      throw new MoondraftError({
+  private parseSuccess<T>(response: TransportResponse, context: { method: string; path: string }, attempt: number, list?: string): T {
+    const unexpected = (detail: string, cause?: unknown) =>
+      new MoondraftError({
         code: 'unexpected_response',
         status: response.status,
-        detail: 'The response body is not JSON',
+        detail,
         requestId: response.headers.get('x-request-id') ?? undefined,
         ...context,
         attempts: attempt,
         cause,
       });
+    if (response.status === 204 || response.body.trim() === '') {
+      if (list !== undefined) throw unexpected(`HTTP ${response.status} without the expected ${list} list`);
+      return undefined as T;
     }
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(response.body);
+    } catch (cause) {
+      throw unexpected('The response body is not JSON', cause);
+    }
+    if (list !== undefined && !(parsed !== null && typeof parsed === 'object' && Array.isArray((parsed as Record<string, unknown>)[list]))) {
+      throw unexpected(`The response body has no ${list} list`);
+    }
+    return parsed as T;
   }
 
   private toError(response: TransportResponse, context: { method: string; path: string }, sent: SignedParts | undefined, attempt: number): MoondraftError {
