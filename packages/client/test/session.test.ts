@@ -216,6 +216,32 @@ describe('access-token refresh and rotation', () => {
     expect(targets(s).filter((t) => t === '/api/v1/auth/refresh')).toHaveLength(1);
   });
 
+  it('keeps the refresh token when the refresh never left (connection refused), so a server restart does not end the session', async () => {
+    const identity = await identityServer();
+    server = identity.server;
+    const gone = await startWireServer(() => {});
+    const refusedUrl = gone.url;
+    await gone.close();
+    let down = false;
+    // While "down", every request goes to a closed port: a real ECONNREFUSED, nothing sent.
+    const viaFetch: typeof fetch = (input, init) => (down ? fetch(new URL(new URL(String(input)).pathname, refusedUrl), init) : fetch(input, init));
+    const clock = new ManualClock(Date.UTC(2026, 0, 1));
+    const client = new MoondraftClient({ baseUrl: server.url, env: false, clock, sleep: async () => {}, random: () => 0, fetch: viaFetch });
+    await client.signIn(privateKeyToAccount(generatePrivateKey()));
+    const token = client.session!.refreshToken!;
+
+    down = true;
+    clock.t = client.session!.expiresAt - 10_000; // inside the margin: the refresh comes first
+    await expect(client.keys.list()).rejects.toMatchObject({ code: 'network_error' });
+    expect(client.session!.refreshToken).toBe(token); // never presented, so still good
+
+    down = false;
+    await expect(client.keys.list()).resolves.toHaveLength(1);
+    expect(identity.state.refreshCalls).toEqual([token]);
+    expect(client.session!.refreshToken).not.toBe(token); // rotated
+    expect(identity.state.revoked).toBe(false);
+  });
+
   it('keeps using a still-valid access token when an early refresh fails with a 5xx, and does not retry it', async () => {
     const { client, clock, state } = await signedIn();
     state.refreshMode = 'fail-503';

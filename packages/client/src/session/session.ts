@@ -1,5 +1,6 @@
 import { MoondraftError } from '../errors.js';
 import type { Clock } from '../time/server-clock.js';
+import { TransportError } from '../transport/types.js';
 
 /** What `POST /api/v1/auth/login` and `/auth/refresh` answer. */
 export interface TokenPair {
@@ -33,7 +34,8 @@ export type SessionListener = (session: Session | null) => void;
  * - only the newest refresh token is kept;
  * - a refresh whose outcome is unknown (no answer, or a 5xx) never re-presents its token: the server may
  *   have rotated it already, and presenting it again would revoke the session. The access token stays
- *   usable until it expires; after that the caller signs in again.
+ *   usable until it expires; after that the caller signs in again. A refresh that never reached the
+ *   server (429, connection refused, no such host, failed TLS handshake) keeps its token.
  */
 export class SessionStore {
   // #private: tokens never show up in console.log / util.inspect of a client.
@@ -129,8 +131,11 @@ export class SessionStore {
       } catch (error) {
         if (generation !== this.#generation) throw error;
         const status = error instanceof MoondraftError ? error.status : 0;
-        if (status === 429 && this.#session) {
-          // Refused by the rate limiter before the handler ran: the token was not spent.
+        // No connection was made (refused: the server restarting; no such host; a failed handshake):
+        // the server never saw the token, so it is not spent.
+        const neverSent = error instanceof MoondraftError && error.cause instanceof TransportError && error.cause.neverSent;
+        if ((status === 429 || neverSent) && this.#session) {
+          // Refused by the rate limiter before the handler ran, or never sent: the token was not spent.
           this.#session = { ...this.#session, refreshToken: spending };
         } else if (status >= 400 && status < 500) {
           // A definite refusal (reused, revoked, expired, invalid): the session is over.

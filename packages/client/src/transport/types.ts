@@ -21,14 +21,23 @@ export type TransportFailureKind = 'network' | 'timeout' | 'aborted' | 'tls' | '
 /** A request that got no response; `kind` decides whether the request layer may retry. */
 export class TransportError extends Error {
   override readonly name = 'TransportError';
+  /**
+   * True when the request certainly never reached the server: no connection was made (refused,
+   * no such host) or the TLS handshake failed, before a byte of the request was written.
+   */
+  readonly neverSent: boolean;
   constructor(
     readonly kind: TransportFailureKind,
     message: string,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; neverSent?: boolean },
   ) {
     super(message, options);
+    this.neverSent = options?.neverSent ?? kind === 'pin';
   }
 }
+
+/** Failures to connect at all: the request was never written. */
+const NOT_CONNECTED_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EAI_NONAME']);
 
 export interface Transport {
   send(request: TransportRequest): Promise<TransportResponse>;
@@ -61,11 +70,18 @@ export function classifyFailure(error: unknown, timeoutSignal: AbortSignal, call
     if (e instanceof TransportError) return e;
     const code = (e as { code?: unknown }).code;
     if (typeof code === 'string' && (TLS_ERROR_CODES.has(code) || code.startsWith('ERR_TLS_') || code.startsWith('ERR_SSL_'))) {
-      return new TransportError('tls', `TLS verification failed (${code})`, { cause: error });
+      // The listed codes are the handshake's (certificate checks): nothing was written yet. Other
+      // TLS errors may strike a connection that already carried the request.
+      return new TransportError('tls', `TLS verification failed (${code})`, { cause: error, neverSent: TLS_ERROR_CODES.has(code) });
     }
   }
+  let neverSent = false;
+  for (let e: unknown = error, depth = 0; e && depth < 4; e = (e as { cause?: unknown }).cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && NOT_CONNECTED_CODES.has(code)) neverSent = true;
+  }
   const message = error instanceof Error ? (describeCause(error) ?? error.message) : String(error);
-  return new TransportError('network', message, { cause: error });
+  return new TransportError('network', message, { cause: error, neverSent });
 }
 
 function describeCause(error: Error): string | undefined {
