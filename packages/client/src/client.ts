@@ -229,6 +229,8 @@ export class MoondraftClient {
       throw new TypeError('path must start with a single / and hold no backslash, query or fragment (use options.query)');
     }
     const { query, body, auth, idempotent, ...callOptions } = options;
+    // fetch refuses a GET with a body with a TypeError, which would pass for a network failure (and be retried).
+    if (verb === 'GET' && body !== undefined) throw new TypeError('a GET request carries no body (use options.query)');
     return this.#requester.call<T>({
       method: verb,
       path,

@@ -59,6 +59,20 @@ describe('request() method', () => {
   });
 });
 
+describe('request() body', () => {
+  it('refuses a body on GET before sending anything, rather than report a fetch refusal as a network failure', async () => {
+    const api = await wire((_req, res) => sendJson(res, 200, { ok: true }, { serverTime: Date.now() }));
+    const { sleep, delays } = recordingSleep();
+    const client = new MoondraftClient({ baseUrl: api.url, env: false, apiKey: 'md_test_getbody', apiSecret: 'secret', sleep });
+    // fetch refuses a GET with a body (TypeError); that was classified network_error and retried 3 times.
+    expect(() => client.request('GET', '/api/v1/account', { body: { x: 1 } })).toThrow(TypeError);
+    expect(delays).toEqual([]);
+    expect(api.requests).toHaveLength(0);
+    // DELETE may carry one.
+    await expect(client.request('DELETE', '/api/v1/x', { body: { x: 1 } })).resolves.toEqual({ ok: true });
+  });
+});
+
 describe('Retry-After as an HTTP date', () => {
   it('measures an HTTP-date Retry-After against the server clock it has estimated, not the skewed local clock', async () => {
     const SKEW = 60_000; // local clock one minute behind the server
