@@ -131,6 +131,12 @@ describe('system endpoints', () => {
     expect(jwks.keys[0]).toMatchObject({ kty: 'RSA', alg: 'RS256', use: 'sig' });
     expect(jwks.keys[0].kid).toEqual(expect.any(String));
     expect(jwks.keys[0].d).toBeUndefined();
+    expect(Object.keys(jwks.keys[0]).sort()).toEqual(['alg', 'e', 'kid', 'kty', 'n', 'use']);
+    // The key verifies tokens the server issued (n and e went out whole).
+    const { importJWK } = await import('jose');
+    await expect(importJWK(jwks.keys[0], 'RS256')).resolves.toBeDefined();
+    const doc = (await server.app.inject({ method: 'GET', url: '/openapi.json' })).json();
+    expect(doc.paths['/.well-known/jwks.json'].get.responses['200'].content['application/json'].schema.properties.keys).toBeDefined();
   });
 });
 

@@ -43,10 +43,23 @@ export function systemRoutes(app: App, services: Services): void {
 
   app.get(
     '/.well-known/jwks.json',
-    { config: { permission: 'public' }, schema: { tags: ['identity'], summary: 'Public keys that verify access tokens' } },
+    {
+      config: { permission: 'public' },
+      schema: {
+        tags: ['identity'],
+        summary: 'Public keys that verify access tokens',
+        // Only the public members of an RSA JWK are serialized: a private member could never go out.
+        response: {
+          200: Type.Object({
+            keys: Type.Array(Type.Object({ kty: Type.Literal('RSA'), kid: Type.String(), alg: Type.Literal('RS256'), use: Type.Literal('sig'), n: Type.String(), e: Type.String() })),
+          }),
+        },
+      },
+    },
     async (_request, reply) => {
       reply.header('Cache-Control', 'public, max-age=60');
-      return services.signingKeys.jwks(services.clock.now());
+      const { keys } = services.signingKeys.jwks(services.clock.now());
+      return { keys: keys.map((k) => ({ kty: 'RSA' as const, kid: String(k.kid), alg: 'RS256' as const, use: 'sig' as const, n: String(k.n), e: String(k.e) })) };
     },
   );
 
