@@ -537,6 +537,14 @@ describe.each(backends)('SDK response shapes against a real server (%s)', (backe
       expectList('tokens.list', await bob.tokens.list(), TOKEN);
       expect((await alice.tokens.list({ mine: true, limit: 10 })).map((t) => t.symbol)).toEqual([symbol]);
       expect(await bob.tokens.list({ mine: true })).toEqual([]);
+      // Paging: one token per page, following `next`, gives what one big page gives.
+      const whole = (await bob.tokens.list({ limit: 500 })).map((t) => t.symbol);
+      const paged: string[] = [];
+      for (let page = await bob.tokens.page({ limit: 1 }); ; page = await bob.tokens.page({ limit: 1, before: page.next! })) {
+        paged.push(...page.tokens.map((t) => t.symbol));
+        if (page.next === null) break;
+      }
+      expect(paged).toEqual(whole);
     });
 
     it('get() and update() answer the token', async () => {

@@ -206,6 +206,44 @@ describe.each([
     expect(r.headers['ratelimit-policy']).toContain('"tokens";q=10;w=1');
   });
 
+  it.skipIf(!available)('the token list pages newest first with a cursor, every token once', async () => {
+    const mine: string[] = [];
+    // Three launched in one millisecond (the cursor must break the tie), two later; two accounts.
+    for (const [i, s] of [await trader(), await trader()].entries()) {
+      for (let k = 0; k < (i === 0 ? 3 : 2); k++) {
+        const symbol = sym();
+        expect((await launch(s, { symbol })).statusCode).toBe(201);
+        mine.push(symbol);
+      }
+      clock.advance(5);
+    }
+    const reader = await trader();
+    const all = (await req('GET', '/api/v1/tokens?limit=500', reader)).json();
+    expect(all.next).toBeNull();
+    const seen: string[] = [];
+    let before: string | null = null;
+    for (let pages = 0; pages < 100; pages++) {
+      const r = await req('GET', `/api/v1/tokens?limit=2${before ? `&before=${encodeURIComponent(before)}` : ''}`, reader);
+      expect(r.statusCode).toBe(200);
+      const page = r.json();
+      seen.push(...page.tokens.map((t: { symbol: string }) => t.symbol));
+      if (page.next === null) break;
+      expect(page.tokens).toHaveLength(2);
+      before = page.next;
+    }
+    expect(seen).toEqual(all.tokens.map((t: { symbol: string }) => t.symbol));
+    expect(new Set(seen).size).toBe(seen.length);
+    for (const symbol of mine) expect(seen).toContain(symbol);
+    // Newest first, and within one millisecond by symbol.
+    const times = all.tokens.map((t: { createdAt: number }) => t.createdAt);
+    expect([...times].sort((a, b) => b - a)).toEqual(times);
+    for (const bad of ['x', '1.', '.ABC', '12.abc', '1'.repeat(20) + '.AB']) {
+      const r = await req('GET', `/api/v1/tokens?before=${encodeURIComponent(bad)}`, reader);
+      expect(r.statusCode, bad).toBe(400);
+      expect(r.json().code).toBe('validation_failed');
+    }
+  });
+
   it.skipIf(!available)('the ledger verifies after all of it', async () => {
     expect(await server.services.trading.ledger.verify()).toMatchObject({ ok: true });
   });

@@ -74,7 +74,7 @@ export type {
   AccountApi,
   WithdrawalsApi,
 } from './api/account.js';
-export type { CreateTokenRequest, UpdateTokenRequest, Token, LaunchedToken, TokensQuery, TokensApi } from './api/tokens.js';
+export type { CreateTokenRequest, UpdateTokenRequest, Token, LaunchedToken, TokensQuery, TokensPage, TokensApi } from './api/tokens.js';
 export type { KeyType, KeyStatus, CreateKeyRequest, ApiKeyInfo, CreatedKey, RegeneratedKey, UpdateKeyRequest, RegenerateKeyRequest, Checklist, ChecklistItem, KeysApi } from './api/keys.js';
 export type { SessionInfo, SessionsApi } from './api/sessions.js';
 export type { FaucetRequest, FaucetResult, SandboxApi } from './api/sandbox.js';

@@ -9,6 +9,13 @@ import { AssetSymbol, MarketView, Security } from './trading-schemas.js';
 
 const Nullable = <T extends ReturnType<typeof Type.String>>(t: T) => Type.Union([t, Type.Null()]);
 
+/** A page cursor of the token list: the last token's creation time (epoch ms) and symbol, `1764345600000.MOON`. */
+const TOKEN_CURSOR_PATTERN = '^[0-9]{1,16}\\.[A-Z0-9]{2,10}$';
+function parseTokenCursor(cursor: string): { createdAt: number; symbol: string } {
+  const dot = cursor.indexOf('.');
+  return { createdAt: Number(cursor.slice(0, dot)), symbol: cursor.slice(dot + 1) };
+}
+
 export const TokenView = Type.Object({
   symbol: Type.String(),
   name: Type.String(),
@@ -78,14 +85,24 @@ export function tokenRoutes(app: App, services: Services): void {
         tags,
         summary: 'Launched tokens, newest first',
         security: Security,
-        querystring: Type.Object({ mine: Type.Optional(Type.Boolean()), limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500, default: 100 })) }, { additionalProperties: false }),
-        response: { 200: Type.Object({ tokens: Type.Array(TokenView) }) },
+        querystring: Type.Object(
+          {
+            mine: Type.Optional(Type.Boolean()),
+            limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500, default: 100 })),
+            before: Type.Optional(Type.String({ pattern: TOKEN_CURSOR_PATTERN, maxLength: 27, description: "The previous page's `next`: tokens after it" })),
+          },
+          { additionalProperties: false },
+        ),
+        response: { 200: Type.Object({ tokens: Type.Array(TokenView), next: Type.Union([Type.String(), Type.Null()], { description: 'Pass as `before` for the next page; null on the last page' }) }) },
       },
     },
     async (request) => {
       const caller = callerOf(request);
-      const list = await tokens.list({ limit: request.query.limit ?? 100, ...(request.query.mine ? { createdBy: caller.accountId } : {}) });
-      return { tokens: list.map(tokenView) };
+      const limit = request.query.limit ?? 100;
+      const before = request.query.before === undefined ? undefined : parseTokenCursor(request.query.before);
+      const list = await tokens.list({ limit, ...(request.query.mine ? { createdBy: caller.accountId } : {}), ...(before ? { before } : {}) });
+      const last = list[list.length - 1];
+      return { tokens: list.map(tokenView), next: list.length === limit && last ? `${last.createdAt}.${last.symbol}` : null };
     },
   );
 

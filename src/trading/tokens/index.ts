@@ -210,9 +210,15 @@ export class Tokens {
   }
 
   /** Launched tokens, newest first, optionally only one creator's. */
-  async list(options: { createdBy?: string; limit?: number } = {}): Promise<Token[]> {
+  /**
+   * Launched tokens, newest first (by symbol within one millisecond). `before` is the position of
+   * the last token of the previous page (`tokenCursor`): the list goes on after it.
+   */
+  async list(options: { createdBy?: string; limit?: number; before?: { createdAt: number; symbol: string } } = {}): Promise<Token[]> {
     let q = this.deps.store.db.selectFrom('tokens').selectAll().orderBy('created_at', 'desc').orderBy('symbol').limit(options.limit ?? 100);
     if (options.createdBy) q = q.where('created_by', '=', options.createdBy);
+    const before = options.before;
+    if (before) q = q.where((eb) => eb.or([eb('created_at', '<', before.createdAt), eb.and([eb('created_at', '=', before.createdAt), eb('symbol', '>', before.symbol)])]));
     const rows = await q.execute();
     const out: Token[] = [];
     for (const r of rows) {

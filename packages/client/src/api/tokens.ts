@@ -59,6 +59,15 @@ export interface TokensQuery {
   mine?: boolean;
   /** 1–500 (default 100). */
   limit?: number;
+  /** Tokens after this position (pass the previous page's `next`). */
+  before?: string;
+}
+
+/** A page of `GET /api/v1/tokens`, newest first. */
+export interface TokensPage {
+  tokens: Token[];
+  /** The cursor to pass as `before` for the next page; null on the last page. */
+  next: string | null;
 }
 
 /** Token launches (`tokens:write`; 10 requests/s). */
@@ -78,10 +87,15 @@ export class TokensApi {
     return this.#requester.call({ method: 'POST', path: '/api/v1/tokens', body: request, auth: 'any', options });
   }
 
-  /** `GET /api/v1/tokens`: newest first (the server answers `{ tokens }`; this returns the list). */
+  /** `GET /api/v1/tokens`: one page, newest first (the server answers `{ tokens, next }`; this returns the list). */
   async list(query: TokensQuery = {}, options?: CallOptions): Promise<Token[]> {
-    const { tokens } = await this.#requester.call<{ tokens: Token[] }>({ method: 'GET', path: '/api/v1/tokens', query, list: 'tokens', auth: 'any', options });
-    return tokens;
+    return (await this.page(query, options)).tokens;
+  }
+
+  /** `GET /api/v1/tokens` as a page: the tokens and the `next` cursor to pass as `before`. */
+  async page(query: TokensQuery = {}, options?: CallOptions): Promise<TokensPage> {
+    const page = await this.#requester.call<TokensPage>({ method: 'GET', path: '/api/v1/tokens', query, list: 'tokens', auth: 'any', options });
+    return { tokens: page.tokens, next: page.next ?? null };
   }
 
   /** `GET /api/v1/tokens/:symbol` */
