@@ -87,6 +87,15 @@ describe.each(BACKENDS)('audit routes on %s', (backend) => {
     }
   });
 
+  it('refuses an account filter that is neither an account id nor a wallet address (a NUL byte is a store error on PostgreSQL)', async () => {
+    for (const route of ['/api/v1/audit/events', '/api/v1/audit/export']) {
+      for (const q of ['account=x%00y', 'account=%00', 'account=acc%27%20OR%201%3D1', 'account=%C3%A9']) {
+        const res = await get(`${route}?${q}`);
+        expect({ route, q, status: res.statusCode, code: res.json().code }).toEqual({ route, q, status: 400, code: 'validation_failed' });
+      }
+    }
+  });
+
   it('exports matching events oldest first as NDJSON', async () => {
     for (let i = 0; i < 3; i++) await server.services.audit.record({ type: 'trading.faucet', accountId: 'acc_x', details: { asset: 'USD', amount: String(i) } });
     const res = await get('/api/v1/audit/export?type=trading.faucet');

@@ -11,7 +11,9 @@ import type { App } from '../types.js';
 const Filters = {
   type: Type.Optional(Type.String({ pattern: '^[a-z_]+(\\.[a-z_]+)+$', maxLength: 64, description: 'Exact event type, e.g. `auth.signin.failed`' })),
   category: Type.Optional(Type.Union(AUDIT_CATEGORIES.map((c) => Type.Literal(c)), { description: 'Event category' })),
-  account: Type.Optional(Type.String({ minLength: 1, maxLength: 100, description: 'Account id (`acc_…`) or wallet address: events about or by that account' })),
+  // Ids and wallet addresses are letters, digits and `_`: anything else names no account, and goes
+  // into the query as text, where PostgreSQL refuses a NUL byte (a 500 otherwise).
+  account: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_]+$', minLength: 1, maxLength: 100, description: 'Account id (`acc_…`) or wallet address: events about or by that account' })),
   from: Type.Optional(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, description: 'Epoch ms, inclusive' })),
   to: Type.Optional(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, description: 'Epoch ms, exclusive' })),
 };
