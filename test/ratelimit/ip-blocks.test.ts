@@ -67,6 +67,19 @@ describe.each(backends)('IP blocks and the DDoS guard (%s)', (backend) => {
     expect(await server.services.metrics.text()).toMatch(/moondraft_ip_blocked_requests_total [1-9]/);
   });
 
+  it('a reason with control, bidirectional or invisible formatting characters is refused and blocks nothing', async () => {
+    // Admins read it in the list: the rule of every text people read. (A NUL byte also failed the
+    // store's insert on PostgreSQL: a 500, where SQLite stored it.)
+    for (const reason of ['x\u0000y', 'abuse\u202ereport', 'line\u0007bell']) {
+      const res = await blocks.add({ target: '198.51.100.66', reason });
+      expect({ reason, status: res.statusCode, code: res.json().code }).toEqual({ reason, status: 400, code: 'validation_failed' });
+    }
+    expect((await blocks.list()).find((b) => b.target === '198.51.100.66')).toBeUndefined();
+    expect((await from('198.51.100.66')).statusCode).toBe(200);
+    expect((await blocks.add({ target: '198.51.100.66', reason: '  spam wave\n(ticket 42)  ' })).json()).toMatchObject({ reason: 'spam wave\n(ticket 42)' });
+    expect((await blocks.remove('198.51.100.66')).statusCode).toBe(204);
+  });
+
   it('a blocked address is refused with ip_blocked even on a path the router cannot decode', async () => {
     expect((await blocks.add({ target: '198.51.100.9' })).statusCode).toBe(201);
     for (const url of ['/api/v1/market/orderbook/%E0%A4%A', `/api/v1/market/orderbook/${'x'.repeat(300)}`]) {

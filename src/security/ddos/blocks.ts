@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { fail, ok, type Result } from '../../errors/registry.js';
 import type { Clock } from '../../lib/clock.js';
+import { displayParagraphs } from '../../lib/text.js';
 import type { Store } from '../../store/db.js';
 import { StateUnavailableError, type SharedState } from '../../state/port.js';
 import type { SecurityEvents } from '../events/index.js';
@@ -168,10 +169,15 @@ export class IpBlocks {
   async add(target: string, options: { reason: string; ttlMs?: number | undefined; by: string }): Promise<Result<IpBlock, 'validation_failed'>> {
     const t = parseTarget(target);
     if (!t) return fail('validation_failed', 'target must be an IP address or a CIDR range (at least /8 for IPv4, /16 for IPv6)');
+    // Administrators read the reason in the list: the rule of every text people read (no control,
+    // bidirectional or invisible formatting characters; a NUL byte would also fail the insert on
+    // PostgreSQL). Blank: the default.
+    const reason = displayParagraphs(options.reason, 'reason', 200);
+    if (!reason.ok) return reason;
     const now = this.deps.clock.now();
     const block: IpBlock = {
       target: t.canonical,
-      reason: options.reason,
+      reason: reason.value || 'blocked by an administrator',
       source: 'manual',
       createdAt: now,
       expiresAt: options.ttlMs === undefined ? null : now + options.ttlMs,
