@@ -263,6 +263,20 @@ describe('admin suspend and unsuspend', () => {
     // A body that is there is still checked.
     expect(code(await post(`/api/v1/admin/keys/${k.id}/suspend`, admin.headers, { reason: '' }))).toBe('validation_failed');
   });
+
+  it('refuse a reason with control, bidirectional or invisible formatting characters, and leave the key as it was', async () => {
+    // The key's owner reads the reason (suspendedReason): the rule of every text people read. A
+    // NUL byte also failed the update on PostgreSQL (a 500, where SQLite stored it).
+    const k = await createKey(ks, owner.headers, { label: 'susp-reason', scopes: ['orders:read'] });
+    const admin = await sessionFor(ks.server, { role: 'admin' });
+    for (const reason of ['x\u0000y', 'call \u202e0091 tsuj', 'bell\u0007']) {
+      const res = await post(`/api/v1/admin/keys/${k.id}/suspend`, admin.headers, { reason });
+      expect({ reason, status: res.statusCode, code: code(res) }).toEqual({ reason, status: 400, code: 'validation_failed' });
+    }
+    expect((await ks.app.inject({ method: 'GET', url: `/api/v1/keys/${k.id}`, headers: owner.headers })).json()).toMatchObject({ status: 'active', suspendedReason: null });
+    const suspended = await post(`/api/v1/admin/keys/${k.id}/suspend`, admin.headers, { reason: '  leaked in a\npublic repo ' });
+    expect(suspended.json()).toMatchObject({ status: 'suspended', suspendedReason: 'leaked in a\npublic repo' });
+  });
 });
 
 describe('rotation reminders', () => {

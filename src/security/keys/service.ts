@@ -6,7 +6,7 @@ import type { Accounts } from '../../accounts/accounts.js';
 import { fail, ok, type Result } from '../../errors/registry.js';
 import type { Clock } from '../../lib/clock.js';
 import { newId } from '../../lib/ids.js';
-import { displayText } from '../../lib/text.js';
+import { displayParagraphs, displayText } from '../../lib/text.js';
 import type { Store } from '../../store/db.js';
 import type { SharedState } from '../../state/port.js';
 import type { Keyring } from '../crypto/keyring.js';
@@ -479,11 +479,19 @@ export class ApiKeys {
   }
 
   /** Suspends a key (administrators now, automated response later); it answers key_suspended until unsuspended. */
-  async suspend(id: string, by: string, reason: string | undefined): Promise<Result<ApiKeyRecord>> {
+  async suspend(id: string, by: string, reasonInput: string | undefined): Promise<Result<ApiKeyRecord>> {
+    // The key's owner reads the reason: no control, bidirectional or invisible formatting
+    // characters (a NUL byte would also fail the update on PostgreSQL). Blank: no reason.
+    let reason: string | null = null;
+    if (reasonInput !== undefined) {
+      const text = displayParagraphs(reasonInput, 'reason', 200);
+      if (!text.ok) return text;
+      reason = text.value === '' ? null : text.value;
+    }
     const result = await this.mutate(id, undefined, (rec, now) => {
       if (rec.revokedAt !== null) return fail('conflict', 'The key is revoked');
       if (rec.suspendedAt !== null) return ok(null);
-      return ok({ suspended_at: now, suspended_reason: reason ?? null });
+      return ok({ suspended_at: now, suspended_reason: reason });
     }, { type: 'admin.key.suspended', by });
     if (!result.ok) return result;
     if (result.value.changed) this.deps.events.emit({ type: 'key.suspended', audited: this.audited, at: this.deps.clock.now(), accountId: result.value.record.accountId, keyId: id, by });
