@@ -131,7 +131,10 @@ async function buildServices(config: Config, overrides: ServiceOverrides, closer
   const keyring = resolveKeyring(config);
   if (config.env === 'sandbox' && !config.jwtKeysFileSupplied) ensureKeysetFile(config.jwtKeysFile, clock.now());
   const maxTokenLifetimeMs = (config.jwt.accessTtlSec + config.jwt.clockToleranceSec) * 1000;
-  const signingKeys = await SigningKeys.load(config.jwtKeysFile, maxTokenLifetimeMs);
+  // A keyset that cannot be used is a configuration error: one line naming the variable.
+  const signingKeys = await SigningKeys.load(config.jwtKeysFile, maxTokenLifetimeMs).catch((err: Error) => {
+    throw new ConfigError('MOONDRAFT_JWT_KEYS_FILE', err.message);
+  });
 
   const storeOptions: StoreOptions = { databaseUrl: config.databaseUrl, pgSchema: config.pgSchema, dataDir: config.dataDir, ...(overrides.sqliteFile ? { sqliteFile: overrides.sqliteFile } : {}) };
   // The order thread opens its own connection: not possible to an in-memory SQLite database.

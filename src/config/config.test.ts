@@ -1,3 +1,4 @@
+import { generateKeyPairSync } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -250,6 +251,39 @@ describe('sandbox secrets', () => {
     );
     expect(err?.message).toMatch(/not valid JSON/);
     expect(err?.message).not.toContain('MIIEv');
+  });
+
+  it('a signing keyset that is missing or unusable stops start-up as a bad MOONDRAFT_JWT_KEYS_FILE, in one line', async () => {
+    // `moondraft serve` prints a ConfigError as "invalid configuration: VARIABLE: …"; anything else
+    // came out as a bare ENOENT, an OpenSSL decoder code or a TypeError, naming nothing to fix.
+    const dataDir = tmp();
+    const notRsa = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+    const entry = (privateKeyPem: unknown) => JSON.stringify({ keys: [{ kid: 'k1', createdAt: 1, retiredAt: null, privateKeyPem }] });
+    const cases: [string, string | undefined][] = [
+      ['missing.json', undefined],
+      ['not-pem.json', entry('-----BEGIN PRIVATE KEY-----\nMIIB\n-----END PRIVATE KEY-----\n')],
+      ['no-pem.json', JSON.stringify({ keys: [{ kid: 'k1', createdAt: 1, retiredAt: null }] })],
+      ['number-pem.json', entry(12345)],
+      // RS256 needs an RSA key: an EC key would load, and then fail every sign-in with a 500.
+      ['ec.json', entry(notRsa)],
+    ];
+    for (const [name, contents] of cases) {
+      const file = path.join(dataDir, name);
+      if (contents !== undefined) writeFileSync(file, contents, { mode: 0o600 });
+      const config = loadConfig({ MOONDRAFT_DATA_DIR: dataDir, MOONDRAFT_JWT_KEYS_FILE: file, MOONDRAFT_LOG_LEVEL: 'silent' });
+      const err = await createServices(config, { processMetrics: false, sqliteFile: ':memory:' }).then(
+        async (s) => {
+          await s.close();
+          return undefined;
+        },
+        (e: unknown) => e as Error,
+      );
+      expect(err, name).toBeInstanceOf(ConfigError);
+      expect((err as ConfigError).variable, name).toBe('MOONDRAFT_JWT_KEYS_FILE');
+      expect(err!.message, name).toContain(file);
+      expect(err!.message, name).not.toContain('\n');
+      expect(err!.message, name).not.toContain('12345');
+    }
   });
 
   it('keeps the SQLite database and its WAL to the owner, even in a data dir that already existed (0755)', async () => {

@@ -123,12 +123,25 @@ export class SigningKeys {
   }
 
   private async load(): Promise<void> {
-    const text = readFileSync(this.file, 'utf8');
+    let text: string;
+    try {
+      text = readFileSync(this.file, 'utf8');
+    } catch (err) {
+      throw new Error(`cannot read ${this.file} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+    }
     if (text === this.loadedFrom) return;
     const stored = readKeysetFile(this.file);
     const loaded: LoadedKey[] = [];
     for (const k of stored) {
-      const privateKey = createPrivateKey(k.privateKeyPem);
+      // Our own words, never Node's or OpenSSL's: a wrong type's message quotes the value. And RSA
+      // only: another key type would load here and then fail every signature (every sign-in a 500).
+      let privateKey: KeyObject | undefined;
+      try {
+        privateKey = typeof k.privateKeyPem === 'string' ? createPrivateKey(k.privateKeyPem) : undefined;
+      } catch {
+        privateKey = undefined;
+      }
+      if (privateKey?.asymmetricKeyType !== 'rsa') throw new Error(`${this.file}: a key's privateKeyPem is not a PEM RSA private key`);
       const publicKey = createPublicKey(privateKey);
       const jwk = await exportJWK(publicKey);
       loaded.push({ kid: k.kid, createdAt: k.createdAt, retiredAt: k.retiredAt, privateKey, publicKey, publicJwk: { ...jwk, kid: k.kid, alg: 'RS256', use: 'sig' } });
