@@ -2,7 +2,7 @@ import { Argument, Command } from 'commander';
 import { createMoondraft, type Moondraft } from '../app.js';
 import { ConfigError, loadConfig, type Config } from '../config/index.js';
 import { listen } from '../http/listen.js';
-import { bufferedStdout } from '../observability/logger.js';
+import { bufferedStdout, stderrLog } from '../observability/logger.js';
 import { isRole, ROLES } from '../security/rbac/roles.js';
 import { createServices, type Services } from '../services.js';
 import { lockDataDirForServe } from '../state/instance-lock.js';
@@ -13,7 +13,8 @@ import { registerCommands } from './commands.js';
 export async function withServices<T>(fn: (services: Services) => Promise<T>, config: Config = loadConfig()): Promise<T> {
   // A one-off command runs its few order commands (a delisting, say) in its own thread: starting
   // the order thread would only slow it down.
-  const services = await createServices({ ...config, logLevel: 'warn', trading: { ...config.trading, orderThread: false } }, { processMetrics: false });
+  // Its log goes to stderr: stdout is the command's answer, which scripts parse or capture.
+  const services = await createServices({ ...config, logLevel: 'warn', trading: { ...config.trading, orderThread: false } }, { processMetrics: false, logDestination: stderrLog() });
   try {
     return await fn(services);
   } finally {

@@ -74,3 +74,12 @@ export const LOG_FLUSH_INTERVAL_MS = 100;
 export function bufferedStdout(): DestinationStream & { flush(): void } {
   return pino.destination({ dest: 1, sync: false, minLength: 4096, periodicFlush: LOG_FLUSH_INTERVAL_MS });
 }
+
+/**
+ * Where the one-off CLI commands write their log: standard error, unbuffered. Their standard output
+ * is the command's own answer (`audit verify --json`, the spec `keys rotate-master` prints), which
+ * scripts parse or capture; a log line there would corrupt it.
+ */
+export function stderrLog(): DestinationStream {
+  return pino.destination({ dest: 2, sync: true });
+}
