@@ -3,6 +3,8 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, statSync, 
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { createMoondraft } from '../app.js';
+import { writeDevCert } from '../cli/dev-cert.js';
 import { Keyring } from '../security/crypto/keyring.js';
 import { ConfigError, loadConfig } from './index.js';
 import { resolveKeyring } from './secrets.js';
@@ -345,4 +347,39 @@ describe('data dir privacy', () => {
     symlinkSync(real, link);
     expect(() => resolveKeyring(loadConfig({ MOONDRAFT_DATA_DIR: link }))).toThrow(/^MOONDRAFT_DATA_DIR: .*writable by other users/);
   });
+});
+
+describe('TLS files', () => {
+  it('a certificate or key file that is not usable stops start-up naming its variable, in one line', async () => {
+    // Named by loadConfig only as existing files: what they hold reached Node's TLS as it was, and
+    // `serve` said "moondraft: error:0480006C:PEM routines::no start line", naming nothing to fix.
+    const dir = tmp();
+    const a = await writeDevCert(path.join(dir, 'a'), ['localhost']);
+    const b = await writeDevCert(path.join(dir, 'b'), ['localhost']);
+    const garbage = path.join(dir, 'garbage.pem');
+    writeFileSync(garbage, 'not a pem file\n');
+    const cases: [string, string, string][] = [
+      [garbage, a.keyFile, 'MOONDRAFT_TLS_CERT'],
+      [a.certFile, garbage, 'MOONDRAFT_TLS_KEY'],
+      [a.keyFile, a.keyFile, 'MOONDRAFT_TLS_CERT'],
+      [a.certFile, a.certFile, 'MOONDRAFT_TLS_KEY'],
+      // Both fine alone, but not a pair: the key is another certificate's.
+      [a.certFile, b.keyFile, 'MOONDRAFT_TLS_KEY'],
+    ];
+    for (const [cert, key, variable] of cases) {
+      const config = loadConfig({ MOONDRAFT_DATA_DIR: tmp(), MOONDRAFT_TLS_CERT: cert, MOONDRAFT_TLS_KEY: key, MOONDRAFT_LOG_LEVEL: 'silent', PORT: '0' });
+      const err = await createMoondraft(config, { processMetrics: false, sqliteFile: ':memory:' }).then(
+        async (m) => {
+          await m.close();
+          return undefined;
+        },
+        (e: unknown) => e as Error,
+      );
+      const label = `${path.basename(cert)} + ${path.basename(key)}`;
+      expect(err, label).toBeInstanceOf(ConfigError);
+      expect((err as ConfigError).variable, label).toBe(variable);
+      expect(err!.message, label).not.toContain('\n');
+      expect(err!.message, label).not.toContain('PRIVATE KEY');
+    }
+  }, 60_000);
 });

@@ -1,5 +1,7 @@
+import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, realpathSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { createSecureContext } from 'node:tls';
 import { Keyring } from '../security/crypto/keyring.js';
 import { ConfigError, type Config } from './index.js';
 
@@ -74,4 +76,43 @@ export function resolveKeyring(config: Config): Keyring {
   } catch (err) {
     throw new ConfigError('MOONDRAFT_MASTER_KEY', `${file}: ${(err as Error).message}`);
   }
+}
+
+/**
+ * The TLS certificate and key (MOONDRAFT_TLS_CERT, MOONDRAFT_TLS_KEY), checked as a pair before the
+ * server is built: a file that holds something else, or a key that is not the certificate's, stops
+ * start-up as a ConfigError naming the variable, in our words (never OpenSSL's codes, and never
+ * anything quoted from the files).
+ */
+export function readTlsFiles(tls: { certFile: string; keyFile: string }): { cert: Buffer; key: Buffer } {
+  const read = (variable: string, file: string) => {
+    try {
+      return readFileSync(file);
+    } catch (err) {
+      throw new ConfigError(variable, `cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+    }
+  };
+  const cert = read('MOONDRAFT_TLS_CERT', tls.certFile);
+  const key = read('MOONDRAFT_TLS_KEY', tls.keyFile);
+  let certificate: X509Certificate;
+  try {
+    certificate = new X509Certificate(cert);
+  } catch {
+    throw new ConfigError('MOONDRAFT_TLS_CERT', `${tls.certFile} holds no PEM certificate`);
+  }
+  let privateKey: KeyObject;
+  try {
+    privateKey = createPrivateKey(key);
+  } catch {
+    throw new ConfigError('MOONDRAFT_TLS_KEY', `${tls.keyFile} holds no PEM private key (unencrypted)`);
+  }
+  if (!certificate.checkPrivateKey(privateKey)) {
+    throw new ConfigError('MOONDRAFT_TLS_KEY', `${tls.keyFile} is not the private key of the certificate in ${tls.certFile}`);
+  }
+  try {
+    createSecureContext({ cert, key });
+  } catch {
+    throw new ConfigError('MOONDRAFT_TLS_CERT', `${tls.certFile} and ${tls.keyFile} are not a PEM certificate and key that TLS can use`);
+  }
+  return { cert, key };
 }

@@ -1,11 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import { KindGuard, type TSchema } from '@sinclair/typebox';
 import Fastify, { LogController, type FastifyServerOptions } from 'fastify';
+import { readTlsFiles } from '../config/secrets.js';
 import type { Services } from '../services.js';
 import { normalizeIp } from './client-address.js';
 import { arrivalStages, responseObservers, runObservers, runStages, securityStages } from './pipeline.js';
@@ -173,8 +173,7 @@ export async function buildServer(services: Services): Promise<App> {
   };
   if (config.tls) {
     options.https = {
-      key: readFileSync(config.tls.keyFile),
-      cert: readFileSync(config.tls.certFile),
+      ...readTlsFiles(config.tls),
       minVersion: 'TLSv1.3',
       maxVersion: 'TLSv1.3',
       // The idle-socket deadline (connectionTimeout) only starts once the handshake is done: until
