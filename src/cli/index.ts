@@ -5,7 +5,7 @@ import { listen } from '../http/listen.js';
 import { bufferedStdout, stderrLog } from '../observability/logger.js';
 import { isRole, ROLES } from '../security/rbac/roles.js';
 import { createServices, type Services } from '../services.js';
-import { lockDataDirForServe } from '../state/instance-lock.js';
+import { lockDatabaseForServe, lockDataDirForServe, type InstanceLock } from '../state/instance-lock.js';
 import { writeDevCert } from './dev-cert.js';
 import { registerCommands } from './commands.js';
 
@@ -24,11 +24,17 @@ export async function withServices<T>(fn: (services: Services) => Promise<T>, co
 
 async function serve(): Promise<void> {
   const config = loadConfig();
-  // In-process state is this process's own: one such server per data dir (see instance-lock.ts).
-  const lock = config.redisUrl ? undefined : lockDataDirForServe(config);
+  // In-process state is this process's own: one such server per data dir, and per PostgreSQL
+  // schema (see instance-lock.ts).
+  const locks: InstanceLock[] = [];
+  const releaseLocks = () => locks.forEach((l) => l.release());
   let moondraft: Moondraft;
   let server: Awaited<ReturnType<typeof listen>>;
   try {
+    if (!config.redisUrl) {
+      locks.push(lockDataDirForServe(config));
+      if (config.databaseUrl) locks.push(await lockDatabaseForServe(config));
+    }
     moondraft = await createMoondraft(config, { logDestination: bufferedStdout() });
     try {
       server = await listen(moondraft);
@@ -37,7 +43,7 @@ async function serve(): Promise<void> {
       throw err;
     }
   } catch (err) {
-    lock?.release();
+    releaseLocks();
     throw err;
   }
   let stopping = false;
@@ -49,7 +55,7 @@ async function serve(): Promise<void> {
     force.unref();
     server.stop().then(
       () => {
-        lock?.release();
+        releaseLocks();
         process.exit(0);
       },
       (err) => {

@@ -1,6 +1,7 @@
 import { closeSync, constants, mkdirSync, openSync } from 'node:fs';
 import path from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
+import pg from 'pg';
 import { ConfigError, type Config } from '../config/index.js';
 import { assertPrivateDataDir } from '../config/secrets.js';
 
@@ -41,6 +42,39 @@ export function lockDataDirForServe(config: Config): InstanceLock {
   return {
     release() {
       if (db.open) db.close();
+    },
+  };
+}
+
+/**
+ * The same rule on PostgreSQL without Redis: there the database (its schema) is what servers
+ * share, not the data dir, which each container or host may have its own of. The lock is a
+ * session-level advisory lock on a connection of its own, held for the life of the process; the
+ * server drops it when the process (or the connection) goes. Offline CLI commands do not take it.
+ */
+export async function lockDatabaseForServe(config: Config): Promise<InstanceLock> {
+  const client = new pg.Client({ connectionString: config.databaseUrl, connectionTimeoutMillis: 2000 });
+  // A connection dropped later must not crash the server: the lock is gone with it, no more.
+  client.on('error', () => undefined);
+  let held: boolean;
+  try {
+    await client.connect();
+    const r = await client.query<{ held: boolean }>('select pg_try_advisory_lock(hashtextextended($1, 0)) as held', [`moondraft serve: ${config.pgSchema}`]);
+    held = r.rows[0]?.held === true;
+  } catch (err) {
+    await client.end().catch(() => undefined);
+    throw err;
+  }
+  if (!held) {
+    await client.end().catch(() => undefined);
+    throw new ConfigError(
+      'DATABASE_URL',
+      `another moondraft server with in-process state already serves schema ${config.pgSchema} of this database; several servers must share their limits and replay memory through REDIS_URL`,
+    );
+  }
+  return {
+    release() {
+      void client.end().catch(() => undefined);
     },
   };
 }
