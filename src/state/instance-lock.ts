@@ -8,6 +8,9 @@ import { assertPrivateDataDir } from '../config/secrets.js';
 /** Another server holds the data dir's lock (as opposed to any other refusal of the data dir). */
 export class DataDirBusyError extends ConfigError {}
 
+/** Another server with in-process state holds the PostgreSQL schema's lock. */
+export class DatabaseBusyError extends ConfigError {}
+
 export interface InstanceLock {
   release(): void;
 }
@@ -67,7 +70,7 @@ export async function lockDatabaseForServe(config: Config): Promise<InstanceLock
   }
   if (!held) {
     await client.end().catch(() => undefined);
-    throw new ConfigError(
+    throw new DatabaseBusyError(
       'DATABASE_URL',
       `another moondraft server with in-process state already serves schema ${config.pgSchema} of this database; several servers must share their limits and replay memory through REDIS_URL`,
     );

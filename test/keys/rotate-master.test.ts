@@ -5,10 +5,14 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { criticalStdout } from '../../src/cli/output.js';
 import { buildProgram } from '../../src/cli/index.js';
 import { loadConfig } from '../../src/config/index.js';
-import { lockDataDirForServe } from '../../src/state/instance-lock.js';
+import { lockDatabaseForServe, lockDataDirForServe } from '../../src/state/instance-lock.js';
 import { ManualClock } from '../../src/lib/clock.js';
 import { Keyring } from '../../src/security/crypto/keyring.js';
+import pg from 'pg';
+import { PG_URL, serviceAvailable } from '../support/services.js';
 import { code, createKey, credentialOf, session, signed, startKeysServer, type CreatedKey } from './support.js';
+
+const pgUp = await serviceAvailable('postgres');
 
 const clock = new ManualClock(Date.UTC(2026, 7, 1));
 const dirs: string[] = [];
@@ -70,6 +74,29 @@ describe('moondraft keys rotate-master', () => {
     // Once the server has stopped, the rotation runs.
     const { stderr } = await runCli({ MOONDRAFT_DATA_DIR: dataDir });
     expect(stderr.join('\n')).toContain('version 2');
+  });
+
+  it.skipIf(!pgUp)('refuses while a server with in-process state holds the PostgreSQL schema, whatever its data dir', async () => {
+    // That server keeps its secrets under the old key version: rows re-encrypted under it would
+    // fail its signed requests once its cache of decrypted secrets expires. On PostgreSQL it runs
+    // with a data dir of its own (another container), so the data dir's lock alone cannot tell.
+    const schema = `md_rotate_lock_${process.pid}`;
+    const spec = Keyring.generateSpec(1);
+    const env = { DATABASE_URL: PG_URL, MOONDRAFT_PG_SCHEMA: schema, MOONDRAFT_MASTER_KEY: spec };
+    const mine = mkdtempSync(path.join(tmpdir(), 'moondraft-keys-rotate-'));
+    const theirs = mkdtempSync(path.join(tmpdir(), 'moondraft-keys-rotate-'));
+    dirs.push(mine, theirs);
+    const serving = await lockDatabaseForServe(loadConfig({ ...env, MOONDRAFT_DATA_DIR: theirs }));
+    try {
+      await expect(runCli({ ...env, MOONDRAFT_DATA_DIR: mine })).rejects.toThrow(/a moondraft server is running on schema/);
+    } finally {
+      vi.restoreAllMocks();
+      serving.release();
+      const client = new pg.Client({ connectionString: PG_URL });
+      await client.connect();
+      await client.query(`drop schema if exists ${schema} cascade`);
+      await client.end();
+    }
   });
 
   it('a data dir others may write to is reported as such, not as a running server', async () => {

@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { withServices } from '../../cli/index.js';
 import { criticalStdout } from '../../cli/output.js';
 import { ConfigError, loadConfig, type Config } from '../../config/index.js';
-import { DataDirBusyError, lockDataDirForServe, type InstanceLock } from '../../state/instance-lock.js';
+import { DatabaseBusyError, DataDirBusyError, lockDatabaseForServe, lockDataDirForServe, type InstanceLock } from '../../state/instance-lock.js';
 import { rotateMasterKey } from './master-rotation.js';
 
 /** `moondraft keys …` commands of the API-key feature. */
@@ -29,9 +29,19 @@ export function registerKeysCommands(program: Command): void {
         if (!(err instanceof DataDirBusyError)) throw err;
         throw new ConfigError('MOONDRAFT_DATA_DIR', `a moondraft server is running on ${config.dataDir}: stop it, run rotate-master, then start it again with the new key`);
       }
+      // On PostgreSQL such a server may have a data dir of its own: it holds the schema's lock.
+      let dbLock: InstanceLock | undefined;
+      try {
+        if (config.databaseUrl) dbLock = await lockDatabaseForServe(config);
+      } catch (err) {
+        lock.release();
+        if (!(err instanceof DatabaseBusyError)) throw err;
+        throw new ConfigError('DATABASE_URL', `a moondraft server is running on schema ${config.pgSchema} of this database: stop it, run rotate-master, then start it again with the new key`);
+      }
       try {
         await rotate(config);
       } finally {
+        dbLock?.release();
         lock.release();
       }
     });
