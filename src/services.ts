@@ -1,10 +1,9 @@
-import { mkdirSync } from 'node:fs';
 import type { FastifyRequest } from 'fastify';
 import type { DestinationStream, Logger } from 'pino';
 import { Accounts } from './accounts/accounts.js';
 import { ConfigError, type Config } from './config/index.js';
 import { AuditLog } from './audit/audit-log.js';
-import { assertPrivateDataDir, resolveKeyring } from './config/secrets.js';
+import { assertPrivateDataDir, makeDataDir, resolveKeyring } from './config/secrets.js';
 import { systemClock, type Clock } from './lib/clock.js';
 import { createLogger } from './observability/logger.js';
 import { Metrics } from './observability/metrics.js';
@@ -125,7 +124,7 @@ async function buildServices(config: Config, overrides: ServiceOverrides, closer
   const clock = overrides.clock ?? systemClock;
   const log = createLogger(config.logLevel, overrides.logDestination);
 
-  mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  makeDataDir(config);
   // The data dir holds the SQLite database and sandbox secrets: nobody else may write there.
   if (!config.databaseUrl || !config.masterKey || !config.jwtKeysFileSupplied) assertPrivateDataDir(config);
   const keyring = resolveKeyring(config);

@@ -12,6 +12,23 @@ export function writeSecretFile(file: string, contents: string): void {
   chmodSync(file, 0o600);
 }
 
+/**
+ * Makes the data dir (0700) if it is not there. A path that cannot be a directory (a file there or
+ * above it, no permission) is a bad MOONDRAFT_DATA_DIR, reported naming it rather than as mkdir's
+ * bare EEXIST or ENOTDIR.
+ */
+export function makeDataDir(config: Config): void {
+  try {
+    mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? 'error';
+    throw new ConfigError(
+      'MOONDRAFT_DATA_DIR',
+      code === 'EEXIST' || code === 'ENOTDIR' ? `${config.dataDir} is not a directory (a file is in its place or above it)` : `cannot make ${config.dataDir} (${code})`,
+    );
+  }
+}
+
 /** Whether other users may write to a directory with this mode (group or other write). */
 const othersMayWrite = (mode: number) => (mode & 0o022) !== 0;
 

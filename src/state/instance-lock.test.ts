@@ -1,8 +1,9 @@
-import { chmodSync, existsSync, mkdtempSync, statSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { loadConfig } from '../config/index.js';
+import { ConfigError, loadConfig } from '../config/index.js';
+import { createServices } from '../services.js';
 import { lockDataDirForServe } from './instance-lock.js';
 
 const tmp = () => mkdtempSync(path.join(tmpdir(), 'md-lock-'));
@@ -23,5 +24,25 @@ describe('lockDataDirForServe', () => {
     expect(() => lockDataDirForServe(config)).toThrow(/^MOONDRAFT_DATA_DIR: another moondraft server/);
     lock.release();
     lockDataDirForServe(config).release();
+  });
+
+  it('a data dir that cannot be a directory (a file is there, or above it) is refused naming MOONDRAFT_DATA_DIR', async () => {
+    // serve and the one-off commands said "moondraft: EEXIST: file already exists, mkdir …",
+    // naming no variable to fix.
+    const file = path.join(tmp(), 'data');
+    writeFileSync(file, '');
+    for (const dataDir of [file, path.join(file, 'below')]) {
+      const config = loadConfig({ MOONDRAFT_DATA_DIR: dataDir, MOONDRAFT_LOG_LEVEL: 'silent' });
+      expect(() => lockDataDirForServe(config)).toThrow(/^MOONDRAFT_DATA_DIR: .*not a directory/);
+      const err = await createServices(config, { processMetrics: false }).then(
+        async (s) => {
+          await s.close();
+          return undefined;
+        },
+        (e: unknown) => e as Error,
+      );
+      expect(err).toBeInstanceOf(ConfigError);
+      expect(err!.message).toMatch(/^MOONDRAFT_DATA_DIR: .*not a directory/);
+    }
   });
 });

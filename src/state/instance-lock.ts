@@ -1,9 +1,9 @@
-import { closeSync, constants, mkdirSync, openSync } from 'node:fs';
+import { closeSync, constants, openSync } from 'node:fs';
 import path from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
 import pg from 'pg';
 import { ConfigError, type Config } from '../config/index.js';
-import { assertPrivateDataDir } from '../config/secrets.js';
+import { assertPrivateDataDir, makeDataDir } from '../config/secrets.js';
 
 /** Another server holds the data dir's lock (as opposed to any other refusal of the data dir). */
 export class DataDirBusyError extends ConfigError {}
@@ -24,7 +24,7 @@ export interface InstanceLock {
  * process dies, so a crash never leaves a stale lock behind. Offline CLI commands do not take it.
  */
 export function lockDataDirForServe(config: Config): InstanceLock {
-  mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  makeDataDir(config);
   // Judged before anything is made in it: in a data dir others may write to, serve.lock could be
   // their symlink to a file of ours. And never followed if it is a link all the same.
   assertPrivateDataDir(config);
