@@ -32,6 +32,11 @@ describe('loadConfig', () => {
     [{ MOONDRAFT_TRUSTED_PROXIES: '10.0.0.0/99' }, 'MOONDRAFT_TRUSTED_PROXIES'],
     [{ MOONDRAFT_TLS_CERT: '/x.pem' }, 'MOONDRAFT_TLS_KEY'],
     [{ MOONDRAFT_BOOTSTRAP_ADMIN: 'bob' }, 'MOONDRAFT_BOOTSTRAP_ADMIN'],
+    // One digit mistyped in an EIP-55 address (0x5aAeb6053F… as 0x5aAeb6054F…), which its checksum
+    // catches, and base58 that is not 32 bytes: the admin meant would never be one; a typo must
+    // stop start-up, not pass silently.
+    [{ MOONDRAFT_BOOTSTRAP_ADMIN: '0x5aAeb6054F3E94C9b9A09f33669435E7Ef1BeAed' }, 'MOONDRAFT_BOOTSTRAP_ADMIN'],
+    [{ MOONDRAFT_BOOTSTRAP_ADMIN: '2'.repeat(32) }, 'MOONDRAFT_BOOTSTRAP_ADMIN'],
     [{ MOONDRAFT_BODY_LIMIT: '10' }, 'MOONDRAFT_BODY_LIMIT'],
     [{ MOONDRAFT_PUBLIC_URL: 'ftp://x' }, 'MOONDRAFT_PUBLIC_URL'],
     [{ MOONDRAFT_REFRESH_IDLE_DAYS: '40' }, 'MOONDRAFT_REFRESH_IDLE_DAYS'],

@@ -1,6 +1,7 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { isIP } from 'node:net';
 import path from 'node:path';
+import { isWalletAddress } from '../accounts/wallets.js';
 
 /**
  * One typed, validated configuration, read from environment variables and, when
@@ -366,8 +367,10 @@ export function loadConfig(environment: Source = process.env): Config {
 
   const jwtKeysFileRaw = r.raw('MOONDRAFT_JWT_KEYS_FILE');
   const bootstrapAdmin = r.raw('MOONDRAFT_BOOTSTRAP_ADMIN');
-  if (bootstrapAdmin !== undefined && !/^(0x[0-9a-fA-F]{40}|[1-9A-HJ-NP-Za-km-z]{32,44})$/.test(bootstrapAdmin)) {
-    throw new ConfigError('MOONDRAFT_BOOTSTRAP_ADMIN', 'must be an Ethereum (0x…) or Solana (base58) wallet address');
+  // The same rule as sign-in's: a mistyped EIP-55 checksum, or base58 of another length than 32
+  // bytes, names no wallet anyone holds, and the admin meant would silently never be one.
+  if (bootstrapAdmin !== undefined && !isWalletAddress(bootstrapAdmin)) {
+    throw new ConfigError('MOONDRAFT_BOOTSTRAP_ADMIN', 'must be an Ethereum (0x…, with a valid EIP-55 checksum when mixed-case) or Solana (base58 of 32 bytes) wallet address');
   }
 
   const rateLimit: RateLimitConfig = {
