@@ -154,6 +154,16 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ MOONDRAFT_CONFIG: file })).toThrow(/^MOONDRAFT_JWT_KEYS_FILE: .*must be a string or number/);
   });
 
+  it('a number in the config file that JSON cannot hold exactly is refused, not rounded', () => {
+    // JSON.parse rounds an integer past 2^53: 100000000000000001 became "100000000000000000", a
+    // different daily limit than the one written, accepted without a word.
+    const file = path.join(tmp(), 'moondraft.json');
+    writeFileSync(file, '{"MOONDRAFT_DAILY_LIMIT_ADMIN": 100000000000000001}');
+    expect(() => loadConfig({ MOONDRAFT_CONFIG: file })).toThrow(/^MOONDRAFT_DAILY_LIMIT_ADMIN: .*as a string/);
+    writeFileSync(file, '{"MOONDRAFT_DAILY_LIMIT_ADMIN": "100000000000000001", "MOONDRAFT_WITHDRAWAL_AUTO_APPROVE": 0.5, "PORT": 9000}');
+    expect(loadConfig({ MOONDRAFT_CONFIG: file })).toMatchObject({ port: 9000, trading: { dailyLimitUsdc: { admin: '100000000000000001' } }, withdrawals: { autoApproveUsdc: '0.5' } });
+  });
+
   it('an empty environment variable does not override the file (live must not fall back to sandbox)', () => {
     // docker-compose's `MOONDRAFT_ENV: ${MOONDRAFT_ENV}` with the variable unset passes an empty string.
     const file = path.join(tmp(), 'moondraft.json');

@@ -244,6 +244,11 @@ function readConfigFile(file: string): Source {
   for (const [k, v] of Object.entries(parsed)) {
     // Not null ("null"), true ("true"), objects or arrays: what the environment could not say either.
     if (typeof v !== 'string' && typeof v !== 'number') throw new ConfigError(k, `in ${file} must be a string or number`);
+    // JSON.parse has already rounded an integer past 2^53 (100000000000000001 reads as …000): the
+    // value written is lost, so it must be written as a string.
+    if (typeof v === 'number' && Number.isInteger(v) && !Number.isSafeInteger(v)) {
+      throw new ConfigError(k, `in ${file} is a number too large for JSON to hold exactly; write it as a string`);
+    }
     out[k] = String(v);
   }
   return out;
