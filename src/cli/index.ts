@@ -66,8 +66,12 @@ async function serve(): Promise<void> {
   };
   // Before the listening line: whoever waits for it (a supervisor, a test) may signal at once, and a
   // signal arriving before its handler is installed kills the process with no graceful shutdown.
-  process.once('SIGTERM', () => stop('SIGTERM'));
-  process.once('SIGINT', () => stop('SIGINT'));
+  // `on`, not `once`: a repeated signal must reach the guard in stop(). Left to Node's default
+  // action it would kill the server mid-drain, and Ctrl-C on `npm start` sends SIGINT twice (the
+  // terminal's to the whole foreground group, and npm forwards its own). The 15 s timer still ends
+  // a drain that hangs.
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
   moondraft.services.log.info({ url: server.url, env: config.env, store: moondraft.services.store.dialect, state: moondraft.services.state.kind }, 'moondraft listening');
   moondraft.services.log.flush();
 }

@@ -39,6 +39,32 @@ describe('graceful shutdown', () => {
     expect(server.output()).toContain('shutting down');
   });
 
+  it('a second signal while draining changes nothing: the in-flight request is still answered, then exit 0', async () => {
+    // Ctrl-C on `npm start` can deliver SIGINT twice: the terminal signals every process of the
+    // foreground group, and npm forwards its own to the server. A handler registered once left the
+    // second to Node's default action, which killed the server mid-drain (exit by signal, the
+    // request unanswered, buffered audit events lost).
+    const server = await startServerProcess({ MOONDRAFT_DATA_DIR: mkdtempSync(path.join(tmpdir(), 'md-shutdown-twice-')) });
+    const { port } = new URL(server.url);
+    const body = JSON.stringify({ probe: 'x'.repeat(200) });
+    const socket = net.connect(Number(port), '127.0.0.1');
+    await new Promise<void>((r) => socket.once('connect', () => r()));
+    let response = '';
+    socket.on('data', (d) => (response += d));
+    const closed = new Promise<void>((r) => socket.once('close', () => r()));
+    socket.write(`POST /api/v1/in-flight HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: ${body.length}\r\n\r\n${body.slice(0, 100)}`);
+    await new Promise((r) => setTimeout(r, 200));
+    const exit = server.stop('SIGINT');
+    await new Promise((r) => setTimeout(r, 300));
+    server.child.kill('SIGINT');
+    server.child.kill('SIGTERM');
+    await new Promise((r) => setTimeout(r, 300));
+    socket.write(body.slice(100));
+    await closed;
+    expect(response).toMatch(/^HTTP\/1\.1 404 /);
+    expect(await exit).toBe(0);
+  });
+
   it('log lines reach standard output within a fraction of a second with no more traffic, and all of them by the exit', async () => {
     const server = await startServerProcess({ MOONDRAFT_DATA_DIR: mkdtempSync(path.join(tmpdir(), 'md-logflush-')) });
     // The log is buffered (a line is not its own write): one request's access line, alone, must
