@@ -1,6 +1,7 @@
 import { closeSync, constants, openSync } from 'node:fs';
 import path from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
+import { Kysely, PostgresDialect, sql } from 'kysely';
 import pg from 'pg';
 import { ConfigError, type Config } from '../config/index.js';
 import { assertPrivateDataDir, makeDataDir } from '../config/secrets.js';
@@ -56,20 +57,21 @@ export function lockDataDirForServe(config: Config): InstanceLock {
  * server drops it when the process (or the connection) goes. Offline CLI commands do not take it.
  */
 export async function lockDatabaseForServe(config: Config): Promise<InstanceLock> {
-  const client = new pg.Client({ connectionString: config.databaseUrl, connectionTimeoutMillis: 2000 });
+  // One connection, never closed while idle: a session-level lock lives as long as its session.
+  const pool = new pg.Pool({ connectionString: config.databaseUrl, max: 1, idleTimeoutMillis: 0, connectionTimeoutMillis: 2000 });
   // A connection dropped later must not crash the server: the lock is gone with it, no more.
-  client.on('error', () => undefined);
+  pool.on('error', () => undefined);
+  const db = new Kysely<Record<string, never>>({ dialect: new PostgresDialect({ pool }) });
   let held: boolean;
   try {
-    await client.connect();
-    const r = await client.query<{ held: boolean }>('select pg_try_advisory_lock(hashtextextended($1, 0)) as held', [`moondraft serve: ${config.pgSchema}`]);
+    const r = await sql<{ held: boolean }>`select pg_try_advisory_lock(hashtextextended(${`moondraft serve: ${config.pgSchema}`}, 0)) as held`.execute(db);
     held = r.rows[0]?.held === true;
   } catch (err) {
-    await client.end().catch(() => undefined);
+    await db.destroy().catch(() => undefined);
     throw err;
   }
   if (!held) {
-    await client.end().catch(() => undefined);
+    await db.destroy().catch(() => undefined);
     throw new DatabaseBusyError(
       'DATABASE_URL',
       `another moondraft server with in-process state already serves schema ${config.pgSchema} of this database; several servers must share their limits and replay memory through REDIS_URL`,
@@ -77,7 +79,7 @@ export async function lockDatabaseForServe(config: Config): Promise<InstanceLock
   }
   return {
     release() {
-      void client.end().catch(() => undefined);
+      void db.destroy().catch(() => undefined);
     },
   };
 }
