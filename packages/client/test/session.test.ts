@@ -14,7 +14,7 @@ class ManualClock {
   }
 }
 
-type RefreshMode = 'rotate' | 'drop-connection' | 'fail-503' | 'rate-limit-once';
+type RefreshMode = 'rotate' | 'drop-connection' | 'fail-503' | 'rate-limit-once' | 'problem-once';
 
 /**
  * A stand-in for the identity routes with the contract's rotation rules: every refresh spends its
@@ -31,6 +31,8 @@ async function identityServer(options: { domain?: (port: number) => string; mess
     refreshMode: 'rotate' as RefreshMode,
     refreshCalls: [] as string[],
     counter: 0,
+    /** What 'problem-once' answers (once) instead of refreshing. */
+    problem: { status: 408, code: 'request_timeout' },
   };
   const issue = () => {
     const n = ++state.counter;
@@ -67,6 +69,10 @@ async function identityServer(options: { domain?: (port: number) => string; mess
       state.refreshCalls.push(token);
       if (state.refreshMode === 'drop-connection') return void res.socket?.destroy();
       if (state.refreshMode === 'fail-503') return sendProblem(res, 503, 'service_unavailable', 'down');
+      if (state.refreshMode === 'problem-once') {
+        state.refreshMode = 'rotate';
+        return sendProblem(res, state.problem.status, state.problem.code, 'refused before the token was looked at');
+      }
       if (state.refreshMode === 'rate-limit-once') {
         state.refreshMode = 'rotate';
         return sendProblem(res, 429, 'rate_limited', 'slow down', { headers: { 'Retry-After': '1' } });
@@ -262,6 +268,26 @@ describe('access-token refresh and rotation', () => {
     expect(state.refreshCalls).toEqual([token, token]);
     expect(delays).toEqual([1000]);
     expect(state.revoked).toBe(false);
+  });
+
+  it.each([
+    [408, 'request_timeout'],
+    [403, 'ip_blocked'],
+    [403, 'https_required'],
+    [413, 'payload_too_large'],
+  ])('keeps the refresh token when the server refused the refresh (%i %s) before looking at the token', async (status, code) => {
+    const { client, state, changes } = await signedIn();
+    const token = client.session!.refreshToken!;
+    state.problem = { status, code };
+    state.refreshMode = 'problem-once';
+    await expect(client.auth.refresh()).rejects.toMatchObject({ code, status });
+    expect(client.session?.refreshToken).toBe(token);
+    expect(changes.at(-1)).not.toBeNull();
+    // The token was never spent: the next refresh rotates it, and nothing was revoked.
+    await client.auth.refresh();
+    expect(state.refreshCalls).toEqual([token, token]);
+    expect(state.revoked).toBe(false);
+    expect(client.session!.refreshToken).not.toBe(token);
   });
 
   it('ends the session when the server says the refresh token was reused', async () => {

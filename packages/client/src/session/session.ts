@@ -134,10 +134,13 @@ export class SessionStore {
         // No connection was made (refused: the server restarting; no such host; a failed handshake):
         // the server never saw the token, so it is not spent.
         const neverSent = error instanceof MoondraftError && error.cause instanceof TransportError && error.cause.neverSent;
-        if ((status === 429 || neverSent) && this.#session) {
-          // Refused by the rate limiter before the handler ran, or never sent: the token was not spent.
+        // The refusals of the token itself are 401s (invalid, expired, revoked, reused). Any other
+        // 4xx (rate limited, the address blocked, the request too slow or too large, plain HTTP
+        // refused) came before the token was looked at: it was not spent.
+        const tokenRefused = status === 401 || (error instanceof MoondraftError && error.code === 'refresh_token_reused');
+        if ((neverSent || (status >= 400 && status < 500 && !tokenRefused)) && this.#session) {
           this.#session = { ...this.#session, refreshToken: spending };
-        } else if (status >= 400 && status < 500) {
+        } else if (tokenRefused) {
           // A definite refusal (reused, revoked, expired, invalid): the session is over.
           this.#session = null;
           this.#generation++;
