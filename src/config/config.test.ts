@@ -23,6 +23,15 @@ describe('loadConfig', () => {
   });
 
   it.each([
+    ['0.0.0.0', 'http://127.0.0.1:8080'],
+    ['::', 'http://127.0.0.1:8080'],
+    ['::1', 'http://[::1]:8080'],
+    ['192.0.2.7', 'http://192.0.2.7:8080'],
+  ])('a sandbox listening on HOST=%s names %s in sign-in messages (an address a wallet can reach)', (host, origin) => {
+    expect(loadConfig({ HOST: host }).publicUrl).toBe(origin);
+  });
+
+  it.each([
     [{ PORT: 'abc' }, 'PORT'],
     [{ PORT: '70000' }, 'PORT'],
     [{ MOONDRAFT_ENV: 'prod' }, 'MOONDRAFT_ENV'],

@@ -344,7 +344,9 @@ export function loadConfig(environment: Source = process.env): Config {
   // passes live's TLS requirement).
   const tls = certFile && keyFile ? { certFile: existingFile('MOONDRAFT_TLS_CERT', certFile), keyFile: existingFile('MOONDRAFT_TLS_KEY', keyFile) } : undefined;
 
-  const defaultOrigin = `${tls ? 'https' : 'http'}://${host === '0.0.0.0' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host}:${port}`;
+  // Listening on every address (IPv4's 0.0.0.0, or IPv6's :: which takes IPv4 too) names the
+  // loopback address clients on this machine use, never the wildcard itself.
+  const defaultOrigin = `${tls ? 'https' : 'http'}://${host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host}:${port}`;
   // An origin, spelt one way (URL's own: lowercase scheme and host, no default port): sign-in
   // messages carry it as their URI and the redirect port sends clients to it. Credentials would be
   // shown to every client; a path, query or fragment would be dropped from the domain but kept in
