@@ -312,6 +312,27 @@ describe('sandbox secrets', () => {
     }
   });
 
+  it('an RSA signing key shorter than RS256 allows (2048 bits) stops start-up as a bad MOONDRAFT_JWT_KEYS_FILE', async () => {
+    // jose refuses to sign or verify RS256 with a modulus under 2048 bits: such a keyset loaded,
+    // and then every sign-in and refresh answered 500.
+    const dataDir = tmp();
+    const short = generateKeyPairSync('rsa', { modulusLength: 1024 }).privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+    const file = path.join(dataDir, 'short.json');
+    writeFileSync(file, JSON.stringify({ keys: [{ kid: 'k1', createdAt: 1, retiredAt: null, privateKeyPem: short }] }), { mode: 0o600 });
+    const config = loadConfig({ MOONDRAFT_DATA_DIR: dataDir, MOONDRAFT_JWT_KEYS_FILE: file, MOONDRAFT_LOG_LEVEL: 'silent' });
+    const err = await createServices(config, { processMetrics: false, sqliteFile: ':memory:' }).then(
+      async (s) => {
+        await s.close();
+        return undefined;
+      },
+      (e: unknown) => e as Error,
+    );
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as ConfigError).variable).toBe('MOONDRAFT_JWT_KEYS_FILE');
+    expect(err!.message).toMatch(/2048/);
+    expect(err!.message).not.toContain('PRIVATE KEY');
+  });
+
   it('keeps the SQLite database and its WAL to the owner, even in a data dir that already existed (0755)', async () => {
     const dataDir = tmp();
     chmodSync(dataDir, 0o755);

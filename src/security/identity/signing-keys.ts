@@ -83,6 +83,9 @@ export function rotateKeysetFile(file: string, now: number, maxTokenLifetimeMs: 
   return fresh;
 }
 
+/** The shortest RSA modulus RS256 signs and verifies with (jose refuses shorter ones). */
+const MIN_RSA_BITS = 2048;
+
 /** How often an unknown kid may make a process re-read the keyset file. */
 const UNKNOWN_KID_RELOAD_MS = 1_000;
 
@@ -142,6 +145,8 @@ export class SigningKeys {
         privateKey = undefined;
       }
       if (privateKey?.asymmetricKeyType !== 'rsa') throw new Error(`${this.file}: a key's privateKeyPem is not a PEM RSA private key`);
+      // RS256 (jose) refuses to sign or verify with a shorter modulus: every sign-in would be a 500.
+      if ((privateKey.asymmetricKeyDetails?.modulusLength ?? 0) < MIN_RSA_BITS) throw new Error(`${this.file}: a key's RSA modulus is shorter than ${MIN_RSA_BITS} bits, which RS256 needs`);
       const publicKey = createPublicKey(privateKey);
       const jwk = await exportJWK(publicKey);
       loaded.push({ kid: k.kid, createdAt: k.createdAt, retiredAt: k.retiredAt, privateKey, publicKey, publicJwk: { ...jwk, kid: k.kid, alg: 'RS256', use: 'sig' } });
