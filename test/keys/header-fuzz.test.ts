@@ -330,6 +330,22 @@ describe('Authorization', () => {
     }
   });
 
+  it('two Authorization headers are refused, whichever comes first and even when both are the same', async () => {
+    const mine = `Authorization: Bearer ${owner.accessToken}`;
+    const theirs = `Authorization: Bearer ${other.accessToken}`;
+    for (const [what, lines] of [
+      ['mine then theirs', [mine, theirs]],
+      ['theirs then mine', [theirs, mine]],
+      ['mine then garbage', [mine, 'Authorization: garbage']],
+      ['mine then empty', [mine, 'Authorization: ']],
+      ['empty then mine', ['Authorization: ', mine]],
+      ['mine twice', [mine, mine]],
+      ['mine, then in lower case', [mine, mine.replace('Authorization', 'authorization')]],
+    ] as const) {
+      expectRefused(what, await send('GET', PROBE, lines), ['invalid_token']);
+    }
+  });
+
   it(`seeded random mutations (seed ${SEED}) of a valid token never authenticate`, async () => {
     const random = prng(SEED ^ 0x5a5a);
     const t = owner.accessToken;

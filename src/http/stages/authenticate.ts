@@ -10,6 +10,22 @@ import type { Stage } from './types.js';
 const BEARER = /^[Bb][Ee][Aa][Rr][Ee][Rr] ([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+)$/;
 
 /**
+ * Whether the request carries Authorization more than once. Node keeps the first such line and
+ * drops the others without a word, so `request.headers` cannot tell: a request with two credentials
+ * (one a proxy or another layer may read instead) would be authenticated as the first.
+ */
+function repeatedAuthorization(rawHeaders: readonly string[]): boolean {
+  let seen = false;
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i]!;
+    if (name.length !== 13 || name.toLowerCase() !== 'authorization') continue;
+    if (seen) return true;
+    seen = true;
+  }
+  return false;
+}
+
+/**
  * Establishes `request.principal`: a session (Bearer access token) or an API key (X-API-Key,
  * verified by the API-key authenticator), or anonymous. Public routes skip it entirely.
  */
@@ -25,6 +41,7 @@ export function authenticateStage(services: Services): Stage {
         throw new ApiError('validation_failed', 'Send either Authorization or X-API-Key, not both');
       }
       if (authorization !== undefined) {
+        if (repeatedAuthorization(request.raw.rawHeaders)) throw refuse(services, request, 'invalid_token', 'Send one Authorization header, not several');
         return authenticateSession(services, request, authorization).then((principal) => {
           request.principal = principal;
         });
