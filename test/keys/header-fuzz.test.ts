@@ -279,6 +279,14 @@ describe('Authorization', () => {
     }
   });
 
+  it('more than one space after the scheme is still the token (RFC 6750 §2.1: "Bearer" 1*SP b64token)', async () => {
+    for (const value of [`Bearer  ${owner.accessToken}`, `bearer    ${owner.accessToken}`]) {
+      const res = await send('GET', PROBE, [`Authorization: ${value}`]);
+      expect(res.status, JSON.stringify(res.body)).toBe(200);
+      expect(res.body).toMatchObject({ kind: 'session', accountId: owner.account.id });
+    }
+  });
+
   it('hostile Authorization values are refused as invalid_token (or token_expired), never a principal', async () => {
     const t = owner.accessToken;
     const [h, p, s] = t.split('.') as [string, string, string];

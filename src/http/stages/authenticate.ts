@@ -6,8 +6,11 @@ import { isRole } from '../../security/rbac/roles.js';
 import { sessionStateKeys } from '../../security/identity/revocation.js';
 import type { Stage } from './types.js';
 
-/** The scheme name is case-insensitive (RFC 9110 §11.1): `bearer …` is the same credential. */
-const BEARER = /^[Bb][Ee][Aa][Rr][Ee][Rr] ([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+)$/;
+/**
+ * The scheme name is case-insensitive (RFC 9110 §11.1): `bearer …` is the same credential; and one
+ * or more spaces separate it from the token (RFC 6750 §2.1: `"Bearer" 1*SP b64token`).
+ */
+const BEARER = /^[Bb][Ee][Aa][Rr][Ee][Rr] +([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+)$/;
 
 /**
  * Whether the request carries Authorization more than once. Node keeps the first such line and
