@@ -1,4 +1,5 @@
 import { createPublicKey, generateKeyPairSync } from 'node:crypto';
+import { ed25519 } from '@noble/curves/ed25519.js';
 import { SignJWT, type JWTPayload } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ERRORS, type ErrorCode } from '../../src/errors/registry.js';
@@ -251,6 +252,37 @@ describe('API-key headers', () => {
     expect(sent).toBeGreaterThan(RANDOM_CASES / 2);
     expect(await usdc(owner)).toBe(before);
     const ok = await send('POST', FAUCET, v.lines, FAUCET_BODY);
+    expect(ok.status, JSON.stringify(ok.body)).toBe(200);
+  });
+});
+
+describe('ed25519 signatures', () => {
+  it('one spelling only: upper case, a malleated S, padding or the wrong length are invalid_signature, and nothing is spent', async () => {
+    const { secretKey, publicKey } = ed25519.keygen();
+    const ed = await createKey(ks, owner.headers, { label: 'fuzzed ed', type: 'ed25519', publicKey: Buffer.from(publicKey).toString('hex'), scopes: ['orders:write'] });
+    const edCred: Credential = { apiKey: ed.apiKey, edSecretKey: secretKey };
+    const before = await usdc(owner);
+    const T = String(clock.now() - 3);
+    const S = signatureFor(edCred, T, 'POST', FAUCET, FAUCET_BODY);
+    // S + L: the same signature with its scalar half shifted by the group order (RFC 8032 §5.1.7 refuses it).
+    const L = 2n ** 252n + 27742317777372353535851937790883648493n;
+    const sBytes = Buffer.from(S.slice(64), 'hex');
+    const sPlusL = BigInt(`0x${Buffer.from(sBytes).reverse().toString('hex')}`) + L;
+    const malleated = S.slice(0, 64) + Buffer.from(sPlusL.toString(16).padStart(64, '0'), 'hex').reverse().toString('hex');
+    for (const [what, signature] of [
+      ['upper case', S.toUpperCase()],
+      ['S + L', malleated],
+      ['one byte short', S.slice(0, -2)],
+      ['one byte more', `${S}00`],
+      ['hmac length', S.slice(0, 64)],
+      ['two of them', `${S}, ${S}`],
+      ['zeros', '0'.repeat(128)],
+    ] as const) {
+      const res = await send('POST', FAUCET, [`X-API-Key: ${ed.apiKey}`, `X-API-Timestamp: ${T}`, `X-API-Signature: ${signature}`], FAUCET_BODY);
+      expectRefused(what, res, ['invalid_signature']);
+    }
+    expect(await usdc(owner)).toBe(before);
+    const ok = await send('POST', FAUCET, [`X-API-Key: ${ed.apiKey}`, `X-API-Timestamp: ${T}`, `X-API-Signature: ${S}`], FAUCET_BODY);
     expect(ok.status, JSON.stringify(ok.body)).toBe(200);
   });
 });
