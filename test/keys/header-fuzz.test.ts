@@ -15,6 +15,7 @@ import { createKey, credentialOf, session, signatureFor, startKeysServer, type C
  * authenticated as anyone, and must change nothing: no funds, no key use, no spent signature.
  *
  * A fixed list of named cases, then seeded random mutations (FUZZ_SEED overrides the seed).
+ * Embedded by default; FUZZ_BACKEND=scaleout runs the same on PostgreSQL and Redis.
  */
 const SEED = Number(process.env.FUZZ_SEED ?? 0x6d6f6f6e);
 const RANDOM_CASES = 120;
@@ -106,7 +107,7 @@ function prng(seed: number): () => number {
 }
 
 beforeAll(async () => {
-  ks = await startKeysServer({ clock });
+  ks = await startKeysServer({ clock, ...(process.env.FUZZ_BACKEND === 'scaleout' ? { backend: 'scaleout' as const } : {}) });
   owner = await session(ks);
   other = await session(ks);
   key = await createKey(ks, owner.headers, { label: 'fuzzed', scopes: ['market:read', 'account:read', 'orders:read', 'orders:write'] });
@@ -403,6 +404,16 @@ describe('Authorization', () => {
         continue;
       }
       expectRefused(`case ${i}: ${token}`, res, ['invalid_token']);
+    }
+  });
+});
+
+describe('after all of the above', () => {
+  it('no credential sent in any header appears in the server log', () => {
+    const log = ks.server.logText();
+    expect(log.length).toBeGreaterThan(0);
+    for (const secret of [cred.secret!, cred.apiKey, owner.accessToken, other.accessToken, owner.accessToken.split('.')[2]!]) {
+      expect(log.includes(secret), secret.slice(0, 12)).toBe(false);
     }
   });
 });
