@@ -185,6 +185,11 @@ export async function buildServer(services: Services): Promise<App> {
   }
   const app = Fastify(options as FastifyServerOptions) as unknown as App;
   app.server.headersTimeout = config.timeouts.headersMs;
+  // Every header line of a request, not Node's first thousand or so: past that count it drops the
+  // rest without a word, so a second Authorization (which the authenticate stage refuses) could be
+  // hidden behind filler lines and the request served as the first. The header size limit (16 KiB,
+  // 431 past it) still bounds what a request may carry.
+  app.server.maxHeadersCount = 0;
 
   app.setValidatorCompiler(validatorCompiler);
   app.setErrorHandler(errorHandler);

@@ -387,6 +387,18 @@ describe('Authorization', () => {
     }
   });
 
+  it('a second Authorization after a thousand other headers is seen and refused too', async () => {
+    // Node stores about the first thousand header lines of a request and drops the rest without a
+    // word; within the 16 KiB header limit a client can send far more than that.
+    const filler = Array.from({ length: 1500 }, (_, i) => `a${i % 10}:`);
+    for (const [what, lines] of [
+      ['mine, filler, theirs', [`Authorization: Bearer ${owner.accessToken}`, ...filler, `Authorization: Bearer ${other.accessToken}`]],
+      ['mine, filler, garbage', [`Authorization: Bearer ${owner.accessToken}`, ...filler, 'Authorization: garbage']],
+    ] as const) {
+      expectRefused(what, await send('GET', PROBE, lines), ['invalid_token']);
+    }
+  });
+
   it(`seeded random mutations (seed ${SEED}) of a valid token never authenticate`, async () => {
     const random = prng(SEED ^ 0x5a5a);
     const t = owner.accessToken;
