@@ -342,6 +342,10 @@ describe('Authorization', () => {
       ['signature changed', [`Authorization: Bearer ${h}.${p}.${s.slice(0, -2)}${s.endsWith('AA') ? 'BB' : 'AA'}`], 'invalid_token'],
       ['payload of another account', [`Authorization: Bearer ${h}.${other.accessToken.split('.')[1]}.${s}`], 'invalid_token'],
       ['non-ASCII', [`Authorization: Bearer ${t}é`], 'invalid_token'],
+      // Control characters are not HTTP: Node's parser refuses the request before any stage.
+      ['a control character', [`Authorization: Bearer \u0001${t}`], 'validation_failed'],
+      ['a NUL byte', [`Authorization: Bearer ${t}\u0000`], 'validation_failed'],
+      ['a bare CR', [`Authorization: Bearer ${t}\rX-API-Key: ${cred.apiKey}`], 'validation_failed'],
       ['very long', [`Authorization: Bearer ${'a'.repeat(6000)}.${'b'.repeat(6000)}.c`], 'invalid_token'],
       ['past the header limit', [`Authorization: Bearer ${'a'.repeat(20000)}.b.c`], 'headers_too_large'],
       ['alg none, no signature', [`Authorization: Bearer ${unsignedJwt({ alg: 'none', typ: 'at+jwt', kid })}`], 'invalid_token'],
