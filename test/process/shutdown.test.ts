@@ -5,18 +5,28 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { startServerProcess } from '../support/process.js';
 
+/**
+ * A POST whose headers and first half of the body are sent: the request is in flight until
+ * `finish` sends the rest. `answer` resolves with everything the server wrote once it closes.
+ */
+async function inFlightRequest(url: string): Promise<{ finish(): void; answer: Promise<string> }> {
+  const { port } = new URL(url);
+  const body = JSON.stringify({ probe: 'x'.repeat(200) });
+  const socket = net.connect(Number(port), '127.0.0.1');
+  await new Promise<void>((r) => socket.once('connect', () => r()));
+  let response = '';
+  socket.on('data', (d) => (response += d));
+  const answer = new Promise<string>((r) => socket.once('close', () => r(response)));
+  socket.write(`POST /api/v1/in-flight HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: ${body.length}\r\n\r\n${body.slice(0, 100)}`);
+  return { finish: () => void socket.write(body.slice(100)), answer };
+}
+
 describe('graceful shutdown', () => {
   it('on SIGTERM stops accepting, finishes the in-flight request, then exits 0', async () => {
     const server = await startServerProcess({ MOONDRAFT_DATA_DIR: mkdtempSync(path.join(tmpdir(), 'md-shutdown-')) });
     const { port } = new URL(server.url);
-    const body = JSON.stringify({ probe: 'x'.repeat(200) });
-    const socket = net.connect(Number(port), '127.0.0.1');
-    await new Promise<void>((r) => socket.once('connect', () => r()));
-    let response = '';
-    socket.on('data', (d) => (response += d));
-    const closed = new Promise<void>((r) => socket.once('close', () => r()));
     // Headers and half the body: the request is in flight when the signal arrives.
-    socket.write(`POST /api/v1/in-flight HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: ${body.length}\r\n\r\n${body.slice(0, 100)}`);
+    const request = await inFlightRequest(server.url);
     await new Promise((r) => setTimeout(r, 200));
     const exit = server.stop('SIGTERM');
     await new Promise((r) => setTimeout(r, 300));
@@ -31,8 +41,8 @@ describe('graceful shutdown', () => {
         probe.once('error', reject);
       }),
     ).rejects.toThrow(/ECONNREFUSED/);
-    socket.write(body.slice(100));
-    await closed;
+    request.finish();
+    const response = await request.answer;
     expect(response).toMatch(/^HTTP\/1\.1 404 /);
     expect(response).toContain('"code":"not_found"');
     expect(await exit).toBe(0);
@@ -45,23 +55,15 @@ describe('graceful shutdown', () => {
     // second to Node's default action, which killed the server mid-drain (exit by signal, the
     // request unanswered, buffered audit events lost).
     const server = await startServerProcess({ MOONDRAFT_DATA_DIR: mkdtempSync(path.join(tmpdir(), 'md-shutdown-twice-')) });
-    const { port } = new URL(server.url);
-    const body = JSON.stringify({ probe: 'x'.repeat(200) });
-    const socket = net.connect(Number(port), '127.0.0.1');
-    await new Promise<void>((r) => socket.once('connect', () => r()));
-    let response = '';
-    socket.on('data', (d) => (response += d));
-    const closed = new Promise<void>((r) => socket.once('close', () => r()));
-    socket.write(`POST /api/v1/in-flight HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: ${body.length}\r\n\r\n${body.slice(0, 100)}`);
+    const request = await inFlightRequest(server.url);
     await new Promise((r) => setTimeout(r, 200));
     const exit = server.stop('SIGINT');
     await new Promise((r) => setTimeout(r, 300));
     server.child.kill('SIGINT');
     server.child.kill('SIGTERM');
     await new Promise((r) => setTimeout(r, 300));
-    socket.write(body.slice(100));
-    await closed;
-    expect(response).toMatch(/^HTTP\/1\.1 404 /);
+    request.finish();
+    expect(await request.answer).toMatch(/^HTTP\/1\.1 404 /);
     expect(await exit).toBe(0);
   });
 
