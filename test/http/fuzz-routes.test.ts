@@ -26,20 +26,8 @@ import { fund, listMoon, USDC } from '../support/trading.js';
  *    the audit trail's, which records every request), and the ledger verifies.
  * The cases are drawn from a fixed seed, so a failure reproduces.
  */
-const registered = vi.hoisted(() => [] as { method: string; url: string; permission: unknown; schema: Record<string, unknown> | undefined }[]);
-vi.mock('fastify', async (importOriginal) => {
-  const actual = await importOriginal<typeof import('fastify')>();
-  const create = actual.default as unknown as (options?: unknown) => import('fastify').FastifyInstance;
-  const recording = ((options?: unknown) => {
-    const app = create(options);
-    app.addHook('onRoute', (route) => {
-      for (const method of [route.method].flat()) registered.push({ method, url: route.url, permission: route.config?.permission, schema: route.schema as Record<string, unknown> | undefined });
-    });
-    return app;
-  }) as unknown as typeof actual.default;
-  Object.assign(recording, actual.default);
-  return { ...actual, default: recording, fastify: recording };
-});
+const registered = vi.hoisted(() => [] as import('../support/route-recorder.js').RecordedRoute[]);
+vi.mock('fastify', async (importOriginal) => (await import('../support/route-recorder.js')).recordingFastify(await importOriginal<typeof import('fastify')>(), registered));
 
 const SEED = 0x6d6f6f6e;
 /** mulberry32: a small deterministic generator, so every run draws the same cases. */

@@ -12,20 +12,8 @@ import { fund, listMoon, USDC } from '../support/trading.js';
  * recorded by an onRoute hook on the real server), against the contract (API.md: roles, scopes,
  * session-only operations, error codes), for every role and every kind of credential.
  */
-const registered = vi.hoisted(() => [] as { method: string; url: string; permission: unknown }[]);
-vi.mock('fastify', async (importOriginal) => {
-  const actual = await importOriginal<typeof import('fastify')>();
-  const create = actual.default as unknown as (options?: unknown) => import('fastify').FastifyInstance;
-  const recording = ((options?: unknown) => {
-    const app = create(options);
-    app.addHook('onRoute', (route) => {
-      for (const method of [route.method].flat()) registered.push({ method, url: route.url, permission: route.config?.permission });
-    });
-    return app;
-  }) as unknown as typeof actual.default;
-  Object.assign(recording, actual.default);
-  return { ...actual, default: recording, fastify: recording };
-});
+const registered = vi.hoisted(() => [] as import('../support/route-recorder.js').RecordedRoute[]);
+vi.mock('fastify', async (importOriginal) => (await import('../support/route-recorder.js')).recordingFastify(await importOriginal<typeof import('fastify')>(), registered));
 
 type P = Exclude<Permission, 'public'>;
 
