@@ -28,7 +28,11 @@ describe('authenticate and authorize stages', () => {
       const res = await server.app.inject({ method: 'GET', url: '/api/v1/account', headers: { authorization: `${scheme} ${s.accessToken}` } });
       expect(res.statusCode).toBe(200);
     }
-    expect((await server.app.inject({ method: 'GET', url: '/api/v1/account', headers: { authorization: `Bearer  ${s.accessToken}` } })).json().code).toBe('invalid_token');
+    // One or more spaces before the token (RFC 6750 §2.1: "Bearer" 1*SP b64token), and nothing else.
+    expect((await server.app.inject({ method: 'GET', url: '/api/v1/account', headers: { authorization: `Bearer  ${s.accessToken}` } })).statusCode).toBe(200);
+    for (const bad of [`Bearer\t${s.accessToken}`, `Bearer${s.accessToken}`, `Bearer ${s.accessToken} x`]) {
+      expect((await server.app.inject({ method: 'GET', url: '/api/v1/account', headers: { authorization: bad } })).json().code, bad).toBe('invalid_token');
+    }
   });
 
   it('refuses a malformed Authorization header with invalid_token', async () => {
