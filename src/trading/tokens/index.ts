@@ -212,7 +212,7 @@ export class Tokens {
   /** Launched tokens, newest first, optionally only one creator's. */
   /**
    * Launched tokens, newest first (by symbol within one millisecond). `before` is the position of
-   * the last token of the previous page (`tokenCursor`): the list goes on after it.
+   * the last token of the previous page (the route's `before` cursor): the list goes on after it.
    */
   async list(options: { createdBy?: string; limit?: number; before?: { createdAt: number; symbol: string } } = {}): Promise<Token[]> {
     let q = this.deps.store.db.selectFrom('tokens').selectAll().orderBy('created_at', 'desc').orderBy('symbol').limit(options.limit ?? 100);
