@@ -40,4 +40,43 @@ describe('order path edges', () => {
     expect(await balance(holder, 'MOON')).toMatchObject({ available: huge - MOON(10), held: 0n });
     expect((await trading.ledger.verify()).ok).toBe(true);
   });
+  it('a market order that would trade below the minimum notional is refused and changes nothing; one at the minimum trades', async () => {
+    const maker = uid('maker');
+    const taker = uid('taker');
+    await fund(trading, maker, 'MOON', MOON(100));
+    await fund(trading, taker, 'USDC', USDC(100));
+    await fund(trading, taker, 'MOON', MOON(1));
+    // The taker's own ask, the best: a buy would cancel it (self-trade prevention, cancel_maker),
+    // which a refused order must not do.
+    const own = await trading.orders.place(callerFor(taker), { market: 'MOON-USDC', side: 'sell', type: 'limit', price: '1.5', quantity: '1' });
+    if (!own.ok) throw new Error(own.detail);
+    // The maker's ask of 0.5 MOON at 2 USDC: the market's minimum order is 1 USDC.
+    const ask = await trading.orders.place(callerFor(maker), { market: 'MOON-USDC', side: 'sell', type: 'limit', price: '2', quantity: '0.5' });
+    if (!ask.ok) throw new Error(ask.detail);
+    const makerBefore = await balance(maker, 'MOON');
+    const takerBefore = [await balance(taker, 'USDC'), await balance(taker, 'MOON')];
+
+    const tooSmall = await trading.orders.place(callerFor(taker), { market: 'MOON-USDC', side: 'buy', type: 'market', quantity: '0.25' });
+    expect(tooSmall).toMatchObject({ ok: false, code: 'validation_failed' });
+    if (!tooSmall.ok) expect(tooSmall.detail).toBe('This market order would trade 0.5 USDC, below the minimum order of 1 USDC');
+    expect(await balance(maker, 'MOON')).toEqual(makerBefore);
+    expect([await balance(taker, 'USDC'), await balance(taker, 'MOON')]).toEqual(takerBefore);
+    // Both asks still rest whole.
+    const book = await trading.orders.snapshot('MOON-USDC');
+    expect(book?.asks.map((l) => [l.price, l.quantity])).toEqual([
+      [USDC(1.5), MOON(1)],
+      [USDC(2), MOON(0.5)],
+    ]);
+
+    // Exactly the minimum trades (and cancels the taker's own ask on the way).
+    const enough = await trading.orders.place(callerFor(taker), { market: 'MOON-USDC', side: 'buy', type: 'market', quantity: '0.5' });
+    if (!enough.ok) throw new Error(enough.detail);
+    expect(enough.value.order).toMatchObject({ status: 'filled', filled: MOON(0.5) });
+    expect((await trading.orders.snapshot('MOON-USDC'))?.asks).toEqual([]);
+    // A market order into an empty side trades nothing, moves no money, and is recorded as expired.
+    const none = await trading.orders.place(callerFor(taker), { market: 'MOON-USDC', side: 'buy', type: 'market', quantity: '0.01' });
+    if (!none.ok) throw new Error(none.detail);
+    expect(none.value.order).toMatchObject({ status: 'expired', filled: 0n });
+    expect((await trading.ledger.verify()).ok).toBe(true);
+  });
 });

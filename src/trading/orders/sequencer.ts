@@ -14,7 +14,7 @@ import { backoff, isRetryable } from '../retry.js';
 import { Batch, isOpen } from './batch.js';
 import { FILL_ID_PREFIX, fillFromRow, historyKey, orderFromRow } from './records.js';
 import { committedNotional, fillLines, restingHold, takerRequirement } from './settlement.js';
-import { checkTerms, haltRefusal, termsOf, type BookSnapshot, type CommitHook, type ParsedOrder } from './terms.js';
+import { checkTerms, haltRefusal, minimumNotionalRefusal, termsOf, type BookSnapshot, type CommitHook, type ParsedOrder } from './terms.js';
 import { SYSTEM_STP, type Actor, type Caller, type FillRecord, type OrderRecord, type OrderStatus, type PlaceOutcome } from './types.js';
 
 /** A command for the sequencer, with the markets whose rows its transaction locks. */
@@ -311,6 +311,13 @@ export class OrderSequencer implements OrderExecutor {
     const book = live.book;
     const bookTerms = book.terms;
     const result = book.plan({ id, accountId: caller.accountId, side: o.side, type: o.type, price: o.price, quantity: o.quantity, timeInForce: o.timeInForce, selfTradePrevention: o.selfTradePrevention, seq });
+
+    // A market order has no price to check before matching: what it would trade is its notional.
+    // Below the market's minimum, it is refused as a limit order would be (nothing happens, not
+    // even self-trade cancels). One that would trade nothing (an empty book) is recorded as
+    // expired, as before: it moves no money.
+    const minimum = minimumNotionalRefusal(market, result);
+    if (minimum) return minimum;
 
     // Funds: what the fills pay and the remainder holds must be available now.
     const need = takerRequirement(result, bookTerms);

@@ -130,7 +130,8 @@ describe.each(variants)('order service on $name', ({ backend, thread }) => {
     await fund(trading, taker, 'MOON', MOON(10));
     const bid = await place(maker, { side: 'buy', price: '3.3333', quantity: '7.77' });
     if (!bid.ok) throw new Error(bid.detail);
-    for (const q of ['0.01', '1.23', '0.99', '2']) {
+    // Each sale at least the market's minimum order (1 USDC), with fills that round.
+    for (const q of ['0.31', '1.23', '0.99', '2']) {
       const r = await place(taker, { side: 'sell', type: 'market', price: undefined, quantity: q });
       expect(r.ok).toBe(true);
     }

@@ -3,7 +3,7 @@ import { fail, ok, type Result } from '../../errors/registry.js';
 import type { Database } from '../../store/schema.js';
 import { notionalOf, type Market } from '../assets/index.js';
 import type { HaltStatus } from '../halt.js';
-import type { BookTerms, DepthLevel, IncomingOrder, TimeInForce } from '../matching/types.js';
+import type { BookTerms, DepthLevel, IncomingOrder, MatchResult, TimeInForce } from '../matching/types.js';
 import { formatAmount, parseAmount, pow10 } from '../money.js';
 import { CLIENT_ORDER_ID, type PlaceOrderInput, type TradingEvent } from './types.js';
 
@@ -39,6 +39,19 @@ export function checkTerms(market: Market, o: ParsedOrder): Result<void, 'valida
     }
   }
   return ok(undefined);
+}
+
+/**
+ * The minimum notional of a market order, which has no price to check before matching: the
+ * notional its plan would trade. Below the market's minimum (but above nothing: an order that would
+ * trade nothing moves no money), `validation_failed`. Limit orders are checked by `checkTerms`.
+ */
+export function minimumNotionalRefusal(market: Market, plan: MatchResult): Result<never, 'validation_failed'> | undefined {
+  if (plan.order.type !== 'market' || plan.fills.length === 0 || plan.notional >= market.minNotional) return undefined;
+  return fail(
+    'validation_failed',
+    `This market order would trade ${formatAmount(plan.notional, market.quoteDecimals)} ${market.quote}, below the minimum order of ${formatAmount(market.minNotional, market.quoteDecimals)} ${market.quote}`,
+  );
 }
 
 /** Parses and checks an order's fields against its market (exact amounts; no rounding, ever). */
