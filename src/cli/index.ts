@@ -28,12 +28,19 @@ async function serve(): Promise<void> {
   // schema (see instance-lock.ts).
   const locks: InstanceLock[] = [];
   const releaseLocks = () => locks.forEach((l) => l.release());
+  // The schema's lock lost (its connection gone): another server may take it now, so this one stops
+  // (exit 1) rather than run beside it with a replay memory of its own; a supervisor restarts it,
+  // and it takes the lock again or refuses to start. Lost during start-up, it stops once listening.
+  let lockLost: string | undefined;
+  let onLockLost = (reason: string) => {
+    lockLost = reason;
+  };
   let moondraft: Moondraft;
   let server: Awaited<ReturnType<typeof listen>>;
   try {
     if (!config.redisUrl) {
       locks.push(lockDataDirForServe(config));
-      if (config.databaseUrl) locks.push(await lockDatabaseForServe(config));
+      if (config.databaseUrl) locks.push(await lockDatabaseForServe(config, (reason) => onLockLost(reason)));
     }
     moondraft = await createMoondraft(config, { logDestination: bufferedStdout() });
     try {
@@ -47,16 +54,18 @@ async function serve(): Promise<void> {
     throw err;
   }
   let stopping = false;
+  let exitCode = 0;
   const stop = (signal: string) => {
     if (stopping) return;
     stopping = true;
-    moondraft.services.log.info({ signal }, 'shutting down: finishing in-flight requests');
+    if (exitCode === 0) moondraft.services.log.info({ signal }, 'shutting down: finishing in-flight requests');
     const force = setTimeout(() => process.exit(1), 15_000);
     force.unref();
     server.stop().then(
       () => {
         releaseLocks();
-        process.exit(0);
+        moondraft.services.log.flush();
+        process.exit(exitCode);
       },
       (err) => {
         moondraft.services.log.error({ err }, 'shutdown failed');
@@ -73,6 +82,16 @@ async function serve(): Promise<void> {
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
   moondraft.services.log.info({ url: server.url, env: config.env, store: moondraft.services.store.dialect, state: moondraft.services.state.kind }, 'moondraft listening');
+  onLockLost = (reason) => {
+    if (stopping) return;
+    exitCode = 1;
+    moondraft.services.log.fatal(
+      { reason, schema: config.pgSchema },
+      'lost the PostgreSQL schema lock: another server with in-process state could start beside this one, so this one stops (finishing in-flight requests); restart it',
+    );
+    stop('schema lock lost');
+  };
+  if (lockLost !== undefined) onLockLost(lockLost);
   moondraft.services.log.flush();
 }
 

@@ -55,22 +55,55 @@ export function lockDataDirForServe(config: Config): InstanceLock {
  * share, not the data dir, which each container or host may have its own of. The lock is a
  * session-level advisory lock on a connection of its own, held for the life of the process; the
  * server drops it when the process (or the connection) goes. Offline CLI commands do not take it.
+ *
+ * The lock lives exactly as long as its connection, so both ends watch it:
+ * - Here: when the connection goes (PostgreSQL restarted or failed over, the session terminated, the
+ *   network cut: TCP keepalive probes after 10 s idle), the lock is gone and another server could
+ *   take it: `onLost` is called, once, and `serve` stops (exit 1) rather than run beside it.
+ * - PostgreSQL: the session sets its own TCP keepalives (10 s idle, then 3 probes 5 s apart), so a
+ *   dead host's lock is released within about half a minute, not after the system default of two
+ *   hours; and no idle-session timeout a database administrator set ends it while the server runs.
  */
-export async function lockDatabaseForServe(config: Config): Promise<InstanceLock> {
+export async function lockDatabaseForServe(config: Config, onLost: (reason: string) => void = () => undefined): Promise<InstanceLock> {
   // One connection, never closed while idle: a session-level lock lives as long as its session.
-  const pool = new pg.Pool({ connectionString: config.databaseUrl, max: 1, idleTimeoutMillis: 0, connectionTimeoutMillis: 2000 });
-  // A connection dropped later must not crash the server: the lock is gone with it, no more.
-  pool.on('error', () => undefined);
+  const pool = new pg.Pool({
+    connectionString: config.databaseUrl,
+    max: 1,
+    idleTimeoutMillis: 0,
+    connectionTimeoutMillis: 2000,
+    keepAlive: true,
+    keepAliveInitialDelayMillis: 10_000,
+    // Names the session in pg_stat_activity (an administrator looking for what holds the lock).
+    application_name: `moondraft serve lock ${config.pgSchema}`.slice(0, 63),
+  });
+  let releasing = false;
+  let lost = false;
+  const loseLock = (reason: string) => {
+    if (releasing || lost) return;
+    lost = true;
+    onLost(reason);
+  };
+  // A connection dropped later must not crash the process with an unhandled error: it is reported
+  // as the lost lock it is (the pool then removes the client, which is reported below too, once).
+  pool.on('error', (err) => loseLock(err.message));
+  pool.on('remove', () => loseLock('the connection holding the lock closed'));
   const db = new Kysely<Record<string, never>>({ dialect: new PostgresDialect({ pool }) });
   let held: boolean;
   try {
-    const r = await sql<{ held: boolean }>`select pg_try_advisory_lock(hashtextextended(${`moondraft serve: ${config.pgSchema}`}, 0)) as held`.execute(db);
-    held = r.rows[0]?.held === true;
+    held = await db.connection().execute(async (conn) => {
+      // Settings of this session only. idle_session_timeout exists from PostgreSQL 14 on.
+      await sql`select set_config('tcp_keepalives_idle', '10', false), set_config('tcp_keepalives_interval', '5', false), set_config('tcp_keepalives_count', '3', false)`.execute(conn);
+      await sql`select set_config('idle_session_timeout', '0', false) where current_setting('server_version_num')::int >= 140000`.execute(conn);
+      const r = await sql<{ held: boolean }>`select pg_try_advisory_lock(hashtextextended(${`moondraft serve: ${config.pgSchema}`}, 0)) as held`.execute(conn);
+      return r.rows[0]?.held === true;
+    });
   } catch (err) {
+    releasing = true;
     await db.destroy().catch(() => undefined);
     throw err;
   }
   if (!held) {
+    releasing = true;
     await db.destroy().catch(() => undefined);
     throw new DatabaseBusyError(
       'DATABASE_URL',
@@ -79,6 +112,7 @@ export async function lockDatabaseForServe(config: Config): Promise<InstanceLock
   }
   return {
     release() {
+      releasing = true;
       void db.destroy().catch(() => undefined);
     },
   };

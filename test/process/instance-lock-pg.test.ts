@@ -37,4 +37,31 @@ describe('one server with in-process state per PostgreSQL schema', () => {
       await client.end();
     }
   }, 90_000);
+  it.skipIf(!pgUp)('a server whose schema lock is lost (its session ended) stops with exit 1 instead of running unlocked; a restart takes the lock again', async () => {
+    // A PostgreSQL restart or failover ends the lock's session: another server could then take the
+    // lock and run beside this one, each with its own replay memory.
+    const schema = `md_cli_lost_${process.pid}`;
+    const env = { DATABASE_URL: PG_URL, MOONDRAFT_PG_SCHEMA: schema };
+    const admin = new pg.Client({ connectionString: PG_URL });
+    await admin.connect();
+    const first = await startServerProcess({ ...env, MOONDRAFT_DATA_DIR: tmp() });
+    let restarted: Awaited<ReturnType<typeof startServerProcess>> | undefined;
+    try {
+      const exited = new Promise<number | null>((resolve) => first.child.once('exit', (code) => resolve(code)));
+      const ended = await admin.query(`select pg_terminate_backend(pid) as ok from pg_stat_activity where application_name = $1`, [`moondraft serve lock ${schema}`]);
+      expect(ended.rows).toEqual([{ ok: true }]);
+      expect(await exited).toBe(1);
+      expect(first.output()).toContain('lost the PostgreSQL schema lock');
+      // The lock is free: a new server takes it, and holds it (a second one is refused again).
+      restarted = await startServerProcess({ ...env, MOONDRAFT_DATA_DIR: tmp() });
+      const locks = await admin.query(`select count(*)::int as n from pg_stat_activity where application_name = $1`, [`moondraft serve lock ${schema}`]);
+      expect(locks.rows).toEqual([{ n: 1 }]);
+      await expect(startServerProcess({ ...env, MOONDRAFT_DATA_DIR: tmp() })).rejects.toThrow(/another moondraft server/);
+    } finally {
+      await first.stop();
+      if (restarted) expect(await restarted.stop()).toBe(0);
+      await admin.query(`drop schema if exists ${schema} cascade`);
+      await admin.end();
+    }
+  }, 90_000);
 });
