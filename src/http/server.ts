@@ -11,6 +11,7 @@ import { normalizeIp } from './client-address.js';
 import { arrivalStages, responseObservers, runObservers, runStages, securityStages } from './pipeline.js';
 import { ApiError, ERRORS } from '../errors/registry.js';
 import { permissionRule, type Permission } from '../security/rbac/roles.js';
+import { jsonRuleBroken } from './json-rules.js';
 import { errorHandler, notFoundHandler, problemBody, RouteMethods, sendProblem } from './problem.js';
 import { registerRoutes } from './routes/index.js';
 import { drainingStage } from './stages/draining.js';
@@ -202,7 +203,8 @@ export async function buildServer(services: Services): Promise<App> {
 
   // JSON only, and keep the exact bytes: signatures are computed over the raw body. JSON is UTF-8
   // (RFC 8259 §8.1; a charset parameter changes nothing): bytes that are not UTF-8 are refused, not
-  // replaced with U+FFFD, so the request acted on is exactly the one whose bytes were signed.
+  // replaced with U+FFFD, so the request acted on is exactly the one whose bytes were signed; and it
+  // must be I-JSON without NUL (json-rules.ts), so no other reader of those bytes sees another request.
   app.removeContentTypeParser(['application/json', 'text/plain']);
   const parseJson = app.getDefaultJsonParser('error', 'error');
   const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
@@ -222,7 +224,13 @@ export async function buildServer(services: Services): Promise<App> {
       done(new ApiError('validation_failed', 'The body is not valid UTF-8'), undefined);
       return;
     }
-    parseJson(request, text, done);
+    parseJson(request, text, (err, value) => {
+      if (err) return done(err, undefined);
+      // Valid JSON, and I-JSON with no NUL (json-rules.ts): what was signed is read one way only.
+      const broken = jsonRuleBroken(text);
+      if (broken) return done(new ApiError('validation_failed', broken), undefined);
+      done(null, value);
+    });
   });
 
   // Operations (`post /api/v1/keys/{id}/regenerate`) whose body schema is Type.Optional: the

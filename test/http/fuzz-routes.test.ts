@@ -399,7 +399,7 @@ describe.each([
     const out: string[] = [];
     if (!Number.isInteger(res.status) || res.status >= 500) out.push(`status ${res.status}`);
     if (!String(res.headers['x-request-id'] ?? '').startsWith('req_')) out.push('no X-Request-Id');
-    if (sent.mustRefuse && res.status < 400) out.push(`accepted (${res.status}) a string field sent as another JSON type`);
+    if (sent.mustRefuse && res.status < 400) out.push(`accepted (${res.status}) a body it must refuse (a string field sent as another JSON type, or a repeated key)`);
     if (res.status >= 400) {
       if (!String(res.headers['content-type'] ?? '').startsWith('application/problem+json')) out.push(`content-type ${res.headers['content-type']}`);
       try {
@@ -407,7 +407,7 @@ describe.each([
         if (!Object.hasOwn(ERRORS, p.code ?? '')) out.push(`unregistered code ${p.code}`);
         else if (ERRORS[p.code as keyof typeof ERRORS].status !== res.status) out.push(`code ${p.code} with status ${res.status}`);
         if (p.requestId !== res.headers['x-request-id']) out.push('requestId differs from X-Request-Id');
-        if (sent.mustRefuse && p.code !== 'validation_failed') out.push(`wrong type answered ${p.code}`);
+        if (sent.mustRefuse && p.code !== 'validation_failed') out.push(`a body it must refuse answered ${p.code}, not validation_failed`);
       } catch {
         out.push(`body is not JSON: ${res.body.slice(0, 80)}`);
       }
@@ -495,11 +495,13 @@ describe.each([
         }
         const { [field]: _gone, ...without } = b;
         cases.push({ method, url, contentType: json, body: JSON.stringify(without) });
-        // Duplicate keys: a hostile value first and the valid one last, and the other way round.
+        // Duplicate keys: a hostile value first and the valid one last, and the other way round;
+        // and the valid value twice. All refused (I-JSON: a reader keeping the first would see another request).
         if (field in b) {
           const inner = JSON.stringify(b).slice(1, -1);
-          cases.push({ method, url, contentType: json, body: `{${JSON.stringify(field)}:${JSON.stringify(rand.pick(FIELD_VALUES))},${inner}}` });
-          cases.push({ method, url, contentType: json, body: `{${inner},${JSON.stringify(field)}:${JSON.stringify(rand.pick(FIELD_VALUES))}}` });
+          cases.push({ method, url, contentType: json, body: `{${JSON.stringify(field)}:${JSON.stringify(rand.pick(FIELD_VALUES))},${inner}}`, mustRefuse: true });
+          cases.push({ method, url, contentType: json, body: `{${inner},${JSON.stringify(field)}:${JSON.stringify(rand.pick(FIELD_VALUES))}}`, mustRefuse: true });
+          cases.push({ method, url, contentType: json, body: `{${inner},${JSON.stringify(field)}:${JSON.stringify(b[field])}}`, mustRefuse: true });
         }
       }
       // Extra fields, and the whole body as other JSON or not JSON at all.

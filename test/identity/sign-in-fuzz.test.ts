@@ -89,6 +89,13 @@ describe.each(['ethereum', 'solana'] as const)('every field of a %s sign-in mess
       const before = failed.length;
       const { res } = await attempt(chain, mutation, payload);
       const label = `${mutation.field} = ${JSON.stringify(payload.slice(0, 40))}`;
+      if (payload.includes('\u0000')) {
+        // No request body may carry U+0000 (API.md, request bodies): refused as malformed input,
+        // before the message is even read as a sign-in.
+        expect(res.statusCode, label).toBe(400);
+        expect(res.json().code, label).toBe('validation_failed');
+        continue;
+      }
       if (mutation.freeText && fineAsStatement(payload)) {
         expect(res.statusCode, label).toBe(200);
         continue;
