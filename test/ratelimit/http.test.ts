@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ManualClock } from '../../src/lib/clock.js';
 import type { SecurityEvent } from '../../src/security/events/index.js';
+import { hmacSignatureHex } from '../../src/security/signing/index.js';
 import { sessionFor } from '../support/auth.js';
 import { startTestServer, type TestServer } from '../support/server.js';
 import { serviceAvailable } from '../support/services.js';
@@ -113,6 +114,38 @@ describe.each(backends)('rate limits over HTTP (%s)', (backend) => {
     expect(recorded).toHaveLength(1);
     expect(recorded[0]).toMatchObject({ category: 'account', subject: `a:${s.account.id}` });
     expect(await server.services.metrics.text()).toMatch(/moondraft_ratelimit_suspensions_total\{category="account"\} [1-9]/);
+  });
+
+  it("a stranger's unsigned requests with a key (market data) spend and suspend only their own share, never the owner's budget", async () => {
+    // The key id travels in every request (and in logs): whoever saw it may send it unsigned,
+    // which market data accepts. The owner's signed and unsigned requests must still go through.
+    const owner = await sessionFor(server);
+    const created = await server.app.inject({ method: 'POST', url: '/api/v1/keys', headers: owner.headers, payload: { label: 'bot', scopes: ['market:read'] } });
+    expect(created.statusCode).toBe(201);
+    const { apiKey, apiSecret } = created.json() as { apiKey: string; apiSecret: string };
+    const url = '/api/v1/market/markets';
+    const unsigned = (remoteAddress: string) => server.app.inject({ method: 'GET', url, remoteAddress, headers: { 'x-api-key': apiKey } });
+    let n = 0;
+    const signedFrom = (remoteAddress: string) => {
+      const timestamp = String(server.services.clock.now() - n++);
+      return server.app.inject({ method: 'GET', url, remoteAddress, headers: { 'x-api-key': apiKey, 'x-api-timestamp': timestamp, 'x-api-signature': hmacSignatureHex(apiSecret, { timestamp, method: 'GET', pathWithQuery: url, body: '' }) } });
+    };
+    const stranger = '203.0.113.50';
+    for (let i = 0; i < 100; i++) expect((await unsigned(stranger)).statusCode).toBe(200);
+    for (let i = 0; i < 9; i++) expectProblem(await unsigned(stranger), 'rate_limited', 429);
+    expectProblem(await unsigned(stranger), 'temporarily_suspended', 429);
+    const suspension = events.filter((e) => e.type === 'ratelimit.suspended' && e.accountId === owner.account.id);
+    expect(suspension).toEqual([expect.objectContaining({ category: 'market', subject: expect.stringMatching(/^k:.+@203\.0\.113\.50$/) })]);
+    // The owner, from its own address: signed and unsigned, the full budget of each.
+    const own = '198.51.100.60';
+    const first = await signedFrom(own);
+    expect(first.statusCode).toBe(200);
+    expect(first.headers['ratelimit']).toBe('"market";r=99;t=1');
+    const bare = await unsigned(own);
+    expect(bare.statusCode).toBe(200);
+    expect(bare.headers['ratelimit']).toBe('"market";r=99;t=1');
+    // A signed request from the stranger's network is the key's own (whoever signs holds the secret).
+    expect((await signedFrom(stranger)).headers['ratelimit']).toBe('"market";r=98;t=1');
   });
 
   it('partner limits: an admin raises or lowers an account’s limits for all its sessions', async () => {

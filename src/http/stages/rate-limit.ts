@@ -30,7 +30,8 @@ export function rateLimitStage(services: Services): Stage {
       // only credentials fix); the latter must not spend, or suspend, the key owner's budget.
       if ((p.kind === 'anonymous' || (p.kind === 'apiKey' && !p.signed)) && authorizationRefusal(request.routeOptions.config.permission, p)) return undefined;
       if (p.kind === 'anonymous') return limit(request, reply, path, { kind: 'anonymous', clientGroup: clientGroup(request.clientIp), exempt: services.ddosGuard.isExempt(request.clientIp) });
-      const caller: Caller = p.kind === 'apiKey' ? { kind: 'apiKey', keyId: p.keyId, accountId: p.accountId } : { kind: 'session', accountId: p.accountId };
+      // A key's unsigned requests (market data) count per key and per sending network (policies.ts).
+      const caller: Caller = p.kind === 'apiKey' ? { kind: 'apiKey', keyId: p.keyId, accountId: p.accountId, ...(p.signed ? {} : { unsignedFrom: clientGroup(request.clientIp) }) } : { kind: 'session', accountId: p.accountId };
       if (categoryOf(path) !== null) return limit(request, reply, path, caller);
       // Authenticated, outside the categories (admin, audit, sandbox): not limited for those the
       // matrix lets in; its refusals count as the caller's account requests, so that probing the

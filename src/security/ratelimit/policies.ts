@@ -44,7 +44,10 @@ export interface Policy {
   failClosed: boolean;
 }
 
-/** Whom a limit counts: `k:<keyId>`, `a:<accountId>` or `ip:<address or IPv6 /64>`. */
+/**
+ * Whom a limit counts: `k:<keyId>`, `a:<accountId>` or `ip:<address or IPv6 /64>`; an API key's
+ * unsigned requests (market data) `k:<keyId>@<address or IPv6 /64>`.
+ */
 export interface LimitTarget {
   policy: Policy;
   subject: string;
@@ -52,7 +55,18 @@ export interface LimitTarget {
 }
 
 export type Caller =
-  | { kind: 'apiKey'; keyId: string; accountId: string }
+  | {
+      kind: 'apiKey';
+      keyId: string;
+      accountId: string;
+      /**
+       * The sender's address group, when the request was not signed. A bare key proves nothing
+       * (anyone who saw the key id can send it), so its unsigned requests are counted per key and
+       * per sending network: a stranger's flood then spends (and suspends) its own share, never the
+       * owner's budget for its signed or unsigned requests.
+       */
+      unsignedFrom?: string;
+    }
   | { kind: 'session'; accountId: string }
   | { kind: 'anonymous'; clientGroup: string; /** Exempt from the unauthenticated ceilings (DDoS guard's exempt list). */ exempt: boolean };
 
@@ -85,6 +99,6 @@ export function targetFor(path: string, caller: Caller, limits: CategoryLimits, 
     return { policy: { name: 'public', limit: config.publicPerIp, windowMs: WINDOW_MS, failClosed: false }, subject };
   }
   if (!category) return null;
-  const subject = caller.kind === 'apiKey' ? `k:${caller.keyId}` : `a:${caller.accountId}`;
+  const subject = caller.kind === 'apiKey' ? (caller.unsignedFrom === undefined ? `k:${caller.keyId}` : `k:${caller.keyId}@${caller.unsignedFrom}`) : `a:${caller.accountId}`;
   return { policy: categoryPolicy(category, limits), subject, accountId: caller.accountId };
 }
