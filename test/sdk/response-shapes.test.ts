@@ -370,10 +370,11 @@ describe.each(backends)('SDK response shapes against a real server (%s)', (backe
       const page = expectShape('fills', await alice.trading.fills({ market }), FILLS_PAGE);
       expectList('fills.fills', page.fills, FILL);
       expect(page.next).toBeNull();
+      // The order has one fill: a page of one holds it all, and says it is the last.
+      expect((await bob.trading.fills({ orderId: taken.id })).fills).toHaveLength(1);
       const mine = await bob.trading.fills({ orderId: taken.id, limit: 1 });
       expect(mine.fills).toHaveLength(1);
-      expect(mine.next).toBe(mine.fills[0]!.id);
-      expect((await bob.trading.fills({ before: mine.next! })).fills).toEqual([]);
+      expect(mine.next).toBeNull();
     });
 
     it('positions() returns the list of positions', async () => {

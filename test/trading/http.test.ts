@@ -201,8 +201,10 @@ describe('orders over HTTP', () => {
     const list = (await req('GET', '/api/v1/trading/orders?status=open&limit=1', s)).json();
     expect(list.orders).toHaveLength(1);
     expect(list.next).toBe(b.id);
-    const page2 = (await req('GET', `/api/v1/trading/orders?status=open&before=${list.next}`, s)).json();
+    const page2 = (await req('GET', `/api/v1/trading/orders?status=open&limit=1&before=${list.next}`, s)).json();
     expect(page2.orders.map((o: { id: string }) => o.id)).toEqual([created.id]);
+    // A full page that is the last one says so: no empty page to fetch after it.
+    expect(page2.next).toBeNull();
 
     const cancelled = await req('DELETE', `/api/v1/trading/orders/${created.id}`, s);
     expect(cancelled.json()).toMatchObject({ status: 'cancelled', reason: 'user', remainingQuantity: '0' });

@@ -100,9 +100,11 @@ export function tokenRoutes(app: App, services: Services): void {
       const caller = callerOf(request);
       const limit = request.query.limit ?? 100;
       const before = request.query.before === undefined ? undefined : parseTokenCursor(request.query.before);
-      const list = await tokens.list({ limit, ...(request.query.mine ? { createdBy: caller.accountId } : {}), ...(before ? { before } : {}) });
+      // One row more than the page: whether another page exists (null on the last, even exactly full).
+      const found = await tokens.list({ limit: limit + 1, ...(request.query.mine ? { createdBy: caller.accountId } : {}), ...(before ? { before } : {}) });
+      const list = found.slice(0, limit);
       const last = list[list.length - 1];
-      return { tokens: list.map(tokenView), next: list.length === limit && last ? `${last.createdAt}.${last.symbol}` : null };
+      return { tokens: list.map(tokenView), next: found.length > limit && last ? `${last.createdAt}.${last.symbol}` : null };
     },
   );
 

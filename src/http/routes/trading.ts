@@ -95,10 +95,13 @@ export function tradingRoutes(app: App, services: Services): void {
     async (request) => {
       const { accountId } = callerOf(request);
       const limit = request.query.limit ?? 100;
-      const orders = await trading.queries.orders(accountId, { market: request.query.market, status: request.query.status, limit, before: request.query.before });
+      // One row more than the page: whether another page exists (`next` is null on the last page,
+      // also when that page is exactly full).
+      const found = await trading.queries.orders(accountId, { market: request.query.market, status: request.query.status, limit: limit + 1, before: request.query.before });
+      const orders = found.slice(0, limit);
       const views = [];
       for (const o of orders) views.push(orderView(await marketOf(o.market), o));
-      return { orders: views, next: orders.length === limit ? orders[orders.length - 1]!.id : null };
+      return { orders: views, next: found.length > limit ? orders[orders.length - 1]!.id : null };
     },
   );
 
@@ -169,10 +172,11 @@ export function tradingRoutes(app: App, services: Services): void {
     async (request) => {
       const { accountId } = callerOf(request);
       const limit = request.query.limit ?? 100;
-      const fills = await trading.queries.accountFills(accountId, { market: request.query.market, orderId: request.query.orderId, limit, before: request.query.before });
+      const found = await trading.queries.accountFills(accountId, { market: request.query.market, orderId: request.query.orderId, limit: limit + 1, before: request.query.before });
+      const fills = found.slice(0, limit);
       const views = [];
       for (const f of fills) views.push(accountFillView(await marketOf(f.fill.market), f));
-      return { fills: views, next: fills.length === limit ? fills[fills.length - 1]!.fill.id : null };
+      return { fills: views, next: found.length > limit ? fills[fills.length - 1]!.fill.id : null };
     },
   );
 
