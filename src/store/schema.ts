@@ -438,6 +438,8 @@ export interface WithdrawalsTable {
   decided_by: string | null;
   /** Set by the one process that hands an approved withdrawal to the chain adapter. */
   dispatching_at: number | null;
+  /** The client's id for the request (idempotency), unique per account; null when it sent none. */
+  client_withdrawal_id: string | null;
   created_at: number;
   updated_at: number;
 }

@@ -213,6 +213,7 @@ const WITHDRAWAL: Spec<Withdrawal> = {
   status: 'string',
   txHash: 'string?',
   reason: 'string?',
+  clientWithdrawalId: 'string?',
   createdAt: 'int',
   updatedAt: 'int',
 };

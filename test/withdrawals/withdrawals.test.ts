@@ -67,6 +67,37 @@ describe.each([
   });
   afterAll(() => server?.close());
 
+  it.skipIf(!available)('clientWithdrawalId: a retry answers the original (200, Idempotent-Replayed), never a second withdrawal; another request under the same id is a conflict', async () => {
+    const s = await trader('100');
+    const first = await withdraw(s, { amount: '10', clientWithdrawalId: 'w-1' });
+    expect(first.statusCode).toBe(201);
+    expect(first.headers['idempotent-replayed']).toBeUndefined();
+    expect(first.json()).toMatchObject({ amount: '10', status: 'sent', clientWithdrawalId: 'w-1' });
+    // The same request again (the answer was lost), the address spelt in lowercase: the original.
+    const again = await withdraw(s, { amount: '10.0', address: DEST.toLowerCase(), clientWithdrawalId: 'w-1' });
+    expect(again.statusCode).toBe(200);
+    expect(again.headers['idempotent-replayed']).toBe('true');
+    expect(again.json()).toEqual(first.json());
+    expect(await bal(s)).toEqual({ available: '90', held: '0' });
+    // The id names that request only: another amount or address under it changes nothing.
+    expect((await withdraw(s, { amount: '11', clientWithdrawalId: 'w-1' })).json()).toMatchObject({ code: 'conflict', status: 409, withdrawalId: first.json().id });
+    expect((await withdraw(s, { amount: '10', address: DEST2, clientWithdrawalId: 'w-1' })).json()).toMatchObject({ code: 'conflict' });
+    // Retries racing each other: one withdrawal.
+    const racing = await Promise.all([1, 2, 3].map(() => withdraw(s, { amount: '5', clientWithdrawalId: 'w-2' })));
+    expect(racing.map((r) => r.statusCode).sort()).toEqual([200, 200, 201]);
+    expect(new Set(racing.map((r) => r.json().id)).size).toBe(1);
+    expect(await bal(s)).toEqual({ available: '85', held: '0' });
+    // Ids are per account; without one, every request is new; a malformed id is refused.
+    const other = await trader('20');
+    expect((await withdraw(other, { amount: '10', clientWithdrawalId: 'w-1' })).statusCode).toBe(201);
+    expect((await withdraw(other, { amount: '1' })).statusCode).toBe(201);
+    expect((await withdraw(other, { amount: '1' })).statusCode).toBe(201);
+    expect(await bal(other)).toEqual({ available: '8', held: '0' });
+    for (const bad of ['', 'a b', 'x'.repeat(65), 'é']) expect((await withdraw(other, { amount: '1', clientWithdrawalId: bad })).json().code).toBe('validation_failed');
+    const list = (await req('GET', '/api/v1/account/withdrawals', s)).json().withdrawals;
+    expect(list.map((w: { clientWithdrawalId: string | null }) => w.clientWithdrawalId)).toEqual(['w-2', 'w-1']);
+  });
+
   it.skipIf(!available)('tier 0: exactly the limit (1000 USDC) is auto-approved and sent; one minor unit more is refused and changes nothing', async () => {
     const s = await trader('1500');
     const ok = await withdraw(s, { amount: '1000', address: DEST.toLowerCase() });

@@ -105,11 +105,15 @@ describe('clock-skew correction', () => {
     expect(Number(accepted!.headers['x-api-timestamp'])).toBeGreaterThan(Number(refused!.headers['x-api-timestamp']));
     expect(accepted!.body.equals(refused!.body)).toBe(true);
     expect(retries.map((r) => r.reason)).toEqual(['timestamp_reused']);
-    // Not a withdrawal: the refusal may mean this very request arrived twice, and signing it again
+    // A withdrawal too: its clientWithdrawalId makes a repeat harmless.
+    signed = 0;
+    await expect(client.withdrawals.create({ asset: 'USDC', amount: '1', address: '0x52908400098527886E0F7030069857D2E4169EE7' })).resolves.toEqual({ id: 'wdr_1' });
+    expect(apiRequests(server)).toHaveLength(4);
+    // Not a token launch: the refusal may mean this very request arrived twice, and signing it again
     // would make a second one.
     signed = 0;
-    await expect(client.withdrawals.create({ asset: 'USDC', amount: '1', address: '0x52908400098527886E0F7030069857D2E4169EE7' })).rejects.toMatchObject({ code: 'replayed_request', attempts: 1 });
-    expect(apiRequests(server)).toHaveLength(3);
+    await expect(client.tokens.create({ name: 'Moon', symbol: 'MOON', decimals: 6, supply: '1000' })).rejects.toMatchObject({ code: 'replayed_request', attempts: 1 });
+    expect(apiRequests(server)).toHaveLength(5);
   });
 
   it('re-signs after a replay refusal only once', async () => {

@@ -150,6 +150,30 @@ describe('5xx and network failures', () => {
     expect(retries[0]).toMatchObject({ reason: 'server_error', attempt: 1 });
   });
 
+  it('retries a withdrawal request after a 503 or a dropped connection with the same clientWithdrawalId, so it is never taken twice', async () => {
+    const s = await serve((req, n, res) => {
+      if (n === 1) return sendProblem(res, 503, 'service_unavailable', 'A shared service is unavailable');
+      if (n === 2) return void res.socket?.destroy();
+      sendJson(res, 200, { id: 'wdr_1', ...JSON.parse(req.body.toString('utf8')) });
+    });
+    const { client } = clientFor(s);
+    const w = await client.withdrawals.create({ asset: 'USDC', amount: '250.00', address: '0x52908400098527886E0F7030069857D2E4169EE7' });
+    const sent = apiRequests(s);
+    expect(sent).toHaveLength(3);
+    const id = JSON.parse(sent[0]!.body.toString('utf8')).clientWithdrawalId;
+    expect(id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7/);
+    for (const r of sent) expect(r.body.equals(sent[0]!.body)).toBe(true);
+    expect(w.clientWithdrawalId).toBe(id);
+    // A caller's own id is kept; each new request gets a new one.
+    s.requests.length = 0;
+    await client.withdrawals.create({ asset: 'USDC', amount: '1', address: '0x52908400098527886E0F7030069857D2E4169EE7', clientWithdrawalId: 'mine-1' });
+    await client.withdrawals.create({ asset: 'USDC', amount: '1', address: '0x52908400098527886E0F7030069857D2E4169EE7' });
+    await client.withdrawals.create({ asset: 'USDC', amount: '1', address: '0x52908400098527886E0F7030069857D2E4169EE7' });
+    const ids = apiRequests(s).map((r) => JSON.parse(r.body.toString('utf8')).clientWithdrawalId);
+    expect(ids[0]).toBe('mine-1');
+    expect(new Set(ids).size).toBe(3);
+  });
+
   it('closes a position with a generated clientOrderId, so a retry after a 503 cannot sell twice', async () => {
     const s = await serve((req, n, res) => {
       if (n === 1) return sendProblem(res, 503, 'service_unavailable', 'A shared service is unavailable', { headers: { 'Retry-After': '1' } });
@@ -258,15 +282,11 @@ describe('5xx and network failures', () => {
   it('does not retry non-idempotent requests on 5xx', async () => {
     const s = await serve((_req, _n, res) => sendProblem(res, 503, 'service_unavailable', 'down'));
     const { client, delays } = clientFor(s);
-    await expect(client.withdrawals.create({ asset: 'USDC', amount: '1', address: '0x52908400098527886E0F7030069857D2E4169EE7' })).rejects.toMatchObject({
-      code: 'service_unavailable',
-      attempts: 1,
-    });
     await expect(client.tokens.create({ name: 'Moon', symbol: 'MOON', decimals: 6, supply: '1000' })).rejects.toMatchObject({ code: 'service_unavailable' });
     await expect(client.sandbox.faucet({ asset: 'USDC', amount: '100' })).rejects.toMatchObject({ code: 'service_unavailable' });
     await expect(client.withdrawals.cancel('wdr_01J0000000000000000000000A')).rejects.toMatchObject({ code: 'service_unavailable', attempts: 1 });
     await expect(client.withdrawals.saveAddress({ chain: 'evm', address: '0x52908400098527886E0F7030069857D2E4169EE7' })).rejects.toMatchObject({ code: 'service_unavailable', attempts: 1 });
-    expect(apiRequests(s)).toHaveLength(5);
+    expect(apiRequests(s)).toHaveLength(4);
     expect(delays).toEqual([]);
   });
 

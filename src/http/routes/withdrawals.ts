@@ -24,6 +24,7 @@ export const WithdrawalView = Type.Object({
   status: Type.String({ description: 'pending | approved | sent | rejected | cancelled' }),
   txHash: Type.Union([Type.String(), Type.Null()]),
   reason: Type.Union([Type.String(), Type.Null()]),
+  clientWithdrawalId: Type.Union([Type.String(), Type.Null()], { description: 'The id the client gave the request, if any' }),
   createdAt: Type.Integer(),
   updatedAt: Type.Integer(),
 });
@@ -84,15 +85,29 @@ export function withdrawalRoutes(app: App, services: Services): void {
         summary: 'Request a withdrawal: the funds are held at once; small ones are approved and sent automatically',
         description: 'The address must suit the asset’s chain (EVM: EIP-55 checksum when mixed-case; Solana: base58 public key). Over a session, needs a sign-in within 5 minutes (step_up_required).',
         security: Security,
-        body: Type.Object({ asset: AssetSymbol, amount: Decimal, address: Type.String({ minLength: 1, maxLength: 64 }) }, { additionalProperties: false }),
-        response: { 201: WithdrawalView },
+        body: Type.Object(
+          {
+            asset: AssetSymbol,
+            amount: Decimal,
+            address: Type.String({ minLength: 1, maxLength: 64 }),
+            clientWithdrawalId: Type.Optional(
+              Type.String({
+                pattern: '^[A-Za-z0-9_.:-]{1,64}$',
+                description: 'Your id for this request, unique per account: a retry with it answers the original withdrawal (200, Idempotent-Replayed: true), never a second one; with another asset, amount or address, 409 conflict',
+              }),
+            ),
+          },
+          { additionalProperties: false },
+        ),
+        response: { 201: WithdrawalView, 200: WithdrawalView },
       },
     },
     async (request, reply) => {
       const caller = callerOf(request);
       requireRecentSignIn(request, clock.now());
       const w = unwrap(await withdrawals.request(caller.accountId, caller.actor, request.body));
-      reply.code(201);
+      if (w.replayed) reply.header('Idempotent-Replayed', 'true');
+      reply.code(w.replayed ? 200 : 201);
       return withdrawalView(w);
     },
   );

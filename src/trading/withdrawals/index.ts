@@ -44,6 +44,8 @@ export interface Withdrawal {
   status: WithdrawalStatus;
   txHash: string | null;
   reason: string | null;
+  /** The client's id for the request (idempotency), or null. */
+  clientWithdrawalId: string | null;
   createdAt: number;
   updatedAt: number;
 }
@@ -105,6 +107,9 @@ function ceilDiv(a: bigint, b: bigint): bigint {
  * How long a dispatch claim stands before an admin's retry may take it again: far longer than a
  * chain adapter's send, so only a claim whose process died in the middle is retaken.
  */
+/** A client's id for a withdrawal request: the alphabet and length of a clientOrderId. */
+export const CLIENT_WITHDRAWAL_ID = /^[A-Za-z0-9_.:-]{1,64}$/;
+
 export const DISPATCH_CLAIM_STALE_MS = 10 * 60_000;
 
 export class Withdrawals {
@@ -183,9 +188,11 @@ export class Withdrawals {
   async request(
     accountId: string,
     actor: Actor,
-    input: { asset: string; amount: string; address: string },
-  ): Promise<Result<Withdrawal, 'validation_failed' | 'insufficient_funds' | 'withdrawal_limit_exceeded' | 'address_not_allowed'>> {
+    input: { asset: string; amount: string; address: string; clientWithdrawalId?: string },
+  ): Promise<Result<Withdrawal & { replayed: boolean }, 'validation_failed' | 'insufficient_funds' | 'withdrawal_limit_exceeded' | 'address_not_allowed' | 'conflict'>> {
     const { ledger, assets, tokens, audit, store } = this.deps;
+    const clientId = input.clientWithdrawalId ?? null;
+    if (clientId !== null && !CLIENT_WITHDRAWAL_ID.test(clientId)) return fail('validation_failed', 'clientWithdrawalId must be 1–64 letters, digits or _ . : -');
     const asset = await assets.asset(input.asset);
     if (!asset) return fail('validation_failed', 'asset: no such asset');
     const amount = parseAmount(input.amount, asset.decimals, 'amount');
@@ -194,9 +201,21 @@ export class Withdrawals {
     const address = normalizeAddress(chain, input.address);
     if (!address.ok) return address;
 
-    const result = await ledger.run<WithdrawalsTable, 'insufficient_funds' | 'withdrawal_limit_exceeded' | 'address_not_allowed'>(async (l, trx) => {
+    const result = await ledger.run<WithdrawalsTable & { replayed?: true }, 'insufficient_funds' | 'withdrawal_limit_exceeded' | 'address_not_allowed' | 'conflict'>(async (l, trx) => {
       const now = l.now;
       await lockAccount(store, trx, accountId);
+      // A retry (the same clientWithdrawalId) gets the original back, whatever became of it since;
+      // the id naming another request is a conflict, never a second withdrawal. Checked under the
+      // account's lock, before the limits (which the original already counts against).
+      if (clientId !== null) {
+        const original = await trx.selectFrom('withdrawals').selectAll().where('account_id', '=', accountId).where('client_withdrawal_id', '=', clientId).executeTakeFirst();
+        if (original) {
+          if (original.asset !== asset.symbol || readMinor(original.amount) !== amount.value || original.address !== address.value) {
+            return fail('conflict', `clientWithdrawalId ${clientId} already names another withdrawal (${original.id})`, { withdrawalId: original.id });
+          }
+          return ok({ ...original, replayed: true as const });
+        }
+      }
       const settings = await this.settings(accountId, trx, now);
       if (settings.addressBook) {
         const saved = await trx.selectFrom('withdrawal_addresses').select('usable_at').where('account_id', '=', accountId).where('chain', '=', chain).where('address', '=', address.value).executeTakeFirst();
@@ -232,6 +251,7 @@ export class Withdrawals {
         reason: null,
         decided_by: status === 'approved' ? 'auto' : null,
         dispatching_at: null,
+        client_withdrawal_id: clientId,
         created_at: now,
         updated_at: now,
       };
@@ -240,19 +260,22 @@ export class Withdrawals {
         type: 'trading.withdrawal.requested',
         accountId,
         actorId: accountId,
-        details: { withdrawalId: id, asset: asset.symbol, amount: input.amount, usdcValue: formatAmount(value, USDC_DECIMALS), chain, address: address.value, status, ...via(actor) },
+        details: { withdrawalId: id, asset: asset.symbol, amount: input.amount, usdcValue: formatAmount(value, USDC_DECIMALS), chain, address: address.value, status, ...(clientId !== null ? { clientWithdrawalId: clientId } : {}), ...via(actor) },
       });
       return ok(row);
     });
     if (!result.ok) return result;
-    if (result.value.status === 'approved') await this.dispatch(result.value.id);
+    const replayed = result.value.replayed === true;
+    // A replay sets nothing off: the original was dispatched when it was taken (and an admin's
+    // approve retries a send that failed).
+    if (!replayed && result.value.status === 'approved') await this.dispatch(result.value.id);
     // Committed: answered whatever happens now. If reading it back fails, the row as committed (a
     // 500 here would be retried by a client into a second withdrawal).
     const fresh = await this.get(result.value.id).catch((err: unknown) => {
       this.deps.log.error({ err, withdrawalId: result.value.id }, 'withdrawal: reading a committed withdrawal back failed; answering it as committed');
       return undefined;
     });
-    return ok(fresh ?? (await this.toWithdrawal(result.value)));
+    return ok({ ...(fresh ?? (await this.toWithdrawal(result.value))), replayed });
   }
 
   /** The owner cancels a pending withdrawal: the hold is released. `conflict` once it is decided. */
@@ -533,6 +556,7 @@ export class Withdrawals {
       status: r.status as WithdrawalStatus,
       txHash: r.tx_hash,
       reason: r.reason,
+      clientWithdrawalId: r.client_withdrawal_id,
       createdAt: Number(r.created_at),
       updatedAt: Number(r.updated_at),
     };
@@ -550,6 +574,7 @@ export function withdrawalView(w: Withdrawal) {
     status: w.status,
     txHash: w.txHash,
     reason: w.reason,
+    clientWithdrawalId: w.clientWithdrawalId,
     createdAt: w.createdAt,
     updatedAt: w.updatedAt,
   };

@@ -1,7 +1,7 @@
 import type { CallOptions, Requester } from '../core/requester.js';
 import { pathParam } from '../core/requester.js';
 import { assertDecimal, type Chain, type Decimal, type EpochMs, type Role } from './common.js';
-import type { Position } from './trading.js';
+import { newClientOrderId, type Position } from './trading.js';
 
 /** `GET /api/v1/account`. */
 export interface Account {
@@ -62,6 +62,12 @@ export interface WithdrawalRequest {
   amount: Decimal;
   /** EVM (checksummed) or Solana (base58) address, per the asset's chain. */
   address: string;
+  /**
+   * Your id for this request (1–64 of `A-Z a-z 0-9 _ . : -`), unique per account: sent again, the
+   * server answers the original withdrawal instead of taking a second. `create` generates one when
+   * you give none.
+   */
+  clientWithdrawalId?: string;
 }
 
 export type WithdrawalStatus = 'pending' | 'approved' | 'sent' | 'rejected' | 'cancelled';
@@ -78,6 +84,8 @@ export interface Withdrawal {
   txHash: string | null;
   /** Why it was rejected, when it was. */
   reason: string | null;
+  /** The id the request was given (the SDK generates one), or null. */
+  clientWithdrawalId: string | null;
   createdAt: EpochMs;
   updatedAt: EpochMs;
 }
@@ -177,10 +185,16 @@ export class WithdrawalsApi {
     this.#requester = requester;
   }
 
-  /** `POST /api/v1/account/withdrawals`. Never retried automatically: a lost answer may hide a request that was taken. */
+  /**
+   * `POST /api/v1/account/withdrawals`. Safe to retry: the request carries a `clientWithdrawalId`
+   * (yours, or one generated here), so a retry after a lost answer (a network error or a 5xx) gets
+   * the original withdrawal back, never a second one. Call again with the same id to find out what
+   * became of a request whose answer you never saw.
+   */
   create(request: WithdrawalRequest, options?: CallOptions): Promise<Withdrawal> {
     assertDecimal('amount', request.amount);
-    return this.#requester.call({ method: 'POST', path: '/api/v1/account/withdrawals', body: request, auth: 'any', options });
+    const body: WithdrawalRequest = { ...request, clientWithdrawalId: request.clientWithdrawalId ?? newClientOrderId() };
+    return this.#requester.call({ method: 'POST', path: '/api/v1/account/withdrawals', body, auth: 'any', idempotent: true, options });
   }
 
   /** `GET /api/v1/account/withdrawals`: newest first (the server answers `{ withdrawals }`; this returns the list). */
