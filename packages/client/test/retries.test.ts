@@ -78,6 +78,17 @@ describe('429 Too Many Requests', () => {
     expect(apiRequests(s)).toHaveLength(1);
   });
 
+  it('reports a Retry-After past the longest timer as that longest timer, never Infinity (setTimeout would fire at once)', async () => {
+    let value = '9'.repeat(400);
+    const s = await serve((_req, _n, res) => sendProblem(res, 429, 'temporarily_suspended', 'Suspended for abuse', { headers: { 'Retry-After': value } }));
+    const { client } = clientFor(s);
+    await expect(client.market.tickers()).rejects.toMatchObject({ code: 'temporarily_suspended', retryAfterMs: 2 ** 31 - 1 });
+    value = 'Fri, 31 Dec 9999 23:59:59 GMT';
+    await expect(client.market.tickers()).rejects.toMatchObject({ code: 'temporarily_suspended', retryAfterMs: 2 ** 31 - 1 });
+    value = '2592000'; // 30 days
+    await expect(client.market.tickers()).rejects.toMatchObject({ retryAfterMs: 2 ** 31 - 1 });
+  });
+
   it('reads a Retry-After that is neither delta-seconds nor an HTTP date as absent (backoff), never as a date in 2001', async () => {
     // Date.parse('1.5') is 5 Jan 2001 and Date.parse('5, 5') is May 2001: read leniently, both meant "retry now".
     for (const value of ['1.5', '5, 5', '-1']) {

@@ -92,10 +92,12 @@ export function parseHttpDate(value: string, now: number): number | undefined {
 export function parseRetryAfter(value: string | null, now: number): number | undefined {
   if (value === null) return undefined;
   const trimmed = value.trim();
-  if (/^\d+$/.test(trimmed)) return Number(trimmed) * 1000;
+  // At most the longest timer (about 24.8 days): a value past it (hundreds of digits give Infinity)
+  // would make a caller's setTimeout(retry, error.retryAfterMs) fire at once.
+  if (/^\d+$/.test(trimmed)) return Math.min(Number(trimmed) * 1000, MAX_TIMER_MS);
   const date = parseHttpDate(trimmed, now);
   // An HTTP date has whole seconds: wait until the end of the second it names.
-  return date === undefined ? undefined : Math.max(0, date + 999 - now);
+  return date === undefined ? undefined : Math.min(Math.max(0, date + 999 - now), MAX_TIMER_MS);
 }
 
 /** The default sleep; rejects when the caller's signal fires. */
