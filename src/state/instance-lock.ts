@@ -50,6 +50,9 @@ export function lockDataDirForServe(config: Config): InstanceLock {
   };
 }
 
+/** How often the lock's session is asked whether it still holds the lock, and how long an answer may take. */
+const HEARTBEAT_MS = 5_000;
+
 /**
  * The same rule on PostgreSQL without Redis: there the database (its schema) is what servers
  * share, not the data dir, which each container or host may have its own of. The lock is a
@@ -58,7 +61,7 @@ export function lockDataDirForServe(config: Config): InstanceLock {
  *
  * The lock lives exactly as long as its connection, so both ends watch it:
  * - Here: when the connection goes (PostgreSQL restarted or failed over, the session terminated, the
- *   network cut: TCP keepalive probes after 10 s idle), the lock is gone and another server could
+ *   network cut: a heartbeat asks the session every 5 s), the lock is gone and another server could
  *   take it: `onLost` is called, once, and `serve` stops (exit 1) rather than run beside it.
  * - PostgreSQL: the session sets its own TCP keepalives (10 s idle, then 3 probes 5 s apart), so a
  *   dead host's lock is released within about half a minute, not after the system default of two
@@ -73,14 +76,18 @@ export async function lockDatabaseForServe(config: Config, onLost: (reason: stri
     connectionTimeoutMillis: 2000,
     keepAlive: true,
     keepAliveInitialDelayMillis: 10_000,
+    // A query on this connection unanswered this long: the connection is taken for dead (heartbeat below).
+    query_timeout: HEARTBEAT_MS,
     // Names the session in pg_stat_activity (an administrator looking for what holds the lock).
     application_name: `moondraft serve lock ${config.pgSchema}`.slice(0, 63),
   });
   let releasing = false;
   let lost = false;
+  let heartbeat: NodeJS.Timeout | undefined;
   const loseLock = (reason: string) => {
     if (releasing || lost) return;
     lost = true;
+    clearInterval(heartbeat);
     onLost(reason);
   };
   // A connection dropped later must not crash the process with an unhandled error: it is reported
@@ -110,9 +117,27 @@ export async function lockDatabaseForServe(config: Config, onLost: (reason: stri
       `another moondraft server with in-process state already serves schema ${config.pgSchema} of this database; several servers must share their limits and replay memory through REDIS_URL`,
     );
   }
+  // Keepalives alone do not tell this side in time: Node sets only the first probe's delay, and the
+  // system then waits minutes (Linux: 9 probes 75 s apart) before it calls a silent connection dead
+  // (a primary that died, a dropped NAT entry), while PostgreSQL ends its side within half a minute,
+  // and a failover loses the lock at once (advisory locks are not replicated). So this session is
+  // asked every few seconds whether it still holds the lock: no answer in time, an error, or not
+  // held, and the lock is lost.
+  heartbeat = setInterval(() => {
+    pool
+      .query<{ n: number }>(`select count(*)::int as n from pg_locks where locktype = 'advisory' and pid = pg_backend_pid() and granted`)
+      .then(
+        (r) => {
+          if (!(Number(r.rows[0]?.n) > 0)) loseLock('the session no longer holds the lock');
+        },
+        (err: Error) => loseLock(`the connection holding the lock does not answer: ${err.message}`),
+      );
+  }, HEARTBEAT_MS);
+  heartbeat.unref();
   return {
     release() {
       releasing = true;
+      clearInterval(heartbeat);
       void db.destroy().catch(() => undefined);
     },
   };
