@@ -89,6 +89,19 @@ describe('429 Too Many Requests', () => {
     await expect(client.market.tickers()).rejects.toMatchObject({ retryAfterMs: 2 ** 31 - 1 });
   });
 
+  it('never waits out a Retry-After past the longest timer, even with maxRetryAfterMs at that timer: it would retry sooner than asked (or at once, jitter overflowing setTimeout)', async () => {
+    const s = await serve((_req, n, res) =>
+      n % 2 === 1
+        ? sendProblem(res, 429, 'temporarily_suspended', 'Suspended for abuse', { headers: { 'Retry-After': '2592000' } })
+        : sendProblem(res, 503, 'service_unavailable', 'Down for maintenance', { headers: { 'Retry-After': '2592000' } }),
+    );
+    const { client, delays } = clientFor(s, { retry: { maxRetryAfterMs: 2 ** 31 - 1 } });
+    await expect(client.market.tickers()).rejects.toMatchObject({ code: 'temporarily_suspended', attempts: 1 });
+    await expect(client.market.tickers()).rejects.toMatchObject({ code: 'service_unavailable', attempts: 1 });
+    expect(delays).toEqual([]);
+    expect(apiRequests(s)).toHaveLength(2);
+  });
+
   it('reads a Retry-After that is neither delta-seconds nor an HTTP date as absent (backoff), never as a date in 2001', async () => {
     // Date.parse('1.5') is 5 Jan 2001 and Date.parse('5, 5') is May 2001: read leniently, both meant "retry now".
     for (const value of ['1.5', '5, 5', '-1']) {

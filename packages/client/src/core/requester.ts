@@ -4,7 +4,7 @@ import { signRequest, signedParts, type RequestSigner } from '../signing/sign.js
 import type { Clock, ServerClock } from '../time/server-clock.js';
 import { classifyFailure, type Transport, type TransportFailureKind, type TransportResponse } from '../transport/types.js';
 import { parseRateLimit, type RateLimitState } from './rate-limit.js';
-import { assertTimeout, backoffDelay, parseRetryAfter, type ResolvedRetry } from './retry.js';
+import { assertTimeout, backoffDelay, MAX_TIMER_MS, parseRetryAfter, type ResolvedRetry } from './retry.js';
 
 export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
@@ -220,9 +220,10 @@ export class Requester {
 
       if (response.status === 429) {
         const waitMs = error.retryAfterMs ?? backoffDelay(config.retry, retries, config.random);
-        if (retries < config.retry.maxRetries && waitMs <= config.retry.maxRetryAfterMs) {
+        // A Retry-After at the longest timer stands for one past it (parseRetryAfter): never waited out.
+        if (retries < config.retry.maxRetries && waitMs <= config.retry.maxRetryAfterMs && waitMs < MAX_TIMER_MS) {
           retries++;
-          await this.wait('rate_limited', waitMs + Math.round(config.random() * config.retry.jitterMs), error, attempt, callerSignal);
+          await this.wait('rate_limited', Math.min(waitMs + Math.round(config.random() * config.retry.jitterMs), MAX_TIMER_MS), error, attempt, callerSignal);
           continue;
         }
         throw error;
@@ -256,7 +257,8 @@ export class Requester {
         !NOT_TRANSIENT.has(error.code) &&
         retries < config.retry.maxRetries &&
         // Never sooner than the server asked: a Retry-After beyond the limit is thrown, as for a 429.
-        (error.retryAfterMs ?? 0) <= config.retry.maxRetryAfterMs
+        (error.retryAfterMs ?? 0) <= config.retry.maxRetryAfterMs &&
+        (error.retryAfterMs ?? 0) < MAX_TIMER_MS
       ) {
         const backoff = backoffDelay(config.retry, retries, config.random);
         const waitMs = Math.max(backoff, error.retryAfterMs ?? 0);
