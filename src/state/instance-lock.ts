@@ -81,6 +81,7 @@ export async function lockDatabaseForServe(config: Config, onLost: (reason: stri
     // Names the session in pg_stat_activity (an administrator looking for what holds the lock).
     application_name: `moondraft serve lock ${config.pgSchema}`.slice(0, 63),
   });
+  const db = new Kysely<Record<string, never>>({ dialect: new PostgresDialect({ pool }) });
   let releasing = false;
   let lost = false;
   let heartbeat: NodeJS.Timeout | undefined;
@@ -89,12 +90,18 @@ export async function lockDatabaseForServe(config: Config, onLost: (reason: stri
     lost = true;
     clearInterval(heartbeat);
     onLost(reason);
+    // The connection is of no more use (and may be half dead): end it, so that nothing of it is
+    // left to fail later.
+    void db.destroy().catch(() => undefined);
   };
   // A connection dropped later must not crash the process with an unhandled error: it is reported
   // as the lost lock it is (the pool then removes the client, which is reported below too, once).
   pool.on('error', (err) => loseLock(err.message));
   pool.on('remove', () => loseLock('the connection holding the lock closed'));
-  const db = new Kysely<Record<string, never>>({ dialect: new PostgresDialect({ pool }) });
+  // The pool only listens for errors of an idle connection: one that fails while a query holds it
+  // (the heartbeat's, timed out on a silent network) would be an uncaught exception. That query's
+  // own failure reports the loss.
+  pool.on('connect', (client) => client.on('error', () => undefined));
   let held: boolean;
   try {
     held = await db.connection().execute(async (conn) => {
@@ -123,15 +130,22 @@ export async function lockDatabaseForServe(config: Config, onLost: (reason: stri
   // and a failover loses the lock at once (advisory locks are not replicated). So this session is
   // asked every few seconds whether it still holds the lock: no answer in time, an error, or not
   // held, and the lock is lost.
+  let asking = false;
   heartbeat = setInterval(() => {
-    pool
-      .query<{ n: number }>(`select count(*)::int as n from pg_locks where locktype = 'advisory' and pid = pg_backend_pid() and granted`)
+    // One question at a time: a slow answer is judged by its own timeout, not queued behind.
+    if (asking) return;
+    asking = true;
+    sql<{ n: number }>`select count(*)::int as n from pg_locks where locktype = 'advisory' and pid = pg_backend_pid() and granted`
+      .execute(db)
       .then(
         (r) => {
           if (!(Number(r.rows[0]?.n) > 0)) loseLock('the session no longer holds the lock');
         },
         (err: Error) => loseLock(`the connection holding the lock does not answer: ${err.message}`),
-      );
+      )
+      .finally(() => {
+        asking = false;
+      });
   }, HEARTBEAT_MS);
   heartbeat.unref();
   return {

@@ -83,6 +83,9 @@ function ceilDiv(a: bigint, b: bigint): bigint {
   return (a + b - 1n) / b;
 }
 
+/** A client's id for a withdrawal request: the alphabet and length of a clientOrderId. */
+export const CLIENT_WITHDRAWAL_ID = /^[A-Za-z0-9_.:-]{1,64}$/;
+
 /**
  * Withdrawals (issue 7). A request holds the funds in the ledger at once; it is approved
  * automatically when worth at most the auto-approval threshold, else it waits for an admin.
@@ -107,9 +110,6 @@ function ceilDiv(a: bigint, b: bigint): bigint {
  * How long a dispatch claim stands before an admin's retry may take it again: far longer than a
  * chain adapter's send, so only a claim whose process died in the middle is retaken.
  */
-/** A client's id for a withdrawal request: the alphabet and length of a clientOrderId. */
-export const CLIENT_WITHDRAWAL_ID = /^[A-Za-z0-9_.:-]{1,64}$/;
-
 export const DISPATCH_CLAIM_STALE_MS = 10 * 60_000;
 
 export class Withdrawals {
