@@ -146,6 +146,15 @@ describe.each(backends)('rate limits over HTTP (%s)', (backend) => {
     expect(bare.headers['ratelimit']).toBe('"market";r=99;t=1');
     // A signed request from the stranger's network is the key's own (whoever signs holds the secret).
     expect((await signedFrom(stranger)).headers['ratelimit']).toBe('"market";r=98;t=1');
+
+    // Raised (partner) limits are for signed requests only: unsigned ones keep the default (else
+    // anyone who saw the key id would get them, once per address); lowered limits apply to both.
+    await server.services.partnerLimits.set(owner.account.id, { market: 1000 }, 'test');
+    expect((await signedFrom(own)).headers['ratelimit-policy']).toBe('"market";q=1000;w=1');
+    expect((await unsigned('198.51.100.61')).headers['ratelimit-policy']).toBe('"market";q=100;w=1');
+    await server.services.partnerLimits.set(owner.account.id, { market: 10 }, 'test');
+    expect((await signedFrom(own)).headers['ratelimit-policy']).toBe('"market";q=10;w=1');
+    expect((await unsigned('198.51.100.62')).headers['ratelimit-policy']).toBe('"market";q=10;w=1');
   });
 
   it('partner limits: an admin raises or lowers an account’s limits for all its sessions', async () => {

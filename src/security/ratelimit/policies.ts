@@ -63,7 +63,8 @@ export type Caller =
        * The sender's address group, when the request was not signed. A bare key proves nothing
        * (anyone who saw the key id can send it), so its unsigned requests are counted per key and
        * per sending network: a stranger's flood then spends (and suspends) its own share, never the
-       * owner's budget for its signed or unsigned requests.
+       * owner's budget for its signed or unsigned requests. Raised (partner) limits do not apply
+       * to them: at most the default limit of the category.
        */
       unsignedFrom?: string;
     }
@@ -99,6 +100,11 @@ export function targetFor(path: string, caller: Caller, limits: CategoryLimits, 
     return { policy: { name: 'public', limit: config.publicPerIp, windowMs: WINDOW_MS, failClosed: false }, subject };
   }
   if (!category) return null;
-  const subject = caller.kind === 'apiKey' ? (caller.unsignedFrom === undefined ? `k:${caller.keyId}` : `k:${caller.keyId}@${caller.unsignedFrom}`) : `a:${caller.accountId}`;
+  if (caller.kind === 'apiKey' && caller.unsignedFrom !== undefined) {
+    // Raised (partner) limits are for requests that prove the key's secret: anyone who saw the key
+    // id would otherwise get them, per address. Lowered ones still apply.
+    return { policy: categoryPolicy(category, { ...limits, [category]: Math.min(limits[category], DEFAULT_LIMITS[category]) }), subject: `k:${caller.keyId}@${caller.unsignedFrom}`, accountId: caller.accountId };
+  }
+  const subject = caller.kind === 'apiKey' ? `k:${caller.keyId}` : `a:${caller.accountId}`;
   return { policy: categoryPolicy(category, limits), subject, accountId: caller.accountId };
 }
