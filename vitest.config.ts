@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
 
@@ -9,6 +10,10 @@ export default defineConfig({
   test: {
     include: ['src/**/*.test.ts', 'test/**/*.test.ts', 'packages/*/src/**/*.test.ts', 'packages/*/test/**/*.test.ts'],
     pool: 'forks',
+    // At least two files at a time. Vitest's default (one fewer than the CPUs) runs them one by one
+    // on a two-core machine, where many suites mostly wait: for server processes they start, for
+    // PostgreSQL and Redis, for timers. Two at a time took the whole suite from 852 s to 670 s there.
+    maxWorkers: Math.max(2, availableParallelism() - 1),
     testTimeout: 30_000,
     hookTimeout: 30_000,
     reporters: ['default'],
