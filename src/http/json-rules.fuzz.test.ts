@@ -1,23 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { jsonRuleBroken } from './json-rules.js';
+import { prng } from '../../test/support/prng.js';
 
 /**
  * jsonRuleBroken against an independent reference: a recursive-descent JSON parser that decodes
  * strings itself (never JSON.parse) and reports the first fault in text order (per string: its NUL
  * or lone surrogate first, then a repeated member name), over seeded random JSON texts.
  */
-
-function prng(seed: number) {
-  let s = seed >>> 0;
-  return () => {
-    // mulberry32
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 type Rand = ReturnType<typeof prng>;
 const pick = <T>(r: Rand, xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!;

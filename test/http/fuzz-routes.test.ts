@@ -11,6 +11,7 @@ import { rawExchange } from '../support/raw-http.js';
 import { startTestServer, type TestServer } from '../support/server.js';
 import { serviceAvailable } from '../support/services.js';
 import { fund, listMoon, USDC } from '../support/trading.js';
+import { prng } from '../support/prng.js';
 
 /**
  * Input robustness of every registered route. Each route (Fastify's own list, recorded by an
@@ -30,16 +31,9 @@ const registered = vi.hoisted(() => [] as import('../support/route-recorder.js')
 vi.mock('fastify', async (importOriginal) => (await import('../support/route-recorder.js')).recordingFastify(await importOriginal<typeof import('fastify')>(), registered));
 
 const SEED = 0x6d6f6f6e;
-/** mulberry32: a small deterministic generator, so every run draws the same cases. */
+/** Draws from the seeded generator (test/support/prng.ts), so every run draws the same cases. */
 function generator(seed: number) {
-  let a = seed >>> 0;
-  const next = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const next = prng(seed);
   return { next, pick: <T,>(xs: readonly T[]): T => xs[Math.floor(next() * xs.length)]!, sample: <T,>(xs: readonly T[], n: number): T[] => [...xs].sort(() => next() - 0.5).slice(0, n) };
 }
 

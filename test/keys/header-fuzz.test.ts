@@ -6,6 +6,7 @@ import { ERRORS, type ErrorCode } from '../../src/errors/registry.js';
 import { ManualClock } from '../../src/lib/clock.js';
 import { rawExchange } from '../support/raw-http.js';
 import { createKey, credentialOf, session, signatureFor, startKeysServer, type CreatedKey, type Credential, type KeysTestServer } from './support.js';
+import { prng } from '../support/prng.js';
 
 /**
  * Hostile values in the credential and signing headers (X-API-Key, X-API-Timestamp,
@@ -94,17 +95,6 @@ async function keyView(): Promise<{ lastUsedAt: number | null }> {
   return res.json() as { lastUsedAt: number | null };
 }
 
-/** A small deterministic PRNG (mulberry32), so a failing random case can be replayed by its seed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 beforeAll(async () => {
   ks = await startKeysServer({ clock, ...(process.env.FUZZ_BACKEND === 'scaleout' ? { backend: 'scaleout' as const } : {}) });
