@@ -6,6 +6,7 @@ import { marketView } from '../../trading/views.js';
 import type { App } from '../types.js';
 import { callerOf } from './trading.js';
 import { AssetSymbol, MarketView, Security } from './trading-schemas.js';
+import { pageOf } from './paging.js';
 
 const Nullable = <T extends ReturnType<typeof Type.String>>(t: T) => Type.Union([t, Type.Null()]);
 
@@ -100,11 +101,9 @@ export function tokenRoutes(app: App, services: Services): void {
       const caller = callerOf(request);
       const limit = request.query.limit ?? 100;
       const before = request.query.before === undefined ? undefined : parseTokenCursor(request.query.before);
-      // One row more than the page: whether another page exists (null on the last, even exactly full).
-      const found = await tokens.list({ limit: limit + 1, ...(request.query.mine ? { createdBy: caller.accountId } : {}), ...(before ? { before } : {}) });
-      const list = found.slice(0, limit);
+      const { items: list, more } = pageOf(await tokens.list({ limit: limit + 1, ...(request.query.mine ? { createdBy: caller.accountId } : {}), ...(before ? { before } : {}) }), limit);
       const last = list[list.length - 1];
-      return { tokens: list.map(tokenView), next: found.length > limit && last ? `${last.createdAt}.${last.symbol}` : null };
+      return { tokens: list.map(tokenView), next: more && last ? `${last.createdAt}.${last.symbol}` : null };
     },
   );
 

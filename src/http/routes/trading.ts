@@ -7,6 +7,7 @@ import { actorOf, type Caller, type PlaceOutcome } from '../../trading/orders/ty
 import { accountFillView, orderView, positionView, takerFillView } from '../../trading/views.js';
 import type { App } from '../types.js';
 import { ClientOrderId, Decimal, FillView, Limit, MarketSymbol, OrderView, OrderWithFills, PositionView, RECORD_ID_PATTERN, RecordId, Security, Side, Stp, TimeInForce } from './trading-schemas.js';
+import { pageOf } from './paging.js';
 
 /** Fills read per query when an order is answered with all of its fills. */
 const ORDER_FILLS_PAGE = 1000;
@@ -95,13 +96,10 @@ export function tradingRoutes(app: App, services: Services): void {
     async (request) => {
       const { accountId } = callerOf(request);
       const limit = request.query.limit ?? 100;
-      // One row more than the page: whether another page exists (`next` is null on the last page,
-      // also when that page is exactly full).
-      const found = await trading.queries.orders(accountId, { market: request.query.market, status: request.query.status, limit: limit + 1, before: request.query.before });
-      const orders = found.slice(0, limit);
+      const { items: orders, more } = pageOf(await trading.queries.orders(accountId, { market: request.query.market, status: request.query.status, limit: limit + 1, before: request.query.before }), limit);
       const views = [];
       for (const o of orders) views.push(orderView(await marketOf(o.market), o));
-      return { orders: views, next: found.length > limit ? orders[orders.length - 1]!.id : null };
+      return { orders: views, next: more ? orders[orders.length - 1]!.id : null };
     },
   );
 
@@ -172,11 +170,10 @@ export function tradingRoutes(app: App, services: Services): void {
     async (request) => {
       const { accountId } = callerOf(request);
       const limit = request.query.limit ?? 100;
-      const found = await trading.queries.accountFills(accountId, { market: request.query.market, orderId: request.query.orderId, limit: limit + 1, before: request.query.before });
-      const fills = found.slice(0, limit);
+      const { items: fills, more } = pageOf(await trading.queries.accountFills(accountId, { market: request.query.market, orderId: request.query.orderId, limit: limit + 1, before: request.query.before }), limit);
       const views = [];
       for (const f of fills) views.push(accountFillView(await marketOf(f.fill.market), f));
-      return { fills: views, next: found.length > limit ? fills[fills.length - 1]!.fill.id : null };
+      return { fills: views, next: more ? fills[fills.length - 1]!.fill.id : null };
     },
   );
 

@@ -9,7 +9,7 @@ import type { Actor } from '../../trading/orders/types.js';
 import { TIERS, WITHDRAWAL_STATUSES, withdrawalView, type Tier } from '../../trading/withdrawals/index.js';
 import type { App } from '../types.js';
 import { callerOf } from './trading.js';
-import { AssetSymbol, Decimal, Security } from './trading-schemas.js';
+import { AssetSymbol, ClientOrderId, Decimal, Security } from './trading-schemas.js';
 
 /** A session must have signed in this recently (seconds) to withdraw or change where money may go. */
 export const STEP_UP_MAX_AGE_SEC = 300;
@@ -92,7 +92,7 @@ export function withdrawalRoutes(app: App, services: Services): void {
             address: Type.String({ minLength: 1, maxLength: 64 }),
             clientWithdrawalId: Type.Optional(
               Type.String({
-                pattern: '^[A-Za-z0-9_.:-]{1,64}$',
+                pattern: ClientOrderId.pattern,
                 description: 'Your id for this request, unique per account: a retry with it answers the original withdrawal (200, Idempotent-Replayed: true), never a second one; with another asset, amount or address, 409 conflict',
               }),
             ),

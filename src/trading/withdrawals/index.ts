@@ -18,6 +18,7 @@ import { recordOutflow } from '../portfolio/index.js';
 import { lockAccount, type Tokens } from '../tokens/index.js';
 import { isChain, normalizeAddress, type Chain } from './addresses.js';
 import type { ChainAdapter } from './chain-adapter.js';
+import { CLIENT_ORDER_ID } from '../orders/types.js';
 
 export { CHAINS, isChain, normalizeAddress, type Chain } from './addresses.js';
 export { SandboxChainAdapter, UnconfiguredChainAdapter, type ChainAdapter, type OutgoingTransfer } from './chain-adapter.js';
@@ -82,9 +83,6 @@ function via(actor: Actor) {
 function ceilDiv(a: bigint, b: bigint): bigint {
   return (a + b - 1n) / b;
 }
-
-/** A client's id for a withdrawal request: the alphabet and length of a clientOrderId. */
-export const CLIENT_WITHDRAWAL_ID = /^[A-Za-z0-9_.:-]{1,64}$/;
 
 /**
  * Withdrawals (issue 7). A request holds the funds in the ledger at once; it is approved
@@ -192,7 +190,7 @@ export class Withdrawals {
   ): Promise<Result<Withdrawal & { replayed: boolean }, 'validation_failed' | 'insufficient_funds' | 'withdrawal_limit_exceeded' | 'address_not_allowed' | 'conflict'>> {
     const { ledger, assets, tokens, audit, store } = this.deps;
     const clientId = input.clientWithdrawalId ?? null;
-    if (clientId !== null && !CLIENT_WITHDRAWAL_ID.test(clientId)) return fail('validation_failed', 'clientWithdrawalId must be 1–64 letters, digits or _ . : -');
+    if (clientId !== null && !CLIENT_ORDER_ID.test(clientId)) return fail('validation_failed', 'clientWithdrawalId must be 1–64 letters, digits or _ . : -');
     const asset = await assets.asset(input.asset);
     if (!asset) return fail('validation_failed', 'asset: no such asset');
     const amount = parseAmount(input.amount, asset.decimals, 'amount');
