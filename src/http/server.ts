@@ -32,6 +32,24 @@ export function newRequestId(): string {
  * server time and the headers of every answer; then the connection is closed. The error is
  * logged at trace level, as Fastify does (the logger redacts the raw bytes it carries).
  */
+/**
+ * Whether a JSON body's Content-Type says nothing of its charset or says UTF-8 (`utf-8`, or the
+ * common `utf8`, in any case, quoted or not). Any other charset parameter, or several, is false.
+ */
+export function utf8Labelled(contentType: string | undefined): boolean {
+  if (contentType === undefined) return true;
+  for (const param of contentType.split(';').slice(1)) {
+    const eq = param.indexOf('=');
+    const name = (eq < 0 ? param : param.slice(0, eq)).trim().toLowerCase();
+    if (name !== 'charset') continue;
+    let value = eq < 0 ? '' : param.slice(eq + 1).trim();
+    if (value.length >= 2 && value.startsWith('"') && value.endsWith('"')) value = value.slice(1, -1);
+    value = value.toLowerCase();
+    if (value !== 'utf-8' && value !== 'utf8') return false;
+  }
+  return true;
+}
+
 export function clientErrorHandler(services: Services) {
   return (err: Error & { code?: string }, socket: Socket): void => {
     if (err.code === 'ECONNRESET' || socket.destroyed) return;
@@ -202,9 +220,11 @@ export async function buildServer(services: Services): Promise<App> {
   app.decorateRequest('clientIp', '');
 
   // JSON only, and keep the exact bytes: signatures are computed over the raw body. JSON is UTF-8
-  // (RFC 8259 §8.1; a charset parameter changes nothing): bytes that are not UTF-8 are refused, not
-  // replaced with U+FFFD, so the request acted on is exactly the one whose bytes were signed; and it
-  // must be I-JSON without NUL (json-rules.ts), so no other reader of those bytes sees another request.
+  // (RFC 8259 §8.1): bytes that are not UTF-8 are refused, not replaced with U+FFFD, so the request
+  // acted on is exactly the one whose bytes were signed; a body labelled with another charset is
+  // refused too (415), since a proxy or log that honours the label would read other text from those
+  // bytes; and it must be I-JSON without NUL (json-rules.ts), so no other reader of those bytes sees
+  // another request.
   app.removeContentTypeParser(['application/json', 'text/plain']);
   const parseJson = app.getDefaultJsonParser('error', 'error');
   const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
@@ -215,6 +235,10 @@ export async function buildServer(services: Services): Promise<App> {
     // route that needs one refuses its absence in validation. Not an empty JSON text to refuse.
     if ((body as Buffer).length === 0) {
       done(null, undefined);
+      return;
+    }
+    if (!utf8Labelled(request.headers['content-type'])) {
+      done(new ApiError('unsupported_media_type', 'JSON bodies are UTF-8: send charset=utf-8, or no charset'), undefined);
       return;
     }
     let text: string;

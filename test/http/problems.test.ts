@@ -341,6 +341,21 @@ describe('Fastify errors and unexpected exceptions are mapped too', () => {
     }
   });
 
+  it('415 for a JSON body labelled with another charset: a reader honouring the label would read other text from the signed bytes', async () => {
+    // Valid UTF-8 ("é" is C3 A9), which latin1 reads as "Ã©".
+    const payload = Buffer.from('{"text":"é"}');
+    for (const type of ['application/json; charset=iso-8859-1', 'application/json;charset="latin1"', 'application/json; charset=UTF-16', 'application/json; charset=utf-8; charset=latin1', 'application/json; charset=']) {
+      const res = await built.app.inject({ method: 'POST', url: '/__test/text', headers: { 'content-type': type }, payload });
+      expectProblem(res, 'unsupported_media_type');
+    }
+    // UTF-8 however it is spelt, and other parameters, are fine.
+    for (const type of ['application/json; charset=UTF-8', 'application/json;charset="utf-8"', 'application/json; charset=utf8', 'application/json; version=1']) {
+      const ok = await built.app.inject({ method: 'POST', url: '/__test/text', headers: { 'content-type': type }, payload });
+      expect(ok.statusCode, type).toBe(200);
+      expect(ok.json()).toEqual({ text: 'é' });
+    }
+  });
+
   it('400 for prototype-poisoning JSON', async () => {
     expectProblem(await built.app.inject({ method: 'POST', url: '/__test/echo', headers: { 'content-type': 'application/json' }, payload: '{"amount":"1","__proto__":{"admin":true}}' }), 'validation_failed');
   });
