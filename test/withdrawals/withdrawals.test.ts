@@ -250,6 +250,31 @@ describe.each([
     expect((await req('GET', '/api/v1/account/withdrawals', stale)).statusCode).toBe(200);
   });
 
+  it.skipIf(!available)('step-up: a sign-in too old to start a withdrawal still gets the answer to a repeat of one it started (its clientWithdrawalId), and nothing more', async () => {
+    const s = await trader('100');
+    const nowSec = Math.floor(clock.now() / 1000);
+    const fresh = await sessionFor(server, { wallet: s.account.wallet, authTime: nowSec - 290 });
+    const first = await withdraw(fresh, { amount: '10', clientWithdrawalId: 'late-1' });
+    expect(first.statusCode).toBe(201);
+    // The first answer was lost; the retry comes after the sign-in has aged past 5 minutes.
+    const stale = await sessionFor(server, { wallet: s.account.wallet, authTime: nowSec - 301 });
+    const again = await withdraw(stale, { amount: '10', clientWithdrawalId: 'late-1' });
+    expect(again.statusCode).toBe(200);
+    expect(again.headers['idempotent-replayed']).toBe('true');
+    expect(again.json()).toMatchObject({ id: first.json().id, clientWithdrawalId: 'late-1' });
+    // The same id for another request is the conflict it always is; a new id, or none, starts
+    // nothing without a fresh sign-in.
+    expect((await withdraw(stale, { amount: '11', clientWithdrawalId: 'late-1' })).json()).toMatchObject({ code: 'conflict', withdrawalId: first.json().id });
+    for (const body of [{ amount: '1', clientWithdrawalId: 'late-2' }, { amount: '1' }]) {
+      const refused = await withdraw(stale, body);
+      expect(refused.statusCode).toBe(401);
+      expect(refused.json().code).toBe('step_up_required');
+    }
+    expect(await bal(s)).toEqual({ available: '90', held: '0' });
+    const list = (await req('GET', '/api/v1/account/withdrawals', stale)).json().withdrawals;
+    expect(list.map((w: { clientWithdrawalId: string | null }) => w.clientWithdrawalId)).toEqual(['late-1']);
+  });
+
   it.skipIf(!available)('addresses are validated for the asset’s chain: EIP-55 for EVM assets, base58 keys for Solana tokens', async () => {
     const s = await trader('100');
     const badChecksum = DEST.replace('aA', 'Aa');

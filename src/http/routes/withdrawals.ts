@@ -6,13 +6,11 @@ import type { Services } from '../../services.js';
 import { USDC_DECIMALS } from '../../trading/assets/index.js';
 import { formatAmount } from '../../trading/money.js';
 import type { Actor } from '../../trading/orders/types.js';
-import { TIERS, WITHDRAWAL_STATUSES, withdrawalView, type Tier } from '../../trading/withdrawals/index.js';
+import { STEP_UP_MAX_AGE_SEC, TIERS, WITHDRAWAL_STATUSES, withdrawalView, type Tier } from '../../trading/withdrawals/index.js';
 import type { App } from '../types.js';
 import { callerOf } from './trading.js';
 import { AssetSymbol, ClientOrderId, Decimal, Security } from './trading-schemas.js';
 
-/** A session must have signed in this recently (seconds) to withdraw or change where money may go. */
-export const STEP_UP_MAX_AGE_SEC = 300;
 
 export const WithdrawalView = Type.Object({
   id: Type.String(),
@@ -47,10 +45,12 @@ const AdminSecurity = [{ bearer: [] as string[] }];
  * (`auth_time`); API keys that may withdraw are IP-allowlisted and sign every request instead.
  */
 function requireRecentSignIn(request: FastifyRequest, nowMs: number): void {
+  if (signInTooOld(request, nowMs)) throw new ApiError('step_up_required', `Sign in again: this needs a sign-in within the last ${STEP_UP_MAX_AGE_SEC / 60} minutes`);
+}
+
+function signInTooOld(request: FastifyRequest, nowMs: number): boolean {
   const p = request.principal;
-  if (p.kind !== 'session') return;
-  const age = Math.floor(nowMs / 1000) - p.authTime;
-  if (age > STEP_UP_MAX_AGE_SEC) throw new ApiError('step_up_required', `Sign in again: this needs a sign-in within the last ${STEP_UP_MAX_AGE_SEC / 60} minutes`);
+  return p.kind === 'session' && Math.floor(nowMs / 1000) - p.authTime > STEP_UP_MAX_AGE_SEC;
 }
 
 function adminOf(request: FastifyRequest): Actor & { accountId: string } {
@@ -83,7 +83,7 @@ export function withdrawalRoutes(app: App, services: Services): void {
       schema: {
         tags,
         summary: 'Request a withdrawal: the funds are held at once; small ones are approved and sent automatically',
-        description: 'The address must suit the asset’s chain (EVM: EIP-55 checksum when mixed-case; Solana: base58 public key). Over a session, needs a sign-in within 5 minutes (step_up_required).',
+        description: 'The address must suit the asset’s chain (EVM: EIP-55 checksum when mixed-case; Solana: base58 public key). Over a session, needs a sign-in within 5 minutes (step_up_required), except for a repeat of a request by its clientWithdrawalId, which is answered whatever the sign-in’s age.',
         security: Security,
         body: Type.Object(
           {
@@ -104,8 +104,9 @@ export function withdrawalRoutes(app: App, services: Services): void {
     },
     async (request, reply) => {
       const caller = callerOf(request);
-      requireRecentSignIn(request, clock.now());
-      const w = unwrap(await withdrawals.request(caller.accountId, caller.actor, request.body));
+      // A sign-in too old to start a withdrawal may still get the answer to one it started (a retry
+      // with the same clientWithdrawalId whose first answer was lost): the service answers only that.
+      const w = unwrap(await withdrawals.request(caller.accountId, caller.actor, request.body, { repeatOnly: signInTooOld(request, clock.now()) }));
       if (w.replayed) reply.header('Idempotent-Replayed', 'true');
       reply.code(w.replayed ? 200 : 201);
       return withdrawalView(w);

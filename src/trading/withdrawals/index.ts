@@ -25,6 +25,9 @@ export { SandboxChainAdapter, UnconfiguredChainAdapter, type ChainAdapter, type 
 
 const DAY = 86_400_000;
 
+/** A session must have signed in this recently (seconds) to withdraw or change where money may go. */
+export const STEP_UP_MAX_AGE_SEC = 300;
+
 export const WITHDRAWAL_STATUSES = ['pending', 'approved', 'sent', 'rejected', 'cancelled'] as const;
 export type WithdrawalStatus = (typeof WITHDRAWAL_STATUSES)[number];
 /** Statuses that count against the rolling-24 h limit (funds held or gone). */
@@ -183,14 +186,22 @@ export class Withdrawals {
     return ceilDiv(price * amount, pow10(decimals));
   }
 
+  /**
+   * Requests a withdrawal, or answers the original when `clientWithdrawalId` repeats one. With
+   * `repeatOnly` (a caller whose sign-in is too old to start one), only the repeat is answered:
+   * anything that would start a withdrawal is `step_up_required`, and nothing changes.
+   */
   async request(
     accountId: string,
     actor: Actor,
     input: { asset: string; amount: string; address: string; clientWithdrawalId?: string },
-  ): Promise<Result<Withdrawal & { replayed: boolean }, 'validation_failed' | 'insufficient_funds' | 'withdrawal_limit_exceeded' | 'address_not_allowed' | 'conflict'>> {
+    options: { repeatOnly?: boolean } = {},
+  ): Promise<Result<Withdrawal & { replayed: boolean }, 'validation_failed' | 'insufficient_funds' | 'withdrawal_limit_exceeded' | 'address_not_allowed' | 'conflict' | 'step_up_required'>> {
     const { ledger, assets, tokens, audit, store } = this.deps;
     const clientId = input.clientWithdrawalId ?? null;
     if (clientId !== null && !CLIENT_ORDER_ID.test(clientId)) return fail('validation_failed', 'clientWithdrawalId must be 1–64 letters, digits or _ . : -');
+    const stepUp = () => fail('step_up_required', `Sign in again: a new withdrawal needs a sign-in within the last ${STEP_UP_MAX_AGE_SEC / 60} minutes`);
+    if (options.repeatOnly && clientId === null) return stepUp();
     const asset = await assets.asset(input.asset);
     if (!asset) return fail('validation_failed', 'asset: no such asset');
     const amount = parseAmount(input.amount, asset.decimals, 'amount');
@@ -199,7 +210,7 @@ export class Withdrawals {
     const address = normalizeAddress(chain, input.address);
     if (!address.ok) return address;
 
-    const result = await ledger.run<WithdrawalsTable & { replayed?: true }, 'insufficient_funds' | 'withdrawal_limit_exceeded' | 'address_not_allowed' | 'conflict'>(async (l, trx) => {
+    const result = await ledger.run<WithdrawalsTable & { replayed?: true }, 'insufficient_funds' | 'withdrawal_limit_exceeded' | 'address_not_allowed' | 'conflict' | 'step_up_required'>(async (l, trx) => {
       const now = l.now;
       await lockAccount(store, trx, accountId);
       // A retry (the same clientWithdrawalId) gets the original back, whatever became of it since;
@@ -214,6 +225,7 @@ export class Withdrawals {
           return ok({ ...original, replayed: true as const });
         }
       }
+      if (options.repeatOnly) return stepUp();
       const settings = await this.settings(accountId, trx, now);
       if (settings.addressBook) {
         const saved = await trx.selectFrom('withdrawal_addresses').select('usable_at').where('account_id', '=', accountId).where('chain', '=', chain).where('address', '=', address.value).executeTakeFirst();
