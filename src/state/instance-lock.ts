@@ -52,6 +52,30 @@ export function lockDataDirForServe(config: Config): InstanceLock {
 
 /** How often the lock's session is asked whether it still holds the lock, and how long an answer may take. */
 const HEARTBEAT_MS = 5_000;
+/** The step of a running deadline (see runningDeadline). */
+const DEADLINE_TICK_MS = 250;
+
+/**
+ * Calls `onExpired` once `ms` have passed while this process ran. Time in which the event loop was
+ * held (a long collection, a slow synchronous task, the process stopped) counts for at most two
+ * ticks: an answer that arrived meanwhile waits in the socket to be read, and a plain timer would
+ * fire before it is, taking a live connection for a dead one.
+ */
+export function runningDeadline(ms: number, onExpired: () => void, tickMs = DEADLINE_TICK_MS): { cancel(): void } {
+  let counted = 0;
+  let last = Date.now();
+  const timer = setInterval(() => {
+    const now = Date.now();
+    counted += Math.max(0, Math.min(now - last, 2 * tickMs));
+    last = now;
+    if (counted >= ms) {
+      clearInterval(timer);
+      onExpired();
+    }
+  }, tickMs);
+  timer.unref();
+  return { cancel: () => clearInterval(timer) };
+}
 
 /**
  * The same rule on PostgreSQL without Redis: there the database (its schema) is what servers
@@ -76,8 +100,6 @@ export async function lockDatabaseForServe(config: Config, onLost: (reason: stri
     connectionTimeoutMillis: 2000,
     keepAlive: true,
     keepAliveInitialDelayMillis: 10_000,
-    // A query on this connection unanswered this long: the connection is taken for dead (heartbeat below).
-    query_timeout: HEARTBEAT_MS,
     // Names the session in pg_stat_activity (an administrator looking for what holds the lock).
     application_name: `moondraft serve lock ${config.pgSchema}`.slice(0, 63),
   });
@@ -85,13 +107,15 @@ export async function lockDatabaseForServe(config: Config, onLost: (reason: stri
   let releasing = false;
   let lost = false;
   let heartbeat: NodeJS.Timeout | undefined;
+  let client: pg.PoolClient | undefined;
   const loseLock = (reason: string) => {
     if (releasing || lost) return;
     lost = true;
     clearInterval(heartbeat);
     onLost(reason);
-    // The connection is of no more use (and may be half dead): end it, so that nothing of it is
-    // left to fail later.
+    // The connection is of no more use (and may be half dead, a question on it unanswered): end
+    // it, so that nothing of it is left to fail later.
+    void client?.end().catch(() => undefined);
     void db.destroy().catch(() => undefined);
   };
   // A connection dropped later must not crash the process with an unhandled error: it is reported
@@ -101,7 +125,10 @@ export async function lockDatabaseForServe(config: Config, onLost: (reason: stri
   // The pool only listens for errors of an idle connection: one that fails while a query holds it
   // (the heartbeat's, timed out on a silent network) would be an uncaught exception. That query's
   // own failure reports the loss.
-  pool.on('connect', (client) => client.on('error', () => undefined));
+  pool.on('connect', (c) => {
+    client = c;
+    c.on('error', () => undefined);
+  });
   let held: boolean;
   try {
     held = await db.connection().execute(async (conn) => {
@@ -132,18 +159,21 @@ export async function lockDatabaseForServe(config: Config, onLost: (reason: stri
   // held, and the lock is lost.
   let asking = false;
   heartbeat = setInterval(() => {
-    // One question at a time: a slow answer is judged by its own timeout, not queued behind.
+    // One question at a time: a slow answer is judged by its own deadline, not queued behind.
     if (asking) return;
     asking = true;
+    // Unanswered for HEARTBEAT_MS of this process's running time: the connection is taken for dead.
+    const deadline = runningDeadline(HEARTBEAT_MS, () => loseLock(`the connection holding the lock did not answer within ${HEARTBEAT_MS} ms`));
     sql<{ n: number }>`select count(*)::int as n from pg_locks where locktype = 'advisory' and pid = pg_backend_pid() and granted`
       .execute(db)
       .then(
         (r) => {
           if (!(Number(r.rows[0]?.n) > 0)) loseLock('the session no longer holds the lock');
         },
-        (err: Error) => loseLock(`the connection holding the lock does not answer: ${err.message}`),
+        (err: Error) => loseLock(`the connection holding the lock failed: ${err.message}`),
       )
       .finally(() => {
+        deadline.cancel();
         asking = false;
       });
   }, HEARTBEAT_MS);
