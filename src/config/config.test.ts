@@ -7,7 +7,8 @@ import { createMoondraft } from '../app.js';
 import { writeDevCert } from '../cli/dev-cert.js';
 import { Keyring } from '../security/crypto/keyring.js';
 import { ConfigError, loadConfig } from './index.js';
-import { resolveKeyring } from './secrets.js';
+import { readTlsFiles, resolveKeyring } from './secrets.js';
+import { generateSigningKey, writeKeysetFile } from '../security/identity/signing-keys.js';
 import { createServices } from '../services.js';
 
 const tmp = () => mkdtempSync(path.join(tmpdir(), 'md-config-'));
@@ -316,6 +317,53 @@ describe('sandbox secrets', () => {
       expect(err!.message, name).not.toContain('PRIVATE KEY');
       if (reason) expect(err!.message, name).toMatch(reason);
     }
+  });
+
+  it('refuses key files other users may read or write (master.key, the signing keyset, a config file holding the master key, the TLS key), naming the file and the fix', async () => {
+    const dataDir = tmp();
+    const config = loadConfig({ MOONDRAFT_DATA_DIR: dataDir, MOONDRAFT_LOG_LEVEL: 'silent' });
+    resolveKeyring(config);
+    const masterKey = path.join(dataDir, 'master.key');
+    for (const mode of [0o640, 0o604, 0o620]) {
+      chmodSync(masterKey, mode);
+      expect(() => resolveKeyring(config)).toThrow(new RegExp(`^MOONDRAFT_MASTER_KEY: ${masterKey}.*mode 0${mode.toString(8)}.*chmod 600`));
+    }
+    chmodSync(masterKey, 0o400);
+    expect(() => resolveKeyring(config)).not.toThrow();
+
+    const keyset = path.join(dataDir, 'jwt.json');
+    writeKeysetFile(keyset, [generateSigningKey(Date.now())]);
+    chmodSync(keyset, 0o644);
+    const err = await createServices(loadConfig({ MOONDRAFT_DATA_DIR: dataDir, MOONDRAFT_JWT_KEYS_FILE: keyset, MOONDRAFT_LOG_LEVEL: 'silent' }), { processMetrics: false, sqliteFile: ':memory:' }).then(
+      async (s) => {
+        await s.close();
+        return undefined;
+      },
+      (e: unknown) => e as Error,
+    );
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as ConfigError).variable).toBe('MOONDRAFT_JWT_KEYS_FILE');
+    expect(err!.message).toMatch(/mode 0644.*chmod 600/);
+
+    const file = path.join(dataDir, 'config.json');
+    writeFileSync(file, JSON.stringify({ MOONDRAFT_MASTER_KEY: Keyring.generateSpec() }), { mode: 0o644 });
+    chmodSync(file, 0o644);
+    expect(() => loadConfig({ MOONDRAFT_CONFIG: file })).toThrow(/^MOONDRAFT_CONFIG: .*mode 0644.*MOONDRAFT_MASTER_KEY/);
+    chmodSync(file, 0o600);
+    expect(() => loadConfig({ MOONDRAFT_CONFIG: file })).not.toThrow();
+    // A config file without the master key may be read by others.
+    writeFileSync(file, JSON.stringify({ PORT: 9000 }));
+    chmodSync(file, 0o644);
+    expect(loadConfig({ MOONDRAFT_CONFIG: file }).port).toBe(9000);
+
+    const { certFile, keyFile } = await writeDevCert(dataDir, ['localhost']);
+    expect(() => readTlsFiles({ certFile, keyFile })).not.toThrow();
+    chmodSync(keyFile, 0o644);
+    expect(() => readTlsFiles({ certFile, keyFile })).toThrow(/^MOONDRAFT_TLS_KEY: .*mode 0644/);
+    // The certificate is public.
+    chmodSync(keyFile, 0o600);
+    chmodSync(certFile, 0o644);
+    expect(() => readTlsFiles({ certFile, keyFile })).not.toThrow();
   });
 
   it('keeps the SQLite database and its WAL to the owner, even in a data dir that already existed (0755)', async () => {

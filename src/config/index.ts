@@ -1,4 +1,5 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
+import { privateFileProblem } from './private-file.js';
 import { isIP } from 'node:net';
 import path from 'node:path';
 import { isWalletAddress } from '../accounts/wallets.js';
@@ -250,6 +251,11 @@ function readConfigFile(file: string): Source {
       throw new ConfigError(k, `in ${file} is a number too large for JSON to hold exactly; write it as a string`);
     }
     out[k] = String(v);
+  }
+  // A file that holds the master key is held to the rule for key files.
+  if (out.MOONDRAFT_MASTER_KEY !== undefined) {
+    const open = privateFileProblem(file);
+    if (open) throw new ConfigError('MOONDRAFT_CONFIG', `${open} (it holds MOONDRAFT_MASTER_KEY)`);
   }
   return out;
 }

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { createSecureContext } from 'node:tls';
 import { Keyring } from '../security/crypto/keyring.js';
 import { ConfigError, type Config } from './index.js';
+import { privateFileProblem } from './private-file.js';
 
 /** Writes a secret file readable by its owner only (mode 0600), never overwriting one. */
 export function writeSecretFile(file: string, contents: string): void {
@@ -88,6 +89,8 @@ export function resolveKeyring(config: Config): Keyring {
   assertPrivateDataDir(config);
   const file = path.join(config.dataDir, 'master.key');
   if (!existsSync(file)) writeSecretFile(file, `${Keyring.generateSpec(1)}\n`);
+  const open = privateFileProblem(file);
+  if (open) throw new ConfigError('MOONDRAFT_MASTER_KEY', open);
   try {
     return Keyring.parse(readFileSync(file, 'utf8').trim());
   } catch (err) {
@@ -111,6 +114,8 @@ export function readTlsFiles(tls: { certFile: string; keyFile: string }): { cert
   };
   const cert = read('MOONDRAFT_TLS_CERT', tls.certFile);
   const key = read('MOONDRAFT_TLS_KEY', tls.keyFile);
+  const open = privateFileProblem(tls.keyFile);
+  if (open) throw new ConfigError('MOONDRAFT_TLS_KEY', open);
   let certificate: X509Certificate;
   try {
     certificate = new X509Certificate(cert);

@@ -1,6 +1,7 @@
 import { createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
 import { existsSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { exportJWK, type JWK } from 'jose';
+import { privateFileProblem } from '../../config/private-file.js';
 import { writeSecretFile } from '../../config/secrets.js';
 
 /**
@@ -38,6 +39,8 @@ export function generateSigningKey(now: number): StoredSigningKey {
 
 export function readKeysetFile(file: string): StoredSigningKey[] {
   const text = readFileSync(file, 'utf8');
+  const open = privateFileProblem(file);
+  if (open) throw new Error(open);
   let parsed: { keys?: StoredSigningKey[] };
   try {
     parsed = JSON.parse(text) as { keys?: StoredSigningKey[] };
