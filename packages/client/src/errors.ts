@@ -62,7 +62,7 @@ export type ServerErrorCode = (typeof SERVER_ERROR_CODES)[number];
  * - `aborted`: the caller's AbortSignal fired;
  * - `session_unavailable`: a session-only call with no session, a session whose refresh token is gone, or one
  *   whose access token cannot go in a header (never shown);
- * - `challenge_mismatch`: a sign-in message names another address, nonce or domain than expected (not signed).
+ * - `challenge_mismatch`: a sign-in message names another address, nonce or domain than expected, or a URI off its domain (not signed).
  */
 export const CLIENT_ERROR_CODES = [
   'network_error',

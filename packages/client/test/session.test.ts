@@ -20,7 +20,7 @@ type RefreshMode = 'rotate' | 'drop-connection' | 'fail-503' | 'rate-limit-once'
  * A stand-in for the identity routes with the contract's rotation rules: every refresh spends its
  * token and issues a new pair; presenting a spent one revokes the session (`refresh_token_reused`).
  */
-async function identityServer(options: { domain?: (port: number) => string; messageAddress?: string } = {}) {
+async function identityServer(options: { domain?: (port: number) => string; uri?: (port: number) => string; messageAddress?: string } = {}) {
   const state = {
     active: new Set<string>(),
     spent: new Set<string>(),
@@ -49,7 +49,7 @@ async function identityServer(options: { domain?: (port: number) => string; mess
       const message = createSiweMessage({
         domain: options.domain ? options.domain(port) : `127.0.0.1:${port}`,
         address: (options.messageAddress ?? body.address) as `0x${string}`,
-        uri: `http://127.0.0.1:${port}`,
+        uri: options.uri ? options.uri(port) : `http://${options.domain ? options.domain(port) : `127.0.0.1:${port}`}`,
         version: '1',
         chainId: 1,
         nonce,
@@ -166,6 +166,16 @@ describe('wallet sign-in', () => {
     const c2 = new MoondraftClient({ baseUrl: server.url, env: false });
     await expect(c2.signIn(account)).rejects.toMatchObject({ code: 'challenge_mismatch', detail: expect.stringContaining('address') });
     expect(targets(server)).toEqual(['/api/v1/auth/challenge']);
+  });
+
+  it('refuses to sign a message whose URI is on another host than its domain (the server it names is not the one asking)', async () => {
+    const identity = await identityServer({ uri: () => 'https://moondraft.evil.example/login' });
+    server = identity.server;
+    const client = new MoondraftClient({ baseUrl: server.url, env: false });
+    const error = await client.signIn(privateKeyToAccount(generatePrivateKey())).catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: 'challenge_mismatch', detail: expect.stringContaining('moondraft.evil.example') });
+    expect(targets(server)).toEqual(['/api/v1/auth/challenge']);
+    expect(client.session).toBeNull();
   });
 });
 

@@ -109,5 +109,14 @@ export class AuthApi {
     if (expectedDomain !== false && fields.domain !== expectedDomain) {
       throw fail(`The message is for domain ${JSON.stringify(fields.domain)}, not ${JSON.stringify(expectedDomain)} (set signIn's expectedDomain if the server is published under another host)`);
     }
+    // The URI names the server the sign-in is for; one on another host than the domain would sign
+    // the wallet in somewhere else than the page says.
+    let uriHost: string | undefined;
+    try {
+      uriHost = fields.uri ? new URL(fields.uri).host : undefined;
+    } catch {
+      uriHost = undefined;
+    }
+    if (expectedDomain !== false && uriHost !== fields.domain) throw fail(`The message URI ${JSON.stringify(fields.uri ?? null)} is not on its domain ${JSON.stringify(fields.domain)}`);
   }
 }
