@@ -303,16 +303,15 @@ export class AuditLog {
   }
 
   /**
-   * Signs a checkpoint of the chain head, unless the last checkpoint already covers it with the
-   * active key. Returns the new checkpoint, or null when none was needed.
+   * Signs a checkpoint of the chain head, unless a checkpoint signed with the active key already
+   * states it (its signature checked). Returns the new checkpoint, or null when none was needed.
    */
   async checkpoint(): Promise<VerifiedCheckpoint | null> {
     const now = this.deps.clock.now();
     return this.deps.store.transaction(async (trx) => {
       const head = await lockHead(trx, this.deps.store.dialect);
       if (head.seq === 0) return null;
-      const lastCp = await trx.selectFrom('audit_checkpoints').select(['seq', 'kid']).where('kind', '=', 'periodic').orderBy('seq', 'desc').orderBy('at', 'desc').limit(1).executeTakeFirst();
-      if (lastCp && Number(lastCp.seq) >= head.seq && lastCp.kid === this.deps.signingKeys.active().kid) return null;
+      if (await this.checkpoints.covered(trx, head, now)) return null;
       return this.checkpoints.signIn(trx, { kind: 'periodic', seq: head.seq, hash: head.hash }, now);
     });
   }

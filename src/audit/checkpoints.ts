@@ -116,6 +116,20 @@ export class Checkpoints {
     return trust;
   }
 
+  /**
+   * Whether a stored checkpoint signed with the active key already states `seq` and `hash`: one
+   * whose signature verifies, not merely a row that says so (a row anyone with write access to the
+   * store could add, to stop new checkpoints from being signed).
+   */
+  async covered(db: Db, input: { seq: number; hash: string }, now: number): Promise<boolean> {
+    const { kid } = this.signingKeys.active();
+    const key = (await this.keysetKeys(now)).get(kid);
+    if (!key) return false;
+    const rows = await db.selectFrom('audit_checkpoints').selectAll().where('kind', '=', 'periodic').where('seq', '=', input.seq).where('hash', '=', input.hash).where('kid', '=', kid).limit(20).execute();
+    for (const row of rows) if (typeof (await this.open(row, key.key)) !== 'string') return true;
+    return false;
+  }
+
   /** Signs and stores a checkpoint inside `trx` (the caller holds the chain head lock). */
   async signIn(trx: Transaction<Database>, input: { kind: CheckpointKind; seq: number; hash: string }, now: number): Promise<VerifiedCheckpoint> {
     const { kid, privateKey } = this.signingKeys.active();

@@ -113,4 +113,26 @@ describe('signed checkpoints', () => {
     await server.services.store.db.insertInto('audit_checkpoints').values({ id: 'ackp_token', seq: 1, hash: last.hash, at: clock.now(), kind: 'periodic', kid, jws: token }).execute();
     expect((await server.services.audit.verify()).firstBroken).toMatchObject({ id: 'ackp_token', reason: 'checkpoint_invalid' });
   });
+
+  it('a checkpoint row that is not signed, however far ahead it claims to be, does not stop new checkpoints', async () => {
+    const audit = server.services.audit;
+    const db = server.services.store.db;
+    await seedEvents(server, 2);
+    const kid = server.services.signingKeys.active().kid;
+    // Rows anyone with write access to the store could add: one far past the head, and one that
+    // states the head exactly, each under the active key's id but with no valid signature.
+    await db.insertInto('audit_checkpoints').values({ id: 'ackp_ahead', seq: 1_000_000_000, hash: 'f'.repeat(64), at: clock.now(), kind: 'periodic', kid, jws: 'x.y.z' }).execute();
+    const head = (await rows(server))[1]!;
+    await db.insertInto('audit_checkpoints').values({ id: 'ackp_fake', seq: 2, hash: head.hash, at: clock.now(), kind: 'periodic', kid, jws: 'x.y.z' }).execute();
+    const cp = await audit.checkpoint();
+    expect(cp).toMatchObject({ kind: 'periodic', seq: 2, hash: head.hash, kid });
+    // Signed now: the next run finds it and signs nothing more.
+    expect(await audit.checkpoint()).toBeNull();
+    await seedEvents(server, 1);
+    expect(await audit.checkpoint()).toMatchObject({ seq: 3 });
+    // The fakes are reported by verification; the real ones verify.
+    const report = await audit.verify();
+    expect(report.firstBroken).toMatchObject({ reason: 'checkpoint_invalid' });
+    expect(report.checkpoints).toBe(2);
+  });
 });
