@@ -316,18 +316,15 @@ export class AuditLog {
     });
   }
 
-  /** Verifies the whole chain and its checkpoints (on PostgreSQL inside one snapshot). */
+  /**
+   * Verifies the whole chain and its checkpoints on one snapshot of the store: a purge or appends
+   * by another process meanwhile (the server's, while the CLI verifies) are not taken for removed
+   * or inserted records.
+   */
   verify(): Promise<VerifyReport> {
     return this.exclusive(async () => {
       const now = this.deps.clock.now();
-      if (this.deps.store.dialect === 'postgres') {
-        return this.deps.store.db
-          .transaction()
-          .setIsolationLevel('repeatable read')
-          .setAccessMode('read only')
-          .execute((trx) => verifyChain(trx, this.checkpoints, now));
-      }
-      return verifyChain(this.deps.store.db, this.checkpoints, now);
+      return this.deps.store.snapshot((db) => verifyChain(db, this.checkpoints, now));
     });
   }
 

@@ -47,9 +47,10 @@ async function successorOf(db: Db, hash: string): Promise<{ seq: number; id: str
  * verifies and matches its record; the chain head matches the last record.
  */
 export async function verifyChain(db: Db, checkpoints: Checkpoints, now: number): Promise<VerifyReport> {
-  // Checkpoints before the head: on SQLite this reads outside a snapshot while the order thread
-  // appends and the checkpoint job signs, and a checkpoint only ever names a head that already was.
-  // Read after the head, a checkpoint of a newer head would pass for a truncated tail.
+  // Checkpoints before the head. AuditLog.verify reads on one snapshot (Store.snapshot), but a caller
+  // with a plain connection reads while the order thread appends and the checkpoint job signs, and a
+  // checkpoint only ever names a head that already was: read after the head, a checkpoint of a newer
+  // head would pass for a truncated tail.
   const { valid, problems } = await checkpoints.verifyAll(db, now);
   const head = await db.selectFrom('audit_chain_head').select(['seq', 'hash']).where('id', '=', 1).executeTakeFirstOrThrow();
   const headSeq = Number(head.seq);

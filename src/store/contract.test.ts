@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { InsertQueryNode, PrimitiveValueListNode, sql, ValuesNode, type Kysely, type KyselyPlugin } from 'kysely';
 import { dropSchema, newIsolation } from '../../test/support/server.js';
@@ -124,3 +127,38 @@ describe.each(kinds)('store contract: $kind', async ({ kind }) => {
     expect(await store.ping()).toBe(true);
   });
 });
+
+/** A store on a SQLite file (snapshots need a connection of their own), or PostgreSQL. */
+async function openDurable(kind: 'sqlite' | 'postgres'): Promise<Store> {
+  if (kind === 'postgres') return open('postgres');
+  const dataDir = mkdtempSync(path.join(tmpdir(), 'md-snapshot-'));
+  const store = await openStore({ dataDir, sqliteFile: 'snap.sqlite' });
+  cleanups.push(async () => {
+    await store.close();
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+  return store;
+}
+
+describe.each(kinds)('store snapshot: $kind', ({ kind }) => {
+  it('reads one state throughout while another writer commits, without holding that writer up', async () => {
+    const store = await openDurable(kind);
+    await migrateToLatest(store);
+    const count = async (db: Kysely<Database>) => Number((await db.selectFrom('ip_blocks').select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow()).n);
+    const block = (address: string) => store.transaction((trx) => trx.insertInto('ip_blocks').values({ target: address, reason: 'test', created_at: 1, expires_at: null, created_by: 'test' }).execute());
+    await block('192.0.2.1');
+    const seen = await store.snapshot(async (db) => {
+      const before = await count(db);
+      // A writer commits meanwhile: it is not blocked by the reader, and the reader does not see it.
+      await block('192.0.2.2');
+      const after = await count(db);
+      return [before, after];
+    });
+    expect(seen).toEqual([1, 1]);
+    expect(await count(store.db)).toBe(2);
+    // Read-only: a write inside the snapshot is refused, and changes nothing.
+    await expect(store.snapshot((db) => db.insertInto('ip_blocks').values({ target: '192.0.2.3', reason: 'test', created_at: 1, expires_at: null, created_by: 'test' }).execute())).rejects.toThrow();
+    expect(await count(store.db)).toBe(2);
+  });
+});
+

@@ -12,6 +12,13 @@ export interface Store {
   readonly dialect: Dialect;
   /** Runs `fn` in one transaction: committed before it resolves, rolled back if it throws. */
   transaction<T>(fn: (trx: Transaction<Database>) => Promise<T>): Promise<T>;
+  /**
+   * Runs the read-only `fn` on one consistent snapshot of the store, while writers (other processes
+   * included) go on: PostgreSQL, a repeatable-read read-only transaction; a SQLite file, a read
+   * transaction on a read-only connection of its own, so the server's connection is not held. An
+   * in-memory SQLite database has no other writer: `fn` reads it directly.
+   */
+  snapshot<T>(fn: (db: Kysely<Database>) => Promise<T>): Promise<T>;
   /** Whether the store answers (false after `timeoutMs`, default 2 s, without an answer). */
   ping(timeoutMs?: number): Promise<boolean>;
   close(): Promise<void>;
@@ -40,9 +47,29 @@ class KyselyStore implements Store {
   constructor(
     readonly db: Kysely<Database>,
     readonly dialect: Dialect,
+    /** The SQLite file, for snapshots read on a connection of their own. */
+    private readonly sqliteFile?: string,
   ) {}
   transaction<T>(fn: (trx: Transaction<Database>) => Promise<T>): Promise<T> {
     return this.db.transaction().execute(fn);
+  }
+  async snapshot<T>(fn: (db: Kysely<Database>) => Promise<T>): Promise<T> {
+    if (this.dialect === 'postgres') return this.db.transaction().setIsolationLevel('repeatable read').setAccessMode('read only').execute(fn);
+    if (this.sqliteFile === undefined) return fn(this.db);
+    const reader = new Kysely<Database>({ dialect: new SqliteDialect({ database: new SqliteDatabase(this.sqliteFile, { readonly: true, fileMustExist: true }) }) });
+    try {
+      return await reader.connection().execute(async (conn) => {
+        // A deferred BEGIN: the snapshot is taken at the first read and kept until the end (WAL).
+        await sql`begin`.execute(conn);
+        try {
+          return await fn(conn);
+        } finally {
+          await sql`rollback`.execute(conn);
+        }
+      });
+    } finally {
+      await reader.destroy();
+    }
   }
   /**
    * Whether the store answers within `timeoutMs`. A database that stopped answering mid-connection
@@ -133,7 +160,7 @@ export async function openStore(options: StoreOptions): Promise<Store> {
   // checkpoints copy and sync far fewer pages per order (about +10% durable orders/s, measured).
   database.pragma('wal_autocheckpoint = 8000');
   const waiters = options.sqliteWriteWaiters ? new Int32Array(options.sqliteWriteWaiters) : undefined;
-  return new KyselyStore(new Kysely<Database>({ dialect: new TransactionalSqliteDialect({ database: withStatementCache(database) }, waiters) }), 'sqlite');
+  return new KyselyStore(new Kysely<Database>({ dialect: new TransactionalSqliteDialect({ database: withStatementCache(database) }, waiters) }), 'sqlite', file === ':memory:' ? undefined : file);
 }
 
 /** How long a SQLite statement waits for another connection's write lock before failing. */

@@ -151,3 +151,36 @@ describe('the scheduled retention job', () => {
     expect(await s.audit.verify()).toMatchObject({ ok: true });
   });
 });
+
+describe('verify while another process purges (SQLite file)', () => {
+  it('reads one snapshot: records the other process purges meanwhile are not reported removed', async () => {
+    const clock = new ManualClock();
+    clock.set(Date.UTC(2026, 0, 1));
+    // Two servers on one data dir, as `moondraft audit verify` beside a running server.
+    const a = await startTestServer({ sqliteFile: true, clock });
+    const b = await startTestServer({ sqliteFile: true, clock, dataDir: a.dataDir });
+    try {
+      await resetAuditLog(a);
+      await seedEvents(a, 3000, 'acc_old');
+      clock.advance(731 * DAY);
+      await seedEvents(a, 5, 'acc_young');
+      // The other process purges just after verify has begun to read (its checkpoints first).
+      const checkpoints = a.services.audit.checkpoints;
+      const verifyAll = checkpoints.verifyAll.bind(checkpoints);
+      let purged: unknown;
+      vi.spyOn(checkpoints, 'verifyAll').mockImplementationOnce(async (db, now) => {
+        const read = await verifyAll(db, now);
+        purged = await b.services.audit.purge();
+        return read;
+      });
+      const report = await a.services.audit.verify();
+      expect(purged).toEqual({ removed: 3000, throughSeq: 3000 });
+      // What verify read is the chain before the purge, whole.
+      expect(report).toMatchObject({ ok: true, checked: 3005 });
+      expect(await a.services.audit.verify()).toMatchObject({ ok: true, checked: 6 });
+    } finally {
+      await b.close();
+      await a.close();
+    }
+  }, 60_000);
+});

@@ -36,6 +36,7 @@ export function gated(inner: Store, plugin: KyselyPlugin): Store {
     db: inner.db,
     dialect: inner.dialect,
     transaction: (fn) => inner.transaction((trx) => fn(trx.withPlugin(plugin))),
+    snapshot: (fn) => inner.snapshot(fn),
     ping: () => inner.ping(),
     close: () => inner.close(),
   };

@@ -29,6 +29,7 @@ export async function openTestStore(backend: Backend, schema?: string): Promise<
     dialect: store.dialect,
     schema: pgSchema,
     transaction: (fn) => store.transaction(fn),
+    snapshot: (fn) => store.snapshot(fn),
     ping: () => store.ping(),
     async close() {
       await store.close();
