@@ -106,15 +106,16 @@ describe('moondraft keys rotate-master', () => {
     await expect(runCli({ MOONDRAFT_DATA_DIR: dataDir })).rejects.toThrow(/^MOONDRAFT_DATA_DIR: .*writable by other users/);
   });
 
-  it('sandbox: writes the new spec to <dataDir>/master.key, prints it, re-encrypts every secret under it', async () => {
+  it('sandbox: writes the new spec to <dataDir>/master.key (and nowhere else: not to stdout), re-encrypts every secret under it', async () => {
     const { dataDir, key, oldSecret } = await seed();
     const before = Keyring.parse(readFileSync(path.join(dataDir, 'master.key'), 'utf8').trim());
     const { stdout, stderr } = await runCli({ MOONDRAFT_DATA_DIR: dataDir });
 
     const file = path.join(dataDir, 'master.key');
     const spec = readFileSync(file, 'utf8').trim();
-    expect(stdout).toEqual([spec]);
-    expect(stderr.join('\n')).toContain('version 2');
+    expect(stdout).toEqual([]);
+    expect(stderr.join('\n')).not.toContain(spec.split(',').at(-1)!.slice(2));
+    expect(stderr.join('\n')).toContain(`version 2 written to ${file}`);
     expect(stderr.join('\n')).toContain('2 api key secrets'); // current and grace-period secret
     expect(statSync(file).mode & 0o777).toBe(0o600);
     const next = Keyring.parse(spec);

@@ -54,10 +54,14 @@ async function rotate(config: Config): Promise<void> {
       store: s.store,
       keyring: s.keyring,
       keyFile,
-      // stdout carries only the spec, so `NEW=$(moondraft keys rotate-master)` captures it. If
-      // stdout cannot take it (closed pipe, full disk) the write throws and the rotation stops
-      // before any row is re-encrypted under a key nobody received.
-      announce: (spec) => criticalStdout.write(`${spec}\n`),
+      // With MOONDRAFT_MASTER_KEY, stdout carries only the spec, so `NEW=$(moondraft keys
+      // rotate-master)` captures it; if stdout cannot take it (closed pipe, full disk) the write
+      // throws and the rotation stops before any row is re-encrypted under a key nobody received.
+      // With master.key the file, already replaced, is the copy: the key is not also put on a
+      // terminal or into a log that captured the command's output.
+      announce: (spec) => {
+        if (!keyFile) criticalStdout.write(`${spec}\n`);
+      },
     });
     const counts = Object.entries(result.reencrypted).map(([name, n]) => `${n} ${name}`).join(', ');
     console.error(

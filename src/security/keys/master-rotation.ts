@@ -66,7 +66,8 @@ function replaceSecretFile(file: string, contents: string): void {
  * `moondraft keys rotate-master`: adds a new master-key version and re-encrypts every secret under
  * it. The new keyring spec (every old version plus the new one) is saved or handed to the operator
  * BEFORE any row changes, so no ciphertext ever exists under a key nobody holds: in sandbox without
- * MOONDRAFT_MASTER_KEY it replaces `<dataDir>/master.key`; otherwise `announce` prints it.
+ * MOONDRAFT_MASTER_KEY it replaces `<dataDir>/master.key`; then `announce` hands it over (the CLI
+ * prints it only when there is no such file).
  */
 export async function rotateMasterKey(input: {
   store: Store;
