@@ -125,9 +125,12 @@ describe.each(backends)('rate limits over HTTP (%s)', (backend) => {
     const { apiKey, apiSecret } = created.json() as { apiKey: string; apiSecret: string };
     const url = '/api/v1/market/markets';
     const unsigned = (remoteAddress: string) => server.app.inject({ method: 'GET', url, remoteAddress, headers: { 'x-api-key': apiKey } });
-    let n = 0;
+    // Each signed request a timestamp of its own: `now - n` repeats one when the clock moves on by
+    // a millisecond between two requests (a replay, refused).
+    let last = 0;
     const signedFrom = (remoteAddress: string) => {
-      const timestamp = String(server.services.clock.now() - n++);
+      last = Math.max(server.services.clock.now(), last + 1);
+      const timestamp = String(last);
       return server.app.inject({ method: 'GET', url, remoteAddress, headers: { 'x-api-key': apiKey, 'x-api-timestamp': timestamp, 'x-api-signature': hmacSignatureHex(apiSecret, { timestamp, method: 'GET', pathWithQuery: url, body: '' }) } });
     };
     const stranger = '203.0.113.50';
