@@ -1,8 +1,8 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { privateFileProblem } from './private-file.js';
 import { isIP } from 'node:net';
 import path from 'node:path';
 import { isWalletAddress } from '../accounts/wallets.js';
+import { privateFileProblem } from './private-file.js';
 
 /**
  * One typed, validated configuration, read from environment variables and, when

@@ -26,13 +26,6 @@ export function newRequestId(): string {
 }
 
 /**
- * Answers a request that Node's HTTP parser refused (malformed, headers past the size limit) or
- * that did not arrive before the request deadline. No Fastify request exists, so the answer is
- * written on the socket, as every other refusal is answered: problem+json with a request id, the
- * server time and the headers of every answer; then the connection is closed. The error is
- * logged at trace level, as Fastify does (the logger redacts the raw bytes it carries).
- */
-/**
  * Whether a JSON body's Content-Type says nothing of its charset or says UTF-8 (`utf-8`, or the
  * common `utf8`, in any case, quoted or not). Any other charset parameter, or several, is false.
  */
@@ -50,6 +43,13 @@ export function utf8Labelled(contentType: string | undefined): boolean {
   return true;
 }
 
+/**
+ * Answers a request that Node's HTTP parser refused (malformed, headers past the size limit) or
+ * that did not arrive before the request deadline. No Fastify request exists, so the answer is
+ * written on the socket, as every other refusal is answered: problem+json with a request id, the
+ * server time and the headers of every answer; then the connection is closed. The error is
+ * logged at trace level, as Fastify does (the logger redacts the raw bytes it carries).
+ */
 export function clientErrorHandler(services: Services) {
   return (err: Error & { code?: string }, socket: Socket): void => {
     if (err.code === 'ECONNRESET' || socket.destroyed) return;

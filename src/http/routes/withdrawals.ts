@@ -11,7 +11,6 @@ import type { App } from '../types.js';
 import { callerOf } from './trading.js';
 import { AssetSymbol, ClientOrderId, Decimal, Security } from './trading-schemas.js';
 
-
 export const WithdrawalView = Type.Object({
   id: Type.String(),
   asset: Type.String(),
