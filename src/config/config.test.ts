@@ -324,9 +324,11 @@ describe('sandbox secrets', () => {
     const config = loadConfig({ MOONDRAFT_DATA_DIR: dataDir, MOONDRAFT_LOG_LEVEL: 'silent' });
     resolveKeyring(config);
     const masterKey = path.join(dataDir, 'master.key');
-    for (const mode of [0o640, 0o604, 0o620]) {
+    // Running as root, the file is root's: group-readable is allowed there (see the next test).
+    const root = process.getuid?.() === 0;
+    for (const mode of [root ? 0o660 : 0o640, 0o604, 0o620]) {
       chmodSync(masterKey, mode);
-      expect(() => resolveKeyring(config)).toThrow(new RegExp(`^MOONDRAFT_MASTER_KEY: ${masterKey}.*mode 0${mode.toString(8)}.*chmod 600`));
+      expect(() => resolveKeyring(config)).toThrow(new RegExp(`^MOONDRAFT_MASTER_KEY: ${masterKey}.*mode 0${mode.toString(8)}.*chmod ${root ? '640' : '600'}`));
     }
     chmodSync(masterKey, 0o400);
     expect(() => resolveKeyring(config)).not.toThrow();
@@ -343,7 +345,7 @@ describe('sandbox secrets', () => {
     );
     expect(err).toBeInstanceOf(ConfigError);
     expect((err as ConfigError).variable).toBe('MOONDRAFT_JWT_KEYS_FILE');
-    expect(err!.message).toMatch(/mode 0644.*chmod 600/);
+    expect(err!.message).toMatch(root ? /mode 0644.*chmod 640/ : /mode 0644.*chmod 600/);
 
     const file = path.join(dataDir, 'config.json');
     writeFileSync(file, JSON.stringify({ MOONDRAFT_MASTER_KEY: Keyring.generateSpec() }), { mode: 0o644 });
@@ -364,6 +366,26 @@ describe('sandbox secrets', () => {
     chmodSync(keyFile, 0o600);
     chmodSync(certFile, 0o644);
     expect(() => readTlsFiles({ certFile, keyFile })).not.toThrow();
+  });
+
+  it.skipIf(process.getuid?.() !== 0)('running as root, a key file root owns is held to the rule for root-owned files (group-readable, 0640 or 0440, allowed), as under any other user', async () => {
+    // A secret the platform mounts (a Kubernetes Secret with defaultMode 0440, a file of group
+    // ssl-cert) into a container whose server runs as root: the same file a non-root server takes.
+    const dataDir = tmp();
+    const config = loadConfig({ MOONDRAFT_DATA_DIR: dataDir, MOONDRAFT_LOG_LEVEL: 'silent' });
+    resolveKeyring(config);
+    const masterKey = path.join(dataDir, 'master.key');
+    expect(statSync(masterKey).uid).toBe(0);
+    for (const mode of [0o640, 0o440]) {
+      chmodSync(masterKey, mode);
+      expect(() => resolveKeyring(config)).not.toThrow();
+    }
+    const { certFile, keyFile } = await writeDevCert(dataDir, ['localhost']);
+    chmodSync(keyFile, 0o440);
+    expect(() => readTlsFiles({ certFile, keyFile })).not.toThrow();
+    // Writable by the group, or readable by others, is refused all the same.
+    chmodSync(keyFile, 0o660);
+    expect(() => readTlsFiles({ certFile, keyFile })).toThrow(/^MOONDRAFT_TLS_KEY: .*mode 0660.*chmod 640/);
   });
 
   it('keeps the SQLite database and its WAL to the owner, even in a data dir that already existed (0755)', async () => {
