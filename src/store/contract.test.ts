@@ -157,7 +157,9 @@ describe.each(kinds)('store snapshot: $kind', ({ kind }) => {
     expect(seen).toEqual([1, 1]);
     expect(await count(store.db)).toBe(2);
     // Read-only: a write inside the snapshot is refused, and changes nothing.
-    await expect(store.snapshot((db) => db.insertInto('ip_blocks').values({ target: '192.0.2.3', reason: 'test', created_at: 1, expires_at: null, created_by: 'test' }).execute())).rejects.toThrow();
+    await expect(store.snapshot((db) => db.insertInto('ip_blocks').values({ target: '192.0.2.3', reason: 'test', created_at: 1, expires_at: null, created_by: 'test' }).execute())).rejects.toThrow(/read-?only/i);
+    // The error that ended the read is the one reported.
+    await expect(store.snapshot(() => Promise.reject(new Error('reader failed')))).rejects.toThrow('reader failed');
     expect(await count(store.db)).toBe(2);
   });
 });

@@ -61,11 +61,16 @@ class KyselyStore implements Store {
       return await reader.connection().execute(async (conn) => {
         // A deferred BEGIN: the snapshot is taken at the first read and kept until the end (WAL).
         await sql`begin`.execute(conn);
+        let result: T;
         try {
-          return await fn(conn);
-        } finally {
-          await sql`rollback`.execute(conn);
+          result = await fn(conn);
+        } catch (err) {
+          // The error that ended the read, not one of ending the transaction (a failure may have ended it already).
+          await sql`rollback`.execute(conn).catch(() => undefined);
+          throw err;
         }
+        await sql`rollback`.execute(conn);
+        return result;
       });
     } finally {
       await reader.destroy();
