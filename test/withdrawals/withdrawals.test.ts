@@ -330,6 +330,30 @@ describe.each([
     expect((await withdraw(issuer, { asset: symbol, amount: '400', address: solKey })).json()).toMatchObject({ status: 'sent', usdcValue: '1000' });
   });
 
+  it.skipIf(!available)('a trade at a low price does not make a withdrawal cheap when the market last traded more than 24 h before: the price in force then counts', async () => {
+    // The market traded at 2.5 two days ago and not since; a wash trade at 0.01 just before the
+    // withdrawal is the only trade of the last 24 h. Valued at it, 1000 tokens (2,500 USDC) would
+    // pass the 1,000 USDC tier.
+    const symbol = backend === 'embedded' ? 'STALEE' : 'STALES';
+    let issuer = await trader('0');
+    let accomplice = await trader('100');
+    const solKey = base58.encode(new Uint8Array(32).fill(9));
+    expect((await req('POST', '/api/v1/tokens', issuer, { name: 'Stale', symbol, decimals: 0, supply: '10000', chain: 'solana' })).statusCode).toBe(201);
+    const market = `${symbol}-USDC`;
+    expect((await req('POST', '/api/v1/trading/orders', issuer, { market, side: 'sell', type: 'limit', price: '2.5', quantity: '4' })).statusCode).toBe(201);
+    expect((await req('POST', '/api/v1/trading/orders', accomplice, { market, side: 'buy', type: 'market', quantity: '4' })).json().status).toBe('filled');
+    clock.advance(48 * 3_600_000);
+    issuer = await sessionFor(server, { wallet: issuer.account.wallet });
+    accomplice = await sessionFor(server, { wallet: accomplice.account.wallet });
+    expect((await req('POST', '/api/v1/trading/orders', issuer, { market, side: 'sell', type: 'limit', price: '0.01', quantity: '100' })).statusCode).toBe(201);
+    expect((await req('POST', '/api/v1/trading/orders', accomplice, { market, side: 'buy', type: 'market', quantity: '100' })).json().status).toBe('filled');
+    const refused = await withdraw(issuer, { asset: symbol, amount: '1000', address: solKey });
+    expect(refused.statusCode, refused.body).toBe(403);
+    expect(refused.json().code).toBe('withdrawal_limit_exceeded');
+    expect(await bal(issuer, symbol)).toEqual({ available: '9896', held: '0' });
+    expect((await withdraw(issuer, { asset: symbol, amount: '400', address: solKey })).json()).toMatchObject({ status: 'sent', usdcValue: '1000' });
+  });
+
   it.skipIf(!available)('address book: only saved addresses, each usable after the 24 h hold; switching it off waits out the hold too', async () => {
     const s = await trader('100');
     const on = await req('PUT', '/api/v1/account/withdrawal-addresses/settings', s, { enabled: true });

@@ -165,11 +165,13 @@ export class Withdrawals {
   }
 
   /**
-   * The USDC value of an amount (rounded up) at the highest of the last trade price and every trade
-   * price of the last 24 h (the hourly candles' highs), or null when the asset has no last price.
+   * The USDC value of an amount (rounded up) at the highest of the last trade price, every trade
+   * price of the last 24 h (the hourly candles' highs) and the price in force when those 24 h began
+   * (the close of the last hourly candle before them), or null when the asset has no last price.
    * The last price alone is whatever the latest trade said: two accounts of one person trading a lot
-   * at a tiny price just before a withdrawal would make any amount fit the tier's limit. Trading
-   * the price up only makes the limit tighter.
+   * at a tiny price just before a withdrawal would make any amount fit the tier's limit; so would
+   * such a trade in a market that had not traded for a day, without the price in force before it.
+   * Trading the price up only makes the limit tighter.
    */
   private async valueOf(trx: Transaction<Database>, asset: string, decimals: number, amount: bigint, now: number): Promise<bigint | null> {
     if (asset === USDC) return amount;
@@ -178,10 +180,10 @@ export class Withdrawals {
     if (!m || m.last_price === null) return null;
     const since = periodStart(now - DAY, '1h');
     const hours = await trx.selectFrom('candles').select('high').where('market', '=', market).where('period', '=', '1h').where('start', '>=', since).execute();
+    const before = await trx.selectFrom('candles').select('close').where('market', '=', market).where('period', '=', '1h').where('start', '<', since).orderBy('start', 'desc').limit(1).executeTakeFirst();
     let price = readMinor(m.last_price);
-    for (const c of hours) {
-      const high = readMinor(c.high);
-      if (high > price) price = high;
+    for (const p of [...hours.map((c) => readMinor(c.high)), ...(before ? [readMinor(before.close)] : [])]) {
+      if (p > price) price = p;
     }
     return ceilDiv(price * amount, pow10(decimals));
   }
