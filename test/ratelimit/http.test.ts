@@ -160,6 +160,31 @@ describe.each(backends)('rate limits over HTTP (%s)', (backend) => {
     expect((await unsigned('198.51.100.62')).headers['ratelimit-policy']).toBe('"market";q=10;w=1');
   });
 
+  it("a bare key the matrix refuses (no market:read) meets 429 and suspension in its sender's own share, not an endless stream of free 403s", async () => {
+    // Anyone holding any key (their own will do) may send it unsigned to market data. A key without
+    // market:read is refused there by scope; the request proved nothing, so it must not spend the
+    // owner's budget, but it must not go unmetered either: neither the limiter nor the failure
+    // counter (which counts only requests without credentials) would ever stop such a flood.
+    const owner = await sessionFor(server);
+    const created = await server.app.inject({ method: 'POST', url: '/api/v1/keys', headers: owner.headers, payload: { label: 'reader', scopes: ['account:read'] } });
+    expect(created.statusCode).toBe(201);
+    const { apiKey, apiSecret } = created.json() as { apiKey: string; apiSecret: string };
+    const url = '/api/v1/market/markets';
+    const sender = '203.0.113.70';
+    const bare = () => server.app.inject({ method: 'GET', url, remoteAddress: sender, headers: { 'x-api-key': apiKey } });
+    for (let i = 0; i < 100; i++) expectProblem(await bare(), 'insufficient_scope', 403);
+    for (let i = 0; i < 9; i++) expectProblem(await bare(), 'rate_limited', 429);
+    expectProblem(await bare(), 'temporarily_suspended', 429);
+    // Only that sender's share: the owner's signed requests (any address) find the key's whole budget.
+    const timestamp = String(server.services.clock.now());
+    const signature = hmacSignatureHex(apiSecret, { timestamp, method: 'GET', pathWithQuery: '/api/v1/account', body: '' });
+    const own = await server.app.inject({ method: 'GET', url: '/api/v1/account', remoteAddress: sender, headers: { 'x-api-key': apiKey, 'x-api-timestamp': timestamp, 'x-api-signature': signature } });
+    expect(own.statusCode).toBe(200);
+    expect(own.headers['ratelimit']).toBe('"account";r=24;t=1');
+    const fromElsewhere = await server.app.inject({ method: 'GET', url, remoteAddress: '198.51.100.70', headers: { 'x-api-key': apiKey } });
+    expectProblem(fromElsewhere, 'insufficient_scope', 403);
+  });
+
   it('partner limits: an admin raises or lowers an account’s limits for all its sessions', async () => {
     const admin = await sessionFor(server, { role: 'admin' });
     const partner = await sessionFor(server);

@@ -22,13 +22,14 @@ export function rateLimitStage(services: Services): Stage {
     run(request, reply) {
       const path = request.routeOptions.url ?? request.url.split('?', 1)[0]!;
       const p = request.principal;
-      // Refusals count against the caller only when it proved its credential: a request without
-      // credentials on a route that needs them, or with a bare API key (no signature: anyone who
-      // saw the key id can send it) that the matrix refuses, goes on to authorize's refusal
-      // without I/O. The failure counter holds the former against the address (a 429 here would
+      // A request without credentials on a route that needs them goes on to authorize's refusal
+      // without I/O: the failure counter holds each one against the address (a 429 here would
       // hide a flood from it; a 503 with shared state down would tell the client to retry what
-      // only credentials fix); the latter must not spend, or suspend, the key owner's budget.
-      if ((p.kind === 'anonymous' || (p.kind === 'apiKey' && !p.signed)) && authorizationRefusal(request.routeOptions.config.permission, p)) return undefined;
+      // only credentials fix). A bare API key (no signature: anyone who saw the key id can send
+      // it) that the matrix refuses is counted as the key's unsigned requests are, per key and
+      // sending network (below): never the owner's budget, yet never unmetered either (the
+      // failure counter does not count requests that carry a known key).
+      if (p.kind === 'anonymous' && authorizationRefusal(request.routeOptions.config.permission, p)) return undefined;
       if (p.kind === 'anonymous') return limit(request, reply, path, { kind: 'anonymous', clientGroup: clientGroup(request.clientIp), exempt: services.ddosGuard.isExempt(request.clientIp) });
       // A key's unsigned requests (market data) count per key and per sending network (policies.ts).
       const caller: Caller = p.kind === 'apiKey' ? { kind: 'apiKey', keyId: p.keyId, accountId: p.accountId, ...(p.signed ? {} : { unsignedFrom: clientGroup(request.clientIp) }) } : { kind: 'session', accountId: p.accountId };
