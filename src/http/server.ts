@@ -10,6 +10,7 @@ import type { Services } from '../services.js';
 import { normalizeIp } from './client-address.js';
 import { arrivalStages, responseObservers, runObservers, runStages, securityStages } from './pipeline.js';
 import { ApiError, ERRORS } from '../errors/registry.js';
+import { IpAllowlist } from '../security/network/allowlist.js';
 import { permissionRule, type Permission } from '../security/rbac/roles.js';
 import { jsonRuleBroken } from './json-rules.js';
 import { errorHandler, notFoundHandler, problemBody, RouteMethods, sendProblem } from './problem.js';
@@ -95,6 +96,15 @@ export function clientErrorHandler(services: Services) {
 }
 
 /**
+ * Fastify's trust function for X-Forwarded-For: whether an address (the socket peer or a forwarded
+ * hop) is one of the trusted proxies, in any spelling a client address may take (see normalizeIp).
+ */
+export function trustedProxy(entries: readonly string[]): (address: string) => boolean {
+  const proxies = new IpAllowlist(entries);
+  return (address) => proxies.allows(address);
+}
+
+/**
  * How often node:http looks for requests past their request or headers deadline. Its default, 30 s,
  * would let a client trickling its headers in hold the connection up to 30 s past the configured
  * deadlines (the idle-socket deadline never fires while bytes arrive). Every HTTP port uses it.
@@ -157,7 +167,11 @@ export async function buildServer(services: Services): Promise<App> {
     genReqId: newRequestId,
     requestIdHeader: false,
     bodyLimit: config.bodyLimit,
-    trustProxy: config.trustedProxies.length > 0 ? config.trustedProxies : false,
+    // A hop of X-Forwarded-For is judged as the client address is read (normalizeIp): a trusted
+    // proxy's address with a port, in brackets or IPv4-mapped is still that proxy. Left to Fastify's
+    // own matching, such a hop was not trusted, so the walk stopped at it and every client behind
+    // it became that one proxy address (exempt from the per-address ceilings and blocks).
+    trustProxy: config.trustedProxies.length > 0 ? trustedProxy(config.trustedProxies) : false,
     // Against slow clients: whole-request deadline, idle keep-alive, idle socket.
     requestTimeout: config.timeouts.requestMs,
     http: { connectionsCheckingInterval: DEADLINE_CHECK_MS },

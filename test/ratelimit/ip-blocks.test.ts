@@ -420,6 +420,29 @@ describe('behind a trusted proxy, the client is one address however the proxy sp
   });
 });
 
+describe('behind two trusted proxies, a hop written with a port is still the proxy', () => {
+  it('reads past the inner proxy to the client, so blocks hold and the client is not taken for an exempt proxy', async () => {
+    // Client → proxy 10.0.0.2 → proxy 10.0.0.1 (which appends its peer, some proxies with the
+    // source port: Azure Application Gateway behind Front Door, say). A hop spelled with a port
+    // was not recognised as trusted, so the walk stopped there: every client became 10.0.0.2, one
+    // address for all, exempt (trusted proxies are) from the unauthenticated ceilings and blocks.
+    const server = await startTestServer({ env: { MOONDRAFT_TRUSTED_PROXIES: '10.0.0.1,10.0.0.2' } });
+    try {
+      const admin = await sessionFor(server, { role: 'admin' });
+      expect((await server.app.inject({ method: 'POST', url: '/api/v1/admin/ip-blocks', headers: admin.headers, payload: { target: '192.0.2.9' } })).statusCode).toBe(201);
+      const via = (forwarded: string) => server.app.inject({ method: 'GET', url: '/api/v1/time', remoteAddress: '10.0.0.1', headers: { 'x-forwarded-for': forwarded } });
+      for (const chain of ['192.0.2.9, 10.0.0.2', '192.0.2.9, 10.0.0.2:443', '192.0.2.9, [::ffff:10.0.0.2]:8443', '192.0.2.9:5000, 10.0.0.2:443']) expectProblem(await via(chain), 'ip_blocked', 403);
+      // The per-address ceiling holds the client behind the port-spelled hop too.
+      const statuses: number[] = [];
+      for (let i = 0; i < 51; i++) statuses.push((await via(`203.0.113.78, 10.0.0.2:${40_000 + i}`)).statusCode);
+      expect(statuses.slice(0, 50).every((s) => s === 200)).toBe(true);
+      expect(statuses[50]).toBe(429);
+    } finally {
+      await server.close();
+    }
+  });
+});
+
 describe('exempt addresses and trusted proxies written as IPv4-mapped ranges', () => {
   it('are exempt as the IPv4 range they name, as the configuration checked them', async () => {
     // The configuration reads ::ffff:10.0.0.0/104 as 10.0.0.0/8 (and accepts it); the guard
