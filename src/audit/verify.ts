@@ -34,6 +34,15 @@ export interface VerifyReport {
 type Db = Kysely<Database> | Transaction<Database>;
 const PAGE = 1000;
 
+/**
+ * Whether a stored integer column holds `n` as a number (PostgreSQL may hand bigints over as text):
+ * not as other text ('0x2'), nor as a blob, which SQLite sorts after every number and text yet
+ * `Number()` and `String()` read as the digits it holds.
+ */
+function storedAs(n: number, stored: unknown): boolean {
+  return (typeof stored === 'number' || typeof stored === 'string' || typeof stored === 'bigint') && String(n) === String(stored);
+}
+
 /** The record that links to `hash` (its successor as written), if any. */
 async function successorOf(db: Db, hash: string): Promise<{ seq: number; id: string } | undefined> {
   const row = await db.selectFrom('audit_events').select(['seq', 'id']).where('prev_hash', '=', hash).orderBy('seq').limit(1).executeTakeFirst();
@@ -95,8 +104,9 @@ export async function verifyChain(db: Db, checkpoints: Checkpoints, now: number)
       }
       // The hash covers the numbers; the stored form must be that number too. SQLite keeps text such
       // as '0x18c…' in an integer column: it hashes like the time it reads as, yet sorts after every
-      // number, so time-filtered views would pass the record by.
-      const selfConsistent = recordHash(r) === r.hash && String(r.at) === String(raw.at) && String(r.seq) === String(raw.seq);
+      // number, so time-filtered views would pass the record by. So does a blob of the digits, which
+      // Number() and String() read as the number itself.
+      const selfConsistent = recordHash(r) === r.hash && storedAs(r.at, raw.at) && storedAs(r.seq, raw.seq);
       if (r.prev_hash !== prevHash) {
         const moved = await successorOf(db, prevHash);
         if (moved && moved.seq !== r.seq) {
@@ -148,7 +158,7 @@ export async function verifyChain(db: Db, checkpoints: Checkpoints, now: number)
     // SQLite keeps whatever is stored in the column, and sorts text after every number: a seq that is
     // not a whole number is past the head too (and a comparison with NaN would pass it by), and so is
     // text that merely reads as one ('0x2', which SQLite keeps as text and the views show as seq 2).
-    if (!Number.isSafeInteger(maxSeq) || (highest !== undefined && String(maxSeq) !== String(highest.seq))) {
+    if (!Number.isSafeInteger(maxSeq) || (highest !== undefined && !storedAs(maxSeq, highest.seq))) {
       found.push({ seq: Number(headNow.seq) + 1, id: highest!.id, reason: 'inserted', detail: `record ${highest!.id} has seq ${JSON.stringify(highest!.seq)}, which is not a position in the chain` });
     } else if (maxSeq > Number(headNow.seq)) {
       found.push({ seq: Number(headNow.seq) + 1, id: null, reason: 'inserted', detail: `records past the chain head (up to seq ${maxSeq}) were not appended by the log` });

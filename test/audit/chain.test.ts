@@ -149,6 +149,36 @@ describe.each(BACKENDS)('audit chain on %s', (backend) => {
     expect((await verify()).firstBroken).toMatchObject({ seq: 2, id: second.id, reason: 'changed' });
   });
 
+  // A blob holding the digits reads as that number (Number(Buffer) decodes it), and sorts after
+  // every number and text in SQLite: past the walk, at the top of the views.
+  it('detects a record whose seq is a blob of digits', async () => {
+    await seedEvents(server, 3);
+    const first = (await rows(server))[0]!;
+    const forged = { ...first, id: 'aud_forged_blob', seq: 2, account_id: 'acc_victim' };
+    const insert = db().insertInto('audit_events').values({ ...forged, seq: Buffer.from('2') as unknown as number, hash: recordHash(forged) }).execute();
+    if (backend === 'scaleout') {
+      await expect(insert).rejects.toThrow();
+      return;
+    }
+    await insert;
+    expect((await server.services.audit.list({ accountId: 'acc_victim' }, { limit: 10 })).records.map((r) => r.id)).toContain(forged.id);
+    expect((await verify()).firstBroken).toMatchObject({ id: forged.id, reason: 'inserted' });
+  });
+
+  it('detects a time rewritten as a blob of the same digits, which hides the record from time-filtered views', async () => {
+    await seedEvents(server, 3);
+    const second = (await rows(server))[1]!;
+    const at = Number(second.at);
+    const update = db().updateTable('audit_events').set({ at: Buffer.from(String(at)) as unknown as number }).where('seq', '=', 2).execute();
+    if (backend === 'scaleout') {
+      await expect(update).rejects.toThrow();
+      return;
+    }
+    await update;
+    expect((await server.services.audit.list({ to: at + 1 }, { limit: 10 })).records.map((r) => r.id)).not.toContain(second.id);
+    expect((await verify()).firstBroken).toMatchObject({ seq: 2, id: second.id, reason: 'changed' });
+  });
+
   it('does not report a checkpoint signed while it verifies as a truncated tail', async () => {
     // The order thread (another connection) appends and the checkpoint job signs the new head
     // while a verification is between its reads: nothing was tampered with.
