@@ -4,7 +4,7 @@ import type { Socket } from 'node:net';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import { KindGuard, type TSchema } from '@sinclair/typebox';
-import Fastify, { LogController, type FastifyServerOptions } from 'fastify';
+import Fastify, { LogController, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import { readTlsFiles } from '../config/secrets.js';
 import type { Services } from '../services.js';
 import { normalizeIp } from './client-address.js';
@@ -152,6 +152,10 @@ export function documentedSecurity(permission: Permission): Record<string, strin
 }
 
 /** Builds the HTTP server (not yet listening): options, parsers, the pipeline, routes, docs. */
+/** Set on the reply of a request once the response observers have seen it. */
+const OBSERVED = Symbol('observed');
+type Observable = FastifyReply & { [OBSERVED]?: boolean };
+
 export async function buildServer(services: Services): Promise<App> {
   const { config } = services;
   const requestContext = requestContextStage(services);
@@ -160,6 +164,12 @@ export async function buildServer(services: Services): Promise<App> {
   let closing = false;
   const draining = drainingStage(() => closing);
   const observe = runObservers(responseObservers(services));
+  const observeAbandoned = (request: FastifyRequest, reply: FastifyReply): void => {
+    const r = reply as Observable;
+    if (r[OBSERVED] === true) return;
+    r[OBSERVED] = true;
+    observe(request, reply, () => {});
+  };
   const options: FastifyServerOptions & { https?: unknown; http?: unknown } = {
     loggerInstance: services.log,
     // Our onResponse hook writes one access line per request (route pattern, never the raw URL).
@@ -296,12 +306,29 @@ export async function buildServer(services: Services): Promise<App> {
     done();
   });
   app.addHook('onRequest', runStages(arrivalStages(services, () => closing)));
+  // A client that goes away before its answer is written leaves a response that never finishes, and
+  // Fastify runs no onResponse hook for it: the request (an order placed, a withdrawal asked) would
+  // leave no access event in the audit trail, no log line, no metric. Such a request is observed
+  // when its answer is made (onSend, below: the status is final), or when the connection closes if
+  // the answer was already made; once.
+  app.addHook('onRequest', (request, reply, done) => {
+    reply.raw.once('close', () => {
+      if (reply.raw.writableEnded) observeAbandoned(request, reply);
+    });
+    done();
+  });
   app.addHook('preValidation', runStages(securityStages(services)));
-  app.addHook('onSend', (_request, reply, payload, done) => {
+  app.addHook('onSend', (request, reply, payload, done) => {
     reply.header('X-API-Server-Time', String(services.clock.now()));
+    if (reply.raw.destroyed) observeAbandoned(request, reply);
     done(null, payload);
   });
-  app.addHook('onResponse', observe);
+  app.addHook('onResponse', (request, reply, done) => {
+    const r = reply as Observable;
+    if (r[OBSERVED] === true) return done();
+    r[OBSERVED] = true;
+    observe(request, reply, done);
+  });
 
   await app.register(swagger, {
     // Every route may also refuse (401, 403, 404, 429, 503…): its document says so and what the
