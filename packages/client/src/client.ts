@@ -11,7 +11,7 @@ import { TradingApi } from './api/trading.js';
 import { Requester, type AuthMode, type CallOptions, type Hooks, type HttpMethod } from './core/requester.js';
 import { assertTimeout, resolveRetry, sleep as defaultSleep, type RetryOptions } from './core/retry.js';
 import { SessionStore, type Session, type SessionListener } from './session/session.js';
-import { ed25519Signer, hmacSigner, type RequestSigner } from './signing/sign.js';
+import { ed25519PublicKey, ed25519Signer, hmacSigner, type RequestSigner } from './signing/sign.js';
 import { sequenceFor, ServerClock, systemClock, type Clock, type ClockEstimate } from './time/server-clock.js';
 import { fetchTransport } from './transport/fetch.js';
 import { nodeTransport, type TlsOptions } from './transport/node.js';
@@ -144,7 +144,11 @@ export class MoondraftClient {
     assertTimeout('timeoutMs', timeoutMs);
 
     const clock = options.clock ?? systemClock;
-    this.#serverClock = new ServerClock(clock, apiKey === undefined ? undefined : sequenceFor(apiKey));
+    // The server accepts a signature once per signer: an HMAC key, or an ed25519 key pair whichever
+    // of its keys a request names (one pair may be registered on several keys). Keys sharing a pair
+    // share one timestamp sequence, else the same request by two of them would be signed alike.
+    const sequenceKey = privateKey !== undefined && signer ? `ed25519:${ed25519PublicKey(privateKey)}` : apiKey;
+    this.#serverClock = new ServerClock(clock, sequenceKey === undefined ? undefined : sequenceFor(sequenceKey));
     this.#session = new SessionStore(clock, options.onSessionChange);
     if (options.session) this.#session.restore(options.session);
     this.#transport = chooseTransport(options, this.baseUrl);

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { MoondraftClient, type RetryEvent } from '../src/index.js';
+import { generateEd25519KeyPair, MoondraftClient, type RetryEvent } from '../src/index.js';
 import { sequenceFor, ServerClock } from '../src/time/server-clock.js';
-import { hmacValid, sendJson, sendProblem, startWireServer, timestampInWindow, type WireServer } from './support/wire-server.js';
+import { ed25519Valid, hmacValid, sendJson, sendProblem, startWireServer, timestampInWindow, type WireServer } from './support/wire-server.js';
 
 const SECRET = 'mds_clock_secret';
 const SERVER_NOW = Date.UTC(2026, 5, 1, 12, 0, 0);
@@ -186,6 +186,29 @@ describe('ServerClock estimate', () => {
     expect([first.nextTimestamp(), second.nextTimestamp(), first.nextTimestamp(), second.nextTimestamp()]).toEqual([1_000_000, 1_000_001, 1_000_002, 1_000_003]);
     expect(otherKey.nextTimestamp()).toBe(1_000_000);
     expect(alone.nextTimestamp()).toBe(1_000_000);
+  });
+
+  it('shares one sequence between keys that share an ed25519 key pair (the server accepts its signature once, whichever key it names)', async () => {
+    const pair = generateEd25519KeyPair();
+    const accepted = new Set<string>();
+    server = await startWireServer((req, res) => {
+      if (req.target === '/api/v1/time') return sendJson(res, 200, { serverTime: SERVER_NOW }, { serverTime: SERVER_NOW });
+      if (!ed25519Valid(pair.publicKey, req)) return sendProblem(res, 401, 'invalid_signature', 'bad signature', { serverTime: SERVER_NOW });
+      // Replay memory scoped to the signer (the public key), as the server keeps it.
+      const signature = String(req.headers['x-api-signature']);
+      if (accepted.has(signature)) return sendProblem(res, 401, 'replayed_request', 'already accepted', { serverTime: SERVER_NOW });
+      accepted.add(signature);
+      sendJson(res, 200, { asset: 'USDC', amount: '10' }, { serverTime: SERVER_NOW });
+    });
+    const local = new ManualClock(SERVER_NOW);
+    const options = { baseUrl: server.url, env: false as const, privateKey: pair.privateKey, clock: local };
+    const first = new MoondraftClient({ ...options, apiKey: 'md_test_shared_pair_1' });
+    const second = new MoondraftClient({ ...options, apiKey: 'md_test_shared_pair_2' });
+    // The same request by both keys in the same millisecond: not idempotent, so a replay refusal would be final.
+    await expect(first.sandbox.faucet({ asset: 'USDC', amount: '10' })).resolves.toMatchObject({ asset: 'USDC' });
+    await expect(second.sandbox.faucet({ asset: 'USDC', amount: '10' })).resolves.toMatchObject({ asset: 'USDC' });
+    const [a, b] = apiRequests(server);
+    expect(b!.headers['x-api-timestamp']).not.toBe(a!.headers['x-api-timestamp']);
   });
 
   it('follows a corrected estimate back in time instead of staying ahead', () => {
