@@ -167,6 +167,37 @@ describe('ServerClock estimate', () => {
     expect(clock.estimate()).toEqual({ offsetMs: 200, uncertaintyMs: 50, sampledAt: 1_000_000 });
   });
 
+  it('waits out the first second of a replay memory that just began instead of being refused twice', async () => {
+    // The server's replay memory began at SERVER_NOW (a restart, or its shared state lost): it takes
+    // only timestamps from 1 s after that, and refuses others with timestamp_out_of_window.
+    const local = new ManualClock(SERVER_NOW);
+    const since = SERVER_NOW;
+    server = await startWireServer((req, res) => {
+      const serverTime = local.t;
+      if (req.target === '/api/v1/time') return sendJson(res, 200, { serverTime }, { serverTime });
+      if (!timestampInWindow(req, serverTime) || Number(req.headers['x-api-timestamp']) - 1000 < since) {
+        return sendProblem(res, 401, 'timestamp_out_of_window', 'signed before the replay memory began', { serverTime, extra: { serverTime } });
+      }
+      if (!hmacValid(SECRET, req)) return sendProblem(res, 401, 'invalid_signature', 'bad signature', { serverTime });
+      sendJson(res, 200, { id: 'acc_1' }, { serverTime });
+    });
+    const retries: RetryEvent[] = [];
+    const client = new MoondraftClient({
+      baseUrl: server.url,
+      env: false,
+      apiKey: 'md_test_replay_memory',
+      apiSecret: SECRET,
+      clock: local,
+      sleep: async (ms) => {
+        local.t += ms;
+      },
+      hooks: { onRetry: (e) => retries.push(e) },
+    });
+    await expect(client.account.get()).resolves.toEqual({ id: 'acc_1' });
+    expect(retries.map((r) => r.reason)).toEqual(['clock_skew']);
+    expect(retries[0]!.delayMs).toBeGreaterThanOrEqual(1000);
+  });
+
   it('leans timestamps back by the uncertainty (never ahead of the server) and keeps them increasing', () => {
     const local = new ManualClock(1_000_000);
     const clock = new ServerClock(local);

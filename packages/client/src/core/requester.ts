@@ -231,7 +231,9 @@ export class Requester {
       if (error.code === 'timestamp_out_of_window' && prepared.sent && !skewRetried) {
         // Refused before anything ran, so even a non-idempotent request is safe to send again.
         skewRetried = true;
-        config.hooks.onRetry?.({ ...context, reason: 'clock_skew', attempt, delayMs: 0, error });
+        const delayMs = this.replayMemoryWait(response, error, prepared.sent);
+        if (delayMs > 0) await this.wait('clock_skew', delayMs, error, attempt, callerSignal);
+        else config.hooks.onRetry?.({ ...context, reason: 'clock_skew', attempt, delayMs: 0, error });
         continue;
       }
       if (error.code === 'replayed_request' && prepared.sent && idempotent && !replayRetried) {
@@ -325,6 +327,24 @@ export class Requester {
         this.#syncing = null;
       });
     return this.#syncing;
+  }
+
+  /**
+   * A `timestamp_out_of_window` refusal of a timestamp inside the window of the server time it came
+   * with: the clock was not the problem, the server's replay memory began less than a second ago (a
+   * restart, or its shared state lost) and takes only timestamps from 1 s after that. Returns how
+   * long to wait so that one signed then is taken (0 when the timestamp was out of the window).
+   */
+  private replayMemoryWait(response: TransportResponse, error: MoondraftError, sent: SignedParts): number {
+    const header = response.headers.get('x-api-server-time')?.trim();
+    const fromBody = error.problem?.serverTime;
+    const serverTime = header && /^\d+$/.test(header) ? Number(header) : typeof fromBody === 'number' ? fromBody : undefined;
+    const timestamp = Number(sent.timestamp);
+    if (serverTime === undefined || timestamp > serverTime + 1000 || timestamp < serverTime - (this.#config.recvWindowMs ?? 5000)) return 0;
+    // The memory began at that server time at the latest: a timestamp from 1 s after it is taken.
+    const estimate = this.#config.serverClock.estimate();
+    const lean = estimate ? Math.min(estimate.uncertaintyMs, 1000) : 0;
+    return Math.min(Math.max(0, Math.ceil(serverTime + 1000 - (this.#config.serverClock.now() - lean))), 2000);
   }
 
   private recordTime(response: TransportResponse, sentAt: number, receivedAt: number): void {
