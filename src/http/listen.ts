@@ -11,6 +11,14 @@ export interface Listening {
 }
 
 /**
+ * How long a stop waits for in-flight requests before it ends their connections. Less than the 15 s
+ * after which `serve` exits regardless: a client trickling a request in, or a handler that hangs,
+ * would otherwise hold the drain until then, and the forced exit would skip closing the services,
+ * losing the audit events still buffered.
+ */
+export const DRAIN_GRACE_MS = 10_000;
+
+/**
  * Listens on the configured address; with TLS configured and MOONDRAFT_HTTP_REDIRECT_PORT set,
  * also serves a plain-HTTP port that only redirects to the public HTTPS URL (never to whatever
  * Host the client sent). Metrics go to their own port when MOONDRAFT_METRICS_PORT is set.
@@ -84,7 +92,18 @@ export async function listen(moondraft: Moondraft): Promise<Listening> {
     url,
     async stop() {
       await Promise.all(extra.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
-      await moondraft.close();
+      // Requests still in flight after the grace lose their connection (and are audited as such);
+      // then the services close as usual, writing what the audit trail holds.
+      const grace = setTimeout(() => {
+        services.log.warn({ graceMs: DRAIN_GRACE_MS }, 'shutting down: ending the connections of requests still in flight');
+        app.server.closeAllConnections();
+      }, DRAIN_GRACE_MS);
+      grace.unref();
+      try {
+        await moondraft.close();
+      } finally {
+        clearTimeout(grace);
+      }
     },
   };
 }

@@ -3,6 +3,8 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config/index.js';
+import { createServices } from '../../src/services.js';
 import { startServerProcess } from '../support/process.js';
 
 /**
@@ -83,4 +85,28 @@ describe('graceful shutdown', () => {
     expect(accessLines()).toBe(21);
     expect(server.output()).toContain('shutting down');
   });
+
+  it('a request that never finishes arriving does not hold the drain past its grace: its connection is ended, the audit events still buffered are written, exit 0', async () => {
+    // A client trickling its body in (or a handler that hangs) held the drain until serve's forced
+    // exit at 15 s, which skipped closing the services: access events still in the buffer were lost.
+    const dataDir = mkdtempSync(path.join(tmpdir(), 'md-shutdown-stuck-'));
+    const server = await startServerProcess({ MOONDRAFT_DATA_DIR: dataDir, MOONDRAFT_AUDIT_FLUSH_MS: '600000' });
+    expect((await fetch(`${server.url}/api/v1/time`)).status).toBe(200);
+    const request = await inFlightRequest(server.url); // never finished
+    await new Promise((r) => setTimeout(r, 200));
+    const started = Date.now();
+    expect(await server.stop('SIGTERM')).toBe(0);
+    expect(Date.now() - started).toBeLessThan(14_000);
+    await request.answer;
+    expect(server.output()).toContain('ending the connections of requests still in flight');
+    // The access event of the answered request, buffered until the stop, is in the audit trail.
+    const services = await createServices(loadConfig({ MOONDRAFT_DATA_DIR: dataDir, MOONDRAFT_LOG_LEVEL: 'silent' }), { processMetrics: false });
+    try {
+      const routes: unknown[] = [];
+      for await (const view of services.audit.export({ type: 'access.request' })) routes.push(view.details?.route);
+      expect(routes).toContain('/api/v1/time');
+    } finally {
+      await services.close();
+    }
+  }, 40_000);
 });
