@@ -2,7 +2,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/lib/clock.js';
 import { StateUnavailableError } from '../../src/state/port.js';
 import type { SecurityEvent } from '../../src/security/events/index.js';
-import { hashRefreshToken } from '../../src/security/identity/sessions.js';
+import { hashRefreshToken, Sessions } from '../../src/security/identity/sessions.js';
+import { SignInNonces } from '../../src/security/identity/nonces.js';
+import { SignIn } from '../../src/security/identity/sign-in.js';
+import { gateAfterRead, gated } from '../support/gate.js';
 import { sessionFor } from '../support/auth.js';
 import { serviceAvailable } from '../support/services.js';
 import { newIsolation, startTestServer, type TestServer } from '../support/server.js';
@@ -444,5 +447,40 @@ describe('session last-used when the store fails (embedded, manual clock)', () =
     // The store is back; nothing else happened to the session.
     await server.services.sessions.flushActivity();
     expect(await lastUsed()).toBe(clock.now());
+  });
+});
+
+describe('refresh-token reuse racing the rotation it lost to (embedded, manual clock)', () => {
+  const clock = new ManualClock(Date.UTC(2026, 6, 1));
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startTestServer({ clock });
+  });
+  afterAll(() => server.close());
+
+  it('the winner’s access token stays refused for its whole life, however long the reuse waited for it', async () => {
+    const s = await signInEthereum(server);
+    const { store, state, events, config, accounts, accessTokens } = server.services;
+    // The winning rotation pauses inside its transaction; the reuse (same token) waits behind it.
+    const gate = gateAfterRead('accounts');
+    const lifetimeMs = (config.jwt.accessTtlSec + config.jwt.clockToleranceSec) * 1000;
+    const options = { refreshAbsoluteMs: config.jwt.refreshAbsoluteSec * 1000, refreshIdleMs: config.jwt.refreshIdleSec * 1000, accessTokenLifetimeMs: lifetimeMs };
+    const sessions = new Sessions({ store: gated(store, gate.plugin), state, clock, events, options, onError: () => undefined });
+    const signIn = new SignIn({ config, clock, nonces: new SignInNonces(state), accounts, sessions, accessTokens, events });
+    const client = { ip: '127.0.0.1', userAgent: 'test', requestId: 'req' };
+    gate.arm();
+    const winning = signIn.refresh(s.refreshToken, client);
+    await gate.reached;
+    const reusing = signIn.refresh(s.refreshToken, client);
+    clock.advance(2_000);
+    gate.release();
+    const [won, reused] = await Promise.all([winning, reusing]);
+    expect(won.ok).toBe(true);
+    expect(reused.ok ? undefined : reused.code).toBe('refresh_token_reused');
+    const stolen = { headers: { authorization: `Bearer ${won.ok ? won.value.accessToken : ''}` } };
+    expect(await account(server, stolen)).toMatchObject({ status: 401, code: 'token_revoked' });
+    // Until the token itself expires, its session stays revoked.
+    clock.advance(lifetimeMs - 1_000);
+    expect((await account(server, stolen)).status).toBe(401);
   });
 });

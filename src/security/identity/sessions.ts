@@ -175,13 +175,17 @@ export class Sessions {
         return { kind: 'rotated' as const, session: { ...session, idle_expires_at: idle, last_used_at: now }, account };
       }
       if (spentAt !== null) {
+        // The time of the revocation is read now, not at the start: this transaction may have
+        // waited for the one that spent the token, whose new access token is signed after it
+        // commits. The revocation must outlive that token, so it may not be dated before it.
+        const revokedAt = Math.max(now, this.deps.clock.now());
         const revoked = await trx
           .updateTable('sessions')
-          .set({ revoked_at: now, revoked_reason: 'refresh_token_reused' })
+          .set({ revoked_at: revokedAt, revoked_reason: 'refresh_token_reused' })
           .where('id', '=', session.id)
           .where('revoked_at', 'is', null)
           .executeTakeFirst();
-        return { kind: 'reused' as const, session, revokedNow: Number(revoked.numUpdatedRows) === 1 };
+        return { kind: 'reused' as const, session, revokedNow: Number(revoked.numUpdatedRows) === 1, revokedAt };
       }
       if (session.revoked_at !== null) return { kind: 'revoked' as const, accountId: session.account_id };
       return { kind: 'expired' as const, accountId: session.account_id };
@@ -191,10 +195,10 @@ export class Sessions {
       case 'rotated':
         return ok({ session: outcome.session, refreshToken: next, account: outcome.account });
       case 'reused': {
-        const { session, revokedNow } = outcome;
+        const { session, revokedNow, revokedAt } = outcome;
         // A session that had already ended (logout, an earlier reuse, an admin) keeps the
         // revocation it had: this presentation is recorded as reuse, not as a second revocation.
-        await this.publishRevocation(session.id, revokedNow ? now : Number(session.revoked_at ?? now));
+        await this.publishRevocation(session.id, revokedNow ? revokedAt : Number(session.revoked_at ?? now));
         const base = { at: now, accountId: session.account_id, ip: client.ip, userAgent: client.userAgent, requestId: client.requestId };
         this.deps.events.emit({ type: 'refresh_token_reused', sessionId: session.id, ...base });
         if (revokedNow) this.deps.events.emit({ type: 'session.revoked', sessionId: session.id, by: 'reuse', ...base });
