@@ -153,6 +153,8 @@ export class OrderSequencer implements OrderExecutor {
       let committed: { results: Result<unknown>[]; batch: Batch };
       let committing = false;
       let halts: Map<string, HaltStatus>;
+      // The wait for the server thread comes first: a halt it sets meanwhile stops this batch.
+      if (this.deps.beforeTransaction) await this.deps.beforeTransaction();
       try {
         const markets = [...new Set(commands.flatMap((c) => (c.kind === 'place' || c.kind === 'close' ? c.markets : [])))];
         halts = markets.length === 0 ? new Map() : await this.deps.halts(markets);
@@ -164,7 +166,6 @@ export class OrderSequencer implements OrderExecutor {
         return;
       }
       try {
-        if (this.deps.beforeTransaction) await this.deps.beforeTransaction();
         committed = await this.deps.store.transaction(async (trx) => {
           const batch = new Batch(trx, this.deps.clock.now(), this.deps.store.dialect, halts);
           await batch.lockMarkets(commands.flatMap((c) => c.markets));
