@@ -361,6 +361,33 @@ describe.runIf(scaleout)('IP blocks across processes (two in-test servers, one R
     for (const s of [a, b]) expect(s.services.ipBlocks.check('198.51.100.97')).toMatchObject({ source: 'auto' });
     expect(await a.services.state.get('ipblock:198.51.100.97')).not.toBeNull();
   });
+
+  it('administrator blocks stay in force when Redis restarts empty while the store cannot be read', async () => {
+    const admin = await sessionFor(a, { role: 'admin' });
+    const target = '198.51.100.85';
+    expect((await a.app.inject({ method: 'POST', url: '/api/v1/admin/ip-blocks', headers: admin.headers, payload: { target } })).statusCode).toBe(201);
+    await a.services.ipBlocks.list();
+    expect(a.services.ipBlocks.check(target)).toMatchObject({ source: 'manual' });
+    await emptySharedState(isolation);
+    const db = a.services.store.db;
+    const selectFrom = db.selectFrom;
+    db.selectFrom = ((table: string) => {
+      if (table === 'ip_blocks') throw new Error('test: the store is unreachable');
+      return selectFrom.call(db, table as never);
+    }) as typeof db.selectFrom;
+    try {
+      // The poll finds the list lost and cannot read the administrator blocks back: its mirror keeps them.
+      await a.services.ipBlocks.list();
+      expect(a.services.ipBlocks.check(target)).toMatchObject({ source: 'manual' });
+      expect((await a.app.inject({ method: 'GET', url: '/api/v1/time', remoteAddress: target })).statusCode).toBe(403);
+    } finally {
+      db.selectFrom = selectFrom;
+    }
+    // The store answers again: the next poll puts the list back in shared state.
+    await a.services.ipBlocks.list();
+    expect(a.services.ipBlocks.check(target)).toMatchObject({ source: 'manual' });
+    expect(await a.services.state.get(`ipblock:${target}`)).not.toBeNull();
+  });
 });
 
 describe('administrator blocks survive a restart (embedded, SQLite file)', () => {

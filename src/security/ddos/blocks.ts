@@ -379,8 +379,12 @@ export class IpBlocks {
       const targets = await this.deps.state.indexLive(INDEX_KEY, KEY_PREFIX);
       const values = await this.deps.state.getMany(targets.map((t) => KEY_PREFIX + t));
       const fresh = values.map(parseBlock).filter((b): b is IpBlock => b !== null);
-      this.exact.clear();
-      this.ranges.clear();
+      // A lost list not yet restored (the store unreadable) lacks the administrator blocks: the
+      // mirror keeps those it holds until the store answers, rather than lift them meanwhile.
+      if (restored) {
+        this.exact.clear();
+        this.ranges.clear();
+      }
       for (const b of [...fresh, ...this.localOnly.values()]) this.apply(b);
       this.seenVersion = version;
     } catch (err) {
