@@ -151,10 +151,12 @@ export function documentedSecurity(permission: Permission): Record<string, strin
   return [{ bearer: [] }, { apiKey: [], apiTimestamp: [], apiSignature: [] }];
 }
 
-/** Builds the HTTP server (not yet listening): options, parsers, the pipeline, routes, docs. */
 /** Set on the reply of a request once the response observers have seen it. */
 const OBSERVED = Symbol('observed');
 type Observable = FastifyReply & { [OBSERVED]?: boolean };
+const noop = () => {};
+
+/** Builds the HTTP server (not yet listening): options, parsers, the pipeline, routes, docs. */
 
 export async function buildServer(services: Services): Promise<App> {
   const { config } = services;
@@ -164,11 +166,12 @@ export async function buildServer(services: Services): Promise<App> {
   let closing = false;
   const draining = drainingStage(() => closing);
   const observe = runObservers(responseObservers(services));
-  const observeAbandoned = (request: FastifyRequest, reply: FastifyReply): void => {
+  /** The response observers, once per request: at onResponse, or earlier for an abandoned request (below). */
+  const observeOnce = (request: FastifyRequest, reply: FastifyReply, done: () => void): void => {
     const r = reply as Observable;
-    if (r[OBSERVED] === true) return;
+    if (r[OBSERVED] === true) return done();
     r[OBSERVED] = true;
-    observe(request, reply, () => {});
+    observe(request, reply, done);
   };
   const options: FastifyServerOptions & { https?: unknown; http?: unknown } = {
     loggerInstance: services.log,
@@ -313,22 +316,17 @@ export async function buildServer(services: Services): Promise<App> {
   // the answer was already made; once.
   app.addHook('onRequest', (request, reply, done) => {
     reply.raw.once('close', () => {
-      if (reply.raw.writableEnded) observeAbandoned(request, reply);
+      if (reply.raw.writableEnded) observeOnce(request, reply, noop);
     });
     done();
   });
   app.addHook('preValidation', runStages(securityStages(services)));
   app.addHook('onSend', (request, reply, payload, done) => {
     reply.header('X-API-Server-Time', String(services.clock.now()));
-    if (reply.raw.destroyed) observeAbandoned(request, reply);
+    if (reply.raw.destroyed) observeOnce(request, reply, noop);
     done(null, payload);
   });
-  app.addHook('onResponse', (request, reply, done) => {
-    const r = reply as Observable;
-    if (r[OBSERVED] === true) return done();
-    r[OBSERVED] = true;
-    observe(request, reply, done);
-  });
+  app.addHook('onResponse', observeOnce);
 
   await app.register(swagger, {
     // Every route may also refuse (401, 403, 404, 429, 503…): its document says so and what the
