@@ -19,7 +19,7 @@ const N = 400;
 export async function run(): Promise<BenchRow[]> {
   const dataDir = mkdtempSync(path.join(tmpdir(), 'moondraft-bench-wdr-'));
   const s = await createServices(
-    loadConfig({ MOONDRAFT_DATA_DIR: dataDir, MOONDRAFT_LOG_LEVEL: 'silent', MOONDRAFT_WITHDRAWAL_LIMIT_TIER0: '100000000', MOONDRAFT_FAUCET_MAX_PER_DAY: '100000000', MOONDRAFT_WITHDRAWAL_AUTO_APPROVE: '1000' }),
+    loadConfig({ MOONDRAFT_DATA_DIR: dataDir, MOONDRAFT_LOG_LEVEL: 'silent', MOONDRAFT_WITHDRAWAL_LIMIT_TIER0: '100000000', MOONDRAFT_FAUCET_MAX_PER_DAY: '100000000', MOONDRAFT_WITHDRAWAL_AUTO_APPROVE: '100000000' }),
     { processMetrics: false, sqliteFile: 'bench.sqlite' },
   );
   try {

@@ -375,6 +375,27 @@ describe.each([
     expect(await bal(fresh)).toEqual({ available: '98', held: '0' });
   });
 
+  it.skipIf(!available)('the auto-approval threshold bounds what leaves without an admin per rolling 24 h: splitting a large withdrawal does not skip the review', async () => {
+    const s = await trader('60000');
+    await setTier(s, 1);
+    // 400 + 400 stay within the 1000 USDC threshold: approved and sent at once.
+    expect((await withdraw(s, { amount: '400' })).json().status).toBe('sent');
+    expect((await withdraw(s, { amount: '400' })).json().status).toBe('sent');
+    // The third would take what left without review to 1200: it waits for an admin, as would the
+    // 1200 it was split from; so does every further piece.
+    const third = (await withdraw(s, { amount: '400' })).json();
+    expect(third.status).toBe('pending');
+    expect((await withdraw(s, { amount: '200.000001' })).json().status).toBe('pending');
+    // Exactly up to the threshold still passes (pending and admin-approved ones are not counted).
+    expect((await withdraw(s, { amount: '200' })).json().status).toBe('sent');
+    expect((await req('POST', `/api/v1/admin/withdrawals/${third.id}/approve`, await adm(), {})).json().status).toBe('sent');
+    expect((await withdraw(s, { amount: '0.000001' })).json().status).toBe('pending');
+    // The window rolls: 24 h after they were sent, the automatic ones no longer count.
+    clock.advance(86_400_000 + 1);
+    const later = await sessionFor(server, { wallet: s.account.wallet });
+    expect((await withdraw(later, { amount: '1000' })).json().status).toBe('sent');
+  });
+
   it.skipIf(!available)('concurrent withdrawals racing for one balance never overdraw', async () => {
     const s = await trader('100');
     const results = await Promise.all(Array.from({ length: 10 }, () => withdraw(s, { amount: '15' })));

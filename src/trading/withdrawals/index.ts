@@ -89,7 +89,8 @@ function ceilDiv(a: bigint, b: bigint): bigint {
 
 /**
  * Withdrawals (issue 7). A request holds the funds in the ledger at once; it is approved
- * automatically when worth at most the auto-approval threshold, else it waits for an admin.
+ * automatically while the withdrawals approved that way in the rolling 24 h, this one included, are
+ * worth at most the auto-approval threshold, else it waits for an admin.
  * An approved withdrawal goes to the chain adapter; once it answers with a transaction hash the
  * held funds leave to `sys:external` and the position's cost shrinks accordingly (recordOutflow).
  * Rejection and cancellation release the hold.
@@ -147,19 +148,26 @@ export class Withdrawals {
    * 24 h. Counting them by request time would let a withdrawal kept pending for a day stop counting,
    * then leave together with the next day's.
    */
-  private async used(trx: Transaction<Database> | Store['db'], accountId: string, now: number): Promise<bigint> {
+  private async used(trx: Transaction<Database> | Store['db'], accountId: string, now: number): Promise<{ total: bigint; auto: bigint }> {
     const rows = await trx
       .selectFrom('withdrawals')
-      .select('usdc_value')
+      .select(['usdc_value', 'decided_by'])
       .where('account_id', '=', accountId)
       .where((eb) => eb.or([eb('status', 'in', UNDECIDED), eb.and([eb('status', '=', 'sent'), eb('updated_at', '>', now - DAY)])]))
       .execute();
-    return rows.reduce((sum, r) => sum + readMinor(r.usdc_value), 0n);
+    let total = 0n;
+    let auto = 0n;
+    for (const r of rows) {
+      const v = readMinor(r.usdc_value);
+      total += v;
+      if (r.decided_by === 'auto') auto += v;
+    }
+    return { total, auto };
   }
 
   async limitStatus(accountId: string, now: number): Promise<LimitStatus> {
     const s = await this.settings(accountId, this.deps.store.db, now);
-    const used = await this.used(this.deps.store.db, accountId, now);
+    const { total: used } = await this.used(this.deps.store.db, accountId, now);
     const limit = this.limits[s.tier];
     return { tier: s.tier, limit, used, remaining: limit > used ? limit - used : 0n, autoApproveUpTo: this.autoApprove };
   }
@@ -237,7 +245,7 @@ export class Withdrawals {
       const value = await this.valueOf(trx, asset.symbol, asset.decimals, amount.value, now);
       if (value === null) return fail('withdrawal_limit_exceeded', `${asset.symbol} has no market price yet, so it cannot be valued against the withdrawal limit`);
       const limit = this.limits[settings.tier];
-      const used = await this.used(trx, accountId, now);
+      const { total: used, auto } = await this.used(trx, accountId, now);
       if (used + value > limit) {
         const remaining = limit > used ? limit - used : 0n;
         return fail('withdrawal_limit_exceeded', `Tier ${settings.tier} allows ${formatAmount(limit, USDC_DECIMALS)} USDC per 24 h; ${formatAmount(remaining, USDC_DECIMALS)} USDC is left`, {
@@ -249,7 +257,10 @@ export class Withdrawals {
       const id = newId('wdr', now);
       const held = await l.openHold({ id, owner: accountId, asset: asset.symbol, amount: amount.value, kind: 'withdrawal', fresh: true });
       if (!held.ok) return held;
-      const status: WithdrawalStatus = value <= this.autoApprove ? 'approved' : 'pending';
+      // The threshold bounds what leaves without an admin per rolling 24 h (the approved-by-`auto`
+      // withdrawals the limit counts), not per request: else a large withdrawal split into pieces
+      // under it would all be approved and sent without anyone looking.
+      const status: WithdrawalStatus = auto + value <= this.autoApprove ? 'approved' : 'pending';
       const row: WithdrawalsTable = {
         id,
         account_id: accountId,
