@@ -3,7 +3,7 @@ import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
-import { KindGuard, type TSchema } from '@sinclair/typebox';
+import { KindGuard, Type, type TSchema } from '@sinclair/typebox';
 import Fastify, { LogController, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import { readTlsFiles } from '../config/secrets.js';
 import type { Services } from '../services.js';
@@ -151,6 +151,15 @@ export function documentedSecurity(permission: Permission): Record<string, strin
   return [{ bearer: [] }, { apiKey: [], apiTimestamp: [], apiSignature: [] }];
 }
 
+/**
+ * The body of an /api route that writes (POST, PUT, PATCH, DELETE) and declares none: nothing, or
+ * `{}`. A body such a route would otherwise ignore is refused (400), never dropped in silence: a
+ * client that put a filter there (`DELETE /api/v1/trading/orders` with `{ "market": … }`) meant
+ * something narrower than what the route would do without it (cancel every order in every market).
+ */
+export const NO_BODY = Type.Optional(Type.Object({}, { additionalProperties: false, description: 'No body (or {})' }));
+const WRITE_METHODS: ReadonlySet<string> = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+
 /** Set on the reply of a request once the response observers have seen it. */
 const OBSERVED = Symbol('observed');
 type Observable = FastifyReply & { [OBSERVED]?: boolean };
@@ -297,6 +306,9 @@ export async function buildServer(services: Services): Promise<App> {
     // decides them, whatever the route module wrote.
     const security = route.config?.permission === undefined ? undefined : documentedSecurity(route.config.permission);
     if (security) route.schema = { ...(route.schema ?? {}), security };
+    if (route.url.startsWith('/api/') && route.schema?.body === undefined && [route.method].flat().some((m) => WRITE_METHODS.has(m.toUpperCase()))) {
+      route.schema = { ...(route.schema ?? {}), body: NO_BODY };
+    }
     routeMethods.add(route.url, route.method);
     if (route.schema?.body && KindGuard.IsOptional(route.schema.body as TSchema)) {
       for (const method of [route.method].flat()) optionalBodies.add(`${method.toLowerCase()} ${route.url.replace(/:(\w+)/g, '{$1}')}`);
