@@ -52,6 +52,8 @@ export class Faucet {
       if (!posted.ok) throw new Error(posted.detail);
       await trx.insertInto('faucet_grants').values({ id, account_id: accountId, asset: asset.symbol, amount: amount.value.toString(), created_at: now }).execute();
       const via = actor === undefined ? {} : actor.kind === 'apiKey' ? { via: 'apiKey', keyId: actor.id } : { via: actor.kind, sessionId: actor.id };
+      // Balance rows before the audit chain head, as order batches take them (see Ledger.run).
+      await ledger.flush();
       await this.deps.audit?.recordIn(trx, { type: 'trading.faucet', accountId, actorId: accountId, details: { grantId: id, asset: asset.symbol, amount: formatAmount(amount.value, asset.decimals), ...via } });
       const balance = await ledger.balance(accountId, asset.symbol);
       return ok({ asset: asset.symbol, amount: amount.value, decimals: asset.decimals, available: balance.available });

@@ -47,9 +47,15 @@ export class Ledger {
   ) {}
 
   /**
-   * Runs `fn` in one store transaction with a fresh LedgerTx and flushes it before commit. A
-   * refusal returned by `fn` rolls everything back. Lost races (optimistic conflicts, deadlocks,
-   * serialization failures) are retried from the start, so `fn` must not have outside effects.
+   * Runs `fn` in one store transaction with a fresh LedgerTx and flushes it before commit (unless
+   * `fn` flushed it). A refusal returned by `fn` rolls everything back. Lost races (optimistic
+   * conflicts, deadlocks, serialization failures) are retried from the start, so `fn` must not have
+   * outside effects.
+   *
+   * An `fn` that appends to the audit log flushes the ledger first (`await ledger.flush()`, then
+   * `recordIn`): the order batch writes balance rows before it takes the audit chain head, and a
+   * transaction taking them the other way round (the head, then a balance row an order batch
+   * holds) deadlocks with it on PostgreSQL, which breaks the deadlock only after a second.
    */
   async run<T, C extends ErrorCode>(fn: (ledger: LedgerTx, trx: Transaction<Database>) => Promise<Result<T, C>>): Promise<Result<T, C>> {
     for (let attempt = 1; ; attempt++) {
@@ -58,7 +64,7 @@ export class Ledger {
           const ledger = new LedgerTx(trx, this.clock.now());
           const result = await fn(ledger, trx);
           if (!result.ok) throw new Refusal(result);
-          await ledger.flush();
+          if (!ledger.flushed) await ledger.flush();
           return result;
         });
       } catch (err) {

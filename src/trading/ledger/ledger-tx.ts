@@ -66,7 +66,7 @@ export class LedgerTx {
   private readonly missingHolds = new Set<string>();
   private readonly entries: { id: string; kind: string; ref_id: string | null; created_at: number }[] = [];
   private readonly postings: { entry_id: string; line: number; owner: string; asset: string; bucket: 'available' | 'held'; amount: string }[] = [];
-  private flushed = false;
+  private written = false;
   /** Entry ids are this unit's id plus a counter: one random draw per transaction, not per entry. */
   private readonly idBase: string;
   private entryCount = 0;
@@ -138,7 +138,7 @@ export class LedgerTx {
    * changes nothing) when an owner that may not go negative would.
    */
   async post(kind: string, refId: string | null, lines: readonly Line[]): Promise<Result<string, 'insufficient_funds'>> {
-    if (this.flushed) throw new Error('ledger: post after flush');
+    if (this.written) throw new Error('ledger: post after flush');
     const sums = new Map<string, bigint>();
     for (const l of lines) sums.set(l.asset, (sums.get(l.asset) ?? 0n) + l.amount);
     for (const [asset, sum] of sums) if (sum !== 0n) throw new Error(`ledger: unbalanced ${kind} entry: ${asset} lines sum to ${sum}`);
@@ -232,10 +232,19 @@ export class LedgerTx {
     return this.entries.length > 0 || [...this.holds.values()].some((h) => h.orig === null || h.orig.amount !== h.amount || h.orig.status !== h.status);
   }
 
-  /** Writes the unit of work into the transaction. Throws ConcurrentUpdateError on a lost race. */
+  /** Whether `flush` has run (nothing may be posted after it). */
+  get flushed(): boolean {
+    return this.written;
+  }
+
+  /**
+   * Writes the unit of work into the transaction. Throws ConcurrentUpdateError on a lost race.
+   * Balance rows are locked from here until the transaction ends: call it before taking the audit
+   * chain head (see Ledger.run).
+   */
   async flush(): Promise<void> {
-    if (this.flushed) throw new Error('ledger: flushed twice');
-    this.flushed = true;
+    if (this.written) throw new Error('ledger: flushed twice');
+    this.written = true;
     const trx = this.trx;
     await insertAll(trx, 'ledger_entries', this.entries, 500);
     await insertAll(trx, 'ledger_postings', this.postings, 400);

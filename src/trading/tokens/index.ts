@@ -141,6 +141,7 @@ export class Tokens {
         { owner: who.accountId, asset: input.symbol, amount: supplyMinor },
       ]);
       if (!posted.ok) throw new Error(posted.detail); // the issuance account may go negative: a bug if not
+      await l.flush(); // balance rows before the audit chain head (see Ledger.run)
       await audit.recordIn(trx, {
         type: 'trading.token.created',
         accountId: who.accountId,

@@ -279,6 +279,8 @@ export class Withdrawals {
         updated_at: now,
       };
       await trx.insertInto('withdrawals').values(row).execute();
+      // Balance rows before the audit chain head, as order batches take them (see Ledger.run).
+      await l.flush();
       await audit.recordIn(trx, {
         type: 'trading.withdrawal.requested',
         accountId,
@@ -374,6 +376,7 @@ export class Withdrawals {
         .where('status', '=', 'pending')
         .executeTakeFirst();
       if (Number(updated.numUpdatedRows) !== 1) return fail('conflict', 'The withdrawal changed meanwhile');
+      await l.flush(); // balance rows before the audit chain head (see Ledger.run)
       await audit.recordManyIn(trx, events(w));
       return ok(undefined);
     });
@@ -453,6 +456,7 @@ export class Withdrawals {
       if (!posted.ok) throw new Error(`withdrawal ${id}: ${posted.detail}`);
       if (w.asset !== USDC) await recordOutflow(trx, w.account_id, w.asset, amount, before.available + before.held);
       await trx.updateTable('withdrawals').set({ status: 'sent', tx_hash: txHash, updated_at: l.now }).where('id', '=', id).execute();
+      await l.flush(); // balance rows before the audit chain head (see Ledger.run)
       await audit.recordIn(trx, {
         type: 'trading.withdrawal.updated',
         accountId: w.account_id,
