@@ -7,6 +7,7 @@ import { USDC_DECIMALS } from './assets/index.js';
 import { formatAmount, parseAmount, readMinor } from './money.js';
 import { firstWindowMinute } from './orders/batch.js';
 import type { OrdersService } from './orders/service.js';
+import { lockAccount } from './tokens/index.js';
 
 export interface LimitStatus {
   /** USDC minor units allowed over a rolling 24 h. */
@@ -60,6 +61,11 @@ export class TradingLimits {
     const now = this.deps.clock.now();
     const usdc = (v: bigint | null) => (v === null ? null : formatAmount(v, USDC_DECIMALS));
     await this.deps.store.transaction(async (trx) => {
+      // The override it replaces is read under the account's lock (PostgreSQL; SQLite transactions
+      // run one at a time): two admins setting it at once would otherwise both read the old value,
+      // and the later writer, finding "no change" against it, would leave its change unrecorded
+      // (a raised limit the audit trail does not show).
+      await lockAccount(this.deps.store, trx, accountId);
       const before = await trx.selectFrom('trading_limits').select('daily_notional').where('account_id', '=', accountId).executeTakeFirst();
       const from = before ? readMinor(before.daily_notional) : null;
       if (value === null) {
