@@ -213,7 +213,7 @@ async function buildServices(config: Config, overrides: ServiceOverrides, closer
   // found at start-up (no marker) or by the security sync of a running process.
   const memoryBegan = state.kind === 'memory' ? clock.now() : await ReplayGuard.heldSince(state, clock.now());
   const replaySince = (await apiKeys.anyUnrevoked()) ? memoryBegan : undefined;
-  const replay = new ReplayGuard(state, replaySince);
+  const replay = new ReplayGuard(state, replaySince, state.kind === 'memory' ? undefined : memoryBegan);
   if (state.kind === 'redis') {
     securitySync.onStateLost((at) => {
       log.warn('shared state lost its replay memory (restarted empty?): requests signed before now are refused');

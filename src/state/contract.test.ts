@@ -74,6 +74,21 @@ describe.each(kinds)('shared-state contract: $kind', ({ kind }) => {
     await expect(s.firstSeen('', 'b', 10_000)).rejects.toThrow(RangeError);
   });
 
+  it('firstSeenHeld sets an absent marker to now, else answers its value, and records the id once', async () => {
+    expect(await s.firstSeenHeld('held', 'id-1', 10_000, 'held:marker', 1_000)).toEqual({ first: true, heldSince: 1_000 });
+    expect(await s.get('held:marker')).toBe('1000');
+    // The marker stays; a later now does not move it.
+    expect(await s.firstSeenHeld('held', 'id-1', 10_000, 'held:marker', 2_000)).toEqual({ first: false, heldSince: 1_000 });
+    expect(await s.firstSeen('held', 'id-1', 10_000)).toBe(false); // the same memory as firstSeen's
+    // Lost (as Redis restarted empty leaves it): the marker is set again, to the new now.
+    await s.del('held:marker');
+    expect(await s.firstSeenHeld('held', 'id-2', 10_000, 'held:marker', 3_000)).toEqual({ first: true, heldSince: 3_000 });
+    const all = await Promise.all(Array.from({ length: 20 }, (_, i) => s.firstSeenHeld('held', 'id-3', 10_000, 'held:marker', 4_000 + i)));
+    expect(all.filter((r) => r.first)).toHaveLength(1);
+    expect(new Set(all.map((r) => r.heldSince))).toEqual(new Set([3_000]));
+    await expect(s.firstSeenHeld('held', 'id-4', 10_000, 'held:marker', Number.NaN)).rejects.toThrow(RangeError);
+  });
+
   it('take returns a value once', async () => {
     await s.set('nonce', 'addr', 10_000);
     const taken = await Promise.all([s.take('nonce'), s.take('nonce'), s.take('nonce')]);

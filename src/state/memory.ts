@@ -97,6 +97,9 @@ export class MemoryState implements SharedState {
    * id is still seen depends only on its own expiry.
    */
   async firstSeen(space: string, id: string, requestedTtlMs: number) {
+    return this.recordOnce(space, id, requestedTtlMs);
+  }
+  private recordOnce(space: string, id: string, requestedTtlMs: number): boolean {
     const ttlMs = expiryMs(requestedTtlMs);
     onceSpace(space);
     const now = this.clock.now();
@@ -113,6 +116,17 @@ export class MemoryState implements SharedState {
     current.ids.set(fingerprint, now + ttlMs);
     if (now + ttlMs > current.until) current.until = now + ttlMs;
     return true;
+  }
+  async firstSeenHeld(space: string, id: string, ttlMs: number, heldKey: string, now: number) {
+    if (!Number.isSafeInteger(now) || now <= 0) throw new RangeError(`shared state: firstSeenHeld now must be a positive integer, got ${String(now)}`);
+    // No await between the marker and the record: one step, as the Redis script is.
+    let heldSince = Number(this.live(heldKey)?.value);
+    if (!(heldSince > 0)) {
+      heldSince = now;
+      this.entries.set(heldKey, { value: String(now), expiresAt: null });
+      if (this.watchers.length > 0) this.wrote(heldKey);
+    }
+    return { first: this.recordOnce(space, id, ttlMs), heldSince };
   }
   /** How many ids the once-only memory `space` holds now, expired ones not yet dropped included. */
   remembered(space: string): number {

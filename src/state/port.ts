@@ -28,6 +28,14 @@ export interface SharedState {
    * a RangeError in both implementations).
    */
   firstSeen(space: string, id: string, ttlMs: number): Promise<boolean>;
+  /**
+   * `firstSeen`, in one atomic step with a read of the marker `heldKey`, whose value names since
+   * when (epoch ms) the memory holds what was recorded. A marker that is absent (the state lost what
+   * it held: Redis restarted empty, failed over, was flushed) is first set to `now`. Answers whether
+   * `id` was first seen and the marker's value, so that the caller learns of a loss on the very
+   * request that meets it (see security/replay).
+   */
+  firstSeenHeld(space: string, id: string, ttlMs: number, heldKey: string, now: number): Promise<{ first: boolean; heldSince: number }>;
   /** Reads and deletes in one atomic step (single-use values such as nonces). */
   take(key: string): Promise<string | null>;
   del(key: string): Promise<void>;

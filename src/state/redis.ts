@@ -37,6 +37,20 @@ end
 return live`;
 
 /**
+ * firstSeen with its memory's marker (see SharedState.firstSeenHeld): KEYS[1] the marker, KEYS[2]
+ * the id's key; ARGV the TTL (ms) and the caller's now. Returns {1 first | 0 seen, marker value}.
+ */
+const FIRST_SEEN_HELD = `
+local held = redis.call('GET', KEYS[1])
+if not held then
+  held = ARGV[2]
+  redis.call('SET', KEYS[1], held)
+end
+local first = redis.call('SET', KEYS[2], '1', 'PX', ARGV[1], 'NX')
+if first then return {1, held} end
+return {0, held}`;
+
+/**
  * One sliding-window decision in one round trip, atomic across processes. KEYS[1] is the hit log
  * (a sorted set scored by ms), KEYS[2..] are hold keys. ARGV: limit, window ms, decision time ms
  * ('' = Redis TIME, one clock for all processes), a unique member. Time never runs backwards for a
@@ -99,6 +113,7 @@ interface ScriptedRedis extends Redis {
   mdIncrWithTtl(key: string, by: string, ttlMs: string): Promise<number>;
   mdIndexLive(key: string, prefix: string): Promise<string[]>;
   mdSetMax(key: string, value: string, ttlMs: string): Promise<null>;
+  mdFirstSeenHeld(heldKey: string, key: string, ttlMs: string, now: string): Promise<[number, string]>;
 }
 
 /** Longest a subscribe call waits for an unreachable Redis before returning (the subscription stays queued). */
@@ -152,6 +167,7 @@ export class RedisState implements SharedState {
     this.client.defineCommand('mdIncrWithTtl', { lua: INCR_WITH_TTL, numberOfKeys: 1 });
     this.client.defineCommand('mdIndexLive', { lua: INDEX_LIVE, numberOfKeys: 1 });
     this.client.defineCommand('mdSetMax', { lua: SET_MAX, numberOfKeys: 1 });
+    this.client.defineCommand('mdFirstSeenHeld', { lua: FIRST_SEEN_HELD, numberOfKeys: 2 });
   }
 
   private clientOptions(): RedisOptions {
@@ -195,6 +211,13 @@ export class RedisState implements SharedState {
   }
   async firstSeen(space: string, id: string, ttlMs: number) {
     return this.setIfAbsent(`${onceSpace(space)}:${id}`, '1', ttlMs);
+  }
+  async firstSeenHeld(space: string, id: string, ttlMs: number, heldKey: string, now: number) {
+    const ms = expiryMs(ttlMs);
+    const key = `${onceSpace(space)}:${id}`;
+    if (!Number.isSafeInteger(now) || now <= 0) throw new RangeError(`shared state: firstSeenHeld now must be a positive integer, got ${String(now)}`);
+    const [first, held] = await this.run('first seen held', () => this.client.mdFirstSeenHeld(this.k(heldKey), this.k(key), String(ms), String(now)));
+    return { first: first === 1, heldSince: Number(held) };
   }
   take(key: string) {
     return this.run('getdel', () => this.client.getdel(this.k(key)));

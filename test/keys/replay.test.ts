@@ -187,6 +187,21 @@ describe.skipIf(!scaleoutUp)('two scale-out servers sharing one database and one
     expect(code(await a.app.inject(fresh))).toBe('replayed_request');
   });
 
+  it('a request accepted just before Redis restarted empty is refused by both servers at once, before any sync pass notices', async () => {
+    const owner = await session(a);
+    const key = await createKey(a, owner.headers, { label: 'flushed early', scopes: ['orders:write'] });
+    clock.advance(1_500);
+    const once = signedInject(a, credentialOf(key), { method: 'POST', url: '/api/v1/trading/probe', body: '{"n":5}' });
+    expect((await a.app.inject(once)).statusCode).toBe(200);
+    await emptySharedState(isolation);
+    // No security sync pass runs: the replay memory's marker, read with every record, tells.
+    for (const s of [b, a]) expect(code(await s.app.inject(once))).toBe('timestamp_out_of_window');
+    clock.advance(1_500);
+    const fresh = signedInject(a, credentialOf(key), { method: 'POST', url: '/api/v1/trading/probe', body: '{"n":6}' });
+    expect((await a.app.inject(fresh)).statusCode).toBe(200);
+    expect(code(await b.app.inject(fresh))).toBe('replayed_request');
+  });
+
   it('a rotation reminder is emitted by exactly one of two servers sweeping at once', async () => {
     const owner = await session(a);
     const key = await createKey(a, owner.headers, { label: 'expiring', scopes: ['market:read'], expiresInDays: 10 });

@@ -65,6 +65,15 @@ function resolved(ctx: KeyCheckContext): ResolvedKey {
   return ctx.key;
 }
 
+/** A signed request the replay memory cannot vouch for: signed before the memory began. */
+function beforeMemory(now: number): ApiError {
+  return new ApiError(
+    'timestamp_out_of_window',
+    'The request was signed before this server’s replay memory began (a restart of the server or of its shared state), which cannot tell whether it was already accepted; sign it again with a current timestamp',
+    { extra: { serverTime: now } },
+  );
+}
+
 /**
  * The API-key checks, cheapest first, in this fixed order (issue 4, item 7). After them the
  * authorize stage checks scope and role, then the rate limit, then the handler.
@@ -197,18 +206,13 @@ export function apiKeyChecks(deps: KeyCheckDeps): readonly KeyCheck[] {
       async run(ctx) {
         if (!ctx.signed) return;
         const { record } = resolved(ctx);
-        if (!replay.covers(Number(ctx.signed.parts.timestamp))) {
-          throw new ApiError(
-            'timestamp_out_of_window',
-            'The request was signed before this server’s replay memory began (a restart of the server or of its shared state), which cannot tell whether it was already accepted; sign it again with a current timestamp',
-            { extra: { serverTime: ctx.now } },
-          );
-        }
+        if (!replay.covers(Number(ctx.signed.parts.timestamp))) throw beforeMemory(ctx.now);
         // Scoped to the signer, not the key: a request signed with an ed25519 key pair registered
         // on two keys is accepted once, whichever of them it names.
-        if (!(await replay.firstUse(ctx.signed.signer ?? record.id, messageDigest(ctx.signed.message)))) {
-          throw new ApiError('replayed_request', 'This signed request was already accepted; sign each request with a new timestamp');
-        }
+        const first = await replay.firstUse(ctx.signed.signer ?? record.id, messageDigest(ctx.signed.message), ctx.now);
+        // The memory may have been found lost by this very request (its marker moved on).
+        if (!replay.covers(Number(ctx.signed.parts.timestamp))) throw beforeMemory(ctx.now);
+        if (!first) throw new ApiError('replayed_request', 'This signed request was already accepted; sign each request with a new timestamp');
       },
     },
   ];

@@ -27,6 +27,11 @@ export class ReplayGuard {
   constructor(
     private readonly state: SharedState,
     private since?: number,
+    /**
+     * The marker's value when this process began (ReplayGuard.heldSince), for a memory in shared
+     * state; undefined: the first request's answer sets it.
+     */
+    private held?: number,
   ) {}
 
   /**
@@ -54,6 +59,7 @@ export class ReplayGuard {
    */
   async lostBefore(at: number): Promise<void> {
     if (this.since === undefined || at > this.since) this.since = at;
+    if (this.held === undefined || at > this.held) this.held = at;
     // Only a hint for processes starting later; failing to leave it changes nothing here.
     await this.state.set(HELD_KEY, String(at)).catch(() => {});
   }
@@ -73,7 +79,17 @@ export class ReplayGuard {
    * signature is spelled or whichever of a key's valid secrets signed it. `signer` names whose
    * signature it is (the key id for a key's HMAC secrets, `ed25519:<public key hex>` for an ed25519 key pair).
    */
-  async firstUse(signer: string, digest: string): Promise<boolean> {
-    return this.state.firstSeen('replay', `${signer}:${digest}`, REPLAY_TTL_MS);
+  async firstUse(signer: string, digest: string, now: number): Promise<boolean> {
+    const { first, heldSince } = await this.state.firstSeenHeld('replay', `${signer}:${digest}`, REPLAY_TTL_MS, HELD_KEY, now);
+    // The marker moved on since this process last looked: the memory was lost (this very request
+    // may be the first to meet the loss, which wrote the marker) and holds nothing from before it.
+    // The caller asks `covers` again: a request signed before that is refused at once, not only
+    // once the security sync's next pass notices the loss.
+    if (this.held === undefined) this.held = heldSince;
+    else if (heldSince > this.held) {
+      this.held = heldSince;
+      if (this.since === undefined || heldSince > this.since) this.since = heldSince;
+    }
+    return first;
   }
 }

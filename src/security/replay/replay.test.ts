@@ -24,11 +24,11 @@ describe('replay memory TTL', () => {
     const state = new MemoryState(clock);
     opened.push(state);
     const guard = new ReplayGuard(state);
-    expect(await guard.firstUse('key_1', 'digest')).toBe(true);
+    expect(await guard.firstUse('key_1', 'digest', Date.now())).toBe(true);
     clock.advance(RECV_WINDOW.maxMs + RECV_WINDOW.futureToleranceMs);
-    expect(await guard.firstUse('key_1', 'digest')).toBe(false);
+    expect(await guard.firstUse('key_1', 'digest', Date.now())).toBe(false);
     clock.advance(REPLAY_TTL_MS);
-    expect(await guard.firstUse('key_1', 'digest')).toBe(true);
+    expect(await guard.firstUse('key_1', 'digest', Date.now())).toBe(true);
   });
 });
 
@@ -46,17 +46,41 @@ describe.each([
     const state = await make();
     opened.push(state);
     const guard = new ReplayGuard(state);
-    expect(await guard.firstUse('key_a', 'd1')).toBe(true);
-    expect(await guard.firstUse('key_a', 'd1')).toBe(false);
-    expect(await guard.firstUse('key_a', 'd2')).toBe(true);
-    expect(await guard.firstUse('key_b', 'd1')).toBe(true);
+    expect(await guard.firstUse('key_a', 'd1', Date.now())).toBe(true);
+    expect(await guard.firstUse('key_a', 'd1', Date.now())).toBe(false);
+    expect(await guard.firstUse('key_a', 'd2', Date.now())).toBe(true);
+    expect(await guard.firstUse('key_b', 'd1', Date.now())).toBe(true);
+  });
+
+  it('learns on the first request after the memory was lost that it holds nothing from before', async () => {
+    const state = await make();
+    opened.push(state);
+    const began = Date.now() - 10_000;
+    await ReplayGuard.heldSince(state, began);
+    const guard = new ReplayGuard(state, began, began);
+    const signedAt = Date.now() - 2_000;
+    expect(guard.covers(signedAt)).toBe(true);
+    expect(await guard.firstUse('key_l', 'd1', Date.now())).toBe(true);
+    expect(guard.covers(signedAt)).toBe(true);
+    // Lost: the marker goes with everything else (for Redis, every key of this instance).
+    for (const k of await state.keys('')) await state.del(k);
+    const now = Date.now();
+    // The copy meets an empty memory (Redis) and is "first" again: the guard now knows it cannot vouch for it.
+    const again = await guard.firstUse('key_l', 'd1', now);
+    if (state.kind === 'redis') expect(again).toBe(true);
+    expect(guard.covers(signedAt)).toBe(false);
+    expect(guard.covers(now + RECV_WINDOW.futureToleranceMs)).toBe(true);
+    // Another process's guard learns it from the marker on its next request, whatever its id.
+    const other = new ReplayGuard(state, began, began);
+    await other.firstUse('key_m', 'd9', now + 5);
+    expect(other.covers(signedAt)).toBe(false);
   });
 
   it('accepts exactly one of 50 concurrent copies', async () => {
     const state = await make();
     opened.push(state);
     const guard = new ReplayGuard(state);
-    const results = await Promise.all(Array.from({ length: 50 }, () => guard.firstUse('key_c', 'same')));
+    const results = await Promise.all(Array.from({ length: 50 }, () => guard.firstUse('key_c', 'same', Date.now())));
     expect(results.filter(Boolean)).toHaveLength(1);
   });
 });
