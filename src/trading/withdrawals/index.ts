@@ -492,6 +492,9 @@ export class Withdrawals {
     if (accountId === admin.accountId) return fail('four_eyes_required', 'An admin may not set their own verification tier');
     return store.transaction(async (trx) => {
       const now = this.deps.clock.now();
+      // Read under the account's lock: a concurrent change is waited for, so the audit record's
+      // `from` is the tier this change replaces.
+      await lockAccount(store, trx, accountId);
       const before = await trx.selectFrom('withdrawal_settings').select('tier').where('account_id', '=', accountId).executeTakeFirst();
       const from = (before ? Number(before.tier) : 0) as Tier;
       await trx
