@@ -9,6 +9,7 @@ import { authenticateStage } from './stages/authenticate.js';
 import { authorizeStage } from './stages/authorize.js';
 import { drainingStage } from './stages/draining.js';
 import { ipBlockStage } from './stages/ip-block.js';
+import { plaintextCredentialsStage } from './stages/plaintext-credentials.js';
 import { rateLimitStage } from './stages/rate-limit.js';
 import { requestContextStage } from './stages/request-context.js';
 import type { Stage } from './stages/types.js';
@@ -17,10 +18,18 @@ import type { Stage } from './stages/types.js';
  * Stages run at arrival (onRequest), before the body is even read: the request context (request
  * id, client address, security headers), then a request arriving while the server closes is
  * refused, then a blocked client address (admin or automatic block) is refused before any other
- * work. None does I/O.
+ * work, then (live behind a TLS-terminating proxy) credentials on a hop not reported as HTTPS.
+ * None does I/O.
  */
 export function arrivalStages(services: Services, draining: () => boolean = () => false): Stage[] {
-  return [requestContextStage(services), drainingStage(draining), ipBlockStage(services)];
+  const plaintext = plaintextCredentialsStage(services);
+  return [
+    requestContextStage(services),
+    drainingStage(draining),
+    ipBlockStage(services),
+    // Live behind a TLS-terminating proxy only: credentials on a hop the proxy does not report as HTTPS.
+    ...(plaintext ? [plaintext] : []),
+  ];
 }
 
 /**

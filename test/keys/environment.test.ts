@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/lib/clock.js';
+import { viaTlsProxy } from '../support/server.js';
 import { code, createKey, credentialOf, session, signed, startKeysServer, type CreatedKey, type KeysTestServer } from './support.js';
 
 /**
@@ -34,6 +35,8 @@ beforeAll(async () => {
       MOONDRAFT_PUBLIC_URL: 'https://api.example.test',
     },
   });
+  // Live serves through its TLS-terminating proxy: requests come from it, reported as HTTPS.
+  viaTlsProxy(live.app, '10.9.0.1');
 });
 afterAll(async () => {
   await live?.close();
@@ -64,8 +67,9 @@ describe('live environment', () => {
     expect((await signed(live, cred, { url, remoteAddress: '10.9.0.1', headers: { 'x-forwarded-for': '203.0.113.9' } })).statusCode).toBe(200);
     // A client cannot prepend its own claim: the rightmost address not a trusted proxy counts.
     expect(code(await signed(live, cred, { url, remoteAddress: '10.9.0.1', headers: { 'x-forwarded-for': '203.0.113.9, 198.51.100.66' } }))).toBe('ip_not_allowed');
-    // From an untrusted peer, X-Forwarded-For is ignored.
-    expect(code(await signed(live, cred, { url, remoteAddress: '10.9.0.2', headers: { 'x-forwarded-for': '203.0.113.9' } }))).toBe('ip_not_allowed');
+    // An untrusted peer's X-Forwarded-* headers are ignored: a client reaching this plain-HTTP port
+    // around the proxy is refused for sending credentials in the clear, before its address counts.
+    expect(code(await signed(live, cred, { url, remoteAddress: '10.9.0.2', headers: { 'x-forwarded-for': '203.0.113.9' } }))).toBe('https_required');
     expect(code(await signed(live, cred, { url, remoteAddress: '10.9.0.1' }))).toBe('ip_not_allowed');
   });
 
@@ -77,5 +81,40 @@ describe('live environment', () => {
     expect(res.json().environment).toBe('live');
     expect(item).toMatchObject({ result: 'fail' });
     expect(item.advice).toContain('live key');
+  });
+});
+
+describe('live behind a TLS-terminating proxy: credentials only over HTTPS', () => {
+  const url = '/api/v1/account';
+  const from = async (headers: Record<string, string>, remoteAddress = '10.9.0.1') => {
+    const owner = await session(live);
+    return live.app.inject({ method: 'GET', url, remoteAddress, headers: { ...owner.headers, ...headers } });
+  };
+
+  it('accepts a token the proxy reports as sent over HTTPS', async () => {
+    expect((await from({ 'x-forwarded-proto': 'https' })).statusCode).toBe(200);
+  });
+
+  it('refuses one the proxy reports as plain HTTP, or does not report at all (403 https_required)', async () => {
+    expect(code(await from({ 'x-forwarded-proto': 'http' }))).toBe('https_required');
+    const unreported = await live.app.inject({ method: 'GET', url, remoteAddress: '10.9.0.1', headers: { ...(await session(live)).headers, 'x-forwarded-proto': '' } });
+    expect(code(unreported)).toBe('https_required');
+    // The refusal is a problem with the usual headers, and HSTS is not sent over plain HTTP.
+    const res = await from({ 'x-forwarded-proto': 'http' });
+    expect(res.statusCode).toBe(403);
+    expect(res.headers['strict-transport-security']).toBeUndefined();
+  });
+
+  it('refuses an API key in the clear too, and one sent around the proxy however it labels itself', async () => {
+    const owner = await session(live);
+    const k = await createKey(live, owner.headers, { label: 'clear', scopes: ['orders:read'] });
+    expect(code(await signed(live, credentialOf(k), { url: '/api/v1/trading/probe', headers: { 'x-forwarded-proto': 'http' } }))).toBe('https_required');
+    expect(code(await signed(live, credentialOf(k), { url: '/api/v1/trading/probe', remoteAddress: '10.9.0.7', headers: { 'x-forwarded-proto': 'https' } }))).toBe('https_required');
+    expect((await signed(live, credentialOf(k), { url: '/api/v1/trading/probe' })).statusCode).toBe(200);
+  });
+
+  it('answers requests without credentials over plain HTTP (a load balancer’s health check)', async () => {
+    const res = await live.app.inject({ method: 'GET', url: '/api/v1/time', remoteAddress: '10.9.0.1', headers: { 'x-forwarded-proto': 'http' } });
+    expect(res.statusCode).toBe(200);
   });
 });

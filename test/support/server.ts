@@ -104,3 +104,16 @@ export async function dropSchema(schema: string): Promise<void> {
     await client.end();
   }
 }
+
+type Injectable = { inject: (opts: InjectOptions) => Promise<unknown> };
+type InjectOptions = { remoteAddress?: string; headers?: Record<string, string | string[] | undefined> } & Record<string, unknown>;
+
+/**
+ * Makes `app.inject` arrive as through a trusted TLS-terminating proxy at `proxy`: from that address,
+ * with `X-Forwarded-Proto: https`, unless a call says otherwise. A live server without TLS of its
+ * own accepts credentials only so (see http/stages/plaintext-credentials.ts).
+ */
+export function viaTlsProxy(app: Injectable, proxy: string): void {
+  const inject = app.inject.bind(app);
+  app.inject = (opts: InjectOptions) => inject({ remoteAddress: proxy, ...opts, headers: { 'x-forwarded-proto': 'https', ...(opts.headers ?? {}) } });
+}

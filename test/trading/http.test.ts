@@ -399,7 +399,7 @@ describe('sandbox faucet', () => {
     const live = await startTestServer({ env: { MOONDRAFT_ENV: 'live', MOONDRAFT_MASTER_KEY: Keyring.generateSpec(1), MOONDRAFT_JWT_KEYS_FILE: keys, MOONDRAFT_TRUSTED_PROXIES: '127.0.0.1', MOONDRAFT_PUBLIC_URL: 'https://api.example.test' } });
     try {
       const s = await sessionFor(live);
-      const res = await live.app.inject({ method: 'POST', url: '/api/v1/sandbox/faucet', headers: s.headers, payload: { asset: 'USDC', amount: '1' } });
+      const res = await live.app.inject({ method: 'POST', url: '/api/v1/sandbox/faucet', headers: { ...s.headers, 'x-forwarded-proto': 'https' }, payload: { asset: 'USDC', amount: '1' } });
       expect(res.statusCode).toBe(404);
       expect(res.json().code).toBe('not_found');
     } finally {

@@ -1,0 +1,27 @@
+import { ApiError } from '../../errors/registry.js';
+import type { Services } from '../../services.js';
+import type { Stage } from './types.js';
+
+/**
+ * Credentials only over HTTPS, behind a proxy too. A live server without TLS of its own serves
+ * through a trusted TLS-terminating proxy (config refuses live with neither). A request carrying
+ * credentials (`Authorization`, `X-API-Key`) is refused with 403 `https_required` unless that proxy
+ * says the client's hop was HTTPS (`X-Forwarded-Proto: https`): a token or key that crossed a hop in
+ * the clear, or reached this plain-HTTP port around the proxy, is not accepted, as the server's own
+ * redirect port refuses it when it does TLS itself (listen.ts). The client learns at once, instead
+ * of a working integration that sends its credentials in the clear. Undefined (no stage) unless the
+ * server is live behind a proxy without TLS of its own.
+ */
+export function plaintextCredentialsStage(services: Services): Stage | undefined {
+  const { config } = services;
+  if (config.env !== 'live' || config.tls !== undefined || config.trustedProxies.length === 0) return undefined;
+  return {
+    name: 'plaintextCredentials',
+    run(request) {
+      const headers = request.headers;
+      if (headers.authorization === undefined && headers['x-api-key'] === undefined) return;
+      if (request.protocol === 'https') return;
+      throw new ApiError('https_required', 'Credentials are only accepted over HTTPS: the TLS-terminating proxy in front of this server did not report the request as HTTPS (X-Forwarded-Proto: https)');
+    },
+  };
+}
