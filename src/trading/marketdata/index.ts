@@ -37,29 +37,30 @@ export class MarketData {
   ) {}
 
   async tickers(): Promise<Ticker[]> {
-    const markets = await this.deps.assets.listMarkets();
-    if (markets.length === 0) return [];
     // The minute that holds the instant 24 h back counts too (the daily limit's window): a trade late
     // in it is less than 24 h old.
     const since = firstWindowMinute(this.deps.clock.now()) * 60_000;
+    // The markets (last price) and their 1-minute candles in one statement, so one snapshot: read
+    // apart, a trade committing in between would show in the one and not the other (a market with
+    // no last price but a trade in its 24 h, or a last price its candles never reached).
     const rows = await this.deps.store.db
-      .selectFrom('candles')
-      .selectAll()
-      .where('period', '=', '1m')
-      .where('start', '>=', since)
-      .where(
-        'market',
-        'in',
-        markets.map((m) => m.symbol),
-      )
-      .orderBy('market')
-      .orderBy('start')
+      .selectFrom('markets as m')
+      .leftJoin('candles as c', (join) => join.onRef('c.market', '=', 'm.symbol').on('c.period', '=', '1m').on('c.start', '>=', since))
+      .selectAll('m')
+      .select(['c.start as c_start', 'c.open as c_open', 'c.high as c_high', 'c.low as c_low', 'c.volume as c_volume', 'c.quote_volume as c_quote_volume', 'c.trades as c_trades'])
+      .where('m.status', '=', 'active')
+      .orderBy('m.symbol')
+      .orderBy('c.start')
       .execute();
-    const byMarket = new Map<string, typeof rows>();
+    const markets: Market[] = [];
+    const byMarket = new Map<string, (typeof rows)[number][]>();
     for (const r of rows) {
-      const list = byMarket.get(r.market) ?? [];
-      list.push(r);
-      byMarket.set(r.market, list);
+      let list = byMarket.get(r.symbol);
+      if (!list) {
+        markets.push(await this.deps.assets.fromRow(r));
+        byMarket.set(r.symbol, (list = []));
+      }
+      if (r.c_start !== null) list.push(r);
     }
     const out: Ticker[] = [];
     for (const market of markets) {
@@ -71,16 +72,16 @@ export class MarketData {
       let quoteVolume = 0n;
       let trades = 0;
       for (const c of candles) {
-        const h = readMinor(c.high);
-        const l = readMinor(c.low);
+        const h = readMinor(c.c_high);
+        const l = readMinor(c.c_low);
         if (high === null || h > high) high = h;
         if (low === null || l < low) low = l;
-        volume += readMinor(c.volume);
-        quoteVolume += readMinor(c.quote_volume);
-        trades += Number(c.trades);
+        volume += readMinor(c.c_volume);
+        quoteVolume += readMinor(c.c_quote_volume);
+        trades += Number(c.c_trades);
       }
       const last = market.lastPrice;
-      const open = candles.length > 0 ? readMinor(candles[0]!.open) : last;
+      const open = candles.length > 0 ? readMinor(candles[0]!.c_open) : last;
       const change = last !== null && open !== null ? last - open : 0n;
       out.push({
         market,
