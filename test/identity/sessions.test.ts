@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/lib/clock.js';
 import { StateUnavailableError } from '../../src/state/port.js';
 import type { SecurityEvent } from '../../src/security/events/index.js';
-import { hashRefreshToken, Sessions } from '../../src/security/identity/sessions.js';
+import { hashRefreshToken, REVOCATION_MARGIN_MS, Sessions } from '../../src/security/identity/sessions.js';
 import { SignInNonces } from '../../src/security/identity/nonces.js';
 import { SignIn } from '../../src/security/identity/sign-in.js';
 import { gateAfterRead, gated } from '../support/gate.js';
@@ -77,7 +77,7 @@ describe.each(backends)('refresh tokens and revocation on $backend', ({ backend,
     expect((await refresh(server, second.refreshToken)).json().code).toBe('token_revoked');
     const ttl = await server.services.state.ttl(`sess:revoked:${s.sessionId}`);
     expect(ttl).toBeGreaterThan(3_600_000);
-    expect(ttl).toBeLessThanOrEqual(3_630_000);
+    expect(ttl).toBeLessThanOrEqual(3_630_000 + REVOCATION_MARGIN_MS);
     const row = await server.services.store.db.selectFrom('sessions').select(['revoked_at', 'revoked_reason']).where('id', '=', s.sessionId).executeTakeFirstOrThrow();
     expect(row.revoked_reason).toBe('refresh_token_reused');
   });
@@ -482,5 +482,33 @@ describe('refresh-token reuse racing the rotation it lost to (embedded, manual c
     // Until the token itself expires, its session stays revoked.
     clock.advance(lifetimeMs - 1_000);
     expect((await account(server, stolen)).status).toBe(401);
+  });
+
+  it('a logout that waited behind a refresh keeps refusing the token that refresh issued, for its whole life', async () => {
+    const s = await signInEthereum(server);
+    const { store, state, events, config, accounts, accessTokens } = server.services;
+    const gate = gateAfterRead('accounts');
+    const lifetimeMs = (config.jwt.accessTtlSec + config.jwt.clockToleranceSec) * 1000;
+    const options = { refreshAbsoluteMs: config.jwt.refreshAbsoluteSec * 1000, refreshIdleMs: config.jwt.refreshIdleSec * 1000, accessTokenLifetimeMs: lifetimeMs };
+    const sessions = new Sessions({ store: gated(store, gate.plugin), state, clock, events, options, onError: () => undefined });
+    const signIn = new SignIn({ config, clock, nonces: new SignInNonces(state), accounts, sessions, accessTokens, events });
+    const client = { ip: '127.0.0.1', userAgent: 'test', requestId: 'req' };
+    gate.arm();
+    // The refresh pauses inside its transaction; the logout, dated now, waits behind it…
+    const refreshing = signIn.refresh(s.refreshToken, client);
+    await gate.reached;
+    const loggedOutAt = clock.now();
+    const logout = sessions.revoke(s.account.id, s.sessionId, 'logout', client);
+    // …for two seconds, and the refresh's token is issued after them.
+    clock.advance(2_000);
+    gate.release();
+    const [refreshed] = await Promise.all([refreshing, logout]);
+    expect(refreshed.ok).toBe(true);
+    const late = { headers: { authorization: `Bearer ${refreshed.ok ? refreshed.value.accessToken : ''}` } };
+    expect(await account(server, late)).toMatchObject({ status: 401, code: 'token_revoked' });
+    // Past the logout's time plus a token's life the late token still lives (it was issued 2 s
+    // later), and its session is still revoked.
+    clock.set(loggedOutAt + lifetimeMs + 500);
+    expect(await account(server, late)).toMatchObject({ status: 401, code: 'token_revoked' });
   });
 });

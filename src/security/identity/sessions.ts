@@ -44,6 +44,8 @@ export interface SessionOptions {
 /** `mdr_` + 256 random bits, base64url. Only its SHA-256 is ever stored. */
 const REFRESH_TOKEN = /^mdr_[A-Za-z0-9_-]{43}$/;
 const ACTIVITY_INTERVAL_MS = 60_000;
+/** How much longer than a token's lifetime a revocation entry lives (see publishRevocation). */
+export const REVOCATION_MARGIN_MS = 60_000;
 const USER_AGENT_MAX = 256;
 
 export function newRefreshToken(): string {
@@ -326,10 +328,19 @@ export class Sessions {
     await this.flushActivity();
   }
 
-  /** Puts the session into the shared revocation set for as long as any of its tokens can live. */
+  /**
+   * Puts the session into the shared revocation set for as long as any of its tokens can live. A
+   * token issued by a refresh that committed while this revocation waited for its write was issued
+   * after `revokedAt` (taken before the wait), but no later than now: the entry lives a token's
+   * lifetime from the later of the two, and REVOCATION_MARGIN_MS more for a token signed a moment
+   * after its refresh committed. Revocations older than a token's lifetime are left out.
+   */
   async publishRevocation(sessionId: string, revokedAt: number): Promise<void> {
-    const ttl = revokedAt + this.deps.options.accessTokenLifetimeMs - this.deps.clock.now();
-    if (ttl > 0) await this.deps.state.set(sessionStateKeys(sessionId, '').revoked, String(revokedAt), ttl);
+    const now = this.deps.clock.now();
+    const lifetime = this.deps.options.accessTokenLifetimeMs;
+    if (revokedAt + lifetime + REVOCATION_MARGIN_MS <= now) return;
+    const ttl = Math.max(revokedAt, now) + lifetime + REVOCATION_MARGIN_MS - now;
+    await this.deps.state.set(sessionStateKeys(sessionId, '').revoked, String(revokedAt), ttl);
   }
 
   /** Deletes sessions (and their refresh tokens) that ended long enough ago to matter to no token. */
