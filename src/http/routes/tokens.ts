@@ -99,6 +99,12 @@ export function tokenRoutes(app: App, services: Services): void {
     },
     async (request) => {
       const caller = callerOf(request);
+      // The list is market data, readable with a bare X-API-Key; the caller's own launches are not:
+      // whoever saw the key id (without its secret) must not learn which tokens its owner created.
+      const p = request.principal;
+      if (request.query.mine && p.kind === 'apiKey' && !p.signed) {
+        throw new ApiError('signature_required', 'mine=true reads your account: sign this request (X-API-Timestamp and X-API-Signature)');
+      }
       const limit = request.query.limit ?? 100;
       const before = request.query.before === undefined ? undefined : parseTokenCursor(request.query.before);
       const { items: list, more } = pageOf(await tokens.list({ limit: limit + 1, ...(request.query.mine ? { createdBy: caller.accountId } : {}), ...(before ? { before } : {}) }), limit);
