@@ -1,6 +1,11 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import type { LightMyRequestResponse } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ManualClock } from '../../src/lib/clock.js';
+import { Keyring } from '../../src/security/crypto/keyring.js';
+import { ensureKeysetFile } from '../../src/security/identity/signing-keys.js';
 import { PERMISSIONS, READ_ONLY_SCOPES, ROLES, scopesAllowedForRole, type Permission, type Role, type Scope } from '../../src/security/rbac/roles.js';
 import { hmacSignatureHex } from '../../src/security/signing/index.js';
 import { randomWallet, sessionFor } from '../support/auth.js';
@@ -256,6 +261,39 @@ describe('every registered route against the contract', () => {
         }
       }
     });
+    it('a role changed after sign-in and after key creation: on every route, exactly the rights of the role in force now', async () => {
+      // Every (role at sign-in / key creation, role now) pair: the token still claims the old role,
+      // and the key still holds every scope the old role allowed. The matrix must read the current
+      // role on each request (a demoted admin keeps nothing; a key's scopes are capped by the owner's
+      // role now, not at creation).
+      for (const before of ROLES) {
+        for (const now of ROLES) {
+          if (before === now) continue;
+          // Auditors create no keys: an auditor's key was made earlier, under another role.
+          const s = await sessionFor(server, { role: before === 'auditor' ? 'developer' : before });
+          await server.services.partnerLimits.set(s.account.id, { market: 100_000, trading: 100_000, account: 100_000, tokens: 100_000 }, 'test');
+          const held = scopesAllowedForRole(before);
+          const created = await server.app.inject({ method: 'POST', url: '/api/v1/keys', headers: s.headers, payload: { label: 'changed', scopes: held, ipWhitelist: ['127.0.0.1'] } });
+          expect(created.statusCode, created.body).toBe(201);
+          const key = { apiKey: created.json().apiKey as string, secret: created.json().apiSecret as string };
+          const token = before === 'auditor' ? (await server.services.accounts.setRole(s.account.wallet, 'auditor', 'test'), await sessionFor(server, { wallet: s.account.wallet })) : s;
+          expect(token.claims.role).toBe(before);
+          const changed = await server.services.accounts.setRole(s.account.wallet, now, 'test');
+          expect(changed.ok).toBe(true);
+          for (const r of apiRoutes()) {
+            if (r.permission === 'public' || r.url === '/api/v1/auth/logout') continue;
+            const p = rule(r.permission as P);
+            const route = `${r.method} ${r.url}`;
+            const url = concrete(r.url);
+            const bySession = outcome(await server.app.inject({ method: r.method as 'GET', url, headers: token.headers }));
+            expect({ route, before, now, via: 'session', code: bySession.code }).toEqual({ route, before, now, via: 'session', code: p.roles.includes(now) ? 'allowed' : 'forbidden_role' });
+            const byKey = outcome(await asKey(key, r.method, url));
+            const expected = !p.roles.includes(now) ? 'forbidden_role' : p.scope === null ? 'session_required' : held.includes(p.scope) ? 'allowed' : 'insufficient_scope';
+            expect({ route, before, now, via: 'key', code: byKey.code }).toEqual({ route, before, now, via: 'key', code: expected });
+          }
+        }
+      }
+    });
   });
 
   describe("another account's resources", () => {
@@ -372,5 +410,55 @@ describe('every registered route against the contract', () => {
     const signed = await server.app.inject({ method: 'GET', url, headers: { 'x-api-key': key.apiKey, 'x-api-timestamp': timestamp, 'x-api-signature': signature } });
     expect(signed.json().code).toBe('insufficient_scope');
     expect(signed.headers['ratelimit']).toBe('"tokens";r=9;t=1');
+  });
+});
+
+describe('live: the same matrix, without the sandbox', () => {
+  let live: TestServer;
+  let dir: string;
+  let first: number;
+  const clock = new ManualClock(Date.UTC(2026, 4, 1));
+
+  beforeAll(async () => {
+    dir = mkdtempSync(path.join(tmpdir(), 'moondraft-live-matrix-'));
+    const keys = path.join(dir, 'jwt.json');
+    ensureKeysetFile(keys, clock.now());
+    first = registered.length;
+    live = await startTestServer({
+      clock,
+      env: { MOONDRAFT_ENV: 'live', MOONDRAFT_MASTER_KEY: Keyring.generateSpec(1), MOONDRAFT_JWT_KEYS_FILE: keys, MOONDRAFT_TRUSTED_PROXIES: '127.0.0.1', MOONDRAFT_PUBLIC_URL: 'https://api.example.test' },
+    });
+  });
+  afterAll(async () => {
+    await live.close();
+    rmSync(dir, { recursive: true, force: true });
+    registered.splice(first);
+  });
+
+  it('registers every route of the contract with the same permission, except the sandbox-only ones, which do not exist', async () => {
+    const liveRoutes = registered.slice(first).filter((r) => r.url.startsWith('/api/') && r.method !== 'HEAD');
+    const declared = Object.fromEntries(liveRoutes.map((r) => [`${r.method} ${r.url}`, r.permission]));
+    const expected = Object.fromEntries(Object.entries(CONTRACT).filter(([route]) => !route.split(' ')[1]!.startsWith('/api/v1/sandbox/')));
+    expect(Object.keys(expected).length).toBeLessThan(Object.keys(CONTRACT).length);
+    expect(declared).toEqual(expected);
+
+    // Whoever asks (nobody, a trader, an admin, a trading key): a sandbox path is not found.
+    const trader = await sessionFor(live, { role: 'trader' });
+    const admin = await sessionFor(live, { role: 'admin' });
+    const created = await live.app.inject({ method: 'POST', url: '/api/v1/keys', headers: trader.headers, payload: { label: 'live', scopes: ['orders:write'], ipWhitelist: ['203.0.113.9'] } });
+    expect(created.statusCode, created.body).toBe(201);
+    const key = { apiKey: created.json().apiKey as string, secret: created.json().apiSecret as string };
+    for (const route of Object.keys(CONTRACT).filter((r) => r.split(' ')[1]!.startsWith('/api/v1/sandbox/'))) {
+      const [method, url] = route.split(' ') as [string, string];
+      const body = '{"asset":"USDC","amount":"1"}';
+      clock.advance(1);
+      const timestamp = String(clock.now());
+      const signature = hmacSignatureHex(key.secret, { timestamp, method, pathWithQuery: url, body });
+      const keyHeaders = { 'x-api-key': key.apiKey, 'x-api-timestamp': timestamp, 'x-api-signature': signature, 'x-forwarded-for': '203.0.113.9' };
+      for (const [who, headers] of [['anonymous', {}], ['trader', trader.headers], ['admin', admin.headers], ['key', keyHeaders]] as const) {
+        const res = await live.app.inject({ method: method as 'POST', url, headers: { ...headers, 'content-type': 'application/json' }, payload: body });
+        expect({ route, who, status: res.statusCode, code: res.json().code }).toEqual({ route, who, status: 404, code: 'not_found' });
+      }
+    }
   });
 });
