@@ -88,6 +88,27 @@ describe.each(backends)('IP blocks and the DDoS guard (%s)', (backend) => {
     }
   });
 
+  it('an administrator cannot block the address they are calling from (they could never lift it)', async () => {
+    // app.inject comes from 127.0.0.1: the address of every client behind a local proxy not declared trusted.
+    for (const target of ['127.0.0.1', '127.0.0.0/8', '127.0.0.1/32', '::ffff:127.0.0.1']) {
+      const res = await blocks.add({ target });
+      expectProblem(res, 'conflict', 409);
+      expect(res.json().detail).toContain('127.0.0.1');
+    }
+    expect((await blocks.list()).some((b) => b.target.startsWith('127.'))).toBe(false);
+    expect((await from('127.0.0.1')).statusCode).toBe(200);
+    // From another address the same block is made, and lifted from there.
+    const elsewhere = (method: 'POST' | 'DELETE', url: string, payload?: object) =>
+      server.app.inject({ method, url, remoteAddress: '203.0.113.200', headers: admin.headers, ...(payload ? { payload } : {}) });
+    expect((await elsewhere('POST', '/api/v1/admin/ip-blocks', { target: '127.0.0.1' })).statusCode).toBe(201);
+    expectProblem(await from('127.0.0.1'), 'ip_blocked', 403);
+    expect((await elsewhere('DELETE', '/api/v1/admin/ip-blocks?target=127.0.0.1')).statusCode).toBe(204);
+    expect((await from('127.0.0.1')).statusCode).toBe(200);
+    // A range beside the caller's is no concern.
+    expect((await blocks.add({ target: '128.0.0.0/8' })).statusCode).toBe(201);
+    expect((await blocks.remove('128.0.0.0/8')).statusCode).toBe(204);
+  });
+
   it('blocks ranges, lists them canonically, and lifts them', async () => {
     expect((await blocks.add({ target: '192.0.2.99/24' })).json().target).toBe('192.0.2.0/24');
     expectProblem(await from('192.0.2.200'), 'ip_blocked', 403);

@@ -70,7 +70,7 @@ export function rateLimitRoutes(app: App, services: Services): void {
       const p = request.principal;
       if (p.kind === 'anonymous') throw new ApiError('unauthenticated');
       const { target, reason, durationSec } = request.body;
-      const block = unwrap(await services.ipBlocks.add(target, { reason: reason ?? 'blocked by an administrator', ttlMs: durationSec === undefined ? undefined : durationSec * 1000, by: p.accountId }));
+      const block = unwrap(await services.ipBlocks.add(target, { reason: reason ?? 'blocked by an administrator', ttlMs: durationSec === undefined ? undefined : durationSec * 1000, by: p.accountId, callerIp: request.clientIp }));
       reply.code(201);
       return view(block);
     },

@@ -166,9 +166,17 @@ export class IpBlocks {
   }
 
   /** An administrator's block: stored, shared with every process, announced. */
-  async add(target: string, options: { reason: string; ttlMs?: number | undefined; by: string }): Promise<Result<IpBlock, 'validation_failed'>> {
+  async add(target: string, options: { reason: string; ttlMs?: number | undefined; by: string; callerIp?: string | undefined }): Promise<Result<IpBlock, 'validation_failed' | 'conflict'>> {
     const t = parseTarget(target);
     if (!t) return fail('validation_failed', 'target must be an IP address or a CIDR range (at least /8 for IPv4, /16 for IPv6)');
+    // A block is enforced before authentication, on every route, the admin ones included, and only
+    // the API lifts it: one covering the administrator's own address would cut them off from the
+    // very route that lifts it (behind an undeclared local proxy, where every client is 127.0.0.1,
+    // it would cut off everyone), with no way back but editing the store and shared state.
+    const caller = options.callerIp === undefined ? undefined : canonicalAddress(options.callerIp);
+    if (caller !== undefined && blockListOf([t.canonical]).check(caller, familyOf(caller))) {
+      return fail('conflict', `${t.canonical} covers your own address (${caller}): it would lock you out of the API, and out of lifting it; block it from another address, or a narrower range`);
+    }
     // Administrators read the reason in the list: the rule of every text people read (no control,
     // bidirectional or invisible formatting characters; a NUL byte would also fail the insert on
     // PostgreSQL). Blank: the default.
