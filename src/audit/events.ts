@@ -74,7 +74,7 @@ export interface AuditEventDetails {
   'admin.key.updated': { keyId: string; by?: string | undefined } & More;
   'admin.key.regenerated': { keyId: string; by?: string | undefined } & More;
   'admin.key.revoked': { keyId: string; by?: string | undefined } & More;
-  'admin.key.suspended': { keyId: string; by?: string | undefined } & More;
+  'admin.key.suspended': { keyId: string; by?: string | undefined; reason?: string | null } & More;
   'admin.key.unsuspended': { keyId: string; by?: string | undefined } & More;
   'admin.key.rotation_due': { keyId: string } & More;
   'admin.signing_keys.rotated': { kid: string } & More;

@@ -141,6 +141,8 @@ describe('key management is audited in its transaction', () => {
     const suspended = await forKey('admin.key.suspended');
     expect(suspended).toHaveLength(1);
     expect(suspended[0]!.actorId).toBe(admin.account.id);
+    // Why: shown to the owner while suspended, and erased by unsuspending; the trail keeps it.
+    expect(suspended[0]!.details).toMatchObject({ keyId, by: admin.account.id, reason: 'test' });
     const revoked = await forKey('admin.key.revoked');
     expect(revoked).toHaveLength(1);
     expect(revoked[0]!.actorId).toBe(owner.account.id);

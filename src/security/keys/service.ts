@@ -492,7 +492,7 @@ export class ApiKeys {
       if (rec.revokedAt !== null) return fail('conflict', 'The key is revoked');
       if (rec.suspendedAt !== null) return ok(null);
       return ok({ suspended_at: now, suspended_reason: reason });
-    }, { type: 'admin.key.suspended', by });
+    }, { type: 'admin.key.suspended', by, details: { reason } });
     if (!result.ok) return result;
     if (result.value.changed) this.deps.events.emit({ type: 'key.suspended', audited: this.audited, at: this.deps.clock.now(), accountId: result.value.record.accountId, keyId: id, by });
     return ok(result.value.record);
@@ -555,7 +555,7 @@ export class ApiKeys {
     id: string,
     accountId: string | undefined,
     change: (rec: ApiKeyRecord, now: number) => Result<Record<string, unknown> | null>,
-    audit: { type: KeyAuditType; by: string },
+    audit: { type: KeyAuditType; by: string; details?: Record<string, unknown> },
   ): Promise<Result<{ record: ApiKeyRecord; changed: boolean }>> {
     for (let attempt = 0; attempt < 5; attempt++) {
       const rec = await this.fetch('id', id);
@@ -579,7 +579,7 @@ export class ApiKeys {
           .where('version', '=', rec.version)
           .returningAll()
           .executeTakeFirst();
-        if (updated) await this.deps.audit?.recordIn(trx, { type: audit.type, accountId: rec.accountId, actorId: audit.by, details: { keyId: id, by: audit.by } });
+        if (updated) await this.deps.audit?.recordIn(trx, { type: audit.type, accountId: rec.accountId, actorId: audit.by, details: { keyId: id, by: audit.by, ...audit.details } });
         return updated;
       });
       if (!row) continue; // changed concurrently: decide again on the fresh row
