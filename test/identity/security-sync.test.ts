@@ -118,6 +118,19 @@ describe('security sync window', () => {
     clock.advance(3_630_000);
     expect((await freshSync().runOnce()).revocations).toBe(0);
   });
+
+  it('after the clock steps back (NTP), a pass still finds what was written since, stamped by the stepped-back clock', async () => {
+    const s = await signInEthereum(server);
+    await server.services.securitySync.runOnce();
+    expect((await account(server, s)).role).toBe('trader');
+    // The host's clock is stepped back ten minutes; the offline CLI (database only) then changes the
+    // role, its row stamped by the same, stepped-back clock, and the server's next pass runs.
+    clock.advance(-600_000);
+    await server.services.store.db.updateTable('accounts').set({ role: 'auditor', updated_at: clock.now() }).where('id', '=', s.account.id).execute();
+    clock.advance(5_000);
+    expect((await server.services.securitySync.runOnce()).roles).toBeGreaterThanOrEqual(1);
+    expect((await account(server, s)).role).toBe('auditor');
+  });
 });
 
 /**

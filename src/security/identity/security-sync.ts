@@ -57,7 +57,9 @@ export class SecuritySync {
     const markerValue = `${now}:${++this.passes}`;
     await state.set(this.marker, markerValue, windowMs);
     this.markerValue = markerValue;
-    const since = this.lastRunAt === undefined ? now - windowMs : Math.max(now - windowMs, this.lastRunAt - OVERLAP_MS);
+    // A clock stepped back since the last pass (NTP) stamps new rows before that pass's time: look
+    // back from now, not from the last pass, or they would never be read.
+    const since = this.lastRunAt === undefined ? now - windowMs : Math.max(now - windowMs, Math.min(now, this.lastRunAt) - OVERLAP_MS);
 
     const revoked = await store.db.selectFrom('sessions').select(['id', 'revoked_at']).where('revoked_at', '>=', since).execute();
     for (const row of revoked) await this.deps.sessions.publishRevocation(row.id, Number(row.revoked_at));
