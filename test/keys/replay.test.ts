@@ -47,6 +47,38 @@ describe.each(backends)('replay protection and role capping on %s', (backend) =>
     expect((await ks.app.inject(signedInject(ks, { apiKey: b.apiKey, edSecretKey: secretKey }, { method: 'POST', url: '/api/v1/trading/probe', body: '{"n":42}' }))).statusCode).toBe(200);
   });
 
+  it('refuses a copy at the edge of the largest window whose checks took over a second (a stalled server)', async () => {
+    const owner = await session(ks);
+    const key = await createKey(ks, owner.headers, { label: 'slow copy', scopes: ['orders:write'] });
+    const t = clock.now();
+    // Signed 1 s ahead (the most allowed) and accepted at once: remembered from now, 62 s.
+    const accepted = signedInject(ks, credentialOf(key), { method: 'POST', url: '/api/v1/trading/probe', body: '{"n":9001}', timestamp: t + 1_000, recvWindow: '60000' });
+    expect((await ks.app.inject(accepted)).statusCode).toBe(200);
+    // The copy arrives as the largest receive window ends; reading its key stalls 1.5 s (a long GC
+    // pause, an overloaded event loop, a slow shared-state answer) before the replay memory is asked.
+    clock.set(t + 61_000);
+    const state = ks.server.services.state;
+    const getMany = state.getMany.bind(state);
+    let stalled = false;
+    state.getMany = async (keys) => {
+      if (!stalled) {
+        stalled = true;
+        clock.advance(1_500);
+      }
+      return getMany(keys);
+    };
+    try {
+      const copy = await ks.app.inject(accepted);
+      expect(stalled).toBe(true);
+      // In process the memory runs on the (manual) clock and has forgotten the original by now;
+      // Redis keeps its own time, so there only the answer's code tells.
+      expect(copy.statusCode).not.toBe(200);
+      expect(code(copy)).toBe('timestamp_out_of_window');
+    } finally {
+      state.getMany = getMany;
+    }
+  });
+
   it('still refuses a replay after the key is revoked, and after a suspension is lifted', async () => {
     const owner = await session(ks);
     const admin = await sessionFor(ks.server, { role: 'admin' });

@@ -7,7 +7,7 @@ import type { CountryLookup } from '../network/countries.js';
 import type { Principal } from '../principal.js';
 import { permissionRule, scopesAllowedForRole } from '../rbac/roles.js';
 import { ReplayGuard } from '../replay/index.js';
-import { canonicalMessage, checkTimestamp, type CanonicalParts } from '../signing/canonical.js';
+import { canonicalMessage, checkTimestamp, RECV_WINDOW, type CanonicalParts } from '../signing/canonical.js';
 import { describeSigned, messageDigest, verifyEd25519Message, verifyHmacMessage } from '../signing/verify.js';
 import { environmentOfKey, KEY_PREFIX } from './format.js';
 import { statusOf } from './records.js';
@@ -78,7 +78,7 @@ function beforeMemory(now: number): ApiError {
  * The API-key checks, cheapest first, in this fixed order (issue 4, item 7). After them the
  * authorize stage checks scope and role, then the rate limit, then the handler.
  */
-export function apiKeyChecks(deps: KeyCheckDeps): readonly KeyCheck[] {
+export function apiKeyChecks(deps: KeyCheckDeps & { clock: Clock }): readonly KeyCheck[] {
   const replay = deps.replay ?? new ReplayGuard(deps.state, deps.replaySince);
   return [
     {
@@ -206,7 +206,14 @@ export function apiKeyChecks(deps: KeyCheckDeps): readonly KeyCheck[] {
       async run(ctx) {
         if (!ctx.signed) return;
         const { record } = resolved(ctx);
-        if (!replay.covers(Number(ctx.signed.parts.timestamp))) throw beforeMemory(ctx.now);
+        const timestamp = Number(ctx.signed.parts.timestamp);
+        if (!replay.covers(timestamp)) throw beforeMemory(ctx.now);
+        // The window was checked at ctx.now, read before the key lookup; the memory keeps a request
+        // for a fixed time from its acceptance, long enough for a copy checked and asked at once. A
+        // copy whose checks stalled (a GC pause, an overloaded event loop) could reach the memory
+        // after the original left it: past the largest window now, it is refused.
+        const at = deps.clock.now();
+        if (at - timestamp > RECV_WINDOW.maxMs) throw new ApiError('timestamp_out_of_window', 'The timestamp is older than the receive window allows', { extra: { serverTime: at } });
         // Scoped to the signer, not the key: a request signed with an ed25519 key pair registered
         // on two keys is accepted once, whichever of them it names.
         const first = await replay.firstUse(ctx.signed.signer ?? record.id, messageDigest(ctx.signed.message), ctx.now);
