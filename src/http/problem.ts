@@ -1,6 +1,7 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { ApiError, ERRORS, type ErrorCode } from '../errors/registry.js';
 import { StateUnavailableError } from '../state/port.js';
+import { storeUnavailable } from '../store/db.js';
 
 export const PROBLEM_TYPE_BASE = 'https://moondraft.dev/problems/';
 
@@ -38,6 +39,9 @@ function describeValidation(error: { validation?: ValidationIssue[]; validationC
 export function toApiError(error: unknown): { apiError: ApiError; unexpected: boolean } {
   if (error instanceof ApiError) return { apiError: error, unexpected: false };
   if (error instanceof StateUnavailableError) return { apiError: new ApiError('service_unavailable', 'A shared service is unavailable; try again shortly', { headers: { 'Retry-After': '1' } }), unexpected: false };
+  // The database away or overloaded (see storeUnavailable): a clear 503 the client may retry, not
+  // an internal error. A failure at COMMIT is not one of these: its outcome is unknown (500).
+  if (storeUnavailable(error)) return { apiError: new ApiError('service_unavailable', 'The database is unavailable; try again shortly', { headers: { 'Retry-After': '1' } }), unexpected: false };
   const e = error as Omit<FastifyError, 'validation'> & { validation?: ValidationIssue[]; validationContext?: string };
   if (e && e.validation) return { apiError: new ApiError('validation_failed', describeValidation(e)), unexpected: false };
   switch (e?.code) {

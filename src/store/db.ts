@@ -40,6 +40,51 @@ export interface StoreOptions {
 }
 
 const INT8_OID = 20;
+
+/** Errors of transactions whose COMMIT was sent (see failedAtCommit). */
+const commitFailures = new WeakSet<object>();
+
+/** Marks `err` as a failure of a transaction's COMMIT: whether it took effect is unknown. */
+export function markFailedAtCommit(err: unknown): void {
+  if (typeof err === 'object' && err !== null) commitFailures.add(err);
+}
+
+/** Whether `err` ended a transaction at its COMMIT (Store.transaction): its outcome is unknown. */
+export function failedAtCommit(err: unknown): boolean {
+  return typeof err === 'object' && err !== null && commitFailures.has(err);
+}
+
+/** Node's codes of a connection that could not be made or was lost. */
+const CONNECTION_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ECONNABORTED', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EPIPE']);
+/**
+ * node-postgres's errors without a code: the pool could not connect in time, the connection
+ * dropped, a client that lost its connection was used.
+ */
+const PG_CONNECTION_MESSAGES = ['Connection terminated', 'timeout exceeded when trying to connect', 'is not queryable', 'Query read timeout'];
+
+/**
+ * Whether `err` says the store is unavailable for now (rather than that this request or the code
+ * is at fault): no connection could be made or it was lost (a PostgreSQL restart, failover or
+ * partition), the pool found none free in time, PostgreSQL is shutting down, out of connections,
+ * of disk or of memory, or cancelled the statement (statement_timeout); SQLite's write lock held
+ * past the busy timeout, a full disk, an I/O error. Such a request is answered 503
+ * `service_unavailable`: nothing it asked was done (a transaction that failed before its COMMIT
+ * is rolled back). Not an error at COMMIT (failedAtCommit): its outcome is unknown, a 500.
+ */
+export function storeUnavailable(err: unknown): boolean {
+  if (typeof err !== 'object' || err === null || failedAtCommit(err)) return false;
+  const code = (err as { code?: unknown }).code;
+  if (typeof code === 'string') {
+    if (CONNECTION_CODES.has(code)) return true;
+    // PostgreSQL SQLSTATE: 08 connection exception, 53 insufficient resources, 57P0x shutting
+    // down / cannot connect now, 57014 statement cancelled (statement_timeout), 25P03 idle in
+    // transaction timeout.
+    if (/^(08|53)[0-9A-Z]{3}$/.test(code) || /^57P0[0-9]$/.test(code) || code === '57014' || code === '25P03') return true;
+    if (/^SQLITE_(BUSY|LOCKED|FULL|IOERR|CANTOPEN)/.test(code)) return true;
+  }
+  const message = (err as { message?: unknown }).message;
+  return code === undefined && typeof message === 'string' && PG_CONNECTION_MESSAGES.some((m) => message.includes(m));
+}
 /** How long /health waits for the store (see ping). */
 const PING_TIMEOUT_MS = 2000;
 
@@ -51,7 +96,20 @@ class KyselyStore implements Store {
     private readonly sqliteFile?: string,
   ) {}
   transaction<T>(fn: (trx: Transaction<Database>) => Promise<T>): Promise<T> {
-    return this.db.transaction().execute(fn);
+    let committing = false;
+    return this.db
+      .transaction()
+      .execute(async (trx) => {
+        const result = await fn(trx);
+        committing = true;
+        return result;
+      })
+      .catch((err: unknown) => {
+        // Past the callback only COMMIT (or the ROLLBACK after it) can fail: whether the
+        // transaction took effect is unknown, which an answer must not hide (see storeUnavailable).
+        if (committing) markFailedAtCommit(err);
+        throw err;
+      });
   }
   async snapshot<T>(fn: (db: Kysely<Database>) => Promise<T>): Promise<T> {
     if (this.dialect === 'postgres') return this.db.transaction().setIsolationLevel('repeatable read').setAccessMode('read only').execute(fn);

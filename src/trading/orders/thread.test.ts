@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
+import { toApiError } from '../../http/problem.js';
 import { StateUnavailableError } from '../../state/port.js';
+import { markFailedAtCommit } from '../../store/db.js';
 import { errorFromWire, errorToWire, yieldTo } from './thread.js';
 
 describe('the order thread’s helpers', () => {
@@ -36,5 +38,18 @@ describe('the order thread’s helpers', () => {
     expect(other).not.toBeInstanceOf(StateUnavailableError);
     expect(other.message).toBe('order thread: boom');
     expect(errorToWire('plain')).toEqual({ name: 'Error', message: 'plain' });
+  });
+
+  it('a store outage in the thread stays a 503; a failure at COMMIT (outcome unknown) stays a 500', () => {
+    const refused = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' });
+    expect(toApiError(errorFromWire(errorToWire(refused))).apiError.code).toBe('service_unavailable');
+    const busy = Object.assign(new Error('database is locked'), { code: 'SQLITE_BUSY' });
+    expect(toApiError(errorFromWire(errorToWire(busy))).apiError.code).toBe('service_unavailable');
+    const dropped = new Error('Connection terminated unexpectedly');
+    expect(toApiError(errorFromWire(errorToWire(dropped))).apiError.code).toBe('service_unavailable');
+    markFailedAtCommit(dropped);
+    expect(toApiError(errorFromWire(errorToWire(dropped))).apiError.code).toBe('internal_error');
+    // The thread dying with commands in flight: their outcome is unknown (documented 500).
+    expect(toApiError(new Error('the order thread stopped before answering')).apiError.code).toBe('internal_error');
   });
 });

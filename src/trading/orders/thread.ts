@@ -11,7 +11,7 @@ import type { Config } from '../../config/index.js';
 import { fail, type Result } from '../../errors/registry.js';
 import { MemoryState } from '../../state/memory.js';
 import { StateUnavailableError, type SharedState } from '../../state/port.js';
-import type { StoreOptions } from '../../store/db.js';
+import { failedAtCommit, markFailedAtCommit, type StoreOptions } from '../../store/db.js';
 import { HALT_KEY_PREFIX, type HaltStatus } from '../halt.js';
 import type { CommittedReport, OrderExecutor, SequencerCommand, SequencerReporter } from './sequencer.js';
 
@@ -44,6 +44,10 @@ export type HaltSource = { kind: 'redis'; url: string; prefix: string } | { kind
 export interface WireError {
   name: string;
   message: string;
+  /** The error's code (a store's: ECONNREFUSED, a SQLSTATE, SQLITE_BUSY), so the answer can tell an outage. */
+  code?: string;
+  /** It ended a transaction at its COMMIT: the outcome is unknown (failedAtCommit). */
+  atCommit?: boolean;
 }
 
 export type WireOutcome = { id: number; result: Result<unknown> } | { id: number; error: WireError };
@@ -77,14 +81,21 @@ export async function yieldTo(waiters: Int32Array, maxMs = 100): Promise<void> {
 }
 
 export function errorToWire(err: unknown): WireError {
-  return err instanceof Error ? { name: err.name, message: err.message } : { name: 'Error', message: String(err) };
+  if (!(err instanceof Error)) return { name: 'Error', message: String(err) };
+  const code = (err as { code?: unknown }).code;
+  return { name: err.name, message: err.message, ...(typeof code === 'string' ? { code } : {}), ...(failedAtCommit(err) ? { atCommit: true } : {}) };
 }
 
-/** Rebuilds an error the routes know how to answer (a shared-state outage is a 503). */
+/**
+ * Rebuilds an error the routes know how to answer: a shared-state outage or the store's (503),
+ * told from a failure at COMMIT (its outcome unknown: 500).
+ */
 export function errorFromWire(e: WireError): Error {
   if (e.name === 'StateUnavailableError') return new StateUnavailableError(e.message);
-  const err = new Error(e.message.startsWith('order thread: ') ? e.message : `order thread: ${e.message}`);
+  const err = new Error(e.message.startsWith('order thread: ') ? e.message : `order thread: ${e.message}`) as Error & { code?: string };
   err.name = e.name;
+  if (e.code !== undefined) err.code = e.code;
+  if (e.atCommit) markFailedAtCommit(err);
   return err;
 }
 
