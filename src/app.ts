@@ -13,6 +13,9 @@ export interface Moondraft {
 /** The whole server, ready to `listen` or to `inject` requests in tests. */
 export async function createMoondraft(config: Config, overrides: ServiceOverrides = {}): Promise<Moondraft> {
   const services = await createServices(config, overrides);
+  // Migrated and started: from here a statement the database does not answer fails (503) instead of
+  // holding its request for ever (one-off CLI commands, which may run long scans, keep no deadline).
+  services.store.limitQueries(config.dbQueryTimeoutMs);
   let app: App;
   try {
     app = await buildServer(services);

@@ -44,6 +44,12 @@ export interface Config {
   trustedProxies: string[];
   bootstrapAdmin: string | undefined;
   bodyLimit: number;
+  /**
+   * A server's PostgreSQL statements that have not answered within this (ms) fail (503), and their
+   * connection is dropped: a database that stops answering does not hold requests (and the serial
+   * order thread) for ever. Not applied to migrations or one-off CLI commands.
+   */
+  dbQueryTimeoutMs: number;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   /** Serve /metrics on this separate port instead of the API port (recommended in live). */
   metricsPort: number | undefined;
@@ -443,6 +449,7 @@ export function loadConfig(environment: Source = process.env): Config {
     trustedProxies,
     bootstrapAdmin,
     bodyLimit: r.int('MOONDRAFT_BODY_LIMIT', 64 * 1024, 1024, 10 * 1024 * 1024),
+    dbQueryTimeoutMs: r.int('MOONDRAFT_DB_QUERY_TIMEOUT_MS', 30_000, 1_000, 3_600_000),
     logLevel: r.oneOf('MOONDRAFT_LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const, 'info'),
     metricsPort: r.optionalInt('MOONDRAFT_METRICS_PORT', 1, 65535),
     timeouts: {

@@ -21,6 +21,13 @@ export interface Store {
   snapshot<T>(fn: (db: Kysely<Database>) => Promise<T>): Promise<T>;
   /** Whether the store answers (false after `timeoutMs`, default 2 s, without an answer). */
   ping(timeoutMs?: number): Promise<boolean>;
+  /**
+   * From now on (a server, once migrated), a PostgreSQL statement not answered within `ms` fails
+   * with a `store_deadline` error (503, see storeUnavailable) and its connection is dropped (the
+   * pool opens another): a database that stops answering, a frozen network path, no longer holds
+   * requests for ever. 0: no deadline. SQLite (in process, bounded by its busy timeout) ignores it.
+   */
+  limitQueries(ms: number): void;
   close(): Promise<void>;
 }
 
@@ -62,6 +69,9 @@ const CONNECTION_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ECONNABORTED', 
  */
 const PG_CONNECTION_MESSAGES = ['Connection terminated', 'timeout exceeded when trying to connect', 'is not queryable', 'Query read timeout'];
 
+/** The code of a statement that did not answer within the store's deadline (Store.limitQueries). */
+export const STORE_DEADLINE = 'store_deadline';
+
 /**
  * Whether `err` says the store is unavailable for now (rather than that this request or the code
  * is at fault): no connection could be made or it was lost (a PostgreSQL restart, failover or
@@ -75,7 +85,7 @@ export function storeUnavailable(err: unknown): boolean {
   if (typeof err !== 'object' || err === null || failedAtCommit(err)) return false;
   const code = (err as { code?: unknown }).code;
   if (typeof code === 'string') {
-    if (CONNECTION_CODES.has(code)) return true;
+    if (CONNECTION_CODES.has(code) || code === STORE_DEADLINE) return true;
     // PostgreSQL SQLSTATE: 08 connection exception, 53 insufficient resources, 57P0x shutting
     // down / cannot connect now, 57014 statement cancelled (statement_timeout), 25P03 idle in
     // transaction timeout.
@@ -85,6 +95,41 @@ export function storeUnavailable(err: unknown): boolean {
   const message = (err as { message?: unknown }).message;
   return code === undefined && typeof message === 'string' && PG_CONNECTION_MESSAGES.some((m) => message.includes(m));
 }
+/**
+ * Bounds every statement of a pooled PostgreSQL connection by `deadline.ms` (read per statement;
+ * 0: none). A statement not answered in time fails with STORE_DEADLINE and the connection's socket
+ * is destroyed: what it was doing is unknown and it may never answer, so it must not be used again
+ * (the pool discards a client whose connection ended). Within a transaction, the ROLLBACK that
+ * follows fails on the dead connection, which ends the transaction as well; one whose COMMIT timed
+ * out is marked failedAtCommit by Store.transaction (outcome unknown). Cursors (streams) are left
+ * alone: their reads are the caller's to bound.
+ */
+function withDeadline(client: pg.PoolClient, deadline: { ms: number }): void {
+  const query = client.query.bind(client) as (...args: unknown[]) => unknown;
+  (client as unknown as { query: (...args: unknown[]) => unknown }).query = (...args: unknown[]) => {
+    const pending = query(...args);
+    const ms = deadline.ms;
+    if (ms <= 0 || !(pending instanceof Promise)) return pending;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        reject(Object.assign(new Error(`the database did not answer a statement within ${ms} ms`), { code: STORE_DEADLINE }));
+        pending.catch(() => {}); // it fails once its connection is destroyed below
+        (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
+      }, ms);
+      pending.then(
+        (value) => {
+          clearTimeout(timer);
+          resolve(value);
+        },
+        (err: unknown) => {
+          clearTimeout(timer);
+          reject(err);
+        },
+      );
+    });
+  };
+}
+
 /** How long /health waits for the store (see ping). */
 const PING_TIMEOUT_MS = 2000;
 
@@ -94,7 +139,13 @@ class KyselyStore implements Store {
     readonly dialect: Dialect,
     /** The SQLite file, for snapshots read on a connection of their own. */
     private readonly sqliteFile?: string,
+    /** PostgreSQL: the statement deadline its pool's connections read (see limitQueries). */
+    private readonly queryDeadline?: { ms: number },
   ) {}
+  limitQueries(ms: number): void {
+    if (!Number.isFinite(ms) || ms < 0) throw new RangeError(`store: a query deadline must be 0 or more ms, got ${String(ms)}`);
+    if (this.queryDeadline) this.queryDeadline.ms = ms;
+  }
   transaction<T>(fn: (trx: Transaction<Database>) => Promise<T>): Promise<T> {
     let committing = false;
     return this.db
@@ -198,8 +249,12 @@ export async function openStore(options: StoreOptions): Promise<Store> {
     // out): a connection that drops in the middle of a query (a PostgreSQL restart or failover) would
     // emit an unhandled 'error' and crash the process. The query itself fails with that error, which
     // is how the caller learns of it; the pool then discards the client.
-    pool.on('connect', (client) => client.on('error', () => {}));
-    return new KyselyStore(new Kysely<Database>({ dialect: new PostgresDialect({ pool }) }), 'postgres');
+    const deadline = { ms: 0 };
+    pool.on('connect', (client) => {
+      client.on('error', () => {});
+      withDeadline(client, deadline);
+    });
+    return new KyselyStore(new Kysely<Database>({ dialect: new PostgresDialect({ pool }) }), 'postgres', undefined, deadline);
   }
   const file = options.sqliteFile === ':memory:' ? ':memory:' : path.join(options.dataDir, options.sqliteFile ?? 'moondraft.sqlite');
   if (file !== ':memory:') {

@@ -148,3 +148,55 @@ describe.runIf(available)('a transaction whose connection drops', () => {
     await proxy.start();
   });
 });
+
+describe.runIf(available)('PostgreSQL that stops answering (the connection open, no bytes passing)', () => {
+  const pg = new URL(PG_URL);
+  const proxy = new TcpProxy({ host: pg.hostname, port: Number(pg.port || 5432) });
+  const isolation = newIsolation();
+  let server: TestServer;
+  const req = (method: string, url: string, s?: Session, payload?: unknown) =>
+    server.app.inject({ method: method as 'GET', url, ...(s ? { headers: s.headers } : {}), ...(payload !== undefined ? { payload: payload as object } : {}) });
+
+  beforeAll(async () => {
+    await proxy.start();
+    const url = new URL(PG_URL);
+    url.port = String(proxy.port);
+    server = await startTestServer({ backend: 'scaleout', isolation, env: { DATABASE_URL: url.toString(), MOONDRAFT_ORDER_THREAD: 'on', MOONDRAFT_DB_QUERY_TIMEOUT_MS: '1500' } });
+    expect(server.services.trading.orders.threaded).toBe(true);
+  });
+  afterAll(async () => {
+    proxy.thaw();
+    await server?.close();
+    await proxy.stop();
+    await dropSchema(isolation.pgSchema);
+  });
+
+  it('answers orders and reads 503 within the statement deadline instead of holding them for ever, then serves again', async () => {
+    const admin = await sessionFor(server, { role: 'admin' });
+    expect((await req('POST', '/api/v1/admin/assets', admin, { symbol: 'MOON', name: 'Moon', decimals: 6 })).statusCode).toBe(201);
+    expect((await req('POST', '/api/v1/admin/markets', admin, { base: 'MOON', quote: 'USDC', tickSize: '0.0001', lotSize: '0.01', minNotional: '1', makerFeeBps: 10, takerFeeBps: 20 })).statusCode).toBe(201);
+    const t = await sessionFor(server);
+    await server.services.partnerLimits.set(t.account.id, { account: 10_000, tokens: 10_000, trading: 10_000 }, 'test');
+    await fund(server.services.trading, t.account.id, 'USDC', USDC(500));
+    const order = (clientOrderId: string) => req('POST', '/api/v1/trading/orders', t, { market: 'MOON-USDC', type: 'limit', side: 'buy', price: '1', quantity: '2', clientOrderId });
+    expect((await order('before-freeze')).statusCode).toBe(201);
+
+    proxy.freeze();
+    for (const [what, call] of [
+      ['place order', () => order('during-freeze')],
+      ['balances', () => req('GET', '/api/v1/account/balances', t)],
+    ] as const) {
+      const started = Date.now();
+      const res = await call();
+      expect({ what, status: res.statusCode, code: res.json().code }).toEqual({ what, status: 503, code: 'service_unavailable' });
+      // The 1.5 s statement deadline (or the pool's 2 s connect deadline for a new connection).
+      expect(Date.now() - started, what).toBeLessThan(5_000);
+    }
+
+    proxy.thaw();
+    // The connections that timed out were dropped; new ones work, and the order thread serves again.
+    await expect.poll(async () => (await req('GET', '/api/v1/account/balances', t)).statusCode, { timeout: 10_000, interval: 100 }).toBe(200);
+    await expect.poll(async () => (await order('after-freeze')).statusCode, { timeout: 10_000, interval: 200 }).toBe(201);
+    expect(server.logs.filter((l) => l.msg === 'unexpected error')).toEqual([]);
+  });
+});

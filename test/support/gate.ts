@@ -38,6 +38,7 @@ export function gated(inner: Store, plugin: KyselyPlugin): Store {
     transaction: (fn) => inner.transaction((trx) => fn(trx.withPlugin(plugin))),
     snapshot: (fn) => inner.snapshot(fn),
     ping: () => inner.ping(),
+    limitQueries: (ms) => inner.limitQueries(ms),
     close: () => inner.close(),
   };
 }

@@ -31,6 +31,7 @@ export async function openTestStore(backend: Backend, schema?: string): Promise<
     transaction: (fn) => store.transaction(fn),
     snapshot: (fn) => store.snapshot(fn),
     ping: () => store.ping(),
+    limitQueries: (ms) => store.limitQueries(ms),
     async close() {
       await store.close();
       if (!schema) await dropSchema(pgSchema);

@@ -111,6 +111,8 @@ async function main(): Promise<void> {
   // Redis refuses commands until connected (no offline queue): wait for it, as the server does.
   for (let i = 0; i < 40 && redis && !(await redis.ping()); i++) await new Promise((r) => setTimeout(r, 50));
   const store = await openStore(init.store);
+  // Only servers run the order thread, after the migrations: bounded like the server's statements.
+  store.limitQueries(init.config.dbQueryTimeoutMs);
   const keyring = resolveKeyring(init.config);
   const assets = new Assets(store, clock, { makerFeeBps: init.config.trading.makerFeeBps, takerFeeBps: init.config.trading.takerFeeBps });
   const sequencer = new OrderSequencer({
