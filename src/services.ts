@@ -205,6 +205,8 @@ async function buildServices(config: Config, overrides: ServiceOverrides, closer
   });
   const apiKeys = new ApiKeys({ store, state, clock, keyring, events, accounts, log, env: config.env, audit });
   await apiKeys.start();
+  // Key versions ride the security sync like revocations and roles: see ApiKeys.republishChanged.
+  securitySync.onPass(async (since) => void (await apiKeys.republishChanged(since)));
   closers.push(() => apiKeys.stop());
   // In-process replay memory starts empty: a request the previous process accepted could be
   // accepted again after a restart. While the store holds usable keys, requests signed before this

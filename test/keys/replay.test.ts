@@ -143,6 +143,23 @@ describe.skipIf(!scaleoutUp)('two scale-out servers sharing one database and one
     expect(code(await signed(b, cred, { url: '/api/v1/trading/probe' }))).toBe('key_revoked');
   });
 
+  it('a revocation whose announcement never went out reaches the other server by the next security sync pass', async () => {
+    const owner = await session(a);
+    const key = await createKey(a, owner.headers, { label: 'unannounced', scopes: ['orders:read'] });
+    const cred = credentialOf(key);
+    expect((await signed(b, cred, { url: '/api/v1/trading/probe' })).statusCode).toBe(200);
+    // Committed, never announced: shared state was away when the owner revoked it (they heard 503
+    // and did not retry), or the process stopped between its commit and its announcement.
+    const row = await a.server.services.store.db.selectFrom('api_keys').select('version').where('id', '=', key.id).executeTakeFirstOrThrow();
+    const now = clock.now();
+    await a.server.services.store.db.updateTable('api_keys').set({ revoked_at: now, version: Number(row.version) + 1, updated_at: now }).where('id', '=', key.id).execute();
+    // b still serves its cached copy…
+    expect((await signed(b, cred, { url: '/api/v1/trading/probe' })).statusCode).toBe(200);
+    // …until any server's next pass announces the version (not when the copy ages out, a minute on).
+    await a.server.services.securitySync.runOnce();
+    expect(code(await signed(b, cred, { url: '/api/v1/trading/probe' }))).toBe('key_revoked');
+  });
+
   it('suspension, unsuspension and narrowed scopes reach the other server at once', async () => {
     const owner = await session(a);
     const admin = await sessionFor(a.server, { role: 'admin' });

@@ -34,6 +34,7 @@ export class SecuritySync {
   private markerValue: string | undefined;
   private passes = 0;
   private readonly lostListeners: ((at: number) => void | Promise<void>)[] = [];
+  private readonly passListeners: ((since: number) => Promise<void>)[] = [];
 
   constructor(
     private readonly deps: { store: Store; state: SharedState; clock: Clock; sessions: Sessions; log: Logger; windowMs: number; intervalMs: number },
@@ -82,6 +83,8 @@ export class SecuritySync {
       }
     }
 
+    for (const listener of this.passListeners) await listener(since);
+
     this.lastRunAt = now;
     if (now - this.lastPruneAt >= PRUNE_EVERY_MS) {
       this.lastPruneAt = now;
@@ -97,6 +100,15 @@ export class SecuritySync {
    */
   onStateLost(listener: (at: number) => void | Promise<void>): void {
     this.lostListeners.push(listener);
+  }
+
+  /**
+   * Runs `listener` in every pass, after the sessions and roles, with the time from which that pass
+   * publishes changes (the last pass less the overlap; a whole window at start-up and after a loss),
+   * for other durable decisions to carry into shared state the same way (API key versions).
+   */
+  onPass(listener: (since: number) => Promise<void>): void {
+    this.passListeners.push(listener);
   }
 
   /** Runs once now (start-up), then every interval; a failed pass is logged and retried next time. */

@@ -590,6 +590,23 @@ export class ApiKeys {
     return fail('conflict', 'The key is being changed concurrently; try again');
   }
 
+  /**
+   * Announces again the version of every key changed since `since` (the security sync, every few
+   * seconds). A change whose own announcement failed (shared state away: the caller heard 503 and
+   * may never retry; or the process stopped between commit and announcement), or whose flag shared
+   * state lost (Redis restarted empty), reaches every process's cache by the next pass instead of
+   * when their cached copies age out. setMax: never below a version already announced.
+   */
+  async republishChanged(since: number): Promise<number> {
+    const now = this.deps.clock.now();
+    const rows = await this.deps.store.db.selectFrom('api_keys').select(['id', 'version', 'updated_at']).where('updated_at', '>=', since).execute();
+    for (const r of rows) {
+      const ttl = Number(r.updated_at) + VERSION_FLAG_TTL_MS - now;
+      if (ttl > 0) await this.deps.state.setMax(versionFlagKey(r.id), Number(r.version), ttl);
+    }
+    return rows.length;
+  }
+
   /** Tells every process about a key's new version: the flag first (immediate), then a cache drop. */
   private async announce(record: ApiKeyRecord): Promise<void> {
     this.forgetKey(record.id);
