@@ -9,7 +9,7 @@ import { ensureKeysetFile } from '../../src/security/identity/signing-keys.js';
 import { PERMISSIONS, READ_ONLY_SCOPES, ROLES, scopesAllowedForRole, type Permission, type Role, type Scope } from '../../src/security/rbac/roles.js';
 import { hmacSignatureHex } from '../../src/security/signing/index.js';
 import { randomWallet, sessionFor } from '../support/auth.js';
-import { startTestServer, type TestServer } from '../support/server.js';
+import { startTestServer, viaTlsProxy, type TestServer } from '../support/server.js';
 import { fund, listMoon, USDC } from '../support/trading.js';
 
 /**
@@ -428,6 +428,8 @@ describe('live: the same matrix, without the sandbox', () => {
       clock,
       env: { MOONDRAFT_ENV: 'live', MOONDRAFT_MASTER_KEY: Keyring.generateSpec(1), MOONDRAFT_JWT_KEYS_FILE: keys, MOONDRAFT_TRUSTED_PROXIES: '127.0.0.1', MOONDRAFT_PUBLIC_URL: 'https://api.example.test' },
     });
+    // Live serves through its TLS-terminating proxy: requests arrive from it, reported as HTTPS.
+    viaTlsProxy(live.app, '127.0.0.1');
   });
   afterAll(async () => {
     await live.close();
