@@ -266,8 +266,11 @@ describe('orders over HTTP', () => {
     expect((await req('GET', '/api/v1/account/trading-limit', s)).json()).toMatchObject({ limit: '5', open: '5', traded24h: '0', remaining: '0' });
     expect((await req('GET', `/api/v1/admin/accounts/${s.account.wallet}/trading-limit`, admin)).json()).toMatchObject({ limit: '5' });
     expect((await req('GET', `/api/v1/admin/accounts/0x${'ab'.repeat(20)}/trading-limit`, admin)).statusCode).toBe(404);
-    // Non-admins cannot set limits.
+    // Non-admins cannot set limits, and an admin cannot set their own (four eyes): nothing changes.
     expect((await req('PUT', `/api/v1/admin/accounts/${s.account.wallet}/trading-limit`, s, { dailyNotional: '1000000' })).json().code).toBe('forbidden_role');
+    const own = await req('PUT', `/api/v1/admin/accounts/${admin.account.wallet}/trading-limit`, admin, { dailyNotional: '999999999' });
+    expect({ status: own.statusCode, code: own.json().code }).toEqual({ status: 403, code: 'four_eyes_required' });
+    expect((await req('GET', `/api/v1/admin/accounts/${admin.account.wallet}/trading-limit`, admin)).json()).toMatchObject({ overridden: false });
     expect((await req('PUT', `/api/v1/admin/accounts/${s.account.wallet}/trading-limit`, admin, { dailyNotional: 5 })).statusCode).toBe(400);
     // A refused value changes nothing: not even the account it names is created.
     const unknown = `0x${'ef'.repeat(20)}`;

@@ -165,6 +165,9 @@ export function tradingAdminRoutes(app: App, services: Services): void {
       // Refuse a bad value before the account is created: a refusal changes nothing.
       unwrap(parseDailyNotional(request.body.dailyNotional));
       const account = await accountOf(request.params.address, true);
+      // Four eyes, as for roles and withdrawal tiers: the daily limit is a risk control on the
+      // admin's own trading too, so another admin sets it.
+      if (account.id === actor.accountId) throw new ApiError('four_eyes_required', 'An admin cannot override their own daily trading limit; another admin must');
       unwrap(await trading.limits.setOverride(account.id, request.body.dailyNotional, actor.accountId ?? actor.id));
       return limitView(await trading.limits.status(account.id, account.role));
     },
