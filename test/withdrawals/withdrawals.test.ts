@@ -2,7 +2,7 @@ import { base58 } from '@scure/base';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ManualClock } from '../../src/lib/clock.js';
 import { SYSTEM_OWNERS } from '../../src/trading/ledger/index.js';
-import { DISPATCH_CLAIM_STALE_MS } from '../../src/trading/withdrawals/index.js';
+import { DISPATCH_CLAIM_STALE_MS, MAX_SAVED_ADDRESSES } from '../../src/trading/withdrawals/index.js';
 import { sessionFor } from '../support/auth.js';
 import { startTestServer, type TestServer } from '../support/server.js';
 import { serviceAvailable } from '../support/services.js';
@@ -373,6 +373,23 @@ describe.each([
     expect((await req('DELETE', `/api/v1/account/withdrawal-addresses/${id}`, fresh)).statusCode).toBe(204);
     expect((await req('DELETE', `/api/v1/account/withdrawal-addresses/${id}`, fresh)).statusCode).toBe(404);
     expect(await bal(fresh)).toEqual({ available: '98', held: '0' });
+  });
+
+  it.skipIf(!available)('address book: an account saves at most MAX_SAVED_ADDRESSES addresses (409 past it), so its rows and every GET of the book stay bounded', async () => {
+    const s = await trader();
+    const evm = (i: number) => `0x${(i + 1).toString(16).padStart(40, '0')}`;
+    for (let i = 0; i < MAX_SAVED_ADDRESSES; i++) {
+      const r = await req('POST', '/api/v1/account/withdrawal-addresses', s, { chain: 'evm', address: evm(i) });
+      expect(r.statusCode, r.body).toBe(201);
+    }
+    const full = await req('POST', '/api/v1/account/withdrawal-addresses', s, { chain: 'evm', address: evm(MAX_SAVED_ADDRESSES) });
+    expect(full.statusCode, full.body).toBe(409);
+    expect(full.json().code).toBe('conflict');
+    const book = (await req('GET', '/api/v1/account/withdrawal-addresses', s)).json();
+    expect(book.addresses).toHaveLength(MAX_SAVED_ADDRESSES);
+    // Removing one makes room again.
+    expect((await req('DELETE', `/api/v1/account/withdrawal-addresses/${book.addresses[0].id}`, s)).statusCode).toBe(204);
+    expect((await req('POST', '/api/v1/account/withdrawal-addresses', s, { chain: 'evm', address: evm(MAX_SAVED_ADDRESSES) })).statusCode).toBe(201);
   });
 
   it.skipIf(!available)('the auto-approval threshold bounds what leaves without an admin per rolling 24 h: splitting a large withdrawal does not skip the review', async () => {

@@ -28,6 +28,13 @@ const DAY = 86_400_000;
 /** A session must have signed in this recently (seconds) to withdraw or change where money may go. */
 export const STEP_UP_MAX_AGE_SEC = 300;
 
+/**
+ * Most addresses one account's book holds. Each is a row, an audit record, and part of every read
+ * of the book (which lists them all): without a bound an account (any wallet can sign in) could
+ * grow them at its request rate for ever.
+ */
+export const MAX_SAVED_ADDRESSES = 100;
+
 export const WITHDRAWAL_STATUSES = ['pending', 'approved', 'sent', 'rejected', 'cancelled'] as const;
 export type WithdrawalStatus = (typeof WITHDRAWAL_STATUSES)[number];
 /** Statuses that count against the rolling-24 h limit (funds held or gone). */
@@ -527,6 +534,10 @@ export class Withdrawals {
     }
     const saved: SavedAddress = { id: newId('wad', now), chain: input.chain, address: address.value, label, usableAt: now + this.deps.config.addressHoldMs, createdAt: now };
     return this.deps.store.transaction(async (trx) => {
+      // The account row is locked first on PostgreSQL, so two saves racing at the bound cannot both pass.
+      await lockAccount(this.deps.store, trx, accountId);
+      const held = await trx.selectFrom('withdrawal_addresses').select((eb) => eb.fn.countAll<number>().as('n')).where('account_id', '=', accountId).executeTakeFirstOrThrow();
+      if (Number(held.n) >= MAX_SAVED_ADDRESSES) return fail('conflict', `The address book holds at most ${MAX_SAVED_ADDRESSES} addresses; remove one first`);
       const inserted = await trx
         .insertInto('withdrawal_addresses')
         .values({ id: saved.id, account_id: accountId, chain: saved.chain, address: saved.address, label, usable_at: saved.usableAt, created_at: now })
