@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ManualClock } from '../../src/lib/clock.js';
 import { sessionFor } from '../support/auth.js';
 import { dropSchema, newIsolation, startTestServer, type TestServer } from '../support/server.js';
 import { accessViews, rows, scaleoutAvailable } from './support.js';
@@ -74,6 +75,38 @@ describe('access events', () => {
     } finally {
       await small.close();
     }
+  });
+});
+
+describe('access events of a flood', () => {
+  let server: TestServer;
+  const clock = new ManualClock(Date.UTC(2026, 4, 1, 12, 0, 0));
+  beforeAll(async () => {
+    server = await startTestServer({ clock, env: { MOONDRAFT_AUDIT_FLUSH_MS: '600000', MOONDRAFT_RL_PUBLIC_PER_IP: '2' } });
+  });
+  afterAll(() => server.close());
+  const fromNetwork = async (network: string) => (await accessViews(server)).filter((v) => v.ip === network);
+
+  it('a blocked address writes nothing per request: refused at arrival, its flood costs no audit record', async () => {
+    const admin = await sessionFor(server, { role: 'admin' });
+    expect((await server.app.inject({ method: 'POST', url: '/api/v1/admin/ip-blocks', headers: admin.headers, payload: { target: '198.51.100.9' } })).statusCode).toBe(201);
+    for (let i = 0; i < 50; i++) {
+      const r = await server.app.inject({ method: 'GET', url: i % 2 ? '/api/v1/time' : '/api/v1/nowhere', remoteAddress: '198.51.100.9' });
+      expect(r.json().code).toBe('ip_blocked');
+    }
+    await server.services.audit.settle();
+    expect(await fromNetwork('198.51.100.0/24')).toEqual([]);
+    // The block itself is in the trail.
+    expect((await server.services.audit.list({ type: 'admin.ip.blocked' }, { limit: 10 })).records.map((r) => r.details?.target)).toContain('198.51.100.9');
+  });
+
+  it('an anonymous flood past its ceiling writes the requests it was allowed, not one record per 429', async () => {
+    const codes: number[] = [];
+    for (let i = 0; i < 50; i++) codes.push((await server.app.inject({ method: 'GET', url: '/api/v1/time', remoteAddress: '203.0.113.50' })).statusCode);
+    expect(codes.filter((c) => c === 200)).toHaveLength(2);
+    expect(codes.filter((c) => c === 429)).toHaveLength(48);
+    await server.services.audit.settle();
+    expect((await fromNetwork('203.0.113.0/24')).map((v) => v.details?.status)).toEqual([200, 200]);
   });
 });
 
