@@ -8,6 +8,7 @@ import type { SigningKeys } from '../security/identity/signing-keys.js';
 import type { Store } from '../store/db.js';
 import type { Database } from '../store/schema.js';
 import { BatchBuffer } from './buffer.js';
+import { RefusalTally, type FloodRefusal } from './refusals.js';
 import { appendIn, breathe, lockHead, type SealedRecord } from './chain.js';
 import { Checkpoints, type VerifiedCheckpoint } from './checkpoints.js';
 import type { AuditCategory, AuditEvent, AuditRef } from './events.js';
@@ -97,9 +98,14 @@ const GROUP_MAX = 500;
  *     });
  *   });
  */
+/** How long flood refusals are counted before their tallies are written (see RefusalTally). */
+export const REFUSAL_WINDOW_MS = 60_000;
+
 export class AuditLog {
   readonly checkpoints: Checkpoints;
   private readonly buffer: BatchBuffer<AuditEvent>;
+  /** Flood refusals counted per network, turned into `access.refused` events every REFUSAL_WINDOW_MS. */
+  private readonly refusals = new RefusalTally();
   private readonly timers: NodeJS.Timeout[] = [];
   private exclusiveChain: Promise<unknown> = Promise.resolve();
   private unsubscribe: (() => void) | undefined;
@@ -201,6 +207,21 @@ export class AuditLog {
     if (!this.buffer.push(timed)) this.droppedCounter?.inc();
   }
 
+  /**
+   * Counts a refusal a flood is made of (a blocked address's request, an anonymous client's 429)
+   * against its client network, instead of one access entry per request: see RefusalTally. Never
+   * blocks or throws.
+   */
+  tallyRefusal(network: string | null, refusal: FloodRefusal): void {
+    this.refusals.add(network, refusal, this.deps.clock.now());
+  }
+
+  /** Hands the tallied refusals to the buffer, one `access.refused` event per network and refusal. */
+  private drainRefusals(): void {
+    if (this.refusals.size === 0) return;
+    for (const event of this.refusals.drain()) this.enqueue(event);
+  }
+
   /** Events waiting in the buffer. */
   get buffered(): number {
     return this.buffer.size;
@@ -290,6 +311,7 @@ export class AuditLog {
   /** Resolves when every security event received so far is stored (buffered ones included). */
   async settle(): Promise<void> {
     await Promise.allSettled([...this.inflight]);
+    this.drainRefusals();
     // A flush runs after the write in progress, so this also waits for a batch already taken out of the buffer.
     do await this.buffer.flush();
     while (this.buffer.size > 0 || this.buffer.droppedSinceLastWrite > 0);
@@ -418,6 +440,7 @@ export class AuditLog {
       t.unref();
       this.timers.push(t);
     };
+    every(REFUSAL_WINDOW_MS, () => this.drainRefusals());
     every(this.deps.options.checkpointIntervalSec * 1000, job('checkpoint', () => this.checkpoint()));
     const purgeMs = this.deps.options.purgeIntervalMs ?? 3_600_000;
     every(purgeMs, job('retention purge', () => this.purge()));
@@ -437,6 +460,7 @@ export class AuditLog {
     // Records appended on their own (group commit) that are still being written: before the last
     // checkpoint, so that it covers them.
     for (let w = this.groupWriting; w; w = this.groupWriting === w ? undefined : this.groupWriting) await w;
+    this.drainRefusals();
     const { unwritten } = await this.buffer.close();
     if (unwritten > 0) this.deps.log.error({ unwritten }, 'audit: buffered events could not be written before shutdown');
     await this.exclusiveChain;

@@ -86,8 +86,13 @@ describe('access events of a flood', () => {
   });
   afterAll(() => server.close());
   const fromNetwork = async (network: string) => (await accessViews(server)).filter((v) => v.ip === network);
+  const refusedFrom = async (network: string) => {
+    const out = [];
+    for await (const v of server.services.audit.export({ type: 'access.refused' })) if (v.ip === network) out.push(v.details);
+    return out;
+  };
 
-  it('a blocked address writes nothing per request: refused at arrival, its flood costs no audit record', async () => {
+  it('a blocked address writes no record per request: its refusals are counted, one record per network and window', async () => {
     const admin = await sessionFor(server, { role: 'admin' });
     expect((await server.app.inject({ method: 'POST', url: '/api/v1/admin/ip-blocks', headers: admin.headers, payload: { target: '198.51.100.9' } })).statusCode).toBe(201);
     for (let i = 0; i < 50; i++) {
@@ -96,17 +101,20 @@ describe('access events of a flood', () => {
     }
     await server.services.audit.settle();
     expect(await fromNetwork('198.51.100.0/24')).toEqual([]);
+    // Every refused request is still in the trail, as a count.
+    expect(await refusedFrom('198.51.100.0/24')).toEqual([expect.objectContaining({ refusal: 'ip_blocked', status: 403, count: 50 })]);
     // The block itself is in the trail.
     expect((await server.services.audit.list({ type: 'admin.ip.blocked' }, { limit: 10 })).records.map((r) => r.details?.target)).toContain('198.51.100.9');
   });
 
-  it('an anonymous flood past its ceiling writes the requests it was allowed, not one record per 429', async () => {
+  it('an anonymous flood past its ceiling writes the requests it was allowed, and a count of its 429s', async () => {
     const codes: number[] = [];
     for (let i = 0; i < 50; i++) codes.push((await server.app.inject({ method: 'GET', url: '/api/v1/time', remoteAddress: '203.0.113.50' })).statusCode);
     expect(codes.filter((c) => c === 200)).toHaveLength(2);
     expect(codes.filter((c) => c === 429)).toHaveLength(48);
     await server.services.audit.settle();
     expect((await fromNetwork('203.0.113.0/24')).map((v) => v.details?.status)).toEqual([200, 200]);
+    expect(await refusedFrom('203.0.113.0/24')).toEqual([expect.objectContaining({ refusal: 'rate_limited', status: 429, count: 48 })]);
   });
 });
 

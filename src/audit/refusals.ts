@@ -1,0 +1,71 @@
+import type { AuditEvent } from './events.js';
+
+/** Why a request is tallied instead of recorded one by one (see RefusalTally). */
+export type FloodRefusal = 'ip_blocked' | 'rate_limited';
+
+/** Most distinct (network, refusal) pairs one window keeps apart; the rest are counted together. */
+export const REFUSAL_TALLY_MAX_KEYS = 10_000;
+/** The network named by the tally of the pairs beyond REFUSAL_TALLY_MAX_KEYS. */
+export const OTHER_NETWORKS = 'other';
+
+interface Tally {
+  network: string;
+  refusal: FloodRefusal;
+  count: number;
+  from: number;
+  to: number;
+}
+
+/**
+ * The refusals a flood is made of (a blocked address's requests, an anonymous client's 429s),
+ * counted per anonymized client network instead of one access entry each: they are decided
+ * without any work, and one stored entry per request would let an address already refused write
+ * to the audit trail, kept for years, at whatever rate it can send. Every such request is still
+ * accounted for: each window (drain) becomes one `access.refused` event per network and refusal,
+ * with the count and the first and last time. Memory is bounded: past REFUSAL_TALLY_MAX_KEYS
+ * pairs in a window, further networks are counted under OTHER_NETWORKS.
+ */
+export class RefusalTally {
+  private readonly tallies = new Map<string, Tally>();
+
+  constructor(private readonly maxKeys = REFUSAL_TALLY_MAX_KEYS) {}
+
+  add(network: string | null, refusal: FloodRefusal, at: number): void {
+    let net = network ?? OTHER_NETWORKS;
+    let key = `${net}|${refusal}`;
+    let t = this.tallies.get(key);
+    if (!t && this.tallies.size >= this.maxKeys) {
+      net = OTHER_NETWORKS;
+      key = `${net}|${refusal}`;
+      t = this.tallies.get(key);
+    }
+    if (t) {
+      t.count += 1;
+      if (at < t.from) t.from = at;
+      if (at > t.to) t.to = at;
+      return;
+    }
+    this.tallies.set(key, { network: net, refusal, count: 1, from: at, to: at });
+  }
+
+  get size(): number {
+    return this.tallies.size;
+  }
+
+  /** The window's events (one per network and refusal), and a new window. */
+  drain(): AuditEvent[] {
+    const out: AuditEvent[] = [];
+    for (const t of this.tallies.values()) {
+      out.push({
+        type: 'access.refused',
+        at: t.from,
+        accountId: null,
+        outcome: 'denied',
+        ip: t.network === OTHER_NETWORKS ? null : t.network,
+        details: { refusal: t.refusal, status: t.refusal === 'ip_blocked' ? 403 : 429, count: t.count, from: t.from, to: t.to, ...(t.network === OTHER_NETWORKS ? { network: OTHER_NETWORKS } : {}) },
+      });
+    }
+    this.tallies.clear();
+    return out;
+  }
+}
