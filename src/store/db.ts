@@ -95,25 +95,51 @@ export function storeUnavailable(err: unknown): boolean {
   const message = (err as { message?: unknown }).message;
   return code === undefined && typeof message === 'string' && PG_CONNECTION_MESSAGES.some((m) => message.includes(m));
 }
+/** Statements that change nothing: a read, or a transaction's own control. */
+const NOT_A_WRITE = /^\s*(select|show|begin|start|commit|rollback|savepoint|release|set|values)\b/i;
+
 /**
- * Bounds every statement of a pooled PostgreSQL connection by `deadline.ms` (read per statement;
- * 0: none). A statement not answered in time fails with STORE_DEADLINE and the connection's socket
- * is destroyed: what it was doing is unknown and it may never answer, so it must not be used again
- * (the pool discards a client whose connection ended). Within a transaction, the ROLLBACK that
- * follows fails on the dead connection, which ends the transaction as well; one whose COMMIT timed
- * out is marked failedAtCommit by Store.transaction (outcome unknown). Cursors (streams) are left
- * alone: their reads are the caller's to bound.
+ * Guards every statement of a pooled PostgreSQL connection:
+ *
+ * - Its deadline (`deadline.ms`, read per statement; 0: none, see Store.limitQueries). A
+ *   statement not answered in time fails with STORE_DEADLINE and the connection is never used
+ *   again: what it was doing is unknown and it may never answer (the pool discards it when it is
+ *   released). Within a transaction the ROLLBACK that follows fails on the dead connection, which
+ *   ends the transaction too; one whose COMMIT timed out is marked failedAtCommit by
+ *   Store.transaction.
+ * - An honest outcome for a write sent outside a transaction (it commits by itself): one whose
+ *   connection was lost or timed out may have committed, so its error is marked failedAtCommit
+ *   (outcome unknown, 500), never a 503 that says nothing was done.
+ *
+ * Cursors (streams) are left alone: their reads are the caller's to bound.
  */
-function withDeadline(client: pg.PoolClient, deadline: { ms: number }): void {
+function guard(client: pg.PoolClient, deadline: { ms: number }): void {
   const query = client.query.bind(client) as (...args: unknown[]) => unknown;
+  let inTransaction = false;
   (client as unknown as { query: (...args: unknown[]) => unknown }).query = (...args: unknown[]) => {
+    const first = args[0] as string | { text?: unknown } | undefined;
+    const text = typeof first === 'string' ? first : typeof first?.text === 'string' ? first.text : '';
+    if (/^\s*(begin|start)\b/i.test(text)) inTransaction = true;
+    const autocommitWrite = !inTransaction && text !== '' && !NOT_A_WRITE.test(text);
+    if (/^\s*(commit|rollback)\b/i.test(text)) inTransaction = false;
     const pending = query(...args);
+    if (!(pending instanceof Promise)) return pending;
     const ms = deadline.ms;
-    if (ms <= 0 || !(pending instanceof Promise)) return pending;
+    const unknownIfLost = (err: unknown) => {
+      if (autocommitWrite && storeUnavailable(err)) markFailedAtCommit(err);
+      return err;
+    };
+    if (ms <= 0) return pending.catch((err: unknown) => Promise.reject(unknownIfLost(err)));
     return new Promise((resolve, reject) => {
+      let timedOut = false;
       const timer = setTimeout(() => {
-        reject(Object.assign(new Error(`the database did not answer a statement within ${ms} ms`), { code: STORE_DEADLINE }));
-        pending.catch(() => {}); // it fails once its connection is destroyed below
+        timedOut = true;
+        reject(unknownIfLost(Object.assign(new Error(`the database did not answer a statement within ${ms} ms`), { code: STORE_DEADLINE })));
+        // Never used again: not queryable from now (the pool discards it when it is released, and a
+        // statement sent to it meanwhile fails at once), and its socket is destroyed, which fails
+        // the statement still pending (that failure, one error object pg also hands to anything
+        // queued behind it, is not this statement's answer any more: it is ignored here).
+        (client as unknown as { _queryable?: boolean })._queryable = false;
         (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
       }, ms);
       pending.then(
@@ -123,7 +149,7 @@ function withDeadline(client: pg.PoolClient, deadline: { ms: number }): void {
         },
         (err: unknown) => {
           clearTimeout(timer);
-          reject(err);
+          if (!timedOut) reject(unknownIfLost(err));
         },
       );
     });
@@ -252,7 +278,7 @@ export async function openStore(options: StoreOptions): Promise<Store> {
     const deadline = { ms: 0 };
     pool.on('connect', (client) => {
       client.on('error', () => {});
-      withDeadline(client, deadline);
+      guard(client, deadline);
     });
     return new KyselyStore(new Kysely<Database>({ dialect: new PostgresDialect({ pool }) }), 'postgres', undefined, deadline);
   }

@@ -136,6 +136,22 @@ describe.runIf(available)('a transaction whose connection drops', () => {
     expect(await store.db.selectFrom('assets').select('symbol').where('symbol', 'like', 'DROP%').execute()).toEqual([]);
   });
 
+  it('a write outside a transaction (it commits by itself) that gets no answer: outcome unknown (500); a read: 503', async () => {
+    store.limitQueries(500);
+    try {
+      proxy.freeze();
+      const write = await store.db.insertInto('assets').values({ symbol: 'DROPW', name: 'DROPW', decimals: 6, faucet: 0, created_by: null, created_at: 0, updated_at: 0 }).execute().catch((e: unknown) => e);
+      expect(failedAtCommit(write)).toBe(true);
+      expect(toApiError(write)).toMatchObject({ apiError: { status: 500, code: 'internal_error' } });
+      const read = await store.db.selectFrom('assets').select('symbol').execute().catch((e: unknown) => e);
+      expect(failedAtCommit(read), String((read as Error).message) + (read as { code?: string }).code).toBe(false);
+      expect(toApiError(read).apiError).toMatchObject({ status: 503, code: 'service_unavailable' });
+    } finally {
+      proxy.thaw();
+      store.limitQueries(0);
+    }
+  });
+
   it('at its COMMIT: the outcome is unknown, so it is a 500, never a 503 that says nothing was done', async () => {
     const err = await store
       .transaction(async (trx) => {
