@@ -24,6 +24,12 @@ describe('anonymizeIp', () => {
     expect(anonymizeIp('64:ff9b::192.0.2.33')).toBe('64:ff9b:0::/48');
   });
 
+  it('treats a 6to4 address (2002::/16) as the IPv4 address its /48 embeds', () => {
+    // 2002:c633:644d::/48 is 198.51.100.77 and nothing else: its /48 would keep the whole address.
+    expect(anonymizeIp('2002:c633:644d:1::5')).toBe('198.51.100.0/24');
+    expect(anonymizeIp('2002:C633:644E::')).toBe('198.51.100.0/24');
+  });
+
   it('gives null for anything that is not an address', () => {
     expect(anonymizeIp('')).toBeNull();
     expect(anonymizeIp(undefined)).toBeNull();

@@ -3,7 +3,8 @@ import { isIP } from 'node:net';
 /**
  * The network an address belongs to, coarse enough not to identify a person: `/24` for IPv4
  * (`203.0.113.77` → `203.0.113.0/24`) and `/48` for IPv6 (`2001:db8:abcd:12::1` →
- * `2001:db8:abcd::/48`). IPv4-mapped IPv6 addresses are treated as IPv4. Anything that is not an
+ * `2001:db8:abcd::/48`). IPv4-mapped IPv6 addresses are treated as IPv4, and so are 6to4 ones
+ * (`2002:c633:644d::1` → `198.51.100.0/24`), whose /48 is one IPv4 address. Anything that is not an
  * IP address gives `null`: an access record never carries an unparsed client-supplied string.
  */
 export function anonymizeIp(address: string | null | undefined): string | null {
@@ -37,6 +38,9 @@ function networkOf(address: string): string | null {
     if (groups.slice(0, 5).every((g) => g === 0) && groups[5] === 0xffff) {
       return `${groups[6]! >> 8}.${groups[6]! & 0xff}.${groups[7]! >> 8}.0/24`;
     }
+    // 6to4 (2002::/16, RFC 3056): the site's /48 is 2002:<its IPv4 address>::/48, so the /48 would
+    // keep the whole IPv4 address. Its IPv4 network instead, as for any IPv4 client.
+    if (groups[0] === 0x2002) return `${groups[1]! >> 8}.${groups[1]! & 0xff}.${groups[2]! >> 8}.0/24`;
     return `${groups.slice(0, 3).map((g) => g.toString(16)).join(':')}::/48`;
   }
   return null;

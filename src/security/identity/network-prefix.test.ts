@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { anonymizeIp } from '../../audit/anonymize.js';
 import { networkPrefix } from './network-prefix.js';
 
 describe('networkPrefix', () => {
@@ -18,6 +19,16 @@ describe('networkPrefix', () => {
 
   it('treats an IPv4-mapped IPv6 address as IPv4', () => {
     expect(networkPrefix('::ffff:198.51.100.9')).toBe('198.51.100.0/24');
+  });
+
+  it('treats a 6to4 address (2002::/16) as the IPv4 address its /48 embeds', () => {
+    expect(networkPrefix('2002:c633:644d:1::5')).toBe('198.51.100.0/24');
+  });
+
+  it('agrees with the audit trail\'s anonymization of the same address', () => {
+    for (const ip of ['203.0.113.77', '::ffff:198.51.100.9', '2001:db8:abcd:12::1', '2002:c633:644d::1', 'fe80::1%eth0']) {
+      expect(networkPrefix(ip)).toBe(anonymizeIp(ip));
+    }
   });
 
   it('never echoes something that is not an address', () => {
