@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { anonymizeIp } from './anonymize.js';
+import { anonymizeIp, anonymizeSubject } from './anonymize.js';
 
 describe('anonymizeIp', () => {
   it('keeps only the /24 of an IPv4 address', () => {
@@ -35,5 +35,16 @@ describe('anonymizeIp', () => {
     expect(anonymizeIp(undefined)).toBeNull();
     expect(anonymizeIp('evil.example.com')).toBeNull();
     expect(anonymizeIp('1.2.3.4; drop table')).toBeNull();
+  });
+});
+
+describe('anonymizeSubject', () => {
+  it('replaces the client address of a rate-limit subject with its network, and leaves ids alone', () => {
+    expect(anonymizeSubject('ip:203.0.113.77')).toBe('ip:203.0.113.0/24');
+    expect(anonymizeSubject('ip:2001:db8:abcd:12::/64')).toBe('ip:2001:db8:abcd::/48');
+    expect(anonymizeSubject('k:key_01ABC@203.0.113.77')).toBe('k:key_01ABC@203.0.113.0/24');
+    expect(anonymizeSubject('k:key_01ABC')).toBe('k:key_01ABC');
+    expect(anonymizeSubject('a:acc_01ABC')).toBe('a:acc_01ABC');
+    expect(anonymizeSubject('ip:not-an-address')).toBe('ip:unknown');
   });
 });

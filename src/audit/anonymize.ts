@@ -18,6 +18,26 @@ export function anonymizeIp(address: string | null | undefined): string | null {
   return network;
 }
 
+/**
+ * A client address, or a group of them (`2001:db8:1:2::/64`, as the per-address limits and the
+ * automatic blocks count IPv6 clients), as the process log may name it: its network, by the rule
+ * above. `null` when it is neither.
+ */
+export function anonymizeTarget(target: string): string | null {
+  const slash = target.indexOf('/');
+  return anonymizeIp(slash < 0 ? target : target.slice(0, slash));
+}
+
+/**
+ * A rate-limit subject (`ip:<address>`, `k:<keyId>@<address>`, `k:<keyId>`, `a:<accountId>`) as
+ * the process log may name it: the client address in it replaced by its network.
+ */
+export function anonymizeSubject(subject: string): string {
+  const at = subject.startsWith('ip:') ? 2 : subject.startsWith('k:') ? subject.indexOf('@') : -1;
+  if (at < 0) return subject;
+  return `${subject.slice(0, at + 1)}${anonymizeTarget(subject.slice(at + 1)) ?? 'unknown'}`;
+}
+
 const RECENT_MAX = 10_000;
 const recent = new Map<string, string | null>();
 

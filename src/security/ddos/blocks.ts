@@ -1,3 +1,4 @@
+import { anonymizeTarget } from '../../audit/anonymize.js';
 import type { AuditLog } from '../../audit/audit-log.js';
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
@@ -239,7 +240,9 @@ export class IpBlocks {
     this.apply(block);
     this.deps.metrics.blocksCreated.inc({ source: 'auto', reason });
     this.deps.events.emit({ type: 'ip.blocked', at: now, target: block.target, reason, by: 'auto' });
-    this.deps.log.warn({ target: block.target, reason, seconds: ttlMs / 1000 }, 'ddos guard: address blocked');
+    // The process log names the network, never the address: administrators read the block itself
+    // in the block list, auditors the event in the encrypted audit trail.
+    this.deps.log.warn({ target: anonymizeTarget(block.target) ?? 'unknown', reason, seconds: ttlMs / 1000 }, 'ddos guard: address blocked');
     return block;
   }
 

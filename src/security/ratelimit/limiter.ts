@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { anonymizeSubject } from '../../audit/anonymize.js';
 import type { Clock } from '../../lib/clock.js';
 import { StateUnavailableError, type SharedState, type WindowDecision } from '../../state/port.js';
 import type { SecurityEvents } from '../events/index.js';
@@ -167,7 +168,9 @@ export class RateLimiter {
           ip: context.ip,
           requestId: context.requestId,
         });
-        this.deps.log.warn({ category: target.policy.name, subject: target.subject, strikes, refused, seconds: retryAfterMs / 1000 }, 'rate limit: client suspended for abuse');
+        // The process log names the client's network, never its address (the encrypted audit
+        // trail has the event above in full).
+        this.deps.log.warn({ category: target.policy.name, subject: anonymizeSubject(target.subject), strikes, refused, seconds: retryAfterMs / 1000 }, 'rate limit: client suspended for abuse');
       }
       this.remember(keys.base, now + retryAfterMs);
       return this.refusal('suspended', target, retryAfterMs, local);
