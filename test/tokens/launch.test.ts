@@ -171,6 +171,27 @@ describe.each([
     expect(results.filter((r) => r.statusCode === 403)).toHaveLength(3);
   });
 
+  it.skipIf(!available)('website and imageUrl must name a public host, on launch and on PATCH', async () => {
+    const s = await trader();
+    const local = ['https://localhost/', 'https://192.168.1.1/reboot', 'https://169.254.169.254/latest/meta-data/', 'https://[::1]/', 'https://router/admin'];
+    for (const url of local) {
+      for (const field of ['website', 'imageUrl']) {
+        const r = await launch(s, { symbol: sym(), [field]: url });
+        expect(r.statusCode, `${field} ${url}`).toBe(400);
+        expect(r.json().code).toBe('validation_failed');
+      }
+    }
+    const symbol = sym();
+    expect((await launch(s, { symbol, website: 'https://moon.example/', imageUrl: 'https://cdn.example/moon.png' })).statusCode).toBe(201);
+    for (const url of local) {
+      for (const field of ['website', 'imageUrl']) {
+        const r = await req('PATCH', `/api/v1/tokens/${symbol}`, s, { [field]: url });
+        expect(r.statusCode, `${field} ${url}`).toBe(400);
+      }
+    }
+    expect((await req('GET', `/api/v1/tokens/${symbol}`, s)).json()).toMatchObject({ website: 'https://moon.example/', imageUrl: 'https://cdn.example/moon.png' });
+  });
+
   it.skipIf(!available)('PATCH: only the creator, https-only URLs, audited; developers may not launch', async () => {
     const s = await trader();
     const symbol = sym();

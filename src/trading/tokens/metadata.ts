@@ -1,5 +1,7 @@
 import { fail, ok, type Result } from '../../errors/registry.js';
+import { isIP } from 'node:net';
 import { displayParagraphs, displayText } from '../../lib/text.js';
+import { isSpecialPurpose } from '../../security/network/countries.js';
 
 /** Symbols nobody may launch: the quote asset and well-known assets a launch could impersonate. */
 export const RESERVED_SYMBOLS: ReadonlySet<string> = new Set(['USDC', 'USDT', 'USD', 'EUR', 'DAI', 'BTC', 'WBTC', 'ETH', 'WETH', 'SOL', 'WSOL']);
@@ -24,8 +26,25 @@ export function validDescription(input: string): Result<string, 'validation_fail
   return displayParagraphs(input, 'description', DESCRIPTION_MAX);
 }
 
+/** Special-use names (RFC 6761, 6762, 8375) and the private-use `.internal`: never a public site. */
+const LOCAL_NAME = /(?:^|\.)(?:localhost|local|internal|home\.arpa)$/;
+
 /**
- * A website or image URL: absolute `https:` with a host, no user name or password (phishing
+ * Whether a URL's hostname (as the WHATWG parser writes it: lowercase, punycode, IPv4 in dotted
+ * decimal, IPv6 in brackets) can be a public site: an IP literal outside the special-purpose
+ * ranges (loopback, private, link-local, shared, multicast, …), or a name with a dot that is not
+ * special-use. Every client showing the token fetches its image, and its website is one click
+ * away: a host on the viewer's own machine or network (a router's admin page, a cloud metadata
+ * service, an intranet name) would make a public token page send requests inside it.
+ */
+function publicHost(hostname: string): boolean {
+  const host = hostname.startsWith('[') ? hostname.slice(1, -1) : hostname.replace(/\.$/, '');
+  if (isIP(host) !== 0) return !isSpecialPurpose(host);
+  return host.includes('.') && !LOCAL_NAME.test(host);
+}
+
+/**
+ * A website or image URL: absolute `https:` with a public host, no user name or password (phishing
  * links hide a host behind them), at most 2048 characters. Returns the parsed, normalized form.
  */
 export function validHttpsUrl(input: string, what: string): Result<string, 'validation_failed'> {
@@ -39,6 +58,7 @@ export function validHttpsUrl(input: string, what: string): Result<string, 'vali
   if (url.protocol !== 'https:') return fail('validation_failed', `${what} must use https`);
   if (!url.hostname) return fail('validation_failed', `${what} must name a host`);
   if (url.username || url.password) return fail('validation_failed', `${what} must not carry credentials`);
+  if (!publicHost(url.hostname)) return fail('validation_failed', `${what} must name a public host`);
   if (url.href.length > URL_MAX) return fail('validation_failed', `${what} must be at most ${URL_MAX} characters`);
   return ok(url.href);
 }
