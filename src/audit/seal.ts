@@ -51,9 +51,16 @@ export const ACCESS_BATCH_SPAN_MS = 60_000;
 /** Most entries in one `access.batch` record. */
 export const ACCESS_BATCH_MAX = 1000;
 
+/** Control characters: Node passes header bytes 0x80–0xFF as Latin-1, so C1 controls (U+009B, a terminal's CSI) arrive too. */
+const CONTROL = /\p{Cc}/gu;
+
+/**
+ * The user agent as stored: a credential-looking one redacted, at most 256 characters, and every
+ * control character (tab, C1) shown as U+FFFD, since the auditor reads it, in a dashboard or a terminal.
+ */
 function safeUserAgent(userAgent: string | null | undefined): string | null {
   if (!userAgent) return null;
-  return looksLikeCredential(userAgent) ? '[redacted]' : userAgent.slice(0, MAX_USER_AGENT);
+  return looksLikeCredential(userAgent) ? '[redacted]' : userAgent.slice(0, MAX_USER_AGENT).replace(CONTROL, '\ufffd');
 }
 
 /**
