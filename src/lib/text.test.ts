@@ -30,6 +30,32 @@ describe('displayText', () => {
     expect(displayText(text, 'label', 64)).toMatchObject({ ok: false, code: 'validation_failed' });
   });
 
+  // Invisible characters that are not format characters by category (marks and letters), so the
+  // Cf rule missed them: "USDC" followed or split by one of them reads as USDC.
+  it.each([
+    ['a variation selector after ASCII', 'USDC\ufe0f'],
+    ['a variation selector at the start', '\ufe0eMoon'],
+    ['a supplementary variation selector after ASCII', 'USDC\u{e0100}'],
+    ['a Mongolian variation selector after ASCII', 'US\u180bDC'],
+    ['a combining grapheme joiner between ASCII letters', 'US\u034fDC'],
+    ['a combining grapheme joiner at the end', 'USDC\u034f'],
+    ['a Hangul filler', 'USDC\u3164'],
+    ['a Hangul choseong filler', 'US\u115fDC'],
+    ['a Hangul jungseong filler', 'US\u1160DC'],
+    ['a halfwidth Hangul filler', 'US\uffa0DC'],
+    ['a Khmer inherent vowel', 'US\u17b4DC'],
+    ['a keycap base with a variation selector but no keycap', '1\ufe0f bot'],
+  ])('refuses %s', (_what, text) => {
+    expect(displayText(text, 'label', 64)).toMatchObject({ ok: false, code: 'validation_failed' });
+    expect(displayParagraphs(text, 'description', 100)).toMatchObject({ ok: false, code: 'validation_failed' });
+  });
+
+  it('accepts variation selectors where they select something: emoji, keycaps, CJK', () => {
+    for (const text of ['I \u2764\ufe0f moon', '\u2764\ufe0f', 'Rainbow 🏳️‍🌈 flag', 'Press 1\ufe0f\u20e3 now', '#\ufe0f\u20e3', '\u845b\u{e0100}城', '\u263a\ufe0e text']) {
+      expect(displayText(text, 'name', 64), JSON.stringify(text)).toMatchObject({ ok: true });
+    }
+  });
+
   it('refuses blank, invisible-only and over-long text', () => {
     expect(displayText('   ', 'label', 64).ok).toBe(false);
     expect(displayText('\u200d\u200c', 'label', 64)).toMatchObject({ ok: false, code: 'validation_failed' });
