@@ -14,7 +14,7 @@ class ManualClock {
   }
 }
 
-type RefreshMode = 'rotate' | 'drop-connection' | 'fail-503' | 'rate-limit-once' | 'problem-once';
+type RefreshMode = 'rotate' | 'drop-connection' | 'fail-500' | 'fail-503' | 'rate-limit-once' | 'problem-once';
 
 /**
  * A stand-in for the identity routes with the contract's rotation rules: every refresh spends its
@@ -68,6 +68,7 @@ async function identityServer(options: { domain?: (port: number) => string; uri?
       const token = body.refreshToken as string;
       state.refreshCalls.push(token);
       if (state.refreshMode === 'drop-connection') return void res.socket?.destroy();
+      if (state.refreshMode === 'fail-500') return sendProblem(res, 500, 'internal_error', 'outcome unknown');
       if (state.refreshMode === 'fail-503') return sendProblem(res, 503, 'service_unavailable', 'down');
       if (state.refreshMode === 'problem-once') {
         state.refreshMode = 'rotate';
@@ -258,15 +259,29 @@ describe('access-token refresh and rotation', () => {
     expect(identity.state.revoked).toBe(false);
   });
 
-  it('keeps using a still-valid access token when an early refresh fails with a 5xx, and does not retry it', async () => {
+  it('keeps using a still-valid access token when an early refresh fails with a 500 (outcome unknown), and never presents its token again', async () => {
     const { client, clock, state } = await signedIn();
-    state.refreshMode = 'fail-503';
+    state.refreshMode = 'fail-500';
     clock.t = client.session!.expiresAt - 10_000; // still valid, inside the margin
     await expect(client.keys.list()).resolves.toHaveLength(1);
     expect(state.refreshCalls).toHaveLength(1);
     expect(client.session!.refreshToken).toBeNull();
     await client.keys.list();
     expect(state.refreshCalls).toHaveLength(1);
+  });
+
+  it('keeps the refresh token when the server answered 503 service_unavailable (nothing was done), and renews with it once the server is back', async () => {
+    const { client, clock, state } = await signedIn();
+    const token = client.session!.refreshToken!;
+    state.refreshMode = 'fail-503';
+    clock.t = client.session!.expiresAt - 10_000; // still valid, inside the margin
+    await expect(client.keys.list()).resolves.toHaveLength(1);
+    expect(client.session!.refreshToken).toBe(token);
+    state.refreshMode = 'rotate';
+    await expect(client.keys.list()).resolves.toHaveLength(1);
+    expect(state.refreshCalls).toEqual([token, token]);
+    expect(client.session!.refreshToken).not.toBe(token);
+    expect(state.revoked).toBe(false);
   });
 
   it('retries a refresh refused by the rate limiter with the same (unspent) token', async () => {

@@ -35,7 +35,9 @@ export type SessionListener = (session: Session | null) => void;
  * - a refresh whose outcome is unknown (no answer, or a 5xx) never re-presents its token: the server may
  *   have rotated it already, and presenting it again would revoke the session. The access token stays
  *   usable until it expires; after that the caller signs in again. A refresh that never reached the
- *   server (429, connection refused, no such host, failed TLS handshake) keeps its token.
+ *   server (429, connection refused, no such host, failed TLS handshake) or that the server answered
+ *   503 `service_unavailable` (nothing done: its store or shared state away, or it is shutting down)
+ *   keeps its token.
  */
 export class SessionStore {
   // #private: tokens never show up in console.log / util.inspect of a client.
@@ -138,14 +140,20 @@ export class SessionStore {
         // 4xx (rate limited, the address blocked, the request too slow or too large, plain HTTP
         // refused) came before the token was looked at: it was not spent.
         const tokenRefused = status === 401 || (error instanceof MoondraftError && error.code === 'refresh_token_reused');
-        if ((neverSent || (status >= 400 && status < 500 && !tokenRefused)) && this.#session) {
+        // The server's own 503 service_unavailable (its database or shared state away, or it is
+        // shutting down) means nothing was done: the rotation is one transaction, rolled back when
+        // it fails before its COMMIT (a failure at COMMIT, whose outcome is unknown, is a 500). The
+        // token was not spent; dropping it would end the session over a one-second database blip
+        // or a rolling restart.
+        const notRun = status === 503 && error instanceof MoondraftError && error.code === 'service_unavailable';
+        if ((neverSent || notRun || (status >= 400 && status < 500 && !tokenRefused)) && this.#session) {
           this.#session = { ...this.#session, refreshToken: spending };
         } else if (tokenRefused) {
           // A definite refusal (reused, revoked, expired, invalid): the session is over.
           this.#session = null;
           this.#generation++;
         }
-        // 5xx or no answer: the outcome is unknown, so the token stays dropped.
+        // Any other 5xx, or no answer: the outcome is unknown, so the token stays dropped.
         this.listener?.(this.current);
         throw error;
       } finally {

@@ -1,0 +1,92 @@
+/**
+ * The SDK against a real scale-out server whose PostgreSQL (behind a TCP proxy) goes away and comes
+ * back, and whose Redis loses what it held: 503 `service_unavailable` (Retry-After: 1) waited out
+ * with jitter and retried only where that is safe, a session that survives a refresh refused by the
+ * outage, and signed requests that survive the replay memory's loss.
+ */
+import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MoondraftClient, MoondraftError, type RetryEvent } from '@moondraft/client';
+import { RedisProxy as TcpProxy } from '../ratelimit/redis-proxy.js';
+import { emptySharedState } from '../support/server.js';
+import { PG_URL, serviceAvailable } from '../support/services.js';
+import { fund, listMoon, USDC } from '../support/trading.js';
+import { raiseLimits, startRealServer, type RealServer } from './support.js';
+
+const available = (await serviceAvailable('postgres')) && (await serviceAvailable('redis'));
+
+describe.runIf(available)('the SDK through store outages and a Redis that lost its contents (scale-out)', () => {
+  const pg = new URL(PG_URL);
+  const proxy = new TcpProxy({ host: pg.hostname, port: Number(pg.port || 5432) });
+  let server: RealServer;
+
+  beforeAll(async () => {
+    await proxy.start();
+    const url = new URL(PG_URL);
+    url.port = String(proxy.port);
+    server = await startRealServer({ backend: 'scaleout', env: { DATABASE_URL: url.toString() } });
+    await listMoon(server.services.trading);
+  });
+  afterAll(async () => {
+    await proxy.start().catch(() => {});
+    await server?.close();
+    await proxy.stop();
+  });
+
+  async function signedIn(options: ConstructorParameters<typeof MoondraftClient>[0] = {}) {
+    const client = new MoondraftClient({ baseUrl: server.url, env: false, ...options });
+    await client.signIn(privateKeyToAccount(generatePrivateKey()));
+    const me = await client.account.get();
+    await raiseLimits(server, me.id);
+    return { client, me };
+  }
+
+  it('a refresh the outage refused (503: nothing was done) keeps its refresh token: the session renews once the database is back', async () => {
+    const { client } = await signedIn();
+    const before = client.session!;
+    await proxy.stop();
+    try {
+      const error = await client.auth.refresh().catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(MoondraftError);
+      expect({ status: (error as MoondraftError).status, code: (error as MoondraftError).code }).toEqual({ status: 503, code: 'service_unavailable' });
+    } finally {
+      await proxy.start();
+    }
+    // The server rolled the rotation back: the token it holds is still the one to present.
+    expect(client.session?.refreshToken).toBe(before.refreshToken);
+    const renewed = await client.auth.refresh();
+    expect(renewed.refreshToken).not.toBe(before.refreshToken);
+    expect((await client.account.get()).id).toBeTruthy();
+  });
+
+  it('an order placed while the database is away is retried with its clientOrderId and placed once when it is back', async () => {
+    const { client, me } = await signedIn();
+    await fund(server.services.trading, me.id, 'USDC', USDC(100));
+    const key = await client.keys.create({ label: 'bot', scopes: ['orders:read', 'orders:write', 'account:read'] });
+    const retries: RetryEvent[] = [];
+    const bot = new MoondraftClient({ baseUrl: server.url, env: false, apiKey: key.apiKey, apiSecret: key.apiSecret!, hooks: { onRetry: (e) => retries.push(e) } });
+    await bot.account.get(); // the clock measured, the key cached
+    await proxy.stop();
+    const placing = bot.trading.placeOrder({ market: 'MOON-USDC', side: 'buy', type: 'limit', price: '1', quantity: '2', clientOrderId: 'sdk-outage-1' }).catch((e: unknown) => e);
+    await new Promise((r) => setTimeout(r, 300));
+    await proxy.start();
+    const order = await placing;
+    expect(order).not.toBeInstanceOf(Error);
+    expect(retries.length).toBeGreaterThan(0);
+    const { orders } = await bot.trading.orders();
+    expect(orders.filter((o) => o.clientOrderId === 'sdk-outage-1')).toHaveLength(1);
+  });
+
+  it('signed requests go on after Redis restarted empty: a request the lost memory refuses (timestamp_out_of_window) is signed again a moment later and accepted', async () => {
+    const { client } = await signedIn();
+    const key = await client.keys.create({ label: 'bot', scopes: ['account:read', 'tokens:write', 'market:read'] });
+    const retries: RetryEvent[] = [];
+    const bot = new MoondraftClient({ baseUrl: server.url, env: false, apiKey: key.apiKey, apiSecret: key.apiSecret!, hooks: { onRetry: (e) => retries.push(e) } });
+    await bot.account.get();
+    await emptySharedState({ statePrefix: server.config.statePrefix });
+    expect((await bot.account.get()).id).toBeTruthy();
+    expect(retries.map((r) => [r.reason, r.error.code])).toEqual([['clock_skew', 'timestamp_out_of_window']]);
+    const mine = await bot.tokens.list({ mine: true });
+    expect(Array.isArray(mine)).toBe(true);
+  });
+});
