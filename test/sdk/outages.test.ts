@@ -59,6 +59,30 @@ describe.runIf(available)('the SDK through store outages and a Redis that lost i
     expect((await client.account.get()).id).toBeTruthy();
   });
 
+  it('a 503 with Retry-After: 1 is waited out with jitter (never all clients at the same instant), at most maxRetries times, then thrown with code, status and request id', async () => {
+    const { client: owner } = await signedIn();
+    const retries: RetryEvent[] = [];
+    const client = new MoondraftClient({ baseUrl: server.url, env: false, session: owner.session, hooks: { onRetry: (e) => retries.push(e) } });
+    await proxy.stop();
+    let error: unknown;
+    try {
+      error = await client.account.balances().catch((e: unknown) => e);
+    } finally {
+      await proxy.start();
+    }
+    expect(error).toBeInstanceOf(MoondraftError);
+    const e = error as MoondraftError;
+    expect({ status: e.status, code: e.code, retryAfterMs: e.retryAfterMs, attempts: e.attempts }).toEqual({ status: 503, code: 'service_unavailable', retryAfterMs: 1000, attempts: 4 });
+    expect(e.requestId).toMatch(/\S/);
+    expect(retries.map((r) => r.reason)).toEqual(['server_error', 'server_error', 'server_error']);
+    for (const r of retries) {
+      expect(r.delayMs).toBeGreaterThanOrEqual(1000);
+      expect(r.delayMs).toBeLessThanOrEqual(1000 + 8000);
+    }
+    // Jittered: not every wait is exactly the Retry-After.
+    expect(retries.some((r) => r.delayMs > 1000)).toBe(true);
+  });
+
   it('an order placed while the database is away is retried with its clientOrderId and placed once when it is back', async () => {
     const { client, me } = await signedIn();
     await fund(server.services.trading, me.id, 'USDC', USDC(100));

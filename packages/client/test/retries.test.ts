@@ -169,8 +169,9 @@ describe('5xx and network failures', () => {
     expect(order.clientOrderId).toBe(firstBody.clientOrderId);
     expect(hmacValid(SECRET, first!) && hmacValid(SECRET, second!)).toBe(true);
     expect(second!.headers['x-api-timestamp']).not.toBe(first!.headers['x-api-timestamp']);
-    // Backoff (250 ms with equal jitter at 0.5 → 188) but no less than the server's Retry-After.
-    expect(delays).toEqual([1000]);
+    // Backoff (250 ms with equal jitter at 0.5 → 188) but no less than the server's Retry-After,
+    // plus jitter (0.5 of 250 ms), so clients refused together do not all come back together.
+    expect(delays).toEqual([1125]);
     expect(retries[0]).toMatchObject({ reason: 'server_error', attempt: 1 });
   });
 

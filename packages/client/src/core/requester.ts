@@ -263,7 +263,11 @@ export class Requester {
         (error.retryAfterMs ?? 0) < MAX_TIMER_MS
       ) {
         const backoff = backoffDelay(config.retry, retries, config.random);
-        const waitMs = Math.max(backoff, error.retryAfterMs ?? 0);
+        // A Retry-After gets the jitter a 429's gets: every client refused by the same outage (an
+        // order-thread restart, a database blip: Retry-After 1) would otherwise come back at the
+        // same instant, the backoff being shorter than the Retry-After for the first retries.
+        const retryAfter = error.retryAfterMs === undefined ? 0 : error.retryAfterMs + Math.round(config.random() * config.retry.jitterMs);
+        const waitMs = Math.min(Math.max(backoff, retryAfter), MAX_TIMER_MS);
         retries++;
         await this.wait('server_error', waitMs, error, attempt, callerSignal);
         continue;
