@@ -101,6 +101,45 @@ describe.runIf(available)('the SDK through store outages and a Redis that lost i
     expect(orders.filter((o) => o.clientOrderId === 'sdk-outage-1')).toHaveLength(1);
   });
 
+  it('an order and a withdrawal whose outcome is unknown (no answer in time) name their clientOrderId / clientWithdrawalId, generated ones included: asked again with it, the original comes back, never a second', async () => {
+    const { client: owner, me } = await signedIn();
+    await fund(server.services.trading, me.id, 'USDC', USDC(100));
+    const key = await owner.keys.create({ label: 'bot', scopes: ['orders:read', 'orders:write', 'account:read'] });
+    const impatient = { timeoutMs: 500, retry: { maxRetries: 1 } };
+    const bot = new MoondraftClient({ baseUrl: server.url, env: false, apiKey: key.apiKey, apiSecret: key.apiSecret!, ...impatient });
+    const person = new MoondraftClient({ baseUrl: server.url, env: false, session: owner.session, ...impatient });
+    await bot.account.get();
+    await person.account.get();
+
+    const order = { market: 'MOON-USDC', side: 'buy', type: 'limit', price: '1', quantity: '2' } as const;
+    const withdrawal = { asset: 'USDC', amount: '5', address: '0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed' };
+    proxy.freeze(); // the database stops answering: the calls time out, their outcome unknown
+    let orderError: unknown;
+    let withdrawalError: unknown;
+    try {
+      orderError = await bot.trading.placeOrder(order).catch((e: unknown) => e);
+      withdrawalError = await person.withdrawals.create(withdrawal).catch((e: unknown) => e);
+    } finally {
+      proxy.thaw();
+    }
+    expect(orderError).toBeInstanceOf(MoondraftError);
+    expect(withdrawalError).toBeInstanceOf(MoondraftError);
+    const lostOrder = orderError as MoondraftError;
+    const lostWithdrawal = withdrawalError as MoondraftError;
+    expect(lostOrder.code).toBe('timeout');
+    expect(lostWithdrawal.code).toBe('timeout');
+    expect(lostOrder.clientOrderId).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    expect(lostWithdrawal.clientWithdrawalId).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+
+    // Asked again with the id the error names: the original (taken once the database answered), or
+    // the first one if it never was; in both cases exactly one.
+    const patient = new MoondraftClient({ baseUrl: server.url, env: false, apiKey: key.apiKey, apiSecret: key.apiSecret! });
+    const placed = await patient.trading.placeOrder({ ...order, clientOrderId: lostOrder.clientOrderId! });
+    const taken = await owner.withdrawals.create({ ...withdrawal, clientWithdrawalId: lostWithdrawal.clientWithdrawalId! });
+    expect((await patient.trading.orders()).orders.map((o) => o.id)).toEqual([placed.id]);
+    expect((await owner.withdrawals.list()).map((w) => w.id)).toEqual([taken.id]);
+  });
+
   it('signed requests go on after Redis restarted empty: a request the lost memory refuses (timestamp_out_of_window) is signed again a moment later and accepted', async () => {
     const { client } = await signedIn();
     const key = await client.keys.create({ label: 'bot', scopes: ['account:read', 'tokens:write', 'market:read'] });

@@ -102,6 +102,8 @@ export interface MoondraftErrorInit {
   signed?: SignedParts | undefined;
   sent?: SignedParts | undefined;
   attempts?: number;
+  clientOrderId?: string | undefined;
+  clientWithdrawalId?: string | undefined;
   cause?: unknown;
 }
 
@@ -135,6 +137,14 @@ export class MoondraftError extends Error {
   readonly sent: SignedParts | undefined;
   /** How many times the request was sent before giving up. */
   readonly attempts: number;
+  /**
+   * Order placement and position close: the `clientOrderId` the request carried (yours, or the one
+   * the client generated). The outcome of a failed call may be unknown (a 500, a timeout, a lost
+   * connection): place again with this id to get the original order if it was taken, never a second.
+   */
+  readonly clientOrderId: string | undefined;
+  /** Withdrawal requests: the `clientWithdrawalId` the request carried (yours or generated); as `clientOrderId`. */
+  readonly clientWithdrawalId: string | undefined;
 
   constructor(init: MoondraftErrorInit) {
     super(describe(init), init.cause === undefined ? undefined : { cause: init.cause });
@@ -151,7 +161,36 @@ export class MoondraftError extends Error {
     this.signed = init.signed;
     this.sent = init.sent;
     this.attempts = init.attempts ?? 1;
+    this.clientOrderId = init.clientOrderId;
+    this.clientWithdrawalId = init.clientWithdrawalId;
   }
+}
+
+/**
+ * A copy of `error` that names the idempotency id of the call it ended (a copy, not the error
+ * itself: one error may reach several calls, e.g. those awaiting one failed session refresh).
+ */
+export function withClientIds(error: MoondraftError, ids: { clientOrderId?: string | undefined; clientWithdrawalId?: string | undefined }): MoondraftError {
+  const copy = new MoondraftError({
+    code: error.code,
+    status: error.status,
+    detail: error.detail,
+    method: error.method,
+    path: error.path,
+    requestId: error.requestId,
+    title: error.title,
+    type: error.type,
+    problem: error.problem,
+    retryAfterMs: error.retryAfterMs,
+    signed: error.signed,
+    sent: error.sent,
+    attempts: error.attempts,
+    cause: error.cause,
+    clientOrderId: ids.clientOrderId ?? error.clientOrderId,
+    clientWithdrawalId: ids.clientWithdrawalId ?? error.clientWithdrawalId,
+  });
+  if (error.stack !== undefined) copy.stack = error.stack;
+  return copy;
 }
 
 /** True when `error` is a MoondraftError (with this code, if given). */

@@ -217,6 +217,24 @@ describe('5xx and network failures', () => {
     expect(JSON.parse(apiRequests(s)[2]!.body.toString('utf8')).clientOrderId).toBe('close-1');
   });
 
+  it('names the clientOrderId / clientWithdrawalId a failed call carried (generated or given), so the caller can ask again with it; other calls name none', async () => {
+    const s = await serve((_req, _n, res) => sendProblem(res, 500, 'internal_error', 'outcome unknown'));
+    const { client } = clientFor(s, { retry: { maxRetries: 1 } });
+    const sentId = (i: number) => JSON.parse(apiRequests(s)[i]!.body.toString('utf8'));
+    const failure = (p: Promise<unknown>) => p.then(() => undefined, (e: unknown) => e as MoondraftError);
+
+    const placed = await failure(client.trading.placeOrder({ market: 'MOON-USDC', side: 'buy', type: 'market', quantity: '1' }));
+    expect(placed).toMatchObject({ code: 'internal_error', attempts: 2, clientOrderId: sentId(0).clientOrderId, clientWithdrawalId: undefined });
+    expect(sentId(1).clientOrderId).toBe(sentId(0).clientOrderId);
+    const closed = await failure(client.trading.closePosition('MOON', { clientOrderId: 'close-2' }));
+    expect(closed).toMatchObject({ code: 'internal_error', clientOrderId: 'close-2' });
+    const withdrawn = await failure(client.withdrawals.create({ asset: 'USDC', amount: '1', address: '0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed' }));
+    expect(withdrawn).toMatchObject({ code: 'internal_error', clientOrderId: undefined, clientWithdrawalId: sentId(4).clientWithdrawalId });
+    expect(withdrawn!.message).toContain('POST /api/v1/account/withdrawals → 500 internal_error');
+    const read = await failure(client.account.balances());
+    expect(read).toMatchObject({ code: 'internal_error', clientOrderId: undefined, clientWithdrawalId: undefined });
+  });
+
   it('keeps a clientOrderId the caller gave, and generates a different one for each new order', async () => {
     const s = await serve((req, _n, res) => sendJson(res, 201, JSON.parse(req.body.toString('utf8'))));
     const { client } = clientFor(s);

@@ -189,12 +189,13 @@ export class WithdrawalsApi {
    * `POST /api/v1/account/withdrawals`. Safe to retry: the request carries a `clientWithdrawalId`
    * (yours, or one generated here), so a retry after a lost answer (a network error or a 5xx) gets
    * the original withdrawal back, never a second one. Call again with the same id to find out what
-   * became of a request whose answer you never saw.
+   * became of a request whose answer you never saw: a failed call's error names it
+   * (`error.clientWithdrawalId`), the generated one included.
    */
   create(request: WithdrawalRequest, options?: CallOptions): Promise<Withdrawal> {
     assertDecimal('amount', request.amount);
     const body: WithdrawalRequest = { ...request, clientWithdrawalId: request.clientWithdrawalId ?? newClientOrderId() };
-    return this.#requester.call({ method: 'POST', path: '/api/v1/account/withdrawals', body, auth: 'any', idempotent: true, options });
+    return this.#requester.call({ method: 'POST', path: '/api/v1/account/withdrawals', body, auth: 'any', idempotent: true, clientIds: { clientWithdrawalId: body.clientWithdrawalId! }, options });
   }
 
   /** `GET /api/v1/account/withdrawals`: newest first (the server answers `{ withdrawals }`; this returns the list). */

@@ -179,7 +179,9 @@ export class TradingApi {
 
   /**
    * `POST /api/v1/trading/orders`. Safe to retry: the order carries a `clientOrderId` (yours, or one
-   * generated here), and the server answers a repeated one with the original order.
+   * generated here), and the server answers a repeated one with the original order. When the call
+   * fails with its outcome unknown (a 500, a timeout, a lost connection), its error names the id
+   * (`error.clientOrderId`): place the order again with it to get the original, never a second.
    *
    * @example
    * const order = await client.trading.placeOrder({ market: 'MOON-USDC', side: 'buy', type: 'limit', price: '0.0125', quantity: '1000' });
@@ -188,7 +190,7 @@ export class TradingApi {
     assertDecimal('quantity', order.quantity);
     assertDecimal('price', order.price, true);
     const body: PlaceOrderRequest = { ...order, clientOrderId: order.clientOrderId ?? newClientOrderId() };
-    return this.#requester.call({ method: 'POST', path: '/api/v1/trading/orders', body, auth: 'any', idempotent: true, options });
+    return this.#requester.call({ method: 'POST', path: '/api/v1/trading/orders', body, auth: 'any', idempotent: true, clientIds: { clientOrderId: body.clientOrderId! }, options });
   }
 
   /** `GET /api/v1/trading/orders`: one page, newest first; pass `next` as `before` for the next one. */
@@ -232,6 +234,6 @@ export class TradingApi {
     // An order too: it carries a clientOrderId (yours, or one generated here), so a retry after a
     // 5xx or a lost answer returns the first close instead of selling again.
     const body: ClosePositionRequest = { ...request, clientOrderId: request.clientOrderId ?? newClientOrderId() };
-    return this.#requester.call({ method: 'POST', path: `/api/v1/trading/positions/${pathParam(asset)}/close`, body, auth: 'any', idempotent: true, options });
+    return this.#requester.call({ method: 'POST', path: `/api/v1/trading/positions/${pathParam(asset)}/close`, body, auth: 'any', idempotent: true, clientIds: { clientOrderId: body.clientOrderId! }, options });
   }
 }

@@ -1,4 +1,4 @@
-import { MoondraftError, type SignedParts } from '../errors.js';
+import { MoondraftError, withClientIds, type SignedParts } from '../errors.js';
 import type { SessionStore, TokenPair } from '../session/session.js';
 import { signRequest, signedParts, type RequestSigner } from '../signing/sign.js';
 import type { Clock, ServerClock } from '../time/server-clock.js';
@@ -43,6 +43,11 @@ export interface RouteCall {
    */
   list?: string;
   options?: CallOptions | undefined;
+  /**
+   * The idempotency id the body carries (a generated one included): every error of the call names
+   * it, so the caller can ask again with it when the outcome is unknown.
+   */
+  clientIds?: { clientOrderId?: string; clientWithdrawalId?: string };
 }
 
 export type RetryReason = 'rate_limited' | 'server_error' | 'network_error' | 'clock_skew' | 'timestamp_reused' | 'token_expired';
@@ -159,7 +164,15 @@ export class Requester {
     return url;
   }
 
-  async call<T>(route: RouteCall): Promise<T> {
+  call<T>(route: RouteCall): Promise<T> {
+    const ids = route.clientIds;
+    if (!ids) return this.send<T>(route);
+    return this.send<T>(route).catch((error: unknown) => {
+      throw error instanceof MoondraftError ? withClientIds(error, ids) : error;
+    });
+  }
+
+  private async send<T>(route: RouteCall): Promise<T> {
     const config = this.#config;
     const url = this.url(route.path, route.query);
     const target = url.pathname + url.search;
