@@ -99,7 +99,11 @@ export interface WithdrawalLimit {
   /** Counted in the last 24 h (pending, approved and sent withdrawals). */
   used: Decimal;
   remaining: Decimal;
-  /** Withdrawals worth up to this are approved (and sent) without an admin. */
+  /**
+   * The auto-approval budget: a withdrawal is approved (and sent) without an admin while the
+   * withdrawals approved that way in the rolling 24 h, it included, are worth at most this; beyond
+   * it the withdrawal stays `pending` until an admin decides (so splitting one does not skip review).
+   */
   autoApproveUpTo: Decimal;
   /** The asset the amounts are in: `USDC`. */
   valuationAsset: string;
