@@ -217,9 +217,9 @@ async function buildServices(config: Config, overrides: ServiceOverrides, closer
   const replaySince = (await apiKeys.anyUnrevoked()) ? memoryBegan : undefined;
   const replay = new ReplayGuard(state, replaySince, state.kind === 'memory' ? undefined : memoryBegan);
   if (state.kind === 'redis') {
-    securitySync.onStateLost((at) => {
-      log.warn('shared state lost its replay memory (restarted empty?): requests signed before now are refused');
-      return replay.lostBefore(at);
+    securitySync.onStateLost((at, intactAt) => {
+      log.warn('shared state lost its replay memory (restarted empty?): requests signed before it began again are refused');
+      return replay.lostBefore(at, intactAt);
     });
   }
   const apiKeyAuthenticator = new KeyAuthenticator({ keys: apiKeys, countries, state, env: config.env, clock, events, replay });

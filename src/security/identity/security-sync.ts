@@ -33,7 +33,7 @@ export class SecuritySync {
   /** What this process's last pass wrote to its marker (unique per pass), and how many passes wrote one. */
   private markerValue: string | undefined;
   private passes = 0;
-  private readonly lostListeners: ((at: number) => void | Promise<void>)[] = [];
+  private readonly lostListeners: ((at: number, intactAt: number) => void | Promise<void>)[] = [];
   private readonly passListeners: ((since: number) => Promise<void>)[] = [];
 
   constructor(
@@ -52,8 +52,9 @@ export class SecuritySync {
     // an older snapshot (or a lagging replica promoted) has a marker of an earlier pass, and lost
     // everything written since, which the overlap alone would not bring back.
     if (this.lastRunAt !== undefined && (await state.get(this.marker)) !== this.markerValue) {
+      const intactAt = this.lastRunAt;
       this.lastRunAt = undefined;
-      for (const listener of this.lostListeners) await listener(now);
+      for (const listener of this.lostListeners) await listener(now, intactAt);
     }
     const markerValue = `${now}:${++this.passes}`;
     await state.set(this.marker, markerValue, windowMs);
@@ -97,8 +98,9 @@ export class SecuritySync {
   /**
    * Calls `listener` with the pass's time whenever a pass finds that shared state lost what earlier
    * passes wrote: whatever else it held is gone too (the replay memory, which cannot be rebuilt).
+   * `intactAt` is the previous pass's time, when it still held it: the loss came after.
    */
-  onStateLost(listener: (at: number) => void | Promise<void>): void {
+  onStateLost(listener: (at: number, intactAt: number) => void | Promise<void>): void {
     this.lostListeners.push(listener);
   }
 

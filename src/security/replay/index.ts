@@ -54,14 +54,26 @@ export class ReplayGuard {
 
   /**
    * Shared state lost what it held (Redis restarted empty, failed over, flushed), the accepted
-   * requests included: from now on the memory vouches only for requests signed after `at`, as an
-   * in-process memory does after a restart. Never moves back.
+   * requests included, after `intactAt` (the security sync's previous pass) and by `at` (the pass
+   * that found it): from then on the memory vouches only for requests signed after it began again,
+   * as an in-process memory does after a restart. Never moves back.
    */
-  async lostBefore(at: number): Promise<void> {
-    if (this.since === undefined || at > this.since) this.since = at;
-    if (this.held === undefined || at > this.held) this.held = at;
-    // Only a hint for processes starting later; failing to leave it changes nothing here.
-    await this.state.set(HELD_KEY, String(at)).catch(() => {});
+  async lostBefore(at: number, intactAt?: number): Promise<void> {
+    // The first signed request that met the loss has set the marker already (firstUse): a marker
+    // written after the memory was last seen intact names when the memory began again. Adopting it
+    // (instead of writing `at` over it) keeps requests signed since then, which every process
+    // vouches for, from being refused once more. Any other marker (none, or an older one that a
+    // restore from a snapshot brought back) is replaced by `at`.
+    let since = at;
+    try {
+      const held = Number(await this.state.get(HELD_KEY));
+      if (intactAt !== undefined && held >= intactAt && held <= at) since = held;
+      else await this.state.set(HELD_KEY, String(at));
+    } catch {
+      // Unreachable now: `at` stands, and the marker is written by the next request that meets it.
+    }
+    if (this.since === undefined || since > this.since) this.since = since;
+    if (this.held === undefined || since > this.held) this.held = since;
   }
 
   /**

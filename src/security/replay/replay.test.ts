@@ -76,6 +76,33 @@ describe.each([
     expect(other.covers(signedAt)).toBe(false);
   });
 
+  it('the security sync finding the loss later keeps the time the first request found it, unless the marker predates the loss', async () => {
+    const state = await make();
+    opened.push(state);
+    const began = Date.now() - 60_000;
+    await ReplayGuard.heldSince(state, began);
+    const guard = new ReplayGuard(state, began, began);
+    const intactAt = Date.now() - 10_000; // the sync's previous pass: the memory was whole
+    for (const k of await state.keys('')) await state.del(k);
+    const lostFoundAt = Date.now() - 5_000; // the first signed request after the loss
+    await guard.firstUse('key_s', 'd1', lostFoundAt);
+    const signedAfter = lostFoundAt + RECV_WINDOW.futureToleranceMs + 1;
+    expect(guard.covers(signedAfter)).toBe(true);
+    // The sync pass comes later: requests signed since the memory began again stay acceptable.
+    await guard.lostBefore(Date.now(), intactAt);
+    expect(guard.covers(signedAfter)).toBe(true);
+    expect(guard.covers(lostFoundAt)).toBe(false);
+    // A marker older than the last intact pass (a restore from a snapshot brought it back) is no
+    // evidence: the memory is taken to begin at the pass that found the loss.
+    const other = new ReplayGuard(state, began, began);
+    await state.set('replay:held', String(intactAt - 1_000));
+    const foundAt = Date.now();
+    await other.lostBefore(foundAt, intactAt);
+    expect(other.covers(signedAfter)).toBe(false);
+    expect(other.covers(foundAt + RECV_WINDOW.futureToleranceMs)).toBe(true);
+    expect(await state.get('replay:held')).toBe(String(foundAt));
+  });
+
   it('accepts exactly one of 50 concurrent copies', async () => {
     const state = await make();
     opened.push(state);
