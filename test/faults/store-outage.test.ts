@@ -21,39 +21,54 @@ type Session = { headers: { authorization: string }; account: { id: string } };
 
 const TABLES = ['orders', 'ledger_entries', 'balances', 'holds', 'faucet_grants', 'api_keys', 'assets', 'markets', 'tokens', 'withdrawals', 'sessions', 'refresh_tokens', 'accounts'] as const;
 
-describe.runIf(available)('PostgreSQL gone while the server runs (order thread on)', () => {
+/**
+ * A scale-out server (order thread on) whose PostgreSQL is reached through a TCP proxy the test can
+ * cut or freeze; registers its own beforeAll / afterAll in the calling describe.
+ */
+function serverBehindProxy(env: Record<string, string> = {}) {
   const pg = new URL(PG_URL);
   const proxy = new TcpProxy({ host: pg.hostname, port: Number(pg.port || 5432) });
   const isolation = newIsolation();
-  let server: TestServer;
-  const req = (method: string, url: string, s?: Session, payload?: unknown) =>
-    server.app.inject({ method: method as 'GET', url, ...(s ? { headers: s.headers } : {}), ...(payload !== undefined ? { payload: payload as object } : {}) });
-  const counts = async () => {
-    const out: Record<string, number> = {};
-    for (const t of TABLES) out[t] = Number((await server.services.store.db.selectFrom(t).select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow()).n);
-    return out;
-  };
-
+  const ctx = { proxy, server: undefined as unknown as TestServer };
   beforeAll(async () => {
     await proxy.start();
     const url = new URL(PG_URL);
     url.port = String(proxy.port);
-    server = await startTestServer({ backend: 'scaleout', isolation, env: { DATABASE_URL: url.toString(), MOONDRAFT_ORDER_THREAD: 'on' } });
-    expect(server.services.trading.orders.threaded).toBe(true);
+    ctx.server = await startTestServer({ backend: 'scaleout', isolation, env: { DATABASE_URL: url.toString(), MOONDRAFT_ORDER_THREAD: 'on', ...env } });
+    expect(ctx.server.services.trading.orders.threaded).toBe(true);
   });
   afterAll(async () => {
-    await server?.close();
+    proxy.thaw();
+    await ctx.server?.close();
     await proxy.stop();
     await dropSchema(isolation.pgSchema);
   });
-
-  it('answers 503 service_unavailable for orders, cancels, withdrawals, token launches, keys, sign-in and refresh; writes nothing; serves again once it is back', async () => {
-    const admin = await sessionFor(server, { role: 'admin' });
+  const req = (method: string, url: string, s?: Session, payload?: unknown) =>
+    ctx.server.app.inject({ method: method as 'GET', url, ...(s ? { headers: s.headers } : {}), ...(payload !== undefined ? { payload: payload as object } : {}) });
+  /** The MOON-USDC market and a trader holding 500 USDC. */
+  const marketAndTrader = async () => {
+    const admin = await sessionFor(ctx.server, { role: 'admin' });
     expect((await req('POST', '/api/v1/admin/assets', admin, { symbol: 'MOON', name: 'Moon', decimals: 6 })).statusCode).toBe(201);
     expect((await req('POST', '/api/v1/admin/markets', admin, { base: 'MOON', quote: 'USDC', tickSize: '0.0001', lotSize: '0.01', minNotional: '1', makerFeeBps: 10, takerFeeBps: 20 })).statusCode).toBe(201);
-    const t = await sessionFor(server);
-    await server.services.partnerLimits.set(t.account.id, { account: 10_000, tokens: 10_000, trading: 10_000 }, 'test');
-    await fund(server.services.trading, t.account.id, 'USDC', USDC(500));
+    const t = await sessionFor(ctx.server);
+    await ctx.server.services.partnerLimits.set(t.account.id, { account: 10_000, tokens: 10_000, trading: 10_000 }, 'test');
+    await fund(ctx.server.services.trading, t.account.id, 'USDC', USDC(500));
+    return t;
+  };
+  return { ctx, proxy, req, marketAndTrader };
+}
+
+describe.runIf(available)('PostgreSQL gone while the server runs (order thread on)', () => {
+  const { ctx, proxy, req, marketAndTrader } = serverBehindProxy();
+  const counts = async () => {
+    const out: Record<string, number> = {};
+    for (const t of TABLES) out[t] = Number((await ctx.server.services.store.db.selectFrom(t).select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow()).n);
+    return out;
+  };
+
+  it('answers 503 service_unavailable for orders, cancels, withdrawals, token launches, keys, sign-in and refresh; writes nothing; serves again once it is back', async () => {
+    const server = ctx.server;
+    const t = await marketAndTrader();
     const resting = await req('POST', '/api/v1/trading/orders', t, { market: 'MOON-USDC', type: 'limit', side: 'buy', price: '1', quantity: '2' });
     expect(resting.statusCode).toBe(201);
     const restingId = resting.json().id as string;
@@ -166,34 +181,11 @@ describe.runIf(available)('a transaction whose connection drops', () => {
 });
 
 describe.runIf(available)('PostgreSQL that stops answering (the connection open, no bytes passing)', () => {
-  const pg = new URL(PG_URL);
-  const proxy = new TcpProxy({ host: pg.hostname, port: Number(pg.port || 5432) });
-  const isolation = newIsolation();
-  let server: TestServer;
-  const req = (method: string, url: string, s?: Session, payload?: unknown) =>
-    server.app.inject({ method: method as 'GET', url, ...(s ? { headers: s.headers } : {}), ...(payload !== undefined ? { payload: payload as object } : {}) });
-
-  beforeAll(async () => {
-    await proxy.start();
-    const url = new URL(PG_URL);
-    url.port = String(proxy.port);
-    server = await startTestServer({ backend: 'scaleout', isolation, env: { DATABASE_URL: url.toString(), MOONDRAFT_ORDER_THREAD: 'on', MOONDRAFT_DB_QUERY_TIMEOUT_MS: '1500' } });
-    expect(server.services.trading.orders.threaded).toBe(true);
-  });
-  afterAll(async () => {
-    proxy.thaw();
-    await server?.close();
-    await proxy.stop();
-    await dropSchema(isolation.pgSchema);
-  });
+  const { ctx, proxy, req, marketAndTrader } = serverBehindProxy({ MOONDRAFT_DB_QUERY_TIMEOUT_MS: '1500' });
 
   it('answers orders and reads 503 within the statement deadline instead of holding them for ever, then serves again', async () => {
-    const admin = await sessionFor(server, { role: 'admin' });
-    expect((await req('POST', '/api/v1/admin/assets', admin, { symbol: 'MOON', name: 'Moon', decimals: 6 })).statusCode).toBe(201);
-    expect((await req('POST', '/api/v1/admin/markets', admin, { base: 'MOON', quote: 'USDC', tickSize: '0.0001', lotSize: '0.01', minNotional: '1', makerFeeBps: 10, takerFeeBps: 20 })).statusCode).toBe(201);
-    const t = await sessionFor(server);
-    await server.services.partnerLimits.set(t.account.id, { account: 10_000, tokens: 10_000, trading: 10_000 }, 'test');
-    await fund(server.services.trading, t.account.id, 'USDC', USDC(500));
+    const server = ctx.server;
+    const t = await marketAndTrader();
     const order = (clientOrderId: string) => req('POST', '/api/v1/trading/orders', t, { market: 'MOON-USDC', type: 'limit', side: 'buy', price: '1', quantity: '2', clientOrderId });
     expect((await order('before-freeze')).statusCode).toBe(201);
 
