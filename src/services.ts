@@ -196,7 +196,17 @@ async function buildServices(config: Config, overrides: ServiceOverrides, closer
     onError: (err) => log.error({ err }, 'session activity write failed'),
   });
   closers.push(() => sessions.close());
-  const signIn = new SignIn({ config, clock, nonces: new SignInNonces(state), accounts, sessions, accessTokens, events });
+  // In-process replay memory starts empty: a request the previous process accepted could be
+  // accepted again after a restart. Redis keeps the memory across restarts of the servers, but not
+  // across its own without persistence (or a failover, or a flush): the memories vouch only for
+  // what was signed (or issued) since they began, found at start-up (no marker) or by the security
+  // sync of a running process (see ReplayGuard).
+  const memoryBegan = state.kind === 'memory' ? clock.now() : await ReplayGuard.heldSince(state, clock.now());
+  const memoryHeld = state.kind === 'memory' ? undefined : memoryBegan;
+  // Sign-in nonces are MACs under a key derived from the master key, so any process redeems what
+  // another issued; only redeemed ones are remembered, and only since the memory began.
+  const nonces = new SignInNonces(keyring, state, { since: memoryBegan, held: memoryHeld });
+  const signIn = new SignIn({ config, clock, nonces, accounts, sessions, accessTokens, events });
   const securitySync = new SecuritySync({ store, state, clock, sessions, log, windowMs: maxTokenLifetimeMs, intervalMs: config.securitySyncMs });
   await securitySync.start(); // before the first request: in-process state starts empty
   closers.push(() => securitySync.stop());
@@ -208,18 +218,15 @@ async function buildServices(config: Config, overrides: ServiceOverrides, closer
   // Key versions ride the security sync like revocations and roles: see ApiKeys.republishChanged.
   securitySync.onPass(async (since) => void (await apiKeys.republishChanged(since)));
   closers.push(() => apiKeys.stop());
-  // In-process replay memory starts empty: a request the previous process accepted could be
-  // accepted again after a restart. While the store holds usable keys, requests signed before this
-  // process started are refused (see ReplayGuard). Redis keeps the memory across restarts of the
-  // servers, but not across its own without persistence (or a failover, or a flush): likewise then,
-  // found at start-up (no marker) or by the security sync of a running process.
-  const memoryBegan = state.kind === 'memory' ? clock.now() : await ReplayGuard.heldSince(state, clock.now());
+  // While the store holds usable keys, requests signed before the replay memory began are refused
+  // (with none, no request signed before can exist).
   const replaySince = (await apiKeys.anyUnrevoked()) ? memoryBegan : undefined;
-  const replay = new ReplayGuard(state, replaySince, state.kind === 'memory' ? undefined : memoryBegan);
+  const replay = new ReplayGuard(state, replaySince, memoryHeld);
   if (state.kind === 'redis') {
-    securitySync.onStateLost((at, intactAt) => {
-      log.warn('shared state lost its replay memory (restarted empty?): requests signed before it began again are refused');
-      return replay.lostBefore(at, intactAt);
+    securitySync.onStateLost(async (at, intactAt) => {
+      log.warn('shared state lost its replay memory (restarted empty?): requests signed, and sign-in nonces issued, before it began again are refused');
+      await replay.lostBefore(at, intactAt);
+      await nonces.lostBefore(at, intactAt);
     });
   }
   const apiKeyAuthenticator = new KeyAuthenticator({ keys: apiKeys, countries, state, env: config.env, clock, events, replay });

@@ -73,7 +73,7 @@ describe.runIf(available)('PostgreSQL gone while the server runs (order thread o
     expect(resting.statusCode).toBe(201);
     const restingId = resting.json().id as string;
     const signedIn = await signInEthereum(server);
-    // A sign-in whose challenge was issued before the outage (challenges live in shared state).
+    // A sign-in whose challenge was issued before the outage (challenges need neither store nor state).
     const wallet = ethereumWallet();
     const { message } = await requestChallenge(server, wallet.address, 'ethereum');
     const signature = await wallet.sign(message);

@@ -466,7 +466,7 @@ describe('refresh-token reuse racing the rotation it lost to (embedded, manual c
     const lifetimeMs = (config.jwt.accessTtlSec + config.jwt.clockToleranceSec) * 1000;
     const options = { refreshAbsoluteMs: config.jwt.refreshAbsoluteSec * 1000, refreshIdleMs: config.jwt.refreshIdleSec * 1000, accessTokenLifetimeMs: lifetimeMs };
     const sessions = new Sessions({ store: gated(store, gate.plugin), state, clock, events, options, onError: () => undefined });
-    const signIn = new SignIn({ config, clock, nonces: new SignInNonces(state), accounts, sessions, accessTokens, events });
+    const signIn = new SignIn({ config, clock, nonces: new SignInNonces(server.services.keyring, state), accounts, sessions, accessTokens, events });
     const client = { ip: '127.0.0.1', userAgent: 'test', requestId: 'req' };
     gate.arm();
     const winning = signIn.refresh(s.refreshToken, client);
@@ -491,7 +491,7 @@ describe('refresh-token reuse racing the rotation it lost to (embedded, manual c
     const lifetimeMs = (config.jwt.accessTtlSec + config.jwt.clockToleranceSec) * 1000;
     const options = { refreshAbsoluteMs: config.jwt.refreshAbsoluteSec * 1000, refreshIdleMs: config.jwt.refreshIdleSec * 1000, accessTokenLifetimeMs: lifetimeMs };
     const sessions = new Sessions({ store: gated(store, gate.plugin), state, clock, events, options, onError: () => undefined });
-    const signIn = new SignIn({ config, clock, nonces: new SignInNonces(state), accounts, sessions, accessTokens, events });
+    const signIn = new SignIn({ config, clock, nonces: new SignInNonces(server.services.keyring, state), accounts, sessions, accessTokens, events });
     const client = { ip: '127.0.0.1', userAgent: 'test', requestId: 'req' };
     gate.arm();
     // The refresh pauses inside its transaction; the logout, dated now, waits behind it…

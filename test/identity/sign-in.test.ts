@@ -1,9 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSiweMessage } from 'viem/siwe';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { ManualClock } from '../../src/lib/clock.js';
 import type { SecurityEvent } from '../../src/security/events/index.js';
+import { MemoryState } from '../../src/state/memory.js';
 import { serviceAvailable } from '../support/services.js';
-import { startTestServer, type TestServer } from '../support/server.js';
+import { dropSchema, emptySharedState, newIsolation, startTestServer, type TestServer } from '../support/server.js';
 import { ethereumWallet, postLogin, requestChallenge, signInEthereum, signInSolana, solanaWallet } from '../support/wallet.js';
 
 const backends = [
@@ -82,8 +86,48 @@ describe.each(backends)('wallet sign-in on $backend', ({ backend, available }) =
     const { message: victims } = await requestChallenge(server, victim.address, 'ethereum');
     const forged = victims.replace(victim.address, attacker.address);
     expectRefused(await postLogin(server, forged, await attacker.sign(forged)), /another wallet/);
-    // The nonce is spent by the attempt: the victim's own signature no longer works either.
-    expectRefused(await postLogin(server, victims, await victim.sign(victims)), /nonce/i);
+    // Only the wallet's own signature spends its nonce: another's attempt leaves it to the victim.
+    expect((await postLogin(server, victims, await victim.sign(victims))).statusCode).toBe(200);
+    expectRefused(await postLogin(server, victims, await victim.sign(victims)), /already used/);
+  });
+
+  it('stores nothing in shared state for challenges, however many addresses ask', async ({ skip: skipTest }) => {
+    if (skip) return skipTest();
+    const { state } = server.services;
+    const before = new Set(await state.keys(''));
+    const redeemed = state instanceof MemoryState ? state.remembered('signin-nonce') : 0;
+    const wallet = ethereumWallet();
+    const sol = solanaWallet();
+    for (let i = 0; i < 200; i++) {
+      const client = { remoteAddress: `10.77.${i >> 8}.${i & 255}` };
+      await requestChallenge(server, wallet.address, 'ethereum', client);
+      await requestChallenge(server, sol.address, 'solana', client);
+    }
+    // Only the per-address rate-limit windows (rl:…, one second long) were written.
+    const added = (await state.keys('')).filter((k) => !before.has(k) && !k.startsWith('rl:'));
+    expect(added).toEqual([]);
+    if (state instanceof MemoryState) expect(state.remembered('signin-nonce')).toBe(redeemed);
+  });
+
+  it('refuses a signed message reused concurrently: one login, every other copy refused', async ({ skip: skipTest }) => {
+    if (skip) return skipTest();
+    const wallet = ethereumWallet();
+    const { message } = await requestChallenge(server, wallet.address, 'ethereum');
+    const signature = await wallet.sign(message);
+    const results = await Promise.all(Array.from({ length: 8 }, (_, i) => postLogin(server, message, signature, { remoteAddress: `10.78.0.${i + 1}` })));
+    expect(results.filter((r) => r.statusCode === 200)).toHaveLength(1);
+    for (const r of results.filter((r) => r.statusCode !== 200)) expectRefused(r, /already used/);
+  });
+
+  it('refuses a message whose nonce was altered, though the wallet signed it', async ({ skip: skipTest }) => {
+    if (skip) return skipTest();
+    const wallet = ethereumWallet();
+    const { message, nonce } = await requestChallenge(server, wallet.address, 'ethereum');
+    const last = nonce.at(-1) === 'z' ? 'y' : 'z';
+    const altered = message.replace(`Nonce: ${nonce}`, `Nonce: ${nonce.slice(0, -1)}${last}`);
+    expectRefused(await postLogin(server, altered, await wallet.sign(altered)), /nonce/i);
+    // The genuine one still works.
+    expect((await postLogin(server, message, await wallet.sign(message))).statusCode).toBe(200);
   });
 
   it('refuses a Solana nonce used in an Ethereum message', async ({ skip: skipTest }) => {
@@ -281,6 +325,15 @@ describe('sign-in times are checked with the server clock', () => {
     expectRefused(await postLogin(server, message, await wallet.sign(message)), /expired/);
   });
 
+  it('refuses a nonce past its five minutes even in a message that is itself still valid', async () => {
+    const wallet = ethereumWallet();
+    const { nonce } = await requestChallenge(server, wallet.address, 'ethereum');
+    clock.advance(5 * 60_000);
+    // Built by the client around the old nonce, freshly dated and without an expiration time.
+    const message = createSiweMessage({ address: wallet.address, domain: server.config.domain, scheme: 'http', uri: server.config.publicUrl, version: '1', chainId: 1, nonce, issuedAt: new Date(clock.now()) });
+    expectRefused(await postLogin(server, message, await wallet.sign(message)), /nonce has expired/);
+  });
+
   it('accepts a challenge signed within its five minutes', async () => {
     const wallet = ethereumWallet();
     const { message } = await requestChallenge(server, wallet.address, 'ethereum');
@@ -315,6 +368,83 @@ describe('bootstrap admin', () => {
       expect(other.account.role).toBe('trader');
     } finally {
       await server.close();
+    }
+  });
+});
+
+describe.runIf((await serviceAvailable('postgres')) && (await serviceAvailable('redis')))('sign-in nonces across two scale-out servers', () => {
+  const isolation = newIsolation();
+  // One data dir: both servers read the same (sandbox) master key, as a deployment's processes share MOONDRAFT_MASTER_KEY.
+  const dataDir = mkdtempSync(path.join(tmpdir(), 'moondraft-nonces-'));
+  let a: TestServer;
+  let b: TestServer;
+  beforeAll(async () => {
+    a = await startTestServer({ backend: 'scaleout', isolation, dataDir });
+    b = await startTestServer({ backend: 'scaleout', isolation, dataDir });
+  });
+  afterAll(async () => {
+    await a?.close();
+    await b?.close();
+    await dropSchema(isolation.pgSchema);
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it('a challenge issued by one server is redeemed on the other, once', async () => {
+    const wallet = ethereumWallet();
+    const { message } = await requestChallenge(a, wallet.address, 'ethereum');
+    const signature = await wallet.sign(message);
+    expect((await postLogin(b, message, signature)).statusCode).toBe(200);
+    expectRefused(await postLogin(a, message, signature), /already used/);
+    expectRefused(await postLogin(b, message, signature), /already used/);
+  });
+
+  it('copies of one signed message racing across both servers: one login', async () => {
+    const sol = solanaWallet();
+    const { message } = await requestChallenge(b, sol.address, 'solana');
+    const signature = sol.sign(message);
+    const results = await Promise.all(Array.from({ length: 10 }, (_, i) => postLogin(i % 2 ? a : b, message, signature, { remoteAddress: `10.79.0.${i + 1}` })));
+    expect(results.filter((r) => r.statusCode === 200)).toHaveLength(1);
+  });
+
+  it('a message redeemed before Redis restarted empty is refused by both servers after', async () => {
+    const wallet = ethereumWallet();
+    const { message } = await requestChallenge(a, wallet.address, 'ethereum');
+    const signature = await wallet.sign(message);
+    expect((await postLogin(a, message, signature)).statusCode).toBe(200);
+    await emptySharedState(isolation);
+    await new Promise((r) => setTimeout(r, 5));
+    expectRefused(await postLogin(b, message, signature), /before this server’s memory/);
+    expectRefused(await postLogin(a, message, signature), /nonce/);
+    // A challenge issued now works.
+    const fresh = await requestChallenge(b, wallet.address, 'ethereum');
+    expect((await postLogin(a, fresh.message, await wallet.sign(fresh.message))).statusCode).toBe(200);
+  });
+});
+
+describe('sign-in nonces across a restart of the embedded server', () => {
+  it('a message redeemed before the restart is refused after it (the in-process memory is new)', async () => {
+    const dataDir = mkdtempSync(path.join(tmpdir(), 'moondraft-nonces-'));
+    const clock = new ManualClock(Date.UTC(2026, 5, 1, 12));
+    try {
+      const first = await startTestServer({ dataDir, sqliteFile: true, clock });
+      const wallet = ethereumWallet();
+      const { message } = await requestChallenge(first, wallet.address, 'ethereum');
+      const signature = await wallet.sign(message);
+      const unused = await requestChallenge(first, wallet.address, 'ethereum');
+      expect((await postLogin(first, message, signature)).statusCode).toBe(200);
+      await first.close();
+      clock.advance(1_000);
+      const second = await startTestServer({ dataDir, sqliteFile: true, clock });
+      try {
+        expectRefused(await postLogin(second, message, signature), /before this server’s memory/);
+        expectRefused(await postLogin(second, unused.message, await wallet.sign(unused.message)), /before this server’s memory/);
+        const fresh = await requestChallenge(second, wallet.address, 'ethereum');
+        expect((await postLogin(second, fresh.message, await wallet.sign(fresh.message))).statusCode).toBe(200);
+      } finally {
+        await second.close();
+      }
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
     }
   });
 });

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { Keyring, timingSafeEqual } from './keyring.js';
 
@@ -63,5 +64,19 @@ describe('timingSafeEqual', () => {
     expect(timingSafeEqual('abc', 'abd')).toBe(false);
     expect(timingSafeEqual('abc', 'abcd')).toBe(false);
     expect(timingSafeEqual('', '')).toBe(true);
+  });
+});
+
+describe('derived keys', () => {
+  it('are the same for the same master key, purpose and version, and differ otherwise', () => {
+    const k1 = randomBytes(32);
+    const a = new Keyring(new Map([[1, k1]]));
+    const b = new Keyring(new Map([[1, k1], [2, randomBytes(32)]]));
+    expect(a.deriveKey('x')!.equals(b.deriveKey('x', 1)!)).toBe(true);
+    expect(a.deriveKey('x')).toHaveLength(32);
+    expect(a.deriveKey('x')!.equals(a.deriveKey('y')!)).toBe(false);
+    expect(b.deriveKey('x')!.equals(b.deriveKey('x', 1)!)).toBe(false); // the active version is 2
+    expect(a.deriveKey('x')!.equals(k1)).toBe(false);
+    expect(a.deriveKey('x', 2)).toBeUndefined();
   });
 });

@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, randomBytes, timingSafeEqual as nodeTimingSafeEqual } from 'node:crypto';
+import { createCipheriv, createDecipheriv, hkdfSync, randomBytes, timingSafeEqual as nodeTimingSafeEqual } from 'node:crypto';
 import { secureRandomBytes } from '../../lib/random.js';
 
 /** AES-GCM nonce and authentication tag sizes of every keyring ciphertext. */
@@ -50,6 +50,18 @@ export class Keyring {
   /** Whether this keyring holds the key of `version`. */
   has(version: number): boolean {
     return this.keys.has(version);
+  }
+
+  /**
+   * A 32-byte key for one `purpose` (a MAC key, say), derived from the master key of `version`
+   * (default: the active one) with HKDF-SHA256: every process holding the same keyring derives the
+   * same key, a key for one purpose says nothing about another's or about the master key, and no
+   * new secret needs configuring. Undefined when this keyring lacks `version`.
+   */
+  deriveKey(purpose: string, version = this.activeVersion): Buffer | undefined {
+    const key = this.keys.get(version);
+    if (!key) return undefined;
+    return Buffer.from(hkdfSync('sha256', key, Buffer.alloc(0), `moondraft/${purpose}/v${version}`, 32));
   }
 
   static generateSpec(version = 1): string {

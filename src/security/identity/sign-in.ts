@@ -15,7 +15,7 @@ import { createSolanaMessage, decodeSolanaSignature, parseSolanaMessage, solanaP
 export interface Challenge {
   message: string;
   nonce: string;
-  /** Epoch ms after which the nonce is gone. */
+  /** Epoch ms from which the nonce is refused. */
   expiresAt: number;
 }
 
@@ -39,9 +39,11 @@ type Checked = { ok: true; value: { chain: Chain; address: string } } | ({ ok: f
  *
  *   shape (printable ASCII, bounded) → format (canonical EIP-4361 / SIWS) → this server's domain,
  *   URI and chain id → issued within the nonce lifetime, not expired, not before its time →
- *   the signature's shape → the nonce, taken once, issued for this very wallet → the signature
- *   verified against that wallet. A message that reaches the nonce spends it, even if the
- *   signature then fails: one nonce, one verification.
+ *   the signature's shape → the nonce: issued by this server for this very wallet and chain,
+ *   unexpired (a MAC, no I/O) → the signature verified against that wallet → the nonce redeemed,
+ *   once across every process. Nothing is stored for a challenge until a login with it succeeds
+ *   (see SignInNonces), so neither challenges nor failed logins grow shared state, and nobody but
+ *   the wallet's holder can spend its nonce.
  */
 export class SignIn {
   constructor(
@@ -66,7 +68,7 @@ export class SignIn {
     const now = clock.now();
     const issuedAt = new Date(now);
     const expiresAt = now + NONCE_TTL_MS;
-    const nonce = await nonces.issue(chain, canonicalWallet(address));
+    const nonce = nonces.issue(chain, canonicalWallet(address), expiresAt);
     let message: string;
     try {
       message =
@@ -151,14 +153,14 @@ export class SignIn {
     const shape = chain === 'ethereum' ? checkEthereumSignatureShape(signature) : decodeSolanaSignature(signature);
     if (!shape.ok) return { ...shape, wallet };
 
-    const binding = await this.deps.nonces.take(fields.nonce);
-    if (!binding) return { ...refuse('nonce_unknown', 'The nonce is unknown, expired or already used; request a new challenge'), wallet };
-    if (binding.chain !== chain || binding.wallet !== wallet) {
-      return { ...refuse('nonce_other_wallet', 'The nonce was issued for another wallet'), wallet };
-    }
+    const nonce = this.deps.nonces.check(fields.nonce, chain, wallet, this.deps.clock.now());
+    if (!nonce.ok) return { ...nonce, wallet };
 
     const verified = chain === 'ethereum' ? await verifyEthereumSignature(message, fields.address, signature) : verifySolanaSignature(message, fields.address, signature);
     if (!verified.ok) return { ...verified, wallet };
+    // Only the wallet's own signature spends its nonce: once, however many processes race for it.
+    const redeemed = await this.deps.nonces.redeem(nonce, this.deps.clock.now());
+    if (!redeemed.ok) return { ...redeemed, wallet };
     return { ok: true, value: { chain, address: fields.address } };
   }
 

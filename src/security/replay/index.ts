@@ -32,6 +32,12 @@ export class ReplayGuard {
      * state; undefined: the first request's answer sets it.
      */
     private held?: number,
+    /**
+     * Where and for how long ids are remembered: the signed requests' replay memory by default;
+     * another once-only memory (redeemed sign-in nonces) names its own space and TTL, and shares
+     * the marker, since a loss of shared state loses every space at once.
+     */
+    private readonly memory: { space: string; ttlMs: number } = { space: 'replay', ttlMs: REPLAY_TTL_MS },
   ) {}
 
   /**
@@ -80,9 +86,11 @@ export class ReplayGuard {
    * Whether this memory can vouch for a request signed at `timestamp` (epoch ms). A request may be
    * accepted from 1 s before its timestamp on, so one signed earlier than 1 s after the memory
    * began may have been accepted by the previous process, whose memory is gone: it is refused.
+   * `earlyMs`: how long before `timestamp` what it dates may have been accepted (0 for a sign-in
+   * nonce, which exists only from its issue on).
    */
-  covers(timestamp: number): boolean {
-    return this.since === undefined || timestamp - RECV_WINDOW.futureToleranceMs >= this.since;
+  covers(timestamp: number, earlyMs: number = RECV_WINDOW.futureToleranceMs): boolean {
+    return this.since === undefined || timestamp - earlyMs >= this.since;
   }
 
   /**
@@ -92,7 +100,12 @@ export class ReplayGuard {
    * signature it is (the key id for a key's HMAC secrets, `ed25519:<public key hex>` for an ed25519 key pair).
    */
   async firstUse(signer: string, digest: string, now: number): Promise<boolean> {
-    const { first, heldSince } = await this.state.firstSeenHeld('replay', `${signer}:${digest}`, REPLAY_TTL_MS, HELD_KEY, now);
+    return this.once(`${signer}:${digest}`, now);
+  }
+
+  /** Records `id` in this memory's space; true the first time, false while it is remembered. */
+  async once(id: string, now: number): Promise<boolean> {
+    const { first, heldSince } = await this.state.firstSeenHeld(this.memory.space, id, this.memory.ttlMs, HELD_KEY, now);
     // The marker moved on since this process last looked: the memory was lost (this very request
     // may be the first to meet the loss, which wrote the marker) and holds nothing from before it.
     // The caller asks `covers` again: a request signed before that is refused at once, not only
