@@ -251,6 +251,41 @@ describe.skipIf(!scaleoutUp)('two scale-out servers sharing one database and one
     expect(code(await b.app.inject(fresh))).toBe('replayed_request');
   });
 
+  it('a request whose checks were under way when Redis restarted empty dates the new memory from when it asked, not from when it arrived', async () => {
+    const owner = await session(a);
+    const key = await createKey(a, owner.headers, { label: 'stalled at the loss', scopes: ['orders:write'] });
+    clock.advance(1_500);
+    const t = clock.now();
+    // X arrives at t on b; reading its key stalls (a GC pause, a slow shared-state answer).
+    const x = signedInject(b, credentialOf(key), { method: 'POST', url: '/api/v1/trading/probe', body: '{"n":7}' });
+    // Meanwhile a on its own accepts R, signed 1 s ahead (allowed), then Redis restarts empty.
+    let r: ReturnType<typeof signedInject> | undefined;
+    const state = b.server.services.state;
+    const getMany = state.getMany.bind(state);
+    let stalled = false;
+    state.getMany = async (keys) => {
+      if (!stalled) {
+        stalled = true;
+        clock.advance(100);
+        r = signedInject(a, credentialOf(key), { method: 'POST', url: '/api/v1/trading/probe', body: '{"n":8}', timestamp: clock.now() + 1_000 });
+        expect((await a.app.inject(r)).statusCode).toBe(200);
+        clock.advance(100);
+        await emptySharedState(isolation);
+      }
+      return getMany(keys);
+    };
+    try {
+      expect(code(await b.app.inject(x))).toBe('timestamp_out_of_window');
+    } finally {
+      state.getMany = getMany;
+    }
+    expect(stalled).toBe(true);
+    expect(t).toBeLessThan(clock.now());
+    // R was accepted before the loss, which took its record: neither server may take it again.
+    for (const s of [a, b]) expect(code(await s.app.inject(r!))).toBe('timestamp_out_of_window');
+    clock.advance(2_500); // past the new memory's start for the requests of the tests after this one
+  });
+
   it('a rotation reminder is emitted by exactly one of two servers sweeping at once', async () => {
     const owner = await session(a);
     const key = await createKey(a, owner.headers, { label: 'expiring', scopes: ['market:read'], expiresInDays: 10 });

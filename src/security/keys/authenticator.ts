@@ -216,7 +216,11 @@ export function apiKeyChecks(deps: KeyCheckDeps & { clock: Clock }): readonly Ke
         if (at - timestamp > RECV_WINDOW.maxMs) throw new ApiError('timestamp_out_of_window', 'The timestamp is older than the receive window allows', { extra: { serverTime: at } });
         // Scoped to the signer, not the key: a request signed with an ed25519 key pair registered
         // on two keys is accepted once, whichever of them it names.
-        const first = await replay.firstUse(ctx.signed.signer ?? record.id, messageDigest(ctx.signed.message), ctx.now);
+        // `at`, read just now, not ctx.now: should this request be the first to meet a loss of the
+        // memory, the marker it writes says since when the memory holds what it is asked. Requests
+        // other processes had it record while this one's checks ran (after ctx.now) were lost too:
+        // a marker dated ctx.now would vouch for them (signed up to 1 s ahead) and accept them again.
+        const first = await replay.firstUse(ctx.signed.signer ?? record.id, messageDigest(ctx.signed.message), at);
         // The memory may have been found lost by this very request (its marker moved on).
         if (!replay.covers(Number(ctx.signed.parts.timestamp))) throw beforeMemory(ctx.now);
         if (!first) throw new ApiError('replayed_request', 'This signed request was already accepted; sign each request with a new timestamp');
