@@ -113,6 +113,19 @@ describe('live behind a TLS-terminating proxy: credentials only over HTTPS', () 
     expect((await signed(live, credentialOf(k), { url: '/api/v1/trading/probe' })).statusCode).toBe(200);
   });
 
+  it('refuses a refresh token, and the sign-in that hands out tokens, in the clear', async () => {
+    const owner = await session(live);
+    const { refreshToken } = await live.server.services.sessions.start({ accountId: owner.account.id, chain: 'ethereum', authTimeMs: live.server.services.clock.now(), client: { ip: '203.0.113.9', userAgent: undefined, requestId: 'req_test' } });
+    const refresh = (proto: string) => live.app.inject({ method: 'POST', url: '/api/v1/auth/refresh', headers: { 'x-forwarded-proto': proto }, payload: { refreshToken } });
+    // In the body, not a header, but a credential all the same (the longest-lived one): spent and
+    // answered with a new pair in the clear, it would be as exposed as a token in a header.
+    expect(code(await refresh('http'))).toBe('https_required');
+    const login = await live.app.inject({ method: 'POST', url: '/api/v1/auth/login', headers: { 'x-forwarded-proto': 'http' }, payload: { message: 'x', signature: '0x00' } });
+    expect(code(login)).toBe('https_required');
+    // Over HTTPS the same token is still good: the refusal spent nothing.
+    expect((await refresh('https')).statusCode).toBe(200);
+  });
+
   it('answers requests without credentials over plain HTTP (a load balancer’s health check)', async () => {
     const res = await live.app.inject({ method: 'GET', url: '/api/v1/time', remoteAddress: '10.9.0.1', headers: { 'x-forwarded-proto': 'http' } });
     expect(res.statusCode).toBe(200);
