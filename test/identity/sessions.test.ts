@@ -458,15 +458,21 @@ describe('refresh-token reuse racing the rotation it lost to (embedded, manual c
   });
   afterAll(() => server.close());
 
-  it('the winner’s access token stays refused for its whole life, however long the reuse waited for it', async () => {
-    const s = await signInEthereum(server);
-    const { store, state, events, config, accounts, accessTokens } = server.services;
-    // The winning rotation pauses inside its transaction; the reuse (same token) waits behind it.
+  /** Sessions and sign-in on the server's store, each transaction paused by a gate after it reads `accounts`. */
+  const gatedSignIn = () => {
+    const { store, state, events, config, accounts, accessTokens, keyring } = server.services;
     const gate = gateAfterRead('accounts');
     const lifetimeMs = (config.jwt.accessTtlSec + config.jwt.clockToleranceSec) * 1000;
     const options = { refreshAbsoluteMs: config.jwt.refreshAbsoluteSec * 1000, refreshIdleMs: config.jwt.refreshIdleSec * 1000, accessTokenLifetimeMs: lifetimeMs };
     const sessions = new Sessions({ store: gated(store, gate.plugin), state, clock, events, options, onError: () => undefined });
-    const signIn = new SignIn({ config, clock, nonces: new SignInNonces(server.services.keyring, state), accounts, sessions, accessTokens, events });
+    const signIn = new SignIn({ config, clock, nonces: new SignInNonces(keyring, state), accounts, sessions, accessTokens, events });
+    return { gate, lifetimeMs, sessions, signIn };
+  };
+
+  it('the winner’s access token stays refused for its whole life, however long the reuse waited for it', async () => {
+    const s = await signInEthereum(server);
+    // The winning rotation pauses inside its transaction; the reuse (same token) waits behind it.
+    const { gate, lifetimeMs, signIn } = gatedSignIn();
     const client = { ip: '127.0.0.1', userAgent: 'test', requestId: 'req' };
     gate.arm();
     const winning = signIn.refresh(s.refreshToken, client);
@@ -486,12 +492,7 @@ describe('refresh-token reuse racing the rotation it lost to (embedded, manual c
 
   it('a logout that waited behind a refresh keeps refusing the token that refresh issued, for its whole life', async () => {
     const s = await signInEthereum(server);
-    const { store, state, events, config, accounts, accessTokens } = server.services;
-    const gate = gateAfterRead('accounts');
-    const lifetimeMs = (config.jwt.accessTtlSec + config.jwt.clockToleranceSec) * 1000;
-    const options = { refreshAbsoluteMs: config.jwt.refreshAbsoluteSec * 1000, refreshIdleMs: config.jwt.refreshIdleSec * 1000, accessTokenLifetimeMs: lifetimeMs };
-    const sessions = new Sessions({ store: gated(store, gate.plugin), state, clock, events, options, onError: () => undefined });
-    const signIn = new SignIn({ config, clock, nonces: new SignInNonces(server.services.keyring, state), accounts, sessions, accessTokens, events });
+    const { gate, lifetimeMs, sessions, signIn } = gatedSignIn();
     const client = { ip: '127.0.0.1', userAgent: 'test', requestId: 'req' };
     gate.arm();
     // The refresh pauses inside its transaction; the logout, dated now, waits behind it…
