@@ -30,9 +30,12 @@ describe.skipIf(!pg)('faucet daily bound under racing grants (postgres)', () => 
     gate.arm();
     const first = trading.faucet.grant(acc, 'USDC', '10000'); // reads 90,000 granted, then pauses
     await gate.reached;
-    const second = await trading.faucet.grant(acc, 'USDC', '10000'); // reads 90,000 too, commits
+    // The second either commits meanwhile (having read 90,000 too) or waits for the first's lock
+    // on the balance row (PostgreSQL's ledger transactions lock what they read): never both pass.
+    const second = trading.faucet.grant(acc, 'USDC', '10000');
+    await Promise.race([second, new Promise((r) => setTimeout(r, 200))]);
     gate.release();
-    const results = [await first, second].map((r) => (r.ok ? 'ok' : r.code));
+    const results = [await first, await second].map((r) => (r.ok ? 'ok' : r.code));
 
     const granted = (await inner.db.selectFrom('faucet_grants').select('amount').where('account_id', '=', acc).execute()).reduce((s, g) => s + BigInt(g.amount), 0n);
     const balance = (await trading.ledger.balances(acc)).find((b) => b.asset === 'USDC')?.available;

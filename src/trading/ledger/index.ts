@@ -61,7 +61,9 @@ export class Ledger {
     for (let attempt = 1; ; attempt++) {
       try {
         return await this.store.transaction(async (trx) => {
-          const ledger = new LedgerTx(trx, this.clock.now());
+          // Locking reads on PostgreSQL (SQLite transactions are serial already): these run beside
+          // the order batches, which change the same balances all the time (see LedgerTx).
+          const ledger = new LedgerTx(trx, this.clock.now(), this.store.dialect === 'postgres');
           const result = await fn(ledger, trx);
           if (!result.ok) throw new Refusal(result);
           if (!ledger.flushed) await ledger.flush();

@@ -74,6 +74,13 @@ export class LedgerTx {
   constructor(
     readonly trx: Transaction<Database>,
     readonly now: number,
+    /**
+     * Lock the balance rows it reads (PostgreSQL `FOR UPDATE`, in key order) until the transaction
+     * ends, so that the optimistic check in `flush` cannot fail. For transactions that do work
+     * between reading a balance and writing it (the faucet, withdrawals, token launches): without
+     * the lock, an account whose orders commit more often than that work takes loses every retry.
+     */
+    private readonly lockReads = false,
   ) {
     this.idBase = newId('jrn', now);
   }
@@ -82,8 +89,10 @@ export class LedgerTx {
   async loadOwners(owners: Iterable<string>): Promise<void> {
     const missing = [...new Set(owners)].filter((o) => !this.loadedOwners.has(o));
     if (missing.length === 0) return;
-    for (const part of chunks(missing, 500)) {
-      const rows = await this.trx.selectFrom('balances').select(['owner', 'asset', 'available', 'held', 'version']).where('owner', 'in', part).execute();
+    for (const part of chunks(missing.sort(), 500)) {
+      let q = this.trx.selectFrom('balances').select(['owner', 'asset', 'available', 'held', 'version']).where('owner', 'in', part);
+      if (this.lockReads) q = q.orderBy('owner').orderBy('asset').forUpdate();
+      const rows = await q.execute();
       for (const r of rows) {
         const available = readMinor(r.available);
         const held = readMinor(r.held);
