@@ -1,4 +1,6 @@
+import type { KyselyPlugin } from 'kysely';
 import pino from 'pino';
+import { afterAll, beforeAll } from 'vitest';
 import { loadConfig, type Config, type TradingConfig } from '../../src/config/index.js';
 import { ok } from '../../src/errors/registry.js';
 import { ManualClock, type Clock } from '../../src/lib/clock.js';
@@ -9,6 +11,8 @@ import type { Store, StoreOptions } from '../../src/store/db.js';
 import { createTrading, type Trading } from '../../src/trading/index.js';
 import { SYSTEM_OWNERS } from '../../src/trading/ledger/index.js';
 import type { Caller } from '../../src/trading/orders/types.js';
+import { gated } from './gate.js';
+import { openTestStore } from './stores.js';
 
 /** A trading core on a given store, as one server process would build it. */
 export async function tradingOn(
@@ -49,3 +53,28 @@ export function callerFor(accountId: string, role: Role = 'trader'): Caller {
 
 export const USDC = (whole: number | string) => BigInt(Math.round(Number(whole) * 1e6));
 export const MOON = USDC;
+
+/**
+ * Two scale-out processes' trading cores on one PostgreSQL schema (and one shared state), for race
+ * tests: `a` runs its transactions through `plugin` (a gate), `b` does not. Registers its own
+ * beforeAll / afterAll; `setup` runs on `a` once both exist (list markets there).
+ */
+export function twoProcessesOnPostgres(plugin: KyselyPlugin, clock: Clock, setup: (a: Trading & { state: SharedState; clock: Clock }) => Promise<void>) {
+  const ctx = {} as { a: Awaited<ReturnType<typeof tradingOn>>; b: Awaited<ReturnType<typeof tradingOn>> };
+  let storeA: Store & { schema?: string };
+  let storeB: Store;
+  beforeAll(async () => {
+    storeA = await openTestStore('postgres');
+    storeB = await openTestStore('postgres', storeA.schema);
+    ctx.a = await tradingOn(gated(storeA, plugin), { clock });
+    await setup(ctx.a);
+    ctx.b = await tradingOn(storeB, { clock, state: ctx.a.state });
+  });
+  afterAll(async () => {
+    await ctx.a?.close();
+    await ctx.b?.close();
+    await storeB?.close();
+    await storeA?.close();
+  });
+  return ctx;
+}

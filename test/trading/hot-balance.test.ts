@@ -1,11 +1,8 @@
 import type { KyselyPlugin, PluginTransformQueryArgs, PluginTransformResultArgs, QueryResult, RootOperationNode, UnknownRow } from 'kysely';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/lib/clock.js';
-import type { Store } from '../../src/store/db.js';
 import { serviceAvailable } from '../support/services.js';
-import { openTestStore } from '../support/stores.js';
-import { gated } from '../support/gate.js';
-import { callerFor, fund, listMoon, tradingOn, USDC } from '../support/trading.js';
+import { callerFor, fund, listMoon, twoProcessesOnPostgres, USDC } from '../support/trading.js';
 
 const pg = await serviceAvailable('postgres');
 
@@ -41,27 +38,12 @@ function pauseEveryRead(table: string) {
 // Two scale-out processes on one PostgreSQL: one credits an account (the faucet; withdrawals and
 // token launches are alike) while the other commits that account's orders.
 describe.skipIf(!pg)('a ledger transaction on a balance the account keeps trading on (postgres)', () => {
-  let storeA: Store & { schema?: string };
-  let storeB: Store;
-  let a: Awaited<ReturnType<typeof tradingOn>>;
-  let b: Awaited<ReturnType<typeof tradingOn>>;
   const clock = new ManualClock(Date.UTC(2026, 2, 1, 12));
   const gate = pauseEveryRead('faucet_grants');
-  beforeAll(async () => {
-    storeA = await openTestStore('postgres');
-    storeB = await openTestStore('postgres', storeA.schema);
-    a = await tradingOn(gated(storeA, gate.plugin), { clock });
-    await listMoon(a);
-    b = await tradingOn(storeB, { clock, state: a.state });
-  });
-  afterAll(async () => {
-    await a.close();
-    await b.close();
-    await storeB.close();
-    await storeA.close();
-  });
+  const procs = twoProcessesOnPostgres(gate.plugin, clock, async (a) => void (await listMoon(a)));
 
   it('is not starved into a failure by order commits that keep changing the balance it read', async () => {
+    const { a, b } = procs;
     const acc = 'acc_hot_balance';
     await fund(a, acc, 'USDC', USDC(1000));
     let outcome: unknown;

@@ -1,38 +1,23 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/lib/clock.js';
-import type { Store } from '../../src/store/db.js';
 import type { PlaceOrderInput } from '../../src/trading/orders/types.js';
 import { serviceAvailable } from '../support/services.js';
-import { openTestStore } from '../support/stores.js';
-import { callerFor, fund, listMoon, MOON, tradingOn, USDC } from '../support/trading.js';
-import { gated, gateAfterRead } from '../support/gate.js';
+import { callerFor, fund, listMoon, MOON, twoProcessesOnPostgres, USDC } from '../support/trading.js';
+import { gateAfterRead } from '../support/gate.js';
 
 const pg = await serviceAvailable('postgres');
 
 // Two scale-out processes on one PostgreSQL: one account's orders in two different markets.
 describe.skipIf(!pg)('daily limit across two processes trading different markets (postgres)', () => {
-  let storeA: Store & { schema?: string };
-  let storeB: Store;
-  let a: Awaited<ReturnType<typeof tradingOn>>;
-  let b: Awaited<ReturnType<typeof tradingOn>>;
   const clock = new ManualClock(Date.UTC(2026, 2, 1, 12));
   const gate = gateAfterRead('trading_limits');
-  beforeAll(async () => {
-    storeA = await openTestStore('postgres');
-    storeB = await openTestStore('postgres', storeA.schema);
-    a = await tradingOn(gated(storeA, gate.plugin), { clock });
+  const procs = twoProcessesOnPostgres(gate.plugin, clock, async (a) => {
     await listMoon(a, 'MOON');
     await listMoon(a, 'DELI');
-    b = await tradingOn(storeB, { clock, state: a.state });
-  });
-  afterAll(async () => {
-    await a.close();
-    await b.close();
-    await storeB.close();
-    await storeA.close();
   });
 
   it('the two orders together never exceed the limit: the second is refused with daily_limit_exceeded', async () => {
+    const { a, b } = procs;
     const acc = 'acc_limit_race';
     const mm = 'acc_limit_mm';
     await fund(a, acc, 'USDC', USDC(100));
