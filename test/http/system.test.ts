@@ -311,6 +311,13 @@ describe('the redirect port', () => {
         expect(res.headers.get('content-type')).toMatch(/^application\/problem\+json/);
         expect(await res.json()).toMatchObject({ code: 'https_required', status: 403, requestId: res.headers.get('x-request-id') });
       }
+      // A refresh carries its token in the body, a sign-in gets a token pair back: refused too.
+      for (const path of ['/api/v1/auth/refresh', '/api/v1/auth/login', '/api/v1/auth/refresh?x=1']) {
+        const res = await fetch(`http://127.0.0.1:${port}${path}`, { method: 'POST', redirect: 'manual', headers: { 'content-type': 'application/json' }, body: '{"refreshToken":"mdr_x"}' });
+        expect(res.status, path).toBe(403);
+        expect(res.headers.get('location'), path).toBeNull();
+        expect(((await res.json()) as { code: string }).code, path).toBe('https_required');
+      }
       // Without credentials: still redirected (a browser or a health check typed with http://).
       expect((await fetch(`http://127.0.0.1:${port}/api/v1/time`, { redirect: 'manual' })).status).toBe(308);
       // Cookies are no credential here (the API never reads one): a browser sends whatever cookies

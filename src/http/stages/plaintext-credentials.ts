@@ -6,7 +6,7 @@ import type { Stage } from './types.js';
  * Routes whose body spends or whose answer hands out credentials: a refresh token (the longest-lived
  * credential, in the body, not a header) and the sign-in that answers with a token pair.
  */
-const CREDENTIAL_ROUTES: ReadonlySet<string> = new Set(['/api/v1/auth/login', '/api/v1/auth/refresh']);
+export const CREDENTIAL_ROUTES: ReadonlySet<string> = new Set(['/api/v1/auth/login', '/api/v1/auth/refresh']);
 
 /**
  * Credentials only over HTTPS, behind a proxy too. A live server without TLS of its own serves
