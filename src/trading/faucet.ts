@@ -35,7 +35,8 @@ export class Faucet {
       const now = ledger.now;
       // The balance row first: its version, read before the grants are counted, is what the credit
       // below checks. Read after them, a grant committed in between would go unnoticed.
-      await ledger.balance(accountId, asset.symbol);
+      // Locked (on PostgreSQL) with the row created if the account has none yet: see lockBalance.
+      await ledger.lockBalance(accountId, asset.symbol);
       const grants = await trx.selectFrom('faucet_grants').select('amount').where('account_id', '=', accountId).where('asset', '=', asset.symbol).where('created_at', '>', now - DAY).execute();
       const granted = grants.reduce((sum, g) => sum + readMinor(g.amount), 0n);
       if (granted + amount.value > perDay) {

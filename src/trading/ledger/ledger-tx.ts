@@ -128,6 +128,25 @@ export class LedgerTx {
     return s;
   }
 
+  /**
+   * With locking reads (PostgreSQL): makes sure the owner's row of `asset` exists (a zero row, if
+   * not), then reads the owner's balances, so that the row is locked with the others. Call it first
+   * in a transaction that may create that row (a credit of an asset the owner may not hold yet).
+   * Else it would hold the owner's other rows (locked when read) and insert this one last, while an
+   * order batch inserts the same row first (key order) and then waits for one of those others: a
+   * deadlock, broken by PostgreSQL only after deadlock_timeout. Without locking reads, `balance`.
+   */
+  async lockBalance(owner: string, asset: string): Promise<Balance> {
+    if (this.lockReads && !this.loadedOwners.has(owner)) {
+      await this.trx
+        .insertInto('balances')
+        .values({ owner, asset, available: '0', held: '0', updated_at: this.now, version: 0 })
+        .onConflict((oc) => oc.columns(['owner', 'asset']).doNothing())
+        .execute();
+    }
+    return this.balance(owner, asset);
+  }
+
   /** The owner's balance of an asset as this transaction sees it (zero when it has none). */
   async balance(owner: string, asset: string): Promise<Balance> {
     await this.loadOwners([owner]);
