@@ -216,10 +216,30 @@ export class AuditLog {
     this.refusals.add(network, refusal, this.deps.clock.now());
   }
 
-  /** Hands the tallied refusals to the buffer, one `access.refused` event per network and refusal. */
+  /**
+   * Hands the tallied refusals to the buffer, one `access.refused` event per network and refusal,
+   * as many as it has room for: a tally the buffer cannot take stays counted for the next window
+   * (it is bounded already), where a dropped event would lose its whole count.
+   */
   private drainRefusals(): void {
     if (this.refusals.size === 0) return;
-    for (const event of this.refusals.drain()) this.enqueue(event);
+    const room = this.deps.options.bufferCapacity - this.buffer.size;
+    if (room <= 0) return;
+    for (const event of this.refusals.drain(room)) this.enqueue(event);
+  }
+
+  /** Drains every tally into the buffer, writing batches to make room; false when a write failed. */
+  private async drainAllRefusals(): Promise<boolean> {
+    for (;;) {
+      this.drainRefusals();
+      if (this.refusals.size === 0) return true;
+      try {
+        await this.buffer.flush();
+      } catch (err) {
+        this.deps.log.error({ err, tallies: this.refusals.size }, 'audit: could not make room for the refusal tallies');
+        return false;
+      }
+    }
   }
 
   /** Events waiting in the buffer. */
@@ -311,7 +331,7 @@ export class AuditLog {
   /** Resolves when every security event received so far is stored (buffered ones included). */
   async settle(): Promise<void> {
     await Promise.allSettled([...this.inflight]);
-    this.drainRefusals();
+    await this.drainAllRefusals();
     // A flush runs after the write in progress, so this also waits for a batch already taken out of the buffer.
     do await this.buffer.flush();
     while (this.buffer.size > 0 || this.buffer.droppedSinceLastWrite > 0);
@@ -460,9 +480,9 @@ export class AuditLog {
     // Records appended on their own (group commit) that are still being written: before the last
     // checkpoint, so that it covers them.
     for (let w = this.groupWriting; w; w = this.groupWriting === w ? undefined : this.groupWriting) await w;
-    this.drainRefusals();
+    await this.drainAllRefusals();
     const { unwritten } = await this.buffer.close();
-    if (unwritten > 0) this.deps.log.error({ unwritten }, 'audit: buffered events could not be written before shutdown');
+    if (unwritten > 0 || this.refusals.size > 0) this.deps.log.error({ unwritten, refusalTallies: this.refusals.size }, 'audit: buffered events could not be written before shutdown');
     await this.exclusiveChain;
     try {
       await this.checkpoint();

@@ -52,10 +52,15 @@ export class RefusalTally {
     return this.tallies.size;
   }
 
-  /** The window's events (one per network and refusal), and a new window. */
-  drain(): AuditEvent[] {
+  /**
+   * The window's events (one per network and refusal), at most `max` of them, and a new window for
+   * those: the tallies beyond `max` stay and go on counting (where the events could not be taken).
+   */
+  drain(max = Infinity): AuditEvent[] {
     const out: AuditEvent[] = [];
-    for (const t of this.tallies.values()) {
+    for (const [key, t] of this.tallies) {
+      if (out.length >= max) break;
+      this.tallies.delete(key);
       out.push({
         type: 'access.refused',
         at: t.from,
@@ -65,7 +70,6 @@ export class RefusalTally {
         details: { refusal: t.refusal, status: t.refusal === 'ip_blocked' ? 403 : 429, count: t.count, from: t.from, to: t.to, ...(t.network === OTHER_NETWORKS ? { network: OTHER_NETWORKS } : {}) },
       });
     }
-    this.tallies.clear();
     return out;
   }
 }
