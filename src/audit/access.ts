@@ -3,7 +3,7 @@ import { anonymizeIp } from './anonymize.js';
 import type { AuditEvent, AuditOutcome } from './events.js';
 
 /** Routes outside the API whose requests are not audited (probes and documentation). */
-function audited(route: string | undefined): boolean {
+export function audited(route: string | undefined): boolean {
   return route === undefined || route.startsWith('/api/');
 }
 

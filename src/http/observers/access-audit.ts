@@ -1,4 +1,4 @@
-import { accessEvent } from '../../audit/access.js';
+import { accessEvent, audited } from '../../audit/access.js';
 import { anonymizeIp } from '../../audit/anonymize.js';
 import type { AuditEvent } from '../../audit/events.js';
 import type { FloodRefusal } from '../../audit/refusals.js';
@@ -20,7 +20,8 @@ export function accessAuditObserver(audit: { enqueue(event: AuditEvent): void; t
     observe(request, reply) {
       const status = reply.statusCode;
       if (status === 429 ? request.principal?.kind === 'anonymous' : status === 403 && refusedByBlock(request)) {
-        audit.tallyRefusal(anonymizeIp(request.clientIp || request.ip), status === 429 ? 'rate_limited' : 'ip_blocked');
+        // Only API requests are in the trail (probes and documentation are not), counted or not.
+        if (audited(request.routeOptions.url)) audit.tallyRefusal(anonymizeIp(request.clientIp || request.ip), status === 429 ? 'rate_limited' : 'ip_blocked');
         return;
       }
       const event = accessEvent(request, reply, clock.now());
