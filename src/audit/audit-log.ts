@@ -8,7 +8,7 @@ import type { SigningKeys } from '../security/identity/signing-keys.js';
 import type { Store } from '../store/db.js';
 import type { Database } from '../store/schema.js';
 import { BatchBuffer } from './buffer.js';
-import { RefusalTally, type FloodRefusal } from './refusals.js';
+import { REFUSAL_WINDOW_MS, RefusalTally, type FloodRefusal } from './refusals.js';
 import { appendIn, breathe, lockHead, type SealedRecord } from './chain.js';
 import { Checkpoints, type VerifiedCheckpoint } from './checkpoints.js';
 import type { AuditCategory, AuditEvent, AuditRef } from './events.js';
@@ -98,8 +98,6 @@ const GROUP_MAX = 500;
  *     });
  *   });
  */
-/** How long flood refusals are counted before their tallies are written (see RefusalTally). */
-export const REFUSAL_WINDOW_MS = 60_000;
 
 export class AuditLog {
   readonly checkpoints: Checkpoints;

@@ -5,6 +5,8 @@ export type FloodRefusal = 'ip_blocked' | 'rate_limited';
 
 /** Most distinct (network, refusal) pairs one window keeps apart; the rest are counted together. */
 export const REFUSAL_TALLY_MAX_KEYS = 10_000;
+/** How long flood refusals are counted before their tallies are written: the span one `access.refused` record covers. */
+export const REFUSAL_WINDOW_MS = 60_000;
 /** The network named by the tally of the pairs beyond REFUSAL_TALLY_MAX_KEYS. */
 export const OTHER_NETWORKS = 'other';
 

@@ -1,6 +1,7 @@
 import type { Store } from '../store/db.js';
 import { GENESIS_HASH, lockHead, recordHash } from './chain.js';
 import type { Checkpoints } from './checkpoints.js';
+import { REFUSAL_WINDOW_MS } from './refusals.js';
 import { ACCESS_BATCH_SPAN_MS } from './seal.js';
 
 export interface PurgeResult {
@@ -14,10 +15,12 @@ const CHUNK = 2000;
 /**
  * The time of the youngest event a record holds: its own, or for an `access.batch` record (whose
  * `at` is its first request's) the latest its last request can be, so no request younger than the
- * cutoff goes with its batch.
+ * cutoff goes with its batch; likewise for an `access.refused` count, whose `at` is its first
+ * refusal's and which counts those of one window.
  */
 function newestTime(r: { at: number | string | bigint; type: string }): number {
-  return Number(r.at) + (r.type === 'access.batch' ? ACCESS_BATCH_SPAN_MS - 1 : 0);
+  const span = r.type === 'access.batch' ? ACCESS_BATCH_SPAN_MS : r.type === 'access.refused' ? REFUSAL_WINDOW_MS : 0;
+  return Number(r.at) + (span > 0 ? span - 1 : 0);
 }
 
 /**
