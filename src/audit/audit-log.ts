@@ -98,7 +98,6 @@ const GROUP_MAX = 500;
  *     });
  *   });
  */
-
 export class AuditLog {
   readonly checkpoints: Checkpoints;
   private readonly buffer: BatchBuffer<AuditEvent>;

@@ -4,7 +4,7 @@ import { ERRORS } from '../errors/registry.js';
 import { problemBody } from './problem.js';
 import { clientErrorHandler, DEADLINE_CHECK_MS, newRequestId } from './server.js';
 import { SECURITY_HEADERS } from './stages/request-context.js';
-import { CREDENTIAL_ROUTES } from './stages/plaintext-credentials.js';
+import { carriesCredentials } from './stages/plaintext-credentials.js';
 
 export interface Listening {
   url: string;
@@ -56,8 +56,7 @@ export async function listen(moondraft: Moondraft): Promise<Listening> {
       // other pages set without Secure (analytics, consent) to any port; refusing those would
       // strand browsers on plain HTTP instead of sending them to HTTPS.
       // A sign-in or refresh carries them in its body (a refresh token) or gets them in its answer.
-      const h = req.headers;
-      if (h.authorization !== undefined || h['x-api-key'] !== undefined || h['x-api-signature'] !== undefined || CREDENTIAL_ROUTES.has((req.url ?? '').split('?', 1)[0]!)) {
+      if (carriesCredentials(req.headers, (req.url ?? '').split('?', 1)[0]!) || req.headers['x-api-signature'] !== undefined) {
         const headers = conventionHeaders();
         res.writeHead(ERRORS.https_required.status, { ...headers, 'Content-Type': 'application/problem+json; charset=utf-8', Connection: 'close' });
         res.end(JSON.stringify(problemBody('https_required', `Use ${target}: this port only redirects, and never accepts credentials`, headers['X-Request-Id'])));

@@ -1,3 +1,4 @@
+import type { IncomingHttpHeaders } from 'node:http';
 import { ApiError } from '../../errors/registry.js';
 import type { Services } from '../../services.js';
 import type { Stage } from './types.js';
@@ -6,7 +7,16 @@ import type { Stage } from './types.js';
  * Routes whose body spends or whose answer hands out credentials: a refresh token (the longest-lived
  * credential, in the body, not a header) and the sign-in that answers with a token pair.
  */
-export const CREDENTIAL_ROUTES: ReadonlySet<string> = new Set(['/api/v1/auth/login', '/api/v1/auth/refresh']);
+const CREDENTIAL_ROUTES: ReadonlySet<string> = new Set(['/api/v1/auth/login', '/api/v1/auth/refresh']);
+
+/**
+ * Whether a request to `path` (without its query) carries credentials: a token or API key in its
+ * headers, or a sign-in or refresh (CREDENTIAL_ROUTES). Such a request sent in the clear is refused,
+ * here and on the TLS server's plain-HTTP redirect port (listen.ts).
+ */
+export function carriesCredentials(headers: IncomingHttpHeaders, path: string): boolean {
+  return headers.authorization !== undefined || headers['x-api-key'] !== undefined || CREDENTIAL_ROUTES.has(path);
+}
 
 /**
  * Credentials only over HTTPS, behind a proxy too. A live server without TLS of its own serves
@@ -24,8 +34,7 @@ export function plaintextCredentialsStage(services: Services): Stage | undefined
   return {
     name: 'plaintextCredentials',
     run(request) {
-      const headers = request.headers;
-      if (headers.authorization === undefined && headers['x-api-key'] === undefined && !CREDENTIAL_ROUTES.has(request.routeOptions.url ?? '')) return;
+      if (!carriesCredentials(request.headers, request.routeOptions.url ?? '')) return;
       if (request.protocol === 'https') return;
       throw new ApiError('https_required', 'Credentials are only accepted over HTTPS: the TLS-terminating proxy in front of this server did not report the request as HTTPS (X-Forwarded-Proto: https)');
     },
