@@ -228,6 +228,12 @@ describe.each(backends)('rate limits over HTTP (%s)', (backend) => {
     expectProblem(await server.app.inject({ method: 'PUT', url, payload: { account: 99 } }), 'unauthenticated', 401);
     expectProblem(await server.app.inject({ method: 'PUT', url: '/api/v1/admin/accounts/0x0000000000000000000000000000000000000001/limits', headers: admin.headers, payload: { account: 99 } }), 'not_found', 404);
     expectProblem(await server.app.inject({ method: 'PUT', url: '/api/v1/admin/accounts/nope/limits', headers: admin.headers, payload: { account: 99 } }), 'validation_failed', 400);
+    // Four eyes: an admin's own limits are set by another admin, and the refusal changes nothing.
+    const own = `/api/v1/admin/accounts/${admin.account.wallet}/limits`;
+    expectProblem(await server.app.inject({ method: 'PUT', url: own, headers: admin.headers, payload: { account: 100_000 } }), 'four_eyes_required', 403);
+    expect((await server.app.inject({ method: 'GET', url: own, headers: admin.headers })).json()).toMatchObject({ overrides: {}, limits: { account: 25 }, updatedAt: null });
+    const other = await sessionFor(server, { role: 'admin' });
+    expect((await server.app.inject({ method: 'PUT', url: own, headers: other.headers, payload: { account: 60 } })).json()).toMatchObject({ overrides: { account: 60 }, updatedBy: other.account.id });
   });
 
   it('holds unauthenticated traffic to per-address ceilings, tighter on sign-in; IPv6 per /64', async () => {

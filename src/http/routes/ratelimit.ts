@@ -135,6 +135,9 @@ export function rateLimitRoutes(app: App, services: Services): void {
       const p = request.principal;
       if (p.kind === 'anonymous') throw new ApiError('unauthenticated');
       const account = await accountOf(request.params.address);
+      // Four eyes, as for the daily trading limit: partner limits raise what the account's keys and
+      // sessions may send, so an admin's own are set by another admin.
+      if (account.id === p.accountId) throw new ApiError('four_eyes_required', 'An admin cannot set their own rate limits; another admin must');
       const overrides: LimitOverrides = {};
       for (const c of RATE_CATEGORIES) {
         const value = request.body[c];
