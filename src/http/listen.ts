@@ -81,7 +81,7 @@ export async function listen(moondraft: Moondraft): Promise<Listening> {
         problem('not_found', 'This port serves GET /metrics only');
         return;
       }
-      services.metrics.text().then(
+      services.metrics.scrape(services.clock.now()).then(
         (text) => res.writeHead(200, { ...headers, 'Content-Type': services.metrics.registry.contentType }).end(text),
         () => problem('internal_error', 'An internal error occurred; quote the requestId when reporting it'),
       );

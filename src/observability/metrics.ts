@@ -1,6 +1,14 @@
 import { Counter, Registry, collectDefaultMetrics } from 'prom-client';
 import { LabelledCounter, LabelledHistogram } from './labelled.js';
 
+/**
+ * How long one rendering of the registry answers every scrape. /metrics is public and outside the
+ * rate limits (for Prometheus); rendering takes milliseconds and hundreds of kilobytes once the
+ * route and status labels have filled in, so an anonymous flood of scrapes would otherwise cost a
+ * core. Prometheus scrapes every few seconds: a second's reuse changes nothing for it.
+ */
+export const METRICS_REUSE_MS = 1_000;
+
 /** One Prometheus registry per server instance (tests start several in one process). */
 export class Metrics {
   readonly registry = new Registry();
@@ -30,7 +38,24 @@ export class Metrics {
     if (options.processMetrics ?? true) collectDefaultMetrics({ register: this.registry });
   }
 
+  private lastScrape: { at: number; text: Promise<string> } | undefined;
+
+  /** The registry as Prometheus text, rendered now. */
   text(): Promise<string> {
     return this.registry.metrics();
+  }
+
+  /** What a scrape at `now` (epoch ms) gets: one rendering serves every scrape for METRICS_REUSE_MS. */
+  scrape(now: number): Promise<string> {
+    const last = this.lastScrape;
+    if (last && now >= last.at && now - last.at < METRICS_REUSE_MS) return last.text;
+    const text = this.text();
+    const entry = { at: now, text };
+    this.lastScrape = entry;
+    // A failed rendering is not reused: the next scrape tries again.
+    text.catch(() => {
+      if (this.lastScrape === entry) this.lastScrape = undefined;
+    });
+    return text;
   }
 }

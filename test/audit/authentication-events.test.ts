@@ -24,7 +24,7 @@ describe('authentication events and key management reach the audit trail', () =>
     return (await server.services.audit.list({ type, ...(accountId ? { accountId } : {}) }, { limit: 50 })).records;
   };
   const metric = async (type: string): Promise<number> => {
-    const text = (await server.app.inject({ method: 'GET', url: '/metrics' })).body;
+    const text = await server.services.metrics.text(); // rendered now (a scrape reuses one rendering for a second)
     const line = text.split('\n').find((l) => l.startsWith(`moondraft_security_events_total{type="${type}"}`));
     return line === undefined ? 0 : Number(line.split(' ').at(-1));
   };

@@ -6,6 +6,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeDevCert } from '../../src/cli/dev-cert.js';
 import { ERRORS } from '../../src/errors/registry.js';
 import { listen } from '../../src/http/listen.js';
+import { ManualClock } from '../../src/lib/clock.js';
+import { METRICS_REUSE_MS } from '../../src/observability/metrics.js';
 import { SECURITY_HEADERS } from '../../src/http/stages/request-context.js';
 import { sessionFor } from '../support/auth.js';
 import { freePort } from '../support/process.js';
@@ -28,6 +30,41 @@ describe('system endpoints', () => {
     expect(res.body).toMatch(/moondraft_http_requests_total\{method="GET",route="\/api\/v1\/time",status="200"\} [1-9]/);
     expect(res.body).toMatch(/moondraft_http_requests_total\{method="GET",route="\/api\/v1\/account",status="401"\} [1-9]/);
     expect(res.body).toContain('moondraft_http_request_duration_seconds_bucket');
+  });
+
+  it('/metrics renders once per second however many scrape it (public and unlimited: a flood costs one rendering)', async () => {
+    const clock = new ManualClock(Date.UTC(2026, 5, 1));
+    const own = await startTestServer({ clock });
+    try {
+      let renders = 0;
+      const registry = own.services.metrics.registry;
+      const render = registry.metrics.bind(registry);
+      registry.metrics = () => {
+        renders++;
+        return render();
+      };
+      const count = (body: string) => Number(/moondraft_http_requests_total\{method="GET",route="\/api\/v1\/time",status="200"\} (\d+)/.exec(body)?.[1] ?? 0);
+      const scrape = () => own.app.inject({ method: 'GET', url: '/metrics' });
+      await own.app.inject({ method: 'GET', url: '/api/v1/time' });
+      const first = await scrape();
+      expect(count(first.body)).toBe(1);
+      const scrapes = await Promise.all(Array.from({ length: 20 }, scrape));
+      await own.app.inject({ method: 'GET', url: '/api/v1/time' });
+      clock.advance(METRICS_REUSE_MS - 1);
+      const within = await scrape();
+      expect(renders).toBe(1);
+      for (const res of [...scrapes, within]) expect(res.body).toBe(first.body);
+      clock.advance(1);
+      const next = await scrape();
+      expect(renders).toBe(2);
+      expect(count(next.body)).toBe(2);
+      // A clock stepped back does not keep an old rendering.
+      clock.advance(-5_000);
+      await scrape();
+      expect(renders).toBe(3);
+    } finally {
+      await own.close();
+    }
   });
 
   it('/openapi.json is OpenAPI 3.1 generated from the route schemas', async () => {

@@ -66,7 +66,7 @@ export function systemRoutes(app: App, services: Services): void {
   if (services.config.metricsPort === undefined) {
     app.get('/metrics', { config: { permission: 'public' }, schema: { hide: true } }, async (_request, reply) => {
       reply.type(services.metrics.registry.contentType);
-      return services.metrics.text();
+      return services.metrics.scrape(services.clock.now());
     });
   }
 
