@@ -2,6 +2,7 @@ import { Type } from '@sinclair/typebox';
 import { ApiError, unwrap } from '../../errors/registry.js';
 import type { Services } from '../../services.js';
 import { tokenView } from '../../trading/tokens/index.js';
+import { MAX_LAUNCH_DECIMALS } from '../../trading/tokens/metadata.js';
 import { marketView } from '../../trading/views.js';
 import type { App } from '../types.js';
 import { callerOf } from './trading.js';
@@ -51,13 +52,13 @@ export function tokenRoutes(app: App, services: Services): void {
         tags,
         summary: 'Launch a token: create the asset, credit its whole supply to you and list SYMBOL-USDC',
         description:
-          'name 1–64 characters; symbol 2–10 uppercase letters or digits, unused and not reserved; decimals 0–18; supply a whole number of tokens (a string), at most 10^15 unless you are an admin. At most MOONDRAFT_TOKEN_DAILY_CREATIONS (default 5) launches per account per 24 h.',
+          'name 1–64 characters; symbol 2–10 uppercase letters or digits, unused and not reserved; decimals 0–9 (an order moves at most 2^63-1 minor units); supply a whole number of tokens (a string), at most 10^15 unless you are an admin. At most MOONDRAFT_TOKEN_DAILY_CREATIONS (default 5) launches per account per 24 h.',
         security: Security,
         body: Type.Object(
           {
             name: Name,
             symbol: AssetSymbol,
-            decimals: Type.Integer({ minimum: 0, maximum: 18 }),
+            decimals: Type.Integer({ minimum: 0, maximum: MAX_LAUNCH_DECIMALS }),
             supply: Type.String({ pattern: '^[1-9][0-9]*$', maxLength: 40, description: 'Whole tokens, e.g. "1000000"' }),
             chain: Type.Optional(Type.Union([Type.Literal('evm'), Type.Literal('solana')], { description: 'Where withdrawals go (default evm)' })),
             description: Type.Optional(Description),

@@ -10,7 +10,7 @@ import { SYSTEM_OWNERS, type Ledger } from '../ledger/index.js';
 import { formatAmount, pow10, readMinor } from '../money.js';
 import type { Actor } from '../orders/types.js';
 import type { Chain } from '../withdrawals/addresses.js';
-import { MAX_SUPPLY_MINOR, RESERVED_SYMBOLS, STANDARD_MAX_SUPPLY, validDescription, validHttpsUrl, validName } from './metadata.js';
+import { MAX_LAUNCH_DECIMALS, MAX_SUPPLY_MINOR, RESERVED_SYMBOLS, STANDARD_MAX_SUPPLY, validDescription, validHttpsUrl, validName } from './metadata.js';
 
 export { RESERVED_SYMBOLS, STANDARD_MAX_SUPPLY } from './metadata.js';
 
@@ -90,7 +90,9 @@ export class Tokens {
     const name = validName(input.name);
     if (!name.ok) return name;
     if (!ASSET_SYMBOL.test(input.symbol)) return fail('validation_failed', 'symbol must be 2–10 uppercase letters or digits');
-    if (!Number.isInteger(input.decimals) || input.decimals < 0 || input.decimals > 18) return fail('validation_failed', 'decimals must be a whole number from 0 to 18');
+    if (!Number.isInteger(input.decimals) || input.decimals < 0 || input.decimals > MAX_LAUNCH_DECIMALS) {
+      return fail('validation_failed', `decimals must be a whole number from 0 to ${MAX_LAUNCH_DECIMALS} (an order moves at most 2^63-1 minor units: more decimals would leave the token almost untradeable)`);
+    }
     if (!/^[1-9][0-9]{0,39}$/.test(input.supply)) return fail('validation_failed', 'supply must be a positive whole number of tokens, as a string');
     const supply = BigInt(input.supply);
     if (supply > STANDARD_MAX_SUPPLY && who.role !== 'admin') return fail('forbidden_role', `supply above ${STANDARD_MAX_SUPPLY} tokens needs an admin`);

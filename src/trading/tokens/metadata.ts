@@ -6,6 +6,14 @@ import { isSpecialPurpose } from '../../security/network/countries.js';
 /** Symbols nobody may launch: the quote asset and well-known assets a launch could impersonate. */
 export const RESERVED_SYMBOLS: ReadonlySet<string> = new Set(['USDC', 'USDT', 'USD', 'EUR', 'DAI', 'BTC', 'WBTC', 'ETH', 'WETH', 'SOL', 'WSOL']);
 
+/**
+ * Most decimals a launched token may have. An order's quantity is at most 2^63-1 minor units (the
+ * trading contract), so with 18 decimals no order could trade more than about 9.2 tokens, and
+ * with the launch market's 1 USDC minimum nothing priced below about 0.11 USDC could trade at
+ * all. With 9 an order may move up to about 9.2 billion tokens.
+ */
+export const MAX_LAUNCH_DECIMALS = 9;
+
 /** Most whole tokens a launch with standard parameters may issue; only admins may exceed it. */
 export const STANDARD_MAX_SUPPLY = 10n ** 15n;
 
