@@ -553,6 +553,16 @@ describe.each([
     expect(await bal(s)).toEqual({ available: '58000', held: '2000' });
   });
 
+  it.skipIf(!available)('the audit record of a request states the amount held in its canonical form, as the withdrawal shows it, not as the client spelt it', async () => {
+    const s = await trader('100');
+    const w = (await withdraw(s, { amount: '10.500000' })).json();
+    expect(w.amount).toBe('10.5');
+    await (server.services.audit as unknown as { settle?: () => Promise<void> }).settle?.();
+    const records = (await server.services.audit.list({ type: 'trading.withdrawal.requested', accountId: s.account.id }, { limit: 10 })).records;
+    expect(records).toHaveLength(1);
+    expect(records[0]!.details).toMatchObject({ withdrawalId: w.id, amount: '10.5' });
+  });
+
   it.skipIf(!available)('developers may not withdraw; the ledger verifies and the external account mirrors what was sent', async () => {
     const dev = await sessionFor(server, { role: 'developer' });
     expect((await withdraw(dev, { amount: '1' })).json().code).toBe('forbidden_role');

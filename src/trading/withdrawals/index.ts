@@ -292,7 +292,7 @@ export class Withdrawals {
         type: 'trading.withdrawal.requested',
         accountId,
         actorId: accountId,
-        details: { withdrawalId: id, asset: asset.symbol, amount: input.amount, usdcValue: formatAmount(value, USDC_DECIMALS), chain, address: address.value, status, ...(clientId !== null ? { clientWithdrawalId: clientId } : {}), ...via(actor) },
+        details: { withdrawalId: id, asset: asset.symbol, amount: formatAmount(amount.value, asset.decimals), usdcValue: formatAmount(value, USDC_DECIMALS), chain, address: address.value, status, ...(clientId !== null ? { clientWithdrawalId: clientId } : {}), ...via(actor) },
       });
       return ok(row);
     });
