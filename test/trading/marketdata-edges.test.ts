@@ -130,15 +130,20 @@ describe('market data edges: order book', () => {
     expect(t).toMatchObject({ bestBid: '1.5', bestAsk: '1.7' });
   });
 
-  it('delisted market', async () => {
+  it('a delisted market: its book is empty (resting orders cancelled, holds released) and it has no ticker', async () => {
     await listMarket('BKB');
     const mk = 'BKB-USDC';
     const taker = await trader('1000');
-    await req('POST', '/api/v1/trading/orders', taker, { market: mk, type: 'limit', side: 'buy', price: '1.5', quantity: '1' });
-    const d = await req('DELETE', `/api/v1/admin/markets/${mk}`, admin); expect(d.statusCode, d.body).toBe(200);
+    expect((await req('POST', '/api/v1/trading/orders', taker, { market: mk, type: 'limit', side: 'buy', price: '1.5', quantity: '1' })).statusCode).toBe(201);
+    expect((await req('GET', `/api/v1/market/orderbook/${mk}`, taker)).json().bids).toHaveLength(1);
+    expect(await tickerOf(mk, taker)).toBeDefined();
+    const d = await req('DELETE', `/api/v1/admin/markets/${mk}`, admin);
+    expect(d.statusCode, d.body).toBe(200);
     const r = await req('GET', `/api/v1/market/orderbook/${mk}`, taker);
-    console.log('delisted orderbook', r.statusCode, r.body);
-    const t = await tickerOf(mk, taker);
-    console.log('delisted ticker', t);
+    expect(r.statusCode).toBe(200);
+    expect(r.json()).toMatchObject({ market: mk, bids: [], asks: [] });
+    expect(await tickerOf(mk, taker)).toBeUndefined();
+    const usdc = (await req('GET', '/api/v1/account/balances', taker)).json().balances.find((b: { asset: string }) => b.asset === 'USDC');
+    expect(usdc).toMatchObject({ available: '1000', held: '0' });
   });
 });
