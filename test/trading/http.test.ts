@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ManualClock } from '../../src/lib/clock.js';
 import { Keyring } from '../../src/security/crypto/keyring.js';
 import { ensureKeysetFile } from '../../src/security/identity/signing-keys.js';
@@ -266,6 +266,14 @@ describe('orders over HTTP', () => {
     expect((await req('GET', '/api/v1/account/trading-limit', s)).json()).toMatchObject({ limit: '5', open: '5', traded24h: '0', remaining: '0' });
     expect((await req('GET', `/api/v1/admin/accounts/${s.account.wallet}/trading-limit`, admin)).json()).toMatchObject({ limit: '5' });
     expect((await req('GET', `/api/v1/admin/accounts/0x${'ab'.repeat(20)}/trading-limit`, admin)).statusCode).toBe(404);
+    // A malformed address is bad input (400), not an unknown account; a store that fails is not one either.
+    expect((await req('GET', '/api/v1/admin/accounts/0x1234/trading-limit', admin)).json()).toMatchObject({ status: 400, code: 'validation_failed' });
+    const failing = vi.spyOn(server.services.accounts, 'byWallet').mockRejectedValueOnce(new Error('store failed'));
+    try {
+      expect((await req('GET', `/api/v1/admin/accounts/${s.account.wallet}/trading-limit`, admin)).statusCode).toBe(500);
+    } finally {
+      failing.mockRestore();
+    }
     // Non-admins cannot set limits, and an admin cannot set their own (four eyes): nothing changes.
     expect((await req('PUT', `/api/v1/admin/accounts/${s.account.wallet}/trading-limit`, s, { dailyNotional: '1000000' })).json().code).toBe('forbidden_role');
     const own = await req('PUT', `/api/v1/admin/accounts/${admin.account.wallet}/trading-limit`, admin, { dailyNotional: '999999999' });

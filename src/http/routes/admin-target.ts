@@ -1,4 +1,5 @@
 import type { Account, Accounts } from '../../accounts/accounts.js';
+import { chainOf } from '../../accounts/wallets.js';
 import { ApiError } from '../../errors/registry.js';
 
 /**
@@ -6,8 +7,10 @@ import { ApiError } from '../../errors/registry.js';
  * a write may (as setting a role does), so an admin can prepare an account before its first sign-in.
  */
 export async function adminTargetAccount(accounts: Accounts, address: string, create: boolean): Promise<Account> {
+  if (!chainOf(address)) throw new ApiError('validation_failed', 'address must be an Ethereum (0x…) or Solana wallet address');
   if (!create) {
-    const existing = await accounts.byWallet(address).catch(() => undefined);
+    // A store that fails is a 503 or 500 (the error handler), never "no such account".
+    const existing = await accounts.byWallet(address);
     if (!existing) throw new ApiError('not_found', 'No account with this wallet address');
     return existing;
   }
