@@ -52,9 +52,10 @@ export class TradingLimits {
 
   /**
    * Sets (a USDC decimal string) or clears (null) an account's override. Applies to its next order.
-   * A change is audited (`admin.trading_limit.changed`, the admin `by` as actor) in its transaction.
+   * A change is audited (`admin.trading_limit.changed`, the admin `by` as actor, and the session it
+   * used, as the other admin records name it) in its transaction.
    */
-  async setOverride(accountId: string, dailyNotional: string | null, by: string): Promise<Result<bigint | null, 'validation_failed'>> {
+  async setOverride(accountId: string, dailyNotional: string | null, by: string, sessionId?: string): Promise<Result<bigint | null, 'validation_failed'>> {
     const amount = parseDailyNotional(dailyNotional);
     if (!amount.ok) return amount;
     const value = amount.value;
@@ -78,7 +79,7 @@ export class TradingLimits {
           .execute();
       }
       if (from !== value && this.deps.audit) {
-        await this.deps.audit.recordIn(trx, { type: 'admin.trading_limit.changed', accountId, actorId: by, details: { from: usdc(from), to: usdc(value) } });
+        await this.deps.audit.recordIn(trx, { type: 'admin.trading_limit.changed', accountId, actorId: by, details: { from: usdc(from), to: usdc(value), ...(sessionId !== undefined ? { via: 'session', sessionId } : {}) } });
       }
     });
     return ok(value);

@@ -181,6 +181,8 @@ describe('trading administration is audited in its transaction', () => {
     expect(limits.map((r) => [r.details?.from, r.details?.to])).toEqual(expect.arrayContaining([[null, '250.5'], ['250.5', null]]));
     expect(limits).toHaveLength(2);
     expect(limits.every((r) => r.actorId === admin.account.id)).toBe(true);
+    // Each names the session it was done with, as the asset and market records do.
+    for (const r of [...created, ...listed, ...limits]) expect(r.details).toMatchObject({ via: 'session', sessionId: admin.sessionId });
     expect((await server.services.audit.verify()).ok).toBe(true);
   });
 });

@@ -168,7 +168,7 @@ export function tradingAdminRoutes(app: App, services: Services): void {
       // Four eyes, as for roles and withdrawal tiers: the daily limit is a risk control on the
       // admin's own trading too, so another admin sets it.
       if (account.id === actor.accountId) throw new ApiError('four_eyes_required', 'An admin cannot override their own daily trading limit; another admin must');
-      unwrap(await trading.limits.setOverride(account.id, request.body.dailyNotional, actor.accountId ?? actor.id));
+      unwrap(await trading.limits.setOverride(account.id, request.body.dailyNotional, actor.accountId ?? actor.id, actor.id));
       return limitView(await trading.limits.status(account.id, account.role));
     },
   );
