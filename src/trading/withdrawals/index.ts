@@ -558,7 +558,10 @@ export class Withdrawals {
     return this.deps.store.transaction(async (trx) => {
       const row = await trx.selectFrom('withdrawal_addresses').selectAll().where('id', '=', id).where('account_id', '=', accountId).executeTakeFirst();
       if (!row) return fail('not_found', 'No such saved address');
-      await trx.deleteFrom('withdrawal_addresses').where('id', '=', id).execute();
+      // Two removals at once on PostgreSQL both read the row; only the one that deletes it answers
+      // 204 and is audited.
+      const deleted = await trx.deleteFrom('withdrawal_addresses').where('id', '=', id).executeTakeFirst();
+      if (Number(deleted.numDeletedRows) !== 1) return fail('not_found', 'No such saved address');
       await this.deps.audit.recordIn(trx, { type: 'trading.withdrawal.address_removed', accountId, actorId: accountId, details: { addressId: id, chain: row.chain, address: row.address, ...via(actor) } });
       return ok(undefined);
     });
