@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { withServices } from '../cli/index.js';
+import { withExistingServices } from '../cli/index.js';
 import type { Services } from '../services.js';
 import type { VerifyReport } from './verify.js';
 
@@ -33,7 +33,7 @@ export function registerAuditCommand(program: Command): void {
     .description('verify the hash chain and signed checkpoints; exits 1 when a record was changed, removed, reordered or inserted, or a checkpoint is invalid')
     .option('--json', 'print the report as JSON', false)
     .action(async (opts: { json: boolean }) => {
-      const report = await withServices((s) => auditVerify(s, (line) => console.log(line), opts.json));
+      const report = await withExistingServices((s) => auditVerify(s, (line) => console.log(line), opts.json));
       if (!report.ok) process.exitCode = 1;
     });
 }

@@ -1,4 +1,7 @@
+import { existsSync } from 'node:fs';
+import path from 'node:path';
 import { Argument, Command } from 'commander';
+import pg from 'pg';
 import { createMoondraft, type Moondraft } from '../app.js';
 import { ConfigError, loadConfig, type Config } from '../config/index.js';
 import { listen } from '../http/listen.js';
@@ -20,6 +23,36 @@ export async function withServices<T>(fn: (services: Services) => Promise<T>, co
   } finally {
     await services.close();
   }
+}
+
+/**
+ * Refuses a store that is not there (a mistyped MOONDRAFT_DATA_DIR, DATABASE_URL or
+ * MOONDRAFT_PG_SCHEMA), for commands that inspect one: opening it would make an empty store (and
+ * new secrets beside it), which every check then passes.
+ */
+async function assertStoreExists(config: Config): Promise<void> {
+  if (!config.databaseUrl) {
+    const file = path.join(config.dataDir, 'moondraft.sqlite');
+    if (!existsSync(file)) throw new ConfigError('MOONDRAFT_DATA_DIR', `no moondraft database at ${file} (\`moondraft migrate\` or serve makes one)`);
+    return;
+  }
+  const client = new pg.Client({ connectionString: config.databaseUrl, connectionTimeoutMillis: 2000 });
+  await client.connect();
+  try {
+    const found = await client.query(
+      "select 1 from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace where n.nspname = $1 and c.relname = 'kysely_migration'",
+      [config.pgSchema],
+    );
+    if (found.rowCount === 0) throw new ConfigError('MOONDRAFT_PG_SCHEMA', `schema ${config.pgSchema} holds no moondraft database (\`moondraft migrate\` or serve makes one)`);
+  } finally {
+    await client.end();
+  }
+}
+
+/** withServices for commands that only inspect the store: one that is not there is refused. */
+export async function withExistingServices<T>(fn: (services: Services) => Promise<T>, config: Config = loadConfig()): Promise<T> {
+  await assertStoreExists(config);
+  return withServices(fn, config);
 }
 
 async function serve(): Promise<void> {

@@ -12,8 +12,8 @@ export function registerLedgerCommands(program: Command): void {
     .description('check every ledger invariant (balanced entries, balances = postings, nothing negative, held = holds); exit 1 on the first violation')
     .action(async () => {
       // Imported here: cli/index.ts imports this module through cli/commands.ts.
-      const { withServices } = await import('../cli/index.js');
-      const report = await withServices((s) => s.trading.ledger.verify());
+      const { withExistingServices } = await import('../cli/index.js');
+      const report = await withExistingServices((s) => s.trading.ledger.verify());
       if (report.ok) {
         console.log(`ledger verified: ${report.entries} entries, ${report.postings} postings, ${report.assets} assets, ${report.balances} balances, ${report.holds} holds`);
         return;

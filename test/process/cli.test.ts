@@ -31,7 +31,7 @@ describe('moondraft CLI', () => {
     const dataDir = tmp();
     writeFileSync(path.join(dataDir, 'bad.mmdb'), 'not a country database');
     const env = { MOONDRAFT_DATA_DIR: dataDir, REDIS_URL, MOONDRAFT_STATE_PREFIX: `md-cli-${process.pid}:`, MOONDRAFT_GEOIP_DB: path.join(dataDir, 'bad.mmdb'), PORT: '0' };
-    for (const args of [['serve'], ['ledger', 'verify']]) {
+    for (const args of [['serve'], ['migrate']]) {
       const { code, stderr } = await runCli(args, env, 15_000);
       expect(code).toBe(1);
       expect(stderr).toContain('MOONDRAFT_GEOIP_DB');
