@@ -3,7 +3,7 @@ import type { DestinationStream, Logger } from 'pino';
 import { Accounts } from './accounts/accounts.js';
 import { ConfigError, type Config } from './config/index.js';
 import { AuditLog } from './audit/audit-log.js';
-import { assertPrivateDataDir, makeDataDir, resolveKeyring } from './config/secrets.js';
+import { assertKeyringOpensStore, assertPrivateDataDir, makeDataDir, resolveKeyring } from './config/secrets.js';
 import { systemClock, type Clock } from './lib/clock.js';
 import { createLogger } from './observability/logger.js';
 import { Metrics } from './observability/metrics.js';
@@ -144,6 +144,7 @@ async function buildServices(config: Config, overrides: ServiceOverrides, closer
   const store = await openStore({ ...storeOptions, sqliteWriteWaiters });
   closers.push(() => store.close());
   await migrateToLatest(store);
+  await assertKeyringOpensStore(store, keyring);
 
   const state = overrides.state ?? (config.redisUrl ? new RedisState({ url: config.redisUrl, prefix: config.statePrefix }) : new MemoryState(clock));
   closers.push(() => state.close());

@@ -249,6 +249,24 @@ describe('sandbox secrets', () => {
     expect(b.decrypt(a.encrypt('x', 'id'), 'id')).toBe('x');
   });
 
+  it('refuses a master key that is not the one the store was sealed with, before anything is written under it', async () => {
+    const dataDir = tmp();
+    const right = Keyring.generateSpec(1);
+    const env = { MOONDRAFT_DATA_DIR: dataDir, MOONDRAFT_LOG_LEVEL: 'silent' as const };
+    const first = await createServices(loadConfig({ ...env, MOONDRAFT_MASTER_KEY: right }), { processMetrics: false });
+    await first.accounts.setRole('0x52908400098527886E0F7030069857D2E4169EE7', 'auditor', 'cli');
+    await first.close();
+    // Another deployment's key, or one mistyped: version 1 too, but it opens none of the records.
+    const wrong = loadConfig({ ...env, MOONDRAFT_MASTER_KEY: Keyring.generateSpec(1) });
+    await expect(createServices(wrong, { processMetrics: false })).rejects.toThrow(/^MOONDRAFT_MASTER_KEY: .*does not decrypt/);
+    const again = await createServices(loadConfig({ ...env, MOONDRAFT_MASTER_KEY: right }), { processMetrics: false });
+    try {
+      expect((await again.audit.verify()).ok).toBe(true);
+    } finally {
+      await again.close();
+    }
+  }, 30_000);
+
   it('refuses a malformed MOONDRAFT_MASTER_KEY without printing it', () => {
     const config = loadConfig({ MOONDRAFT_DATA_DIR: tmp(), MOONDRAFT_MASTER_KEY: 'c2hvcnQ=' });
     expect(() => resolveKeyring(config)).toThrow(/^MOONDRAFT_MASTER_KEY: .*32 bytes/);

@@ -2,7 +2,9 @@ import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, realpathSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { createSecureContext } from 'node:tls';
+import { fieldAad } from '../audit/seal.js';
 import { Keyring } from '../security/crypto/keyring.js';
+import type { Store } from '../store/db.js';
 import { ConfigError, type Config } from './index.js';
 import { privateFileProblem } from './private-file.js';
 
@@ -96,6 +98,36 @@ export function resolveKeyring(config: Config): Keyring {
   } catch (err) {
     throw new ConfigError('MOONDRAFT_MASTER_KEY', `${file}: ${(err as Error).message}`);
   }
+}
+
+/** How many of the newest audit records assertKeyringOpensStore tries. */
+const KEY_CHECK_RECORDS = 20;
+
+/**
+ * Refuses a keyring that is not the one the store's data was sealed with (another deployment's
+ * MOONDRAFT_MASTER_KEY, a mistyped one, a master.key from elsewhere): one of the same version
+ * number parses, and everything written under it (audit records, API-key secrets) could never be
+ * read with the real key. Judged on the newest audit records whose key version it holds: none of
+ * them opens. Several, so that one damaged record (which `audit verify` must be able to report)
+ * does not stop start-up.
+ */
+export async function assertKeyringOpensStore(store: Store, keyring: Keyring): Promise<void> {
+  const rows = await store.db.selectFrom('audit_events').select(['id', 'details_enc']).orderBy('seq', 'desc').limit(KEY_CHECK_RECORDS).execute();
+  const held = rows.filter((r) => {
+    const version = Keyring.versionOf(r.details_enc);
+    return version !== undefined && keyring.has(version);
+  });
+  if (held.length === 0) return;
+  for (const row of held) {
+    try {
+      keyring.decrypt(row.details_enc, fieldAad(row.id, 'details'));
+      return;
+    } catch {
+      // Tried with the next one.
+    }
+  }
+  const versions = [...new Set(held.map((r) => Keyring.versionOf(r.details_enc)))].join(', ');
+  throw new ConfigError('MOONDRAFT_MASTER_KEY', `master key version ${versions} does not decrypt the data in this store: it is not the key the store was sealed with`);
 }
 
 /**
