@@ -88,6 +88,13 @@ describe('loadConfig', () => {
     expect(loadConfig({ MOONDRAFT_TRUSTED_PROXIES: proxies.join(',') }).trustedProxies).toEqual(proxies);
   });
 
+  it('refuses a headers timeout set longer than the request timeout, rather than silently shortening it', () => {
+    expect(() => loadConfig({ MOONDRAFT_REQUEST_TIMEOUT_MS: '5000', MOONDRAFT_HEADERS_TIMEOUT_MS: '20000' })).toThrow(/^MOONDRAFT_HEADERS_TIMEOUT_MS: .*MOONDRAFT_REQUEST_TIMEOUT_MS/);
+    // Left to its default, it follows a shorter request timeout.
+    expect(loadConfig({ MOONDRAFT_REQUEST_TIMEOUT_MS: '5000' }).timeouts).toMatchObject({ requestMs: 5000, headersMs: 5000 });
+    expect(loadConfig({ MOONDRAFT_REQUEST_TIMEOUT_MS: '5000', MOONDRAFT_HEADERS_TIMEOUT_MS: '5000' }).timeouts.headersMs).toBe(5000);
+  });
+
   it('refuses side ports that collide with the API port or each other, and a redirect port without TLS', () => {
     // Otherwise the second listen fails with an uncaught EADDRINUSE after the API port is up.
     expect(() => loadConfig({ PORT: '8080', MOONDRAFT_METRICS_PORT: '8080' })).toThrow(/^MOONDRAFT_METRICS_PORT: .*PORT/);

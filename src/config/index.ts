@@ -422,6 +422,11 @@ export function loadConfig(environment: Source = process.env): Config {
     exempt: [...ddosExempt, ...trustedProxies],
   };
   const requestMs = r.int('MOONDRAFT_REQUEST_TIMEOUT_MS', 30_000, 1000, 600_000);
+  // The headers are part of the request: a headers deadline past the whole-request one never
+  // fires first, and node:http refuses to build a server given such a pair (the side ports). One
+  // set so is refused; the default follows a shorter request timeout.
+  const headersMs = r.optionalInt('MOONDRAFT_HEADERS_TIMEOUT_MS', 1000, 120_000);
+  if (headersMs !== undefined && headersMs > requestMs) throw new ConfigError('MOONDRAFT_HEADERS_TIMEOUT_MS', 'must not exceed MOONDRAFT_REQUEST_TIMEOUT_MS');
   const config: Config = {
     env,
     host,
@@ -454,9 +459,7 @@ export function loadConfig(environment: Source = process.env): Config {
     metricsPort: r.optionalInt('MOONDRAFT_METRICS_PORT', 1, 65535),
     timeouts: {
       requestMs,
-      // The headers are part of the request: a headers deadline past the whole-request one never
-      // fires first, and node:http refuses to build a server given such a pair (the side ports).
-      headersMs: Math.min(r.int('MOONDRAFT_HEADERS_TIMEOUT_MS', 10_000, 1000, 120_000), requestMs),
+      headersMs: headersMs ?? Math.min(10_000, requestMs),
       keepAliveMs: r.int('MOONDRAFT_KEEPALIVE_TIMEOUT_MS', 5_000, 1000, 120_000),
       connectionMs: r.int('MOONDRAFT_CONNECTION_TIMEOUT_MS', 60_000, 1000, 600_000),
     },
