@@ -44,6 +44,15 @@ export function utf8Labelled(contentType: string | undefined): boolean {
   return true;
 }
 
+/** Whether a body's Content-Encoding names no coding: absent, or only `identity` (any case). */
+export function identityCoded(contentEncoding: string | undefined): boolean {
+  if (contentEncoding === undefined) return true;
+  return contentEncoding.split(',').every((coding) => {
+    const c = coding.trim().toLowerCase();
+    return c === '' || c === 'identity';
+  });
+}
+
 /**
  * Answers a request that Node's HTTP parser refused (malformed, headers past the size limit) or
  * that did not arrive before the request deadline. No Fastify request exists, so the answer is
@@ -271,6 +280,13 @@ export async function buildServer(services: Services): Promise<App> {
     // route that needs one refuses its absence in validation. Not an empty JSON text to refuse.
     if ((body as Buffer).length === 0) {
       done(null, undefined);
+      return;
+    }
+    // No content coding is decoded here: compressed JSON would be refused as bytes that are not
+    // UTF-8, and plain JSON labelled gzip served as it stands, though a proxy or firewall honouring
+    // the label reads (or fails to read) another body from the signed bytes (RFC 9110 §8.4.1: 415).
+    if (!identityCoded(request.headers['content-encoding'])) {
+      done(new ApiError('unsupported_media_type', 'Send the body without a content coding (no Content-Encoding, or identity)', { headers: { 'Accept-Encoding': 'identity' } }), undefined);
       return;
     }
     if (!utf8Labelled(request.headers['content-type'])) {

@@ -1,4 +1,5 @@
 import net from 'node:net';
+import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ManualClock } from '../../src/lib/clock.js';
 import { Type } from '@sinclair/typebox';
@@ -353,6 +354,22 @@ describe('Fastify errors and unexpected exceptions are mapped too', () => {
       const ok = await built.app.inject({ method: 'POST', url: '/__test/text', headers: { 'content-type': type }, payload });
       expect(ok.statusCode, type).toBe(200);
       expect(ok.json()).toEqual({ text: 'é' });
+    }
+  });
+
+  it('415 for a JSON body with a content coding (gzip, br…): the server decodes none, and a reader that does would read other bytes', async () => {
+    // Compressed JSON was refused as "not valid UTF-8", and plain JSON labelled gzip was served as
+    // it stands, though a proxy or firewall honouring the label reads (or fails to read) another body.
+    const plain = Buffer.from('{"text":"é"}');
+    for (const [encoding, payload] of [['gzip', gzipSync(plain)], ['gzip', plain], ['br', plain], ['deflate, identity', plain]] as const) {
+      const res = await built.app.inject({ method: 'POST', url: '/__test/text', headers: { 'content-type': 'application/json', 'content-encoding': encoding }, payload });
+      expectProblem(res, 'unsupported_media_type');
+      expect(res.headers['accept-encoding']).toBe('identity');
+    }
+    // No coding, said so or not, is fine.
+    for (const headers of [{}, { 'content-encoding': 'identity' }, { 'content-encoding': 'Identity' }]) {
+      const ok = await built.app.inject({ method: 'POST', url: '/__test/text', headers: { 'content-type': 'application/json', ...headers }, payload: plain });
+      expect(ok.statusCode, JSON.stringify(headers)).toBe(200);
     }
   });
 
