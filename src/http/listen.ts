@@ -92,16 +92,18 @@ export async function listen(moondraft: Moondraft): Promise<Listening> {
   return {
     url,
     async stop() {
-      await Promise.all(extra.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
       // Requests still in flight after the grace lose their connection (and are audited as such);
-      // then the services close as usual, writing what the audit trail holds.
+      // then the services close as usual, writing what the audit trail holds. Every port stops
+      // accepting at once, under the same grace: a side port's slow client, awaited first, kept
+      // the API port accepting until its deadline, and the API's grace only began after that.
       const grace = setTimeout(() => {
         services.log.warn({ graceMs: DRAIN_GRACE_MS }, 'shutting down: ending the connections of requests still in flight');
         app.server.closeAllConnections();
+        for (const s of extra) s.closeAllConnections();
       }, DRAIN_GRACE_MS);
       grace.unref();
       try {
-        await moondraft.close();
+        await Promise.all([...extra.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))), moondraft.close()]);
       } finally {
         clearTimeout(grace);
       }

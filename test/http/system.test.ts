@@ -5,7 +5,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeDevCert } from '../../src/cli/dev-cert.js';
 import { ERRORS } from '../../src/errors/registry.js';
-import { listen } from '../../src/http/listen.js';
+import { DRAIN_GRACE_MS, listen } from '../../src/http/listen.js';
 import { ManualClock } from '../../src/lib/clock.js';
 import { METRICS_REUSE_MS } from '../../src/observability/metrics.js';
 import { SECURITY_HEADERS } from '../../src/http/stages/request-context.js';
@@ -244,6 +244,40 @@ describe('the separate metrics port', () => {
       await own.close();
     }
   });
+
+  it('a slow client on the metrics port holds neither the API port open nor the stop past its grace', async () => {
+    // The side ports were closed first, and awaited: a connection trickling its headers to the
+    // metrics port kept the API port accepting requests until the headers deadline, and only then
+    // did the API drain (and its grace) begin, past the 15 s after which serve exits regardless.
+    const port = await freePort();
+    const own = await startTestServer({ env: { MOONDRAFT_METRICS_PORT: String(port), HOST: '127.0.0.1', MOONDRAFT_HEADERS_TIMEOUT_MS: '30000' } });
+    const listening = await listen(own);
+    const apiPort = Number(new URL(listening.url).port);
+    const slow = net.connect(port, '127.0.0.1');
+    await new Promise<void>((r) => slow.once('connect', () => r()));
+    slow.on('error', () => {});
+    slow.write('GET /metrics HTTP/1.1\r\nHost: x\r\n');
+    const trickle = setInterval(() => slow.write(`X-Slow-${Date.now()}: 1\r\n`), 200);
+    try {
+      const stopped = listening.stop();
+      await new Promise((r) => setTimeout(r, 500));
+      const probe = await new Promise<string>((resolve) => {
+        const s = net.connect(apiPort, '127.0.0.1');
+        s.once('connect', () => {
+          s.destroy();
+          resolve('connected');
+        });
+        s.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
+      });
+      expect(probe).toBe('ECONNREFUSED');
+      const started = Date.now();
+      await stopped;
+      expect(Date.now() - started).toBeLessThan(DRAIN_GRACE_MS + 2_000);
+    } finally {
+      clearInterval(trickle);
+      slow.destroy();
+    }
+  }, 30_000);
 
   it('a metrics port already taken fails the start with an error (no uncaught exception, no side port left open)', async () => {
     const taken = net.createServer();
