@@ -53,6 +53,12 @@ export function identityCoded(contentEncoding: string | undefined): boolean {
   });
 }
 
+/** Whether a request's Transfer-Encoding names no coding but chunked (absent, or `chunked` and `identity` only, any case). */
+export function chunkedOnly(transferEncoding: string | undefined): boolean {
+  if (transferEncoding === undefined) return true;
+  return transferEncoding.split(',').every((coding) => ['', 'chunked', 'identity'].includes(coding.trim().toLowerCase()));
+}
+
 /**
  * Answers a request that Node's HTTP parser refused (malformed, headers past the size limit) or
  * that did not arrive before the request deadline. No Fastify request exists, so the answer is
@@ -280,6 +286,12 @@ export async function buildServer(services: Services): Promise<App> {
     // route that needs one refuses its absence in validation. Not an empty JSON text to refuse.
     if ((body as Buffer).length === 0) {
       done(null, undefined);
+      return;
+    }
+    // node:http undoes the chunked transfer coding only: under any other (`gzip, chunked`) the
+    // bytes handed on are still coded, and a proxy honouring the header reads another body.
+    if (!chunkedOnly(request.headers['transfer-encoding'])) {
+      done(new ApiError('validation_failed', 'The request uses a transfer coding other than chunked'), undefined);
       return;
     }
     // No content coding is decoded here: compressed JSON would be refused as bytes that are not

@@ -373,6 +373,26 @@ describe('Fastify errors and unexpected exceptions are mapped too', () => {
     }
   });
 
+  it('a body sent with a transfer coding besides chunked (gzip, chunked) is refused, not read as the bytes it stands for', async () => {
+    // node:http undoes the chunked coding only: the body it hands on is still gzip, as a proxy that
+    // honours the header would decode it, yet was served as JSON when those bytes parse as such.
+    const own = await startTestServer();
+    try {
+      const { port } = new URL(await own.app.listen({ host: '127.0.0.1', port: 0 }));
+      const send = (te: string) =>
+        rawExchange(port, `POST /api/v1/auth/challenge HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: ${te}\r\nConnection: close\r\n\r\n2\r\n{}\r\n0\r\n\r\n`).then((r) => r.text);
+      for (const te of ['gzip, chunked', 'deflate, chunked', 'x-custom, chunked']) {
+        const answer = await send(te);
+        expect(answer, te).toMatch(/^HTTP\/1\.1 400 /);
+        expect(answer, te).toContain('"detail":"The request uses a transfer coding other than chunked"');
+      }
+      // Chunked alone is read as usual (the body then fails the route's own validation).
+      expect(await send('chunked')).toContain('Invalid body');
+    } finally {
+      await own.close();
+    }
+  });
+
   it('400 for prototype-poisoning JSON', async () => {
     expectProblem(await built.app.inject({ method: 'POST', url: '/__test/echo', headers: { 'content-type': 'application/json' }, payload: '{"amount":"1","__proto__":{"admin":true}}' }), 'validation_failed');
   });
