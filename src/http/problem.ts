@@ -69,6 +69,13 @@ export function toApiError(error: unknown): { apiError: ApiError; unexpected: bo
 }
 
 export function errorHandler(error: unknown, request: FastifyRequest, reply: FastifyReply) {
+  // The request's own body stream failed: its connection ended before the body arrived, at the
+  // request deadline (clientErrorHandler answered 408 on the socket) or by the client. Its
+  // ECONNRESET is no database's: recorded as a 503, it raised the 5xx count for a slow client.
+  if (error !== undefined && request.raw.errored === error) {
+    const timedOut = (request.raw.socket as { errored?: { code?: string } | null } | null)?.errored?.code === 'ERR_HTTP_REQUEST_TIMEOUT';
+    return sendProblem(reply, timedOut ? new ApiError('request_timeout', 'The request did not arrive in time') : new ApiError('validation_failed', 'The request body did not arrive whole'));
+  }
   const { apiError, unexpected } = toApiError(error);
   if (unexpected) request.log.error({ err: error }, 'unexpected error');
   else if (apiError.status >= 500) request.log.warn({ err: error, code: apiError.code }, 'service error');

@@ -104,9 +104,11 @@ export function clientErrorHandler(services: Services) {
     // No request reached the response observers, so the failure counter (DDoS guard) did not see
     // this one: count it against the connection's address, or a flood of malformed HTTP would never
     // get its sender blocked. Behind a proxy, that address is the proxy's, which the guard exempts.
+    // A request whose headers arrived (its body did not) is one: its observers count it.
     const address = socket.remoteAddress;
+    const observed = inFlight != null && inFlight.req?.complete === false;
     socket.destroy(err);
-    if (address) services.ddosGuard.clientError(normalizeIp(address)).catch((e: unknown) => services.log.error({ err: e }, 'ddos guard: malformed request not counted'));
+    if (address && !observed) services.ddosGuard.clientError(normalizeIp(address)).catch((e: unknown) => services.log.error({ err: e }, 'ddos guard: malformed request not counted'));
   };
 }
 

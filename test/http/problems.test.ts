@@ -162,9 +162,16 @@ describe('every error path is problem+json with a registered code', () => {
     const own = await startTestServer({ env: { MOONDRAFT_HEADERS_TIMEOUT_MS: '1000', MOONDRAFT_REQUEST_TIMEOUT_MS: '1000' } });
     try {
       const { port } = new URL(await own.app.listen({ host: '127.0.0.1', port: 0 }));
+      const counted = vi.spyOn(own.services.ddosGuard, 'clientError');
       const { text: answer } = await rawExchange(port, 'POST /api/v1/auth/challenge HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 64\r\n\r\n{', { trickle: () => ' ' });
       expect(answer).toMatch(/^HTTP\/1\.1 408 /);
       expect(answer).toContain('"code":"request_timeout"');
+      // Recorded (metrics, access log, audit) with the answer the client got: the body stream's
+      // ECONNRESET is no database's, never a 503 (an alert on 5xx, for a slow client); counted once.
+      await vi.waitFor(() => expect(own.services.metrics.httpRequests.value(['POST', '/api/v1/auth/challenge', '408'])).toBe(1));
+      expect(own.services.metrics.httpRequests.value(['POST', '/api/v1/auth/challenge', '503'])).toBe(0);
+      expect(own.logs.filter((l) => l.msg === 'request').map((l) => l.status)).toEqual([408]);
+      expect(counted).toHaveBeenCalledTimes(1);
     } finally {
       await own.close();
     }
