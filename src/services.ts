@@ -78,6 +78,8 @@ export interface Services {
   ipBlocks: IpBlocks;
   /** Automatic blocking of addresses that fail too much. */
   ddosGuard: DdosGuard;
+  /** DDoS-guard counters (blocks, blocked requests, refused connections). */
+  ddosMetrics: DdosMetrics;
   /** Assets and markets, ledger, order books, market data, portfolios (src/trading). */
   trading: Trading;
   /** Token launches and management (issue 7, src/trading/tokens). */
@@ -248,7 +250,8 @@ async function buildServices(config: Config, overrides: ServiceOverrides, closer
   const rateLimiter = new RateLimiter({ state, fallback: localLimiter, clock, rules: config.rateLimit, events, metrics: new RateLimitMetrics(metrics.registry), log, timeSource });
   const partnerLimits = new PartnerLimits({ store, state, clock, log, audit });
   closers.push(() => partnerLimits.close());
-  const ipBlocks = new IpBlocks({ store, state, clock, events, log, metrics: new DdosMetrics(metrics.registry), audit });
+  const ddosMetrics = new DdosMetrics(metrics.registry);
+  const ipBlocks = new IpBlocks({ store, state, clock, events, log, metrics: ddosMetrics, audit });
   closers.push(() => ipBlocks.close());
   await ipBlocks.initialized;
   const ddosGuard = new DdosGuard({ state, fallback: localLimiter, blocks: ipBlocks, config: config.ddos, clock, log, timeSource });
@@ -298,6 +301,7 @@ async function buildServices(config: Config, overrides: ServiceOverrides, closer
     partnerLimits,
     ipBlocks,
     ddosGuard,
+    ddosMetrics,
     trading,
     tokens,
     withdrawals,

@@ -103,6 +103,8 @@ export interface DdosConfig {
   /** Unauthenticated 4xx responses per second from one address that trigger a block. */
   clientErrorsPerSec: number;
   blockMs: number;
+  /** Open connections one address (IPv6: one /64) may hold to one server process; more are refused at once. */
+  connectionsPerIp: number;
   /**
    * Addresses and ranges never blocked automatically and not held to the unauthenticated
    * per-address ceilings (health checkers, office, proxies). Default: loopback, because a local
@@ -419,6 +421,7 @@ export function loadConfig(environment: Source = process.env): Config {
     authFailureWindowMs: r.int('MOONDRAFT_DDOS_AUTH_FAILURE_WINDOW_SEC', 60, 1, 86_400) * 1000,
     clientErrorsPerSec: r.int('MOONDRAFT_DDOS_CLIENT_ERRORS_PER_SEC', 30, 1, 100_000),
     blockMs: r.int('MOONDRAFT_DDOS_BLOCK_SEC', 900, 1, 30 * 86_400) * 1000,
+    connectionsPerIp: r.int('MOONDRAFT_DDOS_CONNECTIONS_PER_IP', 256, 1, 1_000_000),
     exempt: [...ddosExempt, ...trustedProxies],
   };
   const requestMs = r.int('MOONDRAFT_REQUEST_TIMEOUT_MS', 30_000, 1000, 600_000);

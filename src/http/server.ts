@@ -10,6 +10,7 @@ import type { Services } from '../services.js';
 import { normalizeIp } from './client-address.js';
 import { arrivalStages, responseObservers, runObservers, runStages, securityStages } from './pipeline.js';
 import { ApiError, ERRORS } from '../errors/registry.js';
+import { ConnectionCounter } from '../security/ddos/connections.js';
 import { IpAllowlist } from '../security/network/allowlist.js';
 import { permissionRule, type Permission } from '../security/rbac/roles.js';
 import { jsonRuleBroken } from './json-rules.js';
@@ -57,6 +58,25 @@ export function identityCoded(contentEncoding: string | undefined): boolean {
 export function chunkedOnly(transferEncoding: string | undefined): boolean {
   if (transferEncoding === undefined) return true;
   return transferEncoding.split(',').every((coding) => ['', 'chunked', 'identity'].includes(coding.trim().toLowerCase()));
+}
+
+/**
+ * Closes a new connection at once when its address already holds MOONDRAFT_DDOS_CONNECTIONS_PER_IP
+ * open ones to this process (security/ddos/connections.ts). Nothing is written: an answer would
+ * race the request bytes the client may already have sent, which node:http would still parse and
+ * serve. Checked before node:http sets the connection up (prepended).
+ */
+function capConnections(app: App, services: Services): void {
+  const counter = new ConnectionCounter(services.config.ddos.connectionsPerIp, (address) => services.ddosGuard.isExempt(address));
+  app.server.prependListener('connection', (socket: Socket) => {
+    const { group, refused } = counter.opened(socket.remoteAddress);
+    if (refused) {
+      services.ddosMetrics.connectionsRefused.inc();
+      socket.destroy();
+      return;
+    }
+    if (group !== null) socket.once('close', () => counter.closed(group));
+  });
 }
 
 /**
@@ -262,6 +282,7 @@ export async function buildServer(services: Services): Promise<App> {
   // hidden behind filler lines and the request served as the first. The header size limit (16 KiB,
   // 431 past it) still bounds what a request may carry.
   app.server.maxHeadersCount = 0;
+  capConnections(app, services);
 
   app.setValidatorCompiler(validatorCompiler);
   app.setErrorHandler(errorHandler);

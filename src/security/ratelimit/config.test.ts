@@ -16,7 +16,7 @@ describe('rate-limit and DDoS configuration', () => {
       signinPerIp: 10,
       publicPerIp: 50,
     });
-    expect(c.ddos).toEqual({ authFailures: 20, authFailureWindowMs: 60_000, clientErrorsPerSec: 30, blockMs: 900_000, exempt: ['127.0.0.0/8', '::1'] });
+    expect(c.ddos).toEqual({ authFailures: 20, authFailureWindowMs: 60_000, clientErrorsPerSec: 30, blockMs: 900_000, connectionsPerIp: 256, exempt: ['127.0.0.0/8', '::1'] });
   });
 
   it('reads overrides; trusted proxies are always exempt; "none" clears the exempt list', () => {

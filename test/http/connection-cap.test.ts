@@ -1,0 +1,69 @@
+import net from 'node:net';
+import { describe, expect, it } from 'vitest';
+import { listen } from '../../src/http/listen.js';
+import { startTestServer } from '../support/server.js';
+
+/** Opens a connection and resolves once it is established, or with 'closed' if the server ends it first. */
+function connect(port: number): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(port, '127.0.0.1', () => resolve(socket));
+    socket.once('error', reject);
+  });
+}
+
+/** Whether the server closes the socket within `ms` without any request sent. */
+function closedWithin(socket: net.Socket, ms: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    if (socket.destroyed) return resolve(true);
+    const timer = setTimeout(() => resolve(false), ms);
+    socket.once('close', () => {
+      clearTimeout(timer);
+      resolve(true);
+    });
+    socket.on('error', () => {});
+    socket.resume();
+  });
+}
+
+describe('open connections per address (DDoS guard)', () => {
+  it('a client that holds MOONDRAFT_DDOS_CONNECTIONS_PER_IP open (trickling nothing) has its next connection closed at once; closing one lets it in again', async () => {
+    // The test's client is loopback, which is exempt by default: MOONDRAFT_DDOS_EXEMPT=none counts it.
+    const server = await startTestServer({ env: { HOST: '127.0.0.1', PORT: '0', MOONDRAFT_DDOS_CONNECTIONS_PER_IP: '3', MOONDRAFT_DDOS_EXEMPT: 'none' } });
+    const listening = await listen(server);
+    const port = Number(new URL(listening.url).port);
+    const held: net.Socket[] = [];
+    try {
+      for (let i = 0; i < 3; i++) held.push(await connect(port));
+      // Established connections the server has not closed: three slow clients.
+      await new Promise((r) => setTimeout(r, 100));
+      for (const s of held) expect(s.destroyed).toBe(false);
+      const fourth = await connect(port);
+      expect(await closedWithin(fourth, 2000)).toBe(true);
+      const metrics = await server.services.metrics.text();
+      expect(metrics).toMatch(/moondraft_connections_refused_total 1\b/);
+
+      held.shift()!.destroy();
+      await new Promise((r) => setTimeout(r, 100)); // the server sees the close
+      const res = await fetch(`${listening.url}/api/v1/time`, { headers: { connection: 'close' } });
+      expect(res.status).toBe(200);
+    } finally {
+      for (const s of held) s.destroy();
+      await listening.stop();
+    }
+  });
+
+  it('exempt addresses (loopback by default) are not counted', async () => {
+    const server = await startTestServer({ env: { HOST: '127.0.0.1', PORT: '0', MOONDRAFT_DDOS_CONNECTIONS_PER_IP: '1' } });
+    const listening = await listen(server);
+    const port = Number(new URL(listening.url).port);
+    const held: net.Socket[] = [];
+    try {
+      for (let i = 0; i < 3; i++) held.push(await connect(port));
+      expect(await closedWithin(held[2]!, 300)).toBe(false);
+      expect((await fetch(`${listening.url}/api/v1/time`)).status).toBe(200);
+    } finally {
+      for (const s of held) s.destroy();
+      await listening.stop();
+    }
+  });
+});
