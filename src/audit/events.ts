@@ -36,7 +36,7 @@ export interface AuditEventDetails {
   'access.batch': { fields: readonly string[]; entries: readonly (readonly AuditValue[])[] };
   // The refusals a flood is made of (a blocked address, an anonymous client's 429s), counted per
   // client network and window instead of one entry each (see refusals.ts).
-  'access.refused': { refusal: string; status: number; count: number; from: number; to: number; network?: string | undefined };
+  'access.refused': { refusal: string; status: number | null; count: number; from: number; to: number; network?: string | undefined };
 
   // Trading: written in the transaction of the change (recordIn)
   'trading.order.placed': { orderId: string; market: string; side: string; orderType: string; quantity: string; price?: string | undefined; clientOrderId?: string | undefined } & More;

@@ -1,7 +1,22 @@
 import type { AuditEvent } from './events.js';
 
-/** Why a request is tallied instead of recorded one by one (see RefusalTally). */
-export type FloodRefusal = 'ip_blocked' | 'rate_limited';
+/**
+ * Why a request is tallied instead of recorded one by one (see RefusalTally): a blocked address's
+ * request, an anonymous 429, and what is refused before it is a request at all: HTTP that does not
+ * parse (`malformed`), headers past the size limit, a request not in before its deadline, and a
+ * connection past MOONDRAFT_DDOS_CONNECTIONS_PER_IP (closed unanswered).
+ */
+export type FloodRefusal = 'ip_blocked' | 'rate_limited' | 'malformed' | 'headers_too_large' | 'request_timeout' | 'too_many_connections';
+
+/** The status each refusal was answered with; null: closed without an answer. */
+export const REFUSAL_STATUS: Readonly<Record<FloodRefusal, number | null>> = {
+  ip_blocked: 403,
+  rate_limited: 429,
+  malformed: 400,
+  headers_too_large: 431,
+  request_timeout: 408,
+  too_many_connections: null,
+};
 
 /** Most distinct (network, refusal) pairs one window keeps apart; the rest are counted together. */
 export const REFUSAL_TALLY_MAX_KEYS = 10_000;
@@ -69,7 +84,7 @@ export class RefusalTally {
         accountId: null,
         outcome: 'denied',
         ip: t.network === OTHER_NETWORKS ? null : t.network,
-        details: { refusal: t.refusal, status: t.refusal === 'ip_blocked' ? 403 : 429, count: t.count, from: t.from, to: t.to, ...(t.network === OTHER_NETWORKS ? { network: OTHER_NETWORKS } : {}) },
+        details: { refusal: t.refusal, status: REFUSAL_STATUS[t.refusal], count: t.count, from: t.from, to: t.to, ...(t.network === OTHER_NETWORKS ? { network: OTHER_NETWORKS } : {}) },
       });
     }
     return out;

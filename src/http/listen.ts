@@ -41,7 +41,7 @@ export async function listen(moondraft: Moondraft): Promise<Listening> {
     const { requestMs, headersMs, keepAliveMs, connectionMs } = config.timeouts;
     const server = createServer({ requestTimeout: requestMs, headersTimeout: headersMs, keepAliveTimeout: keepAliveMs, connectionsCheckingInterval: DEADLINE_CHECK_MS }, handler);
     server.setTimeout(connectionMs, (socket) => socket.destroy());
-    server.on('clientError', clientErrorHandler(services));
+    server.on('clientError', clientErrorHandler(services, { audited: false }));
     return server;
   };
   const url = await app.listen({ host: config.host, port: config.port });

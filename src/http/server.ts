@@ -5,6 +5,8 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import { KindGuard, Type, type TSchema } from '@sinclair/typebox';
 import Fastify, { LogController, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
+import { anonymizeIp } from '../audit/anonymize.js';
+import type { FloodRefusal } from '../audit/refusals.js';
 import { readTlsFiles } from '../config/secrets.js';
 import type { Services } from '../services.js';
 import { normalizeIp } from './client-address.js';
@@ -72,6 +74,7 @@ function capConnections(app: App, services: Services): void {
     const { group, refused } = counter.opened(socket.remoteAddress);
     if (refused) {
       services.ddosMetrics.connectionsRefused.inc();
+      services.audit.tallyRefusal(anonymizeIp(group), 'too_many_connections');
       socket.destroy();
       return;
     }
@@ -84,15 +87,18 @@ function capConnections(app: App, services: Services): void {
  * that did not arrive before the request deadline. No Fastify request exists, so the answer is
  * written on the socket, as every other refusal is answered: problem+json with a request id, the
  * server time and the headers of every answer; then the connection is closed. The error is
- * logged at trace level, as Fastify does (the logger redacts the raw bytes it carries).
+ * logged at trace level, as Fastify does (the logger redacts the raw bytes it carries). On the API
+ * port (`audited`) it is counted in the audit trail's flood tally (audit/refusals.ts), per client
+ * network: no access event is written for what never became a request.
  */
-export function clientErrorHandler(services: Services) {
+export function clientErrorHandler(services: Services, { audited = true }: { audited?: boolean } = {}) {
   return (err: Error & { code?: string }, socket: Socket): void => {
     if (err.code === 'ECONNRESET' || socket.destroyed) return;
+    const refusal: FloodRefusal = err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 'request_timeout' : err.code === 'HPE_HEADER_OVERFLOW' ? 'headers_too_large' : 'malformed';
     const error =
-      err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+      refusal === 'request_timeout'
         ? new ApiError('request_timeout', 'The request did not arrive in time')
-        : err.code === 'HPE_HEADER_OVERFLOW'
+        : refusal === 'headers_too_large'
           ? new ApiError('headers_too_large', 'The request headers exceed the size limit')
           : new ApiError('validation_failed', 'The request is not valid HTTP');
     services.log.trace({ err }, 'client error');
@@ -128,6 +134,7 @@ export function clientErrorHandler(services: Services) {
     const address = socket.remoteAddress;
     const observed = inFlight != null && inFlight.req?.complete === false;
     socket.destroy(err);
+    if (audited && !observed) services.audit.tallyRefusal(address ? anonymizeIp(normalizeIp(address)) : null, refusal);
     if (address && !observed) services.ddosGuard.clientError(normalizeIp(address)).catch((e: unknown) => services.log.error({ err: e }, 'ddos guard: malformed request not counted'));
   };
 }

@@ -41,6 +41,11 @@ describe('open connections per address (DDoS guard)', () => {
       expect(await closedWithin(fourth, 2000)).toBe(true);
       const metrics = await server.services.metrics.text();
       expect(metrics).toMatch(/moondraft_connections_refused_total 1\b/);
+      // In the audit trail's flood tally, as other refusals decided before any work are.
+      await server.services.audit.settle();
+      const refused = [];
+      for await (const v of server.services.audit.export({ type: 'access.refused' })) refused.push([v.ip, v.details]);
+      expect(refused).toEqual([['127.0.0.0/24', expect.objectContaining({ refusal: 'too_many_connections', status: null, count: 1 })]]);
 
       held.shift()!.destroy();
       await new Promise((r) => setTimeout(r, 100)); // the server sees the close
