@@ -148,6 +148,33 @@ describe('key management is audited in its transaction', () => {
     expect(revoked[0]!.actorId).toBe(owner.account.id);
     expect(JSON.stringify(await forKey('admin.key.created'))).not.toContain(created.json().apiSecret);
   });
+
+  it('every key change names the session it was made with, so a stolen session’s keys can be traced', async () => {
+    const owner = await sessionFor(server);
+    const admin = await sessionFor(server, { role: 'admin' });
+    const inject = (method: 'POST' | 'PATCH' | 'DELETE', url: string, headers: Record<string, string>, payload?: object) =>
+      server.app.inject({ method, url, headers, ...(payload ? { payload } : {}) });
+    const created = await inject('POST', '/api/v1/keys', owner.headers, { label: 'bot', scopes: ['market:read'] });
+    expect(created.statusCode).toBe(201);
+    const keyId = created.json().id as string;
+    expect((await inject('PATCH', `/api/v1/keys/${keyId}`, owner.headers, { ipWhitelist: ['198.51.100.7'] })).statusCode).toBe(200);
+    expect((await inject('POST', `/api/v1/keys/${keyId}/regenerate`, owner.headers, {})).statusCode).toBe(200);
+    expect((await inject('POST', `/api/v1/admin/keys/${keyId}/suspend`, admin.headers, { reason: 'test' })).statusCode).toBe(200);
+    expect((await inject('POST', `/api/v1/admin/keys/${keyId}/unsuspend`, admin.headers, {})).statusCode).toBe(200);
+    expect((await inject('DELETE', `/api/v1/keys/${keyId}`, owner.headers)).statusCode).toBe(200);
+    await settle();
+    const forKey = async (type: string) => (await server.services.audit.list({ type, accountId: owner.account.id }, { limit: 20 })).records.filter((r) => r.details?.keyId === keyId);
+    for (const type of ['admin.key.created', 'admin.key.updated', 'admin.key.regenerated', 'admin.key.revoked']) {
+      const rows = await forKey(type);
+      expect(rows, type).toHaveLength(1);
+      expect(rows[0]!.details, type).toMatchObject({ via: 'session', sessionId: owner.sessionId });
+    }
+    for (const type of ['admin.key.suspended', 'admin.key.unsuspended']) {
+      const rows = await forKey(type);
+      expect(rows, type).toHaveLength(1);
+      expect(rows[0]!.details, type).toMatchObject({ via: 'session', sessionId: admin.sessionId });
+    }
+  });
 });
 
 describe('trading administration is audited in its transaction', () => {

@@ -156,7 +156,7 @@ export function keyRoutes(app: App, services: Services): void {
     { config: { permission: 'keys:write' }, schema: { tags: ['keys'], summary: 'Create an API key (the secret is shown once)', security: session, body: CreateBody, response: { 201: CreatedKey } } },
     async (request, reply) => {
       const p = owner(request);
-      const created = unwrap(await keys.create({ accountId: p.accountId, role: p.role }, request.body));
+      const created = unwrap(await keys.create({ accountId: p.accountId, role: p.role, sessionId: p.sessionId }, request.body));
       reply.code(201);
       return { ...keyView(created.record, p.role, now()), apiKey: created.apiKey, ...(created.apiSecret === undefined ? {} : { apiSecret: created.apiSecret }) };
     },
@@ -189,7 +189,7 @@ export function keyRoutes(app: App, services: Services): void {
     },
     async (request) => {
       const p = owner(request);
-      return keyView(unwrap(await keys.update({ accountId: p.accountId, role: p.role }, request.params.id, request.body)), p.role, now());
+      return keyView(unwrap(await keys.update({ accountId: p.accountId, role: p.role, sessionId: p.sessionId }, request.params.id, request.body)), p.role, now());
     },
   );
 
@@ -208,7 +208,7 @@ export function keyRoutes(app: App, services: Services): void {
     },
     async (request) => {
       const p = owner(request);
-      const r = unwrap(await keys.regenerate({ accountId: p.accountId, role: p.role }, request.params.id, request.body ?? {}));
+      const r = unwrap(await keys.regenerate({ accountId: p.accountId, role: p.role, sessionId: p.sessionId }, request.params.id, request.body ?? {}));
       return { ...keyView(r.record, p.role, now()), ...(r.apiSecret === undefined ? {} : { apiSecret: r.apiSecret }) };
     },
   );
@@ -218,7 +218,7 @@ export function keyRoutes(app: App, services: Services): void {
     { config: { permission: 'self:manage' }, schema: { tags: ['keys'], summary: 'Revoke an API key, at once on every server', security: session, params: KeyId, response: { 200: KeyView } } },
     async (request) => {
       const p = owner(request);
-      return keyView(unwrap(await keys.revoke({ accountId: p.accountId, role: p.role }, request.params.id)), p.role, now());
+      return keyView(unwrap(await keys.revoke({ accountId: p.accountId, role: p.role, sessionId: p.sessionId }, request.params.id)), p.role, now());
     },
   );
 
@@ -229,7 +229,7 @@ export function keyRoutes(app: App, services: Services): void {
     { config: { permission: 'admin:write' }, schema: { tags: ['admin'], summary: 'Suspend any API key (answers key_suspended until unsuspended)', security: session, params: KeyId, body: SuspendBody, response: { 200: KeyView } } },
     async (request) => {
       const p = owner(request);
-      const record = unwrap(await keys.suspend(request.params.id, p.accountId, request.body?.reason));
+      const record = unwrap(await keys.suspend(request.params.id, p.accountId, request.body?.reason, p.sessionId));
       return keyView(record, await ownerRole(record), now());
     },
   );
@@ -239,7 +239,7 @@ export function keyRoutes(app: App, services: Services): void {
     { config: { permission: 'admin:write' }, schema: { tags: ['admin'], summary: 'Lift the suspension of an API key', security: session, params: KeyId, body: EmptyBody, response: { 200: KeyView } } },
     async (request) => {
       const p = owner(request);
-      const record = unwrap(await keys.unsuspend(request.params.id, p.accountId));
+      const record = unwrap(await keys.unsuspend(request.params.id, p.accountId, p.sessionId));
       return keyView(record, await ownerRole(record), now());
     },
   );

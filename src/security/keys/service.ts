@@ -82,10 +82,17 @@ export interface ApiKeysDeps {
 
 type KeyAuditType = 'admin.key.updated' | 'admin.key.regenerated' | 'admin.key.revoked' | 'admin.key.suspended' | 'admin.key.unsuspended';
 
-/** Who manages a key: the signed-in account and its role in force now. */
+/** Who manages a key: the signed-in account, its role in force now, and the session it used. */
 export interface Owner {
   accountId: string;
   role: Role;
+  /** The session the change was made with, named in the audit record (as other admin records do). */
+  sessionId?: string | undefined;
+}
+
+/** The session a change was made with, for its audit record. */
+function via(sessionId: string | undefined): Record<string, unknown> {
+  return sessionId === undefined ? {} : { via: 'session', sessionId };
 }
 
 export interface CreateKeyInput {
@@ -358,7 +365,7 @@ export class ApiKeys {
       const held = await trx.selectFrom('api_keys').select((eb) => eb.fn.countAll<number>().as('n')).where('account_id', '=', owner.accountId).where('revoked_at', 'is', null).executeTakeFirstOrThrow();
       if (Number(held.n) >= KEY_LIMITS.maxKeysPerAccount) return false;
       await trx.insertInto('api_keys').values(row).execute();
-      await this.deps.audit?.recordIn(trx, { type: 'admin.key.created', accountId: owner.accountId, actorId: owner.accountId, details: { keyId: id, by: owner.accountId, scopes: scopes.value } });
+      await this.deps.audit?.recordIn(trx, { type: 'admin.key.created', accountId: owner.accountId, actorId: owner.accountId, details: { keyId: id, by: owner.accountId, scopes: scopes.value, ...via(owner.sessionId) } });
       return true;
     });
     if (!created) return fail('key_limit_exceeded', `An account holds at most ${KEY_LIMITS.maxKeysPerAccount} API keys that are not revoked; revoke one first`);
@@ -420,7 +427,7 @@ export class ApiKeys {
       const rules = checkCombination(scopes, whitelist);
       if (!rules.ok) return rules;
       return ok(Object.keys(set).length > 0 ? set : null);
-    }, { type: 'admin.key.updated', by: owner.accountId });
+    }, { type: 'admin.key.updated', by: owner.accountId, details: via(owner.sessionId) });
     if (!result.ok) return result;
     if (result.value.changed) this.deps.events.emit({ type: 'key.updated', audited: this.audited, at: this.deps.clock.now(), accountId: owner.accountId, keyId: id, by: owner.accountId });
     return ok(result.value.record);
@@ -461,7 +468,7 @@ export class ApiKeys {
         set.prev_public_key = grace > 0 ? rec.publicKey : null;
       }
       return ok(set);
-    }, { type: 'admin.key.regenerated', by: owner.accountId });
+    }, { type: 'admin.key.regenerated', by: owner.accountId, details: via(owner.sessionId) });
     if (!result.ok) return result;
     this.deps.events.emit({ type: 'key.regenerated', audited: this.audited, at: this.deps.clock.now(), accountId: owner.accountId, keyId: id, by: owner.accountId });
     return ok({ record: result.value.record, apiSecret });
@@ -472,14 +479,14 @@ export class ApiKeys {
     const result = await this.mutate(id, owner.accountId, (rec, now) => {
       if (rec.revokedAt !== null) return ok(null);
       return ok({ revoked_at: now, secret_enc: null, prev_secret_enc: null, prev_public_key: null, prev_valid_until: null });
-    }, { type: 'admin.key.revoked', by: owner.accountId });
+    }, { type: 'admin.key.revoked', by: owner.accountId, details: via(owner.sessionId) });
     if (!result.ok) return result;
     if (result.value.changed) this.deps.events.emit({ type: 'key.revoked', audited: this.audited, at: this.deps.clock.now(), accountId: owner.accountId, keyId: id, by: owner.accountId });
     return ok(result.value.record);
   }
 
   /** Suspends a key (administrators now, automated response later); it answers key_suspended until unsuspended. */
-  async suspend(id: string, by: string, reasonInput: string | undefined): Promise<Result<ApiKeyRecord>> {
+  async suspend(id: string, by: string, reasonInput: string | undefined, sessionId?: string): Promise<Result<ApiKeyRecord>> {
     // The key's owner reads the reason: no control, bidirectional or invisible formatting
     // characters (a NUL byte would also fail the update on PostgreSQL). Blank: no reason.
     let reason: string | null = null;
@@ -492,18 +499,18 @@ export class ApiKeys {
       if (rec.revokedAt !== null) return fail('conflict', 'The key is revoked');
       if (rec.suspendedAt !== null) return ok(null);
       return ok({ suspended_at: now, suspended_reason: reason });
-    }, { type: 'admin.key.suspended', by, details: { reason } });
+    }, { type: 'admin.key.suspended', by, details: { reason, ...via(sessionId) } });
     if (!result.ok) return result;
     if (result.value.changed) this.deps.events.emit({ type: 'key.suspended', audited: this.audited, at: this.deps.clock.now(), accountId: result.value.record.accountId, keyId: id, by });
     return ok(result.value.record);
   }
 
-  async unsuspend(id: string, by: string): Promise<Result<ApiKeyRecord>> {
+  async unsuspend(id: string, by: string, sessionId?: string): Promise<Result<ApiKeyRecord>> {
     const result = await this.mutate(id, undefined, (rec) => {
       if (rec.revokedAt !== null) return fail('conflict', 'The key is revoked');
       if (rec.suspendedAt === null) return ok(null);
       return ok({ suspended_at: null, suspended_reason: null });
-    }, { type: 'admin.key.unsuspended', by });
+    }, { type: 'admin.key.unsuspended', by, details: via(sessionId) });
     if (!result.ok) return result;
     if (result.value.changed) this.deps.events.emit({ type: 'key.unsuspended', audited: this.audited, at: this.deps.clock.now(), accountId: result.value.record.accountId, keyId: id, by });
     return ok(result.value.record);
