@@ -175,6 +175,29 @@ describe('key management is audited in its transaction', () => {
       expect(rows[0]!.details, type).toMatchObject({ via: 'session', sessionId: admin.sessionId });
     }
   });
+
+  it('a key’s creation and each change of its security settings record what was set (from → to)', async () => {
+    const owner = await sessionFor(server);
+    const created = await server.app.inject({ method: 'POST', url: '/api/v1/keys', headers: owner.headers, payload: { label: 'bot', scopes: ['orders:read', 'orders:write'], ipWhitelist: ['198.51.100.7'], allowedCountries: ['de'] } });
+    expect(created.statusCode).toBe(201);
+    const keyId = created.json().id as string;
+    const patch = (payload: object) => server.app.inject({ method: 'PATCH', url: `/api/v1/keys/${keyId}`, headers: owner.headers, payload });
+    expect((await patch({ ipWhitelist: [], allowedCountries: [] })).statusCode).toBe(200);
+    expect((await patch({ scopes: ['orders:read'], label: 'reader' })).statusCode).toBe(200);
+    // Refused: changes nothing and records nothing.
+    expect((await patch({ scopes: ['orders:read', 'orders:write'] })).statusCode).toBe(400);
+    await settle();
+    const forKey = async (type: string) => (await server.services.audit.list({ type, accountId: owner.account.id }, { limit: 20 })).records.filter((r) => r.details?.keyId === keyId);
+    expect((await forKey('admin.key.created'))[0]!.details).toMatchObject({ type: 'hmac', scopes: ['orders:read', 'orders:write'], ipWhitelist: ['198.51.100.7'], allowedCountries: ['DE'] });
+    const updates = (await forKey('admin.key.updated')).map((r) => r.details?.changes);
+    expect(updates).toHaveLength(2);
+    expect(updates).toEqual(
+      expect.arrayContaining([
+        { ipWhitelist: { from: ['198.51.100.7'], to: [] }, allowedCountries: { from: ['DE'], to: [] } },
+        { scopes: { from: ['orders:read', 'orders:write'], to: ['orders:read'] }, label: { from: 'bot', to: 'reader' } },
+      ]),
+    );
+  });
 });
 
 describe('trading administration is audited in its transaction', () => {

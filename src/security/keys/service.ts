@@ -365,7 +365,7 @@ export class ApiKeys {
       const held = await trx.selectFrom('api_keys').select((eb) => eb.fn.countAll<number>().as('n')).where('account_id', '=', owner.accountId).where('revoked_at', 'is', null).executeTakeFirstOrThrow();
       if (Number(held.n) >= KEY_LIMITS.maxKeysPerAccount) return false;
       await trx.insertInto('api_keys').values(row).execute();
-      await this.deps.audit?.recordIn(trx, { type: 'admin.key.created', accountId: owner.accountId, actorId: owner.accountId, details: { keyId: id, by: owner.accountId, scopes: scopes.value, ...via(owner.sessionId) } });
+      await this.deps.audit?.recordIn(trx, { type: 'admin.key.created', accountId: owner.accountId, actorId: owner.accountId, details: { keyId: id, by: owner.accountId, type, scopes: scopes.value, ipWhitelist: ipWhitelist.value, allowedCountries: countries.value, ...via(owner.sessionId) } });
       return true;
     });
     if (!created) return fail('key_limit_exceeded', `An account holds at most ${KEY_LIMITS.maxKeysPerAccount} API keys that are not revoked; revoke one first`);
@@ -393,9 +393,12 @@ export class ApiKeys {
 
   /** Changes label, IP whitelist and countries; scopes may only be narrowed. */
   async update(owner: Owner, id: string, input: UpdateKeyInput): Promise<Result<ApiKeyRecord>> {
+    // The audit record says what the change was (each field from → to), decided on the row it replaced.
+    const details: Record<string, unknown> = via(owner.sessionId);
     const result = await this.mutate(id, owner.accountId, (rec) => {
       if (rec.revokedAt !== null) return fail('conflict', 'The key is revoked; create a new one');
       const set: Record<string, unknown> = {};
+      const changes: Record<string, { from: unknown; to: unknown }> = {};
       let scopes = rec.scopes;
       if (input.scopes !== undefined) {
         const checked = this.checkScopes(owner.role, input.scopes);
@@ -406,6 +409,7 @@ export class ApiKeys {
         }
         scopes = checked.value;
         set.scopes = JSON.stringify(scopes);
+        changes.scopes = { from: rec.scopes, to: scopes };
       }
       let whitelist = rec.ipWhitelist;
       if (input.ipWhitelist !== undefined) {
@@ -413,21 +417,25 @@ export class ApiKeys {
         if (!checked.ok) return checked;
         whitelist = checked.value;
         set.ip_whitelist = JSON.stringify(whitelist);
+        changes.ipWhitelist = { from: rec.ipWhitelist, to: whitelist };
       }
       if (input.allowedCountries !== undefined) {
         const checked = checkCountries(input.allowedCountries);
         if (!checked.ok) return checked;
         set.allowed_countries = JSON.stringify(checked.value);
+        changes.allowedCountries = { from: rec.allowedCountries, to: checked.value };
       }
       if (input.label !== undefined) {
         const label = displayText(input.label, 'label', KEY_LIMITS.maxLabel);
         if (!label.ok) return label;
         set.label = label.value;
+        changes.label = { from: rec.label, to: label.value };
       }
       const rules = checkCombination(scopes, whitelist);
       if (!rules.ok) return rules;
+      details.changes = changes;
       return ok(Object.keys(set).length > 0 ? set : null);
-    }, { type: 'admin.key.updated', by: owner.accountId, details: via(owner.sessionId) });
+    }, { type: 'admin.key.updated', by: owner.accountId, details });
     if (!result.ok) return result;
     if (result.value.changed) this.deps.events.emit({ type: 'key.updated', audited: this.audited, at: this.deps.clock.now(), accountId: owner.accountId, keyId: id, by: owner.accountId });
     return ok(result.value.record);
