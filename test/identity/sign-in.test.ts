@@ -245,6 +245,15 @@ describe('sign-in message checks (embedded)', () => {
     expect((await postLogin(server, message, await wallet.sign(message))).statusCode).toBe(200);
   });
 
+  it('refuses a Request ID outside the EIP-4361 grammar (request-id = *pchar), as for Solana', async () => {
+    for (const requestId of ['two words', 'x"<>{}', 'a^b|c']) {
+      const wallet = ethereumWallet();
+      const { nonce } = await requestChallenge(server, wallet.address, 'ethereum');
+      const message = createSiweMessage({ address: wallet.address, domain: server.config.domain, scheme: 'http', uri: server.config.publicUrl, version: '1', chainId: 1, nonce, issuedAt: new Date(), requestId });
+      expectRefused(await postLogin(server, message, await wallet.sign(message)), /request id/i);
+    }
+  });
+
   it('refuses contract-wallet signatures with a message that says why', async () => {
     const wallet = ethereumWallet();
     const { message } = await requestChallenge(server, wallet.address, 'ethereum');

@@ -34,6 +34,9 @@ export const refuse = (reason: string, detail: string): { ok: false } & SignInRe
 /** Sign-in messages are printable ASCII lines (EIP-4361 asks for ASCII; no bidi tricks, no CR). */
 export const PRINTABLE_ASCII_LINES = /^[\x20-\x7e\n]*$/;
 
+/** RFC 3986 pchar, as EIP-4361 defines request-id (and SIWS after it). */
+export const REQUEST_ID = /^[A-Za-z0-9\-._~!$&'()*+,;=:@%]+$/;
+
 /** What our challenges ask the person to agree to, on either chain. */
 export const SIGN_IN_STATEMENT = 'Sign in to Moondraft. This request does not move funds or trigger a blockchain transaction.';
 

@@ -1,6 +1,6 @@
 import { getAddress, recoverMessageAddress } from 'viem';
 import { createSiweMessage, parseSiweMessage, validateSiweMessage, type SiweMessage } from 'viem/siwe';
-import { refuse, SIGN_IN_STATEMENT, type Parsed, type SignInFields } from './sign-in-message.js';
+import { refuse, REQUEST_ID, SIGN_IN_STATEMENT, type Parsed, type SignInFields } from './sign-in-message.js';
 
 /**
  * Sign-In with Ethereum (EIP-4361) through viem's SIWE helpers. Only externally owned accounts
@@ -52,6 +52,10 @@ export function parseEthereumMessage(message: string): Parsed<SignInFields> {
   }
   if (Number.isNaN(issuedAt.getTime()) || (fields.expirationTime && Number.isNaN(fields.expirationTime.getTime())) || (fields.notBefore && Number.isNaN(fields.notBefore.getTime()))) {
     return refuse('message_bad_time', 'A time in the message is not an RFC 3339 date-time');
+  }
+  // viem renders any Request ID as given; EIP-4361 allows only URI path characters there.
+  if (fields.requestId !== undefined && !REQUEST_ID.test(fields.requestId)) {
+    return refuse('message_invalid', 'The EIP-4361 request id must be URI path characters');
   }
   let canonical: string;
   try {

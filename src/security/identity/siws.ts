@@ -1,6 +1,6 @@
 import { ed25519 } from '@noble/curves/ed25519.js';
 import { base58 } from '@scure/base';
-import { refuse, type Parsed, type SignInFields } from './sign-in-message.js';
+import { refuse, REQUEST_ID, type Parsed, type SignInFields } from './sign-in-message.js';
 
 /**
  * Sign-In-With-Solana messages: the text layout of the Solana wallet-standard `signIn` feature
@@ -43,8 +43,6 @@ const HEADER = ' wants you to sign in with your Solana account:';
 const DATE_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;
 const NONCE = /^[a-zA-Z0-9]{8,64}$/;
 const DOMAIN = /^[a-zA-Z0-9.-]+(:\d{1,5})?$/;
-/** RFC 3986 pchar, as EIP-4361 defines request-id. */
-const REQUEST_ID = /^[A-Za-z0-9\-._~!$&'()*+,;=:@%]+$/;
 
 function isUri(value: string): boolean {
   if (!/^[a-zA-Z][a-zA-Z0-9+.-]*:[\x21-\x7e]*$/.test(value)) return false;
