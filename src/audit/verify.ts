@@ -50,6 +50,18 @@ async function successorOf(db: Db, hash: string): Promise<{ seq: number; id: str
 }
 
 /**
+ * Where the record that `r` links to sits: genesis (0), a signed anchor, or a stored record. Scans
+ * (no index on `hash`), and only once a break is already found.
+ */
+async function predecessorSeq(db: Db, prevHash: string, anchors: readonly VerifiedCheckpoint[]): Promise<number | undefined> {
+  if (prevHash === GENESIS_HASH) return 0;
+  const anchor = anchors.find((a) => a.hash === prevHash);
+  if (anchor) return anchor.seq;
+  const row = await db.selectFrom('audit_events').select('seq').where('hash', '=', prevHash).orderBy('seq').limit(1).executeTakeFirst();
+  return row ? Number(row.seq) : undefined;
+}
+
+/**
  * Walks the whole chain in seq order and reports the first record that was changed, removed or
  * reordered. Checks: consecutive seqs from the start (genesis, or the anchor a purge left); each
  * record's `prev_hash` is its predecessor's hash; each hash recomputes; each signed checkpoint
@@ -109,8 +121,14 @@ export async function verifyChain(db: Db, checkpoints: Checkpoints, now: number)
       const selfConsistent = recordHash(r) === r.hash && storedAs(r.at, raw.at) && storedAs(r.seq, raw.seq);
       if (r.prev_hash !== prevHash) {
         const moved = await successorOf(db, prevHash);
+        // Records slipped in before `r`, which was moved up to make room: it still links to the
+        // record it was written after, and its hash still holds at the seq it was written at.
+        const before = moved ? undefined : await predecessorSeq(db, r.prev_hash, anchors);
         if (moved && moved.seq !== r.seq) {
           walkBroken = { seq: r.seq, id: r.id, reason: 'reordered', detail: `record ${r.seq} does not follow record ${r.seq - 1}; the record written after it now sits at seq ${moved.seq}` };
+        } else if (before !== undefined && before < r.seq - 1 && recordHash({ ...r, seq: before + 1 }) === r.hash) {
+          const intruder = await db.selectFrom('audit_events').select('id').where('seq', '=', before + 1).executeTakeFirst();
+          walkBroken = { seq: before + 1, id: intruder?.id ?? null, reason: 'inserted', detail: `records ${before + 1}…${r.seq - 1} were inserted: record ${r.id}, written at seq ${before + 1}, now sits at seq ${r.seq}` };
         } else if (selfConsistent && last) {
           walkBroken = { seq: last.seq, id: last.id, reason: 'changed', detail: `record ${last.seq} no longer has the hash record ${r.seq} links to: it was changed and re-hashed (or that link was)` };
         } else {

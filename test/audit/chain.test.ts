@@ -102,6 +102,20 @@ describe.each(BACKENDS)('audit chain on %s', (backend) => {
     expect((await verify()).firstBroken).toMatchObject({ seq: 4, reason: 'inserted' });
   });
 
+  it.each([1, 2])('detects %i record(s) inserted in the middle, the records after moved up to make room, at the first one inserted', async (k) => {
+    await seedEvents(server, 5);
+    const all = await rows(server);
+    for (const s of [5, 4, 3]) await db().updateTable('audit_events').set({ seq: s + k }).where('seq', '=', s).execute();
+    let prev = all[1]!.hash;
+    for (let i = 0; i < k; i++) {
+      const forged = { ...all[1]!, id: `aud_forged${i}`, seq: 3 + i, at: Number(all[1]!.at), account_id: 'acc_victim', prev_hash: prev };
+      prev = recordHash(forged);
+      await db().insertInto('audit_events').values({ ...forged, hash: prev }).execute();
+    }
+    await db().updateTable('audit_chain_head').set({ seq: 5 + k }).where('id', '=', 1).execute();
+    expect((await verify()).firstBroken).toMatchObject({ seq: 3, id: 'aud_forged0', reason: 'inserted' });
+  });
+
   it('detects a record inserted before the start of the chain (seq 0 or below)', async () => {
     await seedEvents(server, 3);
     const first = (await rows(server))[0]!;
