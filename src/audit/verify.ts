@@ -108,6 +108,12 @@ export async function verifyChain(db: Db, checkpoints: Checkpoints, now: number)
         }
       }
       if (r.seq !== expectedSeq) {
+        // SQLite keeps a fraction in an integer column (seq 2.5 sorts between 2 and 3): no append
+        // wrote it there.
+        if (!Number.isSafeInteger(r.seq)) {
+          walkBroken = { seq: expectedSeq, id: r.id, reason: 'inserted', detail: `record ${r.id} has seq ${JSON.stringify(raw.seq)}, which is not a position in the chain` };
+          break outer;
+        }
         const moved = await successorOf(db, prevHash);
         walkBroken = moved
           ? { seq: expectedSeq, id: moved.id, reason: 'reordered', detail: `the record written at seq ${expectedSeq} now sits at seq ${moved.seq}` }

@@ -149,6 +149,20 @@ describe.each(BACKENDS)('audit chain on %s', (backend) => {
     expect((await verify()).firstBroken).toMatchObject({ id: forged.id, reason: 'inserted' });
   });
 
+  it('detects a record inserted between two others at a fractional seq (SQLite keeps 2.5 in an integer column)', async () => {
+    await seedEvents(server, 4);
+    const second = (await rows(server))[1]!;
+    const forged = { ...second, id: 'aud_forged_frac', seq: 2.5, at: Number(second.at), account_id: 'acc_victim', prev_hash: second.hash };
+    const insert = db().insertInto('audit_events').values({ ...forged, hash: recordHash(forged) }).execute();
+    if (backend === 'scaleout') {
+      await expect(insert).rejects.toThrow(/bigint|integer/);
+      return;
+    }
+    await insert;
+    expect((await server.services.audit.list({ accountId: 'acc_victim' }, { limit: 10 })).records.map((r) => r.id)).toContain(forged.id);
+    expect((await verify()).firstBroken).toMatchObject({ seq: 3, id: forged.id, reason: 'inserted' });
+  });
+
   it('detects a time rewritten as text of the same value (0x…), which hides the record from time-filtered views', async () => {
     await seedEvents(server, 3);
     const second = (await rows(server))[1]!;
