@@ -384,6 +384,31 @@ describe('regeneration grace period', () => {
     }
   });
 
+  it('the grace period never outlives the old credential: an expired key regenerated with one does not come back', async () => {
+    const k = await createKey(ks, owner.headers, { label: 'lapsed', scopes: ['orders:read'], expiresInDays: 1 });
+    const url = '/api/v1/trading/probe';
+    const start = clock.now();
+    try {
+      // An hour before expiry: the old secret keeps that hour, not the 24 h asked.
+      clock.advance(23 * 3_600_000);
+      let fresh = await session(ks, { wallet: owner.account.wallet }); // the first session's access token has expired by now
+      const near = await ks.app.inject({ method: 'POST', url: `/api/v1/keys/${k.id}/regenerate`, headers: fresh.headers, payload: { gracePeriodSeconds: 86_400 } });
+      expect(near.json(), near.body).toMatchObject({ previousCredentialValidUntil: start + 24 * 3_600_000 });
+      const second = { apiKey: k.apiKey, secret: near.json().apiSecret as string };
+      // Past the new credential's expiry too: regenerated with a grace, the dead one stays dead.
+      clock.advance(2 * 86_400_000);
+      expect(code(await signed(ks, second, { url }))).toBe('key_expired');
+      fresh = await session(ks, { wallet: owner.account.wallet });
+      const late = await ks.app.inject({ method: 'POST', url: `/api/v1/keys/${k.id}/regenerate`, headers: fresh.headers, payload: { gracePeriodSeconds: 3600 } });
+      expect(late.statusCode).toBe(200);
+      expect(late.json().previousCredentialValidUntil).toBeNull();
+      expect(code(await signed(ks, second, { url }))).toBe('invalid_signature');
+      expect((await signed(ks, { apiKey: k.apiKey, secret: late.json().apiSecret }, { url })).statusCode).toBe(200);
+    } finally {
+      clock.set(start);
+    }
+  });
+
   it('without a grace period the old secret stops at once', async () => {
     const k = await createKey(ks, owner.headers, { label: 'rotate now', scopes: ['orders:read'] });
     const res = await ks.app.inject({ method: 'POST', url: `/api/v1/keys/${k.id}/regenerate`, headers: owner.headers, payload: {} });

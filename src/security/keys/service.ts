@@ -443,7 +443,8 @@ export class ApiKeys {
 
   /**
    * A new credential (hmac: a new secret, shown once; ed25519: the public key supplied) and a fresh
-   * expiry. The previous credential stays valid for `gracePeriodSeconds` (0–24 h, default 0).
+   * expiry. The previous credential stays valid for `gracePeriodSeconds` (0–24 h, default 0), never
+   * past its own expiry: regenerating an expired key does not bring its dead credential back.
    */
   async regenerate(owner: Owner, id: string, input: RegenerateInput): Promise<Result<{ record: ApiKeyRecord; apiSecret: string | undefined }>> {
     const grace = input.gracePeriodSeconds ?? 0;
@@ -455,25 +456,27 @@ export class ApiKeys {
       if (rec.revokedAt !== null) return fail('conflict', 'The key is revoked; create a new one');
       const lifetime = this.checkLifetime(input.expiresInDays ?? rec.lifetimeDays);
       if (!lifetime.ok) return lifetime;
+      const prevUntil = Math.min(now + grace * 1000, rec.expiresAt);
+      const keepPrev = grace > 0 && prevUntil > now;
       const set: Record<string, unknown> = {
         lifetime_days: lifetime.value,
         expires_at: now + lifetime.value * DAY_MS,
         rotation_reminded_at: null,
         regenerated_at: now,
-        prev_valid_until: grace > 0 ? now + grace * 1000 : null,
+        prev_valid_until: keepPrev ? prevUntil : null,
       };
       if (rec.type === 'hmac') {
         if (input.publicKey !== undefined) return fail('validation_failed', 'publicKey is only for ed25519 keys');
         apiSecret = generateApiSecret();
         set.secret_enc = this.deps.keyring.encrypt(apiSecret, rec.id);
-        set.prev_secret_enc = grace > 0 ? rec.secretEnc : null;
+        set.prev_secret_enc = keepPrev ? rec.secretEnc : null;
       } else {
         if (input.publicKey === undefined) return fail('validation_failed', 'Regenerating an ed25519 key needs the new publicKey');
         const pk = checkPublicKey(input.publicKey);
         if (!pk.ok) return pk;
         if (pk.value === rec.publicKey) return fail('validation_failed', 'The new publicKey must differ from the current one');
         set.public_key = pk.value;
-        set.prev_public_key = grace > 0 ? rec.publicKey : null;
+        set.prev_public_key = keepPrev ? rec.publicKey : null;
       }
       return ok(set);
     }, { type: 'admin.key.regenerated', by: owner.accountId, details: via(owner.sessionId) });
