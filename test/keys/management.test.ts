@@ -101,6 +101,11 @@ describe('POST /api/v1/keys', () => {
     expect(code(await post('/api/v1/keys', owner.headers, { label: 'x', scopes: ['market:read'], ipWhitelist: ['10.0.0.0/33'] }))).toBe('validation_failed');
     expect(code(await post('/api/v1/keys', owner.headers, { label: 'x', scopes: ['market:read'], ipWhitelist: ['example.com'] }))).toBe('validation_failed');
     expect(code(await post('/api/v1/keys', owner.headers, { label: 'x', scopes: ['market:read'], allowedCountries: ['GBR'] }))).toBe('validation_failed');
+    // Two letters, yet no country: UK is not the United Kingdom's code (GB is), so a key bound to
+    // it would refuse every request. Refused when set, and nothing is created.
+    const before = (await ks.app.inject({ method: 'GET', url: '/api/v1/keys', headers: owner.headers })).json().keys.length;
+    for (const c of ['UK', 'XX']) expect(code(await post('/api/v1/keys', owner.headers, { label: 'x', scopes: ['market:read'], allowedCountries: ['GB', c] })), c).toBe('validation_failed');
+    expect((await ks.app.inject({ method: 'GET', url: '/api/v1/keys', headers: owner.headers })).json().keys).toHaveLength(before);
   });
 
   it('normalises whitelist entries (IPv4-mapped, IPv6 case)', async () => {

@@ -104,6 +104,9 @@ describe('country lookup over the bundled database', async () => {
     expect(canonicalCountryCode('gb')).toBe('GB');
     expect(canonicalCountryCode('GBR')).toBeUndefined();
     expect(canonicalCountryCode('1A')).toBeUndefined();
+    // Two letters that no address is ever located in: UK (GB is the code), unassigned XX, ZZ.
+    for (const code of ['UK', 'XX', 'ZZ', 'AA', 'SU']) expect(canonicalCountryCode(code), code).toBeUndefined();
+    for (const code of ['US', 'AQ', 'XK', 'EU', 'AP', 'ZW']) expect(canonicalCountryCode(code), code).toBe(code);
   });
 });
 
