@@ -363,6 +363,27 @@ describe('session lifetimes and last-used (embedded, manual clock)', () => {
     expect((await refresh(server, token)).json().code).toBe('token_expired');
   });
 
+  it('absolute expiry: an access token from a refresh just before it ends with the session, not an access lifetime later', async () => {
+    const s = await signInEthereum(server);
+    const end = (await server.services.sessions.list(s.account.id)).find((x) => x.id === s.sessionId)!.expiresAt;
+    let token = s.refreshToken;
+    for (let day = 6; day < 30; day += 6) {
+      clock.advance(6 * 86_400_000); // within the idle lifetime
+      token = (await refresh(server, token)).json().refreshToken;
+    }
+    clock.set(end - 10 * 60_000);
+    const r = await refresh(server, token);
+    expect(r.statusCode, r.body).toBe(200);
+    expect(r.json().expiresIn).toBeLessThanOrEqual(600);
+    const exp = JSON.parse(Buffer.from(r.json().accessToken.split('.')[1], 'base64url').toString()).exp;
+    expect(exp * 1000).toBeLessThanOrEqual(end);
+    const headers = { authorization: `Bearer ${r.json().accessToken}` };
+    expect((await server.app.inject({ method: 'GET', url: '/api/v1/account', headers })).statusCode).toBe(200);
+    clock.set(end + 31_000); // past the verifier's 30 s clock tolerance
+    expect((await server.app.inject({ method: 'GET', url: '/api/v1/account', headers })).json().code).toBe('token_expired');
+    await server.services.sessions.flushActivity(); // this session's last use, written now rather than in the next test's count
+  });
+
   it('last used is written at most once a minute, after the response', async () => {
     const s = await signInEthereum(server);
     const lastUsed = async () =>

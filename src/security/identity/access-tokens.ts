@@ -55,7 +55,11 @@ export class AccessTokens {
     this.cache = options.cacheSize ? new Map() : undefined;
   }
 
-  async issue(input: { accountId: string; wallet: string; role: Role; sessionId: string; authTime: number }): Promise<{ token: string; claims: AccessClaims }> {
+  /**
+   * A token for the session, for the configured lifetime but never past `notAfter` (epoch ms: the
+   * session's absolute end), so that a refresh just before that end does not outlive it.
+   */
+  async issue(input: { accountId: string; wallet: string; role: Role; sessionId: string; authTime: number; notAfter?: number }): Promise<{ token: string; claims: AccessClaims }> {
     const iat = Math.floor(this.clock.now() / 1000);
     const claims: AccessClaims = {
       iss: this.options.issuer,
@@ -66,7 +70,7 @@ export class AccessTokens {
       sid: input.sessionId,
       jti: randomUUID(),
       iat,
-      exp: iat + this.options.ttlSec,
+      exp: input.notAfter === undefined ? iat + this.options.ttlSec : Math.max(iat, Math.min(iat + this.options.ttlSec, Math.floor(input.notAfter / 1000))),
       auth_time: input.authTime,
     };
     const { kid, privateKey } = this.keys.active();

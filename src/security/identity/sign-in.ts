@@ -120,18 +120,20 @@ export class SignIn {
   }
 
   private async tokens(account: Account, session: SessionRow, refreshToken: string): Promise<TokenPair> {
-    const { token } = await this.deps.accessTokens.issue({
+    const { token, claims } = await this.deps.accessTokens.issue({
       accountId: account.id,
       wallet: account.wallet,
       role: account.role,
       sessionId: session.id,
       authTime: Math.floor(Number(session.auth_time) / 1000),
+      // A session ends at its absolute expiry "at the latest": its last access token with it.
+      notAfter: Number(session.refresh_expires_at),
     });
     return {
       accessToken: token,
       refreshToken,
       tokenType: 'Bearer',
-      expiresIn: this.deps.config.jwt.accessTtlSec,
+      expiresIn: claims.exp - claims.iat,
       sessionId: session.id,
       account: { id: account.id, wallet: account.wallet, chain: account.chain, role: account.role },
     };
