@@ -204,6 +204,9 @@ export function documentedSecurity(permission: Permission): Record<string, strin
 export const NO_BODY = Type.Optional(Type.Object({}, { additionalProperties: false, description: 'No body (or {})' }));
 const WRITE_METHODS: ReadonlySet<string> = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 
+/** The query of an /api route that declares none: no parameters (an unknown one is 400, as on routes that declare theirs). */
+const NO_QUERY = Type.Object({}, { additionalProperties: false });
+
 /** Set on the reply of a request once the response observers have seen it. */
 const OBSERVED = Symbol('observed');
 type Observable = FastifyReply & { [OBSERVED]?: boolean };
@@ -366,6 +369,12 @@ export async function buildServer(services: Services): Promise<App> {
     if (security) route.schema = { ...(route.schema ?? {}), security };
     if (route.url.startsWith('/api/') && route.schema?.body === undefined && [route.method].flat().some((m) => WRITE_METHODS.has(m.toUpperCase()))) {
       route.schema = { ...(route.schema ?? {}), body: NO_BODY };
+    }
+    // A route that declares no query parameters takes none: `GET /api/v1/trading/positions?asset=MOON`
+    // would otherwise answer every position as if filtered, where routes that declare theirs refuse
+    // an unknown one (400 validation_failed).
+    if (route.url.startsWith('/api/') && route.schema?.querystring === undefined) {
+      route.schema = { ...(route.schema ?? {}), querystring: NO_QUERY };
     }
     routeMethods.add(route.url, route.method);
     if (route.schema?.body && KindGuard.IsOptional(route.schema.body as TSchema)) {

@@ -81,6 +81,16 @@ describe('conventions on every response', () => {
 });
 
 describe('every error path is problem+json with a registered code', () => {
+  it('400 validation_failed for a query parameter on an API route that declares none (not an answer as if it filtered)', async () => {
+    const s = await sessionFor(server);
+    for (const url of ['/api/v1/trading/positions?asset=MOON', '/api/v1/time?x=1', '/api/v1/account/balances?asset=USDC']) {
+      const res = await server.app.inject({ method: 'GET', url, headers: s.headers });
+      expect(res.statusCode, url).toBe(400);
+      expect(res.json().code, url).toBe('validation_failed');
+    }
+    expect((await server.app.inject({ method: 'GET', url: '/api/v1/trading/positions', headers: s.headers })).statusCode).toBe(200);
+  });
+
   it('404 for an unknown route', async () => {
     expectProblem(await server.app.inject({ method: 'GET', url: '/api/v1/nope' }), 'not_found');
   });

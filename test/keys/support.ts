@@ -29,9 +29,9 @@ export async function startKeysServer(options: TestServerOptions = {}): Promise<
   const Echo = { 200: Type.Object({ kind: Type.String(), accountId: Type.Optional(Type.String()), keyId: Type.Optional(Type.String()), scopes: Type.Optional(Type.Array(Type.String())), signed: Type.Optional(Type.Boolean()), role: Type.Optional(Type.String()) }) };
   const Body = Type.Object({ note: Type.Optional(Type.String()), n: Type.Optional(Type.Integer()) }, { additionalProperties: false });
   app.get('/api/v1/market/probe', { config: { permission: 'market:read' }, schema: { hide: true, response: Echo } }, echo);
-  app.post('/api/v1/trading/probe', { config: { permission: 'orders:write' }, schema: { hide: true, body: Body, response: Echo } }, echo);
+  app.post('/api/v1/trading/probe', { config: { permission: 'orders:write' }, schema: { hide: true, body: Body, querystring: Type.Object({}, { additionalProperties: true }), response: Echo } }, echo);
   app.get('/api/v1/trading/probe', { config: { permission: 'orders:read' }, schema: { hide: true, querystring: Type.Object({}, { additionalProperties: true }), response: Echo } }, echo);
-  app.post('/api/v1/account/withdrawals/probe', { config: { permission: 'withdrawals:write' }, schema: { hide: true, body: Body, response: Echo } }, echo);
+  app.post('/api/v1/account/withdrawals/probe', { config: { permission: 'withdrawals:write' }, schema: { hide: true, body: Body, querystring: Type.Object({}, { additionalProperties: true }), response: Echo } }, echo);
   await app.ready();
   return {
     server,
