@@ -10,7 +10,7 @@ export interface FaucetResult {
   asset: string;
   amount: Decimal;
   /** The available balance after the credit. */
-  available?: Decimal;
+  available: Decimal;
 }
 
 /** Sandbox only (absent in live). */
