@@ -30,6 +30,18 @@ describe('BoundedCache', () => {
     expect(cache.get('b')).toBe(2);
   });
 
+  it('a clock stepped back does not keep an entry beyond maxAgeMs: its age is unknown, so it is forgotten', () => {
+    const clock = new ManualClock();
+    const cache = new BoundedCache<string, number>({ maxEntries: 10, maxAgeMs: 1000, clock });
+    cache.set('a', 1);
+    // NTP steps the clock back an hour: measured from the stored time, the entry would look fresh
+    // for an hour more (a revoked key's cached record outliving its one-hour version flag).
+    clock.advance(-3_600_000);
+    expect(cache.get('a')).toBeUndefined();
+    cache.set('b', 2);
+    expect(cache.get('b')).toBe(2);
+  });
+
   it('forgets entries older than maxAgeMs, however often they are read', () => {
     const clock = new ManualClock();
     const cache = new BoundedCache<string, number>({ maxEntries: 10, maxAgeMs: 1000, clock });

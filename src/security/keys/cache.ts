@@ -19,7 +19,9 @@ export class BoundedCache<K, V> {
     const e = this.entries.get(key);
     if (!e) return undefined;
     const now = this.options.clock.now();
-    if (now - e.at >= this.options.maxAgeMs) {
+    // Stored "in the future" (the clock stepped back since): its age is unknown, so it is too old,
+    // or it would outlive maxAgeMs by the size of the step.
+    if (now - e.at >= this.options.maxAgeMs || now < e.at) {
       this.delete(key);
       return undefined;
     }
