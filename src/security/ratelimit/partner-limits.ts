@@ -49,6 +49,14 @@ export class PartnerLimits {
       );
   }
 
+  /**
+   * A copy younger than the TTL. One loaded "in the future" (the clock stepped back since) has an
+   * unknown age: not fresh, or a change whose message was missed would wait out the step too.
+   */
+  private fresh(hit: Cached, now: number): boolean {
+    return now >= hit.loadedAt && now - hit.loadedAt < (this.deps.ttlMs ?? 30_000);
+  }
+
   private invalidate(accountId: string): void {
     this.generation++;
     this.cache.delete(accountId);
@@ -62,13 +70,13 @@ export class PartnerLimits {
   /** The limits in force when this process holds a fresh copy (no I/O, the request hot path), else undefined. */
   cachedLimitsFor(accountId: string): CategoryLimits | undefined {
     const hit = this.cache.get(accountId);
-    return hit && this.deps.clock.now() - hit.loadedAt < (this.deps.ttlMs ?? 30_000) ? hit.limits : undefined;
+    return hit && this.fresh(hit, this.deps.clock.now()) ? hit.limits : undefined;
   }
 
   async overridesFor(accountId: string): Promise<LimitOverrides | undefined> {
     const now = this.deps.clock.now();
     const hit = this.cache.get(accountId);
-    if (hit && now - hit.loadedAt < (this.deps.ttlMs ?? 30_000)) return hit.overrides;
+    if (hit && this.fresh(hit, now)) return hit.overrides;
     const inFlight = this.loading.get(accountId);
     if (inFlight) return inFlight;
     const generation = this.generation;
