@@ -72,13 +72,18 @@ export async function listen(moondraft: Moondraft): Promise<Listening> {
   if (config.metricsPort !== undefined) {
     const metrics = sideServer((req, res) => {
       const headers = conventionHeaders();
-      const problem = (code: 'not_found' | 'internal_error', detail: string) => {
-        res.writeHead(ERRORS[code].status, { ...headers, 'Content-Type': 'application/problem+json; charset=utf-8' });
+      const problem = (code: 'not_found' | 'method_not_allowed' | 'internal_error', detail: string, extraHeaders: Record<string, string> = {}) => {
+        res.writeHead(ERRORS[code].status, { ...headers, ...extraHeaders, 'Content-Type': 'application/problem+json; charset=utf-8' });
         res.end(JSON.stringify(problemBody(code, detail, headers['X-Request-Id'])));
       };
       // The path alone: a scrape may add URL parameters (Prometheus `params`), which change nothing.
-      if ((req.url ?? '').split('?', 1)[0] !== '/metrics' || (req.method !== 'GET' && req.method !== 'HEAD')) {
+      if ((req.url ?? '').split('?', 1)[0] !== '/metrics') {
         problem('not_found', 'This port serves GET /metrics only');
+        return;
+      }
+      // A known path asked with another method: 405 with Allow, as on the API port (API.md).
+      if (req.method !== 'GET' && req.method !== 'HEAD') {
+        problem('method_not_allowed', `${req.method} is not allowed here; use GET, HEAD`, { Allow: 'GET, HEAD' });
         return;
       }
       services.metrics.scrape(services.clock.now()).then(

@@ -195,6 +195,12 @@ describe('the separate metrics port', () => {
       expect(missing.headers.get('content-type')).toMatch(/^application\/problem\+json/);
       const problem = await missing.json();
       expect(problem).toMatchObject({ code: 'not_found', status: 404, requestId: missing.headers.get('x-request-id') });
+      // /metrics with another method is 405 with Allow, as on the API port, not a 404.
+      const posted = await fetch(`http://127.0.0.1:${port}/metrics`, { method: 'POST' });
+      expect(posted.status).toBe(405);
+      expect(posted.headers.get('allow')).toBe('GET, HEAD');
+      expect(posted.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+      expect(await posted.json()).toMatchObject({ code: 'method_not_allowed', status: 405, type: 'https://moondraft.dev/problems/method_not_allowed', requestId: posted.headers.get('x-request-id') });
       for (const res of [metrics, missing]) {
         expect(res.headers.get('x-request-id')).toMatch(/^req_[0-9a-f]{32}$/);
         expect(Number(res.headers.get('x-api-server-time'))).toBeGreaterThan(0);
