@@ -164,7 +164,7 @@ export function keyRoutes(app: App, services: Services): void {
 
   app.get(
     '/api/v1/keys',
-    { config: { permission: 'self:manage' }, schema: { tags: ['keys'], summary: "The caller's API keys (never their secrets)", security: session, response: { 200: Type.Object({ keys: Type.Array(KeyView) }) } } },
+    { config: { permission: 'self:manage' }, schema: { tags: ['keys'], summary: "The caller's API keys not revoked and the 100 most recently revoked (never their secrets)", security: session, response: { 200: Type.Object({ keys: Type.Array(KeyView) }) } } },
     async (request) => {
       const p = owner(request);
       const list = await keys.list(p.accountId);

@@ -31,6 +31,11 @@ export const KEY_LIMITS = {
    * category's worth of requests; this bounds what one account can multiply them to.
    */
   maxKeysPerAccount: 30,
+  /**
+   * Revoked keys the list shows (the most recently revoked): revoked keys are kept, and creating
+   * and revoking in a loop would otherwise grow one answer without end. Older ones are read by id.
+   */
+  maxRevokedListed: 100,
   maxIpWhitelist: MAX_ALLOWLIST_ENTRIES,
   maxCountries: 50,
   /** The spec's rotation period. */
@@ -374,9 +379,20 @@ export class ApiKeys {
     return ok({ record: toRecord(row), apiKey, apiSecret });
   }
 
+  /** Every key of the account not revoked (at most maxKeysPerAccount) and the most recently revoked ones, newest first. */
   async list(accountId: string): Promise<ApiKeyRecord[]> {
-    const rows = await this.deps.store.db.selectFrom('api_keys').selectAll().where('account_id', '=', accountId).orderBy('created_at', 'desc').orderBy('id', 'desc').execute();
-    return rows.map(toRecord);
+    const db = this.deps.store.db;
+    const held = await db.selectFrom('api_keys').selectAll().where('account_id', '=', accountId).where('revoked_at', 'is', null).execute();
+    const revoked = await db
+      .selectFrom('api_keys')
+      .selectAll()
+      .where('account_id', '=', accountId)
+      .where('revoked_at', 'is not', null)
+      .orderBy('revoked_at', 'desc')
+      .orderBy('id', 'desc')
+      .limit(KEY_LIMITS.maxRevokedListed)
+      .execute();
+    return [...held, ...revoked].map(toRecord).sort((a, b) => b.createdAt - a.createdAt || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0));
   }
 
   /** One of the account's keys; another account's key is reported as not found. */
