@@ -22,7 +22,7 @@ export type SecurityEvent = SecurityEventBase &
     | { type: 'signin.failed'; reason: string; wallet?: string | undefined }
     | { type: 'token.refreshed'; sessionId: string }
     | { type: 'refresh_token_reused'; sessionId: string }
-    | { type: 'session.revoked'; sessionId: string; by: 'logout' | 'user' | 'admin' | 'reuse'; /** The admin's account, when by is admin. */ adminId?: string | undefined }
+    | { type: 'session.revoked'; sessionId: string; by: 'logout' | 'user' | 'admin' | 'reuse' | 'limit'; /** The admin's account, when by is admin. */ adminId?: string | undefined }
     | { type: 'role.changed'; from: string; to: string; by: string }
     | { type: 'auth.failed'; code: string; keyId?: string | undefined }
     | { type: 'key.created' | 'key.updated' | 'key.regenerated' | 'key.revoked' | 'key.suspended' | 'key.unsuspended' | 'key.rotation_due'; keyId: string; by?: string | undefined }

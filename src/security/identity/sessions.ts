@@ -32,7 +32,7 @@ export interface SessionView {
 export type SessionRow = SessionsTable;
 /** The account a rotated session belongs to, as read in the rotation's transaction. */
 export type AccountRow = Pick<AccountsTable, 'id' | 'wallet' | 'chain' | 'role' | 'created_at'>;
-export type RevokedBy = 'logout' | 'user' | 'admin' | 'reuse';
+export type RevokedBy = 'logout' | 'user' | 'admin' | 'reuse' | 'limit';
 
 export interface SessionOptions {
   refreshAbsoluteMs: number;
@@ -47,6 +47,11 @@ const ACTIVITY_INTERVAL_MS = 60_000;
 /** How much longer than a token's lifetime a revocation entry lives (see publishRevocation). */
 export const REVOCATION_MARGIN_MS = 60_000;
 const USER_AGENT_MAX = 256;
+/**
+ * Live sessions an account keeps: every sign-in opens one, so a sign-in beyond this ends the
+ * oldest (as revoked by `limit`) rather than letting them pile up past what the list shows.
+ */
+export const MAX_LIVE_SESSIONS = 100;
 
 export function newRefreshToken(): string {
   return `mdr_${randomBytes(32).toString('base64url')}`;
@@ -121,6 +126,7 @@ export class Sessions {
       await trx.insertInto('sessions').values(session).execute();
       await trx.insertInto('refresh_tokens').values({ token_hash: hashRefreshToken(refreshToken), session_id: session.id, created_at: now, spent_at: null }).execute();
     });
+    await this.endOldest(input.accountId, input.client);
     return { session, refreshToken };
   }
 
@@ -212,6 +218,29 @@ export class Sessions {
         return refused('token_expired', 'The session has expired; sign in again', outcome.accountId);
       case 'unknown':
         return refused('invalid_token', 'The refresh token is not valid');
+    }
+  }
+
+  /** Revokes the account's oldest live sessions beyond MAX_LIVE_SESSIONS. */
+  private async endOldest(accountId: string, client: ClientContext): Promise<void> {
+    const now = this.deps.clock.now();
+    const beyond = await this.deps.store.db
+      .selectFrom('sessions')
+      .select('id')
+      .where('account_id', '=', accountId)
+      .where('revoked_at', 'is', null)
+      .where('refresh_expires_at', '>', now)
+      .where('idle_expires_at', '>', now)
+      .orderBy('created_at', 'desc')
+      .orderBy('id', 'desc')
+      .limit(1000)
+      .offset(MAX_LIVE_SESSIONS)
+      .execute();
+    for (const { id } of beyond) {
+      const updated = await this.deps.store.db.updateTable('sessions').set({ revoked_at: now, revoked_reason: 'limit' }).where('id', '=', id).where('revoked_at', 'is', null).executeTakeFirst();
+      if (Number(updated.numUpdatedRows) !== 1) continue;
+      await this.publishRevocation(id, now);
+      this.deps.events.emit({ type: 'session.revoked', sessionId: id, by: 'limit', at: now, accountId, ip: client.ip, userAgent: client.userAgent, requestId: client.requestId });
     }
   }
 
