@@ -179,7 +179,7 @@ const HTTP_CONNECTIONS = Number(process.env.BENCH_ORDERS_CONNECTIONS ?? 64);
  */
 export async function serviceRows(): Promise<BenchRow[]> {
   const dataDir = mkdtempSync(path.join(tmpdir(), 'moondraft-bench-svc-'));
-  const services = await createServices(loadConfig({ MOONDRAFT_DATA_DIR: dataDir, MOONDRAFT_LOG_LEVEL: 'silent', MOONDRAFT_DAILY_LIMIT_TRADER: '999999999999', MOONDRAFT_ORDER_THREAD: 'off' }), { processMetrics: false });
+  const services = await createServices(loadConfig({ MOONDRAFT_DATA_DIR: dataDir, MOONDRAFT_LOG_LEVEL: 'silent', MOONDRAFT_DAILY_LIMIT_TRADER: '999999999999', MOONDRAFT_MAX_OPEN_ORDERS: '100000', MOONDRAFT_ORDER_THREAD: 'off' }), { processMetrics: false });
   try {
     const t = services.trading;
     await t.assets.createAsset({ symbol: 'MOON', name: 'Moon', decimals: 6 }, 'bench');
@@ -303,7 +303,7 @@ interface PlacementRound {
  */
 async function placementRounds(extraEnv: Record<string, string>): Promise<{ best: PlacementRound; rounds: PlacementRound[] }> {
   const dataDir = mkdtempSync(path.join(tmpdir(), 'moondraft-bench-'));
-  const env = { MOONDRAFT_DATA_DIR: dataDir, MOONDRAFT_PUBLIC_URL: 'http://127.0.0.1:8080', MOONDRAFT_LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'info', MOONDRAFT_DAILY_LIMIT_TRADER: '999999999999', ...extraEnv };
+  const env = { MOONDRAFT_DATA_DIR: dataDir, MOONDRAFT_PUBLIC_URL: 'http://127.0.0.1:8080', MOONDRAFT_LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'info', MOONDRAFT_DAILY_LIMIT_TRADER: '999999999999', MOONDRAFT_MAX_OPEN_ORDERS: '100000', ...extraEnv };
   const keys: { apiKey: string; apiSecret: string }[] = [];
   const services = await createServices(loadConfig({ ...env, MOONDRAFT_LOG_LEVEL: 'silent', MOONDRAFT_ORDER_THREAD: 'off' }), { processMetrics: false });
   try {

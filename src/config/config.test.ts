@@ -88,6 +88,12 @@ describe('loadConfig', () => {
     expect(loadConfig({ MOONDRAFT_TRUSTED_PROXIES: proxies.join(',') }).trustedProxies).toEqual(proxies);
   });
 
+  it('reads the open-order cap per account and market: 200 by default, 1 to 100000', () => {
+    expect(loadConfig({}).trading.maxOpenOrders).toBe(200);
+    expect(loadConfig({ MOONDRAFT_MAX_OPEN_ORDERS: '3' }).trading.maxOpenOrders).toBe(3);
+    for (const bad of ['0', '100001', '2.5', 'many']) expect(() => loadConfig({ MOONDRAFT_MAX_OPEN_ORDERS: bad })).toThrow(/MOONDRAFT_MAX_OPEN_ORDERS/);
+  });
+
   it('refuses a headers timeout set longer than the request timeout, rather than silently shortening it', () => {
     expect(() => loadConfig({ MOONDRAFT_REQUEST_TIMEOUT_MS: '5000', MOONDRAFT_HEADERS_TIMEOUT_MS: '20000' })).toThrow(/^MOONDRAFT_HEADERS_TIMEOUT_MS: .*MOONDRAFT_REQUEST_TIMEOUT_MS/);
     // Left to its default, it follows a shorter request timeout.

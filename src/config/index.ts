@@ -125,6 +125,8 @@ export interface TradingConfig {
   faucet: { enabled: boolean; maxPerCall: string; maxPerDay: string };
   /** Most order commands committed in one transaction (group commit). */
   batchMax: number;
+  /** Most orders one account may have resting in one market's book. */
+  maxOpenOrders: number;
   /**
    * Order transactions run on a thread of their own (trading/orders/thread.ts), so that the server
    * thread answers requests while they commit. Off: they run in the server thread.
@@ -499,6 +501,7 @@ export function loadConfig(environment: Source = process.env): Config {
         maxPerDay: decimal(r, 'MOONDRAFT_FAUCET_MAX_PER_DAY', '100000', 0),
       },
       batchMax: r.int('MOONDRAFT_ORDER_BATCH_MAX', 512, 1, 4096),
+      maxOpenOrders: r.int('MOONDRAFT_MAX_OPEN_ORDERS', 200, 1, 100_000),
       orderThread: r.oneOf('MOONDRAFT_ORDER_THREAD', ['on', 'off'] as const, 'on') === 'on',
     },
     tokens: {

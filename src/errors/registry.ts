@@ -36,6 +36,7 @@ export const ERRORS = {
   conflict: { status: 409, title: 'The request conflicts with the current state' },
   insufficient_funds: { status: 422, title: 'The available balance is not enough' },
   daily_limit_exceeded: { status: 403, title: 'The daily trading limit would be exceeded' },
+  open_orders_limit_exceeded: { status: 422, title: 'The account has the most open orders allowed in this market' },
   withdrawal_limit_exceeded: { status: 403, title: 'The withdrawal limit would be exceeded' },
   trading_halted: { status: 503, title: 'Trading is halted' },
   account_isolated: { status: 403, title: 'The account is isolated' },

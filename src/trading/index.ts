@@ -58,6 +58,7 @@ export async function createTrading(deps: {
     assets,
     dailyLimitUsdc: config.dailyLimitUsdc,
     batchMax: config.batchMax,
+    maxOpenOrders: config.maxOpenOrders,
     ...(deps.metrics ? { metrics: deps.metrics } : {}),
     ...(thread
       ? { executor: (hooks) => new OrderThread({ config: thread.config, store: thread.store, log, now: () => clock.now(), systemClock: clock === systemClock, audit: deps.audit, state, redis: thread.redis, serverWriteWaiters: thread.serverWriteWaiters }, hooks) }

@@ -39,7 +39,7 @@ const DOCUMENTED: readonly ErrorCode[] = [
   'account_isolated', 'payload_too_large', 'service_unavailable', 'internal_error', 'invalid_credentials',
   'session_required', 'step_up_required', 'method_not_allowed', 'unsupported_media_type', 'headers_too_large',
   'request_timeout', 'faucet_limit_exceeded', 'token_creation_limit_exceeded', 'key_limit_exceeded',
-  'not_token_creator', 'address_not_allowed', 'four_eyes_required', 'https_required',
+  'not_token_creator', 'address_not_allowed', 'four_eyes_required', 'https_required', 'open_orders_limit_exceeded',
 ];
 
 interface Answer {

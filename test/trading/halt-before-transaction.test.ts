@@ -38,6 +38,7 @@ it('refuses an order whose batch waited for the server thread while a halt was s
     log: pino({ level: 'silent' }),
     assets: trading.assets,
     roleLimits: { trader: USDC(1_000_000) },
+    maxOpenOrders: 200,
     batchMax: 16,
     halts: (markets) => haltsOf(state, markets),
     // The server thread, let in first, answers an admin's halt.

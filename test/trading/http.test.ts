@@ -339,11 +339,16 @@ describe('an order with many fills', () => {
     expect((await req('POST', '/api/v1/admin/assets', admin, { symbol: 'SWEEP', name: 'Sweep', decimals: 2 })).statusCode).toBe(201);
     expect((await req('POST', '/api/v1/admin/markets', admin, { base: 'SWEEP', quote: 'USDC', tickSize: '0.01', lotSize: '1', minNotional: '0.01' })).statusCode).toBe(201);
     const { callerFor, fund } = await import('../support/trading.js');
-    const maker = await trader('0');
-    await fund(server.services.trading, maker.account.id, 'SWEEP', 2_000n * 100n);
+    // Spread over accounts: each may rest at most MOONDRAFT_MAX_OPEN_ORDERS (200) in a market.
+    const accounts: string[] = [];
+    for (let k = 0; k < 6; k++) {
+      const maker = await trader('0');
+      await fund(server.services.trading, maker.account.id, 'SWEEP', 200n * 100n);
+      accounts.push(maker.account.id);
+    }
     const makers = 1_005;
     for (let i = 0; i < makers; i++) {
-      const placed = await server.services.trading.orders.place(callerFor(maker.account.id), { market: 'SWEEP-USDC', side: 'sell', type: 'limit', price: '1', quantity: '1' });
+      const placed = await server.services.trading.orders.place(callerFor(accounts[i % accounts.length]!), { market: 'SWEEP-USDC', side: 'sell', type: 'limit', price: '1', quantity: '1' });
       expect(placed.ok).toBe(true);
     }
     const taker = await trader('2000');

@@ -18,6 +18,7 @@ describe('the order thread proxy', () => {
     report: { committed: () => {}, rebuilt: () => {}, retried: () => {} },
     halts: async (markets: string[]) => new Map(markets.map((m) => [m, { halted: false }])),
     roleLimits: { trader: 1n, admin: 1n },
+    maxOpenOrders: 200,
   };
   const start = (options: { state?: SharedState; redis?: { url: string; prefix: string }; store?: typeof shared.options } = {}) => {
     const thread = new OrderThread(

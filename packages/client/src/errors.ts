@@ -33,6 +33,7 @@ export const SERVER_ERROR_CODES = [
   'conflict',
   'insufficient_funds',
   'daily_limit_exceeded',
+  'open_orders_limit_exceeded',
   'withdrawal_limit_exceeded',
   'trading_halted',
   'account_isolated',

@@ -228,6 +228,16 @@ describe('cancel', () => {
     expect(book.size).toBe(0);
   });
 
+  it('counts each account\'s resting orders as they rest, fill and are cancelled', () => {
+    const a = order({ side: 'buy', price: 99n, accountId: 'x' });
+    const book = bookWith(a, order({ side: 'sell', price: 105n, accountId: 'x' }), order({ side: 'buy', price: 98n, accountId: 'y' }));
+    expect([book.openCountOf('x'), book.openCountOf('y'), book.openCountOf('z')]).toEqual([2, 1, 0]);
+    book.place(order({ side: 'sell', price: 99n, quantity: 10n, accountId: 'y' }));
+    expect(book.openCountOf('x')).toBe(1);
+    book.cancelAll('x');
+    expect(book.openCountOf('x')).toBe(0);
+  });
+
   it('removes an emptied middle level and keeps the others sorted', () => {
     const mid = order({ side: 'sell', price: 102n });
     const book = bookWith(order({ side: 'sell', price: 101n }), mid, order({ side: 'sell', price: 103n }));

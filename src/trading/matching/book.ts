@@ -288,6 +288,11 @@ export class OrderBook {
     return node ? { ...node.order } : undefined;
   }
 
+  /** How many orders an account has resting on this book. */
+  openCountOf(accountId: string): number {
+    return this.byAccount.get(accountId)?.size ?? 0;
+  }
+
   ordersOf(accountId: string): RestingOrder[] {
     return [...(this.byAccount.get(accountId) ?? [])].map((id) => ({ ...this.index.get(id)!.order }));
   }

@@ -70,6 +70,8 @@ export interface SequencerDeps {
   assets: Assets;
   /** Daily limit per role when no admin override applies (USDC minor units). */
   roleLimits: Readonly<Record<string, bigint>>;
+  /** Most orders one account may have resting in one market's book. */
+  maxOpenOrders: number;
   batchMax: number;
   /**
    * The halts in force for these markets, read once per batch attempt before its transaction. A
@@ -319,6 +321,18 @@ export class OrderSequencer implements OrderExecutor {
     // expired, as before: it moves no money.
     const minimum = minimumNotionalRefusal(market, result);
     if (minimum) return minimum;
+
+    // Open orders: an order that would rest is refused once the account already rests the most
+    // allowed in this market (every one is held in memory and walked by cancel-all). Its own
+    // orders that self-trade prevention cancels in this plan rest no more once it is accepted.
+    // An order that never rests (filled in full, IOC, FOK, market) is never refused here.
+    if (result.rests) {
+      const max = this.deps.maxOpenOrders;
+      const open = book.openCountOf(caller.accountId) - result.selfTradeCancels.length;
+      if (open >= max) {
+        return fail('open_orders_limit_exceeded', `This account already has ${open} open orders in ${o.market}, the most allowed (${max}); cancel one first`, { limit: max, open });
+      }
+    }
 
     // Funds: what the fills pay and the remainder holds must be available now.
     const need = takerRequirement(result, bookTerms);

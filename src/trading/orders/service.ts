@@ -28,13 +28,15 @@ export interface OrdersDeps {
   /** Rolling-24 h notional per role, USDC decimal strings. */
   dailyLimitUsdc: { trader: string; admin: string };
   batchMax: number;
+  /** Most orders one account may have resting in one market. */
+  maxOpenOrders: number;
   metrics?: Registry;
   /**
    * Where commands run: by default an OrderSequencer in this thread. The order thread
    * (./thread.ts) passes a factory for its proxy; it is handed the reporter and halt reader that
    * the sequencer would get.
    */
-  executor?: (hooks: { report: SequencerReporter; halts: (markets: string[]) => Promise<Map<string, HaltStatus>>; roleLimits: Readonly<Record<string, bigint>> }) => OrderExecutor;
+  executor?: (hooks: { report: SequencerReporter; halts: (markets: string[]) => Promise<Map<string, HaltStatus>>; roleLimits: Readonly<Record<string, bigint>>; maxOpenOrders: number }) => OrderExecutor;
 }
 
 /**
@@ -83,9 +85,9 @@ export class OrdersService {
     // outage throws (fail closed).
     const halts = (markets: string[]) => haltsOf(deps.state, markets);
     if (deps.executor) {
-      this.executor = deps.executor({ report, halts, roleLimits: this.roleLimits });
+      this.executor = deps.executor({ report, halts, roleLimits: this.roleLimits, maxOpenOrders: deps.maxOpenOrders });
     } else {
-      this.local = new OrderSequencer({ store: deps.store, clock: deps.clock, log: deps.log, assets: deps.assets, roleLimits: this.roleLimits, batchMax: deps.batchMax, halts, report });
+      this.local = new OrderSequencer({ store: deps.store, clock: deps.clock, log: deps.log, assets: deps.assets, roleLimits: this.roleLimits, maxOpenOrders: deps.maxOpenOrders, batchMax: deps.batchMax, halts, report });
       this.executor = this.local;
     }
   }

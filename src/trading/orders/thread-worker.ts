@@ -121,6 +121,7 @@ async function main(): Promise<void> {
     log,
     assets,
     roleLimits: init.roleLimits,
+    maxOpenOrders: init.maxOpenOrders,
     batchMax: init.config.trading.batchMax,
     halts,
     ...(letServerIn ? { beforeTransaction: letServerIn } : {}),

@@ -21,6 +21,8 @@ export interface ThreadInit {
   store: StoreOptions;
   logLevel: string;
   roleLimits: Readonly<Record<string, bigint>>;
+  /** Most orders one account may have resting in one market. */
+  maxOpenOrders: number;
   /** True: the thread reads the system clock. False: it uses the time sent with each command. */
   systemClock: boolean;
   now: number;
@@ -164,7 +166,7 @@ export class OrderThread implements OrderExecutor {
 
   constructor(
     private readonly options: OrderThreadOptions,
-    private readonly hooks: { report: SequencerReporter; halts: (markets: string[]) => Promise<Map<string, HaltStatus>>; roleLimits: Readonly<Record<string, bigint>> },
+    private readonly hooks: { report: SequencerReporter; halts: (markets: string[]) => Promise<Map<string, HaltStatus>>; roleLimits: Readonly<Record<string, bigint>>; maxOpenOrders: number },
   ) {
     if (options.state instanceof MemoryState) {
       const counter = new SharedArrayBuffer(4);
@@ -189,6 +191,7 @@ export class OrderThread implements OrderExecutor {
       store: this.options.store,
       logLevel: this.options.log.level,
       roleLimits: this.hooks.roleLimits,
+      maxOpenOrders: this.hooks.maxOpenOrders,
       systemClock: this.options.systemClock,
       now: this.options.now(),
       halts: this.halts,
