@@ -92,7 +92,15 @@ async function serve(): Promise<void> {
     if (stopping) return;
     stopping = true;
     if (exitCode === 0) moondraft.services.log.info({ signal }, 'shutting down: finishing in-flight requests');
-    const force = setTimeout(() => process.exit(1), 15_000);
+    // A drain that hangs (the database not answering the last writes, say) is cut short: what the
+    // services had not yet written is lost, so say so (the log is written out at exit).
+    const force = setTimeout(() => {
+      moondraft.services.log.fatal(
+        { signal, afterMs: 15_000 },
+        'shutdown did not finish within 15 s: exiting now; audit events still buffered are lost, and orders still being processed have an unknown outcome (retry them with their clientOrderId)',
+      );
+      process.exit(1);
+    }, 15_000);
     force.unref();
     server.stop().then(
       () => {

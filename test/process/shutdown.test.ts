@@ -5,7 +5,9 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/index.js';
 import { createServices } from '../../src/services.js';
+import pg from 'pg';
 import { startServerProcess } from '../support/process.js';
+import { PG_URL, serviceAvailable } from '../support/services.js';
 
 /**
  * A POST whose headers and first half of the body are sent: the request is in flight until
@@ -22,6 +24,8 @@ async function inFlightRequest(url: string): Promise<{ finish(): void; answer: P
   socket.write(`POST /api/v1/in-flight HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: ${body.length}\r\n\r\n${body.slice(0, 100)}`);
   return { finish: () => void socket.write(body.slice(100)), answer };
 }
+
+const pgUp = await serviceAvailable('postgres');
 
 describe('graceful shutdown', () => {
   it('on SIGTERM stops accepting, finishes the in-flight request, then exits 0', async () => {
@@ -109,4 +113,28 @@ describe('graceful shutdown', () => {
       await services.close();
     }
   }, 40_000);
+
+  it.skipIf(!pgUp)('a shutdown that cannot finish within 15 s exits 1 saying why and what is lost', async () => {
+    // The database stops answering the audit writes (a table lock held here): closing the services
+    // waits on the statement deadline (30 s), so the forced exit at 15 s fires. It exited 1 with
+    // not a line about it: the operator could not tell a forced exit, nor that the buffered audit
+    // events were lost.
+    const schema = `md_forced_exit_${process.pid}`;
+    const server = await startServerProcess({ DATABASE_URL: PG_URL, MOONDRAFT_PG_SCHEMA: schema, MOONDRAFT_DATA_DIR: mkdtempSync(path.join(tmpdir(), 'md-forced-')), MOONDRAFT_AUDIT_FLUSH_MS: '600000' });
+    const admin = new pg.Client({ connectionString: PG_URL });
+    await admin.connect();
+    try {
+      expect((await fetch(`${server.url}/api/v1/time`)).status).toBe(200);
+      await admin.query('begin');
+      await admin.query(`lock table ${schema}.audit_events in access exclusive mode`);
+      const started = Date.now();
+      expect(await server.stop('SIGTERM')).toBe(1);
+      expect(Date.now() - started).toBeGreaterThanOrEqual(14_000);
+      expect(server.output()).toContain('shutdown did not finish within 15 s');
+    } finally {
+      await admin.query('rollback').catch(() => undefined);
+      await admin.query(`drop schema if exists ${schema} cascade`);
+      await admin.end();
+    }
+  }, 60_000);
 });
