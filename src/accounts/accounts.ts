@@ -3,7 +3,7 @@ import { fail, ok, type Result } from '../errors/registry.js';
 import type { Clock } from '../lib/clock.js';
 import { newId } from '../lib/ids.js';
 import type { SecurityEvents } from '../security/events/index.js';
-import { sessionStateKeys } from '../security/identity/revocation.js';
+import { publishRole } from '../security/identity/revocation.js';
 import type { Role } from '../security/rbac/roles.js';
 import type { Store } from '../store/db.js';
 import type { SharedState } from '../state/port.js';
@@ -112,13 +112,9 @@ export class Accounts {
     if (previous === undefined) return fail('forbidden_role', 'Only an admin may change roles, and the caller is no longer one');
     const before = { ...found.value, role: previous as Role };
     const changed = previous !== role;
-    const key = sessionStateKeys('', before.id).role;
-    await this.deps.state.set(key, role, this.deps.roleTtlMs);
-    // A racing change (another process) may have committed after this one but written shared state
-    // before it. Every change writes only after its commit, so a read after this write sees any
-    // change it may have overwritten: write the role in force again then.
-    const committed = await this.byId(before.id);
-    if (committed && committed.role !== role) await this.deps.state.set(key, committed.role, this.deps.roleTtlMs);
+    // The role in force, under the row's share lock: a racing change committed after this one is
+    // written by its own publish, never overwritten by this one (revocation.ts).
+    await publishRole(this.deps.store, this.deps.state, before.id, () => this.deps.roleTtlMs);
     if (changed) this.deps.events.emit({ type: 'role.changed', at: now, accountId: before.id, from: before.role, to: role, by, audited: this.deps.audit !== undefined });
     return ok({ ...before, role });
   }

@@ -225,22 +225,27 @@ describe('a sync pass racing a role change', () => {
     // Promoted by mistake a moment ago: the row is recent, so every pass re-publishes it.
     const promoted = await sessionFor(server, { role: 'admin' });
     const { store, state, clock, sessions, log, accounts } = server.services;
-    let demoted = false;
-    // The demotion lands between the pass reading the accounts and writing what it read.
+    let demotion: Promise<{ statusCode: number }> | undefined;
+    let doneBeforeWrite = false;
+    // The demotion is asked for between the pass reading the role and writing what it read: it
+    // cannot commit until that write is done (the pass holds the row's share lock), so its own
+    // write comes last.
     const racing: SharedState = Object.create(state, {
       set: {
         value: async (key: string, value: string, ttlMs?: number) => {
-          if (key === `acct:role:${promoted.account.id}` && !demoted) {
-            demoted = true;
-            const res = await server.app.inject({ method: 'PUT', url: `/api/v1/admin/accounts/${promoted.account.wallet}/role`, headers: admin.headers, payload: { role: 'trader' } });
-            expect(res.statusCode).toBe(200);
+          if (key === `acct:role:${promoted.account.id}` && !demotion) {
+            demotion = server.app.inject({ method: 'PUT', url: `/api/v1/admin/accounts/${promoted.account.wallet}/role`, headers: admin.headers, payload: { role: 'trader' } });
+            void demotion.then(() => (doneBeforeWrite = true));
+            await new Promise((r) => setTimeout(r, 200));
           }
           return state.set(key, value, ttlMs);
         },
       },
     });
     await new SecuritySync({ store, state: racing, clock, sessions, log, windowMs: 3_630_000, intervalMs: 5_000 }).runOnce();
-    expect(demoted).toBe(true);
+    expect(demotion).toBeDefined();
+    expect(doneBeforeWrite).toBe(false);
+    expect((await demotion!).statusCode).toBe(200);
     expect((await accounts.byId(promoted.account.id))?.role).toBe('trader');
     const res = await server.app.inject({ method: 'GET', url: '/api/v1/admin/ip-blocks', headers: promoted.headers });
     expect(res.json().code).toBe('forbidden_role');
@@ -271,14 +276,17 @@ describe('two role changes racing on two scale-out servers', () => {
     const target = await signInEthereum(a);
     const setRole = (server: TestServer, role: string) =>
       server.app.inject({ method: 'PUT', url: `/api/v1/admin/accounts/${target.account.wallet}/role`, headers: admin.headers, payload: { role } });
-    // A promotes, B demotes right after; A's write to shared state is the slower one and lands last.
+    // A promotes, B demotes right after, while A's write to shared state is slow: B cannot commit
+    // until A's write is done (A publishes under the row's share lock), so B's write lands last.
     const state = a.services.state;
     const set = state.set.bind(state);
-    let raced = false;
+    let demotion: Promise<{ statusCode: number }> | undefined;
+    let doneBeforeWrite = false;
     state.set = async (key: string, value: string, ttlMs?: number) => {
-      if (key === `acct:role:${target.account.id}` && value === 'admin' && !raced) {
-        raced = true;
-        expect((await setRole(b, 'trader')).statusCode).toBe(200);
+      if (key === `acct:role:${target.account.id}` && value === 'admin' && !demotion) {
+        demotion = setRole(b, 'trader');
+        void demotion.then(() => (doneBeforeWrite = true));
+        await new Promise((r) => setTimeout(r, 200));
       }
       return set(key, value, ttlMs);
     };
@@ -287,7 +295,9 @@ describe('two role changes racing on two scale-out servers', () => {
     } finally {
       state.set = set;
     }
-    expect(raced).toBe(true);
+    expect(demotion).toBeDefined();
+    expect(doneBeforeWrite).toBe(false);
+    expect((await demotion!).statusCode).toBe(200);
     expect((await a.services.accounts.byId(target.account.id))?.role).toBe('trader');
     for (const s of [a, b]) expect((await account(s, target)).role).toBe('trader');
   });

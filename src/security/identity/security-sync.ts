@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import type { Clock } from '../../lib/clock.js';
 import type { Store } from '../../store/db.js';
 import type { SharedState } from '../../state/port.js';
-import { sessionStateKeys } from './revocation.js';
+import { publishRole } from './revocation.js';
 import type { Sessions } from './sessions.js';
 
 /** Rows written by another process may carry a slightly older timestamp than our last run. */
@@ -67,22 +67,10 @@ export class SecuritySync {
     for (const row of revoked) await this.deps.sessions.publishRevocation(row.id, Number(row.revoked_at));
 
     const readRoles = () => store.db.selectFrom('accounts').select(['id', 'role', 'updated_at']).where('updated_at', '>=', since).execute();
-    const publishRole = async (row: { id: string; role: string; updated_at: number }) => {
-      const ttl = Number(row.updated_at) + windowMs - now;
-      if (ttl > 0) await state.set(sessionStateKeys('', row.id).role, row.role, ttl);
-    };
+    // Each role as it is in force, under its row's share lock (see publishRole): a change that
+    // commits meanwhile is written after this pass's write, never under it.
     const roles = await readRoles();
-    for (const row of roles) await publishRole(row);
-    // A role change committed after the read above writes shared state itself, but this pass may
-    // have written the older role over it. A change writes state only after its commit, so reading
-    // again after writing sees every change this pass could have overwritten: publish those again.
-    if (roles.length > 0) {
-      const published = new Map(roles.map((r) => [r.id, `${r.role}@${Number(r.updated_at)}`]));
-      for (const row of await readRoles()) {
-        const seen = published.get(row.id);
-        if (seen !== undefined && seen !== `${row.role}@${Number(row.updated_at)}`) await publishRole(row);
-      }
-    }
+    for (const row of roles) await publishRole(store, state, row.id, (updatedAt) => updatedAt + windowMs - now);
 
     for (const listener of this.passListeners) await listener(since);
 
