@@ -22,7 +22,7 @@ const setups: { name: string; threaded: boolean; skip?: boolean; start: () => Pr
   },
   {
     name: 'two scale-out servers on one PostgreSQL',
-    threaded: false,
+    threaded: true, // as served: a server on PostgreSQL runs its order transactions on the order thread
     skip: !up,
     start: async () => {
       const isolation = newIsolation();
