@@ -41,8 +41,11 @@ function statusTable(): Map<string, { status: number; also: string }> {
 const NOT_ANSWERED = ['account_isolated'];
 
 describe('the error contract', () => {
-  it.skipIf(!existsSync(sharedApi))('docs/API.md carries the shared contract’s codes unchanged', () => {
-    expect(contractCodes(docs)).toEqual(contractCodes(readFileSync(sharedApi, 'utf8')));
+  it('docs/API.md carries the shared contract’s codes unchanged (a copy of them is kept beside this test)', () => {
+    const copy = (JSON.parse(readFileSync(path.join(repoRoot, 'test/http/shared-error-codes.json'), 'utf8')) as { codes: string[] }).codes;
+    expect(contractCodes(docs)).toEqual(copy);
+    // Where the shared contract is beside the repository (not in every CI checkout), the copy is held to it too.
+    if (existsSync(sharedApi)) expect(copy).toEqual(contractCodes(readFileSync(sharedApi, 'utf8')));
   });
 
   it('every code of the shared contract is registered', () => {
