@@ -8,7 +8,7 @@ export interface CreateTokenRequest {
   name: string;
   /** 2–10 upper-case letters or digits, unique. */
   symbol: string;
-  /** 0–18. */
+  /** 0–9 (an order moves at most 2^63-1 minor units; the server refuses more with `validation_failed`). */
   decimals: number;
   /** Whole tokens, as a decimal string. */
   supply: Decimal;
