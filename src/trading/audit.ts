@@ -10,7 +10,9 @@ import type { CommitHook } from './orders/terms.js';
 function actorFields(actor: Actor) {
   return {
     actorId: actor.accountId ?? `system:${actor.id}`,
-    via: { via: actor.kind, ...(actor.kind === 'apiKey' ? { keyId: actor.id } : actor.kind === 'session' ? { sessionId: actor.id } : { actor: actor.id }) },
+    // An admin acts through a signed-in session (routes refuse keys): named as sessionId, as in
+    // every other admin record, so an auditor tracing one session finds its delistings too.
+    via: { via: actor.kind, ...(actor.kind === 'apiKey' ? { keyId: actor.id } : actor.kind === 'session' || actor.kind === 'admin' ? { sessionId: actor.id } : { actor: actor.id }) },
   };
 }
 

@@ -226,7 +226,7 @@ describe('trading administration is audited in its transaction', () => {
     expect(listed.every((r) => r.actorId === admin.account.id)).toBe(true);
     const delisted = (await of('admin.market.delisted')).filter((r) => r.details?.market === 'AUDX-USDC');
     expect(delisted).toHaveLength(1);
-    expect(delisted[0]).toMatchObject({ actorId: admin.account.id, details: { cancelled: 0 } });
+    expect(delisted[0]).toMatchObject({ actorId: admin.account.id, details: { cancelled: 0, via: 'admin', sessionId: admin.sessionId } });
     const limits = (await server.services.audit.list({ type: 'admin.trading_limit.changed', accountId: target.account.id }, { limit: 10 })).records;
     expect(limits.map((r) => [r.details?.from, r.details?.to])).toEqual(expect.arrayContaining([[null, '250.5'], ['250.5', null]]));
     expect(limits).toHaveLength(2);

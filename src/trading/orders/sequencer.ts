@@ -98,7 +98,7 @@ const MAX_ATTEMPTS = 12;
  * The sequencer: group-commits order commands. The commands that arrive while one transaction
  * commits go together into the next. Inside that one transaction, per command: market row locked
  * → book checked against the market's seq (rebuilt from the store if another process moved it)
- * → idempotency → match plan → funds → daily limit → book applied → order, fills, ledger entries,
+ * → idempotency → match plan → open-orders cap → funds → daily limit → book applied → order, fills, ledger entries,
  * positions, usage, candles written → commit hooks (audit) → commit. Only then is any command
  * resolved. If the transaction fails after books were changed in memory, those books are dropped
  * and rebuilt from the store: memory is never ahead of the database.
