@@ -293,7 +293,8 @@ describe.each([
     expect((await req('POST', '/api/v1/tokens', s, { name: 'Sol token', symbol, decimals: 9, supply: '1000', chain: 'solana' })).statusCode).toBe(201);
     const unpriced = await withdraw(s, { asset: symbol, amount: '1', address: solKey });
     expect(unpriced.statusCode).toBe(403);
-    expect(unpriced.json().code).toBe('withdrawal_limit_exceeded');
+    // Its body carries what API.md's table promises for the code, as any other refusal of it does.
+    expect(unpriced.json()).toMatchObject({ code: 'withdrawal_limit_exceeded', tier: 0, limit: '1000', remaining: '1000' });
     const buyer = await trader('100');
     expect((await req('POST', '/api/v1/trading/orders', s, { market: `${symbol}-USDC`, side: 'sell', type: 'limit', price: '2.5', quantity: '10' })).statusCode).toBe(201);
     expect((await req('POST', '/api/v1/trading/orders', buyer, { market: `${symbol}-USDC`, side: 'buy', type: 'market', quantity: '4' })).json().status).toBe('filled');

@@ -250,16 +250,14 @@ export class Withdrawals {
         if (Number(saved.usable_at) > now) return fail('address_not_allowed', 'This address is still in its hold period', { usableAt: Number(saved.usable_at) });
       }
       const value = await this.valueOf(trx, asset.symbol, asset.decimals, amount.value, now);
-      if (value === null) return fail('withdrawal_limit_exceeded', `${asset.symbol} has no market price yet, so it cannot be valued against the withdrawal limit`);
       const limit = this.limits[settings.tier];
       const { total: used, auto } = await this.used(trx, accountId, now);
+      const remaining = limit > used ? limit - used : 0n;
+      // API.md: every withdrawal_limit_exceeded carries tier, limit and remaining (USDC), this one too.
+      const standing = { tier: settings.tier, limit: formatAmount(limit, USDC_DECIMALS), remaining: formatAmount(remaining, USDC_DECIMALS) };
+      if (value === null) return fail('withdrawal_limit_exceeded', `${asset.symbol} has no market price yet, so it cannot be valued against the withdrawal limit`, standing);
       if (used + value > limit) {
-        const remaining = limit > used ? limit - used : 0n;
-        return fail('withdrawal_limit_exceeded', `Tier ${settings.tier} allows ${formatAmount(limit, USDC_DECIMALS)} USDC per 24 h; ${formatAmount(remaining, USDC_DECIMALS)} USDC is left`, {
-          tier: settings.tier,
-          limit: formatAmount(limit, USDC_DECIMALS),
-          remaining: formatAmount(remaining, USDC_DECIMALS),
-        });
+        return fail('withdrawal_limit_exceeded', `Tier ${settings.tier} allows ${formatAmount(limit, USDC_DECIMALS)} USDC per 24 h; ${formatAmount(remaining, USDC_DECIMALS)} USDC is left`, standing);
       }
       const id = newId('wdr', now);
       const held = await l.openHold({ id, owner: accountId, asset: asset.symbol, amount: amount.value, kind: 'withdrawal', fresh: true });
