@@ -217,6 +217,17 @@ describe.each(backends)('rate limits over HTTP (%s)', (backend) => {
     expect(events.some((e) => e.type === 'ratelimit.limits_changed' && e.accountId === partner.account.id)).toBe(true);
   });
 
+  it('the sandbox faucet counts as account requests: tiny grants cannot be asked at any rate', async () => {
+    const s = await sessionFor(server);
+    const grant = () => server.app.inject({ method: 'POST', url: '/api/v1/sandbox/faucet', headers: s.headers, payload: { asset: 'USDC', amount: '0.000001' } });
+    const first = await grant();
+    expect(first.statusCode).toBe(200);
+    expect(first.headers['ratelimit-policy']).toBe('"account";q=25;w=1');
+    const statuses = [];
+    for (let i = 0; i < 25; i++) statuses.push((await grant()).statusCode);
+    expect(statuses.filter((c) => c === 429)).toHaveLength(1);
+  });
+
   it('partner limits: validated, admin only, known accounts only', async () => {
     const admin = await sessionFor(server, { role: 'admin' });
     const trader = await sessionFor(server);

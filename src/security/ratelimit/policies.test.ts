@@ -18,6 +18,7 @@ describe('categoryOf (API.md "Rate limits" table)', () => {
     ['/api/v1/keys/:id/regenerate', 'account'],
     ['/api/v1/security/sessions', 'account'],
     ['/api/v1/webhooks', 'account'],
+    ['/api/v1/sandbox/faucet', 'account'],
     ['/api/v1/tokens', 'tokens'],
     ['/api/v1/tokens/:symbol', 'tokens'],
   ] as const)('%s → %s', (path, category) => {

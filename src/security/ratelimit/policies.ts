@@ -23,7 +23,9 @@ function under(path: string, base: string): boolean {
 export function categoryOf(path: string): RateCategory | null {
   if (under(path, '/api/v1/market')) return 'market';
   if (under(path, '/api/v1/trading')) return 'trading';
-  if (under(path, '/api/v1/account') || under(path, '/api/v1/keys') || under(path, '/api/v1/security') || under(path, '/api/v1/webhooks')) return 'account';
+  // The sandbox faucet moves money (a ledger transaction and an audit record a call): counted as
+  // account requests, or tiny grants at any rate would stay inside its per-day amount.
+  if (under(path, '/api/v1/account') || under(path, '/api/v1/keys') || under(path, '/api/v1/security') || under(path, '/api/v1/webhooks') || under(path, '/api/v1/sandbox')) return 'account';
   if (under(path, '/api/v1/tokens')) return 'tokens';
   return null;
 }
