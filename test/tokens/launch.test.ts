@@ -62,6 +62,8 @@ describe.each([
       [{ name: 'x'.repeat(64) }, 201],
       [{ name: '' }, 400],
       [{ name: 'x'.repeat(65) }, 400],
+      // 64 characters after trimming, as the rule counts them: spaces around do not count.
+      [{ name: ` ${'x'.repeat(64)} ` }, 201],
       [{ name: '   ' }, 400],
       [{ name: 'bad\u0007name' }, 400],
       // Invisible or direction-changing characters make a name that lies about itself.

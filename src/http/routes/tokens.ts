@@ -33,7 +33,9 @@ export const TokenView = Type.Object({
 });
 
 const HttpsUrl = (what: string) => Type.String({ minLength: 1, maxLength: 2048, description: `${what}: an absolute https URL` });
-const Name = Type.String({ minLength: 1, maxLength: 64 });
+// The 64-character rule is the domain's (after trimming, in characters, not UTF-16 units): the
+// schema only bounds the raw string, as for key labels.
+const Name = Type.String({ minLength: 1, maxLength: 256 });
 const Description = Type.String({ maxLength: 1000 });
 
 /**

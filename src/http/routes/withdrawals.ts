@@ -183,7 +183,7 @@ export function withdrawalRoutes(app: App, services: Services): void {
         summary: 'Save an address; usable after the hold (default 24 h)',
         security: Security,
         body: Type.Object(
-          { chain: Type.Union([Type.Literal('evm'), Type.Literal('solana')]), address: Type.String({ minLength: 1, maxLength: 64 }), label: Type.Optional(Type.String({ maxLength: 64 })) },
+          { chain: Type.Union([Type.Literal('evm'), Type.Literal('solana')]), address: Type.String({ minLength: 1, maxLength: 64 }), label: Type.Optional(Type.String({ maxLength: 256, description: 'At most 64 characters after trimming' })) },
           { additionalProperties: false },
         ),
         response: { 201: AddressView },
