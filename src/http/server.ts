@@ -5,7 +5,7 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import { KindGuard, Type, type TSchema } from '@sinclair/typebox';
 import Fastify, { LogController, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
-import { anonymizeIp } from '../audit/anonymize.js';
+import { anonymizeIp, anonymizeTarget } from '../audit/anonymize.js';
 import type { FloodRefusal } from '../audit/refusals.js';
 import { readTlsFiles } from '../config/secrets.js';
 import type { Services } from '../services.js';
@@ -74,7 +74,8 @@ function capConnections(app: App, services: Services): void {
     const { group, refused } = counter.opened(socket.remoteAddress);
     if (refused) {
       services.ddosMetrics.connectionsRefused.inc();
-      services.audit.tallyRefusal(anonymizeIp(group), 'too_many_connections');
+      // The group is an address, or an IPv6 /64 (`2001:db8:1:2::/64`): its network either way.
+      services.audit.tallyRefusal(group === null ? null : anonymizeTarget(group), 'too_many_connections');
       socket.destroy();
       return;
     }

@@ -1,12 +1,13 @@
 import net from 'node:net';
 import { describe, expect, it } from 'vitest';
+import { anonymizeIp } from '../../src/audit/anonymize.js';
 import { listen } from '../../src/http/listen.js';
 import { startTestServer } from '../support/server.js';
 
 /** Opens a connection and resolves once it is established, or with 'closed' if the server ends it first. */
-function connect(port: number): Promise<net.Socket> {
+function connect(port: number, host = '127.0.0.1'): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
-    const socket = net.connect(port, '127.0.0.1', () => resolve(socket));
+    const socket = net.connect(port, host, () => resolve(socket));
     socket.once('error', reject);
   });
 }
@@ -66,6 +67,25 @@ describe('open connections per address (DDoS guard)', () => {
       for (let i = 0; i < 3; i++) held.push(await connect(port));
       expect(await closedWithin(held[2]!, 300)).toBe(false);
       expect((await fetch(`${listening.url}/api/v1/time`)).status).toBe(200);
+    } finally {
+      for (const s of held) s.destroy();
+      await listening.stop();
+    }
+  });
+  it('an IPv6 client refused past the cap is tallied under its network, not under no address', async () => {
+    const server = await startTestServer({ env: { HOST: '::1', PORT: '0', MOONDRAFT_DDOS_CONNECTIONS_PER_IP: '1', MOONDRAFT_DDOS_EXEMPT: 'none' } });
+    const listening = await listen(server);
+    const port = Number(new URL(listening.url).port);
+    const held: net.Socket[] = [];
+    try {
+      held.push(await connect(port, '::1'));
+      const second = await connect(port, '::1');
+      expect(await closedWithin(second, 2000)).toBe(true);
+      await server.services.audit.settle();
+      const refused = [];
+      for await (const v of server.services.audit.export({ type: 'access.refused' })) refused.push([v.ip, v.details]);
+      // The network an access record from ::1 names.
+      expect(refused).toEqual([[anonymizeIp('::1'), expect.objectContaining({ refusal: 'too_many_connections', count: 1 })]]);
     } finally {
       for (const s of held) s.destroy();
       await listening.stop();
