@@ -2,7 +2,7 @@ import { createServer, type RequestListener, type Server } from 'node:http';
 import type { Moondraft } from '../app.js';
 import { ERRORS } from '../errors/registry.js';
 import { problemBody } from './problem.js';
-import { clientErrorHandler, DEADLINE_CHECK_MS, newRequestId } from './server.js';
+import { capConnections, clientErrorHandler, DEADLINE_CHECK_MS, newRequestId } from './server.js';
 import { SECURITY_HEADERS } from './stages/request-context.js';
 import { carriesCredentials } from './stages/plaintext-credentials.js';
 
@@ -35,13 +35,15 @@ export async function listen(moondraft: Moondraft): Promise<Listening> {
   /**
    * A side port's server, held to the API port's deadlines (whole request, headers, keep-alive,
    * idle socket: Node's defaults would let a slow client hold a connection for minutes or for
-   * good), and answering requests Node's parser refuses with the same problem+json.
+   * good) and to the same per-address count of open connections, and answering requests Node's
+   * parser refuses with the same problem+json.
    */
   const sideServer = (handler: RequestListener): Server => {
     const { requestMs, headersMs, keepAliveMs, connectionMs } = config.timeouts;
     const server = createServer({ requestTimeout: requestMs, headersTimeout: headersMs, keepAliveTimeout: keepAliveMs, connectionsCheckingInterval: DEADLINE_CHECK_MS }, handler);
     server.setTimeout(connectionMs, (socket) => socket.destroy());
     server.on('clientError', clientErrorHandler(services, { audited: false }));
+    capConnections(server, services, { audited: false });
     return server;
   };
   const url = await app.listen({ host: config.host, port: config.port });

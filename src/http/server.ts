@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { STATUS_CODES } from 'node:http';
-import type { Socket } from 'node:net';
+import type { Server as NetServer, Socket } from 'node:net';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import { KindGuard, Type, type TSchema } from '@sinclair/typebox';
@@ -62,24 +62,34 @@ export function chunkedOnly(transferEncoding: string | undefined): boolean {
   return transferEncoding.split(',').every((coding) => ['', 'chunked', 'identity'].includes(coding.trim().toLowerCase()));
 }
 
+/** One count of open connections per server process (the services), whichever of its ports they reach. */
+const connectionCounters = new WeakMap<Services, ConnectionCounter>();
+
 /**
  * Closes a new connection at once when its address already holds MOONDRAFT_DDOS_CONNECTIONS_PER_IP
- * open ones to this process (security/ddos/connections.ts). Nothing is written: an answer would
- * race the request bytes the client may already have sent, which node:http would still parse and
- * serve. Checked before node:http sets the connection up (prepended).
+ * open ones to this process (security/ddos/connections.ts), on the API port or a side port (the
+ * plain-HTTP redirect port faces the same clients, and every port spends the process's sockets).
+ * Nothing is written: an answer would race the request bytes the client may already have sent,
+ * which node:http would still parse and serve. Checked before node:http sets the connection up
+ * (prepended). On the API port (`audited`) a refusal is counted in the audit trail's flood tally.
  */
-function capConnections(app: App, services: Services): void {
-  const counter = new ConnectionCounter(services.config.ddos.connectionsPerIp, (address) => services.ddosGuard.isExempt(address));
-  app.server.prependListener('connection', (socket: Socket) => {
-    const { group, refused } = counter.opened(socket.remoteAddress);
+export function capConnections(server: NetServer, services: Services, { audited }: { audited: boolean }): void {
+  let counter = connectionCounters.get(services);
+  if (!counter) {
+    counter = new ConnectionCounter(services.config.ddos.connectionsPerIp, (address) => services.ddosGuard.isExempt(address));
+    connectionCounters.set(services, counter);
+  }
+  const counted = counter;
+  server.prependListener('connection', (socket: Socket) => {
+    const { group, refused } = counted.opened(socket.remoteAddress);
     if (refused) {
       services.ddosMetrics.connectionsRefused.inc();
       // The group is an address, or an IPv6 /64 (`2001:db8:1:2::/64`): its network either way.
-      services.audit.tallyRefusal(group === null ? null : anonymizeTarget(group), 'too_many_connections');
+      if (audited) services.audit.tallyRefusal(group === null ? null : anonymizeTarget(group), 'too_many_connections');
       socket.destroy();
       return;
     }
-    if (group !== null) socket.once('close', () => counter.closed(group));
+    if (group !== null) socket.once('close', () => counted.closed(group));
   });
 }
 
@@ -293,7 +303,7 @@ export async function buildServer(services: Services): Promise<App> {
   // hidden behind filler lines and the request served as the first. The header size limit (16 KiB,
   // 431 past it) still bounds what a request may carry.
   app.server.maxHeadersCount = 0;
-  capConnections(app, services);
+  capConnections(app.server, services, { audited: true });
 
   app.setValidatorCompiler(validatorCompiler);
   app.setErrorHandler(errorHandler);

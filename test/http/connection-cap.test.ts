@@ -1,7 +1,12 @@
+import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { anonymizeIp } from '../../src/audit/anonymize.js';
+import { writeDevCert } from '../../src/cli/dev-cert.js';
 import { listen } from '../../src/http/listen.js';
+import { freePort } from '../support/process.js';
 import { startTestServer } from '../support/server.js';
 
 /** Opens a connection and resolves once it is established, or with 'closed' if the server ends it first. */
@@ -89,6 +94,46 @@ describe('open connections per address (DDoS guard)', () => {
     } finally {
       for (const s of held) s.destroy();
       await listening.stop();
+    }
+  });
+
+  it('the plain-HTTP redirect port and the metrics port count against the same cap (one server process)', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'md-tls-'));
+    const { certFile, keyFile } = await writeDevCert(dir, ['localhost', '127.0.0.1']);
+    const redirectPort = await freePort();
+    const metricsPort = await freePort();
+    const server = await startTestServer({
+      env: {
+        HOST: '127.0.0.1',
+        PORT: '0',
+        MOONDRAFT_TLS_CERT: certFile,
+        MOONDRAFT_TLS_KEY: keyFile,
+        MOONDRAFT_HTTP_REDIRECT_PORT: String(redirectPort),
+        MOONDRAFT_METRICS_PORT: String(metricsPort),
+        MOONDRAFT_DDOS_CONNECTIONS_PER_IP: '2',
+        MOONDRAFT_DDOS_EXEMPT: 'none',
+      },
+    });
+    const listening = await listen(server);
+    const held: net.Socket[] = [];
+    try {
+      // Slow clients on the redirect port hold what the cap allows, then are refused there...
+      for (let i = 0; i < 2; i++) held.push(await connect(redirectPort));
+      await new Promise((r) => setTimeout(r, 100));
+      for (const s of held) expect(s.destroyed).toBe(false);
+      expect(await closedWithin(await connect(redirectPort), 2000)).toBe(true);
+      // ... and on the metrics port and the API port, as the cap is per address and process.
+      expect(await closedWithin(await connect(metricsPort), 2000)).toBe(true);
+      expect(await closedWithin(await connect(Number(new URL(listening.url).port)), 2000)).toBe(true);
+      expect(await server.services.metrics.text()).toMatch(/moondraft_connections_refused_total 3\b/);
+      held.shift()!.destroy();
+      await new Promise((r) => setTimeout(r, 100));
+      const res = await fetch(`http://127.0.0.1:${redirectPort}/api/v1/time`, { redirect: 'manual', headers: { connection: 'close' } });
+      expect(res.status).toBe(308);
+    } finally {
+      for (const s of held) s.destroy();
+      await listening.stop();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
