@@ -280,6 +280,20 @@ describe('sandbox secrets', () => {
     }
   }, 30_000);
 
+  it('refuses a master key that lacks the version the store\'s newest data was sealed with', async () => {
+    const dataDir = tmp();
+    const env = { MOONDRAFT_DATA_DIR: dataDir, MOONDRAFT_LOG_LEVEL: 'silent' as const };
+    const v1 = Keyring.generateSpec(1);
+    const both = `${v1},${Keyring.generateSpec(2)}`;
+    const first = await createServices(loadConfig({ ...env, MOONDRAFT_MASTER_KEY: both }), { processMetrics: false });
+    await first.accounts.setRole('0x52908400098527886E0F7030069857D2E4169EE7', 'auditor', 'cli');
+    await first.close();
+    // The spec from before a rotation (version 1 only), or another deployment's version 3: neither
+    // opens what version 2 sealed, and what it wrote could not be read beside it.
+    await expect(createServices(loadConfig({ ...env, MOONDRAFT_MASTER_KEY: v1 }), { processMetrics: false })).rejects.toThrow(/^MOONDRAFT_MASTER_KEY: .*version 2/);
+    await expect(createServices(loadConfig({ ...env, MOONDRAFT_MASTER_KEY: Keyring.generateSpec(3) }), { processMetrics: false })).rejects.toThrow(/^MOONDRAFT_MASTER_KEY: .*version 2/);
+  }, 30_000);
+
   it('refuses a malformed MOONDRAFT_MASTER_KEY without printing it', () => {
     const config = loadConfig({ MOONDRAFT_DATA_DIR: tmp(), MOONDRAFT_MASTER_KEY: 'c2hvcnQ=' });
     expect(() => resolveKeyring(config)).toThrow(/^MOONDRAFT_MASTER_KEY: .*32 bytes/);

@@ -107,17 +107,21 @@ const KEY_CHECK_RECORDS = 20;
  * Refuses a keyring that is not the one the store's data was sealed with (another deployment's
  * MOONDRAFT_MASTER_KEY, a mistyped one, a master.key from elsewhere): one of the same version
  * number parses, and everything written under it (audit records, API-key secrets) could never be
- * read with the real key. Judged on the newest audit records whose key version it holds: none of
- * them opens. Several, so that one damaged record (which `audit verify` must be able to report)
- * does not stop start-up.
+ * read with the real key. Judged on the newest audit records: it holds none of their key versions,
+ * or none of those under a version it holds opens. Several, so that one damaged record (which
+ * `audit verify` must be able to report) does not stop start-up.
  */
 export async function assertKeyringOpensStore(store: Store, keyring: Keyring): Promise<void> {
   const rows = await store.db.selectFrom('audit_events').select(['id', 'details_enc']).orderBy('seq', 'desc').limit(KEY_CHECK_RECORDS).execute();
-  const held = rows.filter((r) => {
-    const version = Keyring.versionOf(r.details_enc);
-    return version !== undefined && keyring.has(version);
-  });
-  if (held.length === 0) return;
+  const sealed = rows.filter((r) => Keyring.versionOf(r.details_enc) !== undefined);
+  if (sealed.length === 0) return;
+  const held = sealed.filter((r) => keyring.has(Keyring.versionOf(r.details_enc)!));
+  // None of them under a version it holds (the spec from before a rotation, another deployment's
+  // version): it opens none of them either, and what it would write could not be read beside them.
+  if (held.length === 0) {
+    const versions = [...new Set(sealed.map((r) => Keyring.versionOf(r.details_enc)))].join(', ');
+    throw new ConfigError('MOONDRAFT_MASTER_KEY', `holds no key of version ${versions}, which the newest data in this store is sealed with`);
+  }
   for (const row of held) {
     try {
       keyring.decrypt(row.details_enc, fieldAad(row.id, 'details'));
