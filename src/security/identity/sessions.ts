@@ -239,8 +239,10 @@ export class Sessions {
     for (const { id } of beyond) {
       const updated = await this.deps.store.db.updateTable('sessions').set({ revoked_at: now, revoked_reason: 'limit' }).where('id', '=', id).where('revoked_at', 'is', null).executeTakeFirst();
       if (Number(updated.numUpdatedRows) !== 1) continue;
-      await this.publishRevocation(id, now);
+      // Audited before it is published: a shared-state failure fails the sign-in, but the session
+      // has ended (the security sync publishes it) and no later call would record it.
       this.deps.events.emit({ type: 'session.revoked', sessionId: id, by: 'limit', at: now, accountId, ip: client.ip, userAgent: client.userAgent, requestId: client.requestId });
+      await this.publishRevocation(id, now);
     }
   }
 
