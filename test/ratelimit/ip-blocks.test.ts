@@ -270,7 +270,9 @@ describe.runIf(scaleout)('IP blocks across processes (two in-test servers, one R
     try {
       for (let i = 0; i < 20; i++) await a.app.inject({ method: 'GET', url: '/api/v1/account', remoteAddress: ip, headers: { authorization: 'Bearer aaa.bbb.ccc' } });
       await vi.waitFor(() => expect(a.services.ipBlocks.check(ip)).toMatchObject({ source: 'auto' }));
-      expect(failed).toBe(1);
+      // The first indexing failed; a background pass of the block list (on its own timer, slower
+      // on a loaded machine) may index it again meanwhile, which the steps below check anyway.
+      expect(failed).toBeGreaterThanOrEqual(1);
     } finally {
       state.indexAdd = indexAdd;
     }
