@@ -328,6 +328,10 @@ describe('scale-out: a revocation on one process is refused by another at once',
     expect((await a.app.inject({ method: 'POST', url: '/api/v1/auth/logout', headers: s.headers })).statusCode).toBe(204);
     expect(await account(b, s)).toEqual({ status: 401, code: 'token_revoked' });
     expect(await account(a, s)).toEqual({ status: 401, code: 'token_revoked' });
+    // The revocation is in the audit trail once: recorded when it committed, not after the failed publish.
+    await (a.services.audit as unknown as { settle?: () => Promise<void> }).settle?.();
+    const recorded = (await a.services.audit.list({ type: 'auth.session.revoked', accountId: s.account.id }, { limit: 10 })).records;
+    expect(recorded.map((r) => r.details?.sessionId)).toEqual([s.sessionId]);
   });
 });
 

@@ -258,10 +258,12 @@ export class Sessions {
       return ok(undefined);
     }
     const updated = await this.deps.store.db.updateTable('sessions').set({ revoked_at: now, revoked_reason: by }).where('id', '=', sessionId).where('revoked_at', 'is', null).executeTakeFirst();
-    await this.publishRevocation(sessionId, now);
+    // Recorded once the revocation is committed, before it is published: a failed publish answers
+    // 503 and the retry finds the session revoked already, so recording after it would never happen.
     if (Number(updated.numUpdatedRows) === 1) {
       this.deps.events.emit({ type: 'session.revoked', sessionId, by, at: now, accountId, ip: client.ip, userAgent: client.userAgent, requestId: client.requestId });
     }
+    await this.publishRevocation(sessionId, now);
     return ok(undefined);
   }
 
