@@ -112,10 +112,13 @@ export class Accounts {
     if (previous === undefined) return fail('forbidden_role', 'Only an admin may change roles, and the caller is no longer one');
     const before = { ...found.value, role: previous as Role };
     const changed = previous !== role;
+    // Announced once committed, before the publish: a publish that fails answers 503 for a change
+    // that took effect, and this process's listeners (the key service's account cache) must still
+    // hear of it; the security sync publishes it for the other processes.
+    if (changed) this.deps.events.emit({ type: 'role.changed', at: now, accountId: before.id, from: before.role, to: role, by, audited: this.deps.audit !== undefined });
     // The role in force, under the row's share lock: a racing change committed after this one is
     // written by its own publish, never overwritten by this one (revocation.ts).
     await publishRole(this.deps.store, this.deps.state, before.id, () => this.deps.roleTtlMs);
-    if (changed) this.deps.events.emit({ type: 'role.changed', at: now, accountId: before.id, from: before.role, to: role, by, audited: this.deps.audit !== undefined });
     return ok({ ...before, role });
   }
 }

@@ -4,6 +4,7 @@ import { loadConfig } from '../../src/config/index.js';
 import { buildServer } from '../../src/http/server.js';
 import type { App } from '../../src/http/types.js';
 import type { SecurityEvent } from '../../src/security/events/index.js';
+import { StateUnavailableError } from '../../src/state/port.js';
 import { ROLES, type Permission } from '../../src/security/rbac/roles.js';
 import { createServices, type Services } from '../../src/services.js';
 import { sessionFor } from '../support/auth.js';
@@ -113,6 +114,31 @@ describe('admin role management', () => {
     expect(res.json().code).toBe('invalid_token');
     await server.services.state.set(`acct:role:${admin.account.id}`, 'admin');
     expect((await server.app.inject({ method: 'GET', url: '/api/v1/admin/ip-blocks', headers: admin.headers })).statusCode).toBe(200);
+  });
+
+  it('a role change whose publish to shared state fails took effect: it is announced in the process and answered 503', async () => {
+    const root = await sessionFor(server, { role: 'admin' });
+    const target = await signInEthereum(server);
+    const heard: SecurityEvent[] = [];
+    const off = server.services.events.subscribe((e) => {
+      if (e.type === 'role.changed' && e.accountId === target.account.id) heard.push(e);
+    });
+    const state = server.services.state;
+    const set = state.set.bind(state);
+    state.set = async (key: string, value: string, ttlMs?: number) => {
+      if (key === `acct:role:${target.account.id}`) throw new StateUnavailableError('test: shared state down');
+      return set(key, value, ttlMs);
+    };
+    try {
+      const res = await server.app.inject({ method: 'PUT', url: `/api/v1/admin/accounts/${target.account.wallet}/role`, headers: root.headers, payload: { role: 'developer' } });
+      expect(res.statusCode).toBe(503);
+    } finally {
+      state.set = set;
+      off();
+    }
+    expect((await server.services.accounts.byId(target.account.id))?.role).toBe('developer');
+    // This process's listeners (the key service's account cache, the audit) heard of the change.
+    expect(heard).toEqual([expect.objectContaining({ from: 'trader', to: 'developer' })]);
   });
 
   it('an admin demoted loses the admin routes at the next request', async () => {
