@@ -86,7 +86,7 @@ export class Accounts {
    * transaction): two admins demoting each other at the same moment would otherwise both pass the
    * request's role check and leave the deployment with no admin; the second one is refused.
    */
-  async setRole(address: string, role: Role, by: string, options: { byAdmin?: boolean } = {}): Promise<Result<Account, 'validation_failed' | 'forbidden_role'>> {
+  async setRole(address: string, role: Role, by: string, options: { byAdmin?: boolean; sessionId?: string } = {}): Promise<Result<Account, 'validation_failed' | 'forbidden_role'>> {
     const found = await this.findOrCreate(address);
     if (!found.ok) return found;
     const now = this.deps.clock.now();
@@ -105,7 +105,7 @@ export class Accounts {
       const current = rows.find((r) => r.id === found.value.id)!.role;
       await trx.updateTable('accounts').set({ role, updated_at: now }).where('id', '=', found.value.id).execute();
       if (current !== role && this.deps.audit) {
-        await this.deps.audit.recordIn(trx, { type: 'admin.role.changed', accountId: found.value.id, actorId: by, details: { from: current, to: role, by } });
+        await this.deps.audit.recordIn(trx, { type: 'admin.role.changed', accountId: found.value.id, actorId: by, details: { from: current, to: role, by, ...(options.sessionId !== undefined ? { via: 'session', sessionId: options.sessionId } : {}) } });
       }
       return current;
     });

@@ -35,7 +35,7 @@ export function adminAccountRoutes(app: App, services: Services): void {
       if (canonicalWallet(request.params.address) === admin.wallet) {
         throw new ApiError('four_eyes_required', 'An admin cannot change their own role; another admin must');
       }
-      const account = unwrap(await services.accounts.setRole(request.params.address, request.body.role, admin.accountId, { byAdmin: true }));
+      const account = unwrap(await services.accounts.setRole(request.params.address, request.body.role, admin.accountId, { byAdmin: true, sessionId: admin.sessionId }));
       return { id: account.id, wallet: account.wallet, chain: account.chain, role: account.role, createdAt: account.createdAt };
     },
   );
