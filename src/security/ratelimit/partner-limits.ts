@@ -118,7 +118,7 @@ export class PartnerLimits {
    * process. Publishing is best effort: if shared state is down, other processes converge when
    * their cached copy expires.
    */
-  async set(accountId: string, overrides: LimitOverrides, by: string): Promise<PartnerLimitsRecord> {
+  async set(accountId: string, overrides: LimitOverrides, by: string, sessionId?: string): Promise<PartnerLimitsRecord> {
     const now = this.deps.clock.now();
     const present = RATE_CATEGORIES.filter((c) => overrides[c] !== undefined);
     // The change and its audit record commit together (admin actions are audited in their transaction).
@@ -140,7 +140,7 @@ export class PartnerLimits {
       }
       const limits: Record<string, number | null> = {};
       for (const c of RATE_CATEGORIES) limits[c] = overrides[c] ?? null;
-      await this.deps.audit?.recordIn(trx, { type: 'admin.limits.changed', accountId, actorId: by, details: { limits } });
+      await this.deps.audit?.recordIn(trx, { type: 'admin.limits.changed', accountId, actorId: by, details: { limits, ...(sessionId !== undefined ? { via: 'session', sessionId } : {}) } });
     });
     this.invalidate(accountId);
     try {
