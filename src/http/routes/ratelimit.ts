@@ -70,7 +70,7 @@ export function rateLimitRoutes(app: App, services: Services): void {
       const p = request.principal;
       if (p.kind === 'anonymous') throw new ApiError('unauthenticated');
       const { target, reason, durationSec } = request.body;
-      const block = unwrap(await services.ipBlocks.add(target, { reason: reason ?? 'blocked by an administrator', ttlMs: durationSec === undefined ? undefined : durationSec * 1000, by: p.accountId, callerIp: request.clientIp }));
+      const block = unwrap(await services.ipBlocks.add(target, { reason: reason ?? 'blocked by an administrator', ttlMs: durationSec === undefined ? undefined : durationSec * 1000, by: p.accountId, sessionId: p.kind === 'session' ? p.sessionId : undefined, callerIp: request.clientIp }));
       reply.code(201);
       return view(block);
     },
@@ -91,7 +91,7 @@ export function rateLimitRoutes(app: App, services: Services): void {
     async (request, reply) => {
       const p = request.principal;
       if (p.kind === 'anonymous') throw new ApiError('unauthenticated');
-      const removed = unwrap(await services.ipBlocks.remove(request.query.target, p.accountId));
+      const removed = unwrap(await services.ipBlocks.remove(request.query.target, p.accountId, p.kind === 'session' ? p.sessionId : undefined));
       if (!removed) throw new ApiError('not_found', 'No block on that address or range');
       reply.code(204);
     },
@@ -143,7 +143,7 @@ export function rateLimitRoutes(app: App, services: Services): void {
         const value = request.body[c];
         if (value !== undefined && value !== null) overrides[c] = value;
       }
-      const record = await services.partnerLimits.set(account.id, overrides, p.accountId);
+      const record = await services.partnerLimits.set(account.id, overrides, p.accountId, p.kind === 'session' ? p.sessionId : undefined);
       services.events.emit({ type: 'ratelimit.limits_changed', at: services.clock.now(), accountId: account.id, limits: record.overrides, by: p.accountId, requestId: request.id, ip: request.clientIp, audited: true });
       return { address: account.wallet, ...record };
     },

@@ -167,7 +167,7 @@ export class IpBlocks {
   }
 
   /** An administrator's block: stored, shared with every process, announced. */
-  async add(target: string, options: { reason: string; ttlMs?: number | undefined; by: string; callerIp?: string | undefined }): Promise<Result<IpBlock, 'validation_failed' | 'conflict'>> {
+  async add(target: string, options: { reason: string; ttlMs?: number | undefined; by: string; sessionId?: string | undefined; callerIp?: string | undefined }): Promise<Result<IpBlock, 'validation_failed' | 'conflict'>> {
     const t = parseTarget(target);
     if (!t) return fail('validation_failed', 'target must be an IP address or a CIDR range (at least /8 for IPv4, /16 for IPv6)');
     // A block is enforced before authentication, on every route, the admin ones included, and only
@@ -198,7 +198,7 @@ export class IpBlocks {
     const { target: _t, ...update } = row;
     await this.deps.store.transaction(async (trx) => {
       await trx.insertInto('ip_blocks').values(row).onConflict((oc) => oc.column('target').doUpdateSet(update)).execute();
-      await this.deps.audit?.recordIn(trx, { type: 'admin.ip.blocked', actorId: options.by, details: { target: block.target, reason: block.reason, by: options.by } });
+      await this.deps.audit?.recordIn(trx, { type: 'admin.ip.blocked', actorId: options.by, details: { target: block.target, reason: block.reason, by: options.by, ...(options.sessionId !== undefined ? { via: 'session', sessionId: options.sessionId } : {}) } });
     });
     await this.deps.state.set(KEY_PREFIX + block.target, JSON.stringify(block), options.ttlMs);
     await this.deps.state.indexAdd(INDEX_KEY, block.target);
@@ -247,7 +247,7 @@ export class IpBlocks {
   }
 
   /** Lifts a block; false when there was none. */
-  async remove(target: string, by: string): Promise<Result<boolean, 'validation_failed'>> {
+  async remove(target: string, by: string, sessionId?: string): Promise<Result<boolean, 'validation_failed'>> {
     const t = parseTarget(target);
     if (!t) return fail('validation_failed', 'target must be an IP address or a CIDR range');
     const key = KEY_PREFIX + t.canonical;
@@ -258,7 +258,7 @@ export class IpBlocks {
     const existed = await this.deps.store.transaction(async (trx) => {
       const removed = await trx.deleteFrom('ip_blocks').where('target', '=', t.canonical).executeTakeFirst();
       const found = inState || known || Number(removed.numDeletedRows) > 0;
-      if (found) await this.deps.audit?.recordIn(trx, { type: 'admin.ip.unblocked', actorId: by, details: { target: t.canonical, reason: 'admin', by } });
+      if (found) await this.deps.audit?.recordIn(trx, { type: 'admin.ip.unblocked', actorId: by, details: { target: t.canonical, reason: 'admin', by, ...(sessionId !== undefined ? { via: 'session', sessionId } : {}) } });
       return found;
     });
     await this.deps.state.del(key);
