@@ -327,7 +327,7 @@ export class Withdrawals {
     }
     const r = await this.transition(id, { admin: admin.accountId }, 'rejected', (w) => [
       { type: 'trading.withdrawal.updated', accountId: w.account_id, actorId: admin.accountId, details: { withdrawalId: id, status: 'rejected', from: 'pending', ...via(admin) } },
-      { type: 'admin.withdrawal.rejected', accountId: w.account_id, actorId: admin.accountId, details: { withdrawalId: id, reason } },
+      { type: 'admin.withdrawal.rejected', accountId: w.account_id, actorId: admin.accountId, details: { withdrawalId: id, reason, ...via(admin) } },
     ], reason);
     return r.ok ? ok((await this.get(id))!) : r;
   }
@@ -342,7 +342,7 @@ export class Withdrawals {
     if (current.status !== 'approved') {
       const r = await this.transition(id, { admin: admin.accountId }, 'approved', (w) => [
         { type: 'trading.withdrawal.updated', accountId: w.account_id, actorId: admin.accountId, details: { withdrawalId: id, status: 'approved', from: 'pending', ...via(admin) } },
-        { type: 'admin.withdrawal.approved', accountId: w.account_id, actorId: admin.accountId, details: { withdrawalId: id } },
+        { type: 'admin.withdrawal.approved', accountId: w.account_id, actorId: admin.accountId, details: { withdrawalId: id, ...via(admin) } },
       ]);
       if (!r.ok) return r;
     } else if (current.accountId === admin.accountId) {
