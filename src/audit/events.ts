@@ -26,7 +26,8 @@ export interface AuditEventDetails {
   'auth.token.issued': { sessionId: string; tokenId?: string | undefined } & More;
   'auth.token.refreshed': { sessionId: string } & More;
   'auth.refresh_token_reused': { sessionId: string } & More;
-  'auth.session.revoked': { sessionId: string; by: string } & More;
+  /** sessionId: the session ended; bySessionId: the session that ended it, when a person or admin did. */
+  'auth.session.revoked': { sessionId: string; by: string; bySessionId?: string | undefined; adminId?: string | undefined } & More;
   'auth.failed': { code: string; keyId?: string | undefined } & More;
 
   // API access: one per request, buffered (see access.ts), and stored sealed in batches: one

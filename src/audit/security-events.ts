@@ -27,7 +27,7 @@ const MAPPING: Record<string, { type: AuditEventType; outcome: AuditOutcome; buf
   'signing_keys.rotated': { type: 'admin.signing_keys.rotated', outcome: 'success' },
 };
 
-const BASE_FIELDS = new Set(['type', 'at', 'accountId', 'ip', 'userAgent', 'requestId', 'audited']);
+const BASE_FIELDS = new Set(['type', 'at', 'accountId', 'actorId', 'ip', 'userAgent', 'requestId', 'audited']);
 
 /**
  * The audit event for a security event, and whether it goes through the batch buffer (events an
@@ -40,8 +40,8 @@ export function auditEventFor(event: SecurityEvent): { event: AuditEvent; buffer
   const details: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(event)) if (!BASE_FIELDS.has(k) && v !== undefined) details[k] = v;
   if (!mapped) details.event = event.type;
-  // The actor: an account named in `by`, or the admin who acted (`adminId`).
-  const by = typeof details.by === 'string' && details.by.startsWith('acc_') ? details.by : typeof details.adminId === 'string' ? details.adminId : undefined;
+  // The actor: an account named in `by`, the admin who acted (`adminId`), or the one the event names.
+  const by = typeof details.by === 'string' && details.by.startsWith('acc_') ? details.by : typeof details.adminId === 'string' ? details.adminId : event.actorId;
   const audit = {
     type: mapped?.type ?? 'security.other',
     at: event.at,

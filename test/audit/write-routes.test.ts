@@ -18,13 +18,13 @@ const ACCESS_ONLY: Record<string, string> = {};
 
 /**
  * Session revocations by another session: details.sessionId names the session revoked (the
- * security-event shape), so the acting session is not in the record. Known gap, reported.
+ * security-event shape auditors filter on), and details.bySessionId the session that revoked it.
  */
 const REVOKES_ANOTHER_SESSION = new Set(['DELETE /api/v1/security/sessions/{id}', 'POST /api/v1/admin/accounts/{address}/revoke-sessions']);
 
 interface Case {
   /** Performs the call; returns the response and the session that made it. */
-  call: () => Promise<{ res: { statusCode: number; body: string }; by: Session | { account: { id: string }; sessionId: string } }>;
+  call: () => Promise<{ res: { statusCode: number; body: string }; by: Session | { account: { id: string }; sessionId: string }; revoked?: string }>;
   type: string;
   /** The account the record must concern (default: the caller's). */
   on?: () => string | null;
@@ -81,7 +81,7 @@ describe('every write route is audited with its actor', () => {
       call: async () => {
         const s = await signInEthereum(server);
         const other = await signInEthereum(server, s.wallet.privateKey);
-        return { res: await server.app.inject({ method: 'DELETE', url: `/api/v1/security/sessions/${other.sessionId}`, headers: s.headers }), by: s };
+        return { res: await server.app.inject({ method: 'DELETE', url: `/api/v1/security/sessions/${other.sessionId}`, headers: s.headers }), by: s, revoked: other.sessionId };
       },
     },
     'PUT /api/v1/admin/accounts/{address}/role': {
@@ -99,7 +99,7 @@ describe('every write route is audited with its actor', () => {
       call: async () => {
         const t = await signInEthereum(server);
         state.revokeTarget = t.account.id;
-        return { res: await req('POST', `/api/v1/admin/accounts/${t.account.wallet}/revoke-sessions`, admin), by: admin };
+        return { res: await req('POST', `/api/v1/admin/accounts/${t.account.wallet}/revoke-sessions`, admin), by: admin, revoked: t.sessionId };
       },
     },
     'POST /api/v1/keys': {
@@ -235,7 +235,7 @@ describe('every write route is audited with its actor', () => {
     for (const [route, c] of Object.entries(cases)) {
       await server.services.audit.settle();
       const before = Number((await server.services.store.db.selectFrom('audit_events').select((eb) => eb.fn.max('seq').as('m')).executeTakeFirst())?.m ?? 0);
-      const { res, by } = await c.call();
+      const { res, by, revoked } = await c.call();
       if (res.statusCode >= 300) {
         problems.push(`${route}: call failed ${res.statusCode} ${res.body}`);
         continue;
@@ -249,9 +249,13 @@ describe('every write route is audited with its actor', () => {
         problems.push(`${route}: no ${c.type} record for ${target}`);
         continue;
       }
-      if (REVOKES_ANOTHER_SESSION.has(route)) continue;
       const d = mine[0]!.details as Record<string, unknown>;
       const actor = mine[0]!.actorId;
+      if (REVOKES_ANOTHER_SESSION.has(route)) {
+        if (actor !== by.account.id) problems.push(`${route}: ${c.type} actorId ${actor}, not ${by.account.id}`);
+        if (d.sessionId !== revoked || d.bySessionId !== by.sessionId) problems.push(`${route}: ${c.type} without sessionId of the revoked session and bySessionId of the acting one (${JSON.stringify(d)})`);
+        continue;
+      }
       if (actor !== by.account.id && !(route.startsWith('POST /api/v1/auth/') && mine[0]!.accountId === by.account.id)) problems.push(`${route}: ${c.type} actorId ${actor}, not ${by.account.id}`);
       if (!route.startsWith('POST /api/v1/auth/') && route !== 'POST /api/v1/account/withdrawal-addresses' && (!['session', 'admin'].includes(d.via as string) || d.sessionId !== by.sessionId)) problems.push(`${route}: ${c.type} without via/sessionId of the acting session (${JSON.stringify(d)})`);
     }

@@ -37,7 +37,7 @@ export function sessionRoutes(app: App, services: Services): void {
     { config: { permission: 'self:manage' }, schema: { tags: ['security'], summary: 'Revoke one of your sessions at once', security: [{ bearer: [] }], params: SessionParams, response: { 204: Type.Null({ description: 'Revoked' }) } } },
     async (request, reply) => {
       const principal = sessionPrincipal(request);
-      unwrap(await services.sessions.revoke(principal.accountId, request.params.id, 'user', clientContext(request)));
+      unwrap(await services.sessions.revoke(principal.accountId, request.params.id, 'user', clientContext(request), { accountId: principal.accountId, sessionId: principal.sessionId }));
       return reply.code(204).send(null);
     },
   );

@@ -12,6 +12,8 @@ export interface SecurityEventBase {
   ip?: string | undefined;
   userAgent?: string | undefined;
   requestId?: string | undefined;
+  /** The account that acted, when neither `by` nor `adminId` names it (the audit record's actorId). */
+  actorId?: string | undefined;
   /** True when the emitter already wrote this event to the audit log in its own transaction (services.audit.recordIn); the audit subscriber then skips it. */
   audited?: boolean | undefined;
 }
@@ -22,7 +24,7 @@ export type SecurityEvent = SecurityEventBase &
     | { type: 'signin.failed'; reason: string; wallet?: string | undefined }
     | { type: 'token.refreshed'; sessionId: string }
     | { type: 'refresh_token_reused'; sessionId: string }
-    | { type: 'session.revoked'; sessionId: string; by: 'logout' | 'user' | 'admin' | 'reuse' | 'limit'; /** The admin's account, when by is admin. */ adminId?: string | undefined }
+    | { type: 'session.revoked'; sessionId: string; by: 'logout' | 'user' | 'admin' | 'reuse' | 'limit'; /** The admin's account, when by is admin. */ adminId?: string | undefined; /** The session used to revoke it, when a person or admin did. */ bySessionId?: string | undefined }
     | { type: 'role.changed'; from: string; to: string; by: string }
     | { type: 'auth.failed'; code: string; keyId?: string | undefined }
     | { type: 'key.created' | 'key.updated' | 'key.regenerated' | 'key.revoked' | 'key.suspended' | 'key.unsuspended' | 'key.rotation_due'; keyId: string; by?: string | undefined }

@@ -34,6 +34,17 @@ export type SessionRow = SessionsTable;
 export type AccountRow = Pick<AccountsTable, 'id' | 'wallet' | 'chain' | 'role' | 'created_at'>;
 export type RevokedBy = 'logout' | 'user' | 'admin' | 'reuse' | 'limit';
 
+/** Who revoked a session on request: the acting account and the session it used. */
+export interface SessionActor {
+  accountId: string;
+  sessionId: string;
+}
+
+/** The fields of a session.revoked event naming who asked for it (nothing for system revocations). */
+function actorFields(actor: SessionActor | undefined): { actorId?: string; bySessionId?: string } {
+  return actor ? { actorId: actor.accountId, bySessionId: actor.sessionId } : {};
+}
+
 export interface SessionOptions {
   refreshAbsoluteMs: number;
   refreshIdleMs: number;
@@ -246,8 +257,12 @@ export class Sessions {
     }
   }
 
-  /** Revokes one session of an account; not_found when the account has no such session. */
-  async revoke(accountId: string, sessionId: string, by: RevokedBy, client: ClientContext): Promise<Result<void, 'not_found'>> {
+  /**
+   * Revokes one session of an account; not_found when the account has no such session. `actor` is
+   * the account and session that asked (a person ending one of their sessions from another): the
+   * audit record names them (actorId, bySessionId), while its `sessionId` stays the session ended.
+   */
+  async revoke(accountId: string, sessionId: string, by: RevokedBy, client: ClientContext, actor?: SessionActor): Promise<Result<void, 'not_found'>> {
     const now = this.deps.clock.now();
     const row = await this.deps.store.db.selectFrom('sessions').select(['id', 'revoked_at']).where('id', '=', sessionId).where('account_id', '=', accountId).executeTakeFirst();
     if (!row) return fail('not_found', 'No such session');
@@ -261,14 +276,17 @@ export class Sessions {
     // Recorded once the revocation is committed, before it is published: a failed publish answers
     // 503 and the retry finds the session revoked already, so recording after it would never happen.
     if (Number(updated.numUpdatedRows) === 1) {
-      this.deps.events.emit({ type: 'session.revoked', sessionId, by, at: now, accountId, ip: client.ip, userAgent: client.userAgent, requestId: client.requestId });
+      this.deps.events.emit({ type: 'session.revoked', sessionId, by, ...actorFields(actor), at: now, accountId, ip: client.ip, userAgent: client.userAgent, requestId: client.requestId });
     }
     await this.publishRevocation(sessionId, now);
     return ok(undefined);
   }
 
-  /** Revokes every session of an account whose tokens may still be in use; returns how many. */
-  async revokeAll(accountId: string, by: RevokedBy, client: ClientContext, adminId?: string): Promise<number> {
+  /**
+   * Revokes every session of an account whose tokens may still be in use; returns how many. `actor`
+   * is the admin's account and session: each record names them (actorId, adminId, bySessionId).
+   */
+  async revokeAll(accountId: string, by: RevokedBy, client: ClientContext, actor?: SessionActor): Promise<number> {
     const now = this.deps.clock.now();
     const horizon = now - this.deps.options.accessTokenLifetimeMs;
     const revoked = await this.deps.store.db
@@ -281,7 +299,7 @@ export class Sessions {
       .returning('id')
       .execute();
     for (const { id } of revoked) {
-      this.deps.events.emit({ type: 'session.revoked', sessionId: id, by, adminId, at: now, accountId, ip: client.ip, userAgent: client.userAgent, requestId: client.requestId });
+      this.deps.events.emit({ type: 'session.revoked', sessionId: id, by, ...(by === 'admin' && actor ? { adminId: actor.accountId } : {}), ...actorFields(actor), at: now, accountId, ip: client.ip, userAgent: client.userAgent, requestId: client.requestId });
     }
     // Every session of the account revoked recently enough for its tokens to live goes to shared
     // state, also those an earlier call revoked but could not write there (it answered 503 and the
