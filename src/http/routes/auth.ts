@@ -69,7 +69,7 @@ export function authRoutes(app: App, services: Services): void {
     { config: { permission: 'self:manage' }, schema: { tags: ['identity'], summary: 'Revoke the current session at once', security: [{ bearer: [] }], response: { 204: Type.Null({ description: 'Revoked' }) } } },
     async (request, reply) => {
       const principal = sessionPrincipal(request);
-      const revoked = await services.sessions.revoke(principal.accountId, principal.sessionId, 'logout', clientContext(request));
+      const revoked = await services.sessions.revoke(principal.accountId, principal.sessionId, 'logout', clientContext(request), { accountId: principal.accountId, sessionId: principal.sessionId });
       // A token whose session has no row still verified: refuse it from now on all the same.
       if (!revoked.ok) await services.sessions.publishRevocation(principal.sessionId, services.clock.now());
       return reply.code(204).send(null);
