@@ -5,6 +5,7 @@ import { dropSchema, newIsolation, startTestServer } from '../../test/support/se
 import { PG_URL, serviceAvailable } from '../../test/support/services.js';
 import { openStore, type Store } from './db.js';
 import { migrateTo, migrateToLatest } from './migrate.js';
+import { migrations } from './migrations/index.js';
 
 const postgres = (await serviceAvailable('postgres')) && (await serviceAvailable('redis'));
 
@@ -104,6 +105,23 @@ function failOnInsert(table: string, n: number): KyselyPlugin {
 }
 
 describe('migrations on SQLite', () => {
+  it('a database a newer version migrated is refused naming that, and left as it was (a rollback)', async () => {
+    const store = await openStore({ dataDir: '/tmp', sqliteFile: ':memory:' });
+    try {
+      await migrateToLatest(store);
+      // What the next release's first migration leaves behind, seen by this release.
+      await sql`insert into kysely_migration (name, timestamp) values ('9990_from_a_newer_release', '2027-01-01T00:00:00.000Z')`.execute(store.db);
+      const error = (await migrateToLatest(store).catch((e: unknown) => e)) as Error;
+      expect(error.message).toMatch(/newer version of Moondraft.*9990_from_a_newer_release/);
+      expect(error.message).not.toMatch(/\(unknown\)|corrupted/);
+      const names = await sql<{ name: string }>`select name from kysely_migration order by name`.execute(store.db);
+      expect(names.rows.at(-1)?.name).toBe('9990_from_a_newer_release');
+      expect(names.rows).toHaveLength(Object.keys(migrations('sqlite')).length + 1);
+    } finally {
+      await store.close();
+    }
+  });
+
   it('a migration that fails part-way leaves nothing behind, and the next start applies it whole', async () => {
     const store = await openStore({ dataDir: '/tmp', sqliteFile: ':memory:' });
     try {

@@ -53,6 +53,12 @@ async function migratorFor(store: Store): Promise<Migrator> {
 
 function applied({ error, results }: MigrationResultSet): string[] {
   const failed = results?.find((r) => r.status === 'Error');
+  // Kysely refuses, before running any migration, a database holding one this version does not
+  // know: a newer version migrated it (an operator rolling back). Say so, not "corrupted".
+  const newer = !failed && error instanceof Error ? /previously executed migration (\S+) is missing/.exec(error.message)?.[1] : undefined;
+  if (newer) {
+    throw new Error(`the database was migrated by a newer version of Moondraft (migration ${newer} is not known to this one); nothing was changed: run that version again, or restore the backup taken before the upgrade`, { cause: error });
+  }
   if (error || failed) {
     throw new Error(`migration ${failed?.migrationName ?? '(unknown)'} failed: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
   }
