@@ -1,6 +1,9 @@
 import { lockHead, recordHash } from '../../src/audit/chain.js';
 import type { AuditEvent } from '../../src/audit/events.js';
-import type { TestServer } from '../support/server.js';
+import type { ManualClock } from '../../src/lib/clock.js';
+import { sessionFor } from '../support/auth.js';
+import { startTestServer, type TestServer } from '../support/server.js';
+import { fund, USDC } from '../support/trading.js';
 import { serviceAvailable } from '../support/services.js';
 
 /** Whether the scale-out backend (PostgreSQL and Redis) can run here; see serviceAvailable. */
@@ -54,4 +57,32 @@ export async function resetAuditLog(server: TestServer): Promise<void> {
     await trx.deleteFrom('audit_checkpoints').execute();
     await trx.updateTable('audit_chain_head').set({ seq: 0, hash: '0'.repeat(64) }).where('id', '=', 1).execute();
   });
+}
+
+export type Session = Awaited<ReturnType<typeof sessionFor>>;
+
+/**
+ * The server the write-route audit tests call every route on: sandbox, a manual clock, an admin
+ * and a funded trader, each with rate limits out of the way (the tests send more than the
+ * categories allow a second). `fresh` makes another such session.
+ */
+export async function writeRoutesServer(clock: ManualClock) {
+  const server = await startTestServer({ clock, env: { MOONDRAFT_SANDBOX: 'true' } });
+  const req = (method: string, url: string, s: Session, payload?: unknown) =>
+    server.app.inject({ method: method as 'GET', url, headers: s.headers, ...(payload !== undefined ? { payload: payload as object } : {}) });
+  const fresh = async (role?: 'admin') => {
+    const s = await sessionFor(server, role ? { role } : {});
+    await server.services.partnerLimits.set(s.account.id, { account: 10_000, tokens: 10_000, trading: 10_000 }, 'test');
+    return s;
+  };
+  /** Another account resting a buy of 50 MOON at 1: something for a position close to sell into. */
+  const restingBuy = async () => {
+    const maker = await fresh();
+    await fund(server.services.trading, maker.account.id, 'USDC', USDC('1000'));
+    await req('POST', '/api/v1/trading/orders', maker, { market: 'MOON-USDC', side: 'buy', type: 'limit', price: '1', quantity: '50' });
+  };
+  const admin = await fresh('admin');
+  const trader = await fresh();
+  await fund(server.services.trading, trader.account.id, 'USDC', USDC('100000'));
+  return { server, req, fresh, restingBuy, admin, trader };
 }

@@ -1,9 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/lib/clock.js';
+import { writeRoutesServer, type Session } from './support.js';
 import { createKey, credentialOf, signed, type Credential, type KeysTestServer } from '../keys/support.js';
-import { sessionFor } from '../support/auth.js';
-import { startTestServer, type TestServer } from '../support/server.js';
-import { fund, USDC } from '../support/trading.js';
+import type { TestServer } from '../support/server.js';
 
 /**
  * The sibling of write-routes.test.ts for API keys: every write route that /openapi.json says an
@@ -11,7 +10,6 @@ import { fund, USDC } from '../support/trading.js';
  * key, and must leave a domain record naming the account (actorId) and the key it acted through
  * (details.via 'apiKey', details.keyId), never a session.
  */
-type Session = Awaited<ReturnType<typeof sessionFor>>;
 const DEST = '0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed';
 
 interface Case {
@@ -27,22 +25,14 @@ describe('every write route an API key may call is audited with the key', () => 
   let cred: Credential;
   let keyId: string;
   const clock = new ManualClock(Date.UTC(2026, 4, 1, 12, 0, 0));
-  const req = (method: string, url: string, s: Session, payload?: unknown) =>
-    server.app.inject({ method: method as 'GET', url, headers: s.headers, ...(payload !== undefined ? { payload: payload as object } : {}) });
+  let req: Awaited<ReturnType<typeof writeRoutesServer>>['req'];
+  let restingBuy: Awaited<ReturnType<typeof writeRoutesServer>>['restingBuy'];
   const call = (method: string, url: string, body?: unknown) => signed(ks, cred, { method, url, ...(body !== undefined ? { body: JSON.stringify(body) } : {}) });
-  const fresh = async (role?: 'admin') => {
-    const s = await sessionFor(server, role ? { role } : {});
-    await server.services.partnerLimits.set(s.account.id, { account: 10_000, tokens: 10_000, trading: 10_000 }, 'test');
-    return s;
-  };
   const state: Record<string, string> = {};
 
   beforeAll(async () => {
-    server = await startTestServer({ clock, env: { MOONDRAFT_SANDBOX: 'true' } });
+    ({ server, req, restingBuy, admin, trader } = await writeRoutesServer(clock));
     ks = { server, app: server.app, close: () => server.close() };
-    admin = await fresh('admin');
-    trader = await fresh();
-    await fund(server.services.trading, trader.account.id, 'USDC', USDC('100000'));
     expect((await req('POST', '/api/v1/admin/assets', admin, { symbol: 'MOON', name: 'Moon', decimals: 6, faucet: true })).statusCode).toBe(201);
     expect((await req('POST', '/api/v1/admin/markets', admin, { base: 'MOON', quote: 'USDC', tickSize: '0.0001', lotSize: '0.01', minNotional: '1' })).statusCode).toBeLessThan(300);
     expect((await req('PUT', `/api/v1/admin/accounts/${trader.account.wallet}/withdrawal-tier`, admin, { tier: 1 })).statusCode).toBe(200);
@@ -77,9 +67,7 @@ describe('every write route an API key may call is audited with the key', () => 
     'POST /api/v1/trading/positions/{asset}/close': {
       type: 'trading.order.placed',
       call: async () => {
-        const maker = await fresh();
-        await fund(server.services.trading, maker.account.id, 'USDC', USDC('1000'));
-        await req('POST', '/api/v1/trading/orders', maker, { market: 'MOON-USDC', side: 'buy', type: 'limit', price: '1', quantity: '50' });
+        await restingBuy();
         return call('POST', '/api/v1/trading/positions/MOON/close', {});
       },
     },

@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/lib/clock.js';
+import { writeRoutesServer, type Session } from './support.js';
 import { sessionFor } from '../support/auth.js';
-import { startTestServer, type TestServer } from '../support/server.js';
-import { fund, USDC } from '../support/trading.js';
+import type { TestServer } from '../support/server.js';
 import { signInEthereum } from '../support/wallet.js';
 
 /**
@@ -10,7 +10,6 @@ import { signInEthereum } from '../support/wallet.js';
  * (the account acting, and the session or API key used). Each write route of /openapi.json is
  * called once, successfully, and must leave a domain record naming the actor and how it acted.
  */
-type Session = Awaited<ReturnType<typeof sessionFor>>;
 const DEST = '0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed';
 
 /** Write routes whose only record is the access event, and why that is right. */
@@ -34,21 +33,14 @@ describe('every write route is audited with its actor', () => {
   let server: TestServer;
   let admin: Session;
   let trader: Session;
+  let req: Awaited<ReturnType<typeof writeRoutesServer>>['req'];
+  let fresh: Awaited<ReturnType<typeof writeRoutesServer>>['fresh'];
+  let restingBuy: Awaited<ReturnType<typeof writeRoutesServer>>['restingBuy'];
   const clock = new ManualClock(Date.UTC(2026, 4, 1, 12, 0, 0));
-  const req = (method: string, url: string, s: Session, payload?: unknown) =>
-    server.app.inject({ method: method as 'GET', url, headers: s.headers, ...(payload !== undefined ? { payload: payload as object } : {}) });
-  const fresh = async (role?: 'admin') => {
-    const s = await sessionFor(server, role ? { role } : {});
-    await server.services.partnerLimits.set(s.account.id, { account: 10_000, tokens: 10_000, trading: 10_000 }, 'test');
-    return s;
-  };
   const state: Record<string, string> = {};
 
   beforeAll(async () => {
-    server = await startTestServer({ clock, env: { MOONDRAFT_SANDBOX: 'true' } });
-    admin = await fresh('admin');
-    trader = await fresh();
-    await fund(server.services.trading, trader.account.id, 'USDC', USDC('100000'));
+    ({ server, req, fresh, restingBuy, admin, trader } = await writeRoutesServer(clock));
   });
   afterAll(() => server?.close());
 
@@ -148,9 +140,7 @@ describe('every write route is audited with its actor', () => {
     'POST /api/v1/trading/positions/{asset}/close': {
       type: 'trading.order.placed',
       call: async () => {
-        const maker = await fresh();
-        await fund(server.services.trading, maker.account.id, 'USDC', USDC('1000'));
-        await req('POST', '/api/v1/trading/orders', maker, { market: 'MOON-USDC', side: 'buy', type: 'limit', price: '1', quantity: '50' });
+        await restingBuy();
         return { res: await req('POST', '/api/v1/trading/positions/MOON/close', trader, {}), by: trader };
       },
     },
