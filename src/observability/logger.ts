@@ -71,8 +71,41 @@ export const LOG_FLUSH_INTERVAL_MS = 100;
  * is left; only a process killed outright loses its last fraction of a second of log lines. The
  * audit trail, not the log, is the durable record.
  */
-export function bufferedStdout(): DestinationStream & { flush(): void } {
-  return pino.destination({ dest: 1, sync: false, minLength: 4096, periodicFlush: LOG_FLUSH_INTERVAL_MS });
+export function bufferedStdout(): Destination {
+  return outlivesItsReader(pino.destination({ dest: 1, sync: false, minLength: 4096, periodicFlush: LOG_FLUSH_INTERVAL_MS }));
+}
+
+type Destination = ReturnType<typeof pino.destination>;
+
+/**
+ * A log output that goes away ends the logging, not the process. A closed terminal (what SIGHUP
+ * announces) fails every write with EIO, a reader that exited with EPIPE, a full disk with ENOSPC.
+ * pino only forgives EPIPE: any other write error was an unhandled 'error' event that crashed the
+ * server, in the middle of its graceful stop, so the audit events it still held were lost. And
+ * the flush at exit retried such an error for ever (sonic-boom before 5, whose flushSync now
+ * throws it instead: caught here). From the first error on, log lines are dropped; the audit
+ * trail, not the log, is the durable record.
+ */
+export function outlivesItsReader<T extends Destination>(stream: T): T {
+  let gone = false;
+  const drop = () => {
+    if (gone) return;
+    gone = true;
+    stream.write = () => true;
+    stream.flush = (cb?: (err?: Error) => void) => void cb?.();
+    stream.flushSync = () => undefined;
+    stream.end = () => undefined;
+  };
+  stream.on('error', drop);
+  const flushSync = stream.flushSync.bind(stream);
+  stream.flushSync = () => {
+    try {
+      flushSync();
+    } catch {
+      drop();
+    }
+  };
+  return stream;
 }
 
 /**
@@ -81,5 +114,5 @@ export function bufferedStdout(): DestinationStream & { flush(): void } {
  * scripts parse or capture; a log line there would corrupt it.
  */
 export function stderrLog(): DestinationStream {
-  return pino.destination({ dest: 2, sync: true });
+  return outlivesItsReader(pino.destination({ dest: 2, sync: true }));
 }

@@ -1,6 +1,10 @@
+import { closeSync, mkdtempSync, openSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { redactDeep, REDACTED } from '../../src/observability/logger.js';
+import { createLogger, outlivesItsReader, redactDeep, REDACTED } from '../../src/observability/logger.js';
 import { sessionFor } from '../support/auth.js';
 import { startTestServer, type TestServer } from '../support/server.js';
 
@@ -106,5 +110,34 @@ describe('no secret reaches a log line', () => {
 
   it('redactDeep leaves ordinary data alone', () => {
     expect(redactDeep({ a: 1, b: { c: 'x' }, d: [1, 2] })).toEqual({ a: 1, b: { c: 'x' }, d: [1, 2] });
+  });
+});
+
+describe('a log output that goes away', () => {
+  it('ends the logging, not the process: a write error other than EPIPE neither crashes it nor makes the flush at exit spin', async () => {
+    // A closed terminal fails every write with EIO; a descriptor that takes no writes (EBADF here)
+    // stands in for it. pino forgives only EPIPE: any other error was an unhandled 'error' event
+    // (an uncaught exception, failing this test), and sonic-boom 4's flushSync retried it for ever
+    // (this test timing out).
+    const file = path.join(mkdtempSync(path.join(tmpdir(), 'md-log-gone-')), 'log');
+    writeFileSync(file, '');
+    const fd = openSync(file, 'r');
+    try {
+      const output = outlivesItsReader(pino.destination({ dest: fd, sync: false, minLength: 4096 }));
+      const log = createLogger('info', output);
+      for (let i = 0; i < 100; i++) log.info({ i }, 'a line long enough to pass the buffer of 4 KiB soon');
+      const write = output.write;
+      const until = Date.now() + 2_000;
+      while (output.write === write && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
+      expect(output.write).not.toBe(write);
+      log.info('after the output went away');
+      expect(() => output.flushSync()).not.toThrow();
+      // The same when the flush at exit is the first to meet the error.
+      const other = outlivesItsReader(pino.destination({ dest: fd, sync: false, minLength: 4096 }));
+      createLogger('info', other).info('buffered, never written');
+      expect(() => other.flushSync()).not.toThrow();
+    } finally {
+      closeSync(fd);
+    }
   });
 });
