@@ -68,6 +68,7 @@ async function serve(): Promise<void> {
   let onLockLost = (reason: string) => {
     lockLost = reason;
   };
+  const logOutput = bufferedStdout();
   let moondraft: Moondraft;
   let server: Awaited<ReturnType<typeof listen>>;
   try {
@@ -75,7 +76,7 @@ async function serve(): Promise<void> {
       locks.push(lockDataDirForServe(config));
       if (config.databaseUrl) locks.push(await lockDatabaseForServe(config, (reason) => onLockLost(reason)));
     }
-    moondraft = await createMoondraft(config, { logDestination: bufferedStdout() });
+    moondraft = await createMoondraft(config, { logDestination: logOutput });
     try {
       server = await listen(moondraft);
     } catch (err) {
@@ -105,6 +106,16 @@ async function serve(): Promise<void> {
     server.stop().then(
       () => {
         releaseLocks();
+        if (signal === 'SIGHUP') {
+          // Everything is written; the process now ends as the hangup asked, by that signal with
+          // its default action. Not process.exit: with the terminal gone, Node 20 aborts at exit
+          // (SIGABRT, a core dump where they are enabled) failing to restore the terminal's
+          // settings. A hangup's default action runs no exit handlers, so the log is written out here.
+          logOutput.flushSync();
+          process.removeAllListeners('SIGHUP');
+          process.kill(process.pid, 'SIGHUP');
+          return;
+        }
         moondraft.services.log.flush();
         process.exit(exitCode);
       },
@@ -120,8 +131,11 @@ async function serve(): Promise<void> {
   // action it would kill the server mid-drain, and Ctrl-C on `npm start` sends SIGINT twice (the
   // terminal's to the whole foreground group, and npm forwards its own). The 15 s timer still ends
   // a drain that hangs.
+  // SIGHUP is what closing the terminal of `npm start` sends: the same drain, not Node's default
+  // of ending at once (which lost the buffered audit events). It does not reload anything.
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGHUP', () => stop('SIGHUP'));
   moondraft.services.log.info({ url: server.url, env: config.env, store: moondraft.services.store.dialect, state: moondraft.services.state.kind }, 'moondraft listening');
   onLockLost = (reason) => {
     if (stopping) return;

@@ -114,6 +114,30 @@ describe('graceful shutdown', () => {
     }
   }, 40_000);
 
+  it('SIGHUP with its terminal gone (standard output and error closed) drains as SIGTERM does: the buffered audit events are written, then it ends by that signal', async () => {
+    // Closing the terminal of `npm start` sends SIGHUP, whose default action ended the process at
+    // once: access events still in the buffer were lost. With the terminal gone, every log line
+    // written while stopping fails (EPIPE here, EIO on a closed tty): that must not end it either
+    // (test/observability/logging.test.ts). Once drained it ends by the hangup's default action.
+    const dataDir = mkdtempSync(path.join(tmpdir(), 'md-shutdown-hup-'));
+    const server = await startServerProcess({ MOONDRAFT_DATA_DIR: dataDir, MOONDRAFT_AUDIT_FLUSH_MS: '600000' });
+    expect((await fetch(`${server.url}/api/v1/time`)).status).toBe(200);
+    const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => server.child.once('exit', (code, signal) => r({ code, signal })));
+    server.child.stdout!.destroy();
+    server.child.stderr!.destroy();
+    await new Promise((r) => setTimeout(r, 100));
+    server.child.kill('SIGHUP');
+    expect(await exit).toEqual({ code: null, signal: 'SIGHUP' });
+    const services = await createServices(loadConfig({ MOONDRAFT_DATA_DIR: dataDir, MOONDRAFT_LOG_LEVEL: 'silent' }), { processMetrics: false });
+    try {
+      const routes: unknown[] = [];
+      for await (const view of services.audit.export({ type: 'access.request' })) routes.push(view.details?.route);
+      expect(routes).toContain('/api/v1/time');
+    } finally {
+      await services.close();
+    }
+  }, 40_000);
+
   it.skipIf(!pgUp)('a shutdown that cannot finish within 15 s exits 1 saying why and what is lost', async () => {
     // The database stops answering the audit writes (a table lock held here): closing the services
     // waits on the statement deadline (30 s), so the forced exit at 15 s fires. It exited 1 with
