@@ -1,6 +1,7 @@
 import { ed25519 } from '@noble/curves/ed25519.js';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ManualClock } from '../../src/lib/clock.js';
+import { StateUnavailableError } from '../../src/state/port.js';
 import type { SecurityEvent } from '../../src/security/events/index.js';
 import { sessionFor } from '../support/auth.js';
 import { code, createKey, credentialOf, session, signed, startKeysServer, type KeysTestServer } from './support.js';
@@ -229,6 +230,29 @@ describe('GET, PATCH, DELETE /api/v1/keys/:id', () => {
     expect(res.json()).toMatchObject({ id: k.id, regeneratedAt: clock.now(), previousCredentialValidUntil: null });
     expect(res.json().apiSecret).toMatch(/./);
     expect(res.json().apiSecret).not.toBe(k.apiSecret);
+  });
+
+  it('regenerate whose announcement fails still hands over the secret it committed: the old one keeps its grace period', async () => {
+    const k = await createKey(ks, owner.headers, { label: 'regen outage', scopes: ['orders:read'] });
+    // Shared state fails after the new secret committed: before, the owner heard 503 without the
+    // secret, and the retry it invites replaced the secret still in use (the grace period then
+    // kept only the lost one valid).
+    const state = ks.server.services.state;
+    const setMax = vi.spyOn(state, 'setMax').mockRejectedValueOnce(new StateUnavailableError('test: shared state down'));
+    let res;
+    try {
+      res = await post(`/api/v1/keys/${k.id}/regenerate`, owner.headers, { gracePeriodSeconds: 3600 });
+    } finally {
+      setMax.mockRestore();
+    }
+    expect(res.statusCode, res.body).toBe(200);
+    const secret = res.json().apiSecret as string;
+    expect(secret).toMatch(/^mds_/);
+    expect(secret).not.toBe(k.apiSecret);
+    expect(res.json().previousCredentialValidUntil).toBe(clock.now() + 3_600_000);
+    // Both the new secret and the old one (its grace period) sign.
+    expect((await signed(ks, { apiKey: k.apiKey, secret }, { url: '/api/v1/trading/probe' })).statusCode).toBe(200);
+    expect((await signed(ks, credentialOf(k), { url: '/api/v1/trading/probe' })).statusCode).toBe(200);
   });
 
   it('regenerate of an ed25519 key takes the new public key', async () => {

@@ -495,7 +495,7 @@ export class ApiKeys {
         set.prev_public_key = keepPrev ? rec.publicKey : null;
       }
       return ok(set);
-    }, { type: 'admin.key.regenerated', by: owner.accountId, details: via(owner.sessionId) });
+    }, { type: 'admin.key.regenerated', by: owner.accountId, details: via(owner.sessionId) }, { announceBestEffort: true });
     if (!result.ok) return result;
     this.deps.events.emit({ type: 'key.regenerated', audited: this.audited, at: this.deps.clock.now(), accountId: owner.accountId, keyId: id, by: owner.accountId });
     return ok({ record: result.value.record, apiSecret });
@@ -590,6 +590,7 @@ export class ApiKeys {
     accountId: string | undefined,
     change: (rec: ApiKeyRecord, now: number) => Result<Record<string, unknown> | null>,
     audit: { type: KeyAuditType; by: string; details?: Record<string, unknown> },
+    options: { announceBestEffort?: boolean } = {},
   ): Promise<Result<{ record: ApiKeyRecord; changed: boolean }>> {
     for (let attempt = 0; attempt < 5; attempt++) {
       const rec = await this.fetch('id', id);
@@ -618,7 +619,15 @@ export class ApiKeys {
       });
       if (!row) continue; // changed concurrently: decide again on the fresh row
       const updated = toRecord(row);
-      await this.announce(updated);
+      if (options.announceBestEffort) {
+        // A change whose answer cannot be asked for again (a regenerated secret, shown once): a
+        // 503 now would lose what committed, and the retry it invites would replace the secret
+        // still in use. This process already serves the new version; the security sync announces
+        // it to the others within seconds (republishChanged), as after a crash right here.
+        await this.announce(updated).catch((err: unknown) => this.deps.log.warn({ err, keyId: id }, 'could not announce a key change; the security sync will'));
+      } else {
+        await this.announce(updated);
+      }
       return ok({ record: updated, changed: true });
     }
     return fail('conflict', 'The key is being changed concurrently; try again');
