@@ -241,8 +241,8 @@ describe('loadConfig', () => {
     it('needs an https public URL, and audit retention of at least two years', () => {
       expect(() => loadConfig({ ...base, MOONDRAFT_PUBLIC_URL: 'http://api.example.test' })).toThrow(/^MOONDRAFT_PUBLIC_URL: must be an https URL/);
       expect(loadConfig({ ...base, MOONDRAFT_PUBLIC_URL: 'HTTPS://api.example.test' }).env).toBe('live'); // the scheme is case-insensitive
-      expect(() => loadConfig({ ...base, MOONDRAFT_AUDIT_RETENTION_DAYS: '729' })).toThrow(/^MOONDRAFT_AUDIT_RETENTION_DAYS: must be at least 730/);
-      expect(loadConfig({ ...base, MOONDRAFT_AUDIT_RETENTION_DAYS: '730' }).audit.retentionDays).toBe(730);
+      expect(() => loadConfig({ ...base, MOONDRAFT_AUDIT_RETENTION_DAYS: '730' })).toThrow(/^MOONDRAFT_AUDIT_RETENTION_DAYS: must be at least 731/);
+      expect(loadConfig({ ...base, MOONDRAFT_AUDIT_RETENTION_DAYS: '731' }).audit.retentionDays).toBe(731);
       // A sandbox may keep less, for tests and demos.
       expect(loadConfig({ MOONDRAFT_DATA_DIR: tmp(), MOONDRAFT_AUDIT_RETENTION_DAYS: '1' }).audit.retentionDays).toBe(1);
     });

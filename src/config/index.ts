@@ -161,6 +161,13 @@ export class ConfigError extends Error {
 type Source = Record<string, string | undefined>;
 
 /** Variables whose values are secrets: their values never appear in a ConfigError. */
+/**
+ * The audit trail's retention promise, two years, in days: the longest two calendar years (one
+ * holding a 29 February) last 731 days, so 730 would purge a record up to a day before it is two
+ * years old.
+ */
+export const AUDIT_TWO_YEARS_DAYS = 731;
+
 const SECRET_VARIABLES = new Set(['MOONDRAFT_MASTER_KEY', 'DATABASE_URL', 'REDIS_URL']);
 
 class Reader {
@@ -479,7 +486,8 @@ export function loadConfig(environment: Source = process.env): Config {
       rotationSweepMs: r.int('MOONDRAFT_KEY_SWEEP_INTERVAL_MS', 3_600_000, 1000, 86_400_000),
     },
     audit: {
-      retentionDays: r.int('MOONDRAFT_AUDIT_RETENTION_DAYS', 730, 1, 36_500),
+      // Two years, whichever two: 730 days falls a day short of them when they hold a 29 February.
+      retentionDays: r.int('MOONDRAFT_AUDIT_RETENTION_DAYS', AUDIT_TWO_YEARS_DAYS, 1, 36_500),
       checkpointIntervalSec: r.int('MOONDRAFT_AUDIT_CHECKPOINT_SECONDS', 300, 1, 86_400),
       flushIntervalMs: r.int('MOONDRAFT_AUDIT_FLUSH_MS', 1000, 10, 600_000),
       batchSize: r.int('MOONDRAFT_AUDIT_BATCH_SIZE', 500, 1, 10_000),
@@ -549,8 +557,8 @@ export function loadConfig(environment: Source = process.env): Config {
     // derived from HOST:PORT they would name 127.0.0.1 or 0.0.0.0, which wallets cannot check.
     if (r.raw('MOONDRAFT_PUBLIC_URL') === undefined) throw new ConfigError('MOONDRAFT_PUBLIC_URL', 'is required in live: the https origin clients use (sign-in messages and tokens name it)');
     if (new URL(publicUrl).protocol !== 'https:') throw new ConfigError('MOONDRAFT_PUBLIC_URL', 'must be an https URL in live');
-    // The audit trail's promise is two years.
-    if (config.audit.retentionDays < 730) throw new ConfigError('MOONDRAFT_AUDIT_RETENTION_DAYS', 'must be at least 730 (two years) in live');
+    // The audit trail's promise is two years (731 days: two calendar years with a leap day in them).
+    if (config.audit.retentionDays < AUDIT_TWO_YEARS_DAYS) throw new ConfigError('MOONDRAFT_AUDIT_RETENTION_DAYS', `must be at least ${AUDIT_TWO_YEARS_DAYS} (two years, a 29 February included) in live`);
   }
   return config;
 }

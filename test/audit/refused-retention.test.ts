@@ -20,7 +20,7 @@ describe('retention of counted flood refusals', () => {
     audit.tallyRefusal('198.51.100.0/24', 'ip_blocked');
     await audit.settle();
     // The first refusal is now past the retention period, the second 49 s inside it.
-    clock.set(first + 730 * DAY + 1_000);
+    clock.set(first + 731 * DAY + 1_000);
     await audit.purge();
     const refused = [];
     for await (const v of audit.export({ type: 'access.refused' })) refused.push(v.details);

@@ -11,7 +11,7 @@ const BACKENDS = scaleout ? (['embedded', 'scaleout'] as const) : (['embedded'] 
 
 describe('retention configuration', () => {
   it('keeps two years by default and names the variable when invalid', () => {
-    expect(loadConfig({}).audit.retentionDays).toBe(730);
+    expect(loadConfig({}).audit.retentionDays).toBe(731);
     expect(loadConfig({ MOONDRAFT_AUDIT_RETENTION_DAYS: '90' }).audit.retentionDays).toBe(90);
     expect(() => loadConfig({ MOONDRAFT_AUDIT_RETENTION_DAYS: '0' })).toThrow(/^MOONDRAFT_AUDIT_RETENTION_DAYS: /);
     expect(() => loadConfig({ MOONDRAFT_AUDIT_BATCH_SIZE: '100', MOONDRAFT_AUDIT_BUFFER_CAPACITY: '10' })).toThrow(/^MOONDRAFT_AUDIT_BUFFER_CAPACITY: /);
@@ -35,7 +35,7 @@ describe.each(BACKENDS)('retention purge on %s', (backend) => {
     await server.services.audit.checkpoint();
     clock.advance(400 * DAY);
     await seedEvents(server, 3, 'acc_young');
-    clock.advance(331 * DAY); // the first five are now 731 days old, the last three 331
+    clock.advance(332 * DAY); // the first five are now 732 days old, the last three 332
 
     const result = await server.services.audit.purge();
     expect(result).toEqual({ removed: 5, throughSeq: 5 });
@@ -50,9 +50,20 @@ describe.each(BACKENDS)('retention purge on %s', (backend) => {
     expect(await server.services.audit.purge()).toEqual({ removed: 0, throughSeq: null }); // nothing more is old
   });
 
+  it('keeps a record for two calendar years even when a leap day falls in them (730 days is a day short)', async () => {
+    clock.set(Date.UTC(2027, 2, 1)); // 1 March 2027: its two years end on 1 March 2029, 731 days later (29 February 2028)
+    await seedEvents(server, 1, 'acc_leap');
+    clock.set(Date.UTC(2029, 1, 28, 12)); // 28 February 2029, noon: 730.5 days on, not yet two years
+    await server.services.audit.purge();
+    expect((await rows(server)).map((r) => r.type)).toContain('admin.limits.changed');
+    clock.set(Date.UTC(2029, 2, 1) + 1); // two years and a millisecond: old now
+    await server.services.audit.purge();
+    expect((await rows(server)).map((r) => r.type)).not.toContain('admin.limits.changed');
+  });
+
   it('still detects tampering after a purge, including removal of the first remaining record', async () => {
     await seedEvents(server, 3, 'acc_old');
-    clock.advance(731 * DAY);
+    clock.advance(732 * DAY);
     await seedEvents(server, 3, 'acc_new');
     await server.services.audit.purge();
     await server.services.store.db.deleteFrom('audit_events').where('seq', '=', 4).execute();
@@ -69,7 +80,7 @@ describe.each(BACKENDS)('retention purge on %s', (backend) => {
     await seedEvents(server, 2, 'acc_old');
     await server.services.audit.record({ type: 'trading.faucet', at: clock.now() + 800 * DAY, details: { asset: 'USD', amount: '1' } });
     await seedEvents(server, 2, 'acc_old_again'); // old, but after a young record
-    clock.advance(731 * DAY);
+    clock.advance(732 * DAY);
     expect(await server.services.audit.purge()).toEqual({ removed: 2, throughSeq: 2 });
     expect((await rows(server)).slice(0, 3).map((r) => Number(r.seq))).toEqual([3, 4, 5]);
     expect(await server.services.audit.verify()).toMatchObject({ ok: true });
@@ -86,7 +97,7 @@ describe.each(BACKENDS)('retention purge on %s', (backend) => {
 
   it('purges old intact records up to the first one that does not verify', async () => {
     await seedEvents(server, 3, 'acc_old');
-    clock.advance(731 * DAY);
+    clock.advance(732 * DAY);
     await seedEvents(server, 1, 'acc_young');
     await server.services.store.db.updateTable('audit_events').set({ actor_id: 'acc_someone_else' }).where('seq', '=', 3).execute();
     expect(await server.services.audit.purge()).toEqual({ removed: 2, throughSeq: 2 });
@@ -100,10 +111,10 @@ describe.each(BACKENDS)('retention purge on %s', (backend) => {
     }
     await server.services.audit.settle();
     await seedEvents(server, 1, 'acc_young');
-    clock.set(t0 + 730 * DAY + 10_000); // req_0 is now older than two years, req_1 forty seconds younger
+    clock.set(t0 + 731 * DAY + 10_000); // req_0 is now older than two years, req_1 forty seconds younger
     await server.services.audit.purge();
     expect((await accessViews(server, { accountId: 'acc_span' })).map((v) => v.details?.requestId)).toEqual(['req_0', 'req_1']);
-    clock.set(t0 + 730 * DAY + 60_000); // both are old now
+    clock.set(t0 + 731 * DAY + 60_000); // both are old now
     await server.services.audit.purge();
     expect(await accessViews(server, { accountId: 'acc_span' })).toEqual([]);
     expect(await server.services.audit.verify()).toMatchObject({ ok: true });
@@ -111,9 +122,9 @@ describe.each(BACKENDS)('retention purge on %s', (backend) => {
 
   it('purges everything when all is old, and the next record continues the chain', async () => {
     await seedEvents(server, 3);
-    clock.advance(731 * DAY);
+    clock.advance(732 * DAY);
     await server.services.audit.purge(); // leaves only its own audit.purged record
-    clock.advance(731 * DAY);
+    clock.advance(732 * DAY);
     await server.services.audit.purge();
     expect((await rows(server)).map((r) => r.type)).toEqual(['audit.purged']);
     await seedEvents(server, 1, 'acc_after');
@@ -132,7 +143,7 @@ describe('the scheduled retention job', () => {
     const clock = new ManualClock();
     server = await startTestServer({ clock });
     await seedEvents(server, 3);
-    clock.advance(731 * DAY);
+    clock.advance(732 * DAY);
     await seedEvents(server, 1, 'acc_young');
 
     vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval', 'setTimeout', 'clearTimeout'] });
@@ -144,7 +155,7 @@ describe('the scheduled retention job', () => {
     await vi.advanceTimersByTimeAsync(1);
     await vi.waitFor(async () => expect((await rows(server)).map((r) => r.type)).toEqual(['admin.limits.changed', 'audit.purged']));
 
-    clock.advance(731 * DAY);
+    clock.advance(732 * DAY);
     await vi.advanceTimersByTimeAsync(60_000); // the hourly run (here: every minute)
     await vi.waitFor(async () => expect((await rows(server)).map((r) => r.type)).toEqual(['audit.purged']));
     await audit.close();
@@ -166,7 +177,7 @@ describe('verify while another process purges (SQLite file)', () => {
     try {
       await resetAuditLog(a);
       await seedEvents(a, 3000, 'acc_old');
-      clock.advance(731 * DAY);
+      clock.advance(732 * DAY);
       await seedEvents(a, 5, 'acc_young');
       // The other process purges just after verify has begun to read (its checkpoints first).
       const checkpoints = a.services.audit.checkpoints;
