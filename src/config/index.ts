@@ -160,7 +160,6 @@ export class ConfigError extends Error {
 
 type Source = Record<string, string | undefined>;
 
-/** Variables whose values are secrets: their values never appear in a ConfigError. */
 /**
  * The audit trail's retention promise, two years, in days: the longest two calendar years (one
  * holding a 29 February) last 731 days, so 730 would purge a record up to a day before it is two
@@ -168,6 +167,7 @@ type Source = Record<string, string | undefined>;
  */
 export const AUDIT_TWO_YEARS_DAYS = 731;
 
+/** Variables whose values are secrets: their values never appear in a ConfigError. */
 const SECRET_VARIABLES = new Set(['MOONDRAFT_MASTER_KEY', 'DATABASE_URL', 'REDIS_URL']);
 
 class Reader {
