@@ -201,11 +201,15 @@ export class MemoryState implements SharedState {
     }
     log.windowMs = windowMs;
     const { hits } = log;
-    // Time never runs backwards for a key (see the port): a late caller counts at the newest hit.
-    // Only a hit still in the log counts (as in Redis's sorted set): one that an earlier decision
-    // pruned is gone, or a step back would record this hit at its time beside it, past the limit.
+    // Time never runs backwards for a key (see the port): a decision earlier than the newest hit
+    // moves the whole log back so that the newest hit is at the decision time. Only a hit still in
+    // the log counts (as in Redis's sorted set): one that an earlier decision pruned is gone.
+    const at = now ?? this.clock.now();
     const newest = log.start < hits.length ? hits[hits.length - 1] : undefined;
-    const at = newest !== undefined && newest > (now ?? this.clock.now()) ? newest : (now ?? this.clock.now());
+    if (newest !== undefined && newest > at) {
+      const back = newest - at;
+      for (let i = log.start; i < hits.length; i++) hits[i]! -= back;
+    }
     while (log.start < hits.length && hits[log.start]! <= at - windowMs) log.start++;
     if (log.start > 64 && log.start * 2 > hits.length) {
       hits.splice(0, log.start);

@@ -54,7 +54,8 @@ return {0, held}`;
  * One sliding-window decision in one round trip, atomic across processes. KEYS[1] is the hit log
  * (a sorted set scored by ms), KEYS[2..] are hold keys. ARGV: limit, window ms, decision time ms
  * ('' = Redis TIME, one clock for all processes), a unique member. Time never runs backwards for a
- * key: a decision earlier than the newest hit counts at the newest hit.
+ * key: a decision earlier than the newest hit first moves the whole log back by the difference (as
+ * MemoryState does), so that the window then runs on the clock that stepped back.
  */
 const SLIDING_WINDOW = `
 local key, limit, window = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2])
@@ -67,7 +68,12 @@ else
 end
 local newest = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
 local newestAt = newest[2] and tonumber(newest[2])
-if newestAt and newestAt > at then at = newestAt end
+if newestAt and newestAt > at then
+  local back = newestAt - at
+  local all = redis.call('ZRANGE', key, 0, -1, 'WITHSCORES')
+  for i = 1, #all, 2 do redis.call('ZADD', key, tonumber(all[i + 1]) - back, all[i]) end
+  newestAt = at
+end
 redis.call('ZREMRANGEBYSCORE', key, '-inf', at - window)
 local count = redis.call('ZCARD', key)
 local heldKey, heldValue, retry = '', '', 0

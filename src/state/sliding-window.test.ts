@@ -84,7 +84,22 @@ describe.each(impls)('slidingWindowHit on $name', ({ make }) => {
     // putting three admitted hits inside [10_000, 11_000).
     const late = await state.slidingWindowHit(key, 2, 1000, 10_500);
     expect(late.allowed).toBe(false);
-    expect(late.at).toBe(10_999);
+    // Decided as at 10_999: the log moved back by 499 ms, so its newest hit is at 10_500.
+    expect(late).toMatchObject({ at: 10_500, count: 2, retryAfterMs: 1, resetMs: 1000 });
+  });
+
+  it('after the clock steps back, a full window opens again within windowMs, not once the clock catches up', async () => {
+    const key = freshKey();
+    const t0 = 3_600_000_000;
+    for (let i = 0; i < 3; i++) expect((await state.slidingWindowHit(key, 3, 1000, t0 + i * 100)).allowed).toBe(true);
+    // The clock steps back an hour (an NTP correction) just after the last hit.
+    const back = t0 + 200 - 3_600_000;
+    expect(await state.slidingWindowHit(key, 3, 1000, back)).toMatchObject({ allowed: false, retryAfterMs: 800 });
+    expect((await state.slidingWindowHit(key, 3, 1000, back + 799)).allowed).toBe(false);
+    expect((await state.slidingWindowHit(key, 3, 1000, back + 800)).allowed).toBe(true);
+    // The hits keep their spacing on the new clock: the next one leaves 100 ms later.
+    expect((await state.slidingWindowHit(key, 3, 1000, back + 899)).allowed).toBe(false);
+    expect((await state.slidingWindowHit(key, 3, 1000, back + 900)).allowed).toBe(true);
   });
 
   it('after the limit is lowered, waits until enough hits have left', async () => {

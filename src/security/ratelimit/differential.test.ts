@@ -24,12 +24,12 @@ const prefix = `t:rld:${randomBytes(4).toString('hex')}:`;
 
 const RULES: PenaltyRules = { penaltyBaseMs: 1000, penaltyMaxMs: 60_000, penaltyGraceMs: 0, strikeWindowMs: 60_000, suspendAfterStrikes: 6, abuseFactor: 10, suspensionMs: 300_000 };
 
-function limiterOn(state: SharedState, clock: ManualClock): RateLimiter {
+function limiterOn(state: SharedState, clock: ManualClock, rules: PenaltyRules = RULES): RateLimiter {
   return new RateLimiter({
     state,
     fallback: new MemoryState(systemClock),
     clock,
-    rules: RULES,
+    rules,
     events: new SecurityEvents(),
     metrics: new RateLimitMetrics(new Registry()),
     log: pino({ level: 'silent' }),
@@ -74,5 +74,32 @@ describe.runIf(redisUp)('RateLimiter on MemoryState and RedisState', () => {
       ),
       { numRuns: 40 },
     );
+  });
+
+  it('after the clock steps back an hour, a client refused on a full window waits at most one window more, not the hour', async () => {
+    const memory = new MemoryState(systemClock);
+    const clock = new ManualClock(Date.now());
+    // A long grace period: every refusal here is one strike, so no cool-down (on real time) interferes.
+    const rules = { ...RULES, penaltyGraceMs: 60_000 };
+    const [a, b] = [limiterOn(memory, clock, rules), limiterOn(redis, clock, rules)];
+    const target: LimitTarget = { policy: categoryPolicy('account', DEFAULT_LIMITS), subject: `a:acc_${randomBytes(5).toString('hex')}` };
+    const { limit, windowMs } = target.policy;
+    try {
+      for (let i = 0; i < limit; i++) expect([(await a.hit(target)).outcome, (await b.hit(target)).outcome]).toEqual(['allowed', 'allowed']);
+      expect([(await a.hit(target)).outcome, (await b.hit(target)).outcome]).toEqual(['limited', 'limited']);
+      // NTP steps the clock back an hour. The first decision after it cannot tell how long before
+      // the step the hits were: it counts them as just made, so the client waits one window more.
+      clock.advance(-3_600_000 + 10);
+      const [ra, rb] = [await a.hit(target), await b.hit(target)];
+      same(ra, rb);
+      expect(ra.outcome).toBe('limited');
+      expect(ra.retryAfterMs).toBeLessThanOrEqual(windowMs);
+      clock.advance(ra.retryAfterMs);
+      const [da, db] = [await a.hit(target), await b.hit(target)];
+      same(da, db);
+      expect(da.outcome).toBe('allowed');
+    } finally {
+      await memory.close();
+    }
   });
 });
