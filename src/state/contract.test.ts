@@ -162,6 +162,19 @@ describe.each(kinds)('shared-state contract: $kind', ({ kind }) => {
     expect(await s.ttl('flag2')).toBeGreaterThan(50_000);
   });
 
+  it('holdAtLeast sets an absent key, only ever extends an expiry, and keeps the value', async () => {
+    await s.holdAtLeast('hold', 'first', 10_000);
+    expect(await s.get('hold')).toBe('first');
+    await s.holdAtLeast('hold', 'second', 60_000);
+    expect(await s.get('hold')).toBe('first');
+    expect(await s.ttl('hold')).toBeGreaterThan(50_000);
+    await s.holdAtLeast('hold', 'third', 1_000);
+    expect(await s.ttl('hold')).toBeGreaterThan(50_000);
+    await s.set('forever', 'x');
+    await s.holdAtLeast('forever', 'y', 1_000);
+    expect([await s.get('forever'), await s.ttl('forever')]).toEqual(['x', -1]);
+  });
+
   it('setMax stores the number as written, however large, and refuses one that is not finite', async () => {
     await s.setMax('big', 1_764_432_930_123_456, 60_000); // µs since the epoch: 16 digits
     expect(await s.get('big')).toBe('1764432930123456');

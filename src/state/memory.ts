@@ -167,6 +167,13 @@ export class MemoryState implements SharedState {
     if (this.watchers.length > 0) this.wrote(key);
     return value;
   }
+  async holdAtLeast(key: string, value: string, ttlMs: number) {
+    const until = this.clock.now() + expiryMs(ttlMs);
+    const e = this.live(key);
+    if (e && (e.expiresAt === null || e.expiresAt >= until)) return;
+    this.entries.set(key, { value: e ? e.value : value, expiresAt: until });
+    if (this.watchers.length > 0) this.wrote(key);
+  }
   async ttl(key: string) {
     const e = this.live(key);
     if (!e) return null;

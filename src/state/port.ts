@@ -52,6 +52,13 @@ export interface SharedState {
    * as does a result beyond Number.MAX_SAFE_INTEGER either way (it could not be returned exactly).
    */
   incr(key: string, by: number, ttlMs: number): Promise<number>;
+  /**
+   * Makes `key` live at least `ttlMs` more, atomically: absent, it is set to `value` with that
+   * expiry; present with a shorter expiry, only the expiry is extended (the value is kept); with a
+   * longer expiry or none, it is left as it is. Racing writers never shorten one another's expiry
+   * nor overwrite a value (penalty counters and cool-downs).
+   */
+  holdAtLeast(key: string, value: string, ttlMs: number): Promise<void>;
   /** Remaining time to live in ms; null when absent, -1 when it has no expiry. */
   ttl(key: string): Promise<number | null>;
   /**

@@ -28,6 +28,15 @@ local winner = ARGV[1]
 if current ~= nil and current > tonumber(ARGV[1]) then winner = raw end
 redis.call('SET', KEYS[1], winner, 'PX', ARGV[2])`;
 
+/** See SharedState.holdAtLeast: ARGV the value and the TTL (ms). */
+const HOLD_AT_LEAST = `
+local left = redis.call('PTTL', KEYS[1])
+if left == -2 then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+elseif left >= 0 and left < tonumber(ARGV[2]) then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end`;
+
 /** The members of set KEYS[1] whose key ARGV[1]..member exists; the others are removed, atomically. */
 const INDEX_LIVE = `
 local live = {}
@@ -119,6 +128,7 @@ interface ScriptedRedis extends Redis {
   mdIncrWithTtl(key: string, by: string, ttlMs: string): Promise<number>;
   mdIndexLive(key: string, prefix: string): Promise<string[]>;
   mdSetMax(key: string, value: string, ttlMs: string): Promise<null>;
+  mdHoldAtLeast(key: string, value: string, ttlMs: string): Promise<null>;
   mdFirstSeenHeld(heldKey: string, key: string, ttlMs: string, now: string): Promise<[number, string]>;
 }
 
@@ -173,6 +183,7 @@ export class RedisState implements SharedState {
     this.client.defineCommand('mdIncrWithTtl', { lua: INCR_WITH_TTL, numberOfKeys: 1 });
     this.client.defineCommand('mdIndexLive', { lua: INDEX_LIVE, numberOfKeys: 1 });
     this.client.defineCommand('mdSetMax', { lua: SET_MAX, numberOfKeys: 1 });
+    this.client.defineCommand('mdHoldAtLeast', { lua: HOLD_AT_LEAST, numberOfKeys: 1 });
     this.client.defineCommand('mdFirstSeenHeld', { lua: FIRST_SEEN_HELD, numberOfKeys: 2 });
   }
 
@@ -241,6 +252,10 @@ export class RedisState implements SharedState {
     if (!Number.isSafeInteger(by)) throw new RangeError(`shared state: incr by must be an integer, got ${String(by)}`);
     const v = await this.run('incr', () => this.client.mdIncrWithTtl(this.k(key), String(by), String(ms)));
     return Number(v);
+  }
+  async holdAtLeast(key: string, value: string, ttlMs: number) {
+    const ms = expiryMs(ttlMs);
+    await this.run('hold', () => this.client.mdHoldAtLeast(this.k(key), value, String(ms)));
   }
   async ttl(key: string) {
     const v = await this.run('pttl', () => this.client.pttl(this.k(key)));

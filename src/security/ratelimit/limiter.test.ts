@@ -243,3 +243,39 @@ describe('RateLimiter when shared state is unavailable', () => {
     expect(outcomes).toEqual(['allowed', 'allowed', 'allowed', 'allowed', 'allowed', 'limited', 'limited']);
   });
 });
+
+describe.runIf(redisUp)('two limiters (two processes) on one Redis', () => {
+  /** A process whose calls are late by `ms`, for the methods named. */
+  const slow = (state: SharedState, ms: number, methods: (m: string) => boolean): SharedState =>
+    new Proxy(state, {
+      get(obj, name, receiver) {
+        const v = Reflect.get(obj, name, receiver) as unknown;
+        if (typeof v !== 'function') return v;
+        const fn = v as (...args: unknown[]) => unknown;
+        return methods(String(name)) ? async (...args: unknown[]) => (await new Promise((r) => setTimeout(r, ms)), fn.apply(obj, args)) : fn.bind(obj);
+      },
+    });
+
+  it('refusing one client at the same moment, both record their strike and the longer cool-down stands', async () => {
+    const [one, two] = [new RedisState({ url: REDIS_URL, prefix }), new RedisState({ url: REDIS_URL, prefix })];
+    try {
+      await Promise.all([one.whenReady(), two.whenReady()]);
+      const clock = new ManualClock();
+      // Process A is slow after its strike increment; process B's increment lands just after A's.
+      const a = harness(slow(one, 60, (m) => m !== 'slidingWindowHit' && m !== 'incr'), {}, clock).limiter;
+      const b = harness(slow(two, 15, (m) => m === 'incr'), {}, clock).limiter;
+      const t = target('account', 2);
+      expect((await a.hit(t)).outcome).toBe('allowed');
+      expect((await a.hit(t)).outcome).toBe('allowed');
+      expect((await a.hit(t)).outcome).toBe('limited'); // strike 1: no cool-down
+      const both = await Promise.all([a.hit(t), b.hit(t)]);
+      expect(both.map((d) => d.outcome)).toEqual(['limited', 'limited']);
+      // Strikes 2 and 3: the cool-down in force is the third strike's (2 × base), not the second's.
+      const base = `rl:{${t.policy.name}:${t.subject}}`;
+      expect(await one.get(`${base}:k`)).toBe('3');
+      expect(await one.ttl(`${base}:h`)).toBeGreaterThan(1500);
+    } finally {
+      await Promise.all([one.close(), two.close()]);
+    }
+  });
+});

@@ -180,7 +180,10 @@ export class RateLimiter {
       // that waits out each cool-down and then overruns again keeps climbing towards suspension
       // (with a window from the first strike alone, the doubling cool-downs outlast it by the
       // seventh strike and the count started over).
-      await Promise.all([state.set(keys.cooldown, `p:${strikes}`, verdict.holdMs), state.set(keys.strikes, String(strikes), verdict.holdMs + rules.strikeWindowMs)]);
+      // holdAtLeast, not set: another process refusing the same client at the same moment may have
+      // counted the next strike already; writing our count back would lose it, and our shorter
+      // cool-down would replace its longer one. The increment above is the only writer of the count.
+      await Promise.all([state.holdAtLeast(keys.cooldown, `p:${strikes}`, verdict.holdMs), state.holdAtLeast(keys.strikes, String(strikes), verdict.holdMs + rules.strikeWindowMs)]);
     }
     return this.refusal('limited', target, verdict.retryAfterMs, local);
   }
