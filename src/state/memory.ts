@@ -209,13 +209,18 @@ export class MemoryState implements SharedState {
     log.windowMs = windowMs;
     const { hits } = log;
     // Time never runs backwards for a key (see the port): a decision earlier than the newest hit
-    // moves the whole log back so that the newest hit is at the decision time. Only a hit still in
-    // the log counts (as in Redis's sorted set): one that an earlier decision pruned is gone.
-    const at = now ?? this.clock.now();
+    // counts at the newest hit's time, and one more than a window earlier (the clock stepped back)
+    // first moves the whole log back so that the newest hit is at the decision time. Only a hit
+    // still in the log counts (as in Redis's sorted set): one that an earlier decision pruned is gone.
+    let at = now ?? this.clock.now();
     const newest = log.start < hits.length ? hits[hits.length - 1] : undefined;
     if (newest !== undefined && newest > at) {
-      const back = newest - at;
-      for (let i = log.start; i < hits.length; i++) hits[i]! -= back;
+      if (newest - at > windowMs) {
+        const back = newest - at;
+        for (let i = log.start; i < hits.length; i++) hits[i]! -= back;
+      } else {
+        at = newest;
+      }
     }
     while (log.start < hits.length && hits[log.start]! <= at - windowMs) log.start++;
     if (log.start > 64 && log.start * 2 > hits.length) {

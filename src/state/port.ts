@@ -83,12 +83,13 @@ export interface SharedState {
    * half-open interval of `windowMs` ever holds more than `limit` admitted hits, and a caller that
    * never sends more than `limit` per window is never refused (GCRA and fixed windows give up one
    * of the two). Time never runs backwards for a key: a decision time earlier than the key's newest
-   * hit (the clock stepped back, or a caller's clock is behind) first moves every hit in the log back
-   * by the difference, so the newest is at the decision time. That decision is the one the newest
-   * hit's time would have given (a late caller cannot reopen the window), and the window then runs
-   * on the clock as it now is: after a step back, a full window opens again at most `windowMs` after
-   * the first decision that meets the step, not once the clock has caught up with hits stamped
-   * before it (an hour's NTP step, an hour refused). No hit leaves earlier than its true age allows.
+   * hit (a caller whose clock reading is a little behind) counts as that newest hit's time, so a
+   * late caller cannot reopen the window. One more than `windowMs` earlier can only be a clock
+   * stepped back: it first moves every hit in the log back by the difference, so the newest is at
+   * the decision time (the same decision), and the window then runs on the clock as it now is. A
+   * full window thus opens again at most `windowMs` after the first decision that meets the step,
+   * not once the clock has caught up with hits stamped before it (an hour's NTP step, an hour
+   * refused).
    *
    * `now` (epoch ms) is the decision time; omit it to use the state's own clock. RedisState then
    * reads Redis's TIME inside the script: one clock for every process, so process clock skew

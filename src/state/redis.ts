@@ -63,8 +63,9 @@ return {0, held}`;
  * One sliding-window decision in one round trip, atomic across processes. KEYS[1] is the hit log
  * (a sorted set scored by ms), KEYS[2..] are hold keys. ARGV: limit, window ms, decision time ms
  * ('' = Redis TIME, one clock for all processes), a unique member. Time never runs backwards for a
- * key: a decision earlier than the newest hit first moves the whole log back by the difference (as
- * MemoryState does), so that the window then runs on the clock that stepped back.
+ * key: a decision earlier than the newest hit counts at the newest hit, and one more than a window
+ * earlier first moves the whole log back by the difference (as MemoryState does), so that the
+ * window then runs on the clock that stepped back.
  */
 const SLIDING_WINDOW = `
 local key, limit, window = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2])
@@ -78,10 +79,14 @@ end
 local newest = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
 local newestAt = newest[2] and tonumber(newest[2])
 if newestAt and newestAt > at then
-  local back = newestAt - at
-  local all = redis.call('ZRANGE', key, 0, -1, 'WITHSCORES')
-  for i = 1, #all, 2 do redis.call('ZADD', key, tonumber(all[i + 1]) - back, all[i]) end
-  newestAt = at
+  if newestAt - at > window then
+    local back = newestAt - at
+    local all = redis.call('ZRANGE', key, 0, -1, 'WITHSCORES')
+    for i = 1, #all, 2 do redis.call('ZADD', key, tonumber(all[i + 1]) - back, all[i]) end
+    newestAt = at
+  else
+    at = newestAt
+  end
 end
 redis.call('ZREMRANGEBYSCORE', key, '-inf', at - window)
 local count = redis.call('ZCARD', key)

@@ -84,8 +84,10 @@ describe.each(impls)('slidingWindowHit on $name', ({ make }) => {
     // putting three admitted hits inside [10_000, 11_000).
     const late = await state.slidingWindowHit(key, 2, 1000, 10_500);
     expect(late.allowed).toBe(false);
-    // Decided as at 10_999: the log moved back by 499 ms, so its newest hit is at 10_500.
-    expect(late).toMatchObject({ at: 10_500, count: 2, retryAfterMs: 1, resetMs: 1000 });
+    // Less than a window late: decided at the newest hit's time, the log left where it is (moving
+    // it back would let its hits leave that much early, admitting more than the limit in a window).
+    expect(late).toMatchObject({ at: 10_999, count: 2, retryAfterMs: 1, resetMs: 1000 });
+    expect((await state.slidingWindowHit(key, 2, 1000, 10_600)).allowed).toBe(false);
   });
 
   it('after the clock steps back, a full window opens again within windowMs, not once the clock catches up', async () => {

@@ -14,14 +14,14 @@ import type { RateLimitConfig } from '../../config/index.js';
  * - suspension (`temporarily_suspended`, a fixed period): after `suspendAfterStrikes` strikes
  *   (hammering through penalties), or when refusals within the strike window reach
  *   `abuseFactor` × the limit (sustained traffic far above the limit).
+ *
+ * Clock steps: cool-downs, suspensions, strike and refusal counts are shared-state keys with an
+ * expiry, i.e. "until T" on the state's own clock (Redis keeps an absolute expiry time; MemoryState
+ * the same). After that clock steps back by D, a penalty stamped before the step stays until T
+ * (up to D longer in real time) in both implementations alike. This is deliberate: unlike the
+ * sliding window (which moves its log back, see SharedState.slidingWindowHit), a penalty is a
+ * bounded, rare state, and shortening it on a step could not be told apart from a forward skew.
  */
-//
-// Clock steps: cool-downs, suspensions, strike and refusal counts are shared-state keys with an
-// expiry, i.e. "until T" on the state's own clock (Redis keeps an absolute expiry time; MemoryState
-// the same). After that clock steps back by D, a penalty stamped before the step stays until T
-// (up to D longer in real time) in both implementations alike. This is deliberate: unlike the
-// sliding window (which moves its log back, see SharedState.slidingWindowHit), a penalty is a
-// bounded, rare state, and shortening it on a step could not be told apart from a forward skew.
 export type PenaltyRules = Pick<RateLimitConfig, 'penaltyBaseMs' | 'penaltyMaxMs' | 'penaltyGraceMs' | 'strikeWindowMs' | 'suspendAfterStrikes' | 'abuseFactor' | 'suspensionMs'>;
 
 export function cooldownMs(strikes: number, rules: PenaltyRules): number {
