@@ -71,6 +71,8 @@ export interface AuditEventDetails {
   'admin.withdrawal_tier.changed': { from: number; to: number } & More;
   /** A daily trading-limit override set or cleared (null: the role default applies). */
   'admin.trading_limit.changed': { from: string | null; to: string | null } & More;
+  /** An open-orders cap override (orders resting per market) set or cleared (null: MOONDRAFT_MAX_OPEN_ORDERS applies). */
+  'admin.open_orders_limit.changed': { from: number | null; to: number | null } & More;
   'admin.asset.created': { symbol: string; name: string; decimals: number; faucet: boolean } & More;
   'admin.market.listed': { market: string; tickSize: string; lotSize: string; minNotional: string; makerFeeBps: number; takerFeeBps: number; relisted: boolean } & More;
   'admin.market.delisted': { market: string; cancelled: number } & More;

@@ -343,6 +343,14 @@ export interface TradingLimitsTable {
   updated_at: number;
 }
 
+/** An admin's override of the open-orders cap (orders resting per market) for one account. */
+export interface OpenOrdersLimitsTable {
+  account_id: string;
+  max_open_orders: number;
+  updated_by: string;
+  updated_at: number;
+}
+
 export interface CandlesTable {
   market: string;
   /** 1m, 5m, 1h or 1d. */
@@ -379,6 +387,7 @@ export interface Database {
   trading_usage: TradingUsageTable;
   trading_exposure: TradingExposureTable;
   trading_limits: TradingLimitsTable;
+  open_orders_limits: OpenOrdersLimitsTable;
   candles: CandlesTable;
   faucet_grants: FaucetGrantsTable;
 }

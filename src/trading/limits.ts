@@ -19,6 +19,27 @@ export interface LimitStatus {
   /** Notional of resting orders (they may still trade). */
   open: bigint;
   remaining: bigint;
+  /** Most orders the account may rest per market: its admin override, else the configured default. */
+  maxOpenOrders: number;
+}
+
+/** The open-orders cap of one account: what applies, the configured default, and whether an admin override sets it. */
+export interface OpenOrdersLimitStatus {
+  maxOpenOrders: number;
+  default: number;
+  overridden: boolean;
+}
+
+/** Bounds of an admin's open-orders override (those of MOONDRAFT_MAX_OPEN_ORDERS). */
+export const MAX_OPEN_ORDERS_BOUNDS = { min: 1, max: 100_000 } as const;
+
+/** Checks an admin's open-orders override (an integer 1..100000; null clears it), before anything is written. */
+export function parseMaxOpenOrders(maxOpenOrders: number | null): Result<number | null, 'validation_failed'> {
+  if (maxOpenOrders === null) return ok(null);
+  if (!Number.isSafeInteger(maxOpenOrders) || maxOpenOrders < MAX_OPEN_ORDERS_BOUNDS.min || maxOpenOrders > MAX_OPEN_ORDERS_BOUNDS.max) {
+    return fail('validation_failed', `maxOpenOrders must be an integer from ${MAX_OPEN_ORDERS_BOUNDS.min} to ${MAX_OPEN_ORDERS_BOUNDS.max}, or null`);
+  }
+  return ok(maxOpenOrders);
 }
 
 /** Parses an admin's override (a USDC decimal string; null clears it), before anything is written. */
@@ -31,23 +52,64 @@ export function parseDailyNotional(dailyNotional: string | null): Result<bigint 
 /**
  * Daily trading limits: notional traded over a rolling 24 h plus what rests on the books, against
  * the role's default or an admin's per-account override. Enforced inside the order transaction
- * (orders/service.ts); this is the read side and the admin override.
+ * (orders/service.ts); this is the read side and the admin override. Also the per-account override of
+ * the open-orders cap (MOONDRAFT_MAX_OPEN_ORDERS), enforced by the sequencer (orders/sequencer.ts).
  */
 export class TradingLimits {
   constructor(private readonly deps: { store: Store; clock: Clock; orders: OrdersService; audit?: AuditLog | undefined }) {}
 
   async status(accountId: string, role: Role): Promise<LimitStatus> {
     const db = this.deps.store.db;
-    const [usage, exposure, override] = await Promise.all([
+    const [usage, exposure, override, openOrders] = await Promise.all([
       db.selectFrom('trading_usage').select('notional').where('account_id', '=', accountId).where('minute', '>=', firstWindowMinute(this.deps.clock.now())).execute(),
       db.selectFrom('trading_exposure').select('open_notional').where('account_id', '=', accountId).executeTakeFirst(),
       db.selectFrom('trading_limits').select('daily_notional').where('account_id', '=', accountId).executeTakeFirst(),
+      this.openOrdersStatus(accountId),
     ]);
     const traded = usage.reduce((sum, u) => sum + readMinor(u.notional), 0n);
     const open = exposure ? readMinor(exposure.open_notional) : 0n;
     const limit = override ? readMinor(override.daily_notional) : this.deps.orders.roleLimit(role);
     const used = traded + open;
-    return { limit, overridden: !!override, traded, open, remaining: limit > used ? limit - used : 0n };
+    return { limit, overridden: !!override, traded, open, remaining: limit > used ? limit - used : 0n, maxOpenOrders: openOrders.maxOpenOrders };
+  }
+
+  /** The account's open-orders cap per market: its admin override, else MOONDRAFT_MAX_OPEN_ORDERS. */
+  async openOrdersStatus(accountId: string): Promise<OpenOrdersLimitStatus> {
+    const row = await this.deps.store.db.selectFrom('open_orders_limits').select('max_open_orders').where('account_id', '=', accountId).executeTakeFirst();
+    const fallback = this.deps.orders.defaultMaxOpenOrders();
+    return { maxOpenOrders: row ? Number(row.max_open_orders) : fallback, default: fallback, overridden: !!row };
+  }
+
+  /**
+   * Sets (an integer 1..100000) or clears (null) an account's open-orders cap per market. Applies
+   * to its next order; orders already resting stay when it is lowered below their number (only new
+   * resting orders are refused). Audited as `admin.open_orders_limit.changed` in its transaction,
+   * with the admin `by` as actor and the session it used, like the daily-limit override.
+   */
+  async setOpenOrdersOverride(accountId: string, maxOpenOrders: number | null, by: string, sessionId?: string): Promise<Result<number | null, 'validation_failed'>> {
+    const parsed = parseMaxOpenOrders(maxOpenOrders);
+    if (!parsed.ok) return parsed;
+    const value = parsed.value;
+    const now = this.deps.clock.now();
+    await this.deps.store.transaction(async (trx) => {
+      // Read under the account's lock, as setOverride does: two admins at once both record their change.
+      await lockAccount(this.deps.store, trx, accountId);
+      const before = await trx.selectFrom('open_orders_limits').select('max_open_orders').where('account_id', '=', accountId).executeTakeFirst();
+      const from = before ? Number(before.max_open_orders) : null;
+      if (value === null) {
+        await trx.deleteFrom('open_orders_limits').where('account_id', '=', accountId).execute();
+      } else {
+        await trx
+          .insertInto('open_orders_limits')
+          .values({ account_id: accountId, max_open_orders: value, updated_by: by, updated_at: now })
+          .onConflict((oc) => oc.column('account_id').doUpdateSet({ max_open_orders: value, updated_by: by, updated_at: now }))
+          .execute();
+      }
+      if (from !== value && this.deps.audit) {
+        await this.deps.audit.recordIn(trx, { type: 'admin.open_orders_limit.changed', accountId, actorId: by, details: { from, to: value, ...(sessionId !== undefined ? { via: 'session', sessionId } : {}) } });
+      }
+    });
+    return ok(value);
   }
 
   /**

@@ -169,5 +169,5 @@ export function portfolioView(p: Portfolio) {
 }
 
 export function limitView(s: LimitStatus) {
-  return { asset: 'USDC' as const, limit: usdc(s.limit), overridden: s.overridden, traded24h: usdc(s.traded), open: usdc(s.open), remaining: usdc(s.remaining) };
+  return { asset: 'USDC' as const, limit: usdc(s.limit), overridden: s.overridden, traded24h: usdc(s.traded), open: usdc(s.open), remaining: usdc(s.remaining), maxOpenOrders: s.maxOpenOrders };
 }

@@ -201,7 +201,7 @@ describe('key management is audited in its transaction', () => {
 });
 
 describe('trading administration is audited in its transaction', () => {
-  it('asset creation, market listing and delisting, and trading-limit overrides: one record each, naming the admin', async () => {
+  it('asset creation, market listing and delisting, trading-limit and open-orders-limit overrides: one record each, naming the admin', async () => {
     const admin = await sessionFor(server, { role: 'admin' });
     const target = await sessionFor(server);
     const inject = (method: 'POST' | 'PUT' | 'DELETE', url: string, payload?: object) => server.app.inject({ method, url, headers: admin.headers, ...(payload ? { payload } : {}) });
@@ -214,6 +214,10 @@ describe('trading administration is audited in its transaction', () => {
     expect((await inject('POST', '/api/v1/admin/markets', { ...terms, tickSize: '0.1' })).statusCode).toBe(201);
     expect((await inject('PUT', `/api/v1/admin/accounts/${target.account.wallet}/trading-limit`, { dailyNotional: '250.5' })).statusCode).toBe(200);
     expect((await inject('PUT', `/api/v1/admin/accounts/${target.account.wallet}/trading-limit`, { dailyNotional: null })).statusCode).toBe(200);
+    expect((await inject('PUT', `/api/v1/admin/accounts/${target.account.wallet}/open-orders-limit`, { maxOpenOrders: 1000 })).statusCode).toBe(200);
+    expect((await inject('PUT', `/api/v1/admin/accounts/${target.account.wallet}/open-orders-limit`, { maxOpenOrders: 1000 })).statusCode).toBe(200); // no change: no record
+    expect((await inject('PUT', `/api/v1/admin/accounts/${target.account.wallet}/open-orders-limit`, { maxOpenOrders: 0 })).statusCode).toBe(400); // refused: no record
+    expect((await inject('PUT', `/api/v1/admin/accounts/${target.account.wallet}/open-orders-limit`, { maxOpenOrders: null })).statusCode).toBe(200);
     await settle();
 
     const of = async (type: string) => (await server.services.audit.list({ type }, { limit: 100 })).records;
@@ -231,8 +235,12 @@ describe('trading administration is audited in its transaction', () => {
     expect(limits.map((r) => [r.details?.from, r.details?.to])).toEqual(expect.arrayContaining([[null, '250.5'], ['250.5', null]]));
     expect(limits).toHaveLength(2);
     expect(limits.every((r) => r.actorId === admin.account.id)).toBe(true);
+    const caps = (await server.services.audit.list({ type: 'admin.open_orders_limit.changed', accountId: target.account.id }, { limit: 10 })).records;
+    expect(caps.map((r) => [r.details?.from, r.details?.to])).toEqual(expect.arrayContaining([[null, 1000], [1000, null]]));
+    expect(caps).toHaveLength(2);
+    expect(caps.every((r) => r.actorId === admin.account.id)).toBe(true);
     // Each names the session it was done with, as the asset and market records do.
-    for (const r of [...created, ...listed, ...limits]) expect(r.details).toMatchObject({ via: 'session', sessionId: admin.sessionId });
+    for (const r of [...created, ...listed, ...limits, ...caps]) expect(r.details).toMatchObject({ via: 'session', sessionId: admin.sessionId });
     expect((await server.services.audit.verify()).ok).toBe(true);
   });
 });

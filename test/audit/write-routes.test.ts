@@ -149,6 +149,11 @@ describe('every write route is audited with its actor', () => {
       on: () => trader.account.id,
       call: async () => ({ res: await req('PUT', `/api/v1/admin/accounts/${trader.account.wallet}/trading-limit`, admin, { dailyNotional: '50000' }), by: admin }),
     },
+    'PUT /api/v1/admin/accounts/{address}/open-orders-limit': {
+      type: 'admin.open_orders_limit.changed',
+      on: () => trader.account.id,
+      call: async () => ({ res: await req('PUT', `/api/v1/admin/accounts/${trader.account.wallet}/open-orders-limit`, admin, { maxOpenOrders: 500 }), by: admin }),
+    },
     'DELETE /api/v1/admin/markets/{market}': { type: 'admin.market.delisted', on: () => null, call: async () => ({ res: await req('DELETE', '/api/v1/admin/markets/MOON-USDC', admin), by: admin }) },
     'POST /api/v1/tokens': {
       type: 'trading.token.created',

@@ -302,6 +302,7 @@ describe.each([
       'PUT /api/v1/admin/accounts/:address/role': { role: 'trader' },
       'PUT /api/v1/admin/accounts/:address/limits': { market: 10 },
       'PUT /api/v1/admin/accounts/:address/trading-limit': { dailyNotional: '1000' },
+      'PUT /api/v1/admin/accounts/:address/open-orders-limit': { maxOpenOrders: 500 },
       'PUT /api/v1/admin/accounts/:address/withdrawal-tier': { tier: 1 },
       'POST /api/v1/admin/keys/:id/suspend': { reason: 'fuzz' },
       'POST /api/v1/admin/keys/:id/unsuspend': {},

@@ -144,6 +144,8 @@ beforeAll(async () => {
   await call(admin, 'PUT', `/api/v1/admin/accounts/${bob.account.wallet}/limits`, { market: 200 });
   await call(admin, 'GET', `/api/v1/admin/accounts/${bob.account.wallet}/trading-limit`);
   await call(admin, 'PUT', `/api/v1/admin/accounts/${bob.account.wallet}/trading-limit`, { dailyNotional: '5000' });
+  await call(admin, 'GET', `/api/v1/admin/accounts/${bob.account.wallet}/open-orders-limit`);
+  await call(admin, 'PUT', `/api/v1/admin/accounts/${bob.account.wallet}/open-orders-limit`, { maxOpenOrders: 500 });
   await call(admin, 'POST', '/api/v1/admin/ip-blocks', { target: '203.0.113.0/24', reason: 'docs', durationSec: 60 });
   await call(admin, 'GET', '/api/v1/admin/ip-blocks');
   await call(admin, 'DELETE', '/api/v1/admin/ip-blocks?target=203.0.113.0/24');

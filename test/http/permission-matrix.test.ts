@@ -81,6 +81,8 @@ const CONTRACT: Record<string, Permission> = {
   'PUT /api/v1/admin/accounts/:address/limits': 'admin:write',
   'GET /api/v1/admin/accounts/:address/trading-limit': 'admin:read',
   'PUT /api/v1/admin/accounts/:address/trading-limit': 'admin:write',
+  'GET /api/v1/admin/accounts/:address/open-orders-limit': 'admin:read',
+  'PUT /api/v1/admin/accounts/:address/open-orders-limit': 'admin:write',
   'GET /api/v1/admin/accounts/:address/withdrawal-tier': 'admin:read',
   'PUT /api/v1/admin/accounts/:address/withdrawal-tier': 'admin:write',
   'POST /api/v1/admin/keys/:id/suspend': 'admin:write',

@@ -232,7 +232,7 @@ const TOKEN: Spec<Token> = {
 };
 const LAUNCHED: Spec<LaunchedToken> = { token: 'object', market: 'object' };
 const ASSET: Spec<Asset> = { symbol: 'string', name: 'string', decimals: 'int', faucet: 'bool', createdAt: 'int' };
-const TRADING_LIMIT: Spec<TradingLimit> = { asset: 'string', limit: 'decimal', overridden: 'bool', traded24h: 'decimal', open: 'decimal', remaining: 'decimal' };
+const TRADING_LIMIT: Spec<TradingLimit> = { asset: 'string', limit: 'decimal', overridden: 'bool', traded24h: 'decimal', open: 'decimal', remaining: 'decimal', maxOpenOrders: 'int' };
 const WITHDRAWAL_LIMIT: Spec<WithdrawalLimit> = { tier: 'int', limit: 'decimal', used: 'decimal', remaining: 'decimal', autoApproveUpTo: 'decimal', valuationAsset: 'string' };
 const ADDRESS: Spec<WithdrawalAddress> = { id: 'string', chain: 'string', address: 'string', label: 'string?', usableAt: 'int', createdAt: 'int' };
 const ADDRESS_BOOK: Spec<AddressBook> = { enabled: 'bool', disablesAt: 'int?', addresses: 'array' };

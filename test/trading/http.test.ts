@@ -289,6 +289,46 @@ describe('orders over HTTP', () => {
     await req('DELETE', '/api/v1/trading/orders', s);
   });
 
+  it('open-orders cap: admin override via the admin route, stored, four eyes, bad input changes nothing', async () => {
+    const s = await trader('1000');
+    const url = (address: string) => `/api/v1/admin/accounts/${address}/open-orders-limit`;
+    expect((await req('GET', url(s.account.wallet), admin)).json()).toEqual({ maxOpenOrders: 200, default: 200, overridden: false });
+    expect((await req('GET', '/api/v1/account/trading-limit', s)).json()).toMatchObject({ maxOpenOrders: 200 });
+    const put = await req('PUT', url(s.account.wallet), admin, { maxOpenOrders: 5000 });
+    expect(put.statusCode).toBe(200);
+    expect(put.json()).toEqual({ maxOpenOrders: 5000, default: 200, overridden: true });
+    // Stored: a fresh read of the store, the account's own view and the admin trading-limit view show it.
+    expect((await server.services.store.db.selectFrom('open_orders_limits').select(['max_open_orders', 'updated_by']).where('account_id', '=', s.account.id).executeTakeFirst())).toEqual({ max_open_orders: 5000, updated_by: admin.account.id });
+    expect((await req('GET', url(s.account.wallet), admin)).json()).toEqual({ maxOpenOrders: 5000, default: 200, overridden: true });
+    expect((await req('GET', '/api/v1/account/trading-limit', s)).json()).toMatchObject({ maxOpenOrders: 5000, overridden: false });
+    expect((await req('GET', `/api/v1/admin/accounts/${s.account.wallet}/trading-limit`, admin)).json()).toMatchObject({ maxOpenOrders: 5000 });
+    // Unknown account on GET: 404; malformed address: 400.
+    expect((await req('GET', url(`0x${'ab'.repeat(20)}`), admin)).statusCode).toBe(404);
+    expect((await req('GET', url('0x1234'), admin)).json()).toMatchObject({ status: 400, code: 'validation_failed' });
+    expect((await req('PUT', url('0x1234'), admin, { maxOpenOrders: 10 })).json()).toMatchObject({ status: 400, code: 'validation_failed' });
+    // Non-admins cannot set it, and an admin cannot set their own (four eyes): nothing changes.
+    expect((await req('PUT', url(s.account.wallet), s, { maxOpenOrders: 100000 })).json().code).toBe('forbidden_role');
+    const own = await req('PUT', url(admin.account.wallet), admin, { maxOpenOrders: 100000 });
+    expect({ status: own.statusCode, code: own.json().code }).toEqual({ status: 403, code: 'four_eyes_required' });
+    expect((await req('GET', url(admin.account.wallet), admin)).json()).toMatchObject({ overridden: false });
+    // Bad values: 400, nothing changes, and not even the account a refused value names is created.
+    for (const bad of [0, 100001, 2.5, '10', -1, true, {}]) {
+      const res = await req('PUT', url(s.account.wallet), admin, { maxOpenOrders: bad });
+      expect(res.statusCode, JSON.stringify(bad)).toBe(400);
+    }
+    expect((await req('PUT', url(s.account.wallet), admin, {})).statusCode).toBe(400);
+    expect((await req('GET', url(s.account.wallet), admin)).json()).toMatchObject({ maxOpenOrders: 5000 });
+    const unknown = `0x${'cd'.repeat(20)}`;
+    expect((await req('PUT', url(unknown), admin, { maxOpenOrders: 0 })).json()).toMatchObject({ code: 'validation_failed' });
+    expect(await server.services.accounts.byWallet(unknown)).toBeUndefined();
+    // A valid PUT for an account not yet signed in prepares it, as the trading-limit route does.
+    expect((await req('PUT', url(unknown), admin, { maxOpenOrders: 7 })).json()).toEqual({ maxOpenOrders: 7, default: 200, overridden: true });
+    expect(await server.services.accounts.byWallet(unknown)).toBeDefined();
+    // null restores the default and removes the row.
+    expect((await req('PUT', url(s.account.wallet), admin, { maxOpenOrders: null })).json()).toEqual({ maxOpenOrders: 200, default: 200, overridden: false });
+    expect(await server.services.store.db.selectFrom('open_orders_limits').select('account_id').where('account_id', '=', s.account.id).executeTakeFirst()).toBeUndefined();
+  });
+
   it('503 trading_halted while halted, from the shared-state flag', async () => {
     const s = await trader('100');
     await setHalt(server.services.state, { reason: 'incident', by: 'test', at: clock.now() });

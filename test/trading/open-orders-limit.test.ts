@@ -5,7 +5,8 @@ import { serviceAvailable } from '../support/services.js';
 import { fund, MOON } from '../support/trading.js';
 
 /**
- * MOONDRAFT_MAX_OPEN_ORDERS: an account rests at most that many orders per market. Run on the
+ * MOONDRAFT_MAX_OPEN_ORDERS: an account rests at most that many orders per market (or its admin
+ * override, PUT /api/v1/admin/accounts/:address/open-orders-limit). Run on the
  * server thread's sequencer, on the order thread, and on two scale-out servers sharing one
  * PostgreSQL (where every other request goes to the other server, whose book is behind).
  */
@@ -45,6 +46,7 @@ describe.each(setups)('open orders per account and market: $name', ({ start, thr
     return;
   }
   let servers: TestServer[];
+  let admin: Session;
   let turn = 0;
   /** The next server in turn (the same one unless scale-out). */
   const next = () => servers[turn++ % servers.length]!;
@@ -69,7 +71,7 @@ describe.each(setups)('open orders per account and market: $name', ({ start, thr
   beforeAll(async () => {
     servers = await start();
     for (const server of servers) expect(server.services.trading.orders.threaded).toBe(threaded);
-    const admin = await sessionFor(servers[0]!, { role: 'admin' });
+    admin = await sessionFor(servers[0]!, { role: 'admin' });
     for (const symbol of ['MOON', 'STAR']) {
       const asset = await servers[0]!.app.inject({ method: 'POST', url: '/api/v1/admin/assets', headers: admin.headers, payload: { symbol, name: symbol, decimals: 6 } });
       expect(asset.statusCode).toBe(201);
@@ -129,6 +131,42 @@ describe.each(setups)('open orders per account and market: $name', ({ start, thr
     expect((await req('DELETE', `/api/v1/trading/orders/${rested[0]}`, t)).statusCode).toBe(200);
     expect((await order(t, { side: 'buy', price: '0.7', quantity: '2' })).statusCode).toBe(201);
     expect((await order(t, { side: 'buy', price: '0.6', quantity: '2' })).json()).toMatchObject({ code: 'open_orders_limit_exceeded', limit: 3, open: 3 });
+  });
+
+  it("an admin's per-account override raises or lowers the cap on every server; a lowered one leaves resting orders in place", async () => {
+    const cap = (s: Session, maxOpenOrders: number | null) => req('PUT', `/api/v1/admin/accounts/${s.account.wallet}/open-orders-limit`, admin, { maxOpenOrders });
+    const raised = await trader();
+    const lowered = await trader();
+    // Far below the rest of the book, so nothing here trades.
+    const bid = (s: Session, i: number) => order(s, { side: 'buy', price: (0.1 + i * 0.0001).toFixed(4), quantity: '10' });
+
+    // Raised to 5: a fourth and fifth order rest where the default (3) refuses them; the sixth is refused.
+    expect((await cap(raised, 5)).json()).toEqual({ maxOpenOrders: 5, default: 3, overridden: true });
+    for (let i = 0; i < 5; i++) expect((await bid(raised, i)).json()).toMatchObject({ status: 'open' });
+    expect((await bid(raised, 5)).json()).toMatchObject({ code: 'open_orders_limit_exceeded', limit: 5, open: 5 });
+    expect((await req('GET', '/api/v1/account/trading-limit', raised)).json()).toMatchObject({ maxOpenOrders: 5 });
+
+    // Lowered to 1 with 3 resting: the 3 stay, no new resting order is accepted; orders that do not rest still are.
+    for (let i = 0; i < 3; i++) expect((await bid(lowered, i)).statusCode).toBe(201);
+    expect((await cap(lowered, 1)).json()).toEqual({ maxOpenOrders: 1, default: 3, overridden: true });
+    const resting = (await req('GET', '/api/v1/trading/orders?status=open&market=MOON-USDC', lowered)).json().orders.map((o: { id: string }) => o.id);
+    expect(resting).toHaveLength(3);
+    expect((await bid(lowered, 3)).json()).toMatchObject({ code: 'open_orders_limit_exceeded', limit: 1, open: 3 });
+    expect((await order(lowered, { side: 'buy', price: '0.5', quantity: '2', timeInForce: 'IOC' })).json()).toMatchObject({ status: 'expired' });
+    // Cancelling down to 1 is not enough (1 ≥ 1); to 0 makes room for one.
+    expect((await req('DELETE', `/api/v1/trading/orders/${resting[0]}`, lowered)).statusCode).toBe(200);
+    expect((await req('DELETE', `/api/v1/trading/orders/${resting[1]}`, lowered)).statusCode).toBe(200);
+    expect((await bid(lowered, 4)).json()).toMatchObject({ code: 'open_orders_limit_exceeded', limit: 1, open: 1 });
+    expect((await req('DELETE', `/api/v1/trading/orders/${resting[2]}`, lowered)).statusCode).toBe(200);
+    expect((await bid(lowered, 5)).json()).toMatchObject({ status: 'open' });
+
+    // Cleared: back to the default for the next order.
+    expect((await cap(raised, null)).json()).toEqual({ maxOpenOrders: 3, default: 3, overridden: false });
+    expect((await bid(raised, 6)).json()).toMatchObject({ code: 'open_orders_limit_exceeded', limit: 3, open: 5 });
+    expect((await cap(lowered, null)).statusCode).toBe(200);
+    expect((await bid(lowered, 6)).json()).toMatchObject({ status: 'open' });
+    await req('DELETE', '/api/v1/trading/orders', raised);
+    await req('DELETE', '/api/v1/trading/orders', lowered);
   });
 
   it('does not count the own resting orders that self-trade prevention cancels', async () => {

@@ -4,11 +4,11 @@ import type { FastifyRequest } from 'fastify';
 import { ApiError, unwrap } from '../../errors/registry.js';
 import type { Services } from '../../services.js';
 import type { Actor } from '../../trading/orders/types.js';
-import { parseDailyNotional } from '../../trading/limits.js';
+import { MAX_OPEN_ORDERS_BOUNDS, parseDailyNotional } from '../../trading/limits.js';
 import { formatAmount } from '../../trading/money.js';
 import { assetView, limitView, marketView } from '../../trading/views.js';
 import type { App } from '../types.js';
-import { AssetSymbol, AssetView, Decimal, LimitView, MarketSymbol, MarketView } from './trading-schemas.js';
+import { AssetSymbol, AssetView, Decimal, LimitView, MarketSymbol, MarketView, OpenOrdersLimitView } from './trading-schemas.js';
 
 const Address = Type.Object({ address: Type.String({ maxLength: 64 }) }, { additionalProperties: false });
 const AdminSecurity = [{ bearer: [] as string[] }];
@@ -21,9 +21,10 @@ function adminActor(request: FastifyRequest): Actor {
 
 /**
  * Admin controls of the trading core: create assets, list and delist markets, and override an
- * account's daily trading limit. Session-only (`admin:write` / `admin:read` have no API-key scope).
- * Each change is audited in its own transaction (admin.asset.created, admin.market.listed,
- * admin.market.delisted, admin.trading_limit.changed).
+ * account's daily trading limit and its open-orders cap. Session-only (`admin:write` / `admin:read`
+ * have no API-key scope). Each change is audited in its own transaction (admin.asset.created,
+ * admin.market.listed, admin.market.delisted, admin.trading_limit.changed,
+ * admin.open_orders_limit.changed).
  */
 export function tradingAdminRoutes(app: App, services: Services): void {
   const { trading, accounts, audit } = services;
@@ -170,6 +171,42 @@ export function tradingAdminRoutes(app: App, services: Services): void {
       if (account.id === actor.accountId) throw new ApiError('four_eyes_required', 'An admin cannot override their own daily trading limit; another admin must');
       unwrap(await trading.limits.setOverride(account.id, request.body.dailyNotional, actor.accountId ?? actor.id, actor.id));
       return limitView(await trading.limits.status(account.id, account.role));
+    },
+  );
+
+  app.get(
+    '/api/v1/admin/accounts/:address/open-orders-limit',
+    {
+      config: { permission: 'admin:read' },
+      schema: { tags, summary: 'An account’s cap on orders resting per market: the one in effect, the default, and whether it is overridden', security: AdminSecurity, params: Address, response: { 200: OpenOrdersLimitView } },
+    },
+    async (request) => {
+      const account = await accountOf(request.params.address, false);
+      return trading.limits.openOrdersStatus(account.id);
+    },
+  );
+
+  app.put(
+    '/api/v1/admin/accounts/:address/open-orders-limit',
+    {
+      config: { permission: 'admin:write' },
+      schema: {
+        tags,
+        summary: 'Override an account’s cap on orders resting per market; null restores MOONDRAFT_MAX_OPEN_ORDERS',
+        description: 'A cap lowered below what the account already rests leaves those orders resting; only new resting orders are refused.',
+        security: AdminSecurity,
+        params: Address,
+        body: Type.Object({ maxOpenOrders: Type.Union([Type.Integer({ minimum: MAX_OPEN_ORDERS_BOUNDS.min, maximum: MAX_OPEN_ORDERS_BOUNDS.max }), Type.Null()]) }, { additionalProperties: false }),
+        response: { 200: OpenOrdersLimitView },
+      },
+    },
+    async (request) => {
+      const actor = adminActor(request);
+      const account = await accountOf(request.params.address, true);
+      // Four eyes, as for the daily limit: the cap is a risk control on the admin's own trading too.
+      if (account.id === actor.accountId) throw new ApiError('four_eyes_required', 'An admin cannot override their own open-orders limit; another admin must');
+      unwrap(await trading.limits.setOpenOrdersOverride(account.id, request.body.maxOpenOrders, actor.accountId ?? actor.id, actor.id));
+      return trading.limits.openOrdersStatus(account.id);
     },
   );
 }

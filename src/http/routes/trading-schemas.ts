@@ -101,6 +101,15 @@ export const LimitView = Type.Object({
   traded24h: Type.String(),
   open: Type.String(),
   remaining: Type.String(),
+  /** Most orders the account may rest per market (an admin override, else MOONDRAFT_MAX_OPEN_ORDERS). */
+  maxOpenOrders: Type.Integer(),
+});
+
+/** GET|PUT /api/v1/admin/accounts/:address/open-orders-limit. */
+export const OpenOrdersLimitView = Type.Object({
+  maxOpenOrders: Type.Integer(),
+  default: Type.Integer(),
+  overridden: Type.Boolean(),
 });
 
 export const Security: { [label: string]: string[] }[] = [{ bearer: [] }, { apiKey: [] }];

@@ -11,6 +11,7 @@ import * as m0100 from './0100_client_order_id_index.js';
 import * as m0110 from './0110_tokens_newest_index.js';
 import * as m0120 from './0120_withdrawal_client_id.js';
 import * as m0130 from './0130_api_keys_changed_index.js';
+import * as m0140 from './0140_open_orders_limits.js';
 import * as m0040 from './0040_rate_limits.js';
 import * as m0041 from './0041_ip_blocks.js';
 import * as m0020 from './0020_trading.js';
@@ -38,6 +39,7 @@ const STEPS: Record<string, Step> = {
   '0110_tokens_newest_index': m0110,
   '0120_withdrawal_client_id': m0120,
   '0130_api_keys_changed_index': m0130,
+  '0140_open_orders_limits': m0140,
 };
 
 export function migrations(dialect: Dialect): Record<string, Migration> {

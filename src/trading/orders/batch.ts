@@ -72,6 +72,8 @@ export class Batch {
   private readonly usage = new Map<string, { window: bigint; minute: Keyed<bigint> }>();
   private readonly exposure = new Map<string, Keyed<bigint>>();
   private readonly limits = new Map<string, bigint | null>();
+  /** Admin overrides of the open-orders cap (null: the configured default applies). */
+  private readonly openCaps = new Map<string, number | null>();
   /** Accounts whose daily limit an accepted order was checked against (see limitChecked). */
   private readonly limitChecked = new Set<string>();
   readonly minute: number;
@@ -106,18 +108,19 @@ export class Batch {
     }
   }
 
-  /** Loads what the accounts' orders need: balances, positions, limit usage and overrides. */
+  /** Loads what the accounts' orders need: balances, positions, limit usage and overrides (daily limit, open-orders cap). */
   async loadAccounts(accountIds: Iterable<string>): Promise<void> {
     const ids = [...new Set(accountIds)];
     await this.ledger.loadOwners([...ids, SYSTEM_OWNERS.fees]);
     const fresh = ids.filter((id) => !this.positionsLoaded.has(id));
     if (fresh.length === 0) return;
     for (const part of chunks(fresh, 300)) {
-      const [positions, usage, exposure, limits] = await Promise.all([
+      const [positions, usage, exposure, limits, openCaps] = await Promise.all([
         this.trx.selectFrom('positions').select(['account_id', 'asset', 'cost_basis', 'realized_pnl', 'version']).where('account_id', 'in', part).execute(),
         this.trx.selectFrom('trading_usage').select(['account_id', 'minute', 'notional', 'version']).where('account_id', 'in', part).where('minute', '>=', firstWindowMinute(this.now)).execute(),
         this.trx.selectFrom('trading_exposure').select(['account_id', 'open_notional', 'version']).where('account_id', 'in', part).execute(),
         this.trx.selectFrom('trading_limits').select(['account_id', 'daily_notional']).where('account_id', 'in', part).execute(),
+        this.trx.selectFrom('open_orders_limits').select(['account_id', 'max_open_orders']).where('account_id', 'in', part).execute(),
       ]);
       for (const p of positions) {
         const state = { cost: readMinor(p.cost_basis), realized: readMinor(p.realized_pnl) };
@@ -128,6 +131,7 @@ export class Batch {
         this.usage.set(id, { window: 0n, minute: { value: 0n, orig: null, version: 0 } });
         this.exposure.set(id, { value: 0n, orig: null, version: 0 });
         this.limits.set(id, null);
+        this.openCaps.set(id, null);
       }
       for (const u of usage) {
         const entry = this.usage.get(u.account_id)!;
@@ -140,6 +144,7 @@ export class Batch {
         this.exposure.set(e.account_id, { value: n, orig: n, version: Number(e.version) });
       }
       for (const l of limits) this.limits.set(l.account_id, readMinor(l.daily_notional));
+      for (const c of openCaps) this.openCaps.set(c.account_id, Number(c.max_open_orders));
     }
   }
 
@@ -258,6 +263,11 @@ export class Batch {
 
   limitOverride(accountId: string): bigint | null {
     return this.limits.get(accountId) ?? null;
+  }
+
+  /** The admin's override of the account's open-orders cap per market, or null (the default applies). */
+  openOrdersOverride(accountId: string): number | null {
+    return this.openCaps.get(accountId) ?? null;
   }
 
   /**

@@ -325,9 +325,11 @@ export class OrderSequencer implements OrderExecutor {
     // Open orders: an order that would rest is refused once the account already rests the most
     // allowed in this market (every one is held in memory and walked by cancel-all). Its own
     // orders that self-trade prevention cancels in this plan rest no more once it is accepted.
-    // An order that never rests (filled in full, IOC, FOK, market) is never refused here.
+    // An order that never rests (filled in full, IOC, FOK, market) is never refused here. The cap
+    // is the account's admin override if it has one (read by this batch), else the configured one;
+    // an override below what already rests leaves those orders resting and refuses new ones.
     if (result.rests) {
-      const max = this.deps.maxOpenOrders;
+      const max = batch.openOrdersOverride(caller.accountId) ?? this.deps.maxOpenOrders;
       const open = book.openCountOf(caller.accountId) - result.selfTradeCancels.length;
       if (open >= max) {
         return fail('open_orders_limit_exceeded', `This account already has ${open} open orders in ${o.market}, the most allowed (${max}); cancel one first`, { limit: max, open });

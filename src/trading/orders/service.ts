@@ -124,6 +124,11 @@ export class OrdersService {
     return this.roleLimits[role] ?? 0n;
   }
 
+  /** The open-orders cap per market when no admin override applies (MOONDRAFT_MAX_OPEN_ORDERS). */
+  defaultMaxOpenOrders(): number {
+    return this.deps.maxOpenOrders;
+  }
+
   /** Rebuilds every active market's book from the store (called at start). */
   async start(): Promise<void> {
     await this.executor.started?.();

@@ -55,6 +55,11 @@ export interface TradingLimit {
   open: Decimal;
   /** What new orders may still use: `limit - traded24h - open`, never below 0. */
   remaining: Decimal;
+  /**
+   * Most orders the account may have resting per market (an admin override, else the server's
+   * default); one more resting order is 422 `open_orders_limit_exceeded`.
+   */
+  maxOpenOrders: number;
 }
 
 export interface WithdrawalRequest {
