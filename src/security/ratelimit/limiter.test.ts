@@ -125,6 +125,22 @@ describe.each(backends)('RateLimiter on $name', ({ make }) => {
     expect(b.events).toHaveLength(0);
   });
 
+  it('after this process\'s clock steps back, its memory of a suspension does not outlast what shared state says', async () => {
+    // The process remembers a suspension "until T" on its own clock, to refuse without I/O. Shared
+    // state (Redis: its own clock) ends it on time; a process clock stepped back by an hour kept
+    // refusing for the hour, without asking.
+    const clock = new ManualClock();
+    const a = harness(state, {}, clock);
+    const t = target('account', 2);
+    for (let i = 0; i < 11; i++) await a.limiter.hit(t);
+    expect((await a.limiter.hit(t)).outcome).toBe('suspended');
+    // Shared state's suspension ends (on its own clock); this process's clock steps back an hour.
+    const base = `rl:{${t.policy.name}:${t.subject}}`;
+    for (const suffix of ['s', 'h', 'k', 'r']) await state.del(`${base}:${suffix}`);
+    clock.advance(-3_600_000);
+    expect((await a.limiter.hit(t)).outcome).not.toBe('suspended');
+  });
+
   it('suspends sustained traffic far above the limit even when its refusals fall in one grace period', async () => {
     const { limiter, events } = harness(state, { penaltyGraceMs: 5000 });
     const t = target('account', 3);

@@ -88,7 +88,9 @@ export class RateLimiter {
     const now = this.deps.clock.now();
     const until = this.suspendedUntil.get(keys.base);
     if (until !== undefined) {
-      if (until > now) return this.record(this.refusal('suspended', target, until - now, false));
+      // Further off than a whole suspension: this process's clock stepped back since it was
+      // remembered. Shared state (Redis ends it on its own clock) decides again.
+      if (until > now && until - now <= this.deps.rules.suspensionMs) return this.record(this.refusal('suspended', target, until - now, false));
       this.suspendedUntil.delete(keys.base);
     }
 
