@@ -25,6 +25,18 @@ async function inFlightRequest(url: string): Promise<{ finish(): void; answer: P
   return { finish: () => void socket.write(body.slice(100)), answer };
 }
 
+/** The routes of the access events in the audit trail of the (stopped) server's data dir. */
+async function accessRoutesIn(dataDir: string): Promise<unknown[]> {
+  const services = await createServices(loadConfig({ MOONDRAFT_DATA_DIR: dataDir, MOONDRAFT_LOG_LEVEL: 'silent' }), { processMetrics: false });
+  try {
+    const routes: unknown[] = [];
+    for await (const view of services.audit.export({ type: 'access.request' })) routes.push(view.details?.route);
+    return routes;
+  } finally {
+    await services.close();
+  }
+}
+
 const pgUp = await serviceAvailable('postgres');
 
 describe('graceful shutdown', () => {
@@ -104,14 +116,7 @@ describe('graceful shutdown', () => {
     await request.answer;
     expect(server.output()).toContain('ending the connections of requests still in flight');
     // The access event of the answered request, buffered until the stop, is in the audit trail.
-    const services = await createServices(loadConfig({ MOONDRAFT_DATA_DIR: dataDir, MOONDRAFT_LOG_LEVEL: 'silent' }), { processMetrics: false });
-    try {
-      const routes: unknown[] = [];
-      for await (const view of services.audit.export({ type: 'access.request' })) routes.push(view.details?.route);
-      expect(routes).toContain('/api/v1/time');
-    } finally {
-      await services.close();
-    }
+    expect(await accessRoutesIn(dataDir)).toContain('/api/v1/time');
   }, 40_000);
 
   it('SIGHUP with its terminal gone (standard output and error closed) drains as SIGTERM does: the buffered audit events are written, then it ends by that signal', async () => {
@@ -128,14 +133,7 @@ describe('graceful shutdown', () => {
     await new Promise((r) => setTimeout(r, 100));
     server.child.kill('SIGHUP');
     expect(await exit).toEqual({ code: null, signal: 'SIGHUP' });
-    const services = await createServices(loadConfig({ MOONDRAFT_DATA_DIR: dataDir, MOONDRAFT_LOG_LEVEL: 'silent' }), { processMetrics: false });
-    try {
-      const routes: unknown[] = [];
-      for await (const view of services.audit.export({ type: 'access.request' })) routes.push(view.details?.route);
-      expect(routes).toContain('/api/v1/time');
-    } finally {
-      await services.close();
-    }
+    expect(await accessRoutesIn(dataDir)).toContain('/api/v1/time');
   }, 40_000);
 
   it.skipIf(!pgUp)('a shutdown that cannot finish within 15 s exits 1 saying why and what is lost', async () => {
