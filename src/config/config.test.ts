@@ -115,6 +115,14 @@ describe('loadConfig', () => {
     expect(loadConfig({ ...tlsEnv, PORT: '8443', MOONDRAFT_HTTP_REDIRECT_PORT: '8080', MOONDRAFT_METRICS_PORT: '9090' })).toMatchObject({ httpRedirectPort: 8080, metricsPort: 9090 });
   });
 
+  it('listens for metrics on HOST unless MOONDRAFT_METRICS_HOST names another address, which needs a metrics port', () => {
+    expect(loadConfig({ HOST: '0.0.0.0', MOONDRAFT_METRICS_PORT: '9090' }).metricsHost).toBe('0.0.0.0');
+    expect(loadConfig({ HOST: '0.0.0.0', MOONDRAFT_METRICS_PORT: '9090', MOONDRAFT_METRICS_HOST: '10.0.0.5' }).metricsHost).toBe('10.0.0.5');
+    // Without its own port the metrics would be served on the API port, on HOST: the setting would do nothing.
+    expect(() => loadConfig({ MOONDRAFT_METRICS_HOST: '127.0.0.1' })).toThrow(/^MOONDRAFT_METRICS_HOST: needs MOONDRAFT_METRICS_PORT/);
+    expect(() => loadConfig({ MOONDRAFT_METRICS_PORT: '9090', MOONDRAFT_METRICS_HOST: 'metrics.internal' })).toThrow(/^MOONDRAFT_METRICS_HOST: must be an IP address/);
+  });
+
   it('never echoes a secret value in an error', () => {
     expect(() => loadConfig({ DATABASE_URL: 'mysql://user:hunter2@db' })).toThrow(/DATABASE_URL/);
     try {

@@ -51,8 +51,10 @@ export interface Config {
    */
   dbQueryTimeoutMs: number;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
-  /** Serve /metrics on this separate port instead of the API port (recommended in live). */
+  /** Serve /metrics on this separate port instead of the API port (in live, the only way to serve them). */
   metricsPort: number | undefined;
+  /** The address the metrics port listens on (HOST unless MOONDRAFT_METRICS_HOST says otherwise). */
+  metricsHost: string;
   timeouts: { requestMs: number; headersMs: number; keepAliveMs: number; connectionMs: number };
   /** Wallet sign-in (identity): the chain ids sign-in messages must name. */
   signIn: {
@@ -469,6 +471,7 @@ export function loadConfig(environment: Source = process.env): Config {
     dbQueryTimeoutMs: r.int('MOONDRAFT_DB_QUERY_TIMEOUT_MS', 30_000, 1_000, 3_600_000),
     logLevel: r.oneOf('MOONDRAFT_LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const, 'info'),
     metricsPort: r.optionalInt('MOONDRAFT_METRICS_PORT', 1, 65535),
+    metricsHost: r.str('MOONDRAFT_METRICS_HOST', host),
     timeouts: {
       requestMs,
       headersMs: headersMs ?? Math.min(10_000, requestMs),
@@ -530,6 +533,10 @@ export function loadConfig(environment: Source = process.env): Config {
   if (config.httpRedirectPort !== undefined) {
     if (!tls) throw new ConfigError('MOONDRAFT_HTTP_REDIRECT_PORT', 'needs TLS (MOONDRAFT_TLS_CERT and MOONDRAFT_TLS_KEY): it redirects to the HTTPS port');
     if (config.httpRedirectPort === port) throw new ConfigError('MOONDRAFT_HTTP_REDIRECT_PORT', 'must differ from PORT');
+  }
+  if (r.raw('MOONDRAFT_METRICS_HOST') !== undefined) {
+    if (config.metricsPort === undefined) throw new ConfigError('MOONDRAFT_METRICS_HOST', 'needs MOONDRAFT_METRICS_PORT (the API port listens on HOST)');
+    if (config.metricsHost !== 'localhost' && isIP(config.metricsHost) === 0) throw new ConfigError('MOONDRAFT_METRICS_HOST', `must be an IP address or localhost (got ${JSON.stringify(config.metricsHost)})`);
   }
   if (config.metricsPort !== undefined) {
     if (config.metricsPort === port) throw new ConfigError('MOONDRAFT_METRICS_PORT', 'must differ from PORT');

@@ -93,8 +93,10 @@ export async function listen(moondraft: Moondraft): Promise<Listening> {
         () => problem('internal_error', 'An internal error occurred; quote the requestId when reporting it'),
       );
     });
-    await bind(metrics, config.metricsPort, config.host, extra);
+    await bind(metrics, config.metricsPort, config.metricsHost, extra);
     extra.push(metrics);
+  } else if (config.env === 'live') {
+    services.log.warn('metrics are not served: live serves GET /metrics only on MOONDRAFT_METRICS_PORT (set it, and MOONDRAFT_METRICS_HOST to a private address)');
   }
   return {
     url,

@@ -8,6 +8,8 @@ import { ERRORS } from '../../src/errors/registry.js';
 import { DRAIN_GRACE_MS, listen } from '../../src/http/listen.js';
 import { ManualClock } from '../../src/lib/clock.js';
 import { METRICS_REUSE_MS } from '../../src/observability/metrics.js';
+import { Keyring } from '../../src/security/crypto/keyring.js';
+import { ensureKeysetFile } from '../../src/security/identity/signing-keys.js';
 import { SECURITY_HEADERS } from '../../src/http/stages/request-context.js';
 import { sessionFor } from '../support/auth.js';
 import { freePort } from '../support/process.js';
@@ -30,6 +32,31 @@ describe('system endpoints', () => {
     expect(res.body).toMatch(/moondraft_http_requests_total\{method="GET",route="\/api\/v1\/time",status="200"\} [1-9]/);
     expect(res.body).toMatch(/moondraft_http_requests_total\{method="GET",route="\/api\/v1\/account",status="401"\} [1-9]/);
     expect(res.body).toContain('moondraft_http_request_duration_seconds_bucket');
+  });
+
+  it('live never serves /metrics on the API port: its counters of refusals, blocks and suspensions tell an attacker whether they were noticed', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'md-live-metrics-'));
+    const keys = path.join(dir, 'jwt.json');
+    ensureKeysetFile(keys, Date.now());
+    const env = { MOONDRAFT_ENV: 'live', MOONDRAFT_DATA_DIR: dir, MOONDRAFT_MASTER_KEY: Keyring.generateSpec(1), MOONDRAFT_JWT_KEYS_FILE: keys, MOONDRAFT_TRUSTED_PROXIES: '127.0.0.1', MOONDRAFT_PUBLIC_URL: 'https://api.example.test' };
+    const live = await startTestServer({ env });
+    try {
+      const res = await live.app.inject({ method: 'GET', url: '/metrics', remoteAddress: '203.0.113.7' });
+      expect(res.statusCode).toBe(404);
+      expect(res.body).not.toContain('moondraft_');
+    } finally {
+      await live.close();
+    }
+    // On a port of their own they are served, in live too.
+    const port = await freePort();
+    const withPort = await startTestServer({ env: { ...env, MOONDRAFT_METRICS_PORT: String(port), HOST: '127.0.0.1' } });
+    const listening = await listen(withPort);
+    try {
+      expect((await fetch(`http://127.0.0.1:${port}/metrics`)).status).toBe(200);
+    } finally {
+      await listening.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('/metrics renders once per second however many scrape it (public and unlimited: a flood costs one rendering)', async () => {
@@ -213,6 +240,19 @@ describe('the separate metrics port', () => {
       expect(raw).toMatch(/\r\nContent-Type: application\/problem\+json/i);
       expect(raw).toMatch(/\r\nX-Request-Id: req_[0-9a-f]{32}\r\n/i);
       expect(raw).toContain('"code":"validation_failed"');
+    } finally {
+      await listening.stop();
+    }
+  });
+
+  it('listens on MOONDRAFT_METRICS_HOST when set, not on HOST', async () => {
+    // An operator keeps the metrics on a private address while the API listens on a public one.
+    const port = await freePort();
+    const own = await startTestServer({ env: { MOONDRAFT_METRICS_PORT: String(port), HOST: '127.0.0.1', MOONDRAFT_METRICS_HOST: '127.0.0.2' } });
+    const listening = await listen(own);
+    try {
+      expect((await fetch(`http://127.0.0.2:${port}/metrics`)).status).toBe(200);
+      await expect(fetch(`http://127.0.0.1:${port}/metrics`)).rejects.toThrow();
     } finally {
       await listening.stop();
     }

@@ -63,7 +63,10 @@ export function systemRoutes(app: App, services: Services): void {
     },
   );
 
-  if (services.config.metricsPort === undefined) {
+  // Live never serves them on the API port: the counters of refusals, blocks and suspensions tell an
+  // attacker whether, and how soon, they were noticed. There they need MOONDRAFT_METRICS_PORT (and
+  // MOONDRAFT_METRICS_HOST, to listen on a private address only).
+  if (services.config.metricsPort === undefined && services.config.env !== 'live') {
     app.get('/metrics', { config: { permission: 'public' }, schema: { hide: true } }, async (_request, reply) => {
       reply.type(services.metrics.registry.contentType);
       return services.metrics.scrape(services.clock.now());
