@@ -17,6 +17,12 @@ export interface AccessClaims {
   iat: number;
   exp: number;
   auth_time: number;
+  /**
+   * The session's absolute end (epoch seconds, rounded down), on every token issued for a session
+   * with one. No request is accepted with the token from then on, whatever the clock tolerance:
+   * `exp` is capped at it too, but the tolerance would otherwise stretch a capped `exp` past it.
+   */
+  session_exp?: number;
 }
 
 export interface AccessTokenOptions {
@@ -26,8 +32,8 @@ export interface AccessTokenOptions {
   clockToleranceSec: number;
   /**
    * Verified tokens kept in memory (0 or absent: none). Entries are keyed by the SHA-256 of the
-   * whole token, so a changed byte misses; they last until the token's `exp` and while its key may
-   * still verify. Revocation is not cached here: the authenticate stage checks it on every request.
+   * whole token, so a changed byte misses; they last exactly as long as the full check accepts the
+   * token (`acceptedUntil`) and while its key may still verify. Revocation is not cached here: the authenticate stage checks it on every request.
    */
   cacheSize?: number;
 }
@@ -35,6 +41,8 @@ export interface AccessTokenOptions {
 interface CachedToken {
   claims: AccessClaims;
   kid: string;
+  /** Epoch ms from which the token is refused (see acceptedUntil). */
+  until: number;
 }
 
 const TYP = 'at+jwt';
@@ -72,6 +80,7 @@ export class AccessTokens {
       iat,
       exp: input.notAfter === undefined ? iat + this.options.ttlSec : Math.max(iat, Math.min(iat + this.options.ttlSec, Math.floor(input.notAfter / 1000))),
       auth_time: input.authTime,
+      ...(input.notAfter === undefined ? {} : { session_exp: Math.floor(input.notAfter / 1000) }),
     };
     const { kid, privateKey } = this.keys.active();
     const { iss, aud, sub, jti, iat: _iat, exp, ...rest } = claims;
@@ -95,10 +104,21 @@ export class AccessTokens {
     return this.cache ? this.cached(hash('sha256', token, 'base64')) : undefined;
   }
 
+  /**
+   * The instant (epoch ms) from which a verified token is refused: its `exp` plus the clock
+   * tolerance (jose's rule, `exp > floor(now / 1000) - tolerance`, in milliseconds), but never later
+   * than its session's end (`session_exp`), to which no tolerance applies. The cache and the full
+   * check both use it, so they agree to the millisecond.
+   */
+  private acceptedUntil(claims: AccessClaims): number {
+    const byExp = (claims.exp + this.options.clockToleranceSec) * 1000;
+    return claims.session_exp === undefined ? byExp : Math.min(byExp, claims.session_exp * 1000);
+  }
+
   private cached(cacheKey: string): AccessClaims | undefined {
     const now = this.clock.now();
     const hit = this.cache?.get(cacheKey);
-    if (hit && hit.claims.exp * 1000 > now && this.keys.verificationKey(hit.kid, now)) return hit.claims;
+    if (hit && now < hit.until && this.keys.verificationKey(hit.kid, now)) return hit.claims;
     if (hit) this.cache!.delete(cacheKey);
     return undefined;
   }
@@ -110,7 +130,7 @@ export class AccessTokens {
     const now = this.clock.now();
     const verified = await this.verifySignedToken(token, now);
     if (verified.ok && this.cache && cacheKey) {
-      this.cache.set(cacheKey, { claims: verified.value, kid: verified.kid });
+      this.cache.set(cacheKey, { claims: verified.value, kid: verified.kid, until: this.acceptedUntil(verified.value) });
       // Bounded: the oldest entry goes first (Map keeps insertion order).
       if (this.cache.size > this.options.cacheSize!) this.cache.delete(this.cache.keys().next().value!);
     }
@@ -137,7 +157,11 @@ export class AccessTokens {
       if (typeof payload.sid !== 'string' || typeof payload.wallet !== 'string' || typeof payload.role !== 'string' || typeof payload.auth_time !== 'number') {
         return fail('invalid_token', 'The token is missing required claims');
       }
-      return { ok: true, value: Object.freeze(payload) as unknown as AccessClaims, kid: protectedHeader.kid! };
+      if (payload.session_exp !== undefined && !Number.isSafeInteger(payload.session_exp)) return fail('invalid_token', 'The token has a malformed session end');
+      const claims = Object.freeze(payload) as unknown as AccessClaims;
+      // jose has checked `exp` with the tolerance; the session's end has none.
+      if (now >= this.acceptedUntil(claims)) return fail('token_expired', 'The session has ended; sign in again');
+      return { ok: true, value: claims, kid: protectedHeader.kid! };
     } catch (err) {
       if (err instanceof joseErrors.JWTExpired) return fail('token_expired', 'The access token has expired; refresh it');
       return fail('invalid_token', 'The access token is not valid');
