@@ -123,10 +123,11 @@ export class AuditLog {
       flushIntervalMs: options.flushIntervalMs,
       write: (batch, dropped) => this.writeBatch(batch, dropped),
       onError: (err) => deps.log.error({ err, buffered: this.buffer.size }, 'audit: writing buffered events failed (kept for the next attempt)'),
+      onDropped: (n) => this.droppedCounter?.inc(n),
     });
     if (deps.registry) {
       this.written = new Counter({ name: 'moondraft_audit_records_total', help: 'Audit records written, by category', labelNames: ['category'] as const, registers: [deps.registry] });
-      this.droppedCounter = new Counter({ name: 'moondraft_audit_dropped_total', help: 'Buffered audit events dropped because the buffer was full', registers: [deps.registry] });
+      this.droppedCounter = new Counter({ name: 'moondraft_audit_dropped_total', help: 'Audit events dropped because the buffer was full (on arrival, or a failed batch that no longer fit back)', registers: [deps.registry] });
       const buffer = this.buffer;
       new Gauge({ name: 'moondraft_audit_buffered', help: 'Audit events waiting in the buffer', registers: [deps.registry], collect() { this.set(buffer.size); } });
     }
@@ -201,7 +202,7 @@ export class AuditLog {
    */
   enqueue(event: AuditEvent): void {
     const timed = event.at === undefined ? { ...event, at: this.deps.clock.now() } : event;
-    if (!this.buffer.push(timed)) this.droppedCounter?.inc();
+    this.buffer.push(timed);
   }
 
   /**

@@ -85,4 +85,33 @@ describe('BatchBuffer', () => {
     expect(unwritten).toBe(1);
     expect(errors).toHaveLength(1);
   });
+
+  it('tells of every dropped item as it is dropped, also the part of a failed batch that no longer fits back', async () => {
+    const dropped: number[] = [];
+    let arriving: (() => void) | undefined;
+    const b = new BatchBuffer<number>({
+      batchSize: 100,
+      capacity: 3,
+      flushIntervalMs: 1000,
+      async write() {
+        // Items arrive while the store is failing: they take the room the batch had.
+        arriving?.();
+        throw new Error('store down');
+      },
+      onError: () => {},
+      onDropped: (n) => dropped.push(n),
+    });
+    for (const i of [1, 2, 3]) b.push(i);
+    expect(b.push(4)).toBe(false);
+    expect(dropped).toEqual([1]);
+    arriving = () => {
+      b.push(5);
+      b.push(6);
+    };
+    await expect(b.flush()).rejects.toThrow('store down');
+    // 1 fits back in front of 5 and 6; 2 and 3 are lost, and said so now, not only in the next write.
+    expect(b.size).toBe(3);
+    expect(dropped).toEqual([1, 2]);
+    expect(b.droppedSinceLastWrite).toBe(3);
+  });
 });

@@ -11,6 +11,11 @@ export interface BatchBufferOptions<T> {
   flushIntervalMs: number;
   write(batch: T[], dropped: number): Promise<void>;
   onError(err: unknown): void;
+  /**
+   * Told of every item dropped, when it is dropped: one refused by a full buffer, and the part of a
+   * failed batch that no longer fits back in front of the items that arrived during its write.
+   */
+  onDropped?(n: number): void;
 }
 
 export class BatchBuffer<T> {
@@ -44,6 +49,7 @@ export class BatchBuffer<T> {
   push(item: T): boolean {
     if (this.closed || this.items.length >= this.options.capacity) {
       this.dropped += 1;
+      this.options.onDropped?.(1);
       return false;
     }
     this.items.push(item);
@@ -77,7 +83,9 @@ export class BatchBuffer<T> {
       // Put the batch back in front of newer items, within capacity.
       const room = Math.max(0, this.options.capacity - this.items.length);
       this.items.unshift(...batch.slice(0, room));
-      this.dropped += dropped + Math.max(0, batch.length - room);
+      const lost = Math.max(0, batch.length - room);
+      this.dropped += dropped + lost;
+      if (lost > 0) this.options.onDropped?.(lost);
       throw err;
     }
   }

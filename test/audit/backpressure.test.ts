@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Registry } from 'prom-client';
 import { AuditLog } from '../../src/audit/audit-log.js';
 import { SecurityEvents } from '../../src/security/events/index.js';
 import type { AuditEvent } from '../../src/audit/events.js';
@@ -100,6 +101,43 @@ describe('the audit writer under sustained load', () => {
       const views = (await s.audit.list({ type: 'admin.signing_keys.rotated' }, { limit: 100 })).records;
       expect(views.map((v) => v.details?.kid)).toContain('kid-write-fails');
       expect((await audit.verify()).ok).toBe(true);
+    } finally {
+      await audit.close();
+    }
+  });
+
+  it('moondraft_audit_dropped_total counts the events a failed batch loses when it no longer fits back, not only those refused on arrival', async () => {
+    const s = server.services;
+    const registry = new Registry();
+    let audit: AuditLog | undefined;
+    // The store is away for one write; meanwhile two more requests' events arrive and take the room.
+    let refused = 0;
+    const store = new Proxy(s.store, {
+      get(target, prop, receiver) {
+        if (prop === 'transaction' && refused === 0) {
+          return () => {
+            refused += 1;
+            audit!.enqueue(access(1001));
+            audit!.enqueue(access(1002));
+            return Promise.reject(new Error('connection terminated unexpectedly'));
+          };
+        }
+        return Reflect.get(target, prop, receiver) as unknown;
+      },
+    });
+    audit = new AuditLog({ store, registry, keyring: s.keyring, signingKeys: s.signingKeys, clock: s.clock, log: s.log, options: { ...s.config.audit, batchSize: 100, bufferCapacity: 3, flushIntervalMs: 600_000 } });
+    const droppedMetric = async () => (await registry.getSingleMetric('moondraft_audit_dropped_total')!.get()).values[0]?.value ?? 0;
+    try {
+      for (let i = 0; i < 4; i++) audit.enqueue(access(i));
+      expect(await droppedMetric()).toBe(1);
+      await expect(audit.flush()).rejects.toThrow('connection terminated');
+      // One of the failed batch fits back in front of the two that arrived: two more are lost.
+      expect(audit.buffered).toBe(3);
+      expect(await droppedMetric()).toBe(3);
+      await audit.settle();
+      const dropped = (await s.store.db.selectFrom('audit_events').select('id').where('type', '=', 'audit.events_dropped').execute()).length;
+      expect(dropped).toBeGreaterThan(0);
+      expect(await droppedMetric()).toBe(3);
     } finally {
       await audit.close();
     }
