@@ -59,6 +59,33 @@ describe('system endpoints', () => {
     }
   });
 
+  it('/metrics counts the methods the API does not answer together as "other": a client sending them adds no series', async () => {
+    const own = await startTestServer();
+    try {
+      const series = async () => {
+        const text = await own.services.metrics.text();
+        return text.split('\n').filter((l) => l.startsWith('moondraft_http_requests_total{'));
+      };
+      const exotic = ['PROPFIND', 'MKCOL', 'LINK', 'UNLINK', 'SOURCE', 'TRACE', 'PURGE', 'LOCK', 'UNLOCK', 'COPY', 'MOVE', 'SEARCH', 'REPORT', 'NOTIFY'];
+      for (const method of exotic) {
+        await own.app.inject({ method: method as 'GET', url: '/no/such/path' });
+        await own.app.inject({ method: method as 'GET', url: '/api/v1/time' });
+      }
+      const lines = await series();
+      for (const method of exotic) expect(lines.join('\n')).not.toContain(`method="${method}"`);
+      const unmatched = lines.filter((l) => l.includes('method="other"'));
+      // One series per status met (404 for an unknown path, 405 for a known one), whatever the method.
+      expect(unmatched.length).toBeLessThanOrEqual(2);
+      const total = unmatched.reduce((n, l) => n + Number(l.split(' ').pop()), 0);
+      expect(total).toBe(exotic.length * 2);
+      // The methods the API answers keep their own label.
+      await own.app.inject({ method: 'DELETE', url: '/api/v1/time' });
+      expect((await series()).some((l) => l.includes('method="DELETE"'))).toBe(true);
+    } finally {
+      await own.close();
+    }
+  });
+
   it('/metrics renders once per second however many scrape it (public and unlimited: a flood costs one rendering)', async () => {
     const clock = new ManualClock(Date.UTC(2026, 5, 1));
     const own = await startTestServer({ clock });
