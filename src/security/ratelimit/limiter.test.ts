@@ -247,6 +247,24 @@ describe('RateLimiter when shared state is unavailable', () => {
     expect(await counter('unavailable', 'trading')).toBe(1);
   });
 
+  it('counts a fail-closed refusal as unavailable also when shared state goes away after the window was read', async () => {
+    const live = new MemoryState(new ManualClock());
+    // The window answers; the strike count (the step after it) finds shared state gone.
+    const failing = new Proxy(live, {
+      get(obj, name, receiver) {
+        if (name === 'incr') return () => Promise.reject(new StateUnavailableError('shared state unavailable'));
+        const v = Reflect.get(obj, name, receiver) as unknown;
+        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(obj) : v;
+      },
+    });
+    const { limiter, counter } = harness(failing);
+    const t = target('trading', 1);
+    expect((await limiter.hit(t)).outcome).toBe('allowed');
+    await expect(limiter.hit(t)).rejects.toBeInstanceOf(StateUnavailableError);
+    expect(await counter('allowed', 'trading')).toBe(1);
+    expect(await counter('unavailable', 'trading')).toBe(1);
+  });
+
   it('limits market data on the in-process fallback, exactly', async () => {
     const { limiter } = harness(dead);
     const t = target('market', 5);

@@ -127,7 +127,12 @@ export class RateLimiter {
     try {
       return this.record(await this.violation(state, target, keys, d, now, local, context));
     } catch (err) {
-      if (!(err instanceof StateUnavailableError) || policy.failClosed) throw err;
+      if (!(err instanceof StateUnavailableError)) throw err;
+      if (policy.failClosed) {
+        // Refused as unavailable, as when the window itself could not be read.
+        this.deps.metrics.decisions.inc([policy.name, 'unavailable']);
+        throw err;
+      }
       // Shared state went away between the two steps: refuse on the window alone.
       return this.record(this.refusal('limited', target, d.retryAfterMs, true));
     }
