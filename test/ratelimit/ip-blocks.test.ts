@@ -174,6 +174,42 @@ describe.each(backends)('IP blocks and the DDoS guard (%s)', (backend) => {
     expect((await from(target)).statusCode).toBe(200);
   });
 
+  it('a block whose shared-state write fails is answered, enforced here at once, listed, and shared by the next sync', async () => {
+    const target = '198.51.100.34';
+    const state = server.services.state;
+    // Shared state fails after the store row and its audit record committed: before, the answer
+    // was 503 and the block was stored and audited but enforced nowhere (not even here) and
+    // missing from the list until a restart; the retry it invited added a second audit record.
+    const set = state.set.bind(state);
+    let failed = 0;
+    const failing = vi.spyOn(state, 'set').mockImplementation(async (key, ...rest) => {
+      if (key === `ipblock:${target}` && failed++ === 0) throw new StateUnavailableError('test: shared state down');
+      return set(key, ...rest);
+    });
+    let made;
+    try {
+      made = await blocks.add({ target, reason: 'outage' });
+      // Enforced by this process before shared state answers again.
+      expectProblem(await from(target), 'ip_blocked', 403);
+    } finally {
+      failing.mockRestore();
+    }
+    expect(failed).toBe(1);
+    expect(made.statusCode).toBe(201);
+    expect(made.json()).toMatchObject({ target, source: 'manual' });
+    // Shared state answers again: the next sync (the list forces one) writes it there.
+    expect((await blocks.list()).find((b) => b.target === target)).toMatchObject({ source: 'manual', reason: 'outage' });
+    expect(JSON.parse((await state.get(`ipblock:${target}`)) ?? 'null')).toMatchObject({ target, source: 'manual' });
+    expectProblem(await from(target), 'ip_blocked', 403);
+    const audited = (await server.services.audit.list({ type: 'admin.ip.blocked' }, { limit: 50 })).records.filter((r) => r.details?.target === target);
+    expect(audited).toHaveLength(1);
+    // Lifted, it stays lifted: the write-back does not put it back.
+    expect((await blocks.remove(target)).statusCode).toBe(204);
+    await blocks.list();
+    expect(await state.get(`ipblock:${target}`)).toBeNull();
+    expect((await from(target)).statusCode).toBe(200);
+  });
+
   it('validates block requests and keeps them to administrators', async () => {
     for (const payload of [{ target: 'example.com' }, { target: '0.0.0.0/0' }, { target: '10.0.0.1', durationSec: 0 }, { target: '10.0.0.1', extra: true }, {}]) {
       expectProblem(await blocks.add(payload), 'validation_failed', 400);

@@ -92,6 +92,12 @@ export class IpBlocks {
    * setIfAbsent then finds the key already there.
    */
   private readonly unannounced = new Set<string>();
+  /**
+   * Administrator blocks committed to the store whose write to shared state (or announcement)
+   * failed: enforced here already, written back and announced by the next sync, unless lifted
+   * from the store meanwhile.
+   */
+  private readonly unshared = new Map<string, IpBlock>();
   private seenVersion: string | null | undefined;
   /** When this process last walked the keyspace for unindexed blocks (see WALK_EVERY_MS). */
   private lastWalkAt = -Infinity;
@@ -151,6 +157,7 @@ export class IpBlocks {
     this.forget(b.target);
     this.localOnly.delete(b.target);
     this.unannounced.delete(b.target);
+    this.unshared.delete(b.target);
     return false;
   }
 
@@ -200,10 +207,16 @@ export class IpBlocks {
       await trx.insertInto('ip_blocks').values(row).onConflict((oc) => oc.column('target').doUpdateSet(update)).execute();
       await this.deps.audit?.recordIn(trx, { type: 'admin.ip.blocked', actorId: options.by, details: { target: block.target, reason: block.reason, by: options.by, ...(options.sessionId !== undefined ? { via: 'session', sessionId: options.sessionId } : {}) } });
     });
-    await this.deps.state.set(KEY_PREFIX + block.target, JSON.stringify(block), options.ttlMs);
-    await this.deps.state.indexAdd(INDEX_KEY, block.target);
-    await this.announce({ op: 'add', block });
+    // Committed: enforced here at once, whatever shared state does. A 503 now would leave a stored,
+    // audited block answered as failed, and the retry it invites would audit it twice; the next
+    // sync writes it to shared state and announces it instead (a few seconds), as after a crash here.
     this.apply(block);
+    this.unshared.set(block.target, block);
+    try {
+      await this.share(block);
+    } catch (err) {
+      this.deps.log.warn({ err, target: anonymizeTarget(block.target) ?? 'unknown' }, 'ip blocks: could not share an administrator block; the next sync will');
+    }
     this.deps.metrics.blocksCreated.inc({ source: 'manual', reason: 'admin' });
     this.deps.events.emit({ type: 'ip.blocked', at: now, target: block.target, reason: block.reason, by: options.by, audited: this.deps.audit !== undefined });
     return ok(block);
@@ -267,6 +280,7 @@ export class IpBlocks {
     this.forget(t.canonical);
     this.localOnly.delete(t.canonical);
     this.unannounced.delete(t.canonical);
+    this.unshared.delete(t.canonical);
     if (existed) this.deps.events.emit({ type: 'ip.unblocked', at: this.deps.clock.now(), target: t.canonical, reason: 'admin', by, audited: this.deps.audit !== undefined });
     return ok(existed);
   }
@@ -290,6 +304,19 @@ export class IpBlocks {
     this.ranges.delete(target);
   }
 
+  /** Writes an administrator block to shared state and announces it; done once all three succeed. */
+  private async share(block: IpBlock): Promise<void> {
+    const ttl = block.expiresAt === null ? undefined : block.expiresAt - this.deps.clock.now();
+    if (ttl !== undefined && ttl <= 0) {
+      this.unshared.delete(block.target);
+      return;
+    }
+    await this.deps.state.set(KEY_PREFIX + block.target, JSON.stringify(block), ttl);
+    await this.deps.state.indexAdd(INDEX_KEY, block.target);
+    await this.announce({ op: 'add', block });
+    if (this.unshared.get(block.target) === block) this.unshared.delete(block.target);
+  }
+
   private async announce(message: Message): Promise<void> {
     await this.deps.state.set(VERSION_KEY, randomBytes(8).toString('hex'));
     await this.deps.state.publish(BLOCKS_CHANNEL, JSON.stringify(message));
@@ -304,6 +331,7 @@ export class IpBlocks {
       } else if (m.op === 'remove' && typeof m.target === 'string') {
         this.forget(m.target);
         this.localOnly.delete(m.target);
+        this.unshared.delete(m.target);
       }
     } catch (err) {
       this.deps.log.warn({ err }, 'ip blocks: unreadable change message ignored');
@@ -372,6 +400,24 @@ export class IpBlocks {
         this.unannounced.delete(block.target);
         this.localOnly.delete(block.target);
       }
+      for (const block of [...this.unshared.values()]) {
+        // Lifted since (here or by another process): the store no longer holds it, and writing it
+        // back would enforce a block nobody can see recorded.
+        let stored;
+        try {
+          stored = await this.deps.store.db.selectFrom('ip_blocks').select('created_at').where('target', '=', block.target).executeTakeFirst();
+        } catch (err) {
+          this.deps.log.warn({ err }, 'ip blocks: cannot read a stored block to share it; next sync');
+          continue;
+        }
+        if (this.unshared.get(block.target) !== block) continue; // lifted or replaced meanwhile
+        if (!stored || Number(stored.created_at) !== block.createdAt) {
+          this.unshared.delete(block.target);
+          if (!stored) this.forget(block.target);
+          continue;
+        }
+        await this.share(block);
+      }
       if (lost && restored) await this.deps.state.set(HELD_KEY, '1');
       if (restored) {
         const value = `${this.deps.clock.now()}:${++this.markerWrites}`;
@@ -396,7 +442,7 @@ export class IpBlocks {
         this.exact.clear();
         this.ranges.clear();
       }
-      for (const b of [...fresh, ...this.localOnly.values()]) this.apply(b);
+      for (const b of [...fresh, ...this.localOnly.values(), ...this.unshared.values()]) this.apply(b);
       this.seenVersion = version;
     } catch (err) {
       if (!(err instanceof StateUnavailableError)) this.deps.log.error({ err }, 'ip blocks: sync failed');
