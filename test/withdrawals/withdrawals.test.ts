@@ -38,15 +38,16 @@ describe.each([
   /** The admin signed in now (tests move the clock past token lifetimes). */
   const adm = () => sessionFor(server, { wallet: admin.account.wallet });
   /**
-   * Runs `fn` while the first statement on `withdrawals` built outside a transaction through
-   * `method` throws, as a dropped database connection would.
+   * Runs `fn` while the first statement (after `skip` others) on `withdrawals` built outside a
+   * transaction through `method` throws, as a dropped database connection would.
    */
-  const failingOnce = async <T,>(method: 'updateTable' | 'selectFrom', fn: () => Promise<T>) => {
+  const failingOnce = async <T,>(method: 'updateTable' | 'selectFrom', fn: () => Promise<T>, skip = 0) => {
     const db = server.services.store.db as unknown as Record<string, (table: string) => unknown>;
     const original = db[method]!.bind(db);
     let failures = 0;
+    let seen = 0;
     const spy = vi.spyOn(db, method).mockImplementation((table: string) => {
-      if (table === 'withdrawals' && failures === 0) {
+      if (table === 'withdrawals' && failures === 0 && seen++ >= skip) {
         failures++;
         throw new Error('connection terminated unexpectedly');
       }
@@ -552,6 +553,35 @@ describe.each([
     expect(r.json()).toMatchObject({ status: 'pending', amount: '2000', usdcValue: '2000' });
     expect(r.json().id).toMatch(/^wdr_/);
     expect(await bal(s)).toEqual({ available: '58000', held: '2000' });
+  });
+
+  it.skipIf(!available)('a store failure reading a cancelled, rejected or approved withdrawal back still answers the committed decision (not a 500 whose retry is a 409)', async () => {
+    const s = await trader('10000');
+    await setTier(s, 2);
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) ids.push((await withdraw(s, { amount: '2000' })).json().id as string);
+    expect(await bal(s)).toEqual({ available: '4000', held: '6000' });
+    // The decision runs in a transaction; the first read of the table outside it is the read-back.
+    const cancel = await failingOnce('selectFrom', () => req('POST', `/api/v1/account/withdrawals/${ids[0]}/cancel`, s));
+    expect(cancel.failures).toBe(1);
+    expect(cancel.result.statusCode, cancel.result.body).toBe(200);
+    expect(cancel.result.json()).toMatchObject({ id: ids[0], status: 'cancelled', amount: '2000' });
+    const reject = await failingOnce('selectFrom', async () => req('POST', `/api/v1/admin/withdrawals/${ids[1]}/reject`, await adm(), { reason: 'no' }));
+    expect(reject.failures).toBe(1);
+    expect(reject.result.statusCode, reject.result.body).toBe(200);
+    expect(reject.result.json()).toMatchObject({ id: ids[1], status: 'rejected', reason: 'no' });
+    // Approve reads the withdrawal before deciding, the send reads it once claimed: the third read is the answer's.
+    const approver = await adm();
+    const approve = await failingOnce('selectFrom', () => req('POST', `/api/v1/admin/withdrawals/${ids[2]}/approve`, approver, {}), 2);
+    expect(approve.failures).toBe(1);
+    expect(approve.result.statusCode, approve.result.body).toBe(200);
+    expect(approve.result.json().id).toBe(ids[2]);
+    expect(['approved', 'sent']).toContain(approve.result.json().status);
+    // Each decision took effect: two holds released, the approved one sent.
+    expect(await bal(s)).toEqual({ available: '8000', held: '0' });
+    const listed = (await req('GET', '/api/v1/account/withdrawals', s)).json();
+    const byId = new Map((listed.withdrawals as { id: string; status: string }[]).map((w) => [w.id, w.status]));
+    expect(ids.map((id) => byId.get(id))).toEqual(['cancelled', 'rejected', 'sent']);
   });
 
   it.skipIf(!available)('the audit record of a request states the amount held in its canonical form, as the withdrawal shows it, not as the client spelt it', async () => {

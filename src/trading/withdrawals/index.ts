@@ -299,13 +299,22 @@ export class Withdrawals {
     // A replay sets nothing off: the original was dispatched when it was taken (and an admin's
     // approve retries a send that failed).
     if (!replayed && result.value.status === 'approved') await this.dispatch(result.value.id);
-    // Committed: answered whatever happens now. If reading it back fails, the row as committed (a
-    // 500 here would be retried by a client into a second withdrawal).
-    const fresh = await this.get(result.value.id).catch((err: unknown) => {
-      this.deps.log.error({ err, withdrawalId: result.value.id }, 'withdrawal: reading a committed withdrawal back failed; answering it as committed');
+    // Committed: answered whatever happens now (a 500 here would be retried by a client into a
+    // second withdrawal).
+    return ok({ ...(await this.committed(result.value)), replayed });
+  }
+
+  /**
+   * A withdrawal whose change committed, as it stands now; if reading it back fails, the row as the
+   * transaction wrote it. The change took effect, so it is answered as done: a 500 would invite a
+   * retry, which finds it decided already (409) or withdraws twice.
+   */
+  private async committed(written: WithdrawalsTable): Promise<Withdrawal> {
+    const fresh = await this.get(written.id).catch((err: unknown) => {
+      this.deps.log.error({ err, withdrawalId: written.id }, 'withdrawal: reading a committed withdrawal back failed; answering it as committed');
       return undefined;
     });
-    return ok({ ...(fresh ?? (await this.toWithdrawal(result.value))), replayed });
+    return fresh ?? this.toWithdrawal(written);
   }
 
   /** The owner cancels a pending withdrawal: the hold is released. `conflict` once it is decided. */
@@ -313,7 +322,7 @@ export class Withdrawals {
     const r = await this.transition(id, { owner: accountId }, 'cancelled', (w) => [
       { type: 'trading.withdrawal.updated', accountId: w.account_id, actorId: accountId, details: { withdrawalId: id, status: 'cancelled', from: 'pending', ...via(actor) } },
     ]);
-    return r.ok ? ok((await this.get(id))!) : r;
+    return r.ok ? ok(await this.committed(r.value)) : r;
   }
 
   /** An admin rejects a pending withdrawal: the hold is released. */
@@ -329,7 +338,7 @@ export class Withdrawals {
       { type: 'trading.withdrawal.updated', accountId: w.account_id, actorId: admin.accountId, details: { withdrawalId: id, status: 'rejected', from: 'pending', ...via(admin) } },
       { type: 'admin.withdrawal.rejected', accountId: w.account_id, actorId: admin.accountId, details: { withdrawalId: id, reason, ...via(admin) } },
     ], reason);
-    return r.ok ? ok((await this.get(id))!) : r;
+    return r.ok ? ok(await this.committed(r.value)) : r;
   }
 
   /**
@@ -345,16 +354,18 @@ export class Withdrawals {
         { type: 'admin.withdrawal.approved', accountId: w.account_id, actorId: admin.accountId, details: { withdrawalId: id, ...via(admin) } },
       ]);
       if (!r.ok) return r;
-    } else if (current.accountId === admin.accountId) {
-      return fail('four_eyes_required', 'An admin may not act on their own withdrawal');
-    } else {
-      // A retry of an approved withdrawal (auto-approved, or its send failed): no decision is
-      // recorded for it, so the send it sets off names this admin in its audit record.
-      await this.dispatch(id, admin);
-      return ok((await this.get(id))!);
+      await this.dispatch(id);
+      return ok(await this.committed(r.value));
     }
-    await this.dispatch(id);
-    return ok((await this.get(id))!);
+    if (current.accountId === admin.accountId) return fail('four_eyes_required', 'An admin may not act on their own withdrawal');
+    // A retry of an approved withdrawal (auto-approved, or its send failed): no decision is
+    // recorded for it, so the send it sets off names this admin in its audit record.
+    await this.dispatch(id, admin);
+    const fresh = await this.get(id).catch((err: unknown) => {
+      this.deps.log.error({ err, withdrawalId: id }, 'withdrawal: reading a retried withdrawal back failed; answering it as read before');
+      return undefined;
+    });
+    return ok(fresh ?? current);
   }
 
   /** pending → approved | rejected | cancelled, in one transaction with its audit records. */
@@ -364,9 +375,9 @@ export class Withdrawals {
     to: 'approved' | 'rejected' | 'cancelled',
     events: (w: WithdrawalsTable) => AuditEvent[],
     reason?: string,
-  ): Promise<Result<void, 'not_found' | 'conflict' | 'four_eyes_required'>> {
+  ): Promise<Result<WithdrawalsTable, 'not_found' | 'conflict' | 'four_eyes_required'>> {
     const { ledger, audit, store } = this.deps;
-    return ledger.run<void, 'not_found' | 'conflict' | 'four_eyes_required'>(async (l, trx) => {
+    return ledger.run<WithdrawalsTable, 'not_found' | 'conflict' | 'four_eyes_required'>(async (l, trx) => {
       let q = trx.selectFrom('withdrawals').selectAll().where('id', '=', id);
       if (store.dialect === 'postgres') q = q.forUpdate();
       const w = await q.executeTakeFirst();
@@ -374,16 +385,17 @@ export class Withdrawals {
       if ('admin' in by && w.account_id === by.admin) return fail('four_eyes_required', 'An admin may not decide on their own withdrawal');
       if (w.status !== 'pending') return fail('conflict', `The withdrawal is ${w.status}, not pending`);
       if (to !== 'approved') await l.releaseHold(id);
+      const change = { status: to, updated_at: l.now, decided_by: 'admin' in by ? by.admin : by.owner, ...(reason ? { reason } : {}) };
       const updated = await trx
         .updateTable('withdrawals')
-        .set({ status: to, updated_at: l.now, decided_by: 'admin' in by ? by.admin : by.owner, ...(reason ? { reason } : {}) })
+        .set(change)
         .where('id', '=', id)
         .where('status', '=', 'pending')
         .executeTakeFirst();
       if (Number(updated.numUpdatedRows) !== 1) return fail('conflict', 'The withdrawal changed meanwhile');
       await l.flush(); // balance rows before the audit chain head (see Ledger.run)
       await audit.recordManyIn(trx, events(w));
-      return ok(undefined);
+      return ok({ ...w, ...change });
     });
   }
 
