@@ -68,12 +68,16 @@ export class Accounts {
     const wallet = canonicalWallet(address);
     const existing = await this.byWallet(wallet);
     if (existing) return ok(existing);
-    const now = this.deps.clock.now();
-    const isBootstrap = this.deps.bootstrapAdmin !== undefined && canonicalWallet(this.deps.bootstrapAdmin) === wallet;
-    const row = { id: newId('acc', now), wallet, chain, role: isBootstrap ? 'admin' : 'trader', created_at: now, updated_at: now };
-    await this.deps.store.db.insertInto('accounts').values(row).onConflict((oc) => oc.column('wallet').doNothing()).execute();
+    await this.deps.store.db.insertInto('accounts').values(this.newRow(wallet, chain)).onConflict((oc) => oc.column('wallet').doNothing()).execute();
     const created = await this.byWallet(wallet);
     return created ? ok(created) : fail('validation_failed', 'Account could not be created');
+  }
+
+  /** A new account's row (admin when it is MOONDRAFT_BOOTSTRAP_ADMIN, else trader). */
+  private newRow(wallet: string, chain: Chain) {
+    const now = this.deps.clock.now();
+    const isBootstrap = this.deps.bootstrapAdmin !== undefined && canonicalWallet(this.deps.bootstrapAdmin) === wallet;
+    return { id: newId('acc', now), wallet, chain, role: isBootstrap ? 'admin' : 'trader', created_at: now, updated_at: now };
   }
 
   /**
@@ -87,35 +91,51 @@ export class Accounts {
    * request's role check and leave the deployment with no admin; the second one is refused.
    */
   async setRole(address: string, role: Role, by: string, options: { byAdmin?: boolean; sessionId?: string } = {}): Promise<Result<Account, 'validation_failed' | 'forbidden_role'>> {
-    const found = await this.findOrCreate(address);
-    if (!found.ok) return found;
+    const chain = chainOf(address);
+    if (!chain || !isWalletAddress(address)) return fail('validation_failed', 'Not a wallet address (a mixed-case Ethereum address needs a valid EIP-55 checksum; a Solana one is base58 of 32 bytes)');
+    const wallet = canonicalWallet(address);
+    const postgres = this.deps.store.dialect === 'postgres';
     const now = this.deps.clock.now();
     // The change and its audit record commit together (admin actions are audited in their
     // transaction). The role it replaces is read under the row's lock inside that transaction: read
     // before, two racing changes could both see the old role, and the second, a real change, would
-    // go unrecorded as a no-op (an unaudited promotion).
-    const previous = await this.deps.store.transaction(async (trx) => {
+    // go unrecorded as a no-op (an unaudited promotion). An account the wallet does not have yet is
+    // created in that transaction too, once the caller is known to be an admin: a refused change
+    // leaves nothing behind.
+    const changed = await this.deps.store.transaction(async (trx) => {
+      let target = await trx.selectFrom('accounts').selectAll().where('wallet', '=', wallet).executeTakeFirst();
+      if (!target) {
+        if (options.byAdmin) {
+          let q = trx.selectFrom('accounts').select('role').where('id', '=', by);
+          if (postgres) q = q.forUpdate();
+          if ((await q.executeTakeFirst())?.role !== 'admin') return undefined;
+        }
+        await trx.insertInto('accounts').values(this.newRow(wallet, chain)).onConflict((oc) => oc.column('wallet').doNothing()).execute();
+        target = await trx.selectFrom('accounts').selectAll().where('wallet', '=', wallet).executeTakeFirstOrThrow();
+      }
+      const id = target.id;
       // Rows locked in id order, so that two admins changing each other cannot deadlock (SQLite
       // transactions begin IMMEDIATE: one at a time, no row locks needed).
-      const ids = [...new Set(options.byAdmin ? [found.value.id, by] : [found.value.id])].sort();
+      const ids = [...new Set(options.byAdmin ? [id, by] : [id])].sort();
       let q = trx.selectFrom('accounts').select(['id', 'role']).where('id', 'in', ids).orderBy('id');
-      if (this.deps.store.dialect === 'postgres') q = q.forUpdate();
+      if (postgres) q = q.forUpdate();
       const rows = await q.execute();
       if (options.byAdmin && rows.find((r) => r.id === by)?.role !== 'admin') return undefined;
-      const current = rows.find((r) => r.id === found.value.id)!.role;
-      await trx.updateTable('accounts').set({ role, updated_at: now }).where('id', '=', found.value.id).execute();
+      const current = rows.find((r) => r.id === id)!.role;
+      await trx.updateTable('accounts').set({ role, updated_at: now }).where('id', '=', id).execute();
       if (current !== role && this.deps.audit) {
-        await this.deps.audit.recordIn(trx, { type: 'admin.role.changed', accountId: found.value.id, actorId: by, details: { from: current, to: role, by, ...(options.sessionId !== undefined ? { via: 'session', sessionId: options.sessionId } : {}) } });
+        await this.deps.audit.recordIn(trx, { type: 'admin.role.changed', accountId: id, actorId: by, details: { from: current, to: role, by, ...(options.sessionId !== undefined ? { via: 'session', sessionId: options.sessionId } : {}) } });
       }
-      return current;
+      return { account: toAccount(target), previous: current };
     });
-    if (previous === undefined) return fail('forbidden_role', 'Only an admin may change roles, and the caller is no longer one');
-    const before = { ...found.value, role: previous as Role };
-    const changed = previous !== role;
+    if (changed === undefined) return fail('forbidden_role', 'Only an admin may change roles, and the caller is no longer one');
+    const { previous } = changed;
+    const before = { ...changed.account, role: previous as Role };
+    const roleChanged = previous !== role;
     // Announced once committed, before the publish: a publish that fails answers 503 for a change
     // that took effect, and this process's listeners (the key service's account cache) must still
     // hear of it; the security sync publishes it for the other processes.
-    if (changed) this.deps.events.emit({ type: 'role.changed', at: now, accountId: before.id, from: before.role, to: role, by, audited: this.deps.audit !== undefined });
+    if (roleChanged) this.deps.events.emit({ type: 'role.changed', at: now, accountId: before.id, from: before.role, to: role, by, audited: this.deps.audit !== undefined });
     // The role in force, under the row's share lock: a racing change committed after this one is
     // written by its own publish, never overwritten by this one (revocation.ts).
     await publishRole(this.deps.store, this.deps.state, before.id, () => this.deps.roleTtlMs);

@@ -9,6 +9,7 @@ import { ROLES, type Permission } from '../../src/security/rbac/roles.js';
 import { createServices, type Services } from '../../src/services.js';
 import { sessionFor } from '../support/auth.js';
 import { startTestServer, type TestServer } from '../support/server.js';
+import { serviceAvailable } from '../support/services.js';
 import { ethereumWallet, signInEthereum, signInSolana } from '../support/wallet.js';
 
 /**
@@ -217,5 +218,56 @@ describe('admin role management', () => {
       expect(res.json().code).toBe('validation_failed');
       expect(await server.services.accounts.byWallet(address), address).toBeUndefined();
     }
+  });
+});
+
+const rolesScaleout = (await serviceAvailable('postgres')) && (await serviceAvailable('redis'));
+
+describe.each((['embedded', 'scaleout'] as const).filter((b) => b === 'embedded' || rolesScaleout))('a refused role change creates nothing (%s)', (backend) => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startTestServer({ backend });
+  });
+  afterAll(() => server.close());
+
+  it('a change refused when it commits (the caller is no longer an admin) leaves no account for a wallet that had none', async () => {
+    const a = await signInEthereum(server);
+    const b = await signInEthereum(server);
+    await server.services.accounts.setRole(a.wallet.address, 'admin', 'cli');
+    await server.services.accounts.setRole(b.wallet.address, 'admin', 'cli');
+    // b passed the request's role check, then a demoted b before b's change committed.
+    expect((await server.services.accounts.setRole(b.wallet.address, 'trader', a.account.id, { byAdmin: true })).ok).toBe(true);
+    const fresh = ethereumWallet().address;
+    expect(await server.services.accounts.setRole(fresh, 'admin', b.account.id, { byAdmin: true })).toMatchObject({ ok: false, code: 'forbidden_role' });
+    // Before, the account was created before the transaction that refused the change.
+    expect(await server.services.accounts.byWallet(fresh)).toBeUndefined();
+    // A change that goes through still prepares the account, in the role it sets, audited.
+    const prepared = await server.services.accounts.setRole(fresh, 'auditor', a.account.id, { byAdmin: true });
+    expect(prepared).toMatchObject({ ok: true, value: { role: 'auditor' } });
+    const account = await server.services.accounts.byWallet(fresh);
+    expect(account).toMatchObject({ role: 'auditor', chain: 'ethereum' });
+    const records: { accountId?: string | null; details?: Record<string, unknown> | null }[] = [];
+    for await (const view of server.services.audit.export({ type: 'admin.role.changed' })) records.push(view as never);
+    expect(records.filter((r) => r.accountId === account!.id).map((r) => r.details)).toEqual([expect.objectContaining({ from: 'trader', to: 'auditor', by: a.account.id })]);
+  });
+
+  it('the other admin PUTs that prepare an account create none when they refuse the request', async () => {
+    const admin = await sessionFor(server, { role: 'admin' });
+    const fresh = ethereumWallet().address;
+    const put = (path: string, payload: object) => server.app.inject({ method: 'PUT', url: `/api/v1/admin/accounts/${fresh}/${path}`, headers: admin.headers, payload });
+    for (const [path, payload] of [
+      ['trading-limit', { dailyNotional: '-5' }],
+      ['trading-limit', { dailyNotional: 'lots' }],
+      ['open-orders-limit', { maxOpenOrders: 0 }],
+      ['withdrawal-tier', { tier: 7 }],
+      ['limits', { market: 0 }],
+      ['role', { role: 'root' }],
+    ] as const) {
+      const res = await put(path, payload);
+      expect({ path, status: res.statusCode, code: res.json().code }).toEqual({ path, status: 400, code: 'validation_failed' });
+    }
+    // Partner limits never prepare an account: an unknown wallet is 404.
+    expect((await put('limits', { market: 50 })).statusCode).toBe(404);
+    expect(await server.services.accounts.byWallet(fresh)).toBeUndefined();
   });
 });
