@@ -15,7 +15,12 @@ const Nullable = <T extends ReturnType<typeof Type.String>>(t: T) => Type.Union(
 const TOKEN_CURSOR_PATTERN = '^[0-9]{1,16}\\.[A-Z0-9]{2,10}$';
 function parseTokenCursor(cursor: string): { createdAt: number; symbol: string } {
   const dot = cursor.indexOf('.');
-  return { createdAt: Number(cursor.slice(0, dot)), symbol: cursor.slice(dot + 1) };
+  const createdAt = Number(cursor.slice(0, dot));
+  // Sixteen digits reach past 2^53, where a number is no longer exact: 9007199254740993 would be
+  // read as …992 and page from another position than the one asked for. No token is created
+  // that late (a Date ends at 8.64e15), so the server never hands out such a cursor: refuse it.
+  if (!Number.isSafeInteger(createdAt)) throw new ApiError('validation_failed', 'before is not a cursor this server returned');
+  return { createdAt, symbol: cursor.slice(dot + 1) };
 }
 
 export const TokenView = Type.Object({
