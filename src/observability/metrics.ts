@@ -19,12 +19,21 @@ export class Metrics {
     labelNames: ['method', 'route', 'status'] as const,
     registers: [this.registry],
   });
-  /** Label values in order: method, route pattern, status. */
+  /**
+   * Label values in order: method, route pattern, status.
+   *
+   * Buckets from 1 ms to 30 s: most answers take well under a millisecond to a few ms, durable
+   * orders under load tens of ms to seconds, and a request may run until the request timeout
+   * (MOONDRAFT_REQUEST_TIMEOUT_MS, 30 s by default). With a top bucket of 2.5 s every slow request
+   * fell in +Inf, so a p99 of 5 s could not be told from one of 25 s. Each bucket is one series
+   * per (method, route, status), so they stay few: roughly ×2.5 steps, no sub-millisecond
+   * resolution (the lowest bucket answers "fast" well enough).
+   */
   readonly httpDuration = new LabelledHistogram({
     name: 'moondraft_http_request_duration_seconds',
     help: 'HTTP request latency by method, route pattern and status',
     labelNames: ['method', 'route', 'status'] as const,
-    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30],
     registers: [this.registry],
   });
   readonly securityEvents = new Counter({
