@@ -16,6 +16,7 @@ import { ConnectionCounter } from '../security/ddos/connections.js';
 import { IpAllowlist } from '../security/network/allowlist.js';
 import { permissionRule, type Permission } from '../security/rbac/roles.js';
 import { jsonRuleBroken } from './json-rules.js';
+import { markTakenUp } from './observers/timing.js';
 import { errorHandler, notFoundHandler, problemBody, RouteMethods, sendProblem } from './problem.js';
 import { registerRoutes } from './routes/index.js';
 import { drainingStage } from './stages/draining.js';
@@ -268,6 +269,9 @@ export async function buildServer(services: Services): Promise<App> {
     // run the response observers (metrics, access log, audit, failure counter) that no hook will.
     clientErrorHandler: clientErrorHandler(services),
     frameworkErrors: (_error, request, reply) => {
+      // Fastify starts no reply clock for such a request: without this mark its latency would be
+      // recorded as 0 s (always the lowest bucket) however long the refusal took.
+      markTakenUp(reply);
       requestContext.run(request, reply);
       reply.header('X-API-Server-Time', String(services.clock.now()));
       // No onRequest hook runs here: the arrival stages that decide a refusal still apply, in their

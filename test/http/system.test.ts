@@ -86,6 +86,37 @@ describe('system endpoints', () => {
     }
   });
 
+  it('/metrics records the real latency of a path the router cannot decode, not 0 s', async () => {
+    // A clock that holds up its caller once armed: the refusal of the bad path then takes at least
+    // that long (it stamps X-API-Server-Time), and its latency must show it.
+    let slow = false;
+    const clock = {
+      now: () => {
+        if (slow) {
+          slow = false;
+          const until = performance.now() + 50;
+          while (performance.now() < until);
+        }
+        return Date.now();
+      },
+    };
+    const own = await startTestServer({ clock });
+    try {
+      slow = true;
+      const res = await own.app.inject({ method: 'GET', url: '/api/v1/%zz' });
+      expect(res.statusCode).toBe(400);
+      expect(slow).toBe(false);
+      const text = await own.services.metrics.text();
+      const series = 'method="GET",route="unmatched",status="400"';
+      const count = text.split('\n').find((l) => l.startsWith(`moondraft_http_request_duration_seconds_count{${series}}`));
+      const sum = text.split('\n').find((l) => l.startsWith(`moondraft_http_request_duration_seconds_sum{${series}}`));
+      expect(Number(count?.split(' ').pop())).toBe(1);
+      expect(Number(sum?.split(' ').pop())).toBeGreaterThanOrEqual(0.05);
+    } finally {
+      await own.close();
+    }
+  });
+
   it('/metrics renders once per second however many scrape it (public and unlimited: a flood costs one rendering)', async () => {
     const clock = new ManualClock(Date.UTC(2026, 5, 1));
     const own = await startTestServer({ clock });

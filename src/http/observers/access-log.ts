@@ -1,3 +1,4 @@
+import { elapsedMs } from './timing.js';
 import type { ResponseObserver } from './types.js';
 
 /** One access log line per request: method, route pattern (never the raw URL), status, latency. */
@@ -5,7 +6,7 @@ export function accessLogObserver(): ResponseObserver {
   return {
     name: 'accessLog',
     observe(request, reply) {
-      request.log.info({ method: request.method, route: request.routeOptions.url ?? 'unmatched', status: reply.statusCode, ms: Math.round(reply.elapsedTime * 100) / 100 }, 'request');
+      request.log.info({ method: request.method, route: request.routeOptions.url ?? 'unmatched', status: reply.statusCode, ms: Math.round(elapsedMs(reply) * 100) / 100 }, 'request');
     },
   };
 }

@@ -1,4 +1,5 @@
 import type { Metrics } from '../../observability/metrics.js';
+import { elapsedMs } from './timing.js';
 import type { ResponseObserver } from './types.js';
 
 /**
@@ -21,7 +22,7 @@ export function requestMetricsObserver(metrics: Metrics): ResponseObserver {
     observe(request, reply) {
       const labels = [methodLabel(request.method), request.routeOptions.url ?? 'unmatched', String(reply.statusCode)];
       metrics.httpRequests.inc(labels);
-      metrics.httpDuration.observe(labels, reply.elapsedTime / 1000);
+      metrics.httpDuration.observe(labels, elapsedMs(reply) / 1000);
     },
   };
 }
