@@ -127,7 +127,7 @@ export class AuditLog {
     });
     if (deps.registry) {
       this.written = new Counter({ name: 'moondraft_audit_records_total', help: 'Audit records written, by category', labelNames: ['category'] as const, registers: [deps.registry] });
-      this.droppedCounter = new Counter({ name: 'moondraft_audit_dropped_total', help: 'Audit events dropped because the buffer was full (on arrival, or a failed batch that no longer fit back)', registers: [deps.registry] });
+      this.droppedCounter = new Counter({ name: 'moondraft_audit_dropped_total', help: 'Audit events lost from the trail (each gap is recorded there as audit.events_dropped): refused by a full buffer on arrival, lost from a failed batch that no longer fit back, or skipped because they could not be sealed', registers: [deps.registry] });
       const buffer = this.buffer;
       new Gauge({ name: 'moondraft_audit_buffered', help: 'Audit events waiting in the buffer', registers: [deps.registry], collect() { this.set(buffer.size); } });
     }
@@ -298,6 +298,9 @@ export class AuditLog {
     }
     await this.deps.store.transaction((trx) => appendIn(trx, this.deps.store.dialect, records, this.deps.clock.now(), mayYield));
     this.counted(records);
+    // Counted once the trail records them (a failed write puts the batch back, sealed again on the
+    // retry): the events the buffer dropped were counted as it dropped them.
+    if (unsealable > 0) this.droppedCounter?.inc(unsealable);
   }
 
   /** Records every security event (sign-in, refresh, revocation, role change, keys, blocks…). */

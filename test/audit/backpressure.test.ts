@@ -196,4 +196,45 @@ describe('the audit writer under sustained load', () => {
       await audit.close();
     }
   });
+
+  it('moondraft_audit_dropped_total counts the events that could not be sealed, once, as the trail records them', async () => {
+    const s = server.services;
+    const registry = new Registry();
+    const keyring = {
+      encrypt: (plaintext: string | Buffer, aad: string) => {
+        if (String(plaintext).includes('POISON')) throw new Error('cannot encrypt');
+        return s.keyring.encrypt(plaintext, aad);
+      },
+      decrypt: (blob: string, aad: string) => s.keyring.decrypt(blob, aad),
+    } as unknown as typeof s.keyring;
+    // The first write fails (the store briefly away): the batch is sealed again on the retry, and
+    // its unsealable events must not be counted twice.
+    let failed = 0;
+    const store = new Proxy(s.store, {
+      get(target, prop, receiver) {
+        if (prop === 'transaction' && failed === 0) {
+          return () => {
+            failed += 1;
+            return Promise.reject(new Error('connection terminated unexpectedly'));
+          };
+        }
+        return Reflect.get(target, prop, receiver) as unknown;
+      },
+    });
+    const audit = new AuditLog({ store, registry, keyring, signingKeys: s.signingKeys, clock: s.clock, log: s.log, options: { ...s.config.audit, batchSize: 100, flushIntervalMs: 600_000 } });
+    const droppedMetric = async () => (await registry.getSingleMetric('moondraft_audit_dropped_total')!.get()).values[0]?.value ?? 0;
+    try {
+      audit.enqueue({ type: 'auth.failed', outcome: 'denied', accountId: 'acc_poison', details: { code: 'POISON' } });
+      audit.enqueue({ type: 'auth.failed', outcome: 'denied', accountId: 'acc_poison', details: { code: 'invalid_token' } });
+      audit.enqueue({ ...access(0), accountId: 'acc_poison', userAgent: 'POISON/1.0' });
+      await expect(audit.flush()).rejects.toThrow('connection terminated');
+      expect(await droppedMetric()).toBe(0);
+      await audit.settle();
+      const views = (await s.audit.list({ type: 'audit.events_dropped' }, { limit: 1 })).records;
+      expect(views[0]!.details).toMatchObject({ dropped: 2, unsealable: 2 });
+      expect(await droppedMetric()).toBe(2);
+    } finally {
+      await audit.close();
+    }
+  });
 });
