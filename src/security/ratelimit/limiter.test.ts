@@ -45,7 +45,7 @@ function harness(state: SharedState, rules: Partial<PenaltyRules> = {}, clock = 
     timeSource: 'caller',
   });
   const counter = async (outcome: string, category = 'account') => (await registry.getSingleMetric('moondraft_ratelimit_decisions_total')!.get()).values.find((v) => v.labels.outcome === outcome && v.labels.category === category)?.value ?? 0;
-  return { limiter, events, clock, counter, fallback };
+  return { limiter, events, clock, counter, fallback, registry };
 }
 
 const target = (category: 'account' | 'market' | 'trading' = 'account', limit?: number): LimitTarget => ({
@@ -263,6 +263,26 @@ describe('RateLimiter when shared state is unavailable', () => {
     await expect(limiter.hit(t)).rejects.toBeInstanceOf(StateUnavailableError);
     expect(await counter('allowed', 'trading')).toBe(1);
     expect(await counter('unavailable', 'trading')).toBe(1);
+  });
+
+  it('counts a fail-open refusal decided without shared state, after the window was read, as a local fallback', async () => {
+    const live = new MemoryState(new ManualClock());
+    // The window answers (and refuses); the strike count (the step after it) finds shared state gone.
+    const failing = new Proxy(live, {
+      get(obj, name, receiver) {
+        if (name === 'incr') return () => Promise.reject(new StateUnavailableError('shared state unavailable'));
+        const v = Reflect.get(obj, name, receiver) as unknown;
+        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(obj) : v;
+      },
+    });
+    const { limiter, counter, registry } = harness(failing);
+    const fallbacks = async (category: string) => (await registry.getSingleMetric('moondraft_ratelimit_local_fallback_total')!.get()).values.find((v) => v.labels.category === category)?.value ?? 0;
+    const t = target('market', 1);
+    expect((await limiter.hit(t)).outcome).toBe('allowed');
+    const refused = await limiter.hit(t);
+    expect(refused).toMatchObject({ outcome: 'limited', local: true });
+    expect(await counter('limited', 'market')).toBe(1);
+    expect(await fallbacks('market')).toBe(1);
   });
 
   it('limits market data on the in-process fallback, exactly', async () => {

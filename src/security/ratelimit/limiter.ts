@@ -133,7 +133,9 @@ export class RateLimiter {
         this.deps.metrics.decisions.inc([policy.name, 'unavailable']);
         throw err;
       }
-      // Shared state went away between the two steps: refuse on the window alone.
+      // Shared state went away between the two steps: refuse on the window alone, decided here
+      // without shared state, so counted as a local fallback like one decided on the fallback.
+      if (!local) this.deps.metrics.fallback.inc({ category: policy.name });
       return this.record(this.refusal('limited', target, d.retryAfterMs, true));
     }
   }
