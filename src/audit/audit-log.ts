@@ -126,7 +126,7 @@ export class AuditLog {
       onDropped: (n) => this.droppedCounter?.inc(n),
     });
     if (deps.registry) {
-      this.written = new Counter({ name: 'moondraft_audit_records_total', help: 'Audit records written, by category', labelNames: ['category'] as const, registers: [deps.registry] });
+      this.written = new Counter({ name: 'moondraft_audit_records_total', help: 'Audit records stored, by category: records, not events (one access.batch record holds many access events of one account)', labelNames: ['category'] as const, registers: [deps.registry] });
       this.droppedCounter = new Counter({ name: 'moondraft_audit_dropped_total', help: 'Audit events lost from the trail (each gap is recorded there as audit.events_dropped): refused by a full buffer on arrival, lost from a failed batch that no longer fit back, or skipped because they could not be sealed', registers: [deps.registry] });
       const buffer = this.buffer;
       new Gauge({ name: 'moondraft_audit_buffered', help: 'Audit events waiting in the buffer', registers: [deps.registry], collect() { this.set(buffer.size); } });

@@ -237,4 +237,21 @@ describe('the audit writer under sustained load', () => {
       await audit.close();
     }
   });
+
+  it('moondraft_audit_records_total counts stored records, and says that one may hold a batch of access events', async () => {
+    const s = server.services;
+    const registry = new Registry();
+    const audit = new AuditLog({ store: s.store, registry, keyring: s.keyring, signingKeys: s.signingKeys, clock: s.clock, log: s.log, options: { ...s.config.audit, batchSize: 100, flushIntervalMs: 600_000 } });
+    try {
+      for (let i = 0; i < 5; i++) audit.enqueue(access(2000 + i));
+      await audit.settle();
+      const metric = await registry.getSingleMetric('moondraft_audit_records_total')!.get();
+      // Five access events, one stored record: the help text must not let an operator read it as events.
+      expect(metric.values.reduce((n, v) => n + v.value, 0)).toBe(1);
+      expect(metric.help).toMatch(/access\.batch/);
+      expect(metric.help).toMatch(/not events|many access events/);
+    } finally {
+      await audit.close();
+    }
+  });
 });
