@@ -210,6 +210,38 @@ describe.each(backends)('IP blocks and the DDoS guard (%s)', (backend) => {
     expect((await from(target)).statusCode).toBe(200);
   });
 
+  it('a lift whose shared-state removal fails is answered, lifted here at once, and removed from shared state by the next sync', async () => {
+    const target = '198.51.100.35';
+    const state = server.services.state;
+    expect((await blocks.add({ target, reason: 'to lift' })).statusCode).toBe(201);
+    expect(await state.get(`ipblock:${target}`)).not.toBeNull();
+    // Shared state fails after the store row is deleted and the lift audited: before, the answer
+    // was 503, the block stayed in shared state (so on every process) with no retry, and the
+    // retry the 503 invited audited the lift a second time.
+    const del = state.del.bind(state);
+    let failed = 0;
+    const failing = vi.spyOn(state, 'del').mockImplementation(async (key) => {
+      if (key === `ipblock:${target}` && failed++ === 0) throw new StateUnavailableError('test: shared state down');
+      return del(key);
+    });
+    let lifted;
+    try {
+      lifted = await blocks.remove(target);
+      // Lifted by this process before shared state answers again.
+      expect((await from(target)).statusCode).toBe(200);
+    } finally {
+      failing.mockRestore();
+    }
+    expect(failed).toBe(1);
+    expect(lifted.statusCode).toBe(204);
+    // Shared state answers again: the next sync (the list forces one) removes it there.
+    expect((await blocks.list()).find((b) => b.target === target)).toBeUndefined();
+    expect(await state.get(`ipblock:${target}`)).toBeNull();
+    expect((await from(target)).statusCode).toBe(200);
+    const audited = (await server.services.audit.list({ type: 'admin.ip.unblocked' }, { limit: 50 })).records.filter((r) => r.details?.target === target);
+    expect(audited).toHaveLength(1);
+  });
+
   it('validates block requests and keeps them to administrators', async () => {
     for (const payload of [{ target: 'example.com' }, { target: '0.0.0.0/0' }, { target: '10.0.0.1', durationSec: 0 }, { target: '10.0.0.1', extra: true }, {}]) {
       expectProblem(await blocks.add(payload), 'validation_failed', 400);
@@ -349,6 +381,38 @@ describe.runIf(scaleout)('IP blocks across processes (two in-test servers, one R
     await a.services.ipBlocks.list();
     expect(a.services.ipBlocks.check(target)).toBeUndefined();
     expect((await a.app.inject({ method: 'GET', url: '/api/v1/time', remoteAddress: target })).statusCode).toBe(200);
+  });
+
+  it('a lift whose shared-state removal failed stops being enforced by every process within a sync', async () => {
+    const admin = await sessionFor(a, { role: 'admin' });
+    const target = '198.51.100.61';
+    expect((await a.app.inject({ method: 'POST', url: '/api/v1/admin/ip-blocks', headers: admin.headers, payload: { target } })).statusCode).toBe(201);
+    await vi.waitFor(() => expect(b.services.ipBlocks.check(target)).toMatchObject({ source: 'manual' }));
+    const state = a.services.state;
+    const del = state.del.bind(state);
+    let failed = 0;
+    state.del = async (key) => {
+      if (key === `ipblock:${target}` && failed++ === 0) throw new StateUnavailableError('test: shared state down');
+      return del(key);
+    };
+    let lifted;
+    try {
+      lifted = await a.app.inject({ method: 'DELETE', url: `/api/v1/admin/ip-blocks?target=${target}`, headers: admin.headers });
+    } finally {
+      state.del = del;
+    }
+    expect(failed).toBe(1);
+    expect(lifted.statusCode).toBe(204);
+    expect(a.services.ipBlocks.check(target)).toBeUndefined();
+    // The answering process's next sync removes it from shared state; the other's then lifts it.
+    const poll = (s: TestServer) => (s.services.ipBlocks as unknown as { sync(): Promise<void> }).sync();
+    await poll(a);
+    await poll(b);
+    expect(await a.services.state.get(`ipblock:${target}`)).toBeNull();
+    for (const s of [a, b]) {
+      expect(s.services.ipBlocks.check(target)).toBeUndefined();
+      expect((await s.app.inject({ method: 'GET', url: '/api/v1/time', remoteAddress: target })).statusCode).toBe(200);
+    }
   });
 
   it('blocks stay in force when Redis restarts empty (administrator blocks come back from the store)', async () => {

@@ -98,6 +98,11 @@ export class IpBlocks {
    * from the store meanwhile.
    */
   private readonly unshared = new Map<string, IpBlock>();
+  /**
+   * Targets lifted from the store (and audited) whose removal from shared state (or announcement)
+   * failed: lifted here already, removed there and announced by the next sync, with no new audit.
+   */
+  private readonly unlifted = new Set<string>();
   private seenVersion: string | null | undefined;
   /** When this process last walked the keyspace for unindexed blocks (see WALK_EVERY_MS). */
   private lastWalkAt = -Infinity;
@@ -211,6 +216,7 @@ export class IpBlocks {
     // audited block answered as failed, and the retry it invites would audit it twice; the next
     // sync writes it to shared state and announces it instead (a few seconds), as after a crash here.
     this.apply(block);
+    this.unlifted.delete(block.target);
     this.unshared.set(block.target, block);
     try {
       await this.share(block);
@@ -274,13 +280,20 @@ export class IpBlocks {
       if (found) await this.deps.audit?.recordIn(trx, { type: 'admin.ip.unblocked', actorId: by, details: { target: t.canonical, reason: 'admin', by, ...(sessionId !== undefined ? { via: 'session', sessionId } : {}) } });
       return found;
     });
-    await this.deps.state.del(key);
-    await this.deps.state.indexRemove(INDEX_KEY, t.canonical);
-    await this.announce({ op: 'remove', target: t.canonical });
+    // Committed: lifted here at once, whatever shared state does. A 503 now would leave a lift
+    // stored and audited but answered as failed (the retry it invites audits it twice), and the
+    // block in force on every other process with nothing to retry the removal; the next sync
+    // removes it from shared state and announces it instead (a few seconds).
     this.forget(t.canonical);
     this.localOnly.delete(t.canonical);
     this.unannounced.delete(t.canonical);
     this.unshared.delete(t.canonical);
+    this.unlifted.add(t.canonical);
+    try {
+      await this.unshare(t.canonical);
+    } catch (err) {
+      this.deps.log.warn({ err, target: anonymizeTarget(t.canonical) ?? 'unknown' }, 'ip blocks: could not lift a block from shared state; the next sync will');
+    }
     if (existed) this.deps.events.emit({ type: 'ip.unblocked', at: this.deps.clock.now(), target: t.canonical, reason: 'admin', by, audited: this.deps.audit !== undefined });
     return ok(existed);
   }
@@ -315,6 +328,14 @@ export class IpBlocks {
     await this.deps.state.indexAdd(INDEX_KEY, block.target);
     await this.announce({ op: 'add', block });
     if (this.unshared.get(block.target) === block) this.unshared.delete(block.target);
+  }
+
+  /** Removes a lifted block from shared state and announces it; done once all three succeed. */
+  private async unshare(target: string): Promise<void> {
+    await this.deps.state.del(KEY_PREFIX + target);
+    await this.deps.state.indexRemove(INDEX_KEY, target);
+    await this.announce({ op: 'remove', target });
+    this.unlifted.delete(target);
   }
 
   private async announce(message: Message): Promise<void> {
@@ -400,6 +421,20 @@ export class IpBlocks {
         this.unannounced.delete(block.target);
         this.localOnly.delete(block.target);
       }
+      for (const target of [...this.unlifted]) {
+        // Blocked again since (by another process: this one drops the target from here when it
+        // blocks it): that block stands, and removing it from shared state would lift it unaudited.
+        let stored;
+        try {
+          stored = await this.deps.store.db.selectFrom('ip_blocks').select('target').where('target', '=', target).executeTakeFirst();
+        } catch (err) {
+          this.deps.log.warn({ err }, 'ip blocks: cannot read the store to finish a lift; next sync');
+          continue;
+        }
+        if (!this.unlifted.has(target)) continue;
+        if (stored) this.unlifted.delete(target);
+        else await this.unshare(target);
+      }
       for (const block of [...this.unshared.values()]) {
         // Lifted since (here or by another process): the store no longer holds it, and writing it
         // back would enforce a block nobody can see recorded.
@@ -442,7 +477,7 @@ export class IpBlocks {
         this.exact.clear();
         this.ranges.clear();
       }
-      for (const b of [...fresh, ...this.localOnly.values(), ...this.unshared.values()]) this.apply(b);
+      for (const b of [...fresh, ...this.localOnly.values(), ...this.unshared.values()]) if (!this.unlifted.has(b.target)) this.apply(b);
       this.seenVersion = version;
     } catch (err) {
       if (!(err instanceof StateUnavailableError)) this.deps.log.error({ err }, 'ip blocks: sync failed');
