@@ -415,6 +415,39 @@ describe.runIf(scaleout)('IP blocks across processes (two in-test servers, one R
     }
   });
 
+  it('a block lifted by one process while another writes it back to shared state stays lifted', async () => {
+    const admin = await sessionFor(a, { role: 'admin' });
+    const target = '198.51.100.62';
+    const state = a.services.state;
+    const set = state.set.bind(state);
+    let writes = 0;
+    state.set = async (key, ...rest) => {
+      if (key === `ipblock:${target}`) {
+        writes++;
+        // The add's own write fails: the block waits for the write-back of the next sync.
+        if (writes === 1) throw new StateUnavailableError('test: shared state down');
+        // The write-back has found the block in the store; the other process lifts it now, before
+        // the write reaches shared state.
+        if (writes === 2) expect((await b.app.inject({ method: 'DELETE', url: `/api/v1/admin/ip-blocks?target=${target}`, headers: admin.headers })).statusCode).toBe(204);
+      }
+      return set(key, ...rest);
+    };
+    try {
+      expect((await a.app.inject({ method: 'POST', url: '/api/v1/admin/ip-blocks', headers: admin.headers, payload: { target } })).statusCode).toBe(201);
+      expect(a.services.ipBlocks.check(target)).toMatchObject({ source: 'manual' });
+      await a.services.ipBlocks.list();
+    } finally {
+      state.set = set;
+    }
+    expect(writes).toBeGreaterThanOrEqual(2);
+    expect(await a.services.state.get('ipblock:' + target)).toBeNull();
+    for (const s of [a, b]) await s.services.ipBlocks.list();
+    for (const s of [a, b]) {
+      expect(s.services.ipBlocks.check(target)).toBeUndefined();
+      expect((await s.app.inject({ method: 'GET', url: '/api/v1/time', remoteAddress: target })).statusCode).toBe(200);
+    }
+  });
+
   it('blocks stay in force when Redis restarts empty (administrator blocks come back from the store)', async () => {
     const admin = await sessionFor(a, { role: 'admin' });
     const made = await a.app.inject({ method: 'POST', url: '/api/v1/admin/ip-blocks', headers: admin.headers, payload: { target: '198.51.100.80' } });

@@ -324,18 +324,65 @@ export class IpBlocks {
       this.unshared.delete(block.target);
       return;
     }
-    await this.deps.state.set(KEY_PREFIX + block.target, JSON.stringify(block), ttl);
+    const value = JSON.stringify(block);
+    await this.deps.state.set(KEY_PREFIX + block.target, value, ttl);
     await this.deps.state.indexAdd(INDEX_KEY, block.target);
-    await this.announce({ op: 'add', block });
-    if (this.unshared.get(block.target) === block) this.unshared.delete(block.target);
+    const final = await this.settle(block.target, block, value);
+    await this.announce(final ? { op: 'add', block: final } : { op: 'remove', target: block.target });
+    if (this.unshared.get(block.target) !== block) return; // replaced here meanwhile: that one is shared on its own
+    this.unshared.delete(block.target);
+    if (final) this.apply(final);
+    else this.forget(block.target);
+  }
+
+  /**
+   * Makes shared state agree with the store after this process wrote a target there (`written`: the
+   * block and its value, or null after a removal), and answers what it holds then. The store is
+   * read again after the write: a lift or a newer block committed by another process between this
+   * process's own store read (or commit) and its write, whose shared-state write came first, would
+   * otherwise be undone by it (a lifted block enforced again everywhere, with nothing to notice).
+   * Each writer reads the store after its write, so the last of them puts what the store holds.
+   */
+  private async settle(target: string, written: IpBlock | null, value: string | null): Promise<IpBlock | null> {
+    const key = KEY_PREFIX + target;
+    let current = written;
+    for (let round = 0; round < 3; round++) {
+      const stored = await this.storedBlock(target);
+      if (stored === null ? current === null : current !== null && stored.createdAt === current.createdAt) return current;
+      if (stored === null) {
+        // Lifted meanwhile: take back what this process wrote, unless something else (an
+        // automatic block) replaced it there since.
+        if (value !== null && (await this.deps.state.get(key)) === value) await this.deps.state.del(key);
+        current = null;
+        value = null;
+      } else {
+        value = JSON.stringify(stored);
+        await this.deps.state.set(key, value, stored.expiresAt === null ? undefined : stored.expiresAt - this.deps.clock.now());
+        await this.deps.state.indexAdd(INDEX_KEY, target);
+        current = stored;
+      }
+    }
+    return current;
+  }
+
+  /** The administrator block the store holds for a target, if one is in force (rejects when the store cannot be read). */
+  private async storedBlock(target: string): Promise<IpBlock | null> {
+    const r = await this.deps.store.db.selectFrom('ip_blocks').selectAll().where('target', '=', target).executeTakeFirst();
+    if (!r) return null;
+    const expiresAt = r.expires_at === null ? null : Number(r.expires_at);
+    if (expiresAt !== null && expiresAt <= this.deps.clock.now()) return null;
+    return { target: r.target, reason: r.reason, source: 'manual', createdAt: Number(r.created_at), expiresAt, createdBy: r.created_by };
   }
 
   /** Removes a lifted block from shared state and announces it; done once all three succeed. */
   private async unshare(target: string): Promise<void> {
     await this.deps.state.del(KEY_PREFIX + target);
     await this.deps.state.indexRemove(INDEX_KEY, target);
-    await this.announce({ op: 'remove', target });
-    this.unlifted.delete(target);
+    // Blocked again by another process between the lift's commit and this removal: put it back.
+    const final = await this.settle(target, null, null);
+    await this.announce(final ? { op: 'add', block: final } : { op: 'remove', target });
+    if (!this.unlifted.delete(target)) return;
+    if (final) this.apply(final);
   }
 
   private async announce(message: Message): Promise<void> {
