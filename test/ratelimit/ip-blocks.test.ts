@@ -654,3 +654,33 @@ describe('the DDoS guard counts guessing, not stale credentials', () => {
     }
   });
 });
+
+describe('the block list is paged', () => {
+  it('answers at most 100 blocks by default (500 on request), newest first, with a cursor to the next page', async () => {
+    // Under a flood the DDoS guard blocks thousands of addresses: the list answered them all in one
+    // response, as large as the flood made it.
+    const server = await startTestServer();
+    try {
+      const admin = await sessionFor(server, { role: 'admin' });
+      const list = (query = '') => server.app.inject({ method: 'GET', url: `/api/v1/admin/ip-blocks${query}`, headers: admin.headers });
+      for (let i = 0; i < 130; i++) await server.services.ipBlocks.autoBlock(`100.64.${Math.floor(i / 200)}.${(i % 200) + 1}`, 'client_errors', 600_000);
+      const first = await list();
+      expect(first.statusCode).toBe(200);
+      const page1 = first.json() as { blocks: { target: string; createdAt: number }[]; next: string | null };
+      expect(page1.blocks).toHaveLength(100);
+      expect(page1.next).toEqual(expect.any(String));
+      const page2 = (await list(`?before=${encodeURIComponent(page1.next!)}`)).json() as typeof page1;
+      expect(page2.blocks).toHaveLength(30);
+      expect(page2.next).toBeNull();
+      const all = [...page1.blocks, ...page2.blocks];
+      expect(new Set(all.map((b) => b.target)).size).toBe(130);
+      for (let i = 1; i < all.length; i++) expect(all[i - 1]!.createdAt).toBeGreaterThanOrEqual(all[i]!.createdAt);
+      expect((await list('?limit=500')).json().blocks).toHaveLength(130);
+      const small = (await list('?limit=2')).json() as typeof page1;
+      expect(small.blocks.map((b) => b.target)).toEqual(page1.blocks.slice(0, 2).map((b) => b.target));
+      for (const q of ['?limit=0', '?limit=501', '?before=x', '?before=99999999999999999.1.2.3.4']) expectProblem(await list(q), 'validation_failed', 400);
+    } finally {
+      await server.close();
+    }
+  });
+});

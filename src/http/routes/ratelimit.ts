@@ -5,6 +5,7 @@ import type { IpBlock } from '../../security/ddos/blocks.js';
 import { RATE_CATEGORIES, type LimitOverrides } from '../../security/ratelimit/policies.js';
 import type { Services } from '../../services.js';
 import type { App } from '../types.js';
+import { pageOf } from './paging.js';
 
 const IpBlockView = Type.Object({
   target: Type.String({ description: 'An address or a CIDR range' }),
@@ -32,6 +33,18 @@ const LimitsView = Type.Object({
 });
 const AddressParams = Type.Object({ address: Type.String({ maxLength: 64 }) }, { additionalProperties: false });
 
+/** A page cursor of the block list: the last block's creation time (epoch ms) and target, `1764345600000.192.0.2.0/24`. */
+const BLOCK_CURSOR_PATTERN = '^[0-9]{1,16}\\.[0-9a-f.:/]{2,43}$';
+function parseBlockCursor(cursor: string): { createdAt: number; target: string } {
+  const dot = cursor.indexOf('.');
+  const createdAt = Number(cursor.slice(0, dot));
+  // Past 2^53 a number is no longer exact (and no block is created that late): not a cursor this server gave.
+  if (!Number.isSafeInteger(createdAt)) throw new ApiError('validation_failed', 'before is not a cursor this server returned');
+  return { createdAt, target: cursor.slice(dot + 1) };
+}
+/** Newest first; blocks made in the same ms by target, descending. */
+const newestFirst = (a: IpBlock, b: IpBlock) => b.createdAt - a.createdAt || (a.target < b.target ? 1 : a.target > b.target ? -1 : 0);
+
 const view = (b: IpBlock) => ({ target: b.target, reason: b.reason, source: b.source, createdAt: b.createdAt, expiresAt: b.expiresAt, createdBy: b.createdBy });
 
 /** Administration of rate limits and the IP block list (admin role, signed-in session only). */
@@ -42,9 +55,31 @@ export function rateLimitRoutes(app: App, services: Services): void {
     '/api/v1/admin/ip-blocks',
     {
       config: { permission: 'admin:read' },
-      schema: { tags: ['admin'], summary: 'Blocked addresses and ranges in force (administrator and automatic blocks)', security, response: { 200: Type.Object({ blocks: Type.Array(IpBlockView) }) } },
+      schema: {
+        tags: ['admin'],
+        summary: 'Blocked addresses and ranges in force (administrator and automatic blocks), newest first',
+        security,
+        querystring: Type.Object(
+          {
+            limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500, default: 100 })),
+            before: Type.Optional(Type.String({ pattern: BLOCK_CURSOR_PATTERN, maxLength: 60, description: "The previous page's `next`: blocks after it" })),
+          },
+          { additionalProperties: false },
+        ),
+        response: { 200: Type.Object({ blocks: Type.Array(IpBlockView), next: Type.Union([Type.String(), Type.Null()], { description: 'Pass as `before` for the next page; null on the last page' }) }) },
+      },
     },
-    async () => ({ blocks: (await services.ipBlocks.list()).map(view) }),
+    async (request) => {
+      // Under a flood the DDoS guard blocks thousands of addresses: one answer holding them all
+      // would grow with the flood, so the list is paged as every other is.
+      const limit = request.query.limit ?? 100;
+      const before = request.query.before === undefined ? undefined : parseBlockCursor(request.query.before);
+      const sorted = (await services.ipBlocks.list()).sort(newestFirst);
+      const after = before === undefined ? sorted : sorted.filter((b) => newestFirst(b, { ...b, createdAt: before.createdAt, target: before.target }) > 0);
+      const { items, more } = pageOf(after, limit);
+      const last = items[items.length - 1];
+      return { blocks: items.map(view), next: more && last ? `${last.createdAt}.${last.target}` : null };
+    },
   );
 
   app.post(
