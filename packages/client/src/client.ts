@@ -241,6 +241,8 @@ export class MoondraftClient {
       query,
       body,
       auth: auth ?? 'any',
+      // Any route: whatever JSON it answers, or undefined for none.
+      answer: 'any',
       ...(idempotent !== undefined ? { idempotent } : {}),
       options: callOptions,
     });

@@ -59,7 +59,8 @@ export type ServerErrorCode = (typeof SERVER_ERROR_CODES)[number];
  * - `timeout`: no complete response within `timeoutMs`;
  * - `tls_error`: the server's certificate was refused by normal TLS verification;
  * - `certificate_pin_mismatch`: the certificate chain matched none of the configured SPKI pins;
- * - `unexpected_response`: an answer that is not the API's JSON (a proxy's HTML page, a redirect…);
+ * - `unexpected_response`: an answer that is not the API's JSON (a proxy's HTML page, a redirect, an empty or
+ *   cut-short 2xx where an object was expected…);
  * - `aborted`: the caller's AbortSignal fired;
  * - `session_unavailable`: a session-only call with no session, a session whose refresh token is gone, or one
  *   whose access token cannot go in a header (never shown);

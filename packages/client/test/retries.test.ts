@@ -41,10 +41,10 @@ describe('429 Too Many Requests', () => {
   it('waits for Retry-After plus jitter, then succeeds with a freshly signed request', async () => {
     const s = await serve((_req, n, res) => {
       if (n === 1) return sendProblem(res, 429, 'rate_limited', 'Too many requests', { headers: { 'Retry-After': '1', RateLimit: '"trading";r=0;t=1' } });
-      sendJson(res, 200, [{ id: 'ord_1' }]);
+      sendJson(res, 200, { orders: [{ id: 'ord_1' }], next: null });
     });
     const { client, delays, retries } = clientFor(s);
-    await expect(client.trading.orders()).resolves.toEqual([{ id: 'ord_1' }]);
+    await expect(client.trading.orders()).resolves.toEqual({ orders: [{ id: 'ord_1' }], next: null });
 
     const [first, second] = apiRequests(s);
     expect(apiRequests(s)).toHaveLength(2);

@@ -248,7 +248,7 @@ export class WithdrawalsApi {
 
   /** `DELETE /api/v1/account/withdrawal-addresses/:id` (a retry after a lost answer may report `not_found`). */
   async removeAddress(id: string, options?: CallOptions): Promise<void> {
-    await this.#requester.call({ method: 'DELETE', path: `/api/v1/account/withdrawal-addresses/${pathParam(id)}`, auth: 'any', options });
+    await this.#requester.call({ method: 'DELETE', path: `/api/v1/account/withdrawal-addresses/${pathParam(id)}`, auth: 'any', answer: 'any', options });
   }
 
   /**

@@ -86,7 +86,7 @@ export class AuthApi {
   /** `POST /api/v1/auth/logout`: revokes the session on the server, then forgets it here. */
   async logout(options?: CallOptions): Promise<void> {
     try {
-      await this.#requester.call({ method: 'POST', path: '/api/v1/auth/logout', auth: 'session', idempotent: true, options });
+      await this.#requester.call({ method: 'POST', path: '/api/v1/auth/logout', auth: 'session', idempotent: true, answer: 'any', options });
     } catch (error) {
       // Already over on the server (e.g. a retry after a lost answer): the goal is reached.
       const over = error instanceof MoondraftError && ['token_revoked', 'invalid_token', 'refresh_token_reused', 'session_unavailable'].includes(error.code);

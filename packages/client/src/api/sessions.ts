@@ -34,6 +34,6 @@ export class SessionsApi {
 
   /** `DELETE /api/v1/security/sessions/:id`: its tokens are refused at once. */
   revoke(id: string, options?: CallOptions): Promise<void> {
-    return this.#requester.call({ method: 'DELETE', path: `/api/v1/security/sessions/${pathParam(id)}`, auth: 'session', options });
+    return this.#requester.call({ method: 'DELETE', path: `/api/v1/security/sessions/${pathParam(id)}`, auth: 'session', answer: 'any', options });
   }
 }

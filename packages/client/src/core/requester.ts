@@ -42,6 +42,13 @@ export interface RouteCall {
    * without it as an array is an `unexpected_response`, not a TypeError or an undefined list.
    */
   list?: string;
+  /**
+   * What a 2xx carries: `object` (the default) a JSON object, so an empty body, `null`, a string or an
+   * array (a proxy's empty 200, a body cut short) is an `unexpected_response` rather than a value of
+   * the wrong type handed to the caller; `any` whatever JSON came, or undefined for an empty body
+   * (routes answering 204, and the `request` escape hatch).
+   */
+  answer?: 'object' | 'any';
   options?: CallOptions | undefined;
   /**
    * The idempotency id the body carries (a generated one included): every error of the call names
@@ -221,7 +228,7 @@ export class Requester {
 
       if (response.status >= 200 && response.status < 300) {
         this.recordTime(response, sentAt, receivedAt);
-        return this.parseSuccess<T>(response, context, attempt, route.list);
+        return this.parseSuccess<T>(response, context, attempt, route.list, route.answer ?? 'object');
       }
 
       const error = this.toError(response, context, prepared.sent, attempt);
@@ -379,7 +386,7 @@ export class Requester {
     }
   }
 
-  private parseSuccess<T>(response: TransportResponse, context: { method: string; path: string }, attempt: number, list?: string): T {
+  private parseSuccess<T>(response: TransportResponse, context: { method: string; path: string }, attempt: number, list: string | undefined, answer: 'object' | 'any'): T {
     const unexpected = (detail: string, cause?: unknown) =>
       new MoondraftError({
         code: 'unexpected_response',
@@ -392,6 +399,7 @@ export class Requester {
       });
     if (response.status === 204 || response.body.trim() === '') {
       if (list !== undefined) throw unexpected(`HTTP ${response.status} without the expected ${list} list`);
+      if (answer === 'object') throw unexpected(`HTTP ${response.status} with an empty body where a JSON object was expected`);
       return undefined as T;
     }
     let parsed: unknown;
@@ -402,6 +410,9 @@ export class Requester {
     }
     if (list !== undefined && !(parsed !== null && typeof parsed === 'object' && Array.isArray((parsed as Record<string, unknown>)[list]))) {
       throw unexpected(`The response body has no ${list} list`);
+    }
+    if (answer === 'object' && (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed))) {
+      throw unexpected('The response body is not a JSON object');
     }
     return parsed as T;
   }

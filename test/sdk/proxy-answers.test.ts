@@ -1,0 +1,83 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { MoondraftClient, MoondraftError } from '@moondraft/client';
+import { sendJson, startWireServer, type WireHandler, type WireServer } from '../../packages/client/test/support/wire-server.js';
+
+/**
+ * What a reverse proxy or load balancer in front of the server may answer instead of the server:
+ * a small local HTTP server stands in for it. Every call must end in a typed MoondraftError.
+ */
+let server: WireServer | undefined;
+afterEach(async () => {
+  await server?.close();
+  server = undefined;
+});
+
+/** Answers /api/v1/time itself; every other request goes to `handler`. */
+async function serve(handler: WireHandler): Promise<WireServer> {
+  server = await startWireServer((req, res) => {
+    if (req.target === '/api/v1/time') return sendJson(res, 200, { serverTime: Date.now() }, { serverTime: Date.now() });
+    return handler(req, res);
+  });
+  return server;
+}
+
+function clientFor(s: WireServer, extra: Partial<ConstructorParameters<typeof MoondraftClient>[0]> = {}) {
+  return new MoondraftClient({
+    baseUrl: s.url,
+    env: false,
+    apiKey: 'md_test_proxy',
+    apiSecret: 'mds_proxy_secret',
+    sleep: async () => {},
+    timeoutMs: 2000,
+    ...extra,
+  });
+}
+
+async function failure(promise: Promise<unknown>): Promise<MoondraftError> {
+  const error = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(error).toBeInstanceOf(MoondraftError);
+  return error as MoondraftError;
+}
+
+describe('a 2xx whose body is not the object the method answers', () => {
+  it('an empty 200 (or JSON null, a string) is unexpected_response with the request id, never undefined handed to the caller', async () => {
+    const bodies = ['', 'null', '"ok"', '[]'];
+    let i = 0;
+    const s = await serve((_req, res) => void res.writeHead(200, { 'Content-Type': 'application/json', 'X-Request-Id': `lb_${i}` }).end(bodies[i++]));
+    const client = clientFor(s);
+    for (let n = 0; n < bodies.length; n++) {
+      const error = await failure(client.trading.placeOrder({ market: 'MOON-USDC', side: 'buy', type: 'limit', price: '1', quantity: '1' }));
+      expect(error.code).toBe('unexpected_response');
+      expect(error.status).toBe(200);
+      expect(error.requestId).toBe(`lb_${n}`);
+      // The order may have been taken: the error names the id to ask again with.
+      expect(error.clientOrderId).toMatch(/^[0-9a-f-]{36}$/);
+      expect(error.attempts).toBe(1);
+    }
+    // One placement per answer: a 200 is never sent again.
+    expect(s.requests.filter((r) => r.target === '/api/v1/trading/orders')).toHaveLength(bodies.length);
+  });
+
+  it('an empty 200 from /auth/refresh or /time is a MoondraftError, not a TypeError', async () => {
+    const s = await startWireServer((_req, res) => void res.writeHead(200, { 'X-Request-Id': 'lb_x' }).end());
+    server = s;
+    const client = clientFor(s, { apiKey: undefined, apiSecret: undefined, session: { accessToken: 'a', refreshToken: 'r', expiresAt: Date.now() + 3_600_000 } });
+    expect((await failure(client.syncTime(1))).code).toBe('unexpected_response');
+    expect((await failure(client.system.time())).code).toBe('unexpected_response');
+    const refresh = await failure(client.auth.refresh());
+    expect(refresh.code).toBe('unexpected_response');
+    expect(refresh.requestId).toBe('lb_x');
+  });
+
+  it('routes without an answer still take a 204 or an empty 200', async () => {
+    const s = await serve((req, res) => void (req.method === 'DELETE' ? res.writeHead(204).end() : res.writeHead(200).end()));
+    const client = clientFor(s, { session: { accessToken: 'a', refreshToken: 'r', expiresAt: Date.now() + 3_600_000 } });
+    await expect(client.withdrawals.removeAddress('a1')).resolves.toBeUndefined();
+    await expect(client.sessions.revoke('s1')).resolves.toBeUndefined();
+    await expect(client.auth.logout()).resolves.toBeUndefined();
+    await expect(client.request('POST', '/api/v1/admin/anything', { body: {} })).resolves.toBeUndefined();
+  });
+});
