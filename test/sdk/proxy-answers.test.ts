@@ -81,3 +81,54 @@ describe('a 2xx whose body is not the object the method answers', () => {
     await expect(client.request('POST', '/api/v1/admin/anything', { body: {} })).resolves.toBeUndefined();
   });
 });
+
+describe.each(['fetch', 'node'] as const)('a response body too large to read (%s transport)', (transport) => {
+  it('an endless 200 body is read no further than maxResponseBytes: unexpected_response at once, not sent again, the connection closed', async () => {
+    let closed = false;
+    const s = await serve((_req, res) => {
+      res.writeHead(200, { 'Content-Type': 'application/json', 'X-Request-Id': 'lb_big' });
+      const chunk = Buffer.alloc(64 * 1024, 0x20);
+      const pump = () => {
+        while (!closed && res.write(chunk));
+        if (!closed) res.once('drain', pump);
+      };
+      res.on('close', () => void (closed = true));
+      pump();
+    });
+    const client = clientFor(s, { transport, maxResponseBytes: 1024 * 1024, timeoutMs: 10_000 });
+    const started = Date.now();
+    const error = await failure(client.market.markets());
+    expect(error.code).toBe('unexpected_response');
+    expect(error.status).toBe(200);
+    expect(error.requestId).toBe('lb_big');
+    expect(error.detail).toMatch(/maxResponseBytes/);
+    expect(error.attempts).toBe(1);
+    // Well before the 10 s timeout: the client stopped reading, it did not wait for an end.
+    expect(Date.now() - started).toBeLessThan(5000);
+    await expect.poll(() => closed).toBe(true);
+    client.close();
+  });
+
+  it('a 502 that declares a body over the limit is not read, and is retried like any 5xx of an idempotent call', async () => {
+    const s = await serve((_req, res) => {
+      res.writeHead(502, { 'Content-Type': 'text/html', 'Content-Length': String(10 * 1024 ** 3), 'X-Request-Id': 'lb_502' });
+      res.write('<html>');
+    });
+    const client = clientFor(s, { transport, maxResponseBytes: 1024 * 1024, timeoutMs: 10_000, retry: { maxRetries: 1 } });
+    const started = Date.now();
+    const error = await failure(client.market.markets());
+    expect(error.code).toBe('unexpected_response');
+    expect(error.status).toBe(502);
+    expect(error.requestId).toBe('lb_502');
+    expect(error.detail).toMatch(/maxResponseBytes/);
+    expect(error.attempts).toBe(2);
+    expect(Date.now() - started).toBeLessThan(5000);
+    client.close();
+  });
+
+  it('refuses a maxResponseBytes that is no whole number of bytes', () => {
+    for (const maxResponseBytes of [0, -1, 1.5, Number.NaN, Infinity]) {
+      expect(() => new MoondraftClient({ env: false, transport, maxResponseBytes })).toThrow(TypeError);
+    }
+  });
+});

@@ -47,6 +47,11 @@ export interface MoondraftClientOptions {
   retry?: RetryOptions;
   /** Per-attempt timeout in ms, at most 2^31 − 1 (default 30 s). */
   timeoutMs?: number;
+  /**
+   * The longest response body read, in bytes (default 64 MiB). A longer one (a proxy's endless page,
+   * a download the URL was misrouted to) is not read into memory: the call throws `unexpected_response`.
+   */
+  maxResponseBytes?: number;
   /** Measure the server clock (`GET /api/v1/time`) before the first signed request (default true). */
   autoSyncTime?: boolean;
   /** Refresh the access token this long before it expires (default 60 s). */
@@ -143,6 +148,9 @@ export class MoondraftClient {
     // AbortSignal.timeout fires after 1 ms when asked for more than 2^31 - 1 ms: refused, not shortened.
     assertTimeout('timeoutMs', timeoutMs);
 
+    const maxResponseBytes = options.maxResponseBytes ?? 64 * 1024 * 1024;
+    if (!(Number.isSafeInteger(maxResponseBytes) && maxResponseBytes >= 1)) throw new TypeError('maxResponseBytes must be a whole number of bytes ≥ 1');
+
     const clock = options.clock ?? systemClock;
     // The server accepts a signature once per signer: an HMAC key, or an ed25519 key pair whichever
     // of its keys a request names (one pair may be registered on several keys). Keys sharing a pair
@@ -164,6 +172,7 @@ export class MoondraftClient {
       recvWindowMs: options.recvWindowMs,
       retry: resolveRetry(options.retry),
       timeoutMs,
+      maxResponseBytes,
       autoSyncTime: options.autoSyncTime ?? true,
       refreshMarginMs: options.refreshMarginMs ?? 60_000,
       sleep: options.sleep ?? defaultSleep,

@@ -98,6 +98,8 @@ export interface RequesterConfig {
   recvWindowMs: number | undefined;
   retry: ResolvedRetry;
   timeoutMs: number;
+  /** The longest response body read, in bytes. */
+  maxResponseBytes: number;
   autoSyncTime: boolean;
   refreshMarginMs: number;
   sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
@@ -204,7 +206,7 @@ export class Requester {
       const sentAt = config.clock.now();
       let response: TransportResponse;
       try {
-        response = await config.transport.send({ method: route.method, url, headers: prepared.headers, body, signal });
+        response = await config.transport.send({ method: route.method, url, headers: prepared.headers, body, signal, maxResponseBytes: config.maxResponseBytes });
       } catch (cause) {
         const failure = classifyFailure(cause, timeout, callerSignal);
         const error = this.clientError(CLIENT_CODE[failure.kind], failure.message, context, attempt, failure);
@@ -397,6 +399,8 @@ export class Requester {
         attempts: attempt,
         cause,
       });
+    // Done by the server all the same: not sent again.
+    if (response.tooLarge) throw unexpected(`The response body is over maxResponseBytes (${this.#config.maxResponseBytes} bytes): not read`);
     if (response.status === 204 || response.body.trim() === '') {
       if (list !== undefined) throw unexpected(`HTTP ${response.status} without the expected ${list} list`);
       if (answer === 'object') throw unexpected(`HTTP ${response.status} with an empty body where a JSON object was expected`);
@@ -423,7 +427,7 @@ export class Requester {
     const headerRequestId = response.headers.get('x-request-id') ?? undefined;
     let problem: Record<string, unknown> | undefined;
     try {
-      const parsed: unknown = JSON.parse(response.body);
+      const parsed: unknown = response.tooLarge ? undefined : JSON.parse(response.body);
       if (parsed && typeof parsed === 'object' && !Array.isArray(parsed)) problem = parsed as Record<string, unknown>;
     } catch {
       problem = undefined;
@@ -436,7 +440,9 @@ export class Requester {
         detail:
           response.status >= 300 && response.status < 400
             ? `Redirected${location ? ` to ${location}` : ''}; redirects are not followed (check baseUrl)`
-            : `HTTP ${response.status} without a problem body`,
+            : response.tooLarge
+              ? `HTTP ${response.status} with a body over maxResponseBytes (${this.#config.maxResponseBytes} bytes): not read`
+              : `HTTP ${response.status} without a problem body`,
         requestId: headerRequestId,
         retryAfterMs,
         sent,

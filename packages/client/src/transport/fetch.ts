@@ -16,9 +16,36 @@ export function fetchTransport(fetchImpl: typeof fetch = globalThis.fetch): Tran
         signal: request.signal,
         redirect: 'manual',
       });
-      const body = await response.text();
-      return { status: response.status, headers: response.headers, body };
+      const { body, tooLarge } = await readBody(response, request.maxResponseBytes);
+      return { status: response.status, headers: response.headers, body, ...(tooLarge ? { tooLarge } : {}) };
     },
     close() {},
   };
+}
+
+/** The body as UTF-8 text, read no further than `max` bytes (decoded, so a compressed body counts in full). */
+async function readBody(response: Response, max: number | undefined): Promise<{ body: string; tooLarge: boolean }> {
+  if (max === undefined) return { body: await response.text(), tooLarge: false };
+  const declared = Number(response.headers.get('content-length') ?? NaN);
+  if (!response.headers.get('content-encoding') && declared > max) {
+    await response.body?.cancel().catch(() => undefined);
+    return { body: '', tooLarge: true };
+  }
+  if (!response.body) return { body: '', tooLarge: false };
+  const reader = response.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > max) {
+      // Closes the connection: the rest is never downloaded.
+      await reader.cancel().catch(() => undefined);
+      return { body: '', tooLarge: true };
+    }
+    chunks.push(value);
+  }
+  // As Response.text(): UTF-8, a leading BOM dropped, malformed bytes replaced.
+  return { body: new TextDecoder().decode(Buffer.concat(chunks)), tooLarge: false };
 }

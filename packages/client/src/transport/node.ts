@@ -56,26 +56,38 @@ export function nodeTransport(tls: TlsOptions = {}): Transport {
             signal: request.signal,
           },
           (res) => {
+            const headers = res.headers;
+            const answer = (body: string, tooLarge: boolean): TransportResponse => ({
+              status: res.statusCode ?? 0,
+              headers: {
+                get(name) {
+                  const v = headers[name.toLowerCase()];
+                  return v === undefined ? null : Array.isArray(v) ? v.join(', ') : v;
+                },
+              },
+              body,
+              ...(tooLarge ? { tooLarge } : {}),
+            });
+            const max = request.maxResponseBytes;
+            // Past the limit: answered without the body, and the connection closed so the rest never comes.
+            const refuse = () => {
+              resolve(answer('', true));
+              res.destroy();
+            };
+            if (max !== undefined && Number(headers['content-length'] ?? NaN) > max) return refuse();
             const chunks: Buffer[] = [];
-            res.on('data', (chunk: Buffer) => chunks.push(chunk));
+            let size = 0;
+            res.on('data', (chunk: Buffer) => {
+              size += chunk.length;
+              if (max !== undefined && size > max) return refuse();
+              chunks.push(chunk);
+            });
             res.on('error', reject);
             // A connection lost mid-body ends in 'close' without 'end' (a promise settles only once).
             res.on('close', () => {
               if (!res.complete) reject(new Error('the response was cut off'));
             });
-            res.on('end', () => {
-              const headers = res.headers;
-              resolve({
-                status: res.statusCode ?? 0,
-                headers: {
-                  get(name) {
-                    const v = headers[name.toLowerCase()];
-                    return v === undefined ? null : Array.isArray(v) ? v.join(', ') : v;
-                  },
-                },
-                body: Buffer.concat(chunks).toString('utf8'),
-              });
-            });
+            res.on('end', () => resolve(answer(Buffer.concat(chunks).toString('utf8'), false)));
           },
         );
         req.on('error', reject);

@@ -7,13 +7,21 @@ export interface TransportRequest {
   /** Exact body bytes, or undefined for a bodiless request (no Content-Type is sent then). */
   body: Uint8Array | undefined;
   signal: AbortSignal;
+  /**
+   * The most body bytes to read: a longer body (a proxy's endless page, a misrouted download) is
+   * not read further, its connection is closed and the response comes back with `tooLarge` and an
+   * empty body. Undefined: no limit (custom transports may ignore it).
+   */
+  maxResponseBytes?: number;
 }
 
 export interface TransportResponse {
   status: number;
   headers: { get(name: string): string | null };
-  /** The whole body, decoded as UTF-8. */
+  /** The whole body, decoded as UTF-8 (empty when `tooLarge`). */
   body: string;
+  /** The body was longer than `maxResponseBytes` and was not read. */
+  tooLarge?: boolean;
 }
 
 export type TransportFailureKind = 'network' | 'timeout' | 'aborted' | 'tls' | 'pin';
