@@ -1,4 +1,4 @@
-import type { Transaction } from 'kysely';
+import { sql, type Transaction } from 'kysely';
 import { insertAll } from '../../store/bulk.js';
 import type { Dialect } from '../../store/db.js';
 import type { Database, MarketsTable } from '../../store/schema.js';
@@ -115,12 +115,18 @@ export class Batch {
     const fresh = ids.filter((id) => !this.positionsLoaded.has(id));
     if (fresh.length === 0) return;
     for (const part of chunks(fresh, 300)) {
-      const [positions, usage, exposure, limits, openCaps] = await Promise.all([
+      const [positions, usage, exposure, overrides] = await Promise.all([
         this.trx.selectFrom('positions').select(['account_id', 'asset', 'cost_basis', 'realized_pnl', 'version']).where('account_id', 'in', part).execute(),
         this.trx.selectFrom('trading_usage').select(['account_id', 'minute', 'notional', 'version']).where('account_id', 'in', part).where('minute', '>=', firstWindowMinute(this.now)).execute(),
         this.trx.selectFrom('trading_exposure').select(['account_id', 'open_notional', 'version']).where('account_id', 'in', part).execute(),
-        this.trx.selectFrom('trading_limits').select(['account_id', 'daily_notional']).where('account_id', 'in', part).execute(),
-        this.trx.selectFrom('open_orders_limits').select(['account_id', 'max_open_orders']).where('account_id', 'in', part).execute(),
+        // Both overrides in one statement: each statement of a transaction is a round trip of its own
+        // on PostgreSQL (one connection does not pipeline them), paid by every batch.
+        this.trx
+          .selectFrom('trading_limits')
+          .select(['account_id', 'daily_notional', sql<number | null>`null`.as('max_open_orders')])
+          .where('account_id', 'in', part)
+          .unionAll(this.trx.selectFrom('open_orders_limits').select(['account_id', sql<string>`null`.as('daily_notional'), sql<number | null>`max_open_orders`.as('max_open_orders')]).where('account_id', 'in', part))
+          .execute(),
       ]);
       for (const p of positions) {
         const state = { cost: readMinor(p.cost_basis), realized: readMinor(p.realized_pnl) };
@@ -143,8 +149,10 @@ export class Batch {
         const n = readMinor(e.open_notional);
         this.exposure.set(e.account_id, { value: n, orig: n, version: Number(e.version) });
       }
-      for (const l of limits) this.limits.set(l.account_id, readMinor(l.daily_notional));
-      for (const c of openCaps) this.openCaps.set(c.account_id, Number(c.max_open_orders));
+      for (const o of overrides) {
+        if (o.max_open_orders !== null) this.openCaps.set(o.account_id, Number(o.max_open_orders));
+        else this.limits.set(o.account_id, readMinor(o.daily_notional));
+      }
     }
   }
 
