@@ -132,3 +132,28 @@ describe.each(['fetch', 'node'] as const)('a response body too large to read (%s
     }
   });
 });
+
+describe('a 429 from a proxy (no problem body)', () => {
+  it('is rate_limited once the retries run out, with its status, Retry-After and request id', async () => {
+    let n = 0;
+    const s = await serve((_req, res) => void res.writeHead(429, { 'Content-Type': 'text/html', 'Retry-After': '2', 'X-Request-Id': `lb_429_${++n}` }).end('<html>Too Many Requests</html>'));
+    const client = clientFor(s, { retry: { maxRetries: 1 } });
+    const error = await failure(client.market.markets());
+    expect(error.code).toBe('rate_limited');
+    expect(error.status).toBe(429);
+    expect(error.retryAfterMs).toBe(2000);
+    expect(error.requestId).toBe('lb_429_2');
+    expect(error.problem).toBeUndefined();
+    expect(error.attempts).toBe(2);
+  });
+
+  it('is rate_limited when its Retry-After is too long to wait, and even without a Retry-After', async () => {
+    const answers: Array<Record<string, string>> = [{ 'Retry-After': '3600' }, {}];
+    let n = 0;
+    const s = await serve((_req, res) => void res.writeHead(429, { 'Content-Type': 'text/plain', 'X-Request-Id': `lb_${n}`, ...answers[n++] }).end('slow down'));
+    const suspended = await failure(clientFor(s).market.markets());
+    expect(suspended).toMatchObject({ code: 'rate_limited', status: 429, retryAfterMs: 3_600_000, requestId: 'lb_0', attempts: 1 });
+    const bare = await failure(clientFor(s, { retry: { maxRetries: 0 } }).market.markets());
+    expect(bare).toMatchObject({ code: 'rate_limited', status: 429, retryAfterMs: undefined, requestId: 'lb_1', attempts: 1 });
+  });
+});

@@ -435,10 +435,14 @@ export class Requester {
     if (!problem || typeof problem.code !== 'string') {
       const location = response.headers.get('location');
       return new MoondraftError({
-        code: 'unexpected_response',
+        // A 429 is a rate limit whatever its body (a proxy's or a load balancer's page): the caller
+        // handles it as one, with the Retry-After it came with.
+        code: response.status === 429 ? 'rate_limited' : 'unexpected_response',
         status: response.status,
         detail:
-          response.status >= 300 && response.status < 400
+          response.status === 429
+            ? `HTTP 429 without a problem body (rate limited before the server, e.g. by a proxy)${response.tooLarge ? `; its body is over maxResponseBytes (${this.#config.maxResponseBytes} bytes): not read` : ''}`
+            : response.status >= 300 && response.status < 400
             ? `Redirected${location ? ` to ${location}` : ''}; redirects are not followed (check baseUrl)`
             : response.tooLarge
               ? `HTTP ${response.status} with a body over maxResponseBytes (${this.#config.maxResponseBytes} bytes): not read`
