@@ -157,3 +157,41 @@ describe('a 429 from a proxy (no problem body)', () => {
     expect(bare).toMatchObject({ code: 'rate_limited', status: 429, retryAfterMs: undefined, requestId: 'lb_1', attempts: 1 });
   });
 });
+
+describe.each(['fetch', 'node'] as const)('a connection lost after the response headers arrived (%s transport)', (transport) => {
+  it('a reset mid-body is network_error with the status and request id received', async () => {
+    const s = await serve((_req, res) => {
+      res.writeHead(200, { 'Content-Type': 'application/json', 'X-Request-Id': 'lb_reset' });
+      res.write('{"markets": [');
+      setTimeout(() => res.socket?.destroy(), 20);
+    });
+    const client = clientFor(s, { transport, retry: { maxRetries: 0 } });
+    const error = await failure(client.market.markets());
+    expect(error.code).toBe('network_error');
+    expect(error.status).toBe(200);
+    expect(error.requestId).toBe('lb_reset');
+    expect(error.message).toContain('lb_reset');
+    client.close();
+  });
+
+  it('a body that never ends is a timeout with the status and request id received', async () => {
+    const s = await serve((_req, res) => {
+      res.writeHead(503, { 'Content-Type': 'text/html', 'X-Request-Id': 'lb_slow' });
+      res.write('<html>');
+    });
+    const client = clientFor(s, { transport, timeoutMs: 300, retry: { maxRetries: 0 } });
+    const error = await failure(client.market.markets());
+    expect(error.code).toBe('timeout');
+    expect(error.status).toBe(503);
+    expect(error.requestId).toBe('lb_slow');
+    client.close();
+  });
+
+  it('a failure before any response still has status 0 and no request id', async () => {
+    const s = await serve((_req, res) => void res.socket?.destroy());
+    const client = clientFor(s, { transport, retry: { maxRetries: 0 } });
+    const error = await failure(client.market.markets());
+    expect(error).toMatchObject({ code: 'network_error', status: 0, requestId: undefined });
+    client.close();
+  });
+});

@@ -55,8 +55,10 @@ export type ServerErrorCode = (typeof SERVER_ERROR_CODES)[number];
 
 /**
  * Codes the client raises itself, when there is no problem body to read:
- * - `network_error`: the request failed before a response arrived (connection refused or reset, DNS…);
+ * - `network_error`: the request failed before a complete response arrived (connection refused or reset, DNS…);
  * - `timeout`: no complete response within `timeoutMs`;
+ *   for both, when the status and headers had arrived before the body was lost, `status` and
+ *   `requestId` are the ones received (else 0 and undefined);
  * - `tls_error`: the server's certificate was refused by normal TLS verification;
  * - `certificate_pin_mismatch`: the certificate chain matched none of the configured SPKI pins;
  * - `unexpected_response`: an answer that is not the API's JSON (a proxy's HTML page, a redirect, an empty or
@@ -111,7 +113,7 @@ export interface MoondraftErrorInit {
 
 /**
  * Every failure of a client call. `code` is the server's problem code (or a client code when no
- * problem arrived), `status` the HTTP status (0 when there was no response).
+ * problem arrived), `status` the HTTP status (0 when no response status arrived).
  *
  * @example
  * try { await client.trading.placeOrder(order) }

@@ -209,7 +209,19 @@ export class Requester {
         response = await config.transport.send({ method: route.method, url, headers: prepared.headers, body, signal, maxResponseBytes: config.maxResponseBytes });
       } catch (cause) {
         const failure = classifyFailure(cause, timeout, callerSignal);
-        const error = this.clientError(CLIENT_CODE[failure.kind], failure.message, context, attempt, failure);
+        // The status and headers may have come before the body was lost: keep what was received.
+        const head = failure.received;
+        const error = head
+          ? new MoondraftError({
+              code: CLIENT_CODE[failure.kind],
+              status: head.status,
+              detail: `${failure.message} (after the HTTP ${head.status} response headers arrived; the body did not)`,
+              requestId: head.headers.get('x-request-id') ?? undefined,
+              ...context,
+              attempts: attempt,
+              cause: failure,
+            })
+          : this.clientError(CLIENT_CODE[failure.kind], failure.message, context, attempt, failure);
         if ((failure.kind === 'network' || failure.kind === 'timeout') && idempotent && retries < config.retry.maxRetries) {
           await this.wait('network_error', backoffDelay(config.retry, retries++, config.random), error, attempt, callerSignal);
           continue;

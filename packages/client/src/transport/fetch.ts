@@ -1,4 +1,4 @@
-import type { Transport, TransportRequest, TransportResponse } from './types.js';
+import { ResponseInterrupted, type Transport, type TransportRequest, type TransportResponse } from './types.js';
 
 /**
  * The default transport: the platform's `fetch`. The request target comes from a URL the request
@@ -16,7 +16,14 @@ export function fetchTransport(fetchImpl: typeof fetch = globalThis.fetch): Tran
         signal: request.signal,
         redirect: 'manual',
       });
-      const { body, tooLarge } = await readBody(response, request.maxResponseBytes);
+      let read: { body: string; tooLarge: boolean };
+      try {
+        read = await readBody(response, request.maxResponseBytes);
+      } catch (cause) {
+        // The status and headers came; the body was lost (a reset, the timeout): say what came.
+        throw new ResponseInterrupted({ status: response.status, headers: response.headers }, cause);
+      }
+      const { body, tooLarge } = read;
       return { status: response.status, headers: response.headers, body, ...(tooLarge ? { tooLarge } : {}) };
     },
     close() {},

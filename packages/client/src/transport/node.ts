@@ -1,7 +1,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import { normalizePins, pinnedIdentityCheck } from './pinning.js';
-import type { Transport, TransportRequest, TransportResponse } from './types.js';
+import { ResponseInterrupted, type ReceivedHead, type Transport, type TransportRequest, type TransportResponse } from './types.js';
 
 export interface TlsOptions {
   /**
@@ -43,6 +43,9 @@ export function nodeTransport(tls: TlsOptions = {}): Transport {
       if (!secure && pins) return Promise.reject(new TypeError('certificate pins are set but the URL is not https'));
       const module = secure ? https : http;
       return new Promise<TransportResponse>((resolve, reject) => {
+        // Set once the status and headers arrived: a later failure names them (ResponseInterrupted).
+        let head: ReceivedHead | undefined;
+        const fail = (cause: unknown) => reject(head ? new ResponseInterrupted(head, cause) : cause);
         const req = module.request(
           {
             protocol: url.protocol,
@@ -57,7 +60,7 @@ export function nodeTransport(tls: TlsOptions = {}): Transport {
           },
           (res) => {
             const headers = res.headers;
-            const answer = (body: string, tooLarge: boolean): TransportResponse => ({
+            const received: ReceivedHead = {
               status: res.statusCode ?? 0,
               headers: {
                 get(name) {
@@ -65,9 +68,9 @@ export function nodeTransport(tls: TlsOptions = {}): Transport {
                   return v === undefined ? null : Array.isArray(v) ? v.join(', ') : v;
                 },
               },
-              body,
-              ...(tooLarge ? { tooLarge } : {}),
-            });
+            };
+            head = received;
+            const answer = (body: string, tooLarge: boolean): TransportResponse => ({ ...received, body, ...(tooLarge ? { tooLarge } : {}) });
             const max = request.maxResponseBytes;
             // Past the limit: answered without the body, and the connection closed so the rest never comes.
             const refuse = () => {
@@ -82,15 +85,15 @@ export function nodeTransport(tls: TlsOptions = {}): Transport {
               if (max !== undefined && size > max) return refuse();
               chunks.push(chunk);
             });
-            res.on('error', reject);
+            res.on('error', fail);
             // A connection lost mid-body ends in 'close' without 'end' (a promise settles only once).
             res.on('close', () => {
-              if (!res.complete) reject(new Error('the response was cut off'));
+              if (!res.complete) fail(new Error('the response was cut off'));
             });
             res.on('end', () => resolve(answer(Buffer.concat(chunks).toString('utf8'), false)));
           },
         );
-        req.on('error', reject);
+        req.on('error', fail);
         req.end(request.body ? Buffer.from(request.body.buffer, request.body.byteOffset, request.body.byteLength) : undefined);
       });
     },

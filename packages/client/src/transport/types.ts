@@ -26,6 +26,27 @@ export interface TransportResponse {
 
 export type TransportFailureKind = 'network' | 'timeout' | 'aborted' | 'tls' | 'pin';
 
+/** What had arrived of a response before its body was lost: its status line and headers. */
+export interface ReceivedHead {
+  status: number;
+  headers: { get(name: string): string | null };
+}
+
+/**
+ * Thrown by a transport when the response's status and headers arrived but its body did not (the
+ * connection reset, a timeout or an abort mid-body): `classifyFailure` classifies `cause` as usual and
+ * keeps `head` on the TransportError, so the error can name the status and request id received.
+ */
+export class ResponseInterrupted extends Error {
+  override readonly name = 'ResponseInterrupted';
+  constructor(
+    readonly head: ReceivedHead,
+    cause: unknown,
+  ) {
+    super(cause instanceof Error ? cause.message : String(cause), { cause });
+  }
+}
+
 /** A request that got no response; `kind` decides whether the request layer may retry. */
 export class TransportError extends Error {
   override readonly name = 'TransportError';
@@ -34,13 +55,16 @@ export class TransportError extends Error {
    * no such host) or the TLS handshake failed, before a byte of the request was written.
    */
   readonly neverSent: boolean;
+  /** The response's status and headers when they arrived before the failure (its body did not). */
+  readonly received: ReceivedHead | undefined;
   constructor(
     readonly kind: TransportFailureKind,
     message: string,
-    options?: { cause?: unknown; neverSent?: boolean },
+    options?: { cause?: unknown; neverSent?: boolean; received?: ReceivedHead },
   ) {
     super(message, options);
     this.neverSent = options?.neverSent ?? kind === 'pin';
+    this.received = options?.received;
   }
 }
 
@@ -70,6 +94,11 @@ const TLS_ERROR_CODES = new Set([
 
 /** Maps a low-level failure (node:http error, fetch TypeError with a cause) to a TransportError. */
 export function classifyFailure(error: unknown, timeoutSignal: AbortSignal, callerSignal: AbortSignal | undefined): TransportError {
+  if (error instanceof ResponseInterrupted) {
+    // A response had begun: the request reached a server, and what came of the answer is kept.
+    const inner = classifyFailure(error.cause, timeoutSignal, callerSignal);
+    return new TransportError(inner.kind, inner.message, { cause: inner.cause, neverSent: false, received: inner.received ?? error.head });
+  }
   if (error instanceof TransportError) return error;
   if (callerSignal?.aborted) return new TransportError('aborted', 'the request was aborted by the caller', { cause: error });
   if (timeoutSignal.aborted) return new TransportError('timeout', 'no complete response before the timeout', { cause: error });
