@@ -195,3 +195,34 @@ describe.each(['fetch', 'node'] as const)('a connection lost after the response 
     client.close();
   });
 });
+
+describe('a 401 on /auth/refresh that is not the server refusing the token', () => {
+  const session = () => ({ accessToken: 'a', refreshToken: 'rt_keep', expiresAt: Date.now() + 3_600_000 });
+
+  it('a proxy 401 without a problem body is an error, and the session keeps its refresh token for a later refresh', async () => {
+    const s = await startWireServer((_req, res) => void res.writeHead(401, { 'Content-Type': 'text/html', 'X-Request-Id': 'lb_401' }).end('<html>401 Authorization Required</html>'));
+    server = s;
+    const changes: unknown[] = [];
+    const client = clientFor(s, { apiKey: undefined, apiSecret: undefined, session: session(), onSessionChange: (c) => void changes.push(c) });
+    const error = await failure(client.auth.refresh());
+    expect(error).toMatchObject({ code: 'unexpected_response', status: 401, requestId: 'lb_401' });
+    expect(client.session).toMatchObject({ accessToken: 'a', refreshToken: 'rt_keep' });
+    expect(changes.at(-1)).toMatchObject({ refreshToken: 'rt_keep' });
+  });
+
+  it('a 401 whose JSON names no token refusal keeps the token too; the server refusing the token ends the session', async () => {
+    const answers = [
+      () => ({ code: 'Unauthorized', message: 'gateway says no' }),
+      () => ({ type: 'https://moondraft.dev/problems/invalid_token', title: 'Invalid token', status: 401, detail: 'unknown refresh token', code: 'invalid_token' }),
+    ];
+    let n = 0;
+    const s = await startWireServer((_req, res) => void res.writeHead(401, { 'Content-Type': n === 0 ? 'application/json' : 'application/problem+json' }).end(JSON.stringify(answers[n++]!())));
+    server = s;
+    const client = clientFor(s, { apiKey: undefined, apiSecret: undefined, session: session() });
+    expect((await failure(client.auth.refresh())).code).toBe('Unauthorized');
+    expect(client.session).toMatchObject({ refreshToken: 'rt_keep' });
+    expect((await failure(client.auth.refresh())).code).toBe('invalid_token');
+    expect(client.session).toBeNull();
+    expect(s.requests.map((r) => JSON.parse(r.body.toString()).refreshToken)).toEqual(['rt_keep', 'rt_keep']);
+  });
+});

@@ -27,6 +27,9 @@ export interface Session {
 
 export type SessionListener = (session: Session | null) => void;
 
+/** The codes with which the server refuses a refresh token (401 problems): the session is over. */
+const TOKEN_REFUSALS = new Set<string>(['invalid_token', 'token_expired', 'token_revoked', 'refresh_token_reused']);
+
 /**
  * Holds the access and refresh tokens and refreshes them. Refresh tokens rotate on every use and the
  * server revokes the whole session when a spent one is presented again, so:
@@ -35,9 +38,11 @@ export type SessionListener = (session: Session | null) => void;
  * - a refresh whose outcome is unknown (no answer, or a 5xx) never re-presents its token: the server may
  *   have rotated it already, and presenting it again would revoke the session. The access token stays
  *   usable until it expires; after that the caller signs in again. A refresh that never reached the
- *   server (429, connection refused, no such host, failed TLS handshake) or that the server answered
- *   503 `service_unavailable` (nothing done: its store or shared state away, or it is shutting down)
- *   keeps its token.
+ *   server (429, connection refused, no such host, failed TLS handshake), any 4xx that is not the
+ *   server's problem refusing the token (a proxy's bare 401 included) or the server's 503
+ *   `service_unavailable` (nothing done: its store or shared state away, or it is shutting down)
+ *   keeps its token. Only the server's refusal of the token (`invalid_token`, `token_expired`,
+ *   `token_revoked`, `refresh_token_reused`) ends the session.
  */
 export class SessionStore {
   // #private: tokens never show up in console.log / util.inspect of a client.
@@ -136,10 +141,12 @@ export class SessionStore {
         // No connection was made (refused: the server restarting; no such host; a failed handshake):
         // the server never saw the token, so it is not spent.
         const neverSent = error instanceof MoondraftError && error.cause instanceof TransportError && error.cause.neverSent;
-        // The refusals of the token itself are 401s (invalid, expired, revoked, reused). Any other
-        // 4xx (rate limited, the address blocked, the request too slow or too large, plain HTTP
-        // refused) came before the token was looked at: it was not spent.
-        const tokenRefused = status === 401 || (error instanceof MoondraftError && error.code === 'refresh_token_reused');
+        // The server's refusals of the token itself are problems naming it (invalid, expired, revoked,
+        // reused): only those end the session. A 401 without one (a proxy's or gateway's page, a
+        // JSON error of another shape) may never have reached the server: like any other 4xx (rate
+        // limited, the address blocked, the request too slow or too large, plain HTTP refused) it
+        // came before the token was looked at, so the token was not spent.
+        const tokenRefused = error instanceof MoondraftError && error.problem !== undefined && TOKEN_REFUSALS.has(error.code);
         // The server's own 503 service_unavailable (its database or shared state away, or it is
         // shutting down) means nothing was done: the rotation is one transaction, rolled back when
         // it fails before its COMMIT (a failure at COMMIT, whose outcome is unknown, is a 500). The
