@@ -4,6 +4,8 @@
  * creates a key; a program reads that key from the environment, reads its account, and turns a
  * refusal into a MoondraftError with its code, status and request id.
  *
+ * Also: each example of packages/client/README.md compiles on its own, as a reader copies one.
+ *
  * The only change made to the README's text: the person's `baseUrl` names the test server's port
  * instead of 8080.
  */
@@ -63,6 +65,21 @@ describe("the README's Use from code examples", () => {
     const options = { ...parsed!.options, noEmit: true, incremental: false, tsBuildInfoFile: undefined };
     const diagnostics = ts.getPreEmitDiagnostics(ts.createProgram(files, options));
     expect(diagnostics.map((d) => ts.flattenDiagnosticMessageText(d.messageText, '\n'))).toEqual([]);
+  });
+
+  it("the SDK README's examples each compile on their own (strict), as a reader copies one", () => {
+    const sdkReadme = readFileSync(path.join(ROOT, 'packages/client/README.md'), 'utf8');
+    const blocks = [...sdkReadme.matchAll(/```ts\n([\s\S]*?)```/g)].map((m) => m[1]!);
+    expect(blocks.length).toBeGreaterThanOrEqual(3);
+    const files = blocks.map((block, i) => {
+      const file = path.join(dir, `sdk-readme-${i}.ts`);
+      writeFileSync(file, block);
+      return file;
+    });
+    const parsed = ts.getParsedCommandLineOfConfigFile(path.join(ROOT, 'tsconfig.json'), {}, { ...ts.sys, onUnRecoverableConfigFileDiagnostic: () => {} });
+    const options = { ...parsed!.options, noEmit: true, incremental: false, tsBuildInfoFile: undefined };
+    const diagnostics = ts.getPreEmitDiagnostics(ts.createProgram(files, options));
+    expect(diagnostics.map((d) => `${path.basename(d.file?.fileName ?? '')}: ${ts.flattenDiagnosticMessageText(d.messageText, '\n')}`)).toEqual([]);
   });
 
   it('work against a real server: sign in, create a key, read the account with it from the environment', async () => {
