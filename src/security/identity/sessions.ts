@@ -1,10 +1,11 @@
 import { createHash, randomBytes } from 'node:crypto';
+import type { Transaction } from 'kysely';
 import type { Chain } from '../../accounts/wallets.js';
 import { fail, ok, type Result } from '../../errors/registry.js';
 import type { Clock } from '../../lib/clock.js';
 import { newId } from '../../lib/ids.js';
 import type { Store } from '../../store/db.js';
-import type { AccountsTable, SessionsTable } from '../../store/schema.js';
+import type { AccountsTable, Database, SessionsTable } from '../../store/schema.js';
 import type { SharedState } from '../../state/port.js';
 import type { SecurityEvents } from '../events/index.js';
 import { networkPrefix } from './network-prefix.js';
@@ -133,11 +134,32 @@ export class Sessions {
       revoked_reason: null,
     };
     const refreshToken = newRefreshToken();
-    await this.deps.store.transaction(async (trx) => {
+    // The cap is applied in the session's own transaction: a sign-in whose trim fails commits
+    // nothing (its 5xx leaves no session behind), and one that commits leaves at most
+    // MAX_LIVE_SESSIONS live.
+    const ended = await this.deps.store.transaction(async (trx) => {
+      // Under the account's lock (PostgreSQL; SQLite transactions run one at a time): two sign-ins
+      // at once would otherwise each count the live sessions without the other's and both keep it.
+      if (this.deps.store.dialect === 'postgres') await trx.selectFrom('accounts').select('id').where('id', '=', input.accountId).forUpdate().execute();
       await trx.insertInto('sessions').values(session).execute();
       await trx.insertInto('refresh_tokens').values({ token_hash: hashRefreshToken(refreshToken), session_id: session.id, created_at: now, spent_at: null }).execute();
+      return this.endOldest(trx, input.accountId, now);
     });
-    await this.endOldest(input.accountId, input.client);
+    // Audited once committed, all of them before any is published: a shared-state failure fails the
+    // sign-in (503; nobody holds the new session's tokens), but the sessions have ended (the
+    // security sync publishes them) and no later call would record them.
+    for (const id of ended) {
+      this.deps.events.emit({ type: 'session.revoked', sessionId: id, by: 'limit', at: now, accountId: input.accountId, ip: input.client.ip, userAgent: input.client.userAgent, requestId: input.client.requestId });
+    }
+    let failure: { err: unknown } | undefined;
+    for (const id of ended) {
+      try {
+        await this.publishRevocation(id, now);
+      } catch (err) {
+        failure ??= { err };
+      }
+    }
+    if (failure) throw failure.err;
     return { session, refreshToken };
   }
 
@@ -232,10 +254,12 @@ export class Sessions {
     }
   }
 
-  /** Revokes the account's oldest live sessions beyond MAX_LIVE_SESSIONS. */
-  private async endOldest(accountId: string, client: ClientContext): Promise<void> {
-    const now = this.deps.clock.now();
-    const beyond = await this.deps.store.db
+  /**
+   * Revokes, in `trx`, the account's oldest live sessions beyond MAX_LIVE_SESSIONS (newest kept;
+   * sessions of the same millisecond in id order, which is the order they were made); returns them.
+   */
+  private async endOldest(trx: Transaction<Database>, accountId: string, now: number): Promise<string[]> {
+    const beyond = await trx
       .selectFrom('sessions')
       .select('id')
       .where('account_id', '=', accountId)
@@ -247,14 +271,15 @@ export class Sessions {
       .limit(1000)
       .offset(MAX_LIVE_SESSIONS)
       .execute();
-    for (const { id } of beyond) {
-      const updated = await this.deps.store.db.updateTable('sessions').set({ revoked_at: now, revoked_reason: 'limit' }).where('id', '=', id).where('revoked_at', 'is', null).executeTakeFirst();
-      if (Number(updated.numUpdatedRows) !== 1) continue;
-      // Audited before it is published: a shared-state failure fails the sign-in, but the session
-      // has ended (the security sync publishes it) and no later call would record it.
-      this.deps.events.emit({ type: 'session.revoked', sessionId: id, by: 'limit', at: now, accountId, ip: client.ip, userAgent: client.userAgent, requestId: client.requestId });
-      await this.publishRevocation(id, now);
-    }
+    if (beyond.length === 0) return [];
+    const revoked = await trx
+      .updateTable('sessions')
+      .set({ revoked_at: now, revoked_reason: 'limit' })
+      .where('id', 'in', beyond.map((r) => r.id))
+      .where('revoked_at', 'is', null)
+      .returning('id')
+      .execute();
+    return revoked.map((r) => r.id).sort();
   }
 
   /**
@@ -320,6 +345,7 @@ export class Sessions {
       .where('refresh_expires_at', '>', now)
       .where('idle_expires_at', '>', now)
       .orderBy('created_at', 'desc')
+      .orderBy('id', 'desc')
       .limit(200)
       .execute();
     return rows.map(toView);
