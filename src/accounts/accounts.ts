@@ -1,3 +1,4 @@
+import type { Transaction } from 'kysely';
 import type { AuditLog } from '../audit/audit-log.js';
 import { fail, ok, type Result } from '../errors/registry.js';
 import type { Clock } from '../lib/clock.js';
@@ -6,6 +7,7 @@ import type { SecurityEvents } from '../security/events/index.js';
 import { publishRole } from '../security/identity/revocation.js';
 import type { Role } from '../security/rbac/roles.js';
 import type { Store } from '../store/db.js';
+import type { Database } from '../store/schema.js';
 import type { SharedState } from '../state/port.js';
 import { canonicalWallet, chainOf, isWalletAddress, type Chain } from './wallets.js';
 
@@ -20,6 +22,13 @@ export interface Account {
 export function toAccount(row: { id: string; wallet: string; chain: string; role: string; created_at: number }): Account {
   return { id: row.id, wallet: row.wallet, chain: row.chain as Chain, role: row.role as Role, createdAt: Number(row.created_at) };
 }
+
+/**
+ * The account a write acts on: its id, or (an admin preparing an account before its first sign-in)
+ * how to find or create it inside the write's own transaction, so that a write that fails or is
+ * refused there leaves no account behind.
+ */
+export type AccountRef = string | ((trx: Transaction<Database>) => Promise<string>);
 
 /** What never changes about an account once it exists (its role does change: read it elsewhere). */
 export type AccountIdentity = Omit<Account, 'role'>;
@@ -71,6 +80,20 @@ export class Accounts {
     await this.deps.store.db.insertInto('accounts').values(this.newRow(wallet, chain)).onConflict((oc) => oc.column('wallet').doNothing()).execute();
     const created = await this.byWallet(wallet);
     return created ? ok(created) : fail('validation_failed', 'Account could not be created');
+  }
+
+  /** As findOrCreate, in `trx`: an account it creates exists only if `trx` commits. */
+  async findOrCreateIn(trx: Transaction<Database>, address: string): Promise<Result<Account, 'validation_failed'>> {
+    const chain = chainOf(address);
+    if (!chain || !isWalletAddress(address)) return fail('validation_failed', 'Not a wallet address (a mixed-case Ethereum address needs a valid EIP-55 checksum; a Solana one is base58 of 32 bytes)');
+    const wallet = canonicalWallet(address);
+    const byWallet = () => trx.selectFrom('accounts').selectAll().where('wallet', '=', wallet).executeTakeFirst();
+    let row = await byWallet();
+    if (!row) {
+      await trx.insertInto('accounts').values(this.newRow(wallet, chain)).onConflict((oc) => oc.column('wallet').doNothing()).execute();
+      row = await byWallet();
+    }
+    return row ? ok(toAccount(row)) : fail('validation_failed', 'Account could not be created');
   }
 
   /** A new account's row (admin when it is MOONDRAFT_BOOTSTRAP_ADMIN, else trader). */

@@ -1,3 +1,4 @@
+import type { AccountRef } from '../accounts/accounts.js';
 import type { AuditLog } from '../audit/audit-log.js';
 import { fail, ok, type Result } from '../errors/registry.js';
 import type { Clock } from '../lib/clock.js';
@@ -86,12 +87,14 @@ export class TradingLimits {
    * resting orders are refused). Audited as `admin.open_orders_limit.changed` in its transaction,
    * with the admin `by` as actor and the session it used, like the daily-limit override.
    */
-  async setOpenOrdersOverride(accountId: string, maxOpenOrders: number | null, by: string, sessionId?: string): Promise<Result<number | null, 'validation_failed'>> {
+  async setOpenOrdersOverride(account: AccountRef, maxOpenOrders: number | null, by: string, sessionId?: string): Promise<Result<number | null, 'validation_failed'>> {
     const parsed = parseMaxOpenOrders(maxOpenOrders);
     if (!parsed.ok) return parsed;
     const value = parsed.value;
     const now = this.deps.clock.now();
     await this.deps.store.transaction(async (trx) => {
+      // An account the admin prepares is created here: a write that fails leaves none behind.
+      const accountId = typeof account === 'string' ? account : await account(trx);
       // Read under the account's lock, as setOverride does: two admins at once both record their change.
       await lockAccount(this.deps.store, trx, accountId);
       const before = await trx.selectFrom('open_orders_limits').select('max_open_orders').where('account_id', '=', accountId).executeTakeFirst();
@@ -117,13 +120,15 @@ export class TradingLimits {
    * A change is audited (`admin.trading_limit.changed`, the admin `by` as actor, and the session it
    * used, as the other admin records name it) in its transaction.
    */
-  async setOverride(accountId: string, dailyNotional: string | null, by: string, sessionId?: string): Promise<Result<bigint | null, 'validation_failed'>> {
+  async setOverride(account: AccountRef, dailyNotional: string | null, by: string, sessionId?: string): Promise<Result<bigint | null, 'validation_failed'>> {
     const amount = parseDailyNotional(dailyNotional);
     if (!amount.ok) return amount;
     const value = amount.value;
     const now = this.deps.clock.now();
     const usdc = (v: bigint | null) => (v === null ? null : formatAmount(v, USDC_DECIMALS));
     await this.deps.store.transaction(async (trx) => {
+      // An account the admin prepares is created here: a write that fails leaves none behind.
+      const accountId = typeof account === 'string' ? account : await account(trx);
       // The override it replaces is read under the account's lock (PostgreSQL; SQLite transactions
       // run one at a time): two admins setting it at once would otherwise both read the old value,
       // and the later writer, finding "no change" against it, would leave its change unrecorded

@@ -1,4 +1,5 @@
 import { base58 } from '@scure/base';
+import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/index.js';
 import { buildServer } from '../../src/http/server.js';
@@ -269,5 +270,57 @@ describe.each((['embedded', 'scaleout'] as const).filter((b) => b === 'embedded'
     // Partner limits never prepare an account: an unknown wallet is 404.
     expect((await put('limits', { market: 50 })).statusCode).toBe(404);
     expect(await server.services.accounts.byWallet(fresh)).toBeUndefined();
+  });
+});
+
+describe.each((['embedded', 'scaleout'] as const).filter((b) => b === 'embedded' || rolesScaleout))('an admin write that fails prepares no account (%s)', (backend) => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startTestServer({ backend });
+  });
+  afterAll(() => server.close());
+
+  it('trading-limit, open-orders-limit and withdrawal-tier create the account in their transaction: a 500 there leaves none', async () => {
+    const admin = await sessionFor(server, { role: 'admin' });
+    const { db } = server.services.store;
+    const routes = [
+      ['trading-limit', { dailyNotional: '500' }, 'trading_limits'],
+      ['open-orders-limit', { maxOpenOrders: 7 }, 'open_orders_limits'],
+      ['withdrawal-tier', { tier: 2 }, 'withdrawal_settings'],
+    ] as const;
+    for (const [path, payload, table] of routes) {
+      const fresh = ethereumWallet().address;
+      const put = () => server.app.inject({ method: 'PUT', url: `/api/v1/admin/accounts/${fresh}/${path}`, headers: admin.headers, payload });
+      // The store fails the write itself, after the account would have been prepared.
+      if (backend === 'embedded') {
+        await sql`CREATE TRIGGER fail_write BEFORE INSERT ON ${sql.table(table)} BEGIN SELECT RAISE(ABORT, 'write failed'); END`.execute(db);
+      } else {
+        await sql`CREATE OR REPLACE FUNCTION fail_write() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'write failed'; END $$`.execute(db);
+        await sql`CREATE TRIGGER fail_write BEFORE INSERT ON ${sql.table(table)} FOR EACH ROW EXECUTE FUNCTION fail_write()`.execute(db);
+      }
+      try {
+        expect({ path, status: (await put()).statusCode }).toEqual({ path, status: 500 });
+      } finally {
+        await sql`DROP TRIGGER fail_write${sql.raw(backend === 'embedded' ? '' : ` ON ${table}`)}`.execute(db);
+      }
+      // Before, the account was created ahead of the transaction that failed.
+      expect({ path, account: await server.services.accounts.byWallet(fresh) }).toEqual({ path, account: undefined });
+      // The same write once the store answers prepares the account, with the value set.
+      const res = await put();
+      expect({ path, status: res.statusCode }).toEqual({ path, status: 200 });
+      const account = await server.services.accounts.byWallet(fresh);
+      expect(account).toMatchObject({ role: 'trader', chain: 'ethereum' });
+      expect(await db.selectFrom(table).select('account_id').where('account_id', '=', account!.id).execute()).toHaveLength(1);
+    }
+  });
+
+  it('writes preparing the same new account at once all succeed, on one account', async () => {
+    const admin = await sessionFor(server, { role: 'admin' });
+    const fresh = ethereumWallet().address;
+    const put = (path: string, payload: object) => server.app.inject({ method: 'PUT', url: `/api/v1/admin/accounts/${fresh}/${path}`, headers: admin.headers, payload });
+    const answers = await Promise.all([put('trading-limit', { dailyNotional: '500' }), put('open-orders-limit', { maxOpenOrders: 7 }), put('withdrawal-tier', { tier: 1 }), put('trading-limit', { dailyNotional: '600' })]);
+    expect(answers.map((r) => r.statusCode)).toEqual([200, 200, 200, 200]);
+    const wallet = fresh.toLowerCase();
+    expect(await server.services.store.db.selectFrom('accounts').select('id').where('wallet', '=', wallet).execute()).toHaveLength(1);
   });
 });

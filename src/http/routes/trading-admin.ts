@@ -1,5 +1,5 @@
 import { Type } from '@sinclair/typebox';
-import { adminTargetAccount } from './admin-target.js';
+import { adminTargetAccount, adminWriteTarget } from './admin-target.js';
 import type { FastifyRequest } from 'fastify';
 import { ApiError, unwrap } from '../../errors/registry.js';
 import type { Services } from '../../services.js';
@@ -30,7 +30,7 @@ export function tradingAdminRoutes(app: App, services: Services): void {
   const { trading, accounts, audit } = services;
   const tags = ['admin'];
 
-  const accountOf = (address: string, create: boolean) => adminTargetAccount(accounts, address, create);
+  const accountOf = (address: string) => adminTargetAccount(accounts, address);
 
   app.post(
     '/api/v1/admin/assets',
@@ -143,7 +143,7 @@ export function tradingAdminRoutes(app: App, services: Services): void {
     '/api/v1/admin/accounts/:address/trading-limit',
     { config: { permission: 'admin:read' }, schema: { tags, summary: 'An account’s daily trading limit and usage', security: AdminSecurity, params: Address, response: { 200: LimitView } } },
     async (request) => {
-      const account = await accountOf(request.params.address, false);
+      const account = await accountOf(request.params.address);
       return limitView(await trading.limits.status(account.id, account.role));
     },
   );
@@ -163,13 +163,15 @@ export function tradingAdminRoutes(app: App, services: Services): void {
     },
     async (request) => {
       const actor = adminActor(request);
-      // Refuse a bad value before the account is created: a refusal changes nothing.
+      // Refuse a bad value before anything is written: a refusal changes nothing.
       unwrap(parseDailyNotional(request.body.dailyNotional));
-      const account = await accountOf(request.params.address, true);
+      // A wallet with no account gets one in the override's transaction: a failed write leaves none.
+      const target = await adminWriteTarget(accounts, request.params.address);
       // Four eyes, as for roles and withdrawal tiers: the daily limit is a risk control on the
       // admin's own trading too, so another admin sets it.
-      if (account.id === actor.accountId) throw new ApiError('four_eyes_required', 'An admin cannot override their own daily trading limit; another admin must');
-      unwrap(await trading.limits.setOverride(account.id, request.body.dailyNotional, actor.accountId ?? actor.id, actor.id));
+      if (target.existing?.id === actor.accountId) throw new ApiError('four_eyes_required', 'An admin cannot override their own daily trading limit; another admin must');
+      unwrap(await trading.limits.setOverride(target.ref, request.body.dailyNotional, actor.accountId ?? actor.id, actor.id));
+      const account = target.account();
       return limitView(await trading.limits.status(account.id, account.role));
     },
   );
@@ -181,7 +183,7 @@ export function tradingAdminRoutes(app: App, services: Services): void {
       schema: { tags, summary: 'An account’s cap on orders resting per market: the one in effect, the default, and whether it is overridden', security: AdminSecurity, params: Address, response: { 200: OpenOrdersLimitView } },
     },
     async (request) => {
-      const account = await accountOf(request.params.address, false);
+      const account = await accountOf(request.params.address);
       return trading.limits.openOrdersStatus(account.id);
     },
   );
@@ -202,11 +204,12 @@ export function tradingAdminRoutes(app: App, services: Services): void {
     },
     async (request) => {
       const actor = adminActor(request);
-      const account = await accountOf(request.params.address, true);
+      // A wallet with no account gets one in the override's transaction: a failed write leaves none.
+      const target = await adminWriteTarget(accounts, request.params.address);
       // Four eyes, as for the daily limit: the cap is a risk control on the admin's own trading too.
-      if (account.id === actor.accountId) throw new ApiError('four_eyes_required', 'An admin cannot override their own open-orders limit; another admin must');
-      unwrap(await trading.limits.setOpenOrdersOverride(account.id, request.body.maxOpenOrders, actor.accountId ?? actor.id, actor.id));
-      return trading.limits.openOrdersStatus(account.id);
+      if (target.existing?.id === actor.accountId) throw new ApiError('four_eyes_required', 'An admin cannot override their own open-orders limit; another admin must');
+      unwrap(await trading.limits.setOpenOrdersOverride(target.ref, request.body.maxOpenOrders, actor.accountId ?? actor.id, actor.id));
+      return trading.limits.openOrdersStatus(target.account().id);
     },
   );
 }

@@ -1,5 +1,5 @@
 import { Type } from '@sinclair/typebox';
-import { adminTargetAccount } from './admin-target.js';
+import { adminTargetAccount, adminWriteTarget } from './admin-target.js';
 import type { FastifyRequest } from 'fastify';
 import { ApiError, unwrap } from '../../errors/registry.js';
 import type { Services } from '../../services.js';
@@ -282,12 +282,12 @@ export function withdrawalRoutes(app: App, services: Services): void {
   );
 
   const Address = Type.Object({ address: Type.String({ maxLength: 64 }) }, { additionalProperties: false });
-  const accountOf = (address: string, create: boolean) => adminTargetAccount(accounts, address, create);
+  const accountOf = (address: string) => adminTargetAccount(accounts, address);
 
   app.get(
     '/api/v1/admin/accounts/:address/withdrawal-tier',
     { config: { permission: 'admin:read' }, schema: { tags: ['admin'], summary: 'An account’s verification tier and withdrawal usage', security: AdminSecurity, params: Address, response: { 200: LimitView } } },
-    async (request) => limitView(await withdrawals.limitStatus((await accountOf(request.params.address, false)).id, clock.now())),
+    async (request) => limitView(await withdrawals.limitStatus((await accountOf(request.params.address)).id, clock.now())),
   );
 
   app.put(
@@ -305,9 +305,10 @@ export function withdrawalRoutes(app: App, services: Services): void {
     },
     async (request) => {
       const admin = adminOf(request);
-      const account = await accountOf(request.params.address, true);
-      unwrap(await withdrawals.setTier(admin, account.id, request.body.tier as Tier));
-      return limitView(await withdrawals.limitStatus(account.id, clock.now()));
+      // A wallet with no account gets one in the tier's transaction: a failed write leaves none.
+      const target = await adminWriteTarget(accounts, request.params.address);
+      unwrap(await withdrawals.setTier(admin, target.ref, request.body.tier as Tier));
+      return limitView(await withdrawals.limitStatus(target.account().id, clock.now()));
     },
   );
 }

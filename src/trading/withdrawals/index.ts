@@ -1,5 +1,6 @@
 import type { Transaction } from 'kysely';
 import type { Logger } from 'pino';
+import type { AccountRef } from '../../accounts/accounts.js';
 import type { AuditLog } from '../../audit/audit-log.js';
 import type { AuditEvent } from '../../audit/events.js';
 import type { WithdrawalsConfig } from '../../config/index.js';
@@ -503,12 +504,15 @@ export class Withdrawals {
   }
 
   /** Sets an account's verification tier; it applies to the very next request. */
-  async setTier(admin: Actor & { accountId: string }, accountId: string, tier: Tier): Promise<Result<{ from: Tier; to: Tier }, 'four_eyes_required'>> {
+  async setTier(admin: Actor & { accountId: string }, account: AccountRef, tier: Tier): Promise<Result<{ from: Tier; to: Tier }, 'four_eyes_required'>> {
     const { store, audit } = this.deps;
     // The tier is the withdrawal limit: an admin raising their own would bypass the four-eyes rule.
-    if (accountId === admin.accountId) return fail('four_eyes_required', 'An admin may not set their own verification tier');
+    // (An account created below, for a wallet that had none, is never the admin's own.)
+    if (account === admin.accountId) return fail('four_eyes_required', 'An admin may not set their own verification tier');
     return store.transaction(async (trx) => {
       const now = this.deps.clock.now();
+      // An account the admin prepares is created here: a write that fails leaves none behind.
+      const accountId = typeof account === 'string' ? account : await account(trx);
       // Read under the account's lock: a concurrent change is waited for, so the audit record's
       // `from` is the tier this change replaces.
       await lockAccount(store, trx, accountId);
