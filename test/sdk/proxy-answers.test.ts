@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { MoondraftClient, MoondraftError } from '@moondraft/client';
-import { sendJson, startWireServer, type WireHandler, type WireServer } from '../../packages/client/test/support/wire-server.js';
+import { sendJson, sendProblem, startWireServer, type WireHandler, type WireServer } from '../../packages/client/test/support/wire-server.js';
 
 /**
  * What a reverse proxy or load balancer in front of the server may answer instead of the server:
@@ -213,16 +213,102 @@ describe('a 401 on /auth/refresh that is not the server refusing the token', () 
   it('a 401 whose JSON names no token refusal keeps the token too; the server refusing the token ends the session', async () => {
     const answers = [
       () => ({ code: 'Unauthorized', message: 'gateway says no' }),
-      () => ({ type: 'https://moondraft.dev/problems/invalid_token', title: 'Invalid token', status: 401, detail: 'unknown refresh token', code: 'invalid_token' }),
+      () => ({ type: 'https://moondraft.dev/problems/invalid_token', title: 'Invalid token', status: 401, detail: 'unknown refresh token', code: 'invalid_token', requestId: 'req_1' }),
     ];
     let n = 0;
     const s = await startWireServer((_req, res) => void res.writeHead(401, { 'Content-Type': n === 0 ? 'application/json' : 'application/problem+json' }).end(JSON.stringify(answers[n++]!())));
     server = s;
     const client = clientFor(s, { apiKey: undefined, apiSecret: undefined, session: session() });
-    expect((await failure(client.auth.refresh())).code).toBe('Unauthorized');
+    expect(await failure(client.auth.refresh())).toMatchObject({ code: 'unexpected_response', status: 401, problem: undefined });
     expect(client.session).toMatchObject({ refreshToken: 'rt_keep' });
     expect((await failure(client.auth.refresh())).code).toBe('invalid_token');
     expect(client.session).toBeNull();
     expect(s.requests.map((r) => JSON.parse(r.body.toString()).refreshToken)).toEqual(['rt_keep', 'rt_keep']);
+  });
+});
+
+/**
+ * A JSON body naming a server code is the server's problem only as application/problem+json with the
+ * members the server always sends (type, status, code, requestId). A proxy's or misrouted upstream's
+ * plain JSON that happens to say `{"code":"invalid_token"}` must not end a session, spend a refresh
+ * token, stop retries or move the clock: it is an unexpected_response with its status.
+ */
+describe('JSON naming a server code that is not the server\'s problem+json', () => {
+  const session = () => ({ accessToken: 'a', refreshToken: 'rt_keep', expiresAt: Date.now() + 3_600_000 });
+  const shaped = (code: string, status: number) => ({ type: `https://moondraft.dev/problems/${code}`, title: 't', status, detail: 'd', code, requestId: 'req_x' });
+
+  it.each(['invalid_token', 'token_revoked', 'refresh_token_reused', 'token_expired'])(
+    'a 401 application/json {code: %s} on /auth/refresh keeps the session and its refresh token',
+    async (code) => {
+      let n = 0;
+      const s = await startWireServer((_req, res) => {
+        // Bare, then shaped like a problem but sent as application/json, then problem+json missing requestId.
+        const bodies = [{ code }, shaped(code, 401), { ...shaped(code, 401), requestId: undefined }];
+        const type = n < 2 ? 'application/json' : 'application/problem+json';
+        res.writeHead(401, { 'Content-Type': type, 'X-Request-Id': `lb_${n}` }).end(JSON.stringify(bodies[n++]));
+      });
+      server = s;
+      const client = clientFor(s, { apiKey: undefined, apiSecret: undefined, session: session() });
+      for (let i = 0; i < 3; i++) {
+        expect(await failure(client.auth.refresh())).toMatchObject({ code: 'unexpected_response', status: 401, requestId: `lb_${i}`, problem: undefined });
+        expect(client.session).toMatchObject({ accessToken: 'a', refreshToken: 'rt_keep' });
+      }
+    },
+  );
+
+  it('logout answered by a proxy JSON {code: token_revoked} is an error, and the session is kept', async () => {
+    const s = await startWireServer((_req, res) => void res.writeHead(401, { 'Content-Type': 'application/json' }).end(JSON.stringify({ code: 'token_revoked' })));
+    server = s;
+    const client = clientFor(s, { apiKey: undefined, apiSecret: undefined, session: session() });
+    expect(await failure(client.auth.logout())).toMatchObject({ code: 'unexpected_response', status: 401 });
+    expect(client.session).toMatchObject({ refreshToken: 'rt_keep' });
+  });
+
+  it('a 401 application/json {code: token_expired} on a bearer call does not refresh the session', async () => {
+    const s = await startWireServer((_req, res) => void res.writeHead(401, { 'Content-Type': 'application/json' }).end(JSON.stringify(shaped('token_expired', 401))));
+    server = s;
+    const client = clientFor(s, { apiKey: undefined, apiSecret: undefined, session: session() });
+    expect(await failure(client.account.get())).toMatchObject({ code: 'unexpected_response', status: 401, attempts: 1 });
+    expect(s.requests.map((r) => r.target)).toEqual(['/api/v1/account']);
+    expect(client.session).toMatchObject({ refreshToken: 'rt_keep' });
+  });
+
+  it('a 503 application/json {code: trading_halted} is retried as any 5xx without a problem body', async () => {
+    const s = await serve((_req, res) => void res.writeHead(503, { 'Content-Type': 'application/json' }).end(JSON.stringify(shaped('trading_halted', 503))));
+    const error = await failure(clientFor(s, { retry: { maxRetries: 2 } }).market.markets());
+    expect(error).toMatchObject({ code: 'unexpected_response', status: 503, attempts: 3 });
+  });
+
+  it('the server\'s own 503 trading_halted (problem+json) is still not retried', async () => {
+    const s = await serve((_req, res) => sendProblem(res, 503, 'trading_halted', 'halted'));
+    expect(await failure(clientFor(s, { retry: { maxRetries: 2 } }).market.markets())).toMatchObject({ code: 'trading_halted', status: 503, attempts: 1 });
+  });
+
+  it('application/json timestamp_out_of_window or replayed_request is not retried, and moves no clock', async () => {
+    const serverTime = Date.now() + 3_600_000;
+    let n = 0;
+    const s = await serve((_req, res) => {
+      const code = n++ === 0 ? 'timestamp_out_of_window' : 'replayed_request';
+      res.writeHead(401, { 'Content-Type': 'application/json' }).end(JSON.stringify({ ...shaped(code, 401), serverTime }));
+    });
+    const client = clientFor(s);
+    await client.syncTime(1);
+    expect(client.clockOffsetMs).toBeDefined();
+    expect(await failure(client.account.balances())).toMatchObject({ code: 'unexpected_response', status: 401, attempts: 1 });
+    expect(await failure(client.account.balances())).toMatchObject({ code: 'unexpected_response', status: 401, attempts: 1 });
+    expect(s.requests.filter((r) => r.target === '/api/v1/account/balances')).toHaveLength(2);
+    // The estimate from the real server's time is kept (not dropped as proven wrong, nor an hour ahead).
+    expect(Math.abs(client.clockOffsetMs!)).toBeLessThan(60_000);
+  });
+
+  it('the server\'s problem+json with a charset parameter is still its problem', async () => {
+    const s = await serve((_req, res) =>
+      void res.writeHead(403, { 'Content-Type': 'Application/Problem+JSON; charset=utf-8' }).end(JSON.stringify(shaped('insufficient_scope', 403))),
+    );
+    for (const transport of ['fetch', 'node'] as const) {
+      const client = clientFor(s, { transport });
+      expect(await failure(client.account.balances())).toMatchObject({ code: 'insufficient_scope', status: 403, requestId: 'req_x' });
+      client.close();
+    }
   });
 });

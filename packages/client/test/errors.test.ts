@@ -97,7 +97,12 @@ describe('error mapping', () => {
   it('carries the HTTP status, not a status the body claims', async () => {
     // A problem body whose status disagrees with the response's (a proxy rewrote one of them): the
     // SDK decided on the HTTP status (no retry of a 400), so the error must say the same.
-    server = await startWireServer((_req, res) => sendJson(res, 400, { type: 'about:blank', title: 'x', status: 503, detail: 'rewritten', code: 'validation_failed' }));
+    server = await startWireServer(
+      (_req, res) =>
+        void res
+          .writeHead(400, { 'Content-Type': 'application/problem+json' })
+          .end(JSON.stringify({ type: 'about:blank', title: 'x', status: 503, detail: 'rewritten', code: 'validation_failed', requestId: 'req_r' })),
+    );
     await expect(client(server).account.get()).rejects.toMatchObject({ code: 'validation_failed', status: 400 });
   });
 

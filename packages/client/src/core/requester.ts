@@ -437,14 +437,8 @@ export class Requester {
     // An HTTP-date Retry-After is the server's clock: measure it against the server time as best known.
     const retryAfterMs = parseRetryAfter(response.headers.get('retry-after'), this.#config.serverClock.now());
     const headerRequestId = response.headers.get('x-request-id') ?? undefined;
-    let problem: Record<string, unknown> | undefined;
-    try {
-      const parsed: unknown = response.tooLarge ? undefined : JSON.parse(response.body);
-      if (parsed && typeof parsed === 'object' && !Array.isArray(parsed)) problem = parsed as Record<string, unknown>;
-    } catch {
-      problem = undefined;
-    }
-    if (!problem || typeof problem.code !== 'string') {
+    const problem = response.tooLarge ? undefined : readProblem(response);
+    if (!problem) {
       const location = response.headers.get('location');
       return new MoondraftError({
         // A 429 is a rate limit whatever its body (a proxy's or a load balancer's page): the caller
@@ -458,7 +452,7 @@ export class Requester {
             ? `Redirected${location ? ` to ${location}` : ''}; redirects are not followed (check baseUrl)`
             : response.tooLarge
               ? `HTTP ${response.status} with a body over maxResponseBytes (${this.#config.maxResponseBytes} bytes): not read`
-              : `HTTP ${response.status} without a problem body`,
+              : `HTTP ${response.status} without the server's problem body (application/problem+json with type, status, code and requestId)`,
         requestId: headerRequestId,
         retryAfterMs,
         sent,
@@ -502,6 +496,28 @@ const CLIENT_CODE: Record<TransportFailureKind, 'network_error' | 'timeout' | 't
   tls: 'tls_error',
   pin: 'certificate_pin_mismatch',
 };
+
+/**
+ * The server's problem in a refusal, or undefined when the answer is not one. The server sends every
+ * refusal as `application/problem+json` with `type`, `status`, `code` and `requestId` (src/http/problem.ts):
+ * anything else (a proxy's or a misrouted upstream's JSON that happens to carry a `code` such as
+ * `invalid_token`) is not the server speaking, and must not end a session, spend a refresh token,
+ * stop retries or move the clock estimate.
+ */
+function readProblem(response: TransportResponse): (Record<string, unknown> & { code: string }) | undefined {
+  const mediaType = (response.headers.get('content-type') ?? '').split(';', 1)[0]!.trim().toLowerCase();
+  if (mediaType !== 'application/problem+json') return undefined;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(response.body);
+  } catch {
+    return undefined;
+  }
+  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) return undefined;
+  const p = parsed as Record<string, unknown>;
+  if (typeof p.code !== 'string' || typeof p.type !== 'string' || typeof p.status !== 'number' || typeof p.requestId !== 'string') return undefined;
+  return p as Record<string, unknown> & { code: string };
+}
 
 /** The server's view of what it signed, from an `invalid_signature` problem. */
 function readSignedParts(value: unknown): SignedParts | undefined {

@@ -142,8 +142,9 @@ export class SessionStore {
         // the server never saw the token, so it is not spent.
         const neverSent = error instanceof MoondraftError && error.cause instanceof TransportError && error.cause.neverSent;
         // The server's refusals of the token itself are problems naming it (invalid, expired, revoked,
-        // reused): only those end the session. A 401 without one (a proxy's or gateway's page, a
-        // JSON error of another shape) may never have reached the server: like any other 4xx (rate
+        // reused): only those end the session. A 401 without one (a proxy's or gateway's page, JSON
+        // that is not the server's application/problem+json even when it names one of these codes:
+        // the requester makes it an unexpected_response) may never have reached the server: like any other 4xx (rate
         // limited, the address blocked, the request too slow or too large, plain HTTP refused) it
         // came before the token was looked at, so the token was not spent.
         const tokenRefused = error instanceof MoondraftError && error.problem !== undefined && TOKEN_REFUSALS.has(error.code);

@@ -17,6 +17,7 @@ export interface TransportRequest {
 
 export interface TransportResponse {
   status: number;
+  /** Case-insensitive lookup; `content-type` must be passed through (only `application/problem+json` is read as the server's problem). */
   headers: { get(name: string): string | null };
   /** The whole body, decoded as UTF-8 (empty when `tooLarge`). */
   body: string;
