@@ -536,3 +536,61 @@ describe('TLS files', () => {
     }
   }, 60_000);
 });
+
+describe('TLS in live', () => {
+  const startLive = async (certFile: string, keyFile: string) => {
+    const dir = tmp();
+    const keyset = path.join(dir, 'jwt.json');
+    writeKeysetFile(keyset, [generateSigningKey(Date.now())]);
+    const config = loadConfig({
+      MOONDRAFT_ENV: 'live',
+      MOONDRAFT_DATA_DIR: dir,
+      MOONDRAFT_MASTER_KEY: Keyring.generateSpec(1),
+      MOONDRAFT_JWT_KEYS_FILE: keyset,
+      MOONDRAFT_PUBLIC_URL: 'https://localhost:8443',
+      MOONDRAFT_TLS_CERT: certFile,
+      MOONDRAFT_TLS_KEY: keyFile,
+      MOONDRAFT_LOG_LEVEL: 'silent',
+      PORT: '0',
+    });
+    return createMoondraft(config, { processMetrics: false, sqliteFile: ':memory:' }).then(
+      async (m) => {
+        await m.close();
+        return undefined;
+      },
+      (e: unknown) => e as Error,
+    );
+  };
+
+  it('refuses the self-signed certificate of `moondraft dev-cert`: no client could verify it, naming MOONDRAFT_TLS_CERT in one line', async () => {
+    const dev = await writeDevCert(tmp(), ['localhost']);
+    const err = await startLive(dev.certFile, dev.keyFile);
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as ConfigError).variable).toBe('MOONDRAFT_TLS_CERT');
+    expect(err!.message).toMatch(/self-signed/);
+    expect(err!.message).not.toContain('\n');
+  }, 60_000);
+
+  it('starts with a certificate a CA issued (and the sandbox still takes the dev certificate)', async () => {
+    const { generate } = await import('selfsigned');
+    const dir = tmp();
+    const ca = await generate([{ name: 'commonName', value: 'Test CA' }], {
+      keySize: 2048,
+      algorithm: 'sha256',
+      extensions: [{ name: 'basicConstraints', cA: true }, { name: 'keyUsage', keyCertSign: true, digitalSignature: true }],
+    });
+    const leaf = await generate([{ name: 'commonName', value: 'localhost' }], {
+      keySize: 2048,
+      algorithm: 'sha256',
+      ca: { cert: ca.cert, key: ca.private },
+      extensions: [{ name: 'subjectAltName', altNames: [{ type: 2, value: 'localhost' }] }],
+    });
+    const certFile = path.join(dir, 'cert.pem');
+    const keyFile = path.join(dir, 'key.pem');
+    writeFileSync(certFile, leaf.cert);
+    writeFileSync(keyFile, leaf.private, { mode: 0o600 });
+    expect(await startLive(certFile, keyFile)).toBeUndefined();
+    const dev = await writeDevCert(tmp(), ['localhost']);
+    expect(() => readTlsFiles(dev)).not.toThrow();
+  }, 60_000);
+});

@@ -138,9 +138,11 @@ export async function assertKeyringOpensStore(store: Store, keyring: Keyring): P
  * The TLS certificate and key (MOONDRAFT_TLS_CERT, MOONDRAFT_TLS_KEY), checked as a pair before the
  * server is built: a file that holds something else, or a key that is not the certificate's, stops
  * start-up as a ConfigError naming the variable, in our words (never OpenSSL's codes, and never
- * anything quoted from the files).
+ * anything quoted from the files). In live a self-signed certificate (`moondraft dev-cert`'s) is
+ * refused: no client can verify it, so every client would have to turn verification off, and
+ * then anyone on the path could pose as the server.
  */
-export function readTlsFiles(tls: { certFile: string; keyFile: string }): { cert: Buffer; key: Buffer } {
+export function readTlsFiles(tls: { certFile: string; keyFile: string }, env: Config['env'] = 'sandbox'): { cert: Buffer; key: Buffer } {
   const read = (variable: string, file: string) => {
     try {
       return readFileSync(file);
@@ -166,6 +168,9 @@ export function readTlsFiles(tls: { certFile: string; keyFile: string }): { cert
   }
   if (!certificate.checkPrivateKey(privateKey)) {
     throw new ConfigError('MOONDRAFT_TLS_KEY', `${tls.keyFile} is not the private key of the certificate in ${tls.certFile}`);
+  }
+  if (env === 'live' && certificate.subject === certificate.issuer && certificate.verify(certificate.publicKey)) {
+    throw new ConfigError('MOONDRAFT_TLS_CERT', `${tls.certFile} is self-signed (as \`moondraft dev-cert\` writes): live needs a certificate from a CA its clients trust`);
   }
   try {
     createSecureContext({ cert, key });

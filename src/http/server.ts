@@ -290,7 +290,7 @@ export async function buildServer(services: Services): Promise<App> {
   };
   if (config.tls) {
     options.https = {
-      ...readTlsFiles(config.tls),
+      ...readTlsFiles(config.tls, config.env),
       minVersion: 'TLSv1.3',
       maxVersion: 'TLSv1.3',
       // The idle-socket deadline (connectionTimeout) only starts once the handshake is done: until
