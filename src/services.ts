@@ -3,7 +3,7 @@ import type { DestinationStream, Logger } from 'pino';
 import { Accounts } from './accounts/accounts.js';
 import { ConfigError, type Config } from './config/index.js';
 import { AuditLog } from './audit/audit-log.js';
-import { assertKeyringOpensStore, assertPrivateDataDir, makeDataDir, resolveKeyring } from './config/secrets.js';
+import { assertKeyringOpensStore, assertNoSandboxTraces, assertPrivateDataDir, makeDataDir, resolveKeyring } from './config/secrets.js';
 import { systemClock, type Clock } from './lib/clock.js';
 import { createLogger } from './observability/logger.js';
 import { Metrics } from './observability/metrics.js';
@@ -147,6 +147,7 @@ async function buildServices(config: Config, overrides: ServiceOverrides, closer
   closers.push(() => store.close());
   await migrateToLatest(store);
   await assertKeyringOpensStore(store, keyring);
+  if (config.env === 'live') await assertNoSandboxTraces(store);
 
   const state = overrides.state ?? (config.redisUrl ? new RedisState({ url: config.redisUrl, prefix: config.statePrefix }) : new MemoryState(clock));
   closers.push(() => state.close());

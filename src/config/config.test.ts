@@ -594,3 +594,37 @@ describe('TLS in live', () => {
     expect(() => readTlsFiles(dev)).not.toThrow();
   }, 60_000);
 });
+
+describe('live on a store a sandbox used', () => {
+  it('refuses to start: the sandbox faucet’s test money would be traded and withdrawn in live (naming MOONDRAFT_ENV)', async () => {
+    const { startTestServer } = await import('../../test/support/server.js');
+    const dataDir = tmp();
+    const sandbox = await startTestServer({ sqliteFile: true, dataDir });
+    const account = await sandbox.services.accounts.findOrCreate('0x' + '11'.repeat(20));
+    if (!account.ok) throw new Error(account.detail);
+    const granted = await sandbox.services.trading.faucet.grant(account.value.id, 'USDC', '10');
+    expect(granted.ok).toBe(true);
+    await sandbox.close();
+    // The sandbox's own generated secrets, given to live explicitly, so that only the store's past decides.
+    const liveEnv = {
+      MOONDRAFT_ENV: 'live',
+      MOONDRAFT_MASTER_KEY: readFileSync(path.join(dataDir, 'master.key'), 'utf8').trim(),
+      MOONDRAFT_JWT_KEYS_FILE: path.join(dataDir, 'jwt-signing-keys.json'),
+      MOONDRAFT_TRUSTED_PROXIES: '127.0.0.1',
+      MOONDRAFT_PUBLIC_URL: 'https://api.example.test',
+    };
+    const err = await startTestServer({ sqliteFile: true, dataDir, env: liveEnv }).then(
+      async (s) => {
+        await s.close();
+        return undefined;
+      },
+      (e: unknown) => e as Error,
+    );
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as ConfigError).variable).toBe('MOONDRAFT_ENV');
+    expect(err!.message).toMatch(/sandbox has used it/);
+    // A live store of its own starts (the same secrets, a fresh data dir).
+    const fresh = await startTestServer({ sqliteFile: true, env: liveEnv });
+    await fresh.close();
+  }, 60_000);
+});

@@ -135,6 +135,18 @@ export async function assertKeyringOpensStore(store: Store, keyring: Keyring): P
 }
 
 /**
+ * Refuses, in live, a store a sandbox's faucet has credited: that test money sits in balances
+ * live would trade and withdraw against real accounts' funds. Live needs a database of its own.
+ * (A sandbox's API keys there are refused by live's authenticator already: wrong_environment.)
+ */
+export async function assertNoSandboxTraces(store: Store): Promise<void> {
+  const grant = await store.db.selectFrom('faucet_grants').select('id').limit(1).executeTakeFirst();
+  if (grant) {
+    throw new ConfigError('MOONDRAFT_ENV', 'live refuses this store: a sandbox has used it (it holds sandbox faucet grants: test money); give live a database of its own');
+  }
+}
+
+/**
  * The TLS certificate and key (MOONDRAFT_TLS_CERT, MOONDRAFT_TLS_KEY), checked as a pair before the
  * server is built: a file that holds something else, or a key that is not the certificate's, stops
  * start-up as a ConfigError naming the variable, in our words (never OpenSSL's codes, and never
