@@ -205,8 +205,8 @@ describe('shared state rolled back (Redis restarted from an older snapshot, or a
     }
     for (const key of await state.keys('')) await state.del(key);
     for (const [key, value] of snapshot) await state.set(key, value, 3_600_000);
-    expect((await account(server, loggedOut)).status).toBe(200); // what the rollback did
-
+    // The request itself finds its marker rolled back and has the sync put back what came later
+    // (see test/faults/redis-loss.test.ts); a pass of the timer would do the same.
     await server.services.securitySync.runOnce();
     expect((await account(server, loggedOut)).code).toBe('token_revoked');
     expect((await account(server, demoted)).role).toBe('developer');

@@ -4,6 +4,7 @@ import type { Services } from '../../services.js';
 import { ANONYMOUS, type Principal } from '../../security/principal.js';
 import { isRole } from '../../security/rbac/roles.js';
 import { sessionStateKeys } from '../../security/identity/revocation.js';
+import { StateUnavailableError } from '../../state/port.js';
 import type { Stage } from './types.js';
 
 /**
@@ -84,9 +85,18 @@ async function authenticateSession(services: Services, request: FastifyRequest, 
     claims = verified.value;
   }
   // Revocation and role changes live in shared state, so they reach every process at once
-  // without a database read on this path.
+  // without a database read on this path. Read with this process's security-sync marker: shared
+  // state that lost them (Redis restarted empty) answers "not revoked" and no role of its own, so
+  // the security sync puts them back before they are believed (see SecuritySync.holds).
   const keys = sessionStateKeys(claims.sid, claims.sub);
-  const [revoked, roleOverride] = await services.state.getMany([keys.revoked, keys.role]);
+  const sync = services.securitySync;
+  const read = () => services.state.getMany([keys.revoked, keys.role, sync.markerKey]);
+  let [revoked, roleOverride, marker] = await read();
+  if (!sync.holds(marker ?? null)) {
+    await sync.restore();
+    [revoked, roleOverride, marker] = await read();
+    if (!sync.holds(marker ?? null)) throw new StateUnavailableError('shared state lost the session revocations and roles, which the security sync could not yet restore');
+  }
   if (revoked !== null) throw refuse(services, request, 'token_revoked', 'This session was revoked; sign in again', claims.sub);
   // The role in shared state (set by a role change) wins over the token's. One this server cannot
   // read refuses the session: falling back to the token's role would keep rights a demotion took.

@@ -101,6 +101,37 @@ export class SecuritySync {
     this.passListeners.push(listener);
   }
 
+  /**
+   * This process's marker, for the request path to read in the same round trip as the revocation
+   * and role it checks (see `holds`).
+   */
+  get markerKey(): string {
+    return this.marker;
+  }
+
+  /**
+   * Whether what shared state answered together with `marker` (this process's marker, read in the
+   * same atomic read) includes every revocation and role change this process's passes published:
+   * the marker holds what the last pass wrote, and no pass is putting back what a loss took. When
+   * not (Redis restarted empty, or from an older snapshot), a revoked session read there as
+   * unrevoked and a demoted account read with the role its token carries, until the next pass
+   * (seconds later) noticed: the caller awaits `restore()` and reads again.
+   */
+  holds(marker: string | null): boolean {
+    return this.lastRunAt !== undefined && marker === this.markerValue;
+  }
+
+  /**
+   * Runs a pass now (or joins the one under way), which notices a loss and puts revocations and
+   * roles back. A pass that fails (the store unreachable) is logged; the caller finds `holds`
+   * still false and refuses.
+   */
+  async restore(): Promise<void> {
+    // A pass already under way may have checked the marker before the loss: one begun after it.
+    await this.running;
+    await this.tick();
+  }
+
   /** Runs once now (start-up), then every interval; a failed pass is logged and retried next time. */
   async start(): Promise<void> {
     await this.tick();
@@ -109,7 +140,10 @@ export class SecuritySync {
   }
 
   private async tick(): Promise<void> {
-    if (this.running) return; // a slow pass is never overlapped by the next
+    if (this.running) {
+      await this.running; // a slow pass is never overlapped by the next
+      return;
+    }
     this.running = this.runOnce().catch((err) => this.deps.log.error({ err }, 'security sync failed'));
     try {
       await this.running;
