@@ -165,3 +165,39 @@ export class Accounts {
     return ok({ ...before, role });
   }
 }
+
+/**
+ * Inside an admin write's transaction: locks the acting admin's account row with `others` (rows in
+ * id order on PostgreSQL, as a role change locks them, so neither can deadlock the other; SQLite
+ * transactions run one at a time) and answers whether `adminId` is still an admin as committed. The
+ * request's role check ran before the write; a demotion committed since must refuse the write, as
+ * it refuses a role change (setRole with `byAdmin`).
+ */
+export async function lockStillAdmin(store: Store, trx: Transaction<Database>, adminId: string, others: readonly string[] = []): Promise<boolean> {
+  const ids = [...new Set([adminId, ...others])].sort();
+  let q = trx.selectFrom('accounts').select(['id', 'role']).where('id', 'in', ids).orderBy('id');
+  if (store.dialect === 'postgres') q = q.forUpdate();
+  const rows = await q.execute();
+  return rows.find((r) => r.id === adminId)?.role === 'admin';
+}
+
+export const NO_LONGER_ADMIN = 'The caller is no longer an admin: the change was refused when it was to commit';
+
+/**
+ * The account an admin write acts on, resolved and locked in its transaction (see AccountRef), with
+ * `adminId` (when given) checked still an admin as committed (lockStillAdmin) before anything is
+ * written: undefined when it is not, and then an account the write would prepare is not created.
+ */
+export async function lockAdminTarget(store: Store, trx: Transaction<Database>, account: AccountRef, adminId: string | undefined): Promise<string | undefined> {
+  if (typeof account === 'string') {
+    if (adminId === undefined) {
+      if (store.dialect === 'postgres') await trx.selectFrom('accounts').select('id').where('id', '=', account).forUpdate().execute();
+      return account;
+    }
+    return (await lockStillAdmin(store, trx, adminId, [account])) ? account : undefined;
+  }
+  if (adminId !== undefined && !(await lockStillAdmin(store, trx, adminId))) return undefined;
+  const id = await account(trx);
+  if (store.dialect === 'postgres') await trx.selectFrom('accounts').select('id').where('id', '=', id).forUpdate().execute();
+  return id;
+}

@@ -1,6 +1,8 @@
-import type { AccountRef } from '../accounts/accounts.js';
+import { lockAdminTarget, NO_LONGER_ADMIN, type AccountRef } from '../accounts/accounts.js';
 import type { AuditLog } from '../audit/audit-log.js';
 import { fail, ok, type Result } from '../errors/registry.js';
+import type { Kysely } from 'kysely';
+import type { Database } from '../store/schema.js';
 import type { Clock } from '../lib/clock.js';
 import type { Role } from '../security/rbac/roles.js';
 import type { Store } from '../store/db.js';
@@ -8,7 +10,6 @@ import { USDC_DECIMALS } from './assets/index.js';
 import { formatAmount, parseAmount, readMinor } from './money.js';
 import { firstWindowMinute } from './orders/batch.js';
 import type { OrdersService } from './orders/service.js';
-import { lockAccount } from './tokens/index.js';
 
 export interface LimitStatus {
   /** USDC minor units allowed over a rolling 24 h. */
@@ -59,13 +60,13 @@ export function parseDailyNotional(dailyNotional: string | null): Result<bigint 
 export class TradingLimits {
   constructor(private readonly deps: { store: Store; clock: Clock; orders: OrdersService; audit?: AuditLog | undefined }) {}
 
-  async status(accountId: string, role: Role): Promise<LimitStatus> {
-    const db = this.deps.store.db;
+  /** `db`: a transaction, to read what it wrote (an admin change answers from its own transaction). */
+  async status(accountId: string, role: Role, db: Kysely<Database> = this.deps.store.db): Promise<LimitStatus> {
     const [usage, exposure, override, openOrders] = await Promise.all([
       db.selectFrom('trading_usage').select('notional').where('account_id', '=', accountId).where('minute', '>=', firstWindowMinute(this.deps.clock.now())).execute(),
       db.selectFrom('trading_exposure').select('open_notional').where('account_id', '=', accountId).executeTakeFirst(),
       db.selectFrom('trading_limits').select('daily_notional').where('account_id', '=', accountId).executeTakeFirst(),
-      this.openOrdersStatus(accountId),
+      this.openOrdersStatus(accountId, db),
     ]);
     const traded = usage.reduce((sum, u) => sum + readMinor(u.notional), 0n);
     const open = exposure ? readMinor(exposure.open_notional) : 0n;
@@ -75,8 +76,8 @@ export class TradingLimits {
   }
 
   /** The account's open-orders cap per market: its admin override, else MOONDRAFT_MAX_OPEN_ORDERS. */
-  async openOrdersStatus(accountId: string): Promise<OpenOrdersLimitStatus> {
-    const row = await this.deps.store.db.selectFrom('open_orders_limits').select('max_open_orders').where('account_id', '=', accountId).executeTakeFirst();
+  async openOrdersStatus(accountId: string, db: Kysely<Database> = this.deps.store.db): Promise<OpenOrdersLimitStatus> {
+    const row = await db.selectFrom('open_orders_limits').select('max_open_orders').where('account_id', '=', accountId).executeTakeFirst();
     const fallback = this.deps.orders.defaultMaxOpenOrders();
     return { maxOpenOrders: row ? Number(row.max_open_orders) : fallback, default: fallback, overridden: !!row };
   }
@@ -87,16 +88,23 @@ export class TradingLimits {
    * resting orders are refused). Audited as `admin.open_orders_limit.changed` in its transaction,
    * with the admin `by` as actor and the session it used, like the daily-limit override.
    */
-  async setOpenOrdersOverride(account: AccountRef, maxOpenOrders: number | null, by: string, sessionId?: string): Promise<Result<number | null, 'validation_failed'>> {
+  async setOpenOrdersOverride(
+    account: AccountRef,
+    maxOpenOrders: number | null,
+    by: string,
+    sessionId?: string,
+    options: { byAdmin?: boolean } = {},
+  ): Promise<Result<{ value: number | null; status: OpenOrdersLimitStatus }, 'validation_failed' | 'forbidden_role'>> {
     const parsed = parseMaxOpenOrders(maxOpenOrders);
     if (!parsed.ok) return parsed;
     const value = parsed.value;
     const now = this.deps.clock.now();
-    await this.deps.store.transaction(async (trx) => {
-      // An account the admin prepares is created here: a write that fails leaves none behind.
-      const accountId = typeof account === 'string' ? account : await account(trx);
-      // Read under the account's lock, as setOverride does: two admins at once both record their change.
-      await lockAccount(this.deps.store, trx, accountId);
+    return this.deps.store.transaction(async (trx): Promise<Result<{ value: number | null; status: OpenOrdersLimitStatus }, 'forbidden_role'>> => {
+      // An account the admin prepares is created here (a write that fails or is refused leaves none
+      // behind), under the account's lock, as setOverride does: two admins at once both record their
+      // change. With `byAdmin`, `by` must still be an admin as committed (see lockAdminTarget).
+      const accountId = await lockAdminTarget(this.deps.store, trx, account, options.byAdmin ? by : undefined);
+      if (accountId === undefined) return fail('forbidden_role', NO_LONGER_ADMIN);
       const before = await trx.selectFrom('open_orders_limits').select('max_open_orders').where('account_id', '=', accountId).executeTakeFirst();
       const from = before ? Number(before.max_open_orders) : null;
       if (value === null) {
@@ -111,8 +119,10 @@ export class TradingLimits {
       if (from !== value && this.deps.audit) {
         await this.deps.audit.recordIn(trx, { type: 'admin.open_orders_limit.changed', accountId, actorId: by, details: { from, to: value, ...(sessionId !== undefined ? { via: 'session', sessionId } : {}) } });
       }
+      // The answer is what this transaction wrote: read after the commit, a failing read would
+      // answer 500 for a change that took effect.
+      return ok({ value, status: await this.openOrdersStatus(accountId, trx) });
     });
-    return ok(value);
   }
 
   /**
@@ -120,20 +130,27 @@ export class TradingLimits {
    * A change is audited (`admin.trading_limit.changed`, the admin `by` as actor, and the session it
    * used, as the other admin records name it) in its transaction.
    */
-  async setOverride(account: AccountRef, dailyNotional: string | null, by: string, sessionId?: string): Promise<Result<bigint | null, 'validation_failed'>> {
+  async setOverride(
+    account: AccountRef,
+    dailyNotional: string | null,
+    by: string,
+    sessionId?: string,
+    options: { byAdmin?: boolean } = {},
+  ): Promise<Result<{ value: bigint | null; status: LimitStatus }, 'validation_failed' | 'forbidden_role'>> {
     const amount = parseDailyNotional(dailyNotional);
     if (!amount.ok) return amount;
     const value = amount.value;
     const now = this.deps.clock.now();
     const usdc = (v: bigint | null) => (v === null ? null : formatAmount(v, USDC_DECIMALS));
-    await this.deps.store.transaction(async (trx) => {
-      // An account the admin prepares is created here: a write that fails leaves none behind.
-      const accountId = typeof account === 'string' ? account : await account(trx);
-      // The override it replaces is read under the account's lock (PostgreSQL; SQLite transactions
-      // run one at a time): two admins setting it at once would otherwise both read the old value,
-      // and the later writer, finding "no change" against it, would leave its change unrecorded
-      // (a raised limit the audit trail does not show).
-      await lockAccount(this.deps.store, trx, accountId);
+    return this.deps.store.transaction(async (trx): Promise<Result<{ value: bigint | null; status: LimitStatus }, 'forbidden_role'>> => {
+      // An account the admin prepares is created here (a write that fails or is refused leaves none
+      // behind). The override it replaces is read under the account's lock (PostgreSQL; SQLite
+      // transactions run one at a time): two admins setting it at once would otherwise both read the
+      // old value, and the later writer, finding "no change" against it, would leave its change
+      // unrecorded (a raised limit the audit trail does not show). With `byAdmin`, `by` must still be
+      // an admin as committed (see lockAdminTarget).
+      const accountId = await lockAdminTarget(this.deps.store, trx, account, options.byAdmin ? by : undefined);
+      if (accountId === undefined) return fail('forbidden_role', NO_LONGER_ADMIN);
       const before = await trx.selectFrom('trading_limits').select('daily_notional').where('account_id', '=', accountId).executeTakeFirst();
       const from = before ? readMinor(before.daily_notional) : null;
       if (value === null) {
@@ -148,7 +165,11 @@ export class TradingLimits {
       if (from !== value && this.deps.audit) {
         await this.deps.audit.recordIn(trx, { type: 'admin.trading_limit.changed', accountId, actorId: by, details: { from: usdc(from), to: usdc(value), ...(sessionId !== undefined ? { via: 'session', sessionId } : {}) } });
       }
+      // The answer is what this transaction wrote (the account's role as committed with it): read
+      // after the commit, a failing read would answer 500 for a change that took effect.
+      // (An override set for an id with no account row, as some callers outside HTTP do, answers the trader default.)
+      const row = await trx.selectFrom('accounts').select('role').where('id', '=', accountId).executeTakeFirst();
+      return ok({ value, status: await this.status(accountId, (row?.role ?? 'trader') as Role, trx) });
     });
-    return ok(value);
   }
 }

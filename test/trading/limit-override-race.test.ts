@@ -21,7 +21,9 @@ describe.skipIf(!pg)('daily limit overrides set concurrently (postgres)', () => 
   beforeAll(async () => {
     inner = await openTestStore('postgres');
     const audit = { recordIn: async (_trx: unknown, e: AuditEvent) => void audited.push(e) } as unknown as AuditLog;
-    limits = new TradingLimits({ store: gated(inner, gate.plugin), clock: new ManualClock(), orders: {} as OrdersService, audit });
+    // The change answers the limits it wrote: the defaults come from the order service.
+    const orders = { roleLimit: () => 0n, defaultMaxOpenOrders: () => 200 } as unknown as OrdersService;
+    limits = new TradingLimits({ store: gated(inner, gate.plugin), clock: new ManualClock(), orders, audit });
   });
   afterAll(async () => {
     await inner.close();

@@ -170,9 +170,8 @@ export function tradingAdminRoutes(app: App, services: Services): void {
       // Four eyes, as for roles and withdrawal tiers: the daily limit is a risk control on the
       // admin's own trading too, so another admin sets it.
       if (target.existing?.id === actor.accountId) throw new ApiError('four_eyes_required', 'An admin cannot override their own daily trading limit; another admin must');
-      unwrap(await trading.limits.setOverride(target.ref, request.body.dailyNotional, actor.accountId ?? actor.id, actor.id));
-      const account = target.account();
-      return limitView(await trading.limits.status(account.id, account.role));
+      // byAdmin: refused if a demotion of the caller committed since the request's role check.
+      return limitView(unwrap(await trading.limits.setOverride(target.ref, request.body.dailyNotional, actor.accountId ?? actor.id, actor.id, { byAdmin: true })).status);
     },
   );
 
@@ -208,8 +207,7 @@ export function tradingAdminRoutes(app: App, services: Services): void {
       const target = await adminWriteTarget(accounts, request.params.address);
       // Four eyes, as for the daily limit: the cap is a risk control on the admin's own trading too.
       if (target.existing?.id === actor.accountId) throw new ApiError('four_eyes_required', 'An admin cannot override their own open-orders limit; another admin must');
-      unwrap(await trading.limits.setOpenOrdersOverride(target.ref, request.body.maxOpenOrders, actor.accountId ?? actor.id, actor.id));
-      return trading.limits.openOrdersStatus(target.account().id);
+      return unwrap(await trading.limits.setOpenOrdersOverride(target.ref, request.body.maxOpenOrders, actor.accountId ?? actor.id, actor.id, { byAdmin: true })).status;
     },
   );
 }

@@ -1,0 +1,102 @@
+import { sql } from 'kysely';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Store } from '../../src/store/db.js';
+import { sessionFor } from '../support/auth.js';
+import { startTestServer, type TestServer } from '../support/server.js';
+import { serviceAvailable } from '../support/services.js';
+import { ethereumWallet } from '../support/wallet.js';
+
+/**
+ * Admin writes by an admin demoted while the request is in flight: its role check (the role in
+ * shared state at authentication) passed, then another admin's demotion committed before the
+ * write's transaction. The write must be refused when it is to commit, as a role change is.
+ * The interleaving is controlled: the store's next transaction first commits the demotion.
+ */
+const scaleout = (await serviceAvailable('postgres')) && (await serviceAvailable('redis'));
+
+/** Makes the store's next transaction run `before` first (committed), then itself. */
+export function beforeNextTransaction(store: Store, before: () => Promise<void>): void {
+  const original = store.transaction.bind(store);
+  store.transaction = (async (fn: never) => {
+    store.transaction = original;
+    await before();
+    return original(fn);
+  }) as Store['transaction'];
+}
+
+/** Makes the store's next transaction, once committed, leave `table` unreadable until `restore` is called. */
+export function breakAfterNextTransaction(store: Store, table: string): { restore: () => Promise<void> } {
+  const original = store.transaction.bind(store);
+  let broken = false;
+  store.transaction = (async (fn: never) => {
+    store.transaction = original;
+    const out = await original(fn);
+    await sql`ALTER TABLE ${sql.table(table)} RENAME TO ${sql.table(`${table}_away`)}`.execute(store.db);
+    broken = true;
+    return out;
+  }) as Store['transaction'];
+  return {
+    restore: async () => {
+      store.transaction = original;
+      if (broken) await sql`ALTER TABLE ${sql.table(`${table}_away`)} RENAME TO ${sql.table(table)}`.execute(store.db);
+    },
+  };
+}
+
+describe.each((['embedded', 'scaleout'] as const).filter((b) => b === 'embedded' || scaleout))('an admin demoted while their write is in flight (%s)', (backend) => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startTestServer({ backend });
+  });
+  afterAll(() => server.close());
+
+  async function twoAdmins() {
+    const a = await sessionFor(server, { role: 'admin' });
+    const b = await sessionFor(server, { role: 'admin' });
+    const demoteB = async () => {
+      const r = await server.services.accounts.setRole(b.account.wallet, 'trader', a.account.id, { byAdmin: true });
+      if (!r.ok) throw new Error(r.detail);
+    };
+    return { a, b, demoteB };
+  }
+
+  it('trading-limit and open-orders-limit: refused 403 forbidden_role, nothing written, no account prepared', async () => {
+    const { db } = server.services.store;
+    for (const [path, payload, table] of [
+      ['trading-limit', { dailyNotional: '99999999' }, 'trading_limits'],
+      ['open-orders-limit', { maxOpenOrders: 50000 }, 'open_orders_limits'],
+    ] as const) {
+      for (const fresh of [false, true]) {
+        const { b, demoteB } = await twoAdmins();
+        const target = fresh ? ethereumWallet().address : (await sessionFor(server)).account.wallet;
+        beforeNextTransaction(server.services.store, demoteB);
+        const res = await server.app.inject({ method: 'PUT', url: `/api/v1/admin/accounts/${target}/${path}`, headers: b.headers, payload });
+        expect({ path, fresh, status: res.statusCode, code: res.json().code }).toEqual({ path, fresh, status: 403, code: 'forbidden_role' });
+        const account = await server.services.accounts.byWallet(target);
+        if (fresh) expect({ path, account }).toEqual({ path, account: undefined });
+        else expect({ path, rows: await db.selectFrom(table).select('account_id').where('account_id', '=', account!.id).execute() }).toEqual({ path, rows: [] });
+        // The demotion did commit: b's next request is refused at the role check.
+        expect((await server.app.inject({ method: 'PUT', url: `/api/v1/admin/accounts/${target}/${path}`, headers: b.headers, payload })).json().code).toBe('forbidden_role');
+      }
+    }
+  });
+
+  it('trading-limit and open-orders-limit answer a committed change from its transaction, even if reading it back would fail', async () => {
+    const { a } = await twoAdmins();
+    for (const [path, payload, table, expected] of [
+      ['trading-limit', { dailyNotional: '1234' }, 'trading_limits', { limit: '1234', overridden: true }],
+      ['open-orders-limit', { maxOpenOrders: 77 }, 'open_orders_limits', { maxOpenOrders: 77, overridden: true }],
+    ] as const) {
+      const target = (await sessionFor(server)).account;
+      const broken = breakAfterNextTransaction(server.services.store, table);
+      let res;
+      try {
+        res = await server.app.inject({ method: 'PUT', url: `/api/v1/admin/accounts/${target.wallet}/${path}`, headers: a.headers, payload });
+      } finally {
+        await broken.restore();
+      }
+      expect({ path, status: res.statusCode, body: res.json() }).toEqual({ path, status: 200, body: expect.objectContaining(expected) });
+      expect(await server.services.store.db.selectFrom(table).select('account_id').where('account_id', '=', target.id).execute()).toHaveLength(1);
+    }
+  });
+});
