@@ -5,6 +5,7 @@ import { sessionFor } from '../support/auth.js';
 import { startTestServer, type TestServer } from '../support/server.js';
 import { serviceAvailable } from '../support/services.js';
 import { ethereumWallet } from '../support/wallet.js';
+import { fund, USDC } from '../support/trading.js';
 
 /**
  * Admin writes by an admin demoted while the request is in flight: its role check (the role in
@@ -97,6 +98,47 @@ describe.each((['embedded', 'scaleout'] as const).filter((b) => b === 'embedded'
       }
       expect({ path, status: res.statusCode, body: res.json() }).toEqual({ path, status: 200, body: expect.objectContaining(expected) });
       expect(await server.services.store.db.selectFrom(table).select('account_id').where('account_id', '=', target.id).execute()).toHaveLength(1);
+    }
+  });
+
+  it('withdrawal-tier: refused 403 forbidden_role, tier unchanged, no account prepared; a committed change answers from its transaction', async () => {
+    for (const fresh of [false, true]) {
+      const { b, demoteB } = await twoAdmins();
+      const target = fresh ? ethereumWallet().address : (await sessionFor(server)).account.wallet;
+      beforeNextTransaction(server.services.store, demoteB);
+      const res = await server.app.inject({ method: 'PUT', url: `/api/v1/admin/accounts/${target}/withdrawal-tier`, headers: b.headers, payload: { tier: 2 } });
+      expect({ fresh, status: res.statusCode, code: res.json().code }).toEqual({ fresh, status: 403, code: 'forbidden_role' });
+      const account = await server.services.accounts.byWallet(target);
+      if (fresh) expect(account).toBeUndefined();
+      else expect(await server.services.store.db.selectFrom('withdrawal_settings').select('tier').where('account_id', '=', account!.id).execute()).toEqual([]);
+    }
+    const { a } = await twoAdmins();
+    const target = (await sessionFor(server)).account;
+    const broken = breakAfterNextTransaction(server.services.store, 'withdrawal_settings');
+    let res;
+    try {
+      res = await server.app.inject({ method: 'PUT', url: `/api/v1/admin/accounts/${target.wallet}/withdrawal-tier`, headers: a.headers, payload: { tier: 1 } });
+    } finally {
+      await broken.restore();
+    }
+    expect({ status: res.statusCode, body: res.json() }).toEqual({ status: 200, body: expect.objectContaining({ tier: 1 }) });
+  });
+
+  it('withdrawal approve and reject: refused 403 forbidden_role, the withdrawal stays pending', async () => {
+    for (const decision of ['approve', 'reject'] as const) {
+      const { a, b, demoteB } = await twoAdmins();
+      const owner = await sessionFor(server);
+      await server.services.partnerLimits.set(owner.account.id, { account: 10_000, tokens: 10_000, trading: 10_000 }, 'test');
+      await fund(server.services.trading, owner.account.id, 'USDC', USDC('5000'));
+      expect((await server.services.withdrawals.setTier({ kind: 'admin', id: a.sessionId, accountId: a.account.id }, owner.account.id, 1)).ok).toBe(true);
+      const w = await server.app.inject({ method: 'POST', url: '/api/v1/account/withdrawals', headers: owner.headers, payload: { asset: 'USDC', amount: '2000', address: '0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed' } });
+      expect(w.json().status).toBe('pending');
+      beforeNextTransaction(server.services.store, demoteB);
+      const res = await server.app.inject({ method: 'POST', url: `/api/v1/admin/withdrawals/${w.json().id}/${decision}`, headers: b.headers, payload: {} });
+      expect({ decision, status: res.statusCode, code: res.json().code }).toEqual({ decision, status: 403, code: 'forbidden_role' });
+      expect((await server.services.withdrawals.get(w.json().id))?.status).toBe('pending');
+      // A standing admin still decides it.
+      expect((await server.app.inject({ method: 'POST', url: `/api/v1/admin/withdrawals/${w.json().id}/${decision}`, headers: a.headers, payload: {} })).statusCode).toBe(200);
     }
   });
 });

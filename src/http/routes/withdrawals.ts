@@ -307,8 +307,8 @@ export function withdrawalRoutes(app: App, services: Services): void {
       const admin = adminOf(request);
       // A wallet with no account gets one in the tier's transaction: a failed write leaves none.
       const target = await adminWriteTarget(accounts, request.params.address);
-      unwrap(await withdrawals.setTier(admin, target.ref, request.body.tier as Tier));
-      return limitView(await withdrawals.limitStatus(target.account().id, clock.now()));
+      // byAdmin: refused if a demotion of the caller committed since the request's role check.
+      return limitView(unwrap(await withdrawals.setTier(admin, target.ref, request.body.tier as Tier, { byAdmin: true })).status);
     },
   );
 }

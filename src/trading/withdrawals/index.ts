@@ -1,6 +1,6 @@
-import type { Transaction } from 'kysely';
+import type { Kysely, Transaction } from 'kysely';
 import type { Logger } from 'pino';
-import type { AccountRef } from '../../accounts/accounts.js';
+import { lockAdminTarget, lockStillAdmin, NO_LONGER_ADMIN, type AccountRef } from '../../accounts/accounts.js';
 import type { AuditLog } from '../../audit/audit-log.js';
 import type { AuditEvent } from '../../audit/events.js';
 import type { WithdrawalsConfig } from '../../config/index.js';
@@ -173,9 +173,10 @@ export class Withdrawals {
     return { total, auto };
   }
 
-  async limitStatus(accountId: string, now: number): Promise<LimitStatus> {
-    const s = await this.settings(accountId, this.deps.store.db, now);
-    const { total: used } = await this.used(this.deps.store.db, accountId, now);
+  /** `db`: a transaction, to read what it wrote (a tier change answers from its own transaction). */
+  async limitStatus(accountId: string, now: number, db: Kysely<Database> = this.deps.store.db): Promise<LimitStatus> {
+    const s = await this.settings(accountId, db, now);
+    const { total: used } = await this.used(db, accountId, now);
     const limit = this.limits[s.tier];
     return { tier: s.tier, limit, used, remaining: limit > used ? limit - used : 0n, autoApproveUpTo: this.autoApprove };
   }
@@ -319,7 +320,7 @@ export class Withdrawals {
   }
 
   /** The owner cancels a pending withdrawal: the hold is released. `conflict` once it is decided. */
-  async cancel(accountId: string, actor: Actor, id: string): Promise<Result<Withdrawal, 'not_found' | 'conflict' | 'four_eyes_required'>> {
+  async cancel(accountId: string, actor: Actor, id: string): Promise<Result<Withdrawal, 'not_found' | 'conflict' | 'four_eyes_required' | 'forbidden_role'>> {
     const r = await this.transition(id, { owner: accountId }, 'cancelled', (w) => [
       { type: 'trading.withdrawal.updated', accountId: w.account_id, actorId: accountId, details: { withdrawalId: id, status: 'cancelled', from: 'pending', ...via(actor) } },
     ]);
@@ -327,7 +328,7 @@ export class Withdrawals {
   }
 
   /** An admin rejects a pending withdrawal: the hold is released. */
-  async reject(admin: Actor & { accountId: string }, id: string, reasonInput: string | undefined): Promise<Result<Withdrawal, 'not_found' | 'conflict' | 'four_eyes_required' | 'validation_failed'>> {
+  async reject(admin: Actor & { accountId: string }, id: string, reasonInput: string | undefined): Promise<Result<Withdrawal, 'not_found' | 'conflict' | 'four_eyes_required' | 'validation_failed' | 'forbidden_role'>> {
     // The owner reads the reason: no control, bidirectional or invisible formatting characters.
     let reason: string | undefined;
     if (reasonInput !== undefined) {
@@ -346,7 +347,7 @@ export class Withdrawals {
    * An admin approves a pending withdrawal, which then goes to the chain adapter. Approving an
    * already approved one that is not sent (the adapter failed) tries sending again.
    */
-  async approve(admin: Actor & { accountId: string }, id: string): Promise<Result<Withdrawal, 'not_found' | 'conflict' | 'four_eyes_required'>> {
+  async approve(admin: Actor & { accountId: string }, id: string): Promise<Result<Withdrawal, 'not_found' | 'conflict' | 'four_eyes_required' | 'forbidden_role'>> {
     const current = await this.get(id);
     if (!current) return fail('not_found', 'No such withdrawal');
     if (current.status !== 'approved') {
@@ -376,15 +377,18 @@ export class Withdrawals {
     to: 'approved' | 'rejected' | 'cancelled',
     events: (w: WithdrawalsTable) => AuditEvent[],
     reason?: string,
-  ): Promise<Result<WithdrawalsTable, 'not_found' | 'conflict' | 'four_eyes_required'>> {
+  ): Promise<Result<WithdrawalsTable, 'not_found' | 'conflict' | 'four_eyes_required' | 'forbidden_role'>> {
     const { ledger, audit, store } = this.deps;
-    return ledger.run<WithdrawalsTable, 'not_found' | 'conflict' | 'four_eyes_required'>(async (l, trx) => {
+    return ledger.run<WithdrawalsTable, 'not_found' | 'conflict' | 'four_eyes_required' | 'forbidden_role'>(async (l, trx) => {
       let q = trx.selectFrom('withdrawals').selectAll().where('id', '=', id);
       if (store.dialect === 'postgres') q = q.forUpdate();
       const w = await q.executeTakeFirst();
       if (!w || ('owner' in by && w.account_id !== by.owner)) return fail('not_found', 'No such withdrawal');
       if ('admin' in by && w.account_id === by.admin) return fail('four_eyes_required', 'An admin may not decide on their own withdrawal');
       if (w.status !== 'pending') return fail('conflict', `The withdrawal is ${w.status}, not pending`);
+      // The deciding admin must still be one as committed: a demotion committed after the request's
+      // role check refuses the decision (the withdrawal stays pending).
+      if ('admin' in by && !(await lockStillAdmin(store, trx, by.admin))) return fail('forbidden_role', NO_LONGER_ADMIN);
       if (to !== 'approved') await l.releaseHold(id);
       const change = { status: to, updated_at: l.now, decided_by: 'admin' in by ? by.admin : by.owner, ...(reason ? { reason } : {}) };
       const updated = await trx
@@ -504,18 +508,24 @@ export class Withdrawals {
   }
 
   /** Sets an account's verification tier; it applies to the very next request. */
-  async setTier(admin: Actor & { accountId: string }, account: AccountRef, tier: Tier): Promise<Result<{ from: Tier; to: Tier }, 'four_eyes_required'>> {
+  async setTier(
+    admin: Actor & { accountId: string },
+    account: AccountRef,
+    tier: Tier,
+    options: { byAdmin?: boolean } = {},
+  ): Promise<Result<{ from: Tier; to: Tier; status: LimitStatus }, 'four_eyes_required' | 'forbidden_role'>> {
     const { store, audit } = this.deps;
     // The tier is the withdrawal limit: an admin raising their own would bypass the four-eyes rule.
     // (An account created below, for a wallet that had none, is never the admin's own.)
     if (account === admin.accountId) return fail('four_eyes_required', 'An admin may not set their own verification tier');
-    return store.transaction(async (trx) => {
+    return store.transaction(async (trx): Promise<Result<{ from: Tier; to: Tier; status: LimitStatus }, 'forbidden_role'>> => {
       const now = this.deps.clock.now();
-      // An account the admin prepares is created here: a write that fails leaves none behind.
-      const accountId = typeof account === 'string' ? account : await account(trx);
-      // Read under the account's lock: a concurrent change is waited for, so the audit record's
-      // `from` is the tier this change replaces.
-      await lockAccount(store, trx, accountId);
+      // An account the admin prepares is created here: a write that fails or is refused leaves none
+      // behind. Read under the account's lock: a concurrent change is waited for, so the audit
+      // record's `from` is the tier this change replaces. With `byAdmin`, the admin must still be
+      // one as committed: a demotion committed after the request's role check refuses the change.
+      const accountId = await lockAdminTarget(store, trx, account, options.byAdmin ? admin.accountId : undefined);
+      if (accountId === undefined) return fail('forbidden_role', NO_LONGER_ADMIN);
       const before = await trx.selectFrom('withdrawal_settings').select('tier').where('account_id', '=', accountId).executeTakeFirst();
       const from = (before ? Number(before.tier) : 0) as Tier;
       await trx
@@ -524,7 +534,9 @@ export class Withdrawals {
         .onConflict((oc) => oc.column('account_id').doUpdateSet({ tier, tier_set_by: admin.accountId, updated_at: now }))
         .execute();
       await audit.recordIn(trx, { type: 'admin.withdrawal_tier.changed', accountId, actorId: admin.accountId, details: { from, to: tier, ...via(admin) } });
-      return ok({ from, to: tier });
+      // The answer is what this transaction wrote: read after the commit, a failing read would
+      // answer 500 for a change that took effect.
+      return ok({ from, to: tier, status: await this.limitStatus(accountId, now, trx) });
     });
   }
 
