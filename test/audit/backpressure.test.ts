@@ -26,6 +26,27 @@ const access = (i: number): AuditEvent => ({
  * A batch of buffered events is written in chunks that give the event loop back to requests, but
  * never so that requests outrun the writer: with a backlog the write runs through and requests wait.
  */
+/**
+ * `store` whose first transaction is refused (a PostgreSQL connection dropped, say), after
+ * `meanwhile` runs; `refused()` says how many were.
+ */
+function storeRefusingOnce<T extends object>(store: T, meanwhile: () => void = () => {}): { store: T; refused(): number } {
+  let refused = 0;
+  const proxy = new Proxy(store, {
+    get(target, prop, receiver) {
+      if (prop === 'transaction' && refused === 0) {
+        return () => {
+          refused += 1;
+          meanwhile();
+          return Promise.reject(new Error('connection terminated unexpectedly'));
+        };
+      }
+      return Reflect.get(target, prop, receiver) as unknown;
+    },
+  });
+  return { store: proxy, refused: () => refused };
+}
+
 describe('the audit writer under sustained load', () => {
   it('requests producing events faster than a yielding writer stores them never overflow the buffer', async () => {
     const s = server.services;
@@ -76,18 +97,7 @@ describe('the audit writer under sustained load', () => {
   it('a security event whose own write fails is not lost: it goes to the buffer, which writes it with the next batch', async () => {
     const s = server.services;
     // The store refuses one transaction (a PostgreSQL connection dropped, say): the event's own write.
-    let refused = 0;
-    const store = new Proxy(s.store, {
-      get(target, prop, receiver) {
-        if (prop === 'transaction' && refused === 0) {
-          return () => {
-            refused += 1;
-            return Promise.reject(new Error('connection terminated unexpectedly'));
-          };
-        }
-        return Reflect.get(target, prop, receiver) as unknown;
-      },
-    });
+    const { store, refused: refusedCount } = storeRefusingOnce(s.store);
     const audit = new AuditLog({ store, keyring: s.keyring, signingKeys: s.signingKeys, clock: s.clock, log: s.log, options: { ...s.config.audit, flushIntervalMs: 600_000 } });
     const events = new SecurityEvents();
     const failures: unknown[] = [];
@@ -96,7 +106,7 @@ describe('the audit writer under sustained load', () => {
     try {
       events.emit({ type: 'signing_keys.rotated', kid: 'kid-write-fails', at: s.clock.now() });
       await audit.settle();
-      expect(refused).toBe(1);
+      expect(refusedCount()).toBe(1);
       expect(failures).toEqual([]);
       const views = (await s.audit.list({ type: 'admin.signing_keys.rotated' }, { limit: 100 })).records;
       expect(views.map((v) => v.details?.kid)).toContain('kid-write-fails');
@@ -111,19 +121,9 @@ describe('the audit writer under sustained load', () => {
     const registry = new Registry();
     let audit: AuditLog | undefined;
     // The store is away for one write; meanwhile two more requests' events arrive and take the room.
-    let refused = 0;
-    const store = new Proxy(s.store, {
-      get(target, prop, receiver) {
-        if (prop === 'transaction' && refused === 0) {
-          return () => {
-            refused += 1;
-            audit!.enqueue(access(1001));
-            audit!.enqueue(access(1002));
-            return Promise.reject(new Error('connection terminated unexpectedly'));
-          };
-        }
-        return Reflect.get(target, prop, receiver) as unknown;
-      },
+    const { store } = storeRefusingOnce(s.store, () => {
+      audit!.enqueue(access(1001));
+      audit!.enqueue(access(1002));
     });
     audit = new AuditLog({ store, registry, keyring: s.keyring, signingKeys: s.signingKeys, clock: s.clock, log: s.log, options: { ...s.config.audit, batchSize: 100, bufferCapacity: 3, flushIntervalMs: 600_000 } });
     const droppedMetric = async () => (await registry.getSingleMetric('moondraft_audit_dropped_total')!.get()).values[0]?.value ?? 0;
@@ -209,18 +209,7 @@ describe('the audit writer under sustained load', () => {
     } as unknown as typeof s.keyring;
     // The first write fails (the store briefly away): the batch is sealed again on the retry, and
     // its unsealable events must not be counted twice.
-    let failed = 0;
-    const store = new Proxy(s.store, {
-      get(target, prop, receiver) {
-        if (prop === 'transaction' && failed === 0) {
-          return () => {
-            failed += 1;
-            return Promise.reject(new Error('connection terminated unexpectedly'));
-          };
-        }
-        return Reflect.get(target, prop, receiver) as unknown;
-      },
-    });
+    const { store } = storeRefusingOnce(s.store);
     const audit = new AuditLog({ store, registry, keyring, signingKeys: s.signingKeys, clock: s.clock, log: s.log, options: { ...s.config.audit, batchSize: 100, flushIntervalMs: 600_000 } });
     const droppedMetric = async () => (await registry.getSingleMetric('moondraft_audit_dropped_total')!.get()).values[0]?.value ?? 0;
     try {

@@ -48,6 +48,18 @@ function harness(state: SharedState, rules: Partial<PenaltyRules> = {}, clock = 
   return { limiter, events, clock, counter, fallback, registry };
 }
 
+/** In-process shared state whose window answers but whose strike count (`incr`, the step after it) finds it gone. */
+function failingAfterWindow(): SharedState {
+  const live = new MemoryState(new ManualClock());
+  return new Proxy(live, {
+    get(obj, name, receiver) {
+      if (name === 'incr') return () => Promise.reject(new StateUnavailableError('shared state unavailable'));
+      const v = Reflect.get(obj, name, receiver) as unknown;
+      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(obj) : v;
+    },
+  });
+}
+
 const target = (category: 'account' | 'market' | 'trading' = 'account', limit?: number): LimitTarget => ({
   policy: { ...categoryPolicy(category, DEFAULT_LIMITS), ...(limit ? { limit } : {}) },
   subject: `a:acc_${randomBytes(5).toString('hex')}`,
@@ -248,15 +260,8 @@ describe('RateLimiter when shared state is unavailable', () => {
   });
 
   it('counts a fail-closed refusal as unavailable also when shared state goes away after the window was read', async () => {
-    const live = new MemoryState(new ManualClock());
     // The window answers; the strike count (the step after it) finds shared state gone.
-    const failing = new Proxy(live, {
-      get(obj, name, receiver) {
-        if (name === 'incr') return () => Promise.reject(new StateUnavailableError('shared state unavailable'));
-        const v = Reflect.get(obj, name, receiver) as unknown;
-        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(obj) : v;
-      },
-    });
+    const failing = failingAfterWindow();
     const { limiter, counter } = harness(failing);
     const t = target('trading', 1);
     expect((await limiter.hit(t)).outcome).toBe('allowed');
@@ -266,15 +271,8 @@ describe('RateLimiter when shared state is unavailable', () => {
   });
 
   it('counts a fail-open refusal decided without shared state, after the window was read, as a local fallback', async () => {
-    const live = new MemoryState(new ManualClock());
     // The window answers (and refuses); the strike count (the step after it) finds shared state gone.
-    const failing = new Proxy(live, {
-      get(obj, name, receiver) {
-        if (name === 'incr') return () => Promise.reject(new StateUnavailableError('shared state unavailable'));
-        const v = Reflect.get(obj, name, receiver) as unknown;
-        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(obj) : v;
-      },
-    });
+    const failing = failingAfterWindow();
     const { limiter, counter, registry } = harness(failing);
     const fallbacks = async (category: string) => (await registry.getSingleMetric('moondraft_ratelimit_local_fallback_total')!.get()).values.find((v) => v.labels.category === category)?.value ?? 0;
     const t = target('market', 1);
