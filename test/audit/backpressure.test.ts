@@ -47,6 +47,17 @@ function storeRefusingOnce<T extends object>(store: T, meanwhile: () => void = (
   return { store: proxy, refused: () => refused };
 }
 
+/** `keyring` refusing to encrypt any plaintext holding POISON: an event the writer cannot seal. */
+function refusingPoison<K extends { encrypt(plaintext: string | Buffer, aad: string): unknown; decrypt(blob: string, aad: string): unknown }>(keyring: K): K {
+  return {
+    encrypt: (plaintext: string | Buffer, aad: string) => {
+      if (String(plaintext).includes('POISON')) throw new Error('cannot encrypt');
+      return keyring.encrypt(plaintext, aad);
+    },
+    decrypt: (blob: string, aad: string) => keyring.decrypt(blob, aad),
+  } as unknown as K;
+}
+
 describe('the audit writer under sustained load', () => {
   it('requests producing events faster than a yielding writer stores them never overflow the buffer', async () => {
     const s = server.services;
@@ -172,13 +183,7 @@ describe('the audit writer under sustained load', () => {
   it('an event that cannot be sealed is not lost without a trace: the batch records it as dropped', async () => {
     const s = server.services;
     // A keyring that refuses one plaintext: a malformed event the writer must skip, not retry forever.
-    const keyring = {
-      encrypt: (plaintext: string | Buffer, aad: string) => {
-        if (String(plaintext).includes('POISON')) throw new Error('cannot encrypt');
-        return s.keyring.encrypt(plaintext, aad);
-      },
-      decrypt: (blob: string, aad: string) => s.keyring.decrypt(blob, aad),
-    } as unknown as typeof s.keyring;
+    const keyring = refusingPoison(s.keyring);
     const audit = new AuditLog({ store: s.store, keyring, signingKeys: s.signingKeys, clock: s.clock, log: s.log, options: { ...s.config.audit, batchSize: 100, flushIntervalMs: 600_000 } });
     try {
       const before = await s.store.db.selectFrom('audit_events').select('seq').orderBy('seq', 'desc').limit(1).executeTakeFirst();
@@ -200,13 +205,7 @@ describe('the audit writer under sustained load', () => {
   it('moondraft_audit_dropped_total counts the events that could not be sealed, once, as the trail records them', async () => {
     const s = server.services;
     const registry = new Registry();
-    const keyring = {
-      encrypt: (plaintext: string | Buffer, aad: string) => {
-        if (String(plaintext).includes('POISON')) throw new Error('cannot encrypt');
-        return s.keyring.encrypt(plaintext, aad);
-      },
-      decrypt: (blob: string, aad: string) => s.keyring.decrypt(blob, aad),
-    } as unknown as typeof s.keyring;
+    const keyring = refusingPoison(s.keyring);
     // The first write fails (the store briefly away): the batch is sealed again on the retry, and
     // its unsealable events must not be counted twice.
     const { store } = storeRefusingOnce(s.store);
