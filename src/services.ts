@@ -3,7 +3,7 @@ import type { DestinationStream, Logger } from 'pino';
 import { Accounts } from './accounts/accounts.js';
 import { ConfigError, type Config } from './config/index.js';
 import { AuditLog } from './audit/audit-log.js';
-import { assertKeyringOpensStore, assertNoSandboxTraces, assertPrivateDataDir, makeDataDir, resolveKeyring } from './config/secrets.js';
+import { assertKeyringOpensStore, assertNoSandboxTraces, assertPrivateDataDir, assertStoreEnvironment, makeDataDir, resolveKeyring } from './config/secrets.js';
 import { systemClock, type Clock } from './lib/clock.js';
 import { createLogger } from './observability/logger.js';
 import { Metrics } from './observability/metrics.js';
@@ -147,7 +147,9 @@ async function buildServices(config: Config, overrides: ServiceOverrides, closer
   closers.push(() => store.close());
   await migrateToLatest(store);
   await assertKeyringOpensStore(store, keyring);
+  // Before the environment is recorded: a live start refused here must not pin the store to live.
   if (config.env === 'live') await assertNoSandboxTraces(store);
+  await assertStoreEnvironment(store, config.env, clock.now());
 
   const state = overrides.state ?? (config.redisUrl ? new RedisState({ url: config.redisUrl, prefix: config.statePrefix }) : new MemoryState(clock));
   closers.push(() => state.close());

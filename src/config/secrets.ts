@@ -147,6 +147,28 @@ export async function assertNoSandboxTraces(store: Store): Promise<void> {
 }
 
 /**
+ * Pins the store to one environment: the first start on it (a server, `migrate` or any CLI
+ * command; on a store from before the record, the first start after the upgrade) records
+ * MOONDRAFT_ENV, and every later start in the other environment is refused. A live deployment
+ * restarted without MOONDRAFT_ENV (the default is sandbox) would otherwise run as a sandbox on
+ * real accounts: its faucet minting test money into them, sandbox relaxations applying. The
+ * reverse (live on a sandbox's store) is refused too, grants or not. Processes starting together
+ * all write the same row: the first one wins and the others read it.
+ */
+export async function assertStoreEnvironment(store: Store, env: Config['env'], now: number): Promise<void> {
+  await store.db
+    .insertInto('deployment_environment')
+    .values({ id: 1, env, recorded_at: now })
+    .onConflict((oc) => oc.column('id').doNothing())
+    .execute();
+  const recorded = await store.db.selectFrom('deployment_environment').select('env').where('id', '=', 1).executeTakeFirst();
+  if (recorded?.env !== env) {
+    const other = recorded?.env ?? 'unknown';
+    throw new ConfigError('MOONDRAFT_ENV', `is ${env}, but this store belongs to a ${other} deployment (recorded at its first start): set MOONDRAFT_ENV=${other}, or give ${env} a database of its own`);
+  }
+}
+
+/**
  * The TLS certificate and key (MOONDRAFT_TLS_CERT, MOONDRAFT_TLS_KEY), checked as a pair before the
  * server is built: a file that holds something else, or a key that is not the certificate's, stops
  * start-up as a ConfigError naming the variable, in our words (never OpenSSL's codes, and never

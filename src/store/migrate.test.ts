@@ -138,7 +138,7 @@ describe('migrations on SQLite', () => {
       await expect(migrateToLatest(crashing)).rejects.toThrow(/0090_account_history failed: simulated crash/);
       const tables = await sql<{ name: string }>`select name from sqlite_master where type = 'table'`.execute(store.db);
       expect(tables.rows.map((r) => r.name)).not.toContain('account_history');
-      expect(await migrateToLatest(store)).toEqual(['0090_account_history', '0100_client_order_id_index', '0110_tokens_newest_index', '0120_withdrawal_client_id', '0130_api_keys_changed_index', '0140_open_orders_limits']);
+      expect(await migrateToLatest(store)).toEqual(['0090_account_history', '0100_client_order_id_index', '0110_tokens_newest_index', '0120_withdrawal_client_id', '0130_api_keys_changed_index', '0140_open_orders_limits', '0150_deployment_environment']);
       expect(await store.db.selectFrom('account_history').select(['account_id', 'kind', 'id']).execute()).toEqual([{ account_id: 'acc_a', kind: 'order', id: 'ord_01' }]);
     } finally {
       await store.close();

@@ -373,7 +373,15 @@ export interface FaucetGrantsTable {
   created_at: number;
 }
 
+/** The environment the store belongs to (0150): one row, id 1, written at the first start. */
+export interface DeploymentEnvironmentTable {
+  id: number;
+  env: 'sandbox' | 'live';
+  recorded_at: number;
+}
+
 export interface Database {
+  deployment_environment: DeploymentEnvironmentTable;
   assets: AssetsTable;
   markets: MarketsTable;
   ledger_entries: LedgerEntriesTable;

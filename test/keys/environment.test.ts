@@ -3,12 +3,15 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/lib/clock.js';
+import { openStore } from '../../src/store/db.js';
 import { viaTlsProxy } from '../support/server.js';
 import { code, createKey, credentialOf, session, signed, startKeysServer, type CreatedKey, type KeysTestServer } from './support.js';
 
 /**
  * A sandbox server creates a key in a SQLite file; a live server is then started on that same
- * database (someone promoted the sandbox database): the sandbox key is refused there.
+ * database (someone promoted the sandbox database): the sandbox key is refused there. Start-up
+ * refuses such a store when it records its environment: the record is removed here (a store the
+ * sandbox wrote before the record existed), to check the key's own defence.
  */
 const clock = new ManualClock(Date.UTC(2026, 5, 1));
 const dataDir = mkdtempSync(path.join(tmpdir(), 'moondraft-keys-env-'));
@@ -22,6 +25,12 @@ beforeAll(async () => {
     sandboxKey = await createKey(sandbox, owner.headers, { label: 'sandbox', scopes: ['orders:read'] });
   } finally {
     await sandbox.close();
+  }
+  const store = await openStore({ dataDir });
+  try {
+    await store.db.deleteFrom('deployment_environment').execute();
+  } finally {
+    await store.close();
   }
   live = await startKeysServer({
     clock,

@@ -12,6 +12,7 @@ import * as m0110 from './0110_tokens_newest_index.js';
 import * as m0120 from './0120_withdrawal_client_id.js';
 import * as m0130 from './0130_api_keys_changed_index.js';
 import * as m0140 from './0140_open_orders_limits.js';
+import * as m0150 from './0150_deployment_environment.js';
 import * as m0040 from './0040_rate_limits.js';
 import * as m0041 from './0041_ip_blocks.js';
 import * as m0020 from './0020_trading.js';
@@ -40,6 +41,7 @@ const STEPS: Record<string, Step> = {
   '0120_withdrawal_client_id': m0120,
   '0130_api_keys_changed_index': m0130,
   '0140_open_orders_limits': m0140,
+  '0150_deployment_environment': m0150,
 };
 
 export function migrations(dialect: Dialect): Record<string, Migration> {
