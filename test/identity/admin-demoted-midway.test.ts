@@ -141,4 +141,26 @@ describe.each((['embedded', 'scaleout'] as const).filter((b) => b === 'embedded'
       expect((await server.app.inject({ method: 'POST', url: `/api/v1/admin/withdrawals/${w.json().id}/${decision}`, headers: a.headers, payload: {} })).statusCode).toBe(200);
     }
   });
+  it('ip blocks: a demoted admin neither adds nor lifts a block (403 forbidden_role, nothing stored or lifted)', async () => {
+    const { db } = server.services.store;
+    const added = `203.0.113.${10 + (backend === 'embedded' ? 0 : 1)}`;
+    {
+      const { b, demoteB } = await twoAdmins();
+      beforeNextTransaction(server.services.store, demoteB);
+      const res = await server.app.inject({ method: 'POST', url: '/api/v1/admin/ip-blocks', headers: b.headers, payload: { target: added } });
+      expect({ status: res.statusCode, code: res.json().code }).toEqual({ status: 403, code: 'forbidden_role' });
+      expect(await db.selectFrom('ip_blocks').select('target').where('target', '=', added).execute()).toEqual([]);
+      expect((await server.services.ipBlocks.list()).map((x) => x.target)).not.toContain(added);
+    }
+    const { a, b, demoteB } = await twoAdmins();
+    const lifted = `198.51.100.${20 + (backend === 'embedded' ? 0 : 1)}`;
+    expect((await server.services.ipBlocks.add(lifted, { reason: 'test', by: a.account.id })).ok).toBe(true);
+    beforeNextTransaction(server.services.store, demoteB);
+    const res = await server.app.inject({ method: 'DELETE', url: `/api/v1/admin/ip-blocks?target=${lifted}`, headers: b.headers });
+    expect({ status: res.statusCode, code: res.json().code }).toEqual({ status: 403, code: 'forbidden_role' });
+    expect(await db.selectFrom('ip_blocks').select('target').where('target', '=', lifted).execute()).toEqual([{ target: lifted }]);
+    expect((await server.services.ipBlocks.list()).map((x) => x.target)).toContain(lifted);
+    // A standing admin still lifts it.
+    expect((await server.app.inject({ method: 'DELETE', url: `/api/v1/admin/ip-blocks?target=${lifted}`, headers: a.headers })).statusCode).toBe(204);
+  });
 });

@@ -105,7 +105,7 @@ export function rateLimitRoutes(app: App, services: Services): void {
       const p = request.principal;
       if (p.kind === 'anonymous') throw new ApiError('unauthenticated');
       const { target, reason, durationSec } = request.body;
-      const block = unwrap(await services.ipBlocks.add(target, { reason: reason ?? 'blocked by an administrator', ttlMs: durationSec === undefined ? undefined : durationSec * 1000, by: p.accountId, sessionId: p.kind === 'session' ? p.sessionId : undefined, callerIp: request.clientIp }));
+      const block = unwrap(await services.ipBlocks.add(target, { reason: reason ?? 'blocked by an administrator', ttlMs: durationSec === undefined ? undefined : durationSec * 1000, by: p.accountId, sessionId: p.kind === 'session' ? p.sessionId : undefined, callerIp: request.clientIp, byAdmin: true }));
       reply.code(201);
       return view(block);
     },
@@ -126,7 +126,7 @@ export function rateLimitRoutes(app: App, services: Services): void {
     async (request, reply) => {
       const p = request.principal;
       if (p.kind === 'anonymous') throw new ApiError('unauthenticated');
-      const removed = unwrap(await services.ipBlocks.remove(request.query.target, p.accountId, p.kind === 'session' ? p.sessionId : undefined));
+      const removed = unwrap(await services.ipBlocks.remove(request.query.target, p.accountId, p.kind === 'session' ? p.sessionId : undefined, { byAdmin: true }));
       if (!removed) throw new ApiError('not_found', 'No block on that address or range');
       reply.code(204);
     },

@@ -1,3 +1,4 @@
+import { lockStillAdmin, NO_LONGER_ADMIN } from '../../accounts/accounts.js';
 import { anonymizeTarget } from '../../audit/anonymize.js';
 import type { AuditLog } from '../../audit/audit-log.js';
 import { randomBytes } from 'node:crypto';
@@ -178,8 +179,15 @@ export class IpBlocks {
     return [...this.exact.values(), ...[...this.ranges.values()].map((r) => r.block)].filter((b) => this.live(b, now)).sort((a, b) => a.createdAt - b.createdAt || a.target.localeCompare(b.target));
   }
 
-  /** An administrator's block: stored, shared with every process, announced. */
-  async add(target: string, options: { reason: string; ttlMs?: number | undefined; by: string; sessionId?: string | undefined; callerIp?: string | undefined }): Promise<Result<IpBlock, 'validation_failed' | 'conflict'>> {
+  /**
+   * An administrator's block: stored, shared with every process, announced. With `byAdmin`, `by` (an
+   * account id) must still be an admin as committed: a demotion committed after the request's role
+   * check refuses the block (forbidden_role), stored and enforced nowhere.
+   */
+  async add(
+    target: string,
+    options: { reason: string; ttlMs?: number | undefined; by: string; sessionId?: string | undefined; callerIp?: string | undefined; byAdmin?: boolean | undefined },
+  ): Promise<Result<IpBlock, 'validation_failed' | 'conflict' | 'forbidden_role'>> {
     const t = parseTarget(target);
     if (!t) return fail('validation_failed', 'target must be an IP address or a CIDR range (at least /8 for IPv4, /16 for IPv6)');
     // A block is enforced before authentication, on every route, the admin ones included, and only
@@ -208,10 +216,13 @@ export class IpBlocks {
     // enforce it unrecorded, and lose it at the next restore).
     const row = { target: block.target, reason: block.reason, created_at: now, expires_at: block.expiresAt, created_by: options.by };
     const { target: _t, ...update } = row;
-    await this.deps.store.transaction(async (trx) => {
+    const stored = await this.deps.store.transaction(async (trx) => {
+      if (options.byAdmin && !(await lockStillAdmin(this.deps.store, trx, options.by))) return false;
       await trx.insertInto('ip_blocks').values(row).onConflict((oc) => oc.column('target').doUpdateSet(update)).execute();
       await this.deps.audit?.recordIn(trx, { type: 'admin.ip.blocked', actorId: options.by, details: { target: block.target, reason: block.reason, by: options.by, ...(options.sessionId !== undefined ? { via: 'session', sessionId: options.sessionId } : {}) } });
+      return true;
     });
+    if (!stored) return fail('forbidden_role', NO_LONGER_ADMIN);
     // Committed: enforced here at once, whatever shared state does. A 503 now would leave a stored,
     // audited block answered as failed, and the retry it invites would audit it twice; the next
     // sync writes it to shared state and announces it instead (a few seconds), as after a crash here.
@@ -265,8 +276,12 @@ export class IpBlocks {
     return block;
   }
 
-  /** Lifts a block; false when there was none. */
-  async remove(target: string, by: string, sessionId?: string): Promise<Result<boolean, 'validation_failed'>> {
+  /**
+   * Lifts a block; false when there was none. With `byAdmin`, `by` (an account id) must still be an
+   * admin as committed: a demotion committed after the request's role check refuses the lift
+   * (forbidden_role), the block staying in force everywhere.
+   */
+  async remove(target: string, by: string, sessionId?: string, options: { byAdmin?: boolean } = {}): Promise<Result<boolean, 'validation_failed' | 'forbidden_role'>> {
     const t = parseTarget(target);
     if (!t) return fail('validation_failed', 'target must be an IP address or a CIDR range');
     const key = KEY_PREFIX + t.canonical;
@@ -275,11 +290,13 @@ export class IpBlocks {
     // The stored row goes first: lifted in shared state only, a block would come back at the next
     // restart or restore, unaudited meanwhile.
     const existed = await this.deps.store.transaction(async (trx) => {
+      if (options.byAdmin && !(await lockStillAdmin(this.deps.store, trx, by))) return undefined;
       const removed = await trx.deleteFrom('ip_blocks').where('target', '=', t.canonical).executeTakeFirst();
       const found = inState || known || Number(removed.numDeletedRows) > 0;
       if (found) await this.deps.audit?.recordIn(trx, { type: 'admin.ip.unblocked', actorId: by, details: { target: t.canonical, reason: 'admin', by, ...(sessionId !== undefined ? { via: 'session', sessionId } : {}) } });
       return found;
     });
+    if (existed === undefined) return fail('forbidden_role', NO_LONGER_ADMIN);
     // Committed: lifted here at once, whatever shared state does. A 503 now would leave a lift
     // stored and audited but answered as failed (the retry it invites audits it twice), and the
     // block in force on every other process with nothing to retry the removal; the next sync
