@@ -163,4 +163,21 @@ describe.each((['embedded', 'scaleout'] as const).filter((b) => b === 'embedded'
     // A standing admin still lifts it.
     expect((await server.app.inject({ method: 'DELETE', url: `/api/v1/admin/ip-blocks?target=${lifted}`, headers: a.headers })).statusCode).toBe(204);
   });
+  it('api key suspend and unsuspend: refused 403 forbidden_role, the key unchanged', async () => {
+    const owner = await sessionFor(server);
+    const created = await server.app.inject({ method: 'POST', url: '/api/v1/keys', headers: owner.headers, payload: { label: 'demoted-midway', scopes: ['orders:read'] } });
+    expect(created.statusCode).toBe(201);
+    const id = created.json().id as string;
+    const state = async () => (await server.services.store.db.selectFrom('api_keys').select(['suspended_at', 'version']).where('id', '=', id).executeTakeFirstOrThrow()).suspended_at;
+    for (const action of ['suspend', 'unsuspend'] as const) {
+      const { a, b, demoteB } = await twoAdmins();
+      const before = await state();
+      beforeNextTransaction(server.services.store, demoteB);
+      const res = await server.app.inject({ method: 'POST', url: `/api/v1/admin/keys/${id}/${action}`, headers: b.headers, payload: {} });
+      expect({ action, status: res.statusCode, code: res.json().code }).toEqual({ action, status: 403, code: 'forbidden_role' });
+      expect({ action, suspendedAt: await state() }).toEqual({ action, suspendedAt: before });
+      // A standing admin still makes the change.
+      expect((await server.app.inject({ method: 'POST', url: `/api/v1/admin/keys/${id}/${action}`, headers: a.headers, payload: {} })).json().status).toBe(action === 'suspend' ? 'suspended' : 'active');
+    }
+  });
 });

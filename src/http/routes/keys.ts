@@ -229,7 +229,7 @@ export function keyRoutes(app: App, services: Services): void {
     { config: { permission: 'admin:write' }, schema: { tags: ['admin'], summary: 'Suspend any API key (answers key_suspended until unsuspended)', security: session, params: KeyId, body: SuspendBody, response: { 200: KeyView } } },
     async (request) => {
       const p = owner(request);
-      const record = unwrap(await keys.suspend(request.params.id, p.accountId, request.body?.reason, p.sessionId));
+      const record = unwrap(await keys.suspend(request.params.id, p.accountId, request.body?.reason, p.sessionId, { byAdmin: true }));
       return keyView(record, await ownerRole(record), now());
     },
   );
@@ -239,7 +239,7 @@ export function keyRoutes(app: App, services: Services): void {
     { config: { permission: 'admin:write' }, schema: { tags: ['admin'], summary: 'Lift the suspension of an API key', security: session, params: KeyId, body: EmptyBody, response: { 200: KeyView } } },
     async (request) => {
       const p = owner(request);
-      const record = unwrap(await keys.unsuspend(request.params.id, p.accountId, p.sessionId));
+      const record = unwrap(await keys.unsuspend(request.params.id, p.accountId, p.sessionId, { byAdmin: true }));
       return keyView(record, await ownerRole(record), now());
     },
   );

@@ -2,7 +2,7 @@ import type { AuditLog } from '../../audit/audit-log.js';
 import type { KeyObject } from 'node:crypto';
 import { ed25519 } from '@noble/curves/ed25519.js';
 import type { Logger } from 'pino';
-import type { Accounts } from '../../accounts/accounts.js';
+import { lockStillAdmin, NO_LONGER_ADMIN, type Accounts } from '../../accounts/accounts.js';
 import { fail, ok, type Result } from '../../errors/registry.js';
 import type { Clock } from '../../lib/clock.js';
 import { newId } from '../../lib/ids.js';
@@ -512,8 +512,12 @@ export class ApiKeys {
     return ok(result.value.record);
   }
 
-  /** Suspends a key (administrators now, automated response later); it answers key_suspended until unsuspended. */
-  async suspend(id: string, by: string, reasonInput: string | undefined, sessionId?: string): Promise<Result<ApiKeyRecord>> {
+  /**
+   * Suspends a key (administrators now, automated response later); it answers key_suspended until
+   * unsuspended. With `byAdmin`, `by` must still be an admin as committed: a demotion committed
+   * after the request's role check refuses the change (forbidden_role).
+   */
+  async suspend(id: string, by: string, reasonInput: string | undefined, sessionId?: string, options: { byAdmin?: boolean } = {}): Promise<Result<ApiKeyRecord>> {
     // The key's owner reads the reason: no control, bidirectional or invisible formatting
     // characters (a NUL byte would also fail the update on PostgreSQL). Blank: no reason.
     let reason: string | null = null;
@@ -526,18 +530,19 @@ export class ApiKeys {
       if (rec.revokedAt !== null) return fail('conflict', 'The key is revoked');
       if (rec.suspendedAt !== null) return ok(null);
       return ok({ suspended_at: now, suspended_reason: reason });
-    }, { type: 'admin.key.suspended', by, details: { reason, ...via(sessionId) } });
+    }, { type: 'admin.key.suspended', by, details: { reason, ...via(sessionId) } }, { stillAdmin: options.byAdmin ? by : undefined });
     if (!result.ok) return result;
     if (result.value.changed) this.deps.events.emit({ type: 'key.suspended', audited: this.audited, at: this.deps.clock.now(), accountId: result.value.record.accountId, keyId: id, by });
     return ok(result.value.record);
   }
 
-  async unsuspend(id: string, by: string, sessionId?: string): Promise<Result<ApiKeyRecord>> {
+  /** Lifts a key's suspension; `byAdmin` as for suspend. */
+  async unsuspend(id: string, by: string, sessionId?: string, options: { byAdmin?: boolean } = {}): Promise<Result<ApiKeyRecord>> {
     const result = await this.mutate(id, undefined, (rec) => {
       if (rec.revokedAt !== null) return fail('conflict', 'The key is revoked');
       if (rec.suspendedAt === null) return ok(null);
       return ok({ suspended_at: null, suspended_reason: null });
-    }, { type: 'admin.key.unsuspended', by, details: via(sessionId) });
+    }, { type: 'admin.key.unsuspended', by, details: via(sessionId) }, { stillAdmin: options.byAdmin ? by : undefined });
     if (!result.ok) return result;
     if (result.value.changed) this.deps.events.emit({ type: 'key.unsuspended', audited: this.audited, at: this.deps.clock.now(), accountId: result.value.record.accountId, keyId: id, by });
     return ok(result.value.record);
@@ -583,14 +588,16 @@ export class ApiKeys {
 
   /**
    * Read-modify-write of one key with optimistic concurrency on `version`. `change` returns the
-   * columns to set, or null for "nothing to change".
+   * columns to set, or null for "nothing to change". `stillAdmin`: an account id that must still be
+   * an admin as committed (read under its row's lock in the change's transaction, lockStillAdmin),
+   * else the change is refused (forbidden_role) and nothing is written or announced.
    */
   private async mutate(
     id: string,
     accountId: string | undefined,
     change: (rec: ApiKeyRecord, now: number) => Result<Record<string, unknown> | null>,
     audit: { type: KeyAuditType; by: string; details?: Record<string, unknown> },
-    options: { announceBestEffort?: boolean } = {},
+    options: { announceBestEffort?: boolean; stillAdmin?: string | undefined } = {},
   ): Promise<Result<{ record: ApiKeyRecord; changed: boolean }>> {
     for (let attempt = 0; attempt < 5; attempt++) {
       const rec = await this.fetch('id', id);
@@ -607,6 +614,7 @@ export class ApiKeys {
       }
       // The change and its audit record commit together.
       const row = await this.deps.store.transaction(async (trx) => {
+        if (options.stillAdmin !== undefined && !(await lockStillAdmin(this.deps.store, trx, options.stillAdmin))) return 'no_longer_admin' as const;
         const updated = await trx
           .updateTable('api_keys')
           .set({ ...decided.value, version: rec.version + 1, updated_at: now })
@@ -617,6 +625,7 @@ export class ApiKeys {
         if (updated) await this.deps.audit?.recordIn(trx, { type: audit.type, accountId: rec.accountId, actorId: audit.by, details: { keyId: id, by: audit.by, ...audit.details } });
         return updated;
       });
+      if (row === 'no_longer_admin') return fail('forbidden_role', NO_LONGER_ADMIN);
       if (!row) continue; // changed concurrently: decide again on the fresh row
       const updated = toRecord(row);
       if (options.announceBestEffort) {
