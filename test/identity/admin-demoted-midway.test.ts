@@ -180,4 +180,15 @@ describe.each((['embedded', 'scaleout'] as const).filter((b) => b === 'embedded'
       expect((await server.app.inject({ method: 'POST', url: `/api/v1/admin/keys/${id}/${action}`, headers: a.headers, payload: {} })).json().status).toBe(action === 'suspend' ? 'suspended' : 'active');
     }
   });
+  it('partner limits PUT: refused 403 forbidden_role, no override written', async () => {
+    const { a, b, demoteB } = await twoAdmins();
+    const target = (await sessionFor(server)).account;
+    beforeNextTransaction(server.services.store, demoteB);
+    const res = await server.app.inject({ method: 'PUT', url: `/api/v1/admin/accounts/${target.wallet}/limits`, headers: b.headers, payload: { trading: 100000 } });
+    expect({ status: res.statusCode, code: res.json().code }).toEqual({ status: 403, code: 'forbidden_role' });
+    expect(await server.services.store.db.selectFrom('rate_limit_overrides').select('account_id').where('account_id', '=', target.id).execute()).toEqual([]);
+    expect(await server.services.partnerLimits.read(target.id)).toBeUndefined();
+    // A standing admin still sets them.
+    expect((await server.app.inject({ method: 'PUT', url: `/api/v1/admin/accounts/${target.wallet}/limits`, headers: a.headers, payload: { trading: 100000 } })).json().overrides).toEqual({ trading: 100000 });
+  });
 });

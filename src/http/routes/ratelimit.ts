@@ -178,7 +178,8 @@ export function rateLimitRoutes(app: App, services: Services): void {
         const value = request.body[c];
         if (value !== undefined && value !== null) overrides[c] = value;
       }
-      const record = await services.partnerLimits.set(account.id, overrides, p.accountId, p.kind === 'session' ? p.sessionId : undefined);
+      // By an admin: refused if a demotion of the caller committed since the request's role check.
+      const record = unwrap(await services.partnerLimits.setByAdmin(account.id, overrides, p.accountId, p.kind === 'session' ? p.sessionId : undefined));
       services.events.emit({ type: 'ratelimit.limits_changed', at: services.clock.now(), accountId: account.id, limits: record.overrides, by: p.accountId, requestId: request.id, ip: request.clientIp, audited: true });
       return { address: account.wallet, ...record };
     },

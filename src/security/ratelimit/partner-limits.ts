@@ -1,4 +1,6 @@
 import type { Logger } from 'pino';
+import { lockStillAdmin, NO_LONGER_ADMIN } from '../../accounts/accounts.js';
+import { fail, ok, type Result } from '../../errors/registry.js';
 import type { Clock } from '../../lib/clock.js';
 import type { Store } from '../../store/db.js';
 import type { SharedState } from '../../state/port.js';
@@ -119,10 +121,26 @@ export class PartnerLimits {
    * their cached copy expires.
    */
   async set(accountId: string, overrides: LimitOverrides, by: string, sessionId?: string): Promise<PartnerLimitsRecord> {
+    const r = await this.write(accountId, overrides, by, sessionId, false);
+    if (!r.ok) throw new Error(r.detail); // not reached: only an admin's change is refused
+    return r.value;
+  }
+
+  /**
+   * As set, by the admin `by` (an account id), who must still be an admin as committed: a demotion
+   * committed after the request's role check refuses the change (forbidden_role), nothing written.
+   */
+  async setByAdmin(accountId: string, overrides: LimitOverrides, by: string, sessionId?: string): Promise<Result<PartnerLimitsRecord, 'forbidden_role'>> {
+    return this.write(accountId, overrides, by, sessionId, true);
+  }
+
+  private async write(accountId: string, overrides: LimitOverrides, by: string, sessionId: string | undefined, byAdmin: boolean): Promise<Result<PartnerLimitsRecord, 'forbidden_role'>> {
     const now = this.deps.clock.now();
     const present = RATE_CATEGORIES.filter((c) => overrides[c] !== undefined);
     // The change and its audit record commit together (admin actions are audited in their transaction).
-    await this.deps.store.transaction(async (trx) => {
+    const written = await this.deps.store.transaction(async (trx) => {
+      // The admin's row and the account's, locked in id order as a role change locks them.
+      if (byAdmin && !(await lockStillAdmin(this.deps.store, trx, by, [accountId]))) return false;
       if (present.length === 0) {
         await trx.deleteFrom('rate_limit_overrides').where('account_id', '=', accountId).execute();
       } else {
@@ -141,7 +159,9 @@ export class PartnerLimits {
       const limits: Record<string, number | null> = {};
       for (const c of RATE_CATEGORIES) limits[c] = overrides[c] ?? null;
       await this.deps.audit?.recordIn(trx, { type: 'admin.limits.changed', accountId, actorId: by, details: { limits, ...(sessionId !== undefined ? { via: 'session', sessionId } : {}) } });
+      return true;
     });
+    if (!written) return fail('forbidden_role', NO_LONGER_ADMIN);
     this.invalidate(accountId);
     try {
       await this.deps.state.publish(LIMITS_CHANNEL, accountId);
@@ -150,7 +170,7 @@ export class PartnerLimits {
     }
     const clean: LimitOverrides = {};
     for (const c of present) clean[c] = overrides[c]!;
-    return { accountId, overrides: clean, limits: effectiveLimits(clean), updatedAt: present.length ? now : null, updatedBy: present.length ? by : null };
+    return ok({ accountId, overrides: clean, limits: effectiveLimits(clean), updatedAt: present.length ? now : null, updatedBy: present.length ? by : null });
   }
 
   async close(): Promise<void> {
