@@ -191,4 +191,22 @@ describe.each((['embedded', 'scaleout'] as const).filter((b) => b === 'embedded'
     // A standing admin still sets them.
     expect((await server.app.inject({ method: 'PUT', url: `/api/v1/admin/accounts/${target.wallet}/limits`, headers: a.headers, payload: { trading: 100000 } })).json().overrides).toEqual({ trading: 100000 });
   });
+  it('asset create and market listing: refused 403 forbidden_role, nothing created or listed', async () => {
+    const { db } = server.services.store;
+    const { a, b, demoteB } = await twoAdmins();
+    beforeNextTransaction(server.services.store, demoteB);
+    const asset = await server.app.inject({ method: 'POST', url: '/api/v1/admin/assets', headers: b.headers, payload: { symbol: 'DEMA', name: 'Demoted', decimals: 6 } });
+    expect({ status: asset.statusCode, code: asset.json().code }).toEqual({ status: 403, code: 'forbidden_role' });
+    expect(await db.selectFrom('assets').select('symbol').where('symbol', '=', 'DEMA').execute()).toEqual([]);
+
+    const c = await twoAdmins();
+    expect((await server.app.inject({ method: 'POST', url: '/api/v1/admin/assets', headers: a.headers, payload: { symbol: 'DEMM', name: 'Demoted', decimals: 6 } })).statusCode).toBe(201);
+    const payload = { base: 'DEMM', quote: 'USDC', tickSize: '0.0001', lotSize: '0.01', minNotional: '0.01' };
+    beforeNextTransaction(server.services.store, c.demoteB);
+    const listed = await server.app.inject({ method: 'POST', url: '/api/v1/admin/markets', headers: c.b.headers, payload });
+    expect({ status: listed.statusCode, code: listed.json().code }).toEqual({ status: 403, code: 'forbidden_role' });
+    expect(await db.selectFrom('markets').select('symbol').where('symbol', '=', 'DEMM-USDC').execute()).toEqual([]);
+    // A standing admin still lists it.
+    expect((await server.app.inject({ method: 'POST', url: '/api/v1/admin/markets', headers: a.headers, payload })).statusCode).toBe(201);
+  });
 });

@@ -1,8 +1,10 @@
 import { Type } from '@sinclair/typebox';
 import { adminTargetAccount, adminWriteTarget } from './admin-target.js';
 import type { FastifyRequest } from 'fastify';
-import { ApiError, unwrap } from '../../errors/registry.js';
+import { lockStillAdmin, NO_LONGER_ADMIN } from '../../accounts/accounts.js';
+import { ApiError, fail, unwrap } from '../../errors/registry.js';
 import type { Services } from '../../services.js';
+import type { Asset, Market } from '../../trading/assets/index.js';
 import type { Actor } from '../../trading/orders/types.js';
 import { MAX_OPEN_ORDERS_BOUNDS, parseDailyNotional } from '../../trading/limits.js';
 import { formatAmount } from '../../trading/money.js';
@@ -27,7 +29,7 @@ function adminActor(request: FastifyRequest): Actor {
  * admin.open_orders_limit.changed).
  */
 export function tradingAdminRoutes(app: App, services: Services): void {
-  const { trading, accounts, audit } = services;
+  const { trading, accounts, audit, store } = services;
   const tags = ['admin'];
 
   const accountOf = (address: string) => adminTargetAccount(accounts, address);
@@ -52,7 +54,10 @@ export function tradingAdminRoutes(app: App, services: Services): void {
       const by = actor.accountId ?? actor.id;
       // The asset and its audit record commit together (a refusal writes neither).
       const asset = unwrap(
-        await trading.ledger.run(async (_l, trx) => {
+        await trading.ledger.run<Asset, 'validation_failed' | 'conflict' | 'forbidden_role'>(async (_l, trx) => {
+          // The caller must still be an admin as committed: a demotion committed after the request's
+          // role check refuses the asset.
+          if (!(await lockStillAdmin(store, trx, by))) return fail('forbidden_role', NO_LONGER_ADMIN);
           const created = await trading.assets.createAsset(request.body, by, trx);
           if (!created.ok) return created;
           const a = created.value;
@@ -94,7 +99,10 @@ export function tradingAdminRoutes(app: App, services: Services): void {
       const by = actor.accountId ?? actor.id;
       // The listing and its audit record commit together (a refusal writes neither).
       const market = unwrap(
-        await trading.ledger.run(async (_l, trx) => {
+        await trading.ledger.run<Market, 'validation_failed' | 'conflict' | 'forbidden_role'>(async (_l, trx) => {
+          // The caller must still be an admin as committed: a demotion committed after the request's
+          // role check refuses the listing (a delisted market stays delisted).
+          if (!(await lockStillAdmin(store, trx, by))) return fail('forbidden_role', NO_LONGER_ADMIN);
           const relisted = (await trx.selectFrom('markets').select('status').where('symbol', '=', `${request.body.base}-${request.body.quote}`).executeTakeFirst()) !== undefined;
           const listed = await trading.assets.listMarket(request.body, trx);
           if (!listed.ok) return listed;
