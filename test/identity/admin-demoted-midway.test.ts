@@ -209,4 +209,15 @@ describe.each((['embedded', 'scaleout'] as const).filter((b) => b === 'embedded'
     // A standing admin still lists it.
     expect((await server.app.inject({ method: 'POST', url: '/api/v1/admin/markets', headers: a.headers, payload })).statusCode).toBe(201);
   });
+  it('revoke-sessions: refused 403 forbidden_role, the sessions still valid', async () => {
+    const { a, b, demoteB } = await twoAdmins();
+    const target = (await sessionFor(server)).account;
+    const { session } = await server.services.sessions.start({ accountId: target.id, chain: target.chain, authTimeMs: server.services.clock.now(), client: { ip: '127.0.0.1', userAgent: undefined, requestId: 'test' } });
+    beforeNextTransaction(server.services.store, demoteB);
+    const res = await server.app.inject({ method: 'POST', url: `/api/v1/admin/accounts/${target.wallet}/revoke-sessions`, headers: b.headers });
+    expect({ status: res.statusCode, code: res.json().code }).toEqual({ status: 403, code: 'forbidden_role' });
+    expect(await server.services.store.db.selectFrom('sessions').select('revoked_at').where('id', '=', session.id).execute()).toEqual([{ revoked_at: null }]);
+    // A standing admin still revokes them.
+    expect((await server.app.inject({ method: 'POST', url: `/api/v1/admin/accounts/${target.wallet}/revoke-sessions`, headers: a.headers })).json()).toEqual({ revoked: 1 });
+  });
 });

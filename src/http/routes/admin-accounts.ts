@@ -57,7 +57,8 @@ export function adminAccountRoutes(app: App, services: Services): void {
       const account = await services.accounts.byWallet(request.params.address);
       if (!account) throw new ApiError('not_found', 'No account has this wallet');
       // The audit records name the admin who did it (their actor) and the session they used, not only "admin".
-      return { revoked: await services.sessions.revokeAll(account.id, 'admin', clientContext(request), { accountId: admin.accountId, sessionId: admin.sessionId }) };
+      // byAdmin: refused if a demotion of the caller committed since the request's role check.
+      return { revoked: unwrap(await services.sessions.revokeAll(account.id, 'admin', clientContext(request), { accountId: admin.accountId, sessionId: admin.sessionId }, { byAdmin: true })) };
     },
   );
 }

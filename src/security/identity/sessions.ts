@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { Transaction } from 'kysely';
+import { lockStillAdmin, NO_LONGER_ADMIN } from '../../accounts/accounts.js';
 import type { Chain } from '../../accounts/wallets.js';
 import { fail, ok, type Result } from '../../errors/registry.js';
 import type { Clock } from '../../lib/clock.js';
@@ -310,19 +311,26 @@ export class Sessions {
   /**
    * Revokes every session of an account whose tokens may still be in use; returns how many. `actor`
    * is the admin's account and session: each record names them (actorId, adminId, bySessionId).
+   * With `byAdmin`, that admin must still be one as committed (read under the account rows' lock in
+   * the revocation's transaction, lockStillAdmin): a demotion committed after the request's role
+   * check refuses it (forbidden_role), no session revoked.
    */
-  async revokeAll(accountId: string, by: RevokedBy, client: ClientContext, actor?: SessionActor): Promise<number> {
+  async revokeAll(accountId: string, by: RevokedBy, client: ClientContext, actor?: SessionActor, options: { byAdmin?: boolean } = {}): Promise<Result<number, 'forbidden_role'>> {
     const now = this.deps.clock.now();
     const horizon = now - this.deps.options.accessTokenLifetimeMs;
-    const revoked = await this.deps.store.db
-      .updateTable('sessions')
-      .set({ revoked_at: now, revoked_reason: by })
-      .where('account_id', '=', accountId)
-      .where('revoked_at', 'is', null)
-      .where('refresh_expires_at', '>', horizon)
-      .where('idle_expires_at', '>', horizon)
-      .returning('id')
-      .execute();
+    const revoked = await this.deps.store.transaction(async (trx) => {
+      if (options.byAdmin && (actor === undefined || !(await lockStillAdmin(this.deps.store, trx, actor.accountId, [accountId])))) return undefined;
+      return trx
+        .updateTable('sessions')
+        .set({ revoked_at: now, revoked_reason: by })
+        .where('account_id', '=', accountId)
+        .where('revoked_at', 'is', null)
+        .where('refresh_expires_at', '>', horizon)
+        .where('idle_expires_at', '>', horizon)
+        .returning('id')
+        .execute();
+    });
+    if (revoked === undefined) return fail('forbidden_role', NO_LONGER_ADMIN);
     for (const { id } of revoked) {
       this.deps.events.emit({ type: 'session.revoked', sessionId: id, by, ...(by === 'admin' && actor ? { adminId: actor.accountId } : {}), ...actorFields(actor), at: now, accountId, ip: client.ip, userAgent: client.userAgent, requestId: client.requestId });
     }
@@ -331,7 +339,7 @@ export class Sessions {
     // caller retries): otherwise other processes would accept their tokens meanwhile.
     const recent = await this.deps.store.db.selectFrom('sessions').select(['id', 'revoked_at']).where('account_id', '=', accountId).where('revoked_at', '>', horizon).execute();
     for (const r of recent) await this.publishRevocation(r.id, Number(r.revoked_at));
-    return revoked.length;
+    return ok(revoked.length);
   }
 
   /** The account's live sessions, newest first. */
