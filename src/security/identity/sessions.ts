@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import type { Transaction } from 'kysely';
+import type { Kysely, Transaction } from 'kysely';
 import { lockStillAdmin, NO_LONGER_ADMIN } from '../../accounts/accounts.js';
 import type { Chain } from '../../accounts/wallets.js';
 import { fail, ok, type Result } from '../../errors/registry.js';
@@ -260,15 +260,8 @@ export class Sessions {
    * sessions of the same millisecond in id order, which is the order they were made); returns them.
    */
   private async endOldest(trx: Transaction<Database>, accountId: string, now: number): Promise<string[]> {
-    const beyond = await trx
-      .selectFrom('sessions')
+    const beyond = await liveNewestFirst(trx, accountId, now)
       .select('id')
-      .where('account_id', '=', accountId)
-      .where('revoked_at', 'is', null)
-      .where('refresh_expires_at', '>', now)
-      .where('idle_expires_at', '>', now)
-      .orderBy('created_at', 'desc')
-      .orderBy('id', 'desc')
       .limit(1000)
       .offset(MAX_LIVE_SESSIONS)
       .execute();
@@ -345,17 +338,7 @@ export class Sessions {
   /** The account's live sessions, newest first. */
   async list(accountId: string): Promise<SessionView[]> {
     const now = this.deps.clock.now();
-    const rows = await this.deps.store.db
-      .selectFrom('sessions')
-      .selectAll()
-      .where('account_id', '=', accountId)
-      .where('revoked_at', 'is', null)
-      .where('refresh_expires_at', '>', now)
-      .where('idle_expires_at', '>', now)
-      .orderBy('created_at', 'desc')
-      .orderBy('id', 'desc')
-      .limit(200)
-      .execute();
+    const rows = await liveNewestFirst(this.deps.store.db, accountId, now).selectAll().limit(200).execute();
     return rows.map(toView);
   }
 
@@ -437,4 +420,19 @@ export class Sessions {
       .executeTakeFirst();
     return Number(r.numDeletedRows);
   }
+}
+
+/**
+ * The account's live sessions (not revoked, neither expiry reached), newest first; sessions of the
+ * same millisecond by id, the order they were made. What the list shows and the cap counts.
+ */
+function liveNewestFirst(db: Kysely<Database>, accountId: string, now: number) {
+  return db
+    .selectFrom('sessions')
+    .where('account_id', '=', accountId)
+    .where('revoked_at', 'is', null)
+    .where('refresh_expires_at', '>', now)
+    .where('idle_expires_at', '>', now)
+    .orderBy('created_at', 'desc')
+    .orderBy('id', 'desc');
 }
