@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Store } from '../../src/store/db.js';
@@ -18,9 +19,17 @@ const scaleout = (await serviceAvailable('postgres')) && (await serviceAvailable
 /** Makes the store's next transaction run `before` first (committed), then itself. */
 export function beforeNextTransaction(store: Store, before: () => Promise<void>): void {
   const original = store.transaction.bind(store);
+  // Every transaction begun until `before` has committed waits for it (those `before` makes
+  // itself excepted): the next one may be a background pass's rather than the request's, and the
+  // request's must not slip in meanwhile.
+  const inBefore = new AsyncLocalStorage<true>();
+  let done: Promise<void> | undefined;
   store.transaction = (async (fn: never) => {
-    store.transaction = original;
-    await before();
+    if (inBefore.getStore()) return original(fn);
+    done ??= inBefore.run(true, before).finally(() => {
+      store.transaction = original;
+    });
+    await done;
     return original(fn);
   }) as Store['transaction'];
 }
